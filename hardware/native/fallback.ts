@@ -1,0 +1,271 @@
+/**
+ * The TypeScript implementation of the hot path: CRC-32C, MD5 of partition keys, and the batch and
+ * log frames of `shared/frame.ts` and `shared/logframe.ts`. The C addon (its own issue) must produce
+ * byte-identical results; this file is the reference.
+ */
+import { createHash } from 'node:crypto'
+import { ErrorCode, FrameError } from '../../shared/errors.js'
+import {
+  BODY_START, FRAME_MAGIC_0, FRAME_MAGIC_1, FRAME_VERSION, HASH_KEY_SIZE, HEADER_SIZE, MAX_FRAME_BYTES,
+  MAX_FRAME_DATA, MAX_KEY_BYTES, OFF_BATCH_SEQ, OFF_BODY_LENGTH, OFF_CRC, OFF_EPOCH, OFF_FLAGS, OFF_MAGIC,
+  OFF_RECORD_COUNT, OFF_VERSION, REC_OFF_DATA_LENGTH, REC_OFF_FLAGS, REC_OFF_KEY_LENGTH, REC_OFF_TIME,
+  RECORD_HEADER_SIZE, RecordFlag, type Batch, type BatchRecord,
+} from '../../shared/frame.js'
+import {
+  LOG_CRC_START, LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_ARRIVAL, LOG_OFF_BATCH_INDEX, LOG_OFF_BATCH_SEQ,
+  LOG_OFF_CRC, LOG_OFF_DEVICE_LENGTH, LOG_OFF_EPOCH, LOG_OFF_FLAGS, LOG_OFF_KEY_LENGTH, LOG_OFF_LENGTH,
+  LOG_OFF_OFFSET, LOG_OFF_PRODUCER_TIME, type LogRecord, type LogRecordInput,
+} from '../../shared/logframe.js'
+import type { DecodedBatch, DecodedRecord, LogScan } from './types.js'
+
+// ---- CRC-32C (Castagnoli), slicing-by-8 ----
+
+const CRC_TABLES = (() => {
+  const tables = new Int32Array(8 * 256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+    tables[n] = c
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = tables[n]!
+    for (let t = 1; t < 8; t++) {
+      c = tables[c & 0xff]! ^ (c >>> 8)
+      tables[t * 256 + n] = c
+    }
+  }
+  return tables
+})()
+
+export function crc32c(buf: Uint8Array, initial = 0, start = 0, end = buf.length): number {
+  const T = CRC_TABLES
+  let crc = ~initial
+  let i = start
+  while (i + 8 <= end) {
+    const a = (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)) ^ crc
+    const b = buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24)
+    crc =
+      T[7 * 256 + (a & 0xff)]! ^ T[6 * 256 + ((a >>> 8) & 0xff)]! ^ T[5 * 256 + ((a >>> 16) & 0xff)]! ^
+      T[4 * 256 + (a >>> 24)]! ^ T[3 * 256 + (b & 0xff)]! ^ T[2 * 256 + ((b >>> 8) & 0xff)]! ^
+      T[256 + ((b >>> 16) & 0xff)]! ^ T[b >>> 24]!
+    i += 8
+  }
+  while (i < end) crc = T[(crc ^ buf[i++]!) & 0xff]! ^ (crc >>> 8)
+  return ~crc >>> 0
+}
+
+// ---- MD5 of partition keys ----
+
+/** MD5 of each key's UTF-8 bytes, 16 bytes per key, back to back. */
+export function md5Many(keys: readonly string[]): Buffer {
+  const out = Buffer.allocUnsafe(keys.length * 16)
+  for (let i = 0; i < keys.length; i++) createHash('md5').update(keys[i]!, 'utf8').digest().copy(out, i * 16)
+  return out
+}
+
+// ---- u64 helpers (values kept below 2^53 where they are numbers) ----
+
+function writeU64(buf: Buffer, value: number, at: number): void {
+  buf.writeUInt32LE(value % 0x1_0000_0000, at)
+  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4)
+}
+function readU64(buf: Uint8Array, at: number): number {
+  const view = buf as Buffer
+  return view.readUInt32LE(at + 4) * 0x1_0000_0000 + view.readUInt32LE(at)
+}
+function bigintToU128BE(value: bigint, buf: Buffer, at: number): void {
+  buf.writeBigUInt64BE(value >> 64n, at)
+  buf.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, at + 8)
+}
+export function u128BEToBigint(buf: Uint8Array, at: number): bigint {
+  const view = buf as Buffer
+  return (view.readBigUInt64BE(at) << 64n) | view.readBigUInt64BE(at + 8)
+}
+
+// ---- batch frame ----
+
+export function encodeBatch(batch: Batch): Buffer {
+  const keys = batch.records.map((r) => Buffer.from(r.partitionKey, 'utf8'))
+  let size = HEADER_SIZE
+  batch.records.forEach((r, i) => {
+    size += RECORD_HEADER_SIZE + (r.explicitHashKey !== undefined ? HASH_KEY_SIZE : 0) + keys[i]!.length + r.data.length
+  })
+  const buf = Buffer.alloc(size)
+  buf[OFF_MAGIC] = FRAME_MAGIC_0
+  buf[OFF_MAGIC + 1] = FRAME_MAGIC_1
+  buf[OFF_VERSION] = FRAME_VERSION
+  buf[OFF_FLAGS] = 0
+  buf.writeUInt32LE(size - BODY_START, OFF_BODY_LENGTH)
+  buf.writeBigUInt64LE(batch.epoch, OFF_EPOCH)
+  writeU64(buf, batch.sequence, OFF_BATCH_SEQ)
+  buf.writeUInt32LE(batch.records.length, OFF_RECORD_COUNT)
+  let at = HEADER_SIZE
+  batch.records.forEach((r, i) => {
+    const key = keys[i]!
+    const hasHash = r.explicitHashKey !== undefined
+    buf[at + REC_OFF_FLAGS] = (r.clockSynced ? RecordFlag.clockSynced : 0) | (hasHash ? RecordFlag.explicitHashKey : 0)
+    buf.writeUInt16LE(key.length, at + REC_OFF_KEY_LENGTH)
+    buf.writeUInt32LE(r.data.length, at + REC_OFF_DATA_LENGTH)
+    buf.writeDoubleLE(r.producerTimeMs, at + REC_OFF_TIME)
+    at += RECORD_HEADER_SIZE
+    if (hasHash) {
+      bigintToU128BE(r.explicitHashKey!, buf, at)
+      at += HASH_KEY_SIZE
+    }
+    key.copy(buf, at)
+    at += key.length
+    buf.set(r.data, at)
+    at += r.data.length
+  })
+  buf.writeUInt32LE(crc32c(buf, 0, BODY_START, size), OFF_CRC)
+  return buf
+}
+
+const fail = (code: ErrorCode, message: string): never => {
+  throw new FrameError(code, message)
+}
+
+/**
+ * Decodes a batch frame. Total: any input either decodes or throws a FrameError; no length field
+ * is trusted before it has been checked against the bytes actually present.
+ */
+export function decodeBatch(buf: Buffer): DecodedBatch {
+  if (buf.length < HEADER_SIZE) fail(ErrorCode.FRAME_TRUNCATED, `frame is ${buf.length} bytes, shorter than the ${HEADER_SIZE}-byte header`)
+  if (buf.length > MAX_FRAME_BYTES) fail(ErrorCode.FRAME_TOO_LARGE, `frame is ${buf.length} bytes`)
+  if (buf[OFF_MAGIC] !== FRAME_MAGIC_0 || buf[OFF_MAGIC + 1] !== FRAME_MAGIC_1) fail(ErrorCode.FRAME_BAD_MAGIC, 'not a Tributary batch frame (bad magic)')
+  if (buf[OFF_VERSION] !== FRAME_VERSION) fail(ErrorCode.FRAME_BAD_VERSION, `unsupported frame version ${buf[OFF_VERSION]}`)
+  const bodyLength = buf.readUInt32LE(OFF_BODY_LENGTH)
+  if (bodyLength !== buf.length - BODY_START) {
+    fail(bodyLength > buf.length - BODY_START ? ErrorCode.FRAME_TRUNCATED : ErrorCode.FRAME_BAD_FIELD,
+      `frame body length says ${bodyLength} bytes but ${buf.length - BODY_START} are present`)
+  }
+  if (crc32c(buf, 0, BODY_START, buf.length) !== buf.readUInt32LE(OFF_CRC)) fail(ErrorCode.FRAME_BAD_CHECKSUM, 'frame checksum does not match its body')
+  const epoch = buf.readBigUInt64LE(OFF_EPOCH)
+  const sequence = readU64(buf, OFF_BATCH_SEQ)
+  if (!Number.isSafeInteger(sequence)) fail(ErrorCode.FRAME_BAD_FIELD, 'batch sequence is above 2^53-1')
+  const count = buf.readUInt32LE(OFF_RECORD_COUNT)
+  if (count === 0) fail(ErrorCode.FRAME_BAD_FIELD, 'batch holds no records')
+  // Each record takes at least its header, so a count the payload cannot hold is refused before allocating.
+  if (count > (buf.length - HEADER_SIZE) / RECORD_HEADER_SIZE) fail(ErrorCode.FRAME_TRUNCATED, `record count ${count} cannot fit in ${buf.length} bytes`)
+  const records: DecodedRecord[] = new Array(count)
+  let at = HEADER_SIZE
+  for (let i = 0; i < count; i++) {
+    if (at + RECORD_HEADER_SIZE > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} header runs past the end of the frame`)
+    const flags = buf[at + REC_OFF_FLAGS]!
+    const keyLength = buf.readUInt16LE(at + REC_OFF_KEY_LENGTH)
+    const dataLength = buf.readUInt32LE(at + REC_OFF_DATA_LENGTH)
+    const producerTimeMs = buf.readDoubleLE(at + REC_OFF_TIME)
+    if (flags & ~(RecordFlag.clockSynced | RecordFlag.explicitHashKey)) fail(ErrorCode.FRAME_BAD_FIELD, `record ${i} has unknown flags 0x${flags.toString(16)}`)
+    if (keyLength > MAX_KEY_BYTES) fail(ErrorCode.FRAME_BAD_FIELD, `record ${i} partition key is ${keyLength} bytes, over ${MAX_KEY_BYTES}`)
+    if (dataLength > MAX_FRAME_DATA) fail(ErrorCode.FRAME_BAD_FIELD, `record ${i} data length ${dataLength} is beyond any acceptable record`)
+    if (!Number.isFinite(producerTimeMs)) fail(ErrorCode.FRAME_BAD_FIELD, `record ${i} producer time is not a finite number`)
+    at += RECORD_HEADER_SIZE
+    let explicitHashKey: bigint | undefined
+    if (flags & RecordFlag.explicitHashKey) {
+      if (at + HASH_KEY_SIZE > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} hash key runs past the end of the frame`)
+      explicitHashKey = u128BEToBigint(buf, at)
+      at += HASH_KEY_SIZE
+    }
+    if (at + keyLength + dataLength > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} runs past the end of the frame`)
+    const keyBytes = buf.subarray(at, at + keyLength)
+    const partitionKey = keyBytes.toString('utf8')
+    at += keyLength
+    records[i] = {
+      partitionKey,
+      keyValidUtf8: Buffer.byteLength(partitionKey) === keyLength && !partitionKey.includes('\ufffd'),
+      data: buf.subarray(at, at + dataLength),
+      explicitHashKey,
+      producerTimeMs,
+      clockSynced: (flags & RecordFlag.clockSynced) !== 0,
+    }
+    at += dataLength
+  }
+  if (at !== buf.length) fail(ErrorCode.FRAME_BAD_FIELD, `${buf.length - at} bytes follow the last record`)
+  return { epoch, sequence, records }
+}
+
+// ---- log records ----
+
+const EMPTY = Buffer.alloc(0)
+
+export function logRecordSize(input: LogRecordInput): number {
+  return LOG_HEADER_SIZE + Buffer.byteLength(input.partitionKey) + (input.device ? Buffer.byteLength(input.device) : 0) + input.data.length
+}
+
+/** Writes one log record at `at` of `buf` (which must have room) and returns its length. */
+export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrivalMs: number, input: LogRecordInput): number {
+  const keyLength = buf.write(input.partitionKey, at + LOG_HEADER_SIZE, 'utf8')
+  const deviceLength = input.device ? buf.write(input.device, at + LOG_HEADER_SIZE + keyLength, 'utf8') : 0
+  const dataAt = at + LOG_HEADER_SIZE + keyLength + deviceLength
+  buf.set(input.data, dataAt)
+  const length = dataAt + input.data.length - at
+  buf.writeUInt32LE(length, at + LOG_OFF_LENGTH)
+  writeU64(buf, offset, at + LOG_OFF_OFFSET)
+  buf.writeDoubleLE(arrivalMs, at + LOG_OFF_ARRIVAL)
+  buf.writeDoubleLE(input.producerTimeMs, at + LOG_OFF_PRODUCER_TIME)
+  buf[at + LOG_OFF_FLAGS] = input.flags
+  buf[at + LOG_OFF_FLAGS + 1] = 0
+  buf.writeUInt16LE(keyLength, at + LOG_OFF_KEY_LENGTH)
+  buf.writeUInt16LE(deviceLength, at + LOG_OFF_DEVICE_LENGTH)
+  buf.writeUInt16LE(input.batchIndex ?? 0, at + LOG_OFF_BATCH_INDEX)
+  buf.writeBigUInt64LE(input.epoch ?? 0n, at + LOG_OFF_EPOCH)
+  writeU64(buf, input.batchSequence ?? 0, at + LOG_OFF_BATCH_SEQ)
+  buf.fill(0, at + 56, at + LOG_HEADER_SIZE)
+  buf.writeUInt32LE(crc32c(buf, 0, at + LOG_CRC_START, at + length), at + LOG_OFF_CRC)
+  return length
+}
+
+/**
+ * Walks the log records in `buf[start, end)`, verifying each checksum. Stops at the first record
+ * that is incomplete (a torn tail) or damaged, and says which; offsets are where each good record
+ * begins. `expectedOffset`, when given, must match the first record's offset and then count up.
+ */
+export function scanLog(buf: Buffer, start = 0, end = buf.length, expectedOffset = -1): LogScan {
+  const positions: number[] = []
+  let at = start
+  let next = expectedOffset
+  while (at < end) {
+    if (end - at < LOG_HEADER_SIZE) return { positions, end: at, stop: 'torn' }
+    const length = buf.readUInt32LE(at + LOG_OFF_LENGTH)
+    if (length < LOG_HEADER_SIZE || length > LOG_MAX_FRAME) return { positions, end: at, stop: 'damaged' }
+    if (end - at < length) return { positions, end: at, stop: 'torn' }
+    if (crc32c(buf, 0, at + LOG_CRC_START, at + length) !== buf.readUInt32LE(at + LOG_OFF_CRC)) return { positions, end: at, stop: 'damaged' }
+    const offset = readU64(buf, at + LOG_OFF_OFFSET)
+    if (next >= 0 && offset !== next) return { positions, end: at, stop: 'damaged' }
+    next = offset + 1
+    positions.push(at)
+    at += length
+  }
+  return { positions, end: at, stop: 'end' }
+}
+
+/** Reads the record at `at`; the caller has verified it with scanLog or trusts the index. */
+export function decodeLogRecord(buf: Buffer, at: number): LogRecord {
+  const length = buf.readUInt32LE(at + LOG_OFF_LENGTH)
+  const keyLength = buf.readUInt16LE(at + LOG_OFF_KEY_LENGTH)
+  const deviceLength = buf.readUInt16LE(at + LOG_OFF_DEVICE_LENGTH)
+  const keyAt = at + LOG_HEADER_SIZE
+  const dataAt = keyAt + keyLength + deviceLength
+  return {
+    offset: readU64(buf, at + LOG_OFF_OFFSET),
+    arrivalMs: buf.readDoubleLE(at + LOG_OFF_ARRIVAL),
+    producerTimeMs: buf.readDoubleLE(at + LOG_OFF_PRODUCER_TIME),
+    flags: buf[at + LOG_OFF_FLAGS]!,
+    partitionKey: buf.toString('utf8', keyAt, keyAt + keyLength),
+    device: deviceLength ? buf.toString('utf8', keyAt + keyLength, dataAt) : '',
+    epoch: buf.readBigUInt64LE(at + LOG_OFF_EPOCH),
+    batchSequence: readU64(buf, at + LOG_OFF_BATCH_SEQ),
+    batchIndex: buf.readUInt16LE(at + LOG_OFF_BATCH_INDEX),
+    data: length > dataAt - at ? buf.subarray(dataAt, at + length) : EMPTY,
+  }
+}
+
+export function readLogOffset(buf: Buffer, at: number): number {
+  return readU64(buf, at + LOG_OFF_OFFSET)
+}
+export function readLogArrival(buf: Buffer, at: number): number {
+  return buf.readDoubleLE(at + LOG_OFF_ARRIVAL)
+}
+export function readLogLength(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at + LOG_OFF_LENGTH)
+}

@@ -1,0 +1,142 @@
+/**
+ * The relay's configuration schema. Every setting has one name, a default, an environment variable
+ * and a command-line flag; values come from flags, then the environment, then a config file, then
+ * the default (DESIGN.md, "Defaults"). Validation names the offending field.
+ */
+import { ConfigError } from './errors.js'
+
+type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'accessKeys'
+
+interface Field {
+  type: FieldType
+  default: unknown
+  env: string
+  flag: string
+  min?: number
+  max?: number
+  help: string
+}
+
+export interface AccessKey {
+  accessKeyId: string
+  secretAccessKey: string
+}
+
+export interface RelayConfig {
+  dataDir: string
+  mqttHost: string
+  mqttPort: number
+  mqttTlsPort: number
+  tlsCert: string
+  tlsKey: string
+  httpHost: string
+  httpPort: number
+  allowAnonymous: boolean
+  autoCreateStreams: boolean
+  autoCreateShardCount: number
+  retentionHours: number
+  segmentBytes: number
+  maxStreamBytes: number
+  maxDataBytes: number
+  groupCommitMs: number
+  maxBatchRecords: number
+  maxPacketBytes: number
+  region: string
+  accountId: string
+  accessKeys: AccessKey[]
+}
+
+export const relaySchema: Record<keyof RelayConfig, Field> = {
+  dataDir: { type: 'string', default: './data', env: 'TRIBUTARY_DATA_DIR', flag: 'data-dir', help: 'directory for shard logs, metadata and the admin token' },
+  mqttHost: { type: 'string', default: '0.0.0.0', env: 'TRIBUTARY_MQTT_HOST', flag: 'mqtt-host', help: 'address the MQTT broker binds' },
+  mqttPort: { type: 'integer', default: 1883, env: 'TRIBUTARY_MQTT_PORT', flag: 'mqtt-port', min: 0, max: 65535, help: 'MQTT port (0 picks a free one)' },
+  mqttTlsPort: { type: 'integer', default: 8883, env: 'TRIBUTARY_MQTT_TLS_PORT', flag: 'mqtt-tls-port', min: 0, max: 65535, help: 'MQTT over TLS, when a certificate and key are set' },
+  tlsCert: { type: 'string', default: '', env: 'TRIBUTARY_TLS_CERT', flag: 'tls-cert', help: 'PEM certificate file for MQTT over TLS' },
+  tlsKey: { type: 'string', default: '', env: 'TRIBUTARY_TLS_KEY', flag: 'tls-key', help: 'PEM private key file for MQTT over TLS' },
+  httpHost: { type: 'string', default: '', env: 'TRIBUTARY_HTTP_HOST', flag: 'http-host', help: 'address the HTTP API binds; default 0.0.0.0 with access keys, 127.0.0.1 without' },
+  httpPort: { type: 'integer', default: 4567, env: 'TRIBUTARY_HTTP_PORT', flag: 'http-port', min: 0, max: 65535, help: 'Kinesis API, admin, /metrics and /healthz' },
+  allowAnonymous: { type: 'boolean', default: false, env: 'TRIBUTARY_ALLOW_ANONYMOUS', flag: 'allow-anonymous', help: 'accept MQTT clients without credentials' },
+  autoCreateStreams: { type: 'boolean', default: true, env: 'TRIBUTARY_AUTO_CREATE_STREAMS', flag: 'auto-create-streams', help: 'create a stream a device names on first use' },
+  autoCreateShardCount: { type: 'integer', default: 1, env: 'TRIBUTARY_AUTO_CREATE_SHARDS', flag: 'auto-create-shards', min: 1, max: 1000, help: 'shards of an auto-created stream' },
+  retentionHours: { type: 'integer', default: 24, env: 'TRIBUTARY_RETENTION_HOURS', flag: 'retention-hours', min: 1, max: 8760, help: 'default retention of new streams' },
+  segmentBytes: { type: 'integer', default: 64 * 1024 * 1024, env: 'TRIBUTARY_SEGMENT_BYTES', flag: 'segment-bytes', min: 4096, max: 1024 * 1024 * 1024, help: 'roll a shard segment at this size' },
+  maxStreamBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_STREAM_BYTES', flag: 'max-stream-bytes', min: 0, help: 'per-stream size cap, oldest segments go first (0: none)' },
+  maxDataBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_DATA_BYTES', flag: 'max-data-bytes', min: 0, help: 'disk cap on all shard logs; at the cap ingest stops acknowledging (0: none)' },
+  groupCommitMs: { type: 'number', default: 2, env: 'TRIBUTARY_GROUP_COMMIT_MS', flag: 'group-commit-ms', min: 0, max: 1000, help: 'longest wait to gather appends into one fsync' },
+  maxBatchRecords: { type: 'integer', default: 500, env: 'TRIBUTARY_MAX_BATCH_RECORDS', flag: 'max-batch-records', min: 1, max: 100_000, help: 'records a device batch may hold' },
+  maxPacketBytes: { type: 'integer', default: 4 * 1024 * 1024, env: 'TRIBUTARY_MAX_PACKET_BYTES', flag: 'max-packet-bytes', min: 65536, max: 256 * 1024 * 1024, help: 'largest MQTT packet the broker accepts' },
+  region: { type: 'string', default: 'us-east-1', env: 'TRIBUTARY_REGION', flag: 'region', help: 'region used in ARNs and SigV4 scope' },
+  accountId: { type: 'string', default: '000000000000', env: 'TRIBUTARY_ACCOUNT_ID', flag: 'account-id', help: 'account id used in ARNs' },
+  accessKeys: { type: 'accessKeys', default: [], env: 'TRIBUTARY_ACCESS_KEYS', flag: 'access-keys', help: 'ID:SECRET[,ID:SECRET…]; when set, SigV4 is verified' },
+}
+
+function coerce(name: string, field: Field, raw: unknown): unknown {
+  switch (field.type) {
+    case 'string':
+      if (typeof raw !== 'string') throw new ConfigError(name, `must be a string, got ${JSON.stringify(raw)}`)
+      return raw
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw
+      if (raw === 'true' || raw === '1' || raw === '') return true
+      if (raw === 'false' || raw === '0') return false
+      throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`)
+    case 'integer':
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN
+      if (!Number.isFinite(n) || (field.type === 'integer' && !Number.isInteger(n))) {
+        throw new ConfigError(name, `must be ${field.type === 'integer' ? 'an integer' : 'a number'}, got ${JSON.stringify(raw)}`)
+      }
+      if (field.min !== undefined && n < field.min) throw new ConfigError(name, `must be at least ${field.min}, got ${n}`)
+      if (field.max !== undefined && n > field.max) throw new ConfigError(name, `must be at most ${field.max}, got ${n}`)
+      return n
+    }
+    case 'accessKeys': {
+      const list = typeof raw === 'string' ? raw.split(',').filter(Boolean).map((pair) => {
+        const i = pair.indexOf(':')
+        return { accessKeyId: pair.slice(0, i), secretAccessKey: pair.slice(i + 1) }
+      }) : raw
+      if (!Array.isArray(list)) throw new ConfigError(name, 'must be a list of {accessKeyId, secretAccessKey}')
+      return list.map((k: unknown, i: number) => {
+        const key = k as Partial<AccessKey>
+        if (typeof key?.accessKeyId !== 'string' || !/^[A-Za-z0-9]{1,128}$/.test(key.accessKeyId)) throw new ConfigError(`${name}[${i}].accessKeyId`, 'must be 1-128 letters and digits')
+        if (typeof key.secretAccessKey !== 'string' || key.secretAccessKey.length < 1) throw new ConfigError(`${name}[${i}].secretAccessKey`, 'must be a non-empty string')
+        return { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey }
+      })
+    }
+  }
+}
+
+/**
+ * Resolves the relay's configuration: `flags` (already parsed, by flag name) over `env` over
+ * `file` (an object, e.g. parsed YAML or JSON, by setting name) over the defaults.
+ */
+export function resolveRelayConfig(
+  flags: Record<string, unknown> = {},
+  env: Record<string, string | undefined> = {},
+  file: Record<string, unknown> = {},
+): RelayConfig {
+  for (const key of Object.keys(file)) {
+    if (!(key in relaySchema)) throw new ConfigError(key, 'is not a relay setting')
+  }
+  const out: Record<string, unknown> = {}
+  for (const [name, field] of Object.entries(relaySchema)) {
+    let raw: unknown = field.default
+    let source = name
+    if (file[name] !== undefined) raw = file[name]
+    if (env[field.env] !== undefined) { raw = env[field.env]; source = field.env }
+    if (flags[field.flag] !== undefined) { raw = flags[field.flag]; source = `--${field.flag}` }
+    out[name] = coerce(source, field, raw)
+  }
+  const config = out as unknown as RelayConfig
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError(config.tlsCert ? 'tlsKey' : 'tlsCert', 'TLS needs both a certificate and a key')
+  if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 ? '0.0.0.0' : '127.0.0.1'
+  if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('accountId', 'must be 12 digits')
+  return config
+}
+
+/** The settings table for `--help` and the README. */
+export function describeRelaySettings(): string {
+  return Object.entries(relaySchema)
+    .map(([name, f]) => `  --${f.flag.padEnd(22)} ${f.env.padEnd(32)} ${name}: ${f.help} (default ${JSON.stringify(f.default)})`)
+    .join('\n')
+}

@@ -1,0 +1,7 @@
+export * from './errors.js'
+export * from './topics.js'
+export * from './frame.js'
+export * from './logframe.js'
+export * from './limits.js'
+export * from './config.js'
+export * from './messages.js'
