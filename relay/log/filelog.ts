@@ -1,0 +1,595 @@
+/**
+ * The embedded shard log: segment files per shard under `<root>/<stream>/<shard>/`, group-committed
+ * with fdatasync. See `shared/logframe.ts` for the record layout and `segment.ts` for the index.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { join } from 'node:path'
+import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
+import { ErrorCode, StorageError } from '../../shared/errors.js'
+import { LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC, LOG_OFF_LENGTH, LOG_CRC_START, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
+import { readLogArrival, readLogOffset, readLogLength } from '../../hardware/index.js'
+import { Segment, segmentName } from './segment.js'
+import type { CorruptionReport, LogStore, ReadResult, ShardLog } from './types.js'
+
+export interface FileLogOptions {
+  root: string
+  segmentBytes?: number
+  groupCommitMs?: number
+  maxStreamBytes?: number
+  codec?: Codec
+  /** Called once for each damaged region found. */
+  onCorruption?: (report: CorruptionReport) => void
+  /** Injectable clock (ms). */
+  now?: () => number
+}
+
+interface PendingAppend {
+  firstOffset: number
+  arrival: number
+  /** Position of each record relative to the start of the pending buffer. */
+  positions: number[]
+}
+
+const READ_CHUNK = 1024 * 1024
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, fsc.O_RDONLY)
+  try { await handle.sync() } finally { await handle.close() }
+}
+
+async function readAt(handle: fsp.FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length)
+  let got = 0
+  while (got < length) {
+    const { bytesRead } = await handle.read(buf, got, length - got, position + got)
+    if (bytesRead === 0) break
+    got += bytesRead
+  }
+  return got === length ? buf : buf.subarray(0, got)
+}
+
+export class FileShardLog implements ShardLog {
+  readonly key: string
+  readonly stream: string
+  readonly dir: string
+  private readonly store: FileLogStore
+  private readonly codec: Codec
+  segments: Segment[] = []
+  private nextOffset = 0
+  private committedEnd = 0
+  private lastAssignedArrival = 0
+  private pendingChunks: Buffer[] = []
+  private pendingBytes = 0
+  private pendingAppends: PendingAppend[] = []
+  private pendingCount = 0
+
+  constructor(store: FileLogStore, stream: string, shard: string, dir: string, codec: Codec) {
+    this.store = store
+    this.stream = stream
+    this.key = `${stream}/${shard}`
+    this.dir = dir
+    this.codec = codec
+  }
+
+  startOffset(): number {
+    return this.segments[0]?.base ?? this.committedEnd
+  }
+  endOffset(): number {
+    return this.committedEnd
+  }
+  lastArrivalMs(): number {
+    const last = this.segments[this.segments.length - 1]
+    return last ? last.lastArrival : 0
+  }
+  sizeBytes(): number {
+    let n = 0
+    for (const s of this.segments) n += s.size
+    return n
+  }
+  pendingRecords(): number {
+    return this.pendingCount
+  }
+
+  // ---- open and recovery ----
+
+  async open(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true })
+    const names = (await fsp.readdir(this.dir)).filter((n) => /^\d{20}\.log$/.test(n)).sort()
+    for (let i = 0; i < names.length; i++) {
+      const base = Number(names[i]!.slice(0, 20))
+      const handle = await fsp.open(join(this.dir, names[i]!), 'r+')
+      const segment = new Segment(this.dir, base, handle)
+      const last = i === names.length - 1
+      const size = (await handle.stat()).size
+      let indexed = false
+      if (!last) {
+        const idx = await fsp.readFile(segment.indexPath).catch(() => Buffer.alloc(0))
+        indexed = segment.loadIndex(idx, size)
+      }
+      // With a trusted index only the stretch after its last entry is walked; otherwise all of it.
+      const from = indexed ? segment.positions[segment.positions.length - 1]! : 0
+      const fromOffset = indexed ? segment.offsets[segment.offsets.length - 1]! : base
+      if (!indexed) { segment.offsets = []; segment.positions = []; segment.times = [] }
+      const nextBase = last ? -1 : Number(names[i + 1]!.slice(0, 20))
+      await this.recoverRegion(segment, from, fromOffset, size, nextBase)
+      if (!indexed && !last && segment.size > 0) await fsp.writeFile(segment.indexPath, segment.encodeIndex())
+      segment.sealed = !last
+      if (segment.size === 0 && !last) {
+        // An empty sealed segment holds nothing; remove it.
+        await handle.close()
+        await fsp.rm(segment.logPath, { force: true })
+        await fsp.rm(segment.indexPath, { force: true })
+        continue
+      }
+      this.segments.push(segment)
+    }
+    const last = this.segments[this.segments.length - 1]
+    this.committedEnd = this.nextOffset = last ? last.end : 0
+    this.lastAssignedArrival = last?.lastArrival ?? 0
+    if (!last) await this.createSegment(0)
+  }
+
+  /**
+   * Walks `[from, fileSize)` verifying every record. A damaged record followed by good ones is a hole
+   * (reported, never served); damage with nothing good after it is a torn tail and is cut off.
+   */
+  private async recoverRegion(segment: Segment, from: number, fromOffset: number, fileSize: number, nextBase: number): Promise<void> {
+    let position = from
+    let expected = fromOffset
+    while (position < fileSize) {
+      const length = Math.min(fileSize - position, Math.max(READ_CHUNK, LOG_MAX_FRAME))
+      const buf = await readAt(segment.handle, position, length)
+      const scan = this.codec.scanLog(buf, 0, buf.length, expected)
+      for (const p of scan.positions) {
+        segment.noteRecord(readLogOffset(buf, p), position + p, readLogArrival(buf, p))
+      }
+      if (scan.positions.length) expected = segment.end
+      const stopAt = position + scan.end
+      if (scan.stop === 'end') { position = stopAt; continue }
+      // A record that straddles the end of this chunk: continue from it.
+      if (scan.stop === 'torn' && position + buf.length < fileSize && scan.end > 0) { position = stopAt; continue }
+      const next = await this.resync(segment, stopAt, expected, fileSize)
+      if (next) {
+        const report: CorruptionReport = {
+          shard: this.key, file: segment.logPath, position: stopAt,
+          firstOffset: expected, lastOffset: next.offset - 1, detectedAt: Date.now(),
+        }
+        segment.holes.set(stopAt, next.position)
+        this.store.reportCorruption(report)
+        // The index must not point into the hole.
+        expected = next.offset
+        position = next.position
+        continue
+      }
+      if (nextBase >= 0) {
+        // A sealed segment was complete when it was sealed: damage at its end is corruption, not a torn write.
+        segment.holes.set(stopAt, fileSize)
+        this.store.reportCorruption({
+          shard: this.key, file: segment.logPath, position: stopAt,
+          firstOffset: expected, lastOffset: nextBase - 1, detectedAt: Date.now(),
+        })
+        segment.end = nextBase
+        position = fileSize
+        break
+      }
+      // Nothing good follows in the active segment: a torn tail, cut it off.
+      if (stopAt < fileSize) {
+        await segment.handle.truncate(stopAt)
+        await segment.handle.sync()
+      }
+      position = stopAt
+      break
+    }
+    segment.size = position
+  }
+
+  /** Looks for the next good record after damage at `position`: a plausible header whose checksum holds. */
+  private async resync(segment: Segment, position: number, expected: number, fileSize: number): Promise<{ position: number; offset: number } | null> {
+    let at = position + 1
+    while (at + LOG_HEADER_SIZE <= fileSize) {
+      const buf = await readAt(segment.handle, at, Math.min(fileSize - at, READ_CHUNK + LOG_MAX_FRAME))
+      const limit = Math.min(buf.length - LOG_HEADER_SIZE, READ_CHUNK)
+      for (let i = 0; i <= limit; i++) {
+        const length = readLogLength(buf, i)
+        if (length < LOG_HEADER_SIZE || length > LOG_MAX_FRAME || i + length > buf.length) continue
+        const offset = readLogOffset(buf, i)
+        if (offset < expected || offset > expected + 10_000_000) continue
+        if (this.codec.crc32c(buf, 0, i + LOG_CRC_START, i + length) !== buf.readUInt32LE(i + LOG_OFF_CRC)) continue
+        return { position: at + i, offset }
+      }
+      at += limit + 1
+    }
+    return null
+  }
+
+  private async createSegment(base: number): Promise<Segment> {
+    const handle = await fsp.open(join(this.dir, segmentName(base, 'log')), 'wx+')
+    await fsyncDir(this.dir)
+    const segment = new Segment(this.dir, base, handle)
+    this.segments.push(segment)
+    return segment
+  }
+
+  // ---- append and commit ----
+
+  append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number } {
+    this.store.checkWritable()
+    let size = 0
+    for (const r of records) size += this.codec.logRecordSize(r)
+    const buf = Buffer.allocUnsafe(size)
+    const now = this.store.now()
+    const arrival = now > this.lastAssignedArrival ? now : this.lastAssignedArrival
+    this.lastAssignedArrival = arrival
+    const firstOffset = this.nextOffset
+    const positions = new Array<number>(records.length)
+    let at = 0
+    for (let i = 0; i < records.length; i++) {
+      positions[i] = this.pendingBytes + at
+      at += this.codec.encodeLogRecord(buf, at, this.nextOffset++, arrival, records[i]!)
+    }
+    this.pendingChunks.push(buf)
+    this.pendingBytes += size
+    this.pendingCount += records.length
+    this.pendingAppends.push({ firstOffset, arrival, positions })
+    this.store.markDirty(this)
+    return { firstOffset, arrivalMs: arrival }
+  }
+
+  /** Writes and fsyncs what is pending; called by the store's committer only. */
+  async flush(segmentBytes: number): Promise<void> {
+    if (this.pendingBytes === 0) return
+    const chunks = this.pendingChunks
+    const appends = this.pendingAppends
+    const bytes = this.pendingBytes
+    const count = this.pendingCount
+    this.pendingChunks = []
+    this.pendingAppends = []
+    this.pendingBytes = 0
+    this.pendingCount = 0
+    let active = this.segments[this.segments.length - 1]!
+    if (active.size >= segmentBytes) active = await this.roll(active, appends[0]!.firstOffset)
+    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes)
+    let written = 0
+    while (written < data.length) {
+      const { bytesWritten } = await active.handle.write(data, written, data.length - written, active.size + written)
+      written += bytesWritten
+    }
+    await active.handle.datasync()
+    const base = active.size
+    for (const a of appends) {
+      for (let i = 0; i < a.positions.length; i++) active.noteRecord(a.firstOffset + i, base + a.positions[i]!, a.arrival)
+    }
+    active.size += data.length
+    this.committedEnd += count
+    this.store.notifyAppended(this)
+  }
+
+  private async roll(active: Segment, base: number): Promise<Segment> {
+    await fsp.writeFile(active.indexPath, active.encodeIndex())
+    const idx = await fsp.open(active.indexPath, 'r')
+    try { await idx.sync() } finally { await idx.close() }
+    active.sealed = true
+    return this.createSegment(base)
+  }
+
+  /** Drops pending appends after a failed commit so nothing half-known is served. */
+  discardPending(): void {
+    this.pendingChunks = []
+    this.pendingAppends = []
+    this.pendingBytes = 0
+    this.pendingCount = 0
+    this.nextOffset = this.committedEnd
+  }
+
+  // ---- read ----
+
+  private segmentFor(offset: number): number {
+    let lo = 0
+    let hi = this.segments.length - 1
+    let found = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (this.segments[mid]!.base <= offset) { found = mid; lo = mid + 1 } else hi = mid - 1
+    }
+    return found
+  }
+
+  async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    let offset = Math.max(fromOffset, this.startOffset())
+    const end = this.committedEnd
+    const records: LogRecord[] = []
+    let bytes = 0
+    let si = this.segmentFor(offset)
+    if (si < 0) si = 0
+    while (offset < end && records.length < maxRecords && bytes < maxBytes && si < this.segments.length) {
+      const segment = this.segments[si]!
+      if (offset >= segment.end) { si++; continue }
+      const seek = segment.seekOffset(offset)
+      let position = seek.position
+      let expected = seek.offset
+      // Walk forward in chunks until the limits are met or the segment's committed bytes end.
+      const segEnd = segment.size
+      while (position < segEnd && records.length < maxRecords && bytes < maxBytes && offset < end) {
+        const hole = segment.holes.get(position)
+        if (hole !== undefined) {
+          position = hole
+          expected = -1
+          continue
+        }
+        const buf = await readAt(segment.handle, position, Math.min(segEnd - position, READ_CHUNK))
+        const scan = this.codec.scanLog(buf, 0, buf.length, expected)
+        let full = false
+        for (const p of scan.positions) {
+          const recOffset = readLogOffset(buf, p)
+          if (recOffset < offset) continue
+          if (recOffset >= end || records.length >= maxRecords) { full = true; break }
+          const record = this.codec.decodeLogRecord(buf, p)
+          const size = record.data.length + Buffer.byteLength(record.partitionKey)
+          if (records.length > 0 && bytes + size > maxBytes) { bytes = maxBytes; full = true; break }
+          // Copy out so the chunk can be collected while the record lives on.
+          record.data = Buffer.from(record.data)
+          records.push(record)
+          bytes += size
+          offset = recOffset + 1
+        }
+        // The limits were met before this chunk's end (or its damage): the next read starts at `offset`.
+        if (full || records.length >= maxRecords) break
+        if (scan.positions.length) expected = readLogOffset(buf, scan.positions[scan.positions.length - 1]!) + 1
+        if (scan.stop === 'end') { position += scan.end; continue }
+        if (scan.stop === 'torn') {
+          const chunkEnd = position + buf.length
+          // A record that straddles the end of this chunk: continue from it.
+          if (chunkEnd < segEnd && scan.end > 0) { position += scan.end; continue }
+          const length = scan.end === 0 && buf.length >= LOG_HEADER_SIZE ? readLogLength(buf, 0) : 0
+          if (chunkEnd < segEnd && length >= LOG_HEADER_SIZE && length <= LOG_MAX_FRAME && position + length <= segEnd) {
+            // A record larger than the chunk: read it alone.
+            const big = await readAt(segment.handle, position, length)
+            const one = this.codec.scanLog(big, 0, big.length, expected)
+            if (one.stop === 'end') {
+              const record = this.codec.decodeLogRecord(big, 0)
+              if (record.offset >= offset && record.offset < end) {
+                records.push(record)
+                bytes += record.data.length + Buffer.byteLength(record.partitionKey)
+                offset = record.offset + 1
+              }
+              expected = record.offset + 1
+              position += length
+              continue
+            }
+          }
+        }
+        // Damage found while reading: report it once, remember the hole, and step over it.
+        const damagedAt = position + scan.end
+        const next = await this.resync(segment, damagedAt, Math.max(expected, offset), segEnd)
+        const nextPos = next ? next.position : segEnd
+        if (!segment.holes.has(damagedAt)) {
+          segment.holes.set(damagedAt, nextPos)
+          this.store.reportCorruption({
+            shard: this.key, file: segment.logPath, position: damagedAt,
+            firstOffset: Math.max(expected, offset), lastOffset: next ? next.offset - 1 : segment.end - 1, detectedAt: Date.now(),
+          })
+        }
+        if (!next) { offset = Math.max(offset, segment.end); break }
+        position = next.position
+        expected = next.offset
+        offset = Math.max(offset, next.offset)
+      }
+      if (records.length >= maxRecords || bytes >= maxBytes) break
+      if (position >= segEnd) { offset = Math.max(offset, segment.end); si++ }
+    }
+    return { records, nextOffset: offset }
+  }
+
+  async offsetAtTime(ms: number): Promise<number> {
+    for (const segment of this.segments) {
+      if (segment.size === 0 || segment.lastArrival < ms) continue
+      const seek = segment.seekTime(ms)
+      let offset = seek.offset
+      for (;;) {
+        const { records, nextOffset } = await this.read(offset, 1000, 8 * 1024 * 1024)
+        for (const r of records) if (r.arrivalMs >= ms) return r.offset
+        if (records.length === 0 || nextOffset >= segment.end) break
+        offset = nextOffset
+      }
+    }
+    return this.committedEnd
+  }
+
+  /** Deletes sealed segments that `expired` says may go; returns bytes freed. */
+  async deleteSegments(expired: (segment: Segment) => boolean): Promise<number> {
+    let freed = 0
+    while (this.segments.length > 1 && this.segments[0]!.sealed && expired(this.segments[0]!)) {
+      const segment = this.segments.shift()!
+      freed += segment.size
+      await segment.handle.close()
+      await fsp.rm(segment.logPath, { force: true })
+      await fsp.rm(segment.indexPath, { force: true })
+    }
+    return freed
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.segments) await s.handle.close().catch(() => {})
+    this.segments = []
+  }
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+export class FileLogStore implements LogStore {
+  private readonly root: string
+  private readonly segmentBytes: number
+  private readonly groupCommitMs: number
+  private readonly maxStreamBytes: number
+  private readonly codec: Codec
+  private readonly onCorruption?: (report: CorruptionReport) => void
+  readonly now: () => number
+  private readonly logs = new Map<string, FileShardLog>()
+  private readonly opening = new Map<string, Promise<FileShardLog>>()
+  private dirty = new Set<FileShardLog>()
+  private waiting: Waiter[] = []
+  private running = false
+  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null
+  private readonly reports: CorruptionReport[] = []
+  private readonly appendListeners = new Set<(log: ShardLog) => void>()
+  failed: Error | null = null
+
+  constructor(options: FileLogOptions) {
+    this.root = options.root
+    this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024
+    this.groupCommitMs = options.groupCommitMs ?? 0
+    this.maxStreamBytes = options.maxStreamBytes ?? 0
+    this.codec = options.codec ?? defaultCodec
+    this.onCorruption = options.onCorruption
+    this.now = options.now ?? Date.now
+  }
+
+  private keyOf(stream: string, shard: string): string {
+    return `${stream}/${shard}`
+  }
+
+  async open(stream: string, shard: string): Promise<FileShardLog> {
+    const key = this.keyOf(stream, shard)
+    const existing = this.logs.get(key)
+    if (existing) return existing
+    let pending = this.opening.get(key)
+    if (!pending) {
+      pending = (async () => {
+        const log = new FileShardLog(this, stream, shard, join(this.root, stream, shard), this.codec)
+        await log.open()
+        this.logs.set(key, log)
+        return log
+      })()
+      this.opening.set(key, pending)
+      pending.finally(() => this.opening.delete(key)).catch(() => {})
+    }
+    return pending
+  }
+
+  get(stream: string, shard: string): FileShardLog | undefined {
+    return this.logs.get(this.keyOf(stream, shard))
+  }
+
+  async drop(stream: string): Promise<void> {
+    for (const [key, log] of this.logs) {
+      if (log.stream !== stream) continue
+      this.dirty.delete(log)
+      log.discardPending()
+      await log.close()
+      this.logs.delete(key)
+    }
+    await fsp.rm(join(this.root, stream), { recursive: true, force: true })
+  }
+
+  /** Called when a new record is committed: lets readers waiting on a shard wake up. */
+  onAppend(listener: (log: ShardLog) => void): () => void {
+    this.appendListeners.add(listener)
+    return () => this.appendListeners.delete(listener)
+  }
+  notifyAppended(log: ShardLog): void {
+    for (const l of this.appendListeners) l(log)
+  }
+
+  checkWritable(): void {
+    if (this.failed) throw new StorageError(ErrorCode.STORAGE_FAILED, `shard storage failed: ${this.failed.message}`, { cause: this.failed })
+  }
+
+  markDirty(log: FileShardLog): void {
+    this.dirty.add(log)
+  }
+
+  reportCorruption(report: CorruptionReport): void {
+    this.reports.push(report)
+    this.onCorruption?.(report)
+  }
+  corruptions(): readonly CorruptionReport[] {
+    return this.reports
+  }
+
+  commit(): Promise<void> {
+    if (this.failed) return Promise.reject(new StorageError(ErrorCode.STORAGE_FAILED, `shard storage failed: ${this.failed.message}`))
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject })
+      this.schedule()
+    })
+  }
+
+  private schedule(): void {
+    if (this.running || this.timer) return
+    const run = () => { this.timer = null; void this.run() }
+    this.timer = this.groupCommitMs > 0 ? setTimeout(run, this.groupCommitMs) : setImmediate(run)
+  }
+
+  private async run(): Promise<void> {
+    this.running = true
+    const waiters = this.waiting
+    this.waiting = []
+    const logs = [...this.dirty]
+    this.dirty.clear()
+    try {
+      await Promise.all(logs.map((log) => log.flush(this.segmentBytes)))
+      for (const w of waiters) w.resolve()
+    } catch (err) {
+      // A failed write or fsync leaves the file in an unknown state: stop accepting writes. The log on
+      // disk stays the truth, and a restart recovers from it.
+      this.failed = err as Error
+      for (const log of this.logs.values()) log.discardPending()
+      const error = new StorageError(ErrorCode.STORAGE_FAILED, `shard storage failed: ${(err as Error).message}`, { cause: err })
+      for (const w of [...waiters, ...this.waiting]) w.reject(error)
+      this.waiting = []
+    } finally {
+      this.running = false
+      if (this.waiting.length) this.schedule()
+    }
+  }
+
+  totalBytes(): number {
+    let n = 0
+    for (const log of this.logs.values()) n += log.sizeBytes()
+    return n
+  }
+
+  async enforceRetention(retentionMsByStream: (stream: string) => number, now = this.now()): Promise<number> {
+    let freed = 0
+    const byStream = new Map<string, FileShardLog[]>()
+    for (const log of this.logs.values()) {
+      const list = byStream.get(log.stream) ?? []
+      list.push(log)
+      byStream.set(log.stream, list)
+    }
+    for (const [stream, logs] of byStream) {
+      const cutoff = now - retentionMsByStream(stream)
+      for (const log of logs) freed += await log.deleteSegments((s) => s.lastArrival < cutoff)
+      if (this.maxStreamBytes > 0) {
+        // Over the size cap: the stream's oldest sealed segment goes first, whichever shard holds it.
+        let total = logs.reduce((n, l) => n + l.sizeBytes(), 0)
+        while (total > this.maxStreamBytes) {
+          const candidates = logs.filter((l) => l.segments.length > 1 && l.segments[0]!.sealed)
+          if (!candidates.length) break
+          candidates.sort((a, b) => a.segments[0]!.lastArrival - b.segments[0]!.lastArrival)
+          const oldest = candidates[0]!
+          const first = oldest.segments[0]!
+          const bytes = await oldest.deleteSegments((s) => s === first)
+          total -= bytes
+          freed += bytes
+        }
+      }
+    }
+    return freed
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout)
+      clearImmediate(this.timer as NodeJS.Immediate)
+      this.timer = null
+    }
+    if (this.dirty.size && !this.failed) await this.run()
+    while (this.running) await new Promise((r) => setImmediate(r))
+    for (const log of this.logs.values()) await log.close()
+    this.logs.clear()
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * One segment file of a shard log, named by its zero-padded base offset (`00000000000000000000.log`),
+ * with a sparse index of (offset, position, arrival time) every INDEX_INTERVAL bytes. The log file is
+ * the truth; the `.idx` file beside a sealed segment is a cache that is rebuilt when missing or wrong.
+ *
+ * Index file entry (INDEX_ENTRY_SIZE = 24 bytes, little-endian)
+ *
+ * | offset | size | field    |
+ * | -----: | ---: | -------- |
+ * |      0 |    8 | offset   | f64 (an integer below 2^53)
+ * |      8 |    8 | position | f64 (byte position in the segment)
+ * |     16 |    8 | arrival  | f64 (ms)
+ */
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+
+export const INDEX_INTERVAL = 4096
+export const INDEX_ENTRY_SIZE = 24
+
+export const segmentName = (base: number, ext: 'log' | 'idx') => `${String(base).padStart(20, '0')}.${ext}`
+
+export class Segment {
+  readonly base: number
+  readonly dir: string
+  handle: fsp.FileHandle
+  /** Bytes of good records in the file. */
+  size = 0
+  /** Offset one past the last record in the segment. */
+  end: number
+  firstArrival = 0
+  lastArrival = 0
+  sealed = false
+  // sparse index
+  offsets: number[] = []
+  positions: number[] = []
+  times: number[] = []
+  /** Damaged byte ranges found by recovery or reads: position → position of the next good record. */
+  holes = new Map<number, number>()
+
+  constructor(dir: string, base: number, handle: fsp.FileHandle) {
+    this.dir = dir
+    this.base = base
+    this.end = base
+    this.handle = handle
+  }
+
+  get logPath(): string {
+    return join(this.dir, segmentName(this.base, 'log'))
+  }
+  get indexPath(): string {
+    return join(this.dir, segmentName(this.base, 'idx'))
+  }
+
+  /** Notes one record that now lies at `position`, adding an index entry when due. */
+  noteRecord(offset: number, position: number, arrival: number): void {
+    const lastPos = this.positions.length ? this.positions[this.positions.length - 1]! : -INDEX_INTERVAL
+    if (position - lastPos >= INDEX_INTERVAL) {
+      this.offsets.push(offset)
+      this.positions.push(position)
+      this.times.push(arrival)
+    }
+    if (this.firstArrival === 0) this.firstArrival = arrival
+    this.lastArrival = arrival
+    this.end = offset + 1
+  }
+
+  /** The index entry at or before `offset`: where to start scanning for it. */
+  seekOffset(offset: number): { offset: number; position: number } {
+    let lo = 0
+    let hi = this.offsets.length - 1
+    let found = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (this.offsets[mid]! <= offset) { found = mid; lo = mid + 1 } else hi = mid - 1
+    }
+    return found < 0 ? { offset: this.base, position: 0 } : { offset: this.offsets[found]!, position: this.positions[found]! }
+  }
+
+  /** The last index entry whose arrival time is before `ms`: where to start scanning for it. */
+  seekTime(ms: number): { offset: number; position: number } {
+    let lo = 0
+    let hi = this.times.length - 1
+    let found = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (this.times[mid]! < ms) { found = mid; lo = mid + 1 } else hi = mid - 1
+    }
+    return found < 0 ? { offset: this.base, position: 0 } : { offset: this.offsets[found]!, position: this.positions[found]! }
+  }
+
+  encodeIndex(): Buffer {
+    const buf = Buffer.alloc(this.offsets.length * INDEX_ENTRY_SIZE)
+    for (let i = 0; i < this.offsets.length; i++) {
+      buf.writeDoubleLE(this.offsets[i]!, i * INDEX_ENTRY_SIZE)
+      buf.writeDoubleLE(this.positions[i]!, i * INDEX_ENTRY_SIZE + 8)
+      buf.writeDoubleLE(this.times[i]!, i * INDEX_ENTRY_SIZE + 16)
+    }
+    return buf
+  }
+
+  /** Loads a saved index if it is consistent with the segment; returns false when it must be rebuilt. */
+  loadIndex(buf: Buffer, fileSize: number): boolean {
+    if (buf.length === 0 || buf.length % INDEX_ENTRY_SIZE !== 0) return false
+    const n = buf.length / INDEX_ENTRY_SIZE
+    let prevOffset = -1
+    let prevPos = -1
+    let prevTime = -Infinity
+    for (let i = 0; i < n; i++) {
+      const offset = buf.readDoubleLE(i * INDEX_ENTRY_SIZE)
+      const position = buf.readDoubleLE(i * INDEX_ENTRY_SIZE + 8)
+      const time = buf.readDoubleLE(i * INDEX_ENTRY_SIZE + 16)
+      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(position) || offset <= prevOffset || position <= prevPos ||
+        position >= fileSize || offset < this.base || !(time >= prevTime)) return false
+      this.offsets.push(offset)
+      this.positions.push(position)
+      this.times.push(time)
+      prevOffset = offset
+      prevPos = position
+      prevTime = time
+    }
+    return this.offsets[0] === this.base && this.positions[0] === 0
+  }
+}

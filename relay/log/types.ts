@@ -1,0 +1,58 @@
+import type { LogRecord, LogRecordInput } from '../../shared/logframe.js'
+
+/** What a damaged region looked like, for reports and /metrics. */
+export interface CorruptionReport {
+  shard: string
+  file: string
+  position: number
+  /** Log offsets that can no longer be served (first..last inclusive), when known. */
+  firstOffset: number
+  lastOffset: number
+  detectedAt: number
+}
+
+export interface ReadResult {
+  records: LogRecord[]
+  /** The offset to read from next time. */
+  nextOffset: number
+}
+
+/**
+ * One shard's ordered, retained record log. Offsets are dense from `startOffset` (the oldest record
+ * still retained) to `endOffset` (exclusive); readers only ever see committed records.
+ */
+export interface ShardLog {
+  readonly key: string
+  /** Oldest offset still retained. */
+  startOffset(): number
+  /** One past the last committed record. */
+  endOffset(): number
+  /** Arrival time of the newest committed record, or 0 when empty. */
+  lastArrivalMs(): number
+  /** Buffers records for the next group commit; returns the offset of the first and its arrival time. */
+  append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number }
+  read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult>
+  /** The first offset whose arrival time is ≥ `ms` (endOffset when none is). */
+  offsetAtTime(ms: number): Promise<number>
+  /** Total bytes on disk. */
+  sizeBytes(): number
+  /** Records appended but not yet committed. */
+  pendingRecords(): number
+}
+
+/**
+ * The set of shard logs on one relay, with group commit: `commit()` resolves once every record
+ * appended before the call is durable.
+ */
+export interface LogStore {
+  open(stream: string, shard: string): Promise<ShardLog>
+  get(stream: string, shard: string): ShardLog | undefined
+  drop(stream: string): Promise<void>
+  commit(): Promise<void>
+  /** Deletes whole sealed segments past retention or over the size caps. */
+  enforceRetention(retentionMsByStream: (stream: string) => number, now?: number): Promise<number>
+  totalBytes(): number
+  corruptions(): readonly CorruptionReport[]
+  close(): Promise<void>
+  readonly failed: Error | null
+}

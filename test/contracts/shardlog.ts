@@ -1,0 +1,106 @@
+/**
+ * The contract every LogStore implementation keeps. The embedded file store runs it now; the
+ * distributed ones of DESIGN.md's scale-out section will run the same suite.
+ */
+import type { Test } from 'tap'
+import type { LogStore } from '../../relay/log/types.js'
+import type { LogRecordInput } from '../../shared/logframe.js'
+
+export interface LogStoreFactory {
+  /** Opens a store over the same backing state each time it is called within one test. */
+  (t: Test): () => Promise<LogStore>
+}
+
+const rec = (i: number, key = `k${i % 7}`): LogRecordInput => ({
+  partitionKey: key, data: Buffer.from(`record-${i}`), producerTimeMs: 1000 + i, flags: 0,
+})
+
+export function shardLogContract(t: Test, name: string, factory: LogStoreFactory): void {
+  t.test(`${name}: records read back in order with dense offsets after commit`, async (t) => {
+    const open = factory(t)
+    const store = await open()
+    const log = await store.open('s1', 'shardId-000000000000')
+    t.equal(log.endOffset(), 0)
+    const first = log.append([rec(0), rec(1), rec(2)])
+    t.equal(first.firstOffset, 0)
+    t.equal(log.endOffset(), 0, 'nothing is visible before the commit')
+    await store.commit()
+    t.equal(log.endOffset(), 3)
+    log.append([rec(3)])
+    await store.commit()
+    const { records, nextOffset } = await log.read(0, 100, 1 << 20)
+    t.same(records.map((r) => r.offset), [0, 1, 2, 3])
+    t.same(records.map((r) => r.data.toString()), ['record-0', 'record-1', 'record-2', 'record-3'])
+    t.equal(nextOffset, 4)
+    const partial = await log.read(1, 2, 1 << 20)
+    t.same(partial.records.map((r) => r.offset), [1, 2])
+    t.equal(partial.nextOffset, 3)
+    await store.close()
+  })
+
+  t.test(`${name}: committed records survive a reopen, with producer identity`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    let log = await store.open('s1', 'shardId-000000000001')
+    log.append([{ ...rec(0), device: 'dev-1', epoch: 77n, batchSequence: 5, batchIndex: 2, flags: 4 }])
+    await store.commit()
+    await store.close()
+    store = await open()
+    log = await store.open('s1', 'shardId-000000000001')
+    t.equal(log.endOffset(), 1)
+    const [r] = (await log.read(0, 10, 1 << 20)).records
+    t.equal(r?.device, 'dev-1')
+    t.equal(r?.epoch, 77n)
+    t.equal(r?.batchSequence, 5)
+    t.equal(r?.batchIndex, 2)
+    await store.close()
+  })
+
+  t.test(`${name}: reads honour the record and byte limits`, async (t) => {
+    const open = factory(t)
+    const store = await open()
+    const log = await store.open('s1', 'shardId-000000000002')
+    log.append(Array.from({ length: 50 }, (_, i) => ({ ...rec(i), data: Buffer.alloc(1000, i) })))
+    await store.commit()
+    const byCount = await log.read(0, 7, 1 << 20)
+    t.equal(byCount.records.length, 7)
+    const byBytes = await log.read(0, 1000, 5000)
+    t.ok(byBytes.records.length >= 4 && byBytes.records.length <= 5, `read ${byBytes.records.length} records in 5000 bytes`)
+    t.equal(byBytes.nextOffset, byBytes.records.length)
+    await store.close()
+  })
+
+  t.test(`${name}: offsetAtTime finds the first record at or after a time`, async (t) => {
+    const open = factory(t)
+    const store = await open()
+    const log = await store.open('s1', 'shardId-000000000003')
+    log.append([rec(0), rec(1)])
+    await store.commit()
+    await new Promise((r) => setTimeout(r, 20))
+    const mid = Date.now()
+    await new Promise((r) => setTimeout(r, 5))
+    log.append([rec(2)])
+    await store.commit()
+    t.equal(await log.offsetAtTime(0), 0)
+    t.equal(await log.offsetAtTime(mid), 2)
+    t.equal(await log.offsetAtTime(Date.now() + 60_000), 3, 'a time past the last record yields the end')
+    await store.close()
+  })
+
+  t.test(`${name}: streams are independent and dropping one removes it`, async (t) => {
+    const open = factory(t)
+    const store = await open()
+    const a = await store.open('a', 'shardId-000000000000')
+    const b = await store.open('b', 'shardId-000000000000')
+    a.append([rec(0)])
+    b.append([rec(0), rec(1)])
+    await store.commit()
+    t.equal(a.endOffset(), 1)
+    t.equal(b.endOffset(), 2)
+    await store.drop('a')
+    t.equal(store.get('a', 'shardId-000000000000'), undefined)
+    const again = await store.open('a', 'shardId-000000000000')
+    t.equal(again.endOffset(), 0)
+    await store.close()
+  })
+}

@@ -1,0 +1,150 @@
+import t from 'tap'
+import { promises as fsp, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { FileLogStore } from '../../relay/log/filelog.js'
+import type { CorruptionReport } from '../../relay/log/types.js'
+import { shardLogContract } from '../contracts/shardlog.js'
+import { tempDir } from '../helpers/tmp.js'
+
+shardLogContract(t, 'file log', (t) => {
+  const root = tempDir(t)
+  return async () => new FileLogStore({ root, segmentBytes: 8192 })
+})
+
+const rec = (i: number, size = 100) => ({ partitionKey: `k${i}`, data: Buffer.alloc(size, i & 0xff), producerTimeMs: i, flags: 0 })
+const SHARD = 'shardId-000000000000'
+
+async function fill(root: string, count: number, segmentBytes = 1 << 20) {
+  const store = new FileLogStore({ root, segmentBytes })
+  const log = await store.open('s', SHARD)
+  for (let i = 0; i < count; i += 10) {
+    log.append(Array.from({ length: Math.min(10, count - i) }, (_, j) => rec(i + j)))
+    await store.commit()
+  }
+  await store.close()
+}
+
+t.test('garbage appended to the active segment is cut on open', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 100)
+  const dir = join(root, 's', SHARD)
+  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  const goodSize = statSync(file).size
+  await fsp.appendFile(file, Buffer.from('a torn write of garbage, not a record'))
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  t.equal(log.endOffset(), 100, 'every good record is still there')
+  t.equal(statSync(file).size, goodSize, 'the tail was truncated')
+  t.equal(store.corruptions().length, 0, 'a torn tail is not reported as corruption')
+  log.append([rec(100)])
+  await store.commit()
+  const { records } = await log.read(95, 100, 1 << 20)
+  t.same(records.map((r) => r.offset), [95, 96, 97, 98, 99, 100], 'appends continue where the good records end')
+  await store.close()
+})
+
+t.test('a half-written last record is cut on open', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 20)
+  const dir = join(root, 's', SHARD)
+  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  await fsp.truncate(file, statSync(file).size - 30)
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  t.equal(log.endOffset(), 19)
+  await store.close()
+})
+
+t.test('a flipped byte in the middle of a segment is detected, reported and not served', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 100)
+  const dir = join(root, 's', SHARD)
+  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  const buf = await fsp.readFile(file)
+  const recordSize = buf.length / 100
+  buf[Math.floor(recordSize * 50 + recordSize / 2)] ^= 0xff // inside record 50's data
+  await fsp.writeFile(file, buf)
+  const reports: CorruptionReport[] = []
+  const store = new FileLogStore({ root, onCorruption: (r) => reports.push(r) })
+  const log = await store.open('s', SHARD)
+  t.equal(log.endOffset(), 100, 'the records after the damage are kept')
+  t.equal(reports.length, 1, 'the damage is reported once')
+  t.equal(reports[0]?.firstOffset, 50)
+  t.equal(reports[0]?.lastOffset, 50)
+  const { records } = await log.read(0, 1000, 1 << 20)
+  t.equal(records.length, 99)
+  t.notOk(records.some((r) => r.offset === 50), 'the damaged record is never served')
+  t.same(records.slice(49, 51).map((r) => r.offset), [49, 51])
+  await store.close()
+})
+
+t.test('damage in a sealed segment is found when read, reported and skipped', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 200, 4096)
+  const dir = join(root, 's', SHARD)
+  const logs = readdirSync(dir).filter((n) => n.endsWith('.log')).sort()
+  t.ok(logs.length > 3, `rolled into ${logs.length} segments`)
+  const file = join(dir, logs[1]!)
+  const buf = await fsp.readFile(file)
+  buf[buf.length - 20] ^= 0x55 // the last record of a sealed segment
+  await fsp.writeFile(file, buf)
+  const store = new FileLogStore({ root, segmentBytes: 4096 })
+  const log = await store.open('s', SHARD)
+  const seen: number[] = []
+  let next = 0
+  for (;;) {
+    const r = await log.read(next, 7, 1 << 20)
+    if (!r.records.length && r.nextOffset >= log.endOffset()) break
+    seen.push(...r.records.map((x) => x.offset))
+    next = r.nextOffset
+  }
+  t.equal(seen.length, 199, 'one record is withheld')
+  t.equal(new Set(seen).size, 199, 'no record is served twice')
+  t.ok(store.corruptions().length >= 1, 'the damage is reported')
+  await store.close()
+})
+
+t.test('segments roll at the size limit and retention deletes only whole sealed segments', async (t) => {
+  const root = tempDir(t)
+  let now = 1_000_000
+  const store = new FileLogStore({ root, segmentBytes: 2048, now: () => now })
+  const log = await store.open('s', SHARD)
+  for (let i = 0; i < 60; i++) {
+    log.append([rec(i)])
+    await store.commit()
+    now += 1000
+  }
+  const dir = join(root, 's', SHARD)
+  const before = readdirSync(dir).filter((n) => n.endsWith('.log')).length
+  t.ok(before > 3)
+  await store.enforceRetention(() => 30_000, now)
+  const after = readdirSync(dir).filter((n) => n.endsWith('.log')).length
+  t.ok(after < before, `${before} segments became ${after}`)
+  t.ok(log.startOffset() > 0 && log.startOffset() <= 30, `records older than retention are gone (start ${log.startOffset()})`)
+  const { records } = await log.read(0, 1000, 1 << 20)
+  t.equal(records[0]?.offset, log.startOffset(), 'a read from a trimmed offset starts at the oldest record')
+  t.equal(records[records.length - 1]?.offset, 59)
+  await store.enforceRetention(() => 0, now + 10_000)
+  t.equal(readdirSync(dir).filter((n) => n.endsWith('.log')).length, 1, 'the active segment is never deleted')
+  await store.close()
+  const reopened = new FileLogStore({ root, segmentBytes: 2048 })
+  const again = await reopened.open('s', SHARD)
+  t.equal(again.endOffset(), 60)
+  await reopened.close()
+})
+
+t.test('a missing or damaged index file is rebuilt from the log', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 300, 4096)
+  const dir = join(root, 's', SHARD)
+  const idx = readdirSync(dir).filter((n) => n.endsWith('.idx')).sort()
+  t.ok(idx.length >= 2)
+  await fsp.rm(join(dir, idx[0]!))
+  await fsp.writeFile(join(dir, idx[1]!), Buffer.from('nonsense'))
+  const store = new FileLogStore({ root, segmentBytes: 4096 })
+  const log = await store.open('s', SHARD)
+  t.equal(log.endOffset(), 300)
+  const { records } = await log.read(0, 1000, 1 << 20)
+  t.same(records.map((r) => r.offset), Array.from({ length: 300 }, (_, i) => i))
+  await store.close()
+})
