@@ -55,4 +55,8 @@ export interface LogStore {
   corruptions(): readonly CorruptionReport[]
   close(): Promise<void>
   readonly failed: Error | null
+  /** Throws a StorageError when appends cannot be accepted. */
+  checkWritable(): void
+  /** Calls back whenever records of a shard become committed (readers waiting for new data). */
+  onAppend(listener: (log: ShardLog) => void): () => void
 }

@@ -1,0 +1,170 @@
+/**
+ * Ingest: the one path by which records enter shards, whether they come from a device batch over
+ * MQTT or from PutRecord(s) over HTTP. Validates by Kinesis's rules, hashes keys (MD5), routes to
+ * the open shard, appends, and resolves only after the group commit holding every record is on disk.
+ */
+import { codec as defaultCodec, u128BEToBigint, type Codec } from '../hardware/index.js'
+import { ErrorCode, FrameError, RecordError, StorageError } from '../shared/errors.js'
+import { LogFlag, type LogRecordInput } from '../shared/logframe.js'
+import { recordProblem } from '../shared/limits.js'
+import type { RejectMessage } from '../shared/messages.js'
+import type { LogStore } from './log/types.js'
+import type { ShardState, StreamState, Streams } from './streams.js'
+
+export interface IngestRecord {
+  partitionKey: string
+  data: Uint8Array
+  explicitHashKey?: bigint
+  producerTimeMs: number
+  clockSynced: boolean
+}
+
+export interface StoredRecord {
+  shard: ShardState
+  offset: number
+  arrivalMs: number
+}
+
+export interface IngestOptions {
+  streams: Streams
+  logs: LogStore
+  codec?: Codec
+  autoCreateStreams: boolean
+  autoCreateShardCount: number
+  maxBatchRecords: number
+  maxDataBytes: number
+  /** Observers for /metrics. */
+  onStored?: (stream: string, records: number, bytes: number, source: 'mqtt' | 'api') => void
+  onRejected?: (code: string, count: number) => void
+}
+
+/** The outcome of one device batch that was acknowledged (PUBACK): what, if anything, was refused. */
+export interface BatchOutcome {
+  stored: number
+  duplicates: number
+  reject: RejectMessage | null
+}
+
+export class Ingest {
+  private readonly o: IngestOptions
+  private readonly codec: Codec
+  private sizeCheckedAt = 0
+  private sizeOver = false
+
+  constructor(options: IngestOptions) {
+    this.o = options
+    this.codec = options.codec ?? defaultCodec
+  }
+
+  /** Refuses when the relay cannot store: its data cap is reached or the log store has failed. */
+  checkCapacity(): void {
+    this.o.logs.checkWritable()
+    if (this.o.logs.failed) throw new StorageError(ErrorCode.STORAGE_FAILED, `storage is failing: ${this.o.logs.failed.message}`)
+    if (this.o.maxDataBytes > 0) {
+      const now = Date.now()
+      if (now - this.sizeCheckedAt > 200) {
+        this.sizeOver = this.o.logs.totalBytes() >= this.o.maxDataBytes
+        this.sizeCheckedAt = now
+      }
+      if (this.sizeOver) throw new StorageError(ErrorCode.STORAGE_FULL, `the relay's data directory is at its cap of ${this.o.maxDataBytes} bytes`)
+    }
+  }
+
+  /**
+   * One device batch. Resolves once every accepted record is durable; the caller then PUBACKs and
+   * publishes `reject` when it is set. Rejects with a StorageError when nothing can be stored now
+   * (the caller must not PUBACK).
+   */
+  async ingestBatch(device: string, streamName: string, payload: Buffer): Promise<BatchOutcome> {
+    let batch
+    try {
+      batch = this.codec.decodeBatch(payload)
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err
+      this.o.onRejected?.(err.code, 1)
+      return { stored: 0, duplicates: 0, reject: { type: 'reject', stream: streamName, epoch: '0', batchSequence: -1, code: err.code, message: err.message, records: [] } }
+    }
+    const base = { type: 'reject' as const, stream: streamName, epoch: batch.epoch.toString(), batchSequence: batch.sequence }
+    if (batch.records.length > this.o.maxBatchRecords) {
+      this.o.onRejected?.(ErrorCode.BATCH_TOO_LARGE, batch.records.length)
+      return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.BATCH_TOO_LARGE, message: `batch holds ${batch.records.length} records, over the limit of ${this.o.maxBatchRecords}`, records: [] } }
+    }
+    this.checkCapacity()
+    let state = this.o.streams.get(streamName)
+    if (!state || state.meta.status === 'DELETING') {
+      if (!this.o.autoCreateStreams) {
+        this.o.onRejected?.(ErrorCode.STREAM_NOT_FOUND, batch.records.length)
+        return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.STREAM_NOT_FOUND, message: `stream ${streamName} does not exist and auto-create is off`, records: [] } }
+      }
+      state = await this.o.streams.ensure(streamName, this.o.autoCreateShardCount)
+    }
+
+    const refused: RecordError[] = []
+    const accepted: { record: IngestRecord; index: number }[] = []
+    let duplicates = 0
+    for (let i = 0; i < batch.records.length; i++) {
+      const r = batch.records[i]!
+      const problem = !r.keyValidUtf8
+        ? new RecordError(ErrorCode.PARTITION_KEY_INVALID, 'partition key is not valid UTF-8', i)
+        : recordProblem(i, r.partitionKey, r.data.length, r.explicitHashKey)
+      if (problem) { refused.push(problem); continue }
+      if (state.producers.has(device, batch.epoch, batch.sequence, i)) { duplicates++; continue }
+      accepted.push({ record: r, index: i })
+    }
+    if (accepted.length) {
+      const size = batch.records.length
+      this.append(state, accepted.map((a) => a.record), 'mqtt', (record, i) => ({
+        partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
+        flags: LogFlag.fromDevice | (record.clockSynced ? LogFlag.clockSynced : 0) | (record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0),
+        device, epoch: batch.epoch, batchSequence: batch.sequence, batchIndex: accepted[i]!.index,
+      }))
+      for (const a of accepted) state.producers.mark(device, batch.epoch, batch.sequence, a.index, size)
+    }
+    // Even an all-duplicate batch waits: its first copy may still be on its way to disk.
+    await this.o.logs.commit()
+    if (refused.length) {
+      for (const r of refused) this.o.onRejected?.(r.code, 1)
+      return { stored: accepted.length, duplicates, reject: { ...base, records: refused.map((r) => ({ index: r.index, code: r.code, message: r.message })) } }
+    }
+    return { stored: accepted.length, duplicates, reject: null }
+  }
+
+  /** PutRecord(s): already validated by the API layer. Resolves with where each record went, once durable. */
+  async putRecords(state: StreamState, records: IngestRecord[]): Promise<StoredRecord[]> {
+    this.checkCapacity()
+    const stored = this.append(state, records, 'api', (record) => ({
+      partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
+      flags: record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0,
+    }))
+    await this.o.logs.commit()
+    return stored
+  }
+
+  /** Hashes, routes and appends, keeping the records' order within each shard. */
+  private append(state: StreamState, records: IngestRecord[], source: 'mqtt' | 'api', toLog: (r: IngestRecord, i: number) => LogRecordInput): StoredRecord[] {
+    const needHash: string[] = []
+    for (const r of records) if (r.explicitHashKey === undefined) needHash.push(r.partitionKey)
+    const hashes = needHash.length ? this.codec.md5Many(needHash) : null
+    const groups = new Map<ShardState, { inputs: LogRecordInput[]; at: number[] }>()
+    let h = 0
+    let bytes = 0
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
+      const hashKey = r.explicitHashKey ?? u128BEToBigint(hashes!, 16 * h++)
+      const shard = this.o.streams.route(state, hashKey)
+      let g = groups.get(shard)
+      if (!g) { g = { inputs: [], at: [] }; groups.set(shard, g) }
+      g.inputs.push(toLog(r, i))
+      g.at.push(i)
+      bytes += r.data.length
+    }
+    const out = new Array<StoredRecord>(records.length)
+    for (const [shard, g] of groups) {
+      const { firstOffset, arrivalMs } = shard.log.append(g.inputs)
+      for (let j = 0; j < g.at.length; j++) out[g.at[j]!] = { shard, offset: firstOffset + j, arrivalMs }
+    }
+    this.o.onStored?.(state.meta.name, records.length, bytes, source)
+    return out
+  }
+}
+

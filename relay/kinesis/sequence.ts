@@ -1,0 +1,37 @@
+/**
+ * Sequence numbers in the layout AWS's own decode to (FIELD-NOTES.md): 47 hex digits,
+ *
+ *   2 | shard creation time, s (9) | shard index & 0xf (1) | counter (16) | 00 | record time, s (9) | shard index (8) | 2
+ *
+ * printed as a decimal string. The counter is the record's log offset, so a sequence number locates
+ * its record directly; numbers increase strictly within a shard.
+ */
+
+export interface SequenceParts {
+  shardCreatedSec: number
+  shardIndex: number
+  offset: number
+  recordSec: number
+}
+
+const hex = (value: number, width: number) => value.toString(16).padStart(width, '0').slice(-width)
+
+export function encodeSequence(p: SequenceParts): string {
+  const h = '2' + hex(p.shardCreatedSec, 9) + hex(p.shardIndex & 0xf, 1) + hex(p.offset, 16) + '00' + hex(p.recordSec, 9) + hex(p.shardIndex, 8) + '2'
+  return BigInt('0x' + h).toString(10)
+}
+
+/** Decodes a sequence number; null when it is not one of ours (not decimal, wrong size or markers). */
+export function decodeSequence(text: string): SequenceParts | null {
+  if (!/^\d{1,128}$/.test(text)) return null
+  const h = BigInt(text).toString(16)
+  if (h.length !== 47 || h[0] !== '2' || h[46] !== '2' || h.slice(27, 29) !== '00') return null
+  const offset = Number.parseInt(h.slice(11, 27), 16)
+  if (!Number.isSafeInteger(offset)) return null
+  return {
+    shardCreatedSec: Number.parseInt(h.slice(1, 10), 16),
+    shardIndex: Number.parseInt(h.slice(38, 46), 16),
+    offset,
+    recordSec: Number.parseInt(h.slice(29, 38), 16),
+  }
+}

@@ -1,0 +1,141 @@
+/** The embedded metadata store: one SQLite file (better-sqlite3 12), schema changes as versioned migrations. */
+import Database from 'better-sqlite3'
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
+import type { DeviceMeta, MetadataStore, ShardMeta, StreamMeta, StreamStatus } from './types.js'
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE streams (
+     name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, arn TEXT NOT NULL, status TEXT NOT NULL,
+     retention_hours INTEGER NOT NULL, created_ms INTEGER NOT NULL, mode TEXT NOT NULL);
+   CREATE TABLE shards (
+     stream_id TEXT NOT NULL, shard_id TEXT NOT NULL, idx INTEGER NOT NULL,
+     hash_start TEXT NOT NULL, hash_end TEXT NOT NULL, created_ms INTEGER NOT NULL,
+     parent TEXT, adjacent_parent TEXT, end_offset INTEGER,
+     PRIMARY KEY (stream_id, shard_id));
+   CREATE TABLE devices (
+     id TEXT PRIMARY KEY, salt TEXT NOT NULL, hash TEXT NOT NULL, created_ms INTEGER NOT NULL, rotated_ms INTEGER NOT NULL);
+   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE producer_state (stream_id TEXT PRIMARY KEY, state TEXT NOT NULL);`,
+]
+
+interface StreamRow { name: string; id: string; arn: string; status: string; retention_hours: number; created_ms: number; mode: string }
+interface ShardRow { stream_id: string; shard_id: string; idx: number; hash_start: string; hash_end: string; created_ms: number; parent: string | null; adjacent_parent: string | null; end_offset: number | null }
+interface DeviceRow { id: string; salt: string; hash: string; created_ms: number; rotated_ms: number }
+
+const toStream = (r: StreamRow): StreamMeta => ({
+  name: r.name, id: r.id, arn: r.arn, status: r.status as StreamStatus, retentionHours: r.retention_hours,
+  createdMs: r.created_ms, mode: r.mode as StreamMeta['mode'],
+})
+const toShard = (r: ShardRow): ShardMeta => ({
+  streamId: r.stream_id, shardId: r.shard_id, index: r.idx, hashStart: r.hash_start, hashEnd: r.hash_end,
+  createdMs: r.created_ms, parentShardId: r.parent, adjacentParentShardId: r.adjacent_parent, endOffset: r.end_offset,
+})
+const toDevice = (r: DeviceRow): DeviceMeta => ({ id: r.id, salt: r.salt, hash: r.hash, createdMs: r.created_ms, rotatedMs: r.rotated_ms })
+
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly db: Database.Database
+
+  constructor(path: string) {
+    this.db = new Database(path)
+    this.db.pragma('journal_mode = WAL')
+    // better-sqlite3 defaults to NORMAL under WAL; metadata changes are rare and must survive power loss.
+    this.db.pragma('synchronous = FULL')
+    this.db.pragma('busy_timeout = 5000')
+    this.migrate()
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!)
+        this.db.pragma(`user_version = ${v + 1}`)
+      })()
+    }
+  }
+
+  async createStream(stream: StreamMeta, shards: ShardMeta[]): Promise<void> {
+    const insertStream = this.db.prepare('INSERT INTO streams (name, id, arn, status, retention_hours, created_ms, mode) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    const insertShard = this.db.prepare('INSERT INTO shards (stream_id, shard_id, idx, hash_start, hash_end, created_ms, parent, adjacent_parent, end_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    try {
+      this.db.transaction(() => {
+        insertStream.run(stream.name, stream.id, stream.arn, stream.status, stream.retentionHours, stream.createdMs, stream.mode)
+        for (const s of shards) insertShard.run(s.streamId, s.shardId, s.index, s.hashStart, s.hashEnd, s.createdMs, s.parentShardId, s.adjacentParentShardId, s.endOffset)
+      })()
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new TributaryError(ErrorCode.CONFLICT, `stream ${stream.name} already exists`, { cause: err })
+      }
+      throw err
+    }
+  }
+
+  async getStream(name: string): Promise<StreamMeta | undefined> {
+    const row = this.db.prepare('SELECT * FROM streams WHERE name = ?').get(name) as StreamRow | undefined
+    return row && toStream(row)
+  }
+
+  async listStreams(): Promise<StreamMeta[]> {
+    return (this.db.prepare('SELECT * FROM streams ORDER BY name').all() as StreamRow[]).map(toStream)
+  }
+
+  async setStreamStatus(name: string, status: StreamStatus): Promise<void> {
+    this.db.prepare('UPDATE streams SET status = ? WHERE name = ?').run(status, name)
+  }
+
+  async setRetention(name: string, hours: number): Promise<void> {
+    this.db.prepare('UPDATE streams SET retention_hours = ? WHERE name = ?').run(hours, name)
+  }
+
+  async deleteStream(name: string): Promise<void> {
+    this.db.transaction(() => {
+      const row = this.db.prepare('SELECT id FROM streams WHERE name = ?').get(name) as { id: string } | undefined
+      if (!row) return
+      this.db.prepare('DELETE FROM shards WHERE stream_id = ?').run(row.id)
+      this.db.prepare('DELETE FROM producer_state WHERE stream_id = ?').run(row.id)
+      this.db.prepare('DELETE FROM streams WHERE name = ?').run(name)
+    })()
+  }
+
+  async listShards(streamId: string): Promise<ShardMeta[]> {
+    return (this.db.prepare('SELECT * FROM shards WHERE stream_id = ? ORDER BY idx').all(streamId) as ShardRow[]).map(toShard)
+  }
+
+  async putDevice(d: DeviceMeta): Promise<void> {
+    this.db.prepare('INSERT INTO devices (id, salt, hash, created_ms, rotated_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET salt = excluded.salt, hash = excluded.hash, rotated_ms = excluded.rotated_ms')
+      .run(d.id, d.salt, d.hash, d.createdMs, d.rotatedMs)
+  }
+
+  async getDevice(id: string): Promise<DeviceMeta | undefined> {
+    const row = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined
+    return row && toDevice(row)
+  }
+
+  async listDevices(): Promise<DeviceMeta[]> {
+    return (this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]).map(toDevice)
+  }
+
+  async deleteDevice(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes > 0
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined)?.value
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value)
+  }
+
+  async saveProducerState(streamId: string, state: string): Promise<void> {
+    this.db.prepare('INSERT INTO producer_state (stream_id, state) VALUES (?, ?) ON CONFLICT(stream_id) DO UPDATE SET state = excluded.state').run(streamId, state)
+  }
+
+  async loadProducerState(streamId: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT state FROM producer_state WHERE stream_id = ?').get(streamId) as { state: string } | undefined)?.state
+  }
+
+  async close(): Promise<void> {
+    this.db.close()
+  }
+}

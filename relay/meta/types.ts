@@ -1,0 +1,72 @@
+/** Streams, shard maps, devices and relay settings: what the relay must remember besides the logs. */
+
+export const StreamStatus = {
+  CREATING: 'CREATING',
+  ACTIVE: 'ACTIVE',
+  UPDATING: 'UPDATING',
+  DELETING: 'DELETING',
+} as const
+export type StreamStatus = (typeof StreamStatus)[keyof typeof StreamStatus]
+
+export interface StreamMeta {
+  name: string
+  /** Unique per incarnation: a stream deleted and created again gets a new id (and new directories). */
+  id: string
+  arn: string
+  status: StreamStatus
+  retentionHours: number
+  createdMs: number
+  mode: 'PROVISIONED' | 'ON_DEMAND'
+}
+
+export interface ShardMeta {
+  streamId: string
+  shardId: string
+  /** The number in the shard id, also encoded in every sequence number. */
+  index: number
+  /** Inclusive hash key range, as decimal strings (128-bit). */
+  hashStart: string
+  hashEnd: string
+  createdMs: number
+  parentShardId: string | null
+  adjacentParentShardId: string | null
+  /** Log offset the shard starts at (0) and, once closed, one past its last record. */
+  endOffset: number | null
+}
+
+export interface DeviceMeta {
+  id: string
+  /** scrypt parameters and hash, hex; the secret itself is never stored. */
+  salt: string
+  hash: string
+  createdMs: number
+  rotatedMs: number
+}
+
+/**
+ * The metadata store. Async so that a PostgreSQL implementation (DESIGN.md, scale-out) can slot in;
+ * the embedded one is SQLite.
+ */
+export interface MetadataStore {
+  createStream(stream: StreamMeta, shards: ShardMeta[]): Promise<void>
+  getStream(name: string): Promise<StreamMeta | undefined>
+  listStreams(): Promise<StreamMeta[]>
+  setStreamStatus(name: string, status: StreamStatus): Promise<void>
+  setRetention(name: string, hours: number): Promise<void>
+  deleteStream(name: string): Promise<void>
+  listShards(streamId: string): Promise<ShardMeta[]>
+
+  putDevice(device: DeviceMeta): Promise<void>
+  getDevice(id: string): Promise<DeviceMeta | undefined>
+  listDevices(): Promise<DeviceMeta[]>
+  deleteDevice(id: string): Promise<boolean>
+
+  getSetting(key: string): Promise<string | undefined>
+  putSetting(key: string, value: string): Promise<void>
+
+  /** The idempotency state of a stream's producers, saved now and then so restarts replay less log. */
+  saveProducerState(streamId: string, state: string): Promise<void>
+  loadProducerState(streamId: string): Promise<string | undefined>
+
+  close(): Promise<void>
+}
