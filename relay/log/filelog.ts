@@ -21,6 +21,8 @@ export interface FileLogOptions {
   onCorruption?: (report: CorruptionReport) => void
   /** Injectable clock (ms). */
   now?: () => number
+  /** Called after each group commit with the records it made durable and how long it took. */
+  onCommit?: (records: number, ms: number) => void
 }
 
 interface PendingAppend {
@@ -426,6 +428,7 @@ export class FileLogStore implements LogStore {
   private readonly maxStreamBytes: number
   private readonly codec: Codec
   private readonly onCorruption?: (report: CorruptionReport) => void
+  private readonly onCommit?: (records: number, ms: number) => void
   readonly now: () => number
   private readonly logs = new Map<string, FileShardLog>()
   private readonly opening = new Map<string, Promise<FileShardLog>>()
@@ -444,6 +447,7 @@ export class FileLogStore implements LogStore {
     this.maxStreamBytes = options.maxStreamBytes ?? 0
     this.codec = options.codec ?? defaultCodec
     this.onCorruption = options.onCorruption
+    this.onCommit = options.onCommit
     this.now = options.now ?? Date.now
   }
 
@@ -529,8 +533,12 @@ export class FileLogStore implements LogStore {
     this.waiting = []
     const logs = [...this.dirty]
     this.dirty.clear()
+    const started = performance.now()
+    let records = 0
+    for (const log of logs) records += log.pendingRecords()
     try {
       await Promise.all(logs.map((log) => log.flush(this.segmentBytes)))
+      if (records) this.onCommit?.(records, performance.now() - started)
       for (const w of waiters) w.resolve()
     } catch (err) {
       // A failed write or fsync leaves the file in an unknown state: stop accepting writes. The log on

@@ -361,6 +361,21 @@ t.test('a collect callback may return labelled samples, rendered as returned and
   t.equal(r.render(), head)
 })
 
+t.test('a collect callback may return label sets that differ only in where one value ends', async (t) => {
+  const r = new Registry()
+  r.gauge('split', 'S.', ['a', 'b'], () => [
+    { labels: { a: 'ab', b: '' }, value: 1 },
+    { labels: { a: 'a', b: 'b' }, value: 2 },
+    { labels: { a: '1:a', b: '' }, value: 3 },
+    { labels: { a: '', b: '1:a' }, value: 4 },
+  ])
+  t.equal(
+    r.render(),
+    '# HELP split S.\n# TYPE split gauge\n' +
+      'split{a="ab",b=""} 1\nsplit{a="a",b="b"} 2\nsplit{a="1:a",b=""} 3\nsplit{a="",b="1:a"} 4\n',
+  )
+})
+
 t.test("a collect callback's samples are validated like any others", async (t) => {
   const cases: Array<[string, () => unknown, string[], string]> = [
     ['an undeclared label', () => [{ labels: { site: 'a', rack: '1' }, value: 1 }], ['site'], 'rack'],

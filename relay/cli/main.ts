@@ -1,0 +1,213 @@
+/**
+ * The `tributary` command: run the relay, manage streams and devices, put and tail records.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError, TributaryError } from '../../shared/errors.js'
+import { describeRelaySettings, relaySchema, resolveRelayConfig } from '../../shared/config.js'
+import { startRelay } from '../relay.js'
+import { KinesisClient } from '../kinesis/client.js'
+import { KinesisError } from '../kinesis/errors.js'
+import { parseArgs, type Args } from './args.js'
+import { formatJson, formatPretty, tail } from './tail.js'
+
+const USAGE = `tributary — a self-hosted streaming platform in the shape of Amazon Kinesis
+
+  tributary relay [--config FILE] [settings]    run the relay (settings below; also env vars and the config file)
+  tributary streams create NAME [--shards N]    create a stream (default 1 shard)
+  tributary streams list | describe NAME | delete NAME
+  tributary put STREAM [--key KEY] [DATA ...]   put records (no DATA: one record per line of stdin)
+  tributary tail STREAM [--from trim-horizon|latest|TIME] [--json]
+                                                follow a stream as a consumer sees it
+  tributary devices add ID | list | remove ID | rotate ID
+                                                manage device credentials (add/rotate print the secret once)
+
+Client options: --endpoint URL (env TRIBUTARY_ENDPOINT, default http://127.0.0.1:4567); requests are
+signed with SigV4 when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set. Device commands need the
+admin token: --token T, env TRIBUTARY_ADMIN_TOKEN, or --data-dir DIR to read DIR/admin.token.
+
+Relay settings (flag, environment variable, setting: meaning):
+`
+
+const BOOLEAN_FLAGS = new Set(['allow-anonymous', 'auto-create-streams', 'json', 'help'])
+
+function client(args: Args): KinesisClient {
+  const endpoint = String(args.flags.endpoint ?? process.env.TRIBUTARY_ENDPOINT ?? 'http://127.0.0.1:4567')
+  const id = process.env.AWS_ACCESS_KEY_ID
+  const secret = process.env.AWS_SECRET_ACCESS_KEY
+  return new KinesisClient({ endpoint, region: process.env.AWS_REGION, credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined })
+}
+
+async function runRelay(args: Args): Promise<void> {
+  const file = args.flags.config ? String(args.flags.config) : process.env.TRIBUTARY_CONFIG
+  let fileConfig: Record<string, unknown> = {}
+  if (file) {
+    const text = readFileSync(file, 'utf8')
+    const parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text)
+    fileConfig = (parsed?.relay ?? parsed ?? {}) as Record<string, unknown>
+  }
+  const known = new Set([...Object.values(relaySchema).map((f) => f.flag), 'config'])
+  for (const name of Object.keys(args.flags)) if (!known.has(name)) throw new ConfigError(`--${name}`, 'is not a relay flag (see tributary help)')
+  const config = resolveRelayConfig(args.flags, process.env, fileConfig)
+  const relay = await startRelay(config)
+  console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} http://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length ? ' sigv4=on' : ' sigv4=off (loopback only)'}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    console.log(`tributary relay stopping (${signal})`)
+    await relay.close()
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void stop('SIGINT'))
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+}
+
+async function runStreams(args: Args): Promise<void> {
+  const [, verb, name] = args.positionals
+  const kinesis = client(args)
+  try {
+    switch (verb) {
+      case 'create': {
+        const shards = Number(args.flags.shards ?? 1)
+        await kinesis.call('CreateStream', { StreamName: name, ShardCount: shards })
+        console.log(`created stream ${name} with ${shards} shard${shards === 1 ? '' : 's'}`)
+        return
+      }
+      case 'list': {
+        const { StreamSummaries } = await kinesis.call<{ StreamSummaries: { StreamName: string; StreamStatus: string }[] }>('ListStreams', {})
+        for (const s of StreamSummaries) console.log(`${s.StreamName}\t${s.StreamStatus}`)
+        return
+      }
+      case 'describe': {
+        const d = await kinesis.call('DescribeStream', { StreamName: name })
+        console.log(JSON.stringify(d, null, 2))
+        return
+      }
+      case 'delete':
+        await kinesis.call('DeleteStream', { StreamName: name })
+        console.log(`deleted stream ${name}`)
+        return
+      default:
+        throw new ConfigError('streams', `unknown subcommand ${JSON.stringify(verb ?? '')}; use create, list, describe or delete`)
+    }
+  } finally {
+    kinesis.close()
+  }
+}
+
+async function runPut(args: Args): Promise<void> {
+  const [, stream, ...data] = args.positionals
+  if (!stream) throw new ConfigError('put', 'name the stream: tributary put STREAM [DATA ...]')
+  const kinesis = client(args)
+  const key = args.flags.key ? String(args.flags.key) : undefined
+  let lines = data
+  if (!lines.length) lines = readFileSync(0, 'utf8').split('\n').filter((l) => l.length)
+  try {
+    for (let i = 0; i < lines.length; i += 500) {
+      const chunk = lines.slice(i, i + 500)
+      const out = await kinesis.call<{ Records: { ShardId: string; SequenceNumber: string }[] }>('PutRecords', {
+        StreamName: stream,
+        Records: chunk.map((line, j) => ({ Data: Buffer.from(line).toString('base64'), PartitionKey: key ?? `key-${i + j}` })),
+      })
+      for (const r of out.Records) console.log(`${r.ShardId}\t${r.SequenceNumber}`)
+    }
+  } finally {
+    kinesis.close()
+  }
+}
+
+async function runTail(args: Args): Promise<void> {
+  const [, stream] = args.positionals
+  if (!stream) throw new ConfigError('tail', 'name the stream: tributary tail STREAM')
+  const fromFlag = String(args.flags.from ?? 'trim-horizon').toLowerCase()
+  let from: 'TRIM_HORIZON' | 'LATEST' | Date
+  if (fromFlag === 'trim-horizon' || fromFlag === 'trim_horizon') from = 'TRIM_HORIZON'
+  else if (fromFlag === 'latest') from = 'LATEST'
+  else {
+    const at = new Date(String(args.flags.from))
+    if (Number.isNaN(at.getTime())) throw new ConfigError('--from', `must be trim-horizon, latest or a time, got ${JSON.stringify(args.flags.from)}`)
+    from = at
+  }
+  const format = args.flags.json ? formatJson : formatPretty
+  const controller = new AbortController()
+  process.on('SIGINT', () => controller.abort())
+  process.on('SIGTERM', () => controller.abort())
+  const kinesis = client(args)
+  try {
+    await tail(kinesis, { stream, from, signal: controller.signal, onRecord: (r) => console.log(format(r)) })
+  } finally {
+    kinesis.close()
+  }
+}
+
+async function runDevices(args: Args): Promise<void> {
+  const [, verb, id] = args.positionals
+  const endpoint = String(args.flags.endpoint ?? process.env.TRIBUTARY_ENDPOINT ?? 'http://127.0.0.1:4567')
+  let token = args.flags.token ? String(args.flags.token) : process.env.TRIBUTARY_ADMIN_TOKEN
+  if (!token) {
+    const dir = String(args.flags['data-dir'] ?? process.env.TRIBUTARY_DATA_DIR ?? './data')
+    try {
+      token = readFileSync(join(dir, 'admin.token'), 'utf8').trim()
+    } catch {
+      throw new ConfigError('--token', `no admin token: pass --token, set TRIBUTARY_ADMIN_TOKEN, or point --data-dir at the relay's data directory (${dir}/admin.token not readable)`)
+    }
+  }
+  const request = async (method: string, path: string, body?: object) => {
+    const res = await fetch(new URL(path, endpoint), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined })
+    const json = (await res.json()) as Record<string, unknown>
+    if (!res.ok) throw new TributaryError((json.code as never) ?? 'NOT_FOUND', String(json.message ?? res.statusText))
+    return json
+  }
+  const need = () => { if (!id) throw new ConfigError('devices', `name the device: tributary devices ${verb} ID`) ; return encodeURIComponent(id) }
+  switch (verb) {
+    case 'add': {
+      const out = await request('POST', '/admin/devices', { id: need() && id })
+      console.log(`device ${out.id} added; its secret (shown only now): ${out.secret}`)
+      return
+    }
+    case 'rotate': {
+      const out = await request('POST', `/admin/devices/${need()}/rotate`)
+      console.log(`device ${out.id} has a new secret (shown only now; the old one no longer works): ${out.secret}`)
+      return
+    }
+    case 'remove':
+      await request('DELETE', `/admin/devices/${need()}`)
+      console.log(`device ${id} removed`)
+      return
+    case 'list': {
+      const out = (await request('GET', '/admin/devices')) as { devices: { id: string; createdMs: number; rotatedMs: number }[] }
+      for (const d of out.devices) console.log(`${d.id}\tcreated ${new Date(d.createdMs).toISOString()}\tsecret set ${new Date(d.rotatedMs).toISOString()}`)
+      return
+    }
+    default:
+      throw new ConfigError('devices', `unknown subcommand ${JSON.stringify(verb ?? '')}; use add, list, remove or rotate`)
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const args = parseArgs(argv, BOOLEAN_FLAGS)
+  const command = args.positionals[0]
+  if (command === 'relay') args.positionals.shift()
+  switch (command) {
+    case 'relay': return runRelay(args)
+    case 'streams': return runStreams(args)
+    case 'put': return runPut(args)
+    case 'tail': return runTail(args)
+    case 'devices': return runDevices(args)
+    case undefined:
+    case 'help':
+      console.log(USAGE + describeRelaySettings())
+      return
+    default:
+      throw new ConfigError('command', `unknown command ${JSON.stringify(command)}; see tributary help`)
+  }
+}
+
+export function reportAndExit(err: unknown): never {
+  if (err instanceof KinesisError) console.error(`error: ${err.type}: ${err.message}`)
+  else if (err instanceof TributaryError) console.error(`error: ${err.code}: ${err.message}`)
+  else console.error(`error: ${(err as Error)?.message ?? err}`)
+  process.exit(1)
+}

@@ -1,0 +1,233 @@
+/**
+ * The relay, assembled: metadata (SQLite), shard logs (segment files), streams, ingest, the MQTT
+ * broker and the HTTP port, plus the housekeeping timers (retention, producer-state snapshots).
+ */
+import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { ErrorCode, StorageError, TributaryError } from '../shared/errors.js'
+import type { RelayConfig } from '../shared/config.js'
+import { codec } from '../hardware/index.js'
+import { FileLogStore } from './log/filelog.js'
+import { SqliteMetadataStore } from './meta/sqlite.js'
+import { Streams } from './streams.js'
+import { Ingest } from './ingest.js'
+import { Devices } from './devices.js'
+import { startBroker, type Broker } from './broker.js'
+import { readBody, send, sendJson, startHttp, type AnyRequest, type AnyResponse, type HttpServer } from './http.js'
+import { relayMetrics, type RelayMetrics } from './observe.js'
+import { CONTENT_TYPE as METRICS_TYPE } from './metrics.js'
+import { actions, type ApiContext } from './kinesis/actions.js'
+import { KinesisError } from './kinesis/errors.js'
+import { IteratorCodec } from './kinesis/iterator.js'
+import { verifySigV4 } from './kinesis/sigv4.js'
+
+export type LogFn = (event: string, fields?: Record<string, unknown>) => void
+
+export interface Relay {
+  config: RelayConfig
+  mqttPort: number
+  mqttTlsPort: number | null
+  httpPort: number
+  adminToken: string
+  streams: Streams
+  metrics: RelayMetrics
+  close(): Promise<void>
+}
+
+const AMZ_JSON = 'application/x-amz-json-1.1'
+const MAX_BODY = 12 * 1024 * 1024
+
+/** JSON lines on stderr, one per event. */
+export const jsonLog: LogFn = (event, fields = {}) => {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
+}
+
+async function secret(meta: SqliteMetadataStore, key: string): Promise<Buffer> {
+  const existing = await meta.getSetting(key)
+  if (existing) return Buffer.from(existing, 'hex')
+  const value = randomBytes(32)
+  await meta.putSetting(key, value.toString('hex'))
+  return value
+}
+
+/** The admin token lives in the data directory, created at first start, readable only by its owner. */
+export function adminTokenOf(dataDir: string): string {
+  const path = join(dataDir, 'admin.token')
+  if (!existsSync(path)) writeFileSync(path, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' })
+  return readFileSync(path, 'utf8').trim()
+}
+
+export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Promise<Relay> {
+  mkdirSync(config.dataDir, { recursive: true })
+  const metrics = relayMetrics()
+  const meta = new SqliteMetadataStore(join(config.dataDir, 'meta.db'))
+  const logs = new FileLogStore({
+    root: join(config.dataDir, 'streams'),
+    segmentBytes: config.segmentBytes,
+    groupCommitMs: config.groupCommitMs,
+    maxStreamBytes: config.maxStreamBytes,
+    onCorruption: (report) => {
+      metrics.corruptions.inc()
+      log('log_corruption', { ...report })
+    },
+    onCommit: (records, ms) => {
+      metrics.commitRecords.observe(records)
+      metrics.commitSeconds.observe(ms / 1000)
+    },
+  })
+  const streams = new Streams({ meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours })
+  await streams.init()
+  const adminToken = adminTokenOf(config.dataDir)
+  const devices = new Devices(meta)
+  const rejected = (code: string, count: number) => metrics.rejections.inc({ code }, count)
+  const ingest = new Ingest({
+    streams, logs,
+    autoCreateStreams: config.autoCreateStreams,
+    autoCreateShardCount: config.autoCreateShardCount,
+    maxBatchRecords: config.maxBatchRecords,
+    maxDataBytes: config.maxDataBytes,
+    onStored: (stream, records, bytes, source) => {
+      metrics.recordsIn.inc({ stream, source }, records)
+      metrics.bytesIn.inc({ stream, source }, bytes)
+    },
+    onRejected: rejected,
+  })
+  const ctx: ApiContext = {
+    streams, ingest,
+    iterators: new IteratorCodec(await secret(meta, 'iterator-key')),
+    tokenKey: await secret(meta, 'token-key'),
+    accountId: config.accountId,
+    region: config.region,
+    now: Date.now,
+    onRead: (stream, records, bytes) => {
+      metrics.recordsOut.inc({ stream }, records)
+      metrics.bytesOut.inc({ stream }, bytes)
+    },
+  }
+
+  let broker: Broker | null = null
+  metrics.registry.gauge('tributary_connected_devices', 'MQTT clients connected now.', [], () => broker?.connectedDevices() ?? 0)
+  metrics.registry.gauge('tributary_storage_bytes', 'Bytes in shard log segments.', [], () => logs.totalBytes())
+  metrics.registry.gauge('tributary_streams', 'Streams on this relay.', [], () => streams.list().length)
+
+  broker = await startBroker({
+    host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,
+    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, ingest, log,
+    onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),
+    onRejected: rejected,
+  })
+
+  const handleKinesis = async (req: AnyRequest, res: AnyResponse, body: Buffer) => {
+    const target = String(req.headers['x-amz-target'] ?? '')
+    const action = target.startsWith('Kinesis_20131202.') ? target.slice('Kinesis_20131202.'.length) : ''
+    const started = performance.now()
+    try {
+      if (config.accessKeys.length) {
+        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, config.accessKeys, { service: 'kinesis' })
+      }
+      const handler = Object.hasOwn(actions, action) ? actions[action] : undefined
+      if (!handler) throw new KinesisError('UnknownOperationException', action ? `Operation ${action} is not supported by Tributary.` : 'Missing or malformed X-Amz-Target header.')
+      let parsed: unknown
+      try {
+        parsed = body.length ? JSON.parse(body.toString('utf8')) : {}
+      } catch (err) {
+        throw new KinesisError('SerializationException', `Request body is not valid JSON: ${(err as Error).message}`)
+      }
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KinesisError('SerializationException', 'Start of list found where not expected')
+      const result = await handler(parsed, ctx)
+      if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
+      metrics.apiRequests.inc({ action, outcome: 'ok' })
+      send(res, 200, AMZ_JSON, JSON.stringify(result))
+    } catch (err) {
+      let error: KinesisError
+      if (err instanceof KinesisError) error = err
+      else if (err instanceof StorageError) error = new KinesisError('ServiceUnavailable', err.message)
+      else {
+        log('api_error', { action, error: (err as Error).stack ?? String(err) })
+        error = new KinesisError('InternalFailure', 'Internal service failure.')
+      }
+      metrics.apiRequests.inc({ action: action || 'unknown', outcome: error.type })
+      rejected(error.type, 1)
+      send(res, error.status, AMZ_JSON, JSON.stringify(error.toJSON()))
+    }
+  }
+
+  const tokenBuf = Buffer.from(adminToken)
+  const handleAdmin = async (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => {
+    const auth = String(req.headers.authorization ?? '')
+    const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7).trim() : '')
+    if (given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
+      rejected(ErrorCode.AUTH_FAILED, 1)
+      return sendJson(res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
+    }
+    try {
+      const m = /^\/admin\/devices(?:\/([^/]+))?(\/rotate)?$/.exec(path)
+      if (!m) return sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no admin route ${path}` })
+      const id = m[1] ? decodeURIComponent(m[1]) : undefined
+      if (req.method === 'GET' && !id) return sendJson(res, 200, { devices: await devices.list() })
+      if (req.method === 'POST' && !id) {
+        const { id: newId } = JSON.parse(body.toString() || '{}') as { id?: unknown }
+        if (typeof newId !== 'string') return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: 'body must be {"id": "<device id>"}' })
+        return sendJson(res, 201, { id: newId, secret: await devices.add(newId) })
+      }
+      if (req.method === 'POST' && id && m[2]) return sendJson(res, 200, { id, secret: await devices.rotate(id) })
+      if (req.method === 'DELETE' && id && !m[2]) {
+        await devices.remove(id)
+        return sendJson(res, 200, { id, removed: true })
+      }
+      return sendJson(res, 405, { code: ErrorCode.NOT_FOUND, message: `${req.method} ${path} is not an admin operation` })
+    } catch (err) {
+      if (err instanceof TributaryError) {
+        const status = err.code === ErrorCode.CONFLICT ? 409 : err.code === ErrorCode.NOT_FOUND ? 404 : 400
+        return sendJson(res, status, { code: err.code, message: err.message })
+      }
+      if (err instanceof SyntaxError) return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: `body is not JSON: ${err.message}` })
+      throw err
+    }
+  }
+
+  const http: HttpServer = await startHttp(config.httpHost, config.httpPort, (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!
+    void (async () => {
+      if (req.method === 'GET' && path === '/healthz') {
+        const failed = logs.failed
+        return sendJson(res, failed ? 503 : 200, { status: failed ? 'failing' : 'ok', storage: failed ? failed.message : 'ok', corruptions: logs.corruptions().length, native: codec.implementation })
+      }
+      if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, metrics.registry.render())
+      const body = await readBody(req, MAX_BODY)
+      if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
+      if (path.startsWith('/admin/')) return handleAdmin(req, res, path, body)
+      if (req.method === 'POST' && (path === '/' || req.headers['x-amz-target'])) return handleKinesis(req, res, body)
+      sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
+    })().catch((err: Error) => {
+      log('http_error', { error: err.stack ?? String(err) })
+      if (!res.headersSent) sendJson(res, 500, { __type: 'InternalFailure', message: 'Internal service failure.' })
+    })
+  })
+
+  const timers = [
+    setInterval(() => {
+      logs.enforceRetention((id) => streams.retentionMs(id)).then((freed) => freed && log('retention', { freedBytes: freed }), (err: Error) => log('retention_error', { error: err.message }))
+    }, 60_000),
+    setInterval(() => {
+      streams.snapshotProducers().catch((err: Error) => log('snapshot_error', { error: err.message }))
+    }, 10_000),
+  ]
+  for (const t of timers) t.unref()
+
+  return {
+    config, streams, metrics, adminToken,
+    mqttPort: broker.port,
+    mqttTlsPort: broker.tlsPort,
+    httpPort: http.port,
+    close: async () => {
+      for (const t of timers) clearInterval(t)
+      await broker!.close()
+      await http.close()
+      if (!logs.failed) await streams.snapshotProducers().catch(() => {})
+      await logs.close()
+      await meta.close()
+    },
+  }
+}
