@@ -1,0 +1,64 @@
+/** Relays for tests: in-process on free ports with a temp data directory, or as a child process to kill -9. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import type { Test } from 'tap'
+import { resolveRelayConfig, type RelayConfig } from '../../shared/config.js'
+import { startRelay, type Relay } from '../../relay/relay.js'
+import { tempDir } from './tmp.js'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}): Promise<Relay & { endpoint: string }> {
+  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, ...settings })
+  const relay = await startRelay(config, () => {})
+  t.teardown(() => relay.close())
+  return Object.assign(relay, { endpoint: `http://127.0.0.1:${relay.httpPort}` })
+}
+
+export interface ChildRelay {
+  process: ChildProcess
+  mqttPort: number
+  httpPort: number
+  endpoint: string
+  /** Resolves when the process has exited. */
+  exited: Promise<number | null>
+}
+
+/**
+ * Runs `tributary relay` in a child process (through tsx) and resolves once it prints that it is
+ * ready. Ports are given so a restarted relay comes back on the same ones.
+ */
+export async function spawnRelay(args: string[], env: Record<string, string> = {}): Promise<ChildRelay> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'relay/cli/entry.ts'), 'relay', ...args], {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  const ready = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const line = out.split('\n').find((l) => l.startsWith('tributary relay ready'))
+      if (line) resolve(line)
+    })
+    exited.then((code) => reject(new Error(`relay exited with ${code} before it was ready: ${stderr}`)))
+  })
+  const mqttPort = Number(/mqtt:\/\/[^:]+:(\d+)/.exec(ready)![1])
+  const httpPort = Number(/http:\/\/[^:]+:(\d+)/.exec(ready)![1])
+  return { process: child, mqttPort, httpPort, endpoint: `http://127.0.0.1:${httpPort}`, exited }
+}
+
+/** A free TCP port on loopback (for relays that must come back on the same port). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net')
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as import('node:net').AddressInfo).port
+      server.close(() => resolve(port))
+    })
+    server.on('error', reject)
+  })
+}
