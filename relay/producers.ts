@@ -7,8 +7,9 @@
 /** How many of a producer's most recent batches are remembered (well above any agent's send window). */
 export const BATCH_MEMORY = 1024
 
+/** A set of record indexes in one batch; grows when an index beyond its size arrives (as in replay). */
 class Bits {
-  readonly words: Uint32Array
+  words: Uint32Array
   constructor(count: number) {
     this.words = new Uint32Array(Math.ceil(count / 32))
   }
@@ -16,7 +17,13 @@ class Bits {
     return ((this.words[i >>> 5] ?? 0) & (1 << (i & 31))) !== 0
   }
   set(i: number): void {
-    if (i >>> 5 < this.words.length) this.words[i >>> 5]! |= 1 << (i & 31)
+    const word = i >>> 5
+    if (word >= this.words.length) {
+      const grown = new Uint32Array(word + 1)
+      grown.set(this.words)
+      this.words = grown
+    }
+    this.words[word]! |= 1 << (i & 31)
   }
 }
 

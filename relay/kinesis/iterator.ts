@@ -12,6 +12,16 @@ const VERSION = 1
 const MAC_SIZE = 16
 const FIXED = 1 + 8 + 8 + 4
 
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+
+/** An instant as java.util.Date#toString prints it in UTC ("Sun Mar 01 12:00:00 UTC 2026"), as AWS's messages do. */
+function javaDate(ms: number): string {
+  const d = new Date(ms)
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} UTC ${d.getUTCFullYear()}`
+}
+
 export interface IteratorPosition {
   streamId: string
   shardIndex: number
@@ -51,7 +61,7 @@ export class IteratorCodec {
     const createdMs = body.readDoubleLE(1)
     if (now - createdMs > Limits.iteratorTtlMs) {
       throw new KinesisError('ExpiredIteratorException',
-        `Iterator expired. The iterator was created at time ${new Date(createdMs).toUTCString()} while right now it is ${new Date(now).toUTCString()} which is further in the future than the tolerated delay of ${Limits.iteratorTtlMs} milliseconds.`)
+        `Iterator expired. The iterator was created at time ${javaDate(createdMs)} while right now it is ${javaDate(now)} which is further in the future than the tolerated delay of ${Limits.iteratorTtlMs} milliseconds.`)
     }
     return { createdMs, offset: body.readDoubleLE(9), shardIndex: body.readUInt32LE(17), streamId: body.toString('utf8', FIXED) }
   }

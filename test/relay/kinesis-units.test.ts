@@ -1,0 +1,250 @@
+/**
+ * Unit tests of the pieces the Kinesis API is built on: sequence numbers (relay/kinesis/sequence.ts),
+ * shard iterators (relay/kinesis/iterator.ts) and the hash-key split of a new stream
+ * (relay/streams.ts `hashRanges`). Reference values come from FIELD-NOTES.md ("Kinesis wire").
+ */
+import t from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
+import { decodeSequence, encodeSequence, type SequenceParts } from '../../relay/kinesis/sequence.js'
+import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
+import { KinesisError } from '../../relay/kinesis/errors.js'
+import { hashRanges, HASH_SPACE } from '../../relay/streams.js'
+
+/** Runs `fn` and returns what it threw (undefined when it did not throw). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequence numbers
+// ---------------------------------------------------------------------------------------------
+
+const AWS_EXAMPLE = '49590338271490256608559692538361571095921575989136588898'
+
+t.test('a sequence number decodes back to the shard, counter and times it was made from', async (t) => {
+  const cases: SequenceParts[] = [
+    { shardCreatedSec: 1_700_000_000, shardIndex: 0, offset: 0, recordSec: 1_700_000_000 },
+    { shardCreatedSec: 1_700_000_000, shardIndex: 3, offset: 42, recordSec: 1_700_000_123 },
+    // an index above 15 (the low-nibble field only keeps 4 bits) and a counter beyond 32 bits
+    { shardCreatedSec: 1_650_000_000, shardIndex: 1234, offset: 2 ** 40 + 7, recordSec: 1_760_000_000 },
+    { shardCreatedSec: 1_700_000_000, shardIndex: 0xffff_ffff, offset: Number.MAX_SAFE_INTEGER, recordSec: 1_700_000_001 },
+  ]
+  for (const parts of cases) {
+    const text = encodeSequence(parts)
+    t.match(text, /^[1-9]\d*$/, `${JSON.stringify(parts)} is a decimal string without a leading zero`)
+    t.equal(text.length, 56, 'it has the 56 digits AWS sequence numbers have')
+    t.same(decodeSequence(text), parts, `${text} decodes to ${JSON.stringify(parts)}`)
+  }
+})
+
+t.test("AWS's own sequence number from FIELD-NOTES decodes to shard 6, counter 1734642199, created 2018-11-21, written 2018-12-17", async (t) => {
+  const parts = decodeSequence(AWS_EXAMPLE)
+  if (!parts) return t.fail(`${AWS_EXAMPLE} was not recognised as a sequence number`)
+  t.equal(parts.shardIndex, 6)
+  t.equal(parts.offset, 1734642199)
+  t.equal(new Date(parts.shardCreatedSec * 1000).toISOString().slice(0, 10), '2018-11-21')
+  t.equal(new Date(parts.recordSec * 1000).toISOString().slice(0, 10), '2018-12-17')
+  t.equal(encodeSequence(parts), AWS_EXAMPLE, 're-encoding its parts gives back the very same number')
+})
+
+t.test('sequence numbers strictly increase with the log offset, even when the clock steps back', async (t) => {
+  const created = 1_700_000_000
+  let previous = -1n
+  let ok = true
+  for (let offset = 0; offset < 2000; offset++) {
+    // the record time wanders backwards and forwards; only the offset may decide the order
+    const recordSec = created + 1000 - (offset % 7) * 100
+    const value = BigInt(encodeSequence({ shardCreatedSec: created, shardIndex: 2, offset, recordSec }))
+    if (value <= previous) {
+      ok = false
+      t.fail(`offset ${offset} gave ${value}, not above ${previous}`)
+      break
+    }
+    previous = value
+  }
+  t.ok(ok, '2000 consecutive offsets give strictly increasing numbers')
+  const far = [0, 1, 255, 256, 65_535, 2 ** 32, 2 ** 32 + 1, 2 ** 52].map((offset) =>
+    BigInt(encodeSequence({ shardCreatedSec: created, shardIndex: 2, offset, recordSec: created + (offset % 3) })))
+  t.ok(far.every((v, i) => i === 0 || v > far[i - 1]!), 'offsets far apart (byte and word boundaries) keep the order')
+})
+
+t.test('sequence numbers of different shards of one stream never collide', async (t) => {
+  const seen = new Set<string>()
+  for (let shardIndex = 0; shardIndex < 40; shardIndex++) {
+    for (let offset = 0; offset < 50; offset++) seen.add(encodeSequence({ shardCreatedSec: 1_700_000_000, shardIndex, offset, recordSec: 1_700_000_000 }))
+  }
+  t.equal(seen.size, 40 * 50)
+})
+
+t.test('text that is not one of our sequence numbers decodes to null instead of a wrong position', async (t) => {
+  const good = encodeSequence({ shardCreatedSec: 1_700_000_000, shardIndex: 1, offset: 5, recordSec: 1_700_000_000 })
+  const hexOf = (s: string) => BigInt(s).toString(16)
+  const fromHex = (h: string) => BigInt('0x' + h).toString(10)
+  const h = hexOf(good)
+  const bad: Record<string, string> = {
+    'a short number': '12345',
+    zero: '0',
+    'letters': 'abc',
+    'a negative number': '-' + good,
+    'a number with a fraction': good + '.5',
+    'an empty string': '',
+    'a number with a space': ' ' + good,
+    'the wrong leading marker': fromHex('3' + h.slice(1)),
+    'the wrong trailing marker': fromHex(h.slice(0, 46) + '4'),
+    'a non-zero separator': fromHex(h.slice(0, 27) + '01' + h.slice(29)),
+    'one hex digit too many': fromHex(h + '2'),
+    'a counter beyond 2^53': fromHex(h.slice(0, 11) + 'ffffffffffffffff' + h.slice(27)),
+  }
+  for (const [what, text] of Object.entries(bad)) t.equal(decodeSequence(text), null, `${what} (${text}) is refused`)
+  t.not(decodeSequence(good), null, 'while a real one is accepted')
+})
+
+// ---------------------------------------------------------------------------------------------
+// Shard iterators
+// ---------------------------------------------------------------------------------------------
+
+const KEY = Buffer.alloc(32, 7)
+const CREATED = Date.UTC(2026, 2, 1, 12, 0, 0) // Sunday 1 March 2026, 12:00:00 UTC
+const POSITION: IteratorPosition = { streamId: 'telemetry.0123456789ab', shardIndex: 3, offset: 12345, createdMs: CREATED }
+
+t.test('an iterator decodes back to the stream, shard, offset and creation time it was made for', async (t) => {
+  const codec = new IteratorCodec(KEY)
+  const positions: IteratorPosition[] = [
+    POSITION,
+    { streamId: 'a', shardIndex: 0, offset: 0, createdMs: CREATED },
+    { streamId: 'x'.repeat(128) + '.ffffffffffff', shardIndex: 4095, offset: 2 ** 50, createdMs: CREATED + 1 },
+  ]
+  for (const p of positions) {
+    const token = codec.encode(p)
+    t.match(token, /^[A-Za-z0-9+/]+={0,2}$/, 'the token is plain base64')
+    t.ok(token.length <= 512, `the token fits GetRecords' 512-character limit (${token.length})`)
+    t.same(codec.decode(token, CREATED + 1000), p, `${p.streamId}/${p.shardIndex}@${p.offset} round-trips`)
+  }
+  t.same(new IteratorCodec(Buffer.from(KEY)).decode(codec.encode(POSITION), CREATED), POSITION,
+    'a codec built again from the same key (a restarted relay) accepts the iterator')
+})
+
+t.test('an iterator with any single byte changed is refused as "Invalid ShardIterator."', async (t) => {
+  const codec = new IteratorCodec(KEY)
+  const raw = Buffer.from(codec.encode(POSITION), 'base64')
+  let refused = 0
+  for (let i = 0; i < raw.length; i++) {
+    const copy = Buffer.from(raw)
+    copy[i] = copy[i]! ^ 0x01
+    const err = thrown(() => codec.decode(copy.toString('base64'), CREATED))
+    if (err instanceof KinesisError && err.type === 'InvalidArgumentException' && err.message === 'Invalid ShardIterator.') refused++
+    else t.fail(`flipping a bit of byte ${i} was not refused: ${String(err)}`)
+  }
+  t.equal(refused, raw.length, `all ${raw.length} single-byte edits are refused`)
+})
+
+t.test('iterators that were truncated, extended, forged or made under another key are refused', async (t) => {
+  const codec = new IteratorCodec(KEY)
+  const token = codec.encode(POSITION)
+  const raw = Buffer.from(token, 'base64')
+  const cases: Record<string, string> = {
+    'truncated by one byte': raw.subarray(0, raw.length - 1).toString('base64'),
+    'with a byte appended': Buffer.concat([raw, Buffer.from([0])]).toString('base64'),
+    'random bytes': randomBytes(raw.length).toString('base64'),
+    'random bytes with our version byte': Buffer.concat([Buffer.from([1]), randomBytes(raw.length - 1)]).toString('base64'),
+    'made under another key': new IteratorCodec(Buffer.alloc(32, 8)).encode(POSITION),
+    'not base64 at all': '!!!!not-an-iterator!!!!',
+    'base64url instead of base64': token.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''),
+    'without its padding': token.replace(/=+$/, ''),
+    'empty': '',
+  }
+  // a version of the token whose base64 text differs but whose bytes are the same (unused low bits of the last character)
+  if (token.endsWith('=')) {
+    const at = token.replace(/=+$/, '').length - 1
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+    const idx = alphabet.indexOf(token[at]!)
+    cases['the same bytes written with other padding bits'] = token.slice(0, at) + alphabet[idx ^ 1] + token.slice(at + 1)
+  }
+  for (const [what, text] of Object.entries(cases)) {
+    if (text === token) continue
+    const err = thrown(() => codec.decode(text, CREATED))
+    t.ok(err instanceof KinesisError && err.type === 'InvalidArgumentException' && err.message === 'Invalid ShardIterator.',
+      `an iterator ${what} is refused (${String(err)})`)
+  }
+})
+
+t.test('an iterator lives exactly 300 s, then fails with ExpiredIteratorException in AWS wording', async (t) => {
+  const codec = new IteratorCodec(KEY)
+  const token = codec.encode(POSITION)
+  t.same(codec.decode(token, CREATED + 299_999), POSITION, 'still good 1 ms before five minutes')
+  t.same(codec.decode(token, CREATED + 300_000), POSITION, 'still good at exactly five minutes')
+  const err = thrown(() => codec.decode(token, CREATED + 300_001))
+  if (!(err instanceof KinesisError)) return t.fail(`expected a KinesisError, got ${String(err)}`)
+  t.equal(err.type, 'ExpiredIteratorException')
+  t.equal(err.status, 400)
+  // AWS prints both instants the way java.util.Date#toString does, in UTC.
+  t.equal(err.message,
+    'Iterator expired. The iterator was created at time Sun Mar 01 12:00:00 UTC 2026 while right now it is ' +
+    'Sun Mar 01 12:05:00 UTC 2026 which is further in the future than the tolerated delay of 300000 milliseconds.')
+  const later = thrown(() => codec.decode(token, Date.UTC(2026, 2, 9, 3, 4, 5)))
+  t.match((later as Error).message, /right now it is Mon Mar 09 03:04:05 UTC 2026 which/, 'single-digit days are zero-padded as Java does')
+})
+
+t.test('a tampered iterator is refused as invalid even when it has also expired', async (t) => {
+  const codec = new IteratorCodec(KEY)
+  const raw = Buffer.from(codec.encode(POSITION), 'base64')
+  raw[9] = raw[9]! ^ 0xff // the offset
+  const err = thrown(() => codec.decode(raw.toString('base64'), CREATED + 3_600_000))
+  t.ok(err instanceof KinesisError && err.type === 'InvalidArgumentException', `refused as invalid, not expired (${String(err)})`)
+})
+
+// ---------------------------------------------------------------------------------------------
+// Hash key ranges
+// ---------------------------------------------------------------------------------------------
+
+const MAX = HASH_SPACE - 1n
+const md5Key = (key: string) => BigInt('0x' + createHash('md5').update(key, 'utf8').digest('hex'))
+
+t.test('a 4-shard stream splits the hash key space at multiples of floor(2^128/4), the last shard ending at 2^128-1', async (t) => {
+  const step = (1n << 128n) / 4n
+  t.same(hashRanges(4), [
+    [0n, step - 1n],
+    [step, 2n * step - 1n],
+    [2n * step, 3n * step - 1n],
+    [3n * step, MAX],
+  ])
+  t.equal(MAX.toString(), '340282366920938463463374607431768211455')
+})
+
+t.test('a 3-shard stream gets the same ranges AWS gives (the last shard takes the remainder)', async (t) => {
+  t.same(hashRanges(3).map(([a, b]) => [a.toString(), b.toString()]), [
+    ['0', '113427455640312821154458202477256070484'],
+    ['113427455640312821154458202477256070485', '226854911280625642308916404954512140969'],
+    ['226854911280625642308916404954512140970', '340282366920938463463374607431768211455'],
+  ])
+})
+
+t.test('for any shard count the ranges cover the whole key space without gaps or overlaps', async (t) => {
+  for (const n of [1, 2, 3, 5, 7, 10, 64, 100, 1000]) {
+    const ranges = hashRanges(n)
+    const problems: string[] = []
+    if (ranges.length !== n) problems.push(`${ranges.length} ranges`)
+    if (ranges[0]![0] !== 0n) problems.push('does not start at 0')
+    if (ranges[n - 1]![1] !== MAX) problems.push('does not end at 2^128-1')
+    ranges.forEach(([a, b], i) => {
+      if (a > b) problems.push(`range ${i} is empty`)
+      if (i > 0 && a !== ranges[i - 1]![1] + 1n) problems.push(`range ${i} does not follow range ${i - 1}`)
+    })
+    t.same(problems, [], `${n} shards`)
+  }
+})
+
+t.test('MD5("a") is 16955237001963240173058271559858726497 and routes to shard 0 of a 4-shard stream', async (t) => {
+  const key = md5Key('a')
+  t.equal(key.toString(), '16955237001963240173058271559858726497')
+  const shard = hashRanges(4).findIndex(([a, b]) => key >= a && key <= b)
+  t.equal(shard, 0)
+  // and a key that belongs to the last shard, to show the lookup discriminates
+  const high = ['b', 'c', 'd', 'e', 'f', 'g'].map(md5Key).find((k) => k >= 3n * (HASH_SPACE / 4n))
+  if (high !== undefined) t.equal(hashRanges(4).findIndex(([a, b]) => high >= a && high <= b), 3)
+})
