@@ -12,6 +12,7 @@ import { DEVICE_ID_PATTERN, parseTopic, topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
 import type { Devices } from './devices.js'
 import type { Ingest } from './ingest.js'
+import { guardPacketSize } from './packet-guard.js'
 
 export interface BrokerOptions {
   host: string
@@ -122,14 +123,19 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
 
   aedes.on('clientError', (client: DeviceClient, err) => o.log('client_error', { device: client[DEVICE], client: client.id, error: err.message }))
 
-  const server = net.createServer(aedes.handle)
+  const onTooLarge = (err: Error) => {
+    o.log('packet_too_large', { error: err.message })
+    o.onRejected?.(ErrorCode.FRAME_TOO_LARGE, 1)
+  }
+  const accept = (socket: net.Socket) => aedes.handle(guardPacketSize(socket, o.maxPacketBytes, onTooLarge))
+  const server = net.createServer(accept)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(o.port, o.host, () => resolve())
   })
   let tlsServer: tls.Server | null = null
   if (o.tlsCert && o.tlsKey) {
-    tlsServer = tls.createServer({ cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) }, aedes.handle)
+    tlsServer = tls.createServer({ cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) }, accept)
     await new Promise<void>((resolve, reject) => {
       tlsServer!.once('error', reject)
       tlsServer!.listen(o.tlsPort, o.host, () => resolve())

@@ -124,11 +124,30 @@ abstract class Family<L extends string, S> {
   /** The series for `labels`, created on first use. */
   protected resolve(labels: LabelValues<L> | undefined): S {
     if (labels === undefined && this.unlabelled !== undefined) return this.unlabelled
-    this.checkLabels(labels)
+    const names = this.labelNames
+    const n = names.length
+    if (labels === undefined || labels === null || n === 0) {
+      this.checkLabels(labels)
+      return this.unlabelled as S
+    }
+    let count = 0
+    for (const _ in labels) count++
+    if (count !== n) this.labelError(labels)
+    const record = labels as Record<string, unknown>
+    let node: unknown = this.index
+    for (let i = 0; i < n; i++) {
+      const v = record[names[i] as string]
+      if (typeof v !== 'string') this.labelError(labels)
+      node = (node as Map<string, unknown>).get(v)
+      if (node === undefined) return this.add(record as Record<string, string>)
+    }
+    return node as S
+  }
+
+  /** Creates the series for a label set already checked by `resolve`. */
+  private add(record: Record<string, string>): S {
     const names = this.labelNames
     const last = names.length - 1
-    if (last < 0) return this.unlabelled as S
-    const record = labels as Record<string, string>
     let node = this.index
     for (let i = 0; i < last; i++) {
       const v = record[names[i] as string] as string
@@ -139,13 +158,9 @@ abstract class Family<L extends string, S> {
       }
       node = next
     }
-    const v = record[names[last] as string] as string
-    let s = node.get(v) as S | undefined
-    if (s === undefined) {
-      s = this.create(renderLabels(names, names.map((n) => record[n] as string)))
-      node.set(v, s)
-      this.series.add(s)
-    }
+    const s = this.create(renderLabels(names, names.map((n) => record[n] as string)))
+    node.set(record[names[last] as string] as string, s)
+    this.series.add(s)
     return s
   }
 

@@ -172,3 +172,17 @@ t.test('when the relay cannot store it does not acknowledge: it says why and clo
   await closed
   t.notOk(acked, 'no PUBACK for a batch that was not stored')
 })
+
+t.test('a packet over the broker limit closes the connection before it is buffered', async (t) => {
+  const relay = await testRelay(t, { maxPacketBytes: 256 * 1024 })
+  const kinesis = new KinesisClient({ endpoint: relay.endpoint })
+  t.teardown(() => kinesis.close())
+  await kinesis.call('CreateStream', { StreamName: 'limits', ShardCount: 1 })
+  const d = await device(t, relay.mqttPort, 'dev-g')
+  const closed = new Promise<void>((resolve) => d.client.once('close', () => resolve()))
+  d.client.publish(topics.records('dev-g', 'limits'), batch(0, [['k', 'x'.repeat(300 * 1024)]]), { qos: 1 })
+  await closed
+  t.same(await readAll(kinesis, 'limits'), [], 'nothing was stored')
+  const metrics = await (await fetch(`${relay.endpoint}/metrics`)).text()
+  t.match(metrics, /tributary_rejections_total\{code="FRAME_TOO_LARGE"\} 1/)
+})
