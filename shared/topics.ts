@@ -22,7 +22,7 @@ export const TopicKind = {
 export type TopicKind = (typeof TopicKind)[keyof typeof TopicKind]
 
 /** Device ids and stream names: what may stand in a topic level. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 export const STREAM_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,128}$/
 
 export const topics = {

@@ -17,6 +17,7 @@ export type Shape =
   | { type: 'structure'; required?: boolean; fields: Record<string, Shape> }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
+const byName = (a: string, b: string) => { const x = a.toLowerCase(), y = b.toLowerCase(); return x < y ? -1 : x > y ? 1 : 0 }
 const serialization = (message: string) => new KinesisError('SerializationException', message)
 const JAVA_NUMBER = 'class com.amazon.coral.value.json.numbers.TruncatingBigNumber'
 
@@ -135,7 +136,11 @@ function check(value: unknown, shape: Shape, path: string, errors: string[]): vo
       return
     }
     case 'structure':
-      for (const [k, s] of Object.entries(shape.fields)) check((value as Record<string, unknown>)[k], s, path ? `${path}.${lowerFirst(k)}` : lowerFirst(k), errors)
+      // AWS lists the problems of a structure's members in member-name order, ignoring case
+      // (shardCount before streamName, shardId before shardIteratorType), whatever order they were declared in.
+      for (const [k, s] of Object.entries(shape.fields).sort(([a], [b]) => byName(a, b))) {
+        check((value as Record<string, unknown>)[k], s, path ? `${path}.${lowerFirst(k)}` : lowerFirst(k), errors)
+      }
       return
     default:
   }

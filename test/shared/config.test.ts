@@ -1,0 +1,35 @@
+import t from 'tap'
+import { resolveRelayConfig } from '../../shared/config.js'
+import { ConfigError } from '../../shared/errors.js'
+
+t.test('defaults apply when nothing is set', async (t) => {
+  const c = resolveRelayConfig()
+  t.equal(c.mqttPort, 1883)
+  t.equal(c.httpPort, 4567)
+  t.equal(c.httpHost, '127.0.0.1', 'without access keys the HTTP port is loopback only')
+  t.equal(c.allowAnonymous, false)
+  t.equal(c.retentionHours, 24)
+})
+
+t.test('flags beat the environment, which beats the file', async (t) => {
+  const c = resolveRelayConfig({ 'mqtt-port': '2000' }, { TRIBUTARY_MQTT_PORT: '3000', TRIBUTARY_HTTP_PORT: '4000' }, { mqttPort: 5000, httpPort: 6000, retentionHours: 48 })
+  t.equal(c.mqttPort, 2000)
+  t.equal(c.httpPort, 4000)
+  t.equal(c.retentionHours, 48)
+})
+
+t.test('access keys open the HTTP port beyond loopback', async (t) => {
+  const c = resolveRelayConfig({}, { TRIBUTARY_ACCESS_KEYS: 'AKID1:s3cret,AKID2:other' })
+  t.same(c.accessKeys, [{ accessKeyId: 'AKID1', secretAccessKey: 's3cret' }, { accessKeyId: 'AKID2', secretAccessKey: 'other' }])
+  t.equal(c.httpHost, '0.0.0.0')
+})
+
+t.test('a bad value is refused with an error naming its field and source', async (t) => {
+  t.throws(() => resolveRelayConfig({ 'mqtt-port': 'abc' }), { name: 'ConfigError', field: '--mqtt-port', message: /--mqtt-port: must be an integer/ })
+  t.throws(() => resolveRelayConfig({}, { TRIBUTARY_HTTP_PORT: '70000' }), { field: 'TRIBUTARY_HTTP_PORT', message: /at most 65535/ })
+  t.throws(() => resolveRelayConfig({}, {}, { retentionHours: 'a day' }), { field: 'retentionHours' })
+  t.throws(() => resolveRelayConfig({}, {}, { mqttPrt: 1 }), { field: 'mqttPrt', message: /not a relay setting/ })
+  t.throws(() => resolveRelayConfig({}, {}, { tlsCert: '/x.pem' }), { field: 'tlsKey' })
+  t.throws(() => resolveRelayConfig({}, {}, { accessKeys: [{ accessKeyId: 'bad id!', secretAccessKey: 'x' }] }), { field: 'accessKeys[0].accessKeyId' })
+  t.throws(() => resolveRelayConfig({}, {}, { allowAnonymous: 'maybe' }), ConfigError)
+})
