@@ -1,0 +1,83 @@
+/**
+ * The contract every MetadataStore keeps: the embedded SQLite store runs it now, a PostgreSQL one
+ * (DESIGN.md, scale-out) will run the same suite.
+ */
+import type { Test } from 'tap'
+import type { MetadataStore, ShardMeta, StreamMeta } from '../../relay/meta/types.js'
+
+/** Returns an opener over the same backing state each time it is called within one test. */
+export type MetadataStoreFactory = (t: Test) => () => Promise<MetadataStore>
+
+const stream = (name: string, id = `${name}.1`): StreamMeta => ({
+  name, id, arn: `arn:aws:kinesis:us-east-1:000000000000:stream/${name}`, status: 'ACTIVE', retentionHours: 24, createdMs: 1000, mode: 'PROVISIONED',
+})
+const shard = (streamId: string, index: number): ShardMeta => ({
+  streamId, shardId: `shardId-${String(index).padStart(12, '0')}`, index, hashStart: String(index * 10), hashEnd: String(index * 10 + 9),
+  createdMs: 1000, parentShardId: null, adjacentParentShardId: null, endOffset: null,
+})
+
+export function metadataContract(t: Test, name: string, factory: MetadataStoreFactory): void {
+  t.test(`${name}: a stream and its shard map are stored together and survive a reopen`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    await store.createStream(stream('a'), [shard('a.1', 0), shard('a.1', 1)])
+    await store.close()
+    store = await open()
+    t.same(await store.getStream('a'), stream('a'))
+    t.same((await store.listShards('a.1')).map((s) => s.shardId), ['shardId-000000000000', 'shardId-000000000001'])
+    t.same((await store.listShards('a.1'))[1], shard('a.1', 1))
+    await store.close()
+  })
+
+  t.test(`${name}: creating a stream that exists is a CONFLICT and changes nothing`, async (t) => {
+    const store = await factory(t)()
+    await store.createStream(stream('a'), [shard('a.1', 0)])
+    await t.rejects(store.createStream(stream('a', 'a.2'), [shard('a.2', 0)]), { code: 'CONFLICT' })
+    t.equal((await store.getStream('a'))?.id, 'a.1')
+    t.same(await store.listShards('a.2'), [], 'no shards of the refused stream were written')
+    await store.close()
+  })
+
+  t.test(`${name}: status, retention and deletion`, async (t) => {
+    const store = await factory(t)()
+    await store.createStream(stream('b'), [shard('b.1', 0)])
+    await store.createStream(stream('a'), [shard('a.1', 0)])
+    t.same((await store.listStreams()).map((s) => s.name), ['a', 'b'], 'listed in name order')
+    await store.setStreamStatus('b', 'DELETING')
+    await store.setRetention('b', 48)
+    t.match(await store.getStream('b'), { status: 'DELETING', retentionHours: 48 })
+    await store.saveProducerState('b.1', '{"x":1}')
+    await store.deleteStream('b')
+    t.equal(await store.getStream('b'), undefined)
+    t.same(await store.listShards('b.1'), [])
+    t.equal(await store.loadProducerState('b.1'), undefined, 'its producer state goes with it')
+    await store.close()
+  })
+
+  t.test(`${name}: devices are added, replaced, listed and removed`, async (t) => {
+    const store = await factory(t)()
+    await store.putDevice({ id: 'd1', salt: 'aa', hash: 'bb', createdMs: 1, rotatedMs: 1 })
+    await store.putDevice({ id: 'd1', salt: 'cc', hash: 'dd', createdMs: 1, rotatedMs: 2 })
+    t.same(await store.getDevice('d1'), { id: 'd1', salt: 'cc', hash: 'dd', createdMs: 1, rotatedMs: 2 })
+    t.same((await store.listDevices()).map((d) => d.id), ['d1'])
+    t.equal(await store.deleteDevice('d1'), true)
+    t.equal(await store.deleteDevice('d1'), false)
+    t.equal(await store.getDevice('d1'), undefined)
+    await store.close()
+  })
+
+  t.test(`${name}: settings and producer state are kept by key`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    await store.putSetting('k', 'v1')
+    await store.putSetting('k', 'v2')
+    await store.saveProducerState('s.1', 'state-1')
+    await store.saveProducerState('s.1', 'state-2')
+    await store.close()
+    store = await open()
+    t.equal(await store.getSetting('k'), 'v2')
+    t.equal(await store.getSetting('missing'), undefined)
+    t.equal(await store.loadProducerState('s.1'), 'state-2')
+    await store.close()
+  })
+}
