@@ -139,12 +139,15 @@ abstract class Family<L extends string, S> {
       const v = record[names[i] as string]
       if (typeof v !== 'string') this.labelError(labels)
       node = (node as Map<string, unknown>).get(v)
-      if (node === undefined) return this.add(record as Record<string, string>)
+      if (node === undefined) {
+        this.checkLabels(labels) // the values after i are still unchecked
+        return this.add(record as Record<string, string>)
+      }
     }
     return node as S
   }
 
-  /** Creates the series for a label set already checked by `resolve`. */
+  /** Creates the series for a checked label set. */
   private add(record: Record<string, string>): S {
     const names = this.labelNames
     const last = names.length - 1

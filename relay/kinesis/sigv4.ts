@@ -8,9 +8,9 @@
  *   4. 'host' among the signed headers, the algorithm, the credential's shape, its scope
  *   5. the access key id, then the signature, then x-amz-content-sha256 against the body
  *
- * The host header: the verifier reads `headers.host`, falling back to `headers[':authority']`.
- * Over HTTP/2 the SDK signs a `host` computed from its endpoint while the server sees `:authority`,
- * so either name carries the value that was signed.
+ * The host header: over HTTP/1.1 clients sign `host`; over HTTP/2 the AWS JS SDK signs the
+ * pseudo-header `:authority` itself (SignedHeaders=:authority;…). Either satisfies the "host must be
+ * signed" rule, and each name reads its own header, falling back to the other.
  */
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
@@ -87,7 +87,7 @@ export function verifySigV4(req: SignedRequest, keys: readonly Credentials[], op
   checkSkew(parts, now, maxSkewMs)
 
   const signedHeaders = parts.signedHeaders.split(';').map((h) => h.trim().toLowerCase())
-  if (!signedHeaders.includes('host')) {
+  if (!signedHeaders.includes('host') && !signedHeaders.includes(':authority')) {
     throw invalid("'Host' must be a 'SignedHeader' in the AWS Authorization.")
   }
   if (parts.algorithm !== ALGORITHM) {
@@ -315,6 +315,7 @@ function canonicalQuery(query: ReadonlyArray<[string, string]>, queryAuth: boole
 function canonicalHeaderValue(headers: SignedRequest['headers'], name: string): string {
   let raw = headers[name]
   if (name === 'host' && raw === undefined) raw = headers[':authority']
+  if (name === ':authority' && raw === undefined) raw = headers.host
   const values = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]
   return values.map((v) => v.replace(/[ \t]+/g, ' ').trim()).join(',')
 }

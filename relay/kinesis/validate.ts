@@ -84,13 +84,20 @@ function coerce(value: unknown, shape: Shape): unknown {
   }
 }
 
+/** A list member as the message shows it: blobs by their size only, so a rejected batch is not echoed back byte by byte. */
+function brief(v: unknown): string {
+  if (Buffer.isBuffer(v)) return `java.nio.HeapByteBuffer[pos=0 lim=${v.length} cap=${v.length}]`
+  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${k}: ${brief(x)}`).join(',')}}`
+  return String(v)
+}
+
 function describe(value: unknown, shape: Shape): string {
   if (value === undefined) return 'null'
   if (shape.type === 'blob') {
     const n = (value as Buffer).length
     return `'java.nio.HeapByteBuffer[pos=0 lim=${n} cap=${n}]'`
   }
-  if (shape.type === 'list') return `'[${(value as unknown[]).map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ')}]'`
+  if (shape.type === 'list') return `'[${(value as unknown[]).map(brief).join(', ')}]'`
   if (shape.type === 'map') return `'{${Object.entries(value as object).map(([k, v]) => `${k}=${v}`).join(', ')}}'`
   return `'${typeof value === 'object' ? JSON.stringify(value) : String(value)}'`
 }

@@ -324,7 +324,7 @@ t.test('device credentials from the CLI govern who may connect over MQTT', async
   t.match(again.stderr, /already exists/, 'saying it already exists')
   t.notMatch(again.stdout, /secret/, 'and prints no secret')
 
-  t.equal(listed.code, 0, 'devices list exits 0')
+  t.equal(listed.code, 0, `devices list exits 0 (stderr: ${listed.stderr})`)
   t.match(listed.stdout, /^dev-1\t/m, 'devices list shows dev-1')
   t.notMatch(listed.stdout, secret, 'devices list never shows the secret')
   const stored = filesUnder(relay.config.dataDir).filter((f) => readFileSync(f).includes(secret))

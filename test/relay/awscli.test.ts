@@ -1,0 +1,199 @@
+/**
+ * The AWS CLI v2 against the relay, unchanged: the Kinesis commands a user reaches for first, with
+ * the CLI's own signing, serialisation and parsing. Skips when no AWS CLI v2 is installed (CI
+ * installs Debian's `awscli`).
+ */
+import t, { type Test } from 'tap'
+import { execFile, execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { testRelay } from '../helpers/relay.js'
+import { tempDir } from '../helpers/tmp.js'
+
+/**
+ * The first AWS CLI v2 found. Debian's lives in /usr/bin; a PATH may put an older v1 first (e.g. a
+ * pip-installed one), which does not know `--cli-binary-format`, so each candidate's version is read.
+ */
+function findAwsV2(): { bin: string; version: string } | { skip: string } {
+  const seen: string[] = []
+  for (const bin of ['/usr/bin/aws', '/usr/local/bin/aws', 'aws']) {
+    if (bin.startsWith('/') && !existsSync(bin)) continue
+    let version: string
+    try {
+      version = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim()
+    } catch {
+      continue
+    }
+    if (/^aws-cli\/2\./.test(version)) return { bin, version }
+    seen.push(`${bin}: ${version}`)
+  }
+  return { skip: seen.length ? `needs the AWS CLI v2 (apt-get install awscli); found only ${seen.join('; ')}` : 'the AWS CLI v2 is not installed (apt-get install awscli)' }
+}
+
+const found = findAwsV2()
+const skip = 'skip' in found ? found.skip : false
+if ('version' in found) t.comment(`using ${found.bin}: ${found.version}`)
+
+interface AwsRun { code: number; stdout: string; stderr: string; json: any } // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Runs `aws kinesis …` against `endpoint` with throwaway credentials and no user configuration. */
+function awsWith(t: Test, endpoint: string, creds: { id: string; secret: string }) {
+  const home = tempDir(t, 'tributary-aws-')
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_')) env[k] = v
+  Object.assign(env, {
+    HOME: home,
+    AWS_ACCESS_KEY_ID: creds.id,
+    AWS_SECRET_ACCESS_KEY: creds.secret,
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: join(home, 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
+    AWS_PAGER: '',
+    AWS_MAX_ATTEMPTS: '1',
+  })
+  return (...args: string[]): Promise<AwsRun> => new Promise((resolve) => {
+    const bin = 'bin' in found ? found.bin : 'aws'
+    execFile(bin, ['kinesis', ...args, '--endpoint-url', endpoint, '--output', 'json', '--cli-connect-timeout', '10', '--cli-read-timeout', '30'], { env, timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0
+      let json: unknown = null
+      try { json = stdout.trim() ? JSON.parse(stdout) : null } catch { /* not JSON */ }
+      resolve({ code, stdout, stderr, json })
+    })
+  })
+}
+
+/** Kinesis's hash key of a partition key: MD5 as an unsigned 128-bit big-endian integer. */
+const hashKey = (key: string) => BigInt('0x' + createHash('md5').update(key, 'utf8').digest('hex'))
+const HALF = 2n ** 127n
+
+t.test('the AWS CLI v2 creates, lists, describes, writes and reads a stream', { skip }, async (t) => {
+  const relay = await testRelay(t)
+  const aws = awsWith(t, relay.endpoint, { id: 'x', secret: 'y' })
+
+  const created = await aws('create-stream', '--stream-name', 'telemetry', '--shard-count', '2')
+  t.equal(created.code, 0, `create-stream exits 0 (stderr: ${created.stderr})`)
+  t.equal(created.stdout.trim(), '', 'create-stream prints nothing, as against AWS')
+  const waited = await aws('wait', 'stream-exists', '--stream-name', 'telemetry')
+  t.equal(waited.code, 0, `wait stream-exists returns (stderr: ${waited.stderr})`)
+
+  const listed = await aws('list-streams')
+  t.equal(listed.code, 0, `list-streams exits 0 (stderr: ${listed.stderr})`)
+  t.same(listed.json?.StreamNames, ['telemetry'], 'list-streams names the stream')
+  t.equal(listed.json?.StreamSummaries?.[0]?.StreamStatus, 'ACTIVE', 'and its summary says ACTIVE')
+
+  const described = await aws('describe-stream', '--stream-name', 'telemetry')
+  t.equal(described.code, 0, `describe-stream exits 0 (stderr: ${described.stderr})`)
+  const desc = described.json?.StreamDescription
+  t.equal(desc?.StreamName, 'telemetry', 'describe-stream names the stream')
+  t.equal(desc?.StreamStatus, 'ACTIVE', 'describe-stream says ACTIVE')
+  t.equal(desc?.StreamARN, 'arn:aws:kinesis:us-east-1:000000000000:stream/telemetry', 'with the ARN of the configured region and account')
+  t.same(desc?.Shards?.map((s: { ShardId: string }) => s.ShardId), ['shardId-000000000000', 'shardId-000000000001'], 'describe-stream lists two shards')
+  t.equal(desc?.HasMoreShards, false, 'and says there are no more')
+
+  const summary = await aws('describe-stream-summary', '--stream-name', 'telemetry')
+  t.equal(summary.code, 0, `describe-stream-summary exits 0 (stderr: ${summary.stderr})`)
+  t.equal(summary.json?.StreamDescriptionSummary?.OpenShardCount, 2, 'describe-stream-summary counts 2 open shards')
+  t.equal(summary.json?.StreamDescriptionSummary?.RetentionPeriodHours, 24, 'and the default 24 h retention')
+
+  const shards = await aws('list-shards', '--stream-name', 'telemetry')
+  t.equal(shards.code, 0, `list-shards exits 0 (stderr: ${shards.stderr})`)
+  t.same(shards.json?.Shards?.map((s: { ShardId: string; HashKeyRange: object }) => [s.ShardId, s.HashKeyRange]), [
+    ['shardId-000000000000', { StartingHashKey: '0', EndingHashKey: String(HALF - 1n) }],
+    ['shardId-000000000001', { StartingHashKey: String(HALF), EndingHashKey: String(2n ** 128n - 1n) }],
+  ], 'list-shards splits the hash key space in two halves')
+  const paged = await aws('list-shards', '--stream-name', 'telemetry', '--max-results', '1')
+  t.equal(paged.json?.Shards?.length, 1, 'list-shards --max-results 1 returns one shard')
+  t.ok(paged.json?.NextToken, 'and a NextToken for the next page')
+
+  // Text through raw-in-base64-out, and binary bytes as base64 (the CLI v2's default for blobs).
+  const binary = Buffer.from([0x00, 0xff, 0x10, 0x80, 0x7f, 0x0a, 0x00])
+  const puts = [
+    { key: 'sensor-a', data: Buffer.from('hello from the aws cli'), args: ['--cli-binary-format', 'raw-in-base64-out', '--data', 'hello from the aws cli'] },
+    { key: 'sensor-b', data: Buffer.from('{"t":21.5}'), args: ['--cli-binary-format', 'raw-in-base64-out', '--data', '{"t":21.5}'] },
+    { key: 'sensor-a', data: binary, args: ['--data', binary.toString('base64')] },
+    { key: 'device-77', data: Buffer.from('ünïcode ✓'), args: ['--cli-binary-format', 'raw-in-base64-out', '--data', 'ünïcode ✓'] },
+  ]
+  const written: { key: string; data: Buffer; shardId: string; seq: string }[] = []
+  for (const p of puts) {
+    const out = await aws('put-record', '--stream-name', 'telemetry', '--partition-key', p.key, ...p.args)
+    t.equal(out.code, 0, `put-record ${p.key} exits 0 (stderr: ${out.stderr})`)
+    const shardId = hashKey(p.key) < HALF ? 'shardId-000000000000' : 'shardId-000000000001'
+    t.equal(out.json?.ShardId, shardId, `put-record ${p.key} lands in the shard that owns MD5 of its key`)
+    t.match(out.json?.SequenceNumber, /^\d{56}$/, 'with a 56-digit sequence number')
+    written.push({ key: p.key, data: p.data, shardId: out.json?.ShardId, seq: out.json?.SequenceNumber })
+  }
+
+  const read: { shardId: string; key: string; data: Buffer; seq: string; arrival: unknown }[] = []
+  for (const shardId of ['shardId-000000000000', 'shardId-000000000001']) {
+    const it = await aws('get-shard-iterator', '--stream-name', 'telemetry', '--shard-id', shardId, '--shard-iterator-type', 'TRIM_HORIZON')
+    t.equal(it.code, 0, `get-shard-iterator ${shardId} exits 0 (stderr: ${it.stderr})`)
+    t.type(it.json?.ShardIterator, 'string', 'and returns an iterator')
+    const got = await aws('get-records', '--shard-iterator', it.json?.ShardIterator)
+    t.equal(got.code, 0, `get-records ${shardId} exits 0 (stderr: ${got.stderr})`)
+    t.type(got.json?.NextShardIterator, 'string', `get-records ${shardId} returns the next iterator of an open shard`)
+    t.equal(got.json?.MillisBehindLatest, 0, `get-records ${shardId} is caught up`)
+    for (const r of got.json?.Records ?? []) {
+      read.push({ shardId, key: r.PartitionKey, data: Buffer.from(r.Data, 'base64'), seq: r.SequenceNumber, arrival: r.ApproximateArrivalTimestamp })
+    }
+  }
+  t.equal(read.length, written.length, 'get-records returns every record, once')
+  for (const w of written) {
+    const r = read.find((x) => x.seq === w.seq)
+    t.ok(r, `record ${w.seq} is read back`)
+    if (!r) continue
+    t.equal(r.shardId, w.shardId, 'from the shard put-record named')
+    t.equal(r.key, w.key, `with its partition key ${w.key}`)
+    t.equal(r.data.toString('hex'), w.data.toString('hex'), `with its data byte for byte (${JSON.stringify(w.data.toString('utf8'))})`)
+    const at = Date.parse(String(r.arrival))
+    t.ok(Math.abs(at - Date.now()) < 120_000, `with an arrival time the CLI parses as now-ish (${String(r.arrival)})`)
+  }
+  const aKeys = read.filter((r) => r.key === 'sensor-a').map((r) => r.data.toString('hex'))
+  t.same(aKeys, puts.filter((p) => p.key === 'sensor-a').map((p) => p.data.toString('hex')), 'one key reads back in the order it was written')
+
+  // AT_SEQUENCE_NUMBER with a sequence number put-record printed starts at that very record.
+  const second = written[2]!
+  const at = await aws('get-shard-iterator', '--stream-name', 'telemetry', '--shard-id', second.shardId, '--shard-iterator-type', 'AT_SEQUENCE_NUMBER', '--starting-sequence-number', second.seq)
+  t.equal(at.code, 0, `get-shard-iterator AT_SEQUENCE_NUMBER exits 0 (stderr: ${at.stderr})`)
+  const fromSeq = await aws('get-records', '--shard-iterator', at.json?.ShardIterator, '--limit', '1')
+  t.same(fromSeq.json?.Records?.map((r: { SequenceNumber: string }) => r.SequenceNumber), [second.seq], 'get-records --limit 1 from it returns exactly that record')
+
+  const latest = await aws('get-shard-iterator', '--stream-name', 'telemetry', '--shard-id', 'shardId-000000000000', '--shard-iterator-type', 'LATEST')
+  const none = await aws('get-records', '--shard-iterator', latest.json?.ShardIterator)
+  t.same(none.json?.Records, [], 'a LATEST iterator reads nothing that was written before it')
+
+  const missing = await aws('describe-stream-summary', '--stream-name', 'nope')
+  t.not(missing.code, 0, 'describing an unknown stream fails')
+  t.match(missing.stderr, /ResourceNotFoundException/, `the CLI reports ResourceNotFoundException: ${missing.stderr.trim()}`)
+
+  const deleted = await aws('delete-stream', '--stream-name', 'telemetry')
+  t.equal(deleted.code, 0, `delete-stream exits 0 (stderr: ${deleted.stderr})`)
+  const waitedGone = await aws('wait', 'stream-not-exists', '--stream-name', 'telemetry')
+  t.equal(waitedGone.code, 0, `wait stream-not-exists returns (stderr: ${waitedGone.stderr})`)
+})
+
+t.test('with access keys configured, the relay accepts the AWS CLI\'s signatures and refuses a wrong secret', { skip }, async (t) => {
+  const relay = await testRelay(t, { accessKeys: [{ accessKeyId: 'AKIDTRIBUTARY', secretAccessKey: 'right-secret' }], httpHost: '127.0.0.1' })
+  const good = awsWith(t, relay.endpoint, { id: 'AKIDTRIBUTARY', secret: 'right-secret' })
+  const badSecret = awsWith(t, relay.endpoint, { id: 'AKIDTRIBUTARY', secret: 'wrong-secret' })
+  const unknownKey = awsWith(t, relay.endpoint, { id: 'AKIDNOBODY', secret: 'right-secret' })
+
+  const created = await good('create-stream', '--stream-name', 'signed', '--shard-count', '1')
+  t.equal(created.code, 0, `create-stream with the configured key exits 0 (stderr: ${created.stderr})`)
+  const put = await good('put-record', '--stream-name', 'signed', '--partition-key', 'k', '--cli-binary-format', 'raw-in-base64-out', '--data', 'signed payload')
+  t.equal(put.code, 0, `a signed put-record is accepted (stderr: ${put.stderr})`)
+
+  const [wrong, unknown] = await Promise.all([
+    badSecret('put-record', '--stream-name', 'signed', '--partition-key', 'k', '--cli-binary-format', 'raw-in-base64-out', '--data', 'forged'),
+    unknownKey('list-streams'),
+  ])
+  t.not(wrong.code, 0, 'a request signed with the wrong secret fails')
+  t.match(wrong.stderr, /InvalidSignatureException/, `with InvalidSignatureException: ${wrong.stderr.trim()}`)
+  t.not(unknown.code, 0, 'a request from an unknown access key fails')
+  t.match(unknown.stderr, /UnrecognizedClientException/, `with UnrecognizedClientException: ${unknown.stderr.trim()}`)
+
+  const it = await good('get-shard-iterator', '--stream-name', 'signed', '--shard-id', 'shardId-000000000000', '--shard-iterator-type', 'TRIM_HORIZON')
+  const got = await good('get-records', '--shard-iterator', it.json?.ShardIterator)
+  t.same(got.json?.Records?.map((r: { Data: string }) => Buffer.from(r.Data, 'base64').toString()), ['signed payload'], 'only the signed record was stored')
+})
