@@ -136,15 +136,27 @@ abstract class Family<L extends string, S> {
     const record = labels as Record<string, unknown>
     let node: unknown = this.index
     for (let i = 0; i < n; i++) {
-      const v = record[names[i] as string]
-      if (typeof v !== 'string') this.labelError(labels)
-      node = (node as Map<string, unknown>).get(v)
+      // Keys are strings, so a value of any other type misses and is caught by checkLabels.
+      node = (node as Map<string, unknown>).get(record[names[i] as string] as string)
       if (node === undefined) {
-        this.checkLabels(labels) // the values after i are still unchecked
+        this.checkLabels(labels)
         return this.add(record as Record<string, string>)
       }
     }
     return node as S
+  }
+
+  /** The series for `labels` if it exists, without creating it. */
+  protected peek(labels: LabelValues<L> | undefined): S | undefined {
+    this.checkLabels(labels)
+    const names = this.labelNames
+    if (names.length === 0) return this.unlabelled
+    const record = labels as Record<string, string>
+    let node: unknown = this.index
+    for (let i = 0; i < names.length && node !== undefined; i++) {
+      node = (node as Map<string, unknown>).get(record[names[i] as string] as string)
+    }
+    return node as S | undefined
   }
 
   /** Creates the series for a checked label set. */
@@ -194,7 +206,7 @@ abstract class Family<L extends string, S> {
       }
     }
     for (const k of declared) {
-      if (record[k] === undefined) throw new TypeError(`label "${k}" is missing for metric "${this.name}"`)
+      if (!Object.hasOwn(record, k) || record[k] === undefined) throw new TypeError(`label "${k}" is missing for metric "${this.name}"`)
       if (typeof record[k] !== 'string') throw new TypeError(`label "${k}" of metric "${this.name}" must be a string`)
     }
     throw new TypeError(`bad labels for metric "${this.name}"`)
@@ -266,8 +278,9 @@ export class Counter<L extends string = string> extends Family<L, CounterSeries>
     if (typeof labels === 'number') this.resolve(undefined).inc(labels)
     else this.resolve(labels).inc(by)
   }
+  /** The current value; 0 for a label set never used (which this does not create). */
   get(labels?: LabelValues<L>): number {
-    return this.resolve(labels).value
+    return this.peek(labels)?.value ?? 0
   }
   /** The bound series for `labels`, for hot paths. Repeated calls return the same child. */
   labels(labels?: LabelValues<L>): CounterChild {
@@ -389,9 +402,10 @@ export class Gauge<L extends string = string> extends Family<L, GaugeSeries> {
     if (typeof labels === 'number') this.resolve(undefined).dec(labels)
     else this.resolve(labels).dec(by)
   }
+  /** The current value; 0 for a label set never used (which this does not create). */
   get(labels?: LabelValues<L>): number {
     this.live()
-    return this.resolve(labels).value
+    return this.peek(labels)?.value ?? 0
   }
   /** The bound series for `labels`, for hot paths. Repeated calls return the same child. */
   labels(labels?: LabelValues<L>): GaugeChild {

@@ -529,17 +529,26 @@ t.test('using a label name that was not declared throws a TypeError naming it, a
   throwsNaming(t, () => h.observe(1, anyLabels({ stream: 's', le: '1' })), TypeError, 'le', 'le passed to a histogram')
   throwsNaming(t, () => c.remove(anyLabels({ shard: '1' })), TypeError, 'shard', 'remove')
   t.equal(r.render(), before)
+  c.inc({ stream: 'x' })
+  throwsNaming(t, () => c.inc(anyLabels({ stream: 'x', shard: '1' })), TypeError, 'shard', 'extra label beside a known series')
+  throwsNaming(t, () => c.labels(anyLabels({ stream: 'x', shard: '1' })), TypeError, 'shard', 'extra label on labels() beside a known series')
+  t.equal(c.get({ stream: 'x' }), 1)
 })
 
 t.test('leaving out a declared label, or giving a non-string value, throws a TypeError naming it', async (t) => {
   const r = new Registry()
   const c = r.counter('c_total', 'C.', ['stream', 'shard'])
   throwsNaming(t, () => c.inc(anyLabels({ stream: 'x' })), TypeError, 'shard', 'one missing')
+  throwsNaming(t, () => new Registry().counter('o_total', 'O.', ['constructor']).inc(anyLabels({})), TypeError, 'missing', 'a missing label named like an Object property')
   throwsNaming(t, () => c.inc(), TypeError, 'stream', 'no labels at all')
   throwsNaming(t, () => c.inc(2), TypeError, 'stream', 'a bare increment')
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   throwsNaming(t, () => c.inc({ stream: 'x', shard: 3 as any }), TypeError, 'shard', 'a number value')
   t.equal(r.render(), '# HELP c_total C.\n# TYPE c_total counter\n')
+  c.inc({ stream: 'x', shard: '3' })
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  throwsNaming(t, () => c.inc({ stream: 'x', shard: 3 as any }), TypeError, 'shard', 'a number value that stringifies to a known one')
+  t.equal(c.get({ stream: 'x', shard: '3' }), 1)
 })
 
 t.test("registering a name twice, or a name a histogram's samples use, throws a TypeError naming it", async (t) => {
@@ -587,6 +596,8 @@ t.test('remove forgets one labelled series and leaves the rest', async (t) => {
   const c = r.counter('c_total', 'C.', ['stream'])
   c.inc({ stream: 'a' })
   c.inc({ stream: 'b' }, 2)
+  t.equal(c.get({ stream: 'never' }), 0, 'get on an unused label set reads zero')
+  t.equal(c.remove({ stream: 'never' }), false, '...and did not create it')
   t.equal(c.remove({ stream: 'a' }), true)
   t.equal(c.remove({ stream: 'a' }), false, 'a second remove finds nothing')
   t.equal(r.render(), '# HELP c_total C.\n# TYPE c_total counter\nc_total{stream="b"} 2\n')
