@@ -66,11 +66,14 @@ async function runRelay(args: Args): Promise<void> {
 
 async function runStreams(args: Args): Promise<void> {
   const [, verb, name] = args.positionals
+  if (!name && (verb === 'create' || verb === 'describe' || verb === 'delete')) throw new ConfigError('streams', `name the stream: tributary streams ${verb} NAME`)
   const kinesis = client(args)
   try {
     switch (verb) {
       case 'create': {
-        const shards = Number(args.flags.shards ?? 1)
+        const raw = args.flags.shards ?? '1'
+        const shards = Number(raw)
+        if (raw === true || !Number.isInteger(shards) || shards < 1) throw new ConfigError('--shards', `must be a whole number of at least 1, got ${JSON.stringify(raw)}`)
         await kinesis.call('CreateStream', { StreamName: name, ShardCount: shards })
         console.log(`created stream ${name} with ${shards} shard${shards === 1 ? '' : 's'}`)
         return

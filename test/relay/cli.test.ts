@@ -173,16 +173,18 @@ t.test('streams create, list, describe and delete print what a user expects', as
   t.match(created.stdout, /created stream orders with 2 shards/, 'create names the stream and its shard count')
   t.match(one.stdout, /created stream single with 1 shard\b/, 'one shard by default, in the singular')
 
-  const [listed, described, missing, dup, badVerb] = await Promise.all([
+  const [listed, described, missing, dup, badVerb, badShards, noName] = await Promise.all([
     cli(['streams', 'list', ...ep]),
     cli(['streams', 'describe', 'orders', ...ep]),
     cli(['streams', 'describe', 'no-such-stream', ...ep]),
     cli(['streams', 'create', 'single', ...ep]),
     cli(['streams', 'frobnicate', ...ep]),
+    cli(['streams', 'create', 'typo', '--shards', 'two', ...ep]),
+    cli(['streams', 'create', ...ep]),
   ])
   t.equal(listed.code, 0, 'list exits 0')
   const rows = listed.stdout.trim().split('\n').map((l) => l.split('\t'))
-  t.same(rows.map((r) => r[0]).sort(), ['orders', 'single'], 'list shows exactly the two streams, one per line')
+  t.same(rows.map((r) => r[0]).sort(), ['orders', 'single'], 'list shows exactly the two streams, one per line (a bad create made none)')
   for (const r of rows) t.match(r[1], /^(ACTIVE|CREATING)$/, `list shows ${r[0]}'s status`)
 
   t.equal(described.code, 0, 'describe exits 0')
@@ -209,6 +211,11 @@ t.test('streams create, list, describe and delete print what a user expects', as
 
   t.equal(badVerb.code, 1, 'an unknown streams subcommand exits 1')
   t.match(badVerb.stderr, /frobnicate/, 'naming the subcommand')
+  t.equal(badShards.code, 1, 'a --shards that is not a number exits 1')
+  t.match(badShards.stderr, /--shards/, `naming --shards: ${badShards.stderr.trim()}`)
+  t.notMatch(badShards.stdout, /created/, 'and claims to have created nothing')
+  t.equal(noName.code, 1, 'create without a name exits 1')
+  t.match(noName.stderr, /name the stream/, `saying a name is needed: ${noName.stderr.trim()}`)
 })
 
 t.test('put (arguments and stdin lines) then tail --json --from trim-horizon returns exactly those records with their keys', async (t) => {
