@@ -7,7 +7,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { Aedes, Client, PublishPacket, Subscription, AuthenticateError } from 'aedes'
-import { ErrorCode, StorageError, TributaryError } from '../shared/errors.js'
+import { ErrorCode, TributaryError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, parseTopic, topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
 import type { Devices } from './devices.js'
@@ -109,7 +109,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       done(null)
     }, async (err: Error) => {
       // Cannot store now: no PUBACK. Say why, then close the connection; the device keeps its data and retries.
-      const code = err instanceof StorageError ? err.code : ErrorCode.STORAGE_FAILED
+      const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
       o.log('batch_not_stored', { device, stream, code, error: err.message })
       o.onRejected?.(code, 1)
       await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })

@@ -5,7 +5,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { join } from 'node:path'
 import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
-import { ErrorCode, StorageError } from '../../shared/errors.js'
+import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
 import { LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC, LOG_OFF_LENGTH, LOG_CRC_START, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
 import { readLogArrival, readLogOffset, readLogLength } from '../../hardware/index.js'
 import { Segment, segmentName } from './segment.js'
@@ -64,6 +64,8 @@ export class FileShardLog implements ShardLog {
   private pendingBytes = 0
   private pendingAppends: PendingAppend[] = []
   private pendingCount = 0
+  /** Set when the stream is deleted: late appends are refused, never written to closed files. */
+  dropped = false
 
   constructor(store: FileLogStore, stream: string, shard: string, dir: string, codec: Codec) {
     this.store = store
@@ -215,6 +217,7 @@ export class FileShardLog implements ShardLog {
   // ---- append and commit ----
 
   append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number } {
+    if (this.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${this.stream} was deleted`)
     this.store.checkWritable()
     let size = 0
     for (const r of records) size += this.codec.logRecordSize(r)
@@ -239,7 +242,7 @@ export class FileShardLog implements ShardLog {
 
   /** Writes and fsyncs what is pending; called by the store's committer only. */
   async flush(segmentBytes: number): Promise<void> {
-    if (this.pendingBytes === 0) return
+    if (this.pendingBytes === 0 || this.dropped) return
     const chunks = this.pendingChunks
     const appends = this.pendingAppends
     const bytes = this.pendingBytes
@@ -478,13 +481,16 @@ export class FileLogStore implements LogStore {
   }
 
   async drop(stream: string): Promise<void> {
-    for (const [key, log] of this.logs) {
-      if (log.stream !== stream) continue
+    const doomed = [...this.logs].filter(([, log]) => log.stream === stream)
+    for (const [key, log] of doomed) {
+      log.dropped = true
       this.dirty.delete(log)
       log.discardPending()
-      await log.close()
       this.logs.delete(key)
     }
+    // A commit already writing to these files finishes before they are closed.
+    while (this.running) await new Promise((r) => setImmediate(r))
+    for (const [, log] of doomed) await log.close()
     await fsp.rm(join(this.root, stream), { recursive: true, force: true })
   }
 
