@@ -1,5 +1,5 @@
 /** The relay's metrics, in one place, for /metrics. */
-import { Registry } from './metrics.js'
+import { Registry } from '../shared/metrics.js'
 
 export function relayMetrics() {
   const registry = new Registry()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CONTENT_TYPE, Registry, formatValue } from '../../relay/metrics.js'
+import { CONTENT_TYPE, Registry, formatValue } from '../../shared/metrics.js'
 
 /** The two assertions `throwsNaming` needs, from a tap test. */
 interface Test {
