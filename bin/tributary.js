@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/relay/cli/entry.js'
+// The agent and the relay never import each other: dispatch on the first word.
+if (process.argv[2] === 'agent') await import('../dist/agent/entry.js')
+else await import('../dist/relay/cli/entry.js')

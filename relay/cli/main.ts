@@ -9,7 +9,7 @@ import { describeRelaySettings, relaySchema, resolveRelayConfig } from '../../sh
 import { startRelay } from '../relay.js'
 import { KinesisClient } from '../kinesis/client.js'
 import { KinesisError } from '../kinesis/errors.js'
-import { parseArgs, type Args } from './args.js'
+import { parseArgs, type Args } from '../../shared/args.js'
 import { formatJson, formatPretty, tail } from './tail.js'
 
 const USAGE = `tributary — a self-hosted streaming platform in the shape of Amazon Kinesis

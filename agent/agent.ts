@@ -1,0 +1,138 @@
+/**
+ * The agent, assembled: outbox, uplink, sources, and the loopback status endpoint
+ * (`/status` JSON for `tributary agent status`, `/metrics` for Prometheus).
+ */
+import http from 'node:http'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { Registry, CONTENT_TYPE } from '../shared/metrics.js'
+import type { AgentConfig } from './config.js'
+import { systemClock, type Clock } from './clock.js'
+import { Outbox, type OutboxInput } from './outbox.js'
+import { Uplink } from './uplink.js'
+import { startSimulated, type Source } from './sources/simulated.js'
+import { startPutApi, type PutApi } from './sources/putapi.js'
+
+export type LogFn = (event: string, fields?: Record<string, unknown>) => void
+
+export interface Agent {
+  config: AgentConfig
+  outbox: Outbox
+  uplink: Uplink
+  statusPort: number
+  putApiPort: number | null
+  status(): AgentStatus
+  stop(): Promise<void>
+}
+
+export interface AgentStatus {
+  device: string
+  online: boolean
+  at: string
+  link: Uplink['stats']
+  outbox: ReturnType<Outbox['stats']>
+  drain: { startedBacklog: number; remaining: number; recordsPerSecond: number } | null
+}
+
+export const jsonLog: LogFn = (event, fields = {}) => {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
+}
+
+export async function startAgent(config: AgentConfig, options: { clock?: Clock; log?: LogFn } = {}): Promise<Agent> {
+  const clock = options.clock ?? systemClock
+  const log = options.log ?? jsonLog
+  mkdirSync(dirname(config.outbox.path), { recursive: true })
+  const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
+  const uplink = new Uplink(config, outbox, clock, log)
+
+  // Metrics.
+  const registry = new Registry()
+  const stored = registry.counter('tributary_agent_records_stored_total', 'Records committed to the outbox, by stream.', ['stream'])
+  const dropped = registry.counter('tributary_agent_records_dropped_total', 'Records dropped by policy, by stream and reason.', ['stream', 'reason'])
+  const dead = registry.counter('tributary_agent_dead_letters_total', 'Records moved to the dead-letter table, by stream and code.', ['stream', 'code'])
+  registry.gauge('tributary_agent_backlog_records', 'Records in the outbox not yet acknowledged by the relay, by stream.', ['stream'],
+    () => Object.entries(outbox.stats().streams).map(([stream, s]) => ({ labels: { stream }, value: s.backlog })))
+  registry.gauge('tributary_agent_oldest_record_age_seconds', 'Age of the oldest record in the outbox, by stream.', ['stream'],
+    () => Object.entries(outbox.stats().streams).map(([stream, s]) => ({ labels: { stream }, value: s.oldestAgeSeconds })))
+  registry.gauge('tributary_agent_connected', '1 while connected to the relay.', [], () => (uplink.stats.state === 'connected' ? 1 : 0))
+  registry.gauge('tributary_agent_alarms', 'Active alarms (e.g. a quarantined outbox).', [], () => outbox.alarms.length)
+  registry.gauge('tributary_agent_outbox_file_bytes', 'Size of the outbox database file.', [], () => outbox.stats().fileBytes)
+  registry.gauge('tributary_agent_records_acked', 'Records acknowledged by the relay since start.', [], () => uplink.stats.recordsAcked)
+  outbox.on('dropped', (stream: string, reason: string, n: number) => dropped.inc({ stream, reason }, n))
+  outbox.on('deadLetter', (stream: string, code: string) => dead.inc({ stream, code }))
+
+  const store = async (rows: OutboxInput[]) => {
+    const ids = await outbox.enqueue(rows)
+    const byStream = new Map<string, number>()
+    for (const r of rows) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + 1)
+    for (const [stream, n] of byStream) stored.inc({ stream }, n)
+    return ids
+  }
+
+  // Drain progress: from the moment a backlog exists while connected, until it is gone.
+  let drain: { startedBacklog: number; startedMs: number; startedAcked: number } | null = null
+  const status = (): AgentStatus => {
+    const o = outbox.stats()
+    const connected = uplink.stats.state === 'connected'
+    if (connected && o.backlog > config.uplink.batchRecords && !drain) drain = { startedBacklog: o.backlog, startedMs: clock.monoMs(), startedAcked: uplink.stats.recordsAcked }
+    if (drain && (o.backlog <= config.uplink.batchRecords || !connected)) drain = null
+    const elapsed = drain ? (clock.monoMs() - drain.startedMs) / 1000 : 0
+    return {
+      device: config.device,
+      online: connected,
+      at: new Date(clock.wallMs()).toISOString(),
+      link: { ...uplink.stats },
+      outbox: o,
+      drain: drain ? { startedBacklog: drain.startedBacklog, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
+    }
+  }
+  uplink.statusDocument = () => ({ ...status() })
+
+  const sources: Source[] = []
+  let putApi: PutApi | null = null
+  for (const s of config.sources) {
+    if (s.type === 'simulated') sources.push(startSimulated(s, clock, store, (err) => log('source_error', { source: 'simulated', stream: s.stream, error: err.message })))
+    else putApi = await startPutApi(s.host, s.port, clock, store)
+  }
+
+  const server = http.createServer((req, res) => {
+    if (req.url === '/status') {
+      const text = JSON.stringify(status())
+      res.writeHead(200, { 'content-type': 'application/json' }).end(text)
+    } else if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': CONTENT_TYPE }).end(registry.render())
+    } else if (req.url?.startsWith('/dead-letters')) {
+      const text = JSON.stringify(outbox.deadLetters(1000).map((d) => ({ ...d, data: d.data?.toString('base64') ?? null })))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(text)
+    } else {
+      res.writeHead(404).end()
+    }
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.status.port, config.status.host, () => resolve())
+  })
+
+  const timers = [
+    setInterval(() => uplink.publishStatus(), config.status.publishIntervalMs),
+    setInterval(() => { try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) } }, 1000),
+  ]
+  uplink.start()
+  log('agent_started', { device: config.device, outbox: config.outbox.path, epoch: outbox.epoch.toString(), backlog: outbox.backlog(), alarms: outbox.alarms.map((a) => a.code) })
+
+  return {
+    config, outbox, uplink,
+    statusPort: (server.address() as AddressInfo).port,
+    putApiPort: putApi?.port ?? null,
+    status,
+    stop: async () => {
+      for (const t of timers) clearInterval(t)
+      for (const s of sources) s.stop()
+      await putApi?.close()
+      await uplink.stop()
+      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })
+      outbox.close()
+    },
+  }
+}

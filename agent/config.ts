@@ -1,0 +1,224 @@
+/**
+ * The agent's configuration: one YAML file naming the device, the relay, the outbox, the streams
+ * with their policies, and the sources. Validated at start; every error names its field
+ * (`streams.sensors.onFull: must be one of drop-oldest, reject-new`).
+ */
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError } from '../shared/errors.js'
+import { DEVICE_ID_PATTERN, STREAM_NAME_PATTERN } from '../shared/topics.js'
+import { Limits } from '../shared/limits.js'
+
+export type OnFull = 'drop-oldest' | 'reject-new'
+
+export interface StreamPolicy {
+  name: string
+  /** Higher drains first after an outage. */
+  priority: number
+  /** Bytes of this stream's records the outbox may hold (0: only the outbox's own cap). */
+  maxBytes: number
+  /** Records older than this (agent running time, seconds) are dropped (0: no limit). */
+  maxAgeSeconds: number
+  onFull: OnFull
+}
+
+export interface SimulatedSource {
+  type: 'simulated'
+  stream: string
+  /** Readings per second per sensor. */
+  rateHz: number
+  sensors: { id: string; kind: 'temperature' | 'humidity' | 'vibration' }[]
+}
+
+export interface PutApiSource {
+  type: 'put-api'
+  host: string
+  port: number
+}
+
+export type SourceConfig = SimulatedSource | PutApiSource
+
+export interface AgentConfig {
+  device: string
+  relay: {
+    url: string
+    username: string
+    password: string
+    /** PEM file of the CA that signed the relay's certificate, for mqtts:// */
+    ca: string
+    keepaliveSeconds: number
+    /** Largest MQTT packet the broker accepts: batches are sized to stay under it. */
+    maxPacketBytes: number
+    /** QoS 1 publishes unacknowledged at once (keep at or below the broker's limit). */
+    maxInflight: number
+  }
+  outbox: {
+    path: string
+    /** Hard cap on the database file (max_page_count); the WAL is bounded separately. */
+    maxBytes: number
+    synchronous: 'FULL' | 'NORMAL'
+    commitIntervalMs: number
+    commitRows: number
+  }
+  uplink: {
+    batchRecords: number
+    batchBytes: number
+    /** Records per second while draining a backlog (0: as fast as the relay acknowledges). */
+    drainRatePerSecond: number
+    backoffInitialMs: number
+    backoffMaxMs: number
+  }
+  status: {
+    host: string
+    /** Loopback HTTP port for `tributary agent status` and /metrics (0 picks a free one). */
+    port: number
+    publishIntervalMs: number
+  }
+  streams: Record<string, StreamPolicy>
+  sources: SourceConfig[]
+}
+
+type Obj = Record<string, unknown>
+
+function object(value: unknown, field: string): Obj {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(field, 'must be a mapping')
+  return value as Obj
+}
+
+function only(obj: Obj, field: string, keys: readonly string[]): void {
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) throw new ConfigError(field ? `${field}.${k}` : k, `is not a setting (known: ${keys.join(', ')})`)
+}
+
+function str(obj: Obj, key: string, field: string, fallback?: string): string {
+  const v = obj[key]
+  if (v === undefined || v === null) {
+    if (fallback === undefined) throw new ConfigError(`${field}${key}`, 'is required')
+    return fallback
+  }
+  if (typeof v !== 'string') throw new ConfigError(`${field}${key}`, `must be a string, got ${JSON.stringify(v)}`)
+  return v
+}
+
+function num(obj: Obj, key: string, field: string, fallback: number, min: number, max: number, integer = true): number {
+  const v = obj[key] ?? fallback
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+    throw new ConfigError(`${field}${key}`, `must be ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`)
+  }
+  if (v < min || v > max) throw new ConfigError(`${field}${key}`, `must be between ${min} and ${max}, got ${v}`)
+  return v
+}
+
+function oneOf<T extends string>(obj: Obj, key: string, field: string, fallback: T, values: readonly T[]): T {
+  const v = obj[key] ?? fallback
+  if (typeof v !== 'string' || !values.includes(v as T)) throw new ConfigError(`${field}${key}`, `must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`)
+  return v as T
+}
+
+const MiB = 1024 * 1024
+
+export function validateAgentConfig(raw: unknown): AgentConfig {
+  const root = object(raw, 'config')
+  only(root, '', ['device', 'relay', 'outbox', 'uplink', 'status', 'streams', 'sources'])
+  const device = str(root, 'device', '')
+  if (!DEVICE_ID_PATTERN.test(device)) throw new ConfigError('device', `must match ${DEVICE_ID_PATTERN}, got ${JSON.stringify(device)}`)
+
+  const r = object(root.relay, 'relay')
+  only(r, 'relay', ['url', 'username', 'password', 'passwordFile', 'ca', 'keepaliveSeconds', 'maxPacketBytes', 'maxInflight'])
+  const url = str(r, 'url', 'relay.')
+  if (!/^mqtts?:\/\/[^/]+(:\d+)?\/?$/.test(url)) throw new ConfigError('relay.url', `must be mqtt://host:port or mqtts://host:port, got ${JSON.stringify(url)}`)
+  let password = str(r, 'password', 'relay.', '')
+  if (r.passwordFile !== undefined) {
+    const file = str(r, 'passwordFile', 'relay.')
+    try { password = readFileSync(file, 'utf8').trim() } catch (err) { throw new ConfigError('relay.passwordFile', `cannot be read: ${(err as Error).message}`) }
+  }
+  const relay = {
+    url, password,
+    username: str(r, 'username', 'relay.', password ? device : ''),
+    ca: str(r, 'ca', 'relay.', ''),
+    keepaliveSeconds: num(r, 'keepaliveSeconds', 'relay.', 30, 5, 3600),
+    maxPacketBytes: num(r, 'maxPacketBytes', 'relay.', 4 * MiB, 64 * 1024, 256 * MiB),
+    maxInflight: num(r, 'maxInflight', 'relay.', 8, 1, 1000),
+  }
+
+  const o = object(root.outbox, 'outbox')
+  only(o, 'outbox', ['path', 'maxBytes', 'synchronous', 'commitIntervalMs', 'commitRows'])
+  const outbox = {
+    path: str(o, 'path', 'outbox.', './outbox.db'),
+    maxBytes: num(o, 'maxBytes', 'outbox.', 256 * MiB, MiB, 1024 * 1024 * MiB),
+    synchronous: oneOf(o, 'synchronous', 'outbox.', 'FULL', ['FULL', 'NORMAL'] as const),
+    commitIntervalMs: num(o, 'commitIntervalMs', 'outbox.', 100, 1, 1000),
+    commitRows: num(o, 'commitRows', 'outbox.', 1000, 1, 100_000),
+  }
+
+  const u = object(root.uplink, 'uplink')
+  only(u, 'uplink', ['batchRecords', 'batchBytes', 'drainRatePerSecond', 'backoffInitialMs', 'backoffMaxMs'])
+  const uplink = {
+    batchRecords: num(u, 'batchRecords', 'uplink.', Limits.defaultBatchRecords, 1, 10_000),
+    batchBytes: num(u, 'batchBytes', 'uplink.', Limits.defaultBatchBytes, 1024, 64 * MiB),
+    drainRatePerSecond: num(u, 'drainRatePerSecond', 'uplink.', 0, 0, 10_000_000),
+    backoffInitialMs: num(u, 'backoffInitialMs', 'uplink.', 500, 10, 60_000),
+    backoffMaxMs: num(u, 'backoffMaxMs', 'uplink.', 30_000, 10, 3_600_000),
+  }
+  if (uplink.batchBytes > relay.maxPacketBytes - 1024) {
+    throw new ConfigError('uplink.batchBytes', `must leave room under relay.maxPacketBytes (${relay.maxPacketBytes}) for the MQTT and frame headers`)
+  }
+
+  const s = object(root.status, 'status')
+  only(s, 'status', ['host', 'port', 'publishIntervalMs'])
+  const status = {
+    host: str(s, 'host', 'status.', '127.0.0.1'),
+    port: num(s, 'port', 'status.', 4568, 0, 65535),
+    publishIntervalMs: num(s, 'publishIntervalMs', 'status.', 5000, 100, 3_600_000),
+  }
+
+  const streams: Record<string, StreamPolicy> = {}
+  const st = object(root.streams, 'streams')
+  for (const [name, value] of Object.entries(st)) {
+    const field = `streams.${name}.`
+    if (!STREAM_NAME_PATTERN.test(name)) throw new ConfigError(`streams.${name}`, `stream names must match ${STREAM_NAME_PATTERN}`)
+    const p = object(value, `streams.${name}`)
+    only(p, `streams.${name}`, ['priority', 'maxBytes', 'maxAgeSeconds', 'onFull'])
+    streams[name] = {
+      name,
+      priority: num(p, 'priority', field, 0, -1000, 1000),
+      maxBytes: num(p, 'maxBytes', field, 0, 0, 1024 * 1024 * MiB),
+      maxAgeSeconds: num(p, 'maxAgeSeconds', field, 0, 0, 10 * 365 * 86400),
+      onFull: oneOf(p, 'onFull', field, 'drop-oldest', ['drop-oldest', 'reject-new'] as const),
+    }
+  }
+
+  const sources: SourceConfig[] = []
+  const list = root.sources ?? []
+  if (!Array.isArray(list)) throw new ConfigError('sources', 'must be a list')
+  list.forEach((value, i) => {
+    const field = `sources[${i}].`
+    const src = object(value, `sources[${i}]`)
+    const type = oneOf(src, 'type', field, 'simulated' as const, ['simulated', 'put-api'] as const)
+    if (type === 'simulated') {
+      only(src, `sources[${i}]`, ['type', 'stream', 'rateHz', 'sensors'])
+      const stream = str(src, 'stream', field)
+      if (!streams[stream]) throw new ConfigError(`${field}stream`, `names ${JSON.stringify(stream)}, which is not under streams:`)
+      const sensorsRaw = src.sensors ?? [{ id: 'temp-1', kind: 'temperature' }, { id: 'humidity-1', kind: 'humidity' }, { id: 'vibration-1', kind: 'vibration' }]
+      if (!Array.isArray(sensorsRaw) || sensorsRaw.length === 0) throw new ConfigError(`${field}sensors`, 'must be a non-empty list')
+      const sensors = sensorsRaw.map((sv, j) => {
+        const so = object(sv, `${field}sensors[${j}]`)
+        only(so, `${field}sensors[${j}]`, ['id', 'kind'])
+        return { id: str(so, 'id', `${field}sensors[${j}].`), kind: oneOf(so, 'kind', `${field}sensors[${j}].`, 'temperature', ['temperature', 'humidity', 'vibration'] as const) }
+      })
+      sources.push({ type, stream, rateHz: num(src, 'rateHz', field, 1, 0.001, 10_000, false), sensors })
+    } else {
+      only(src, `sources[${i}]`, ['type', 'host', 'port'])
+      sources.push({ type, host: str(src, 'host', field, '127.0.0.1'), port: num(src, 'port', field, 4569, 0, 65535) })
+    }
+  })
+  return { device, relay, outbox, uplink, status, streams, sources }
+}
+
+export function loadAgentConfig(path: string): AgentConfig {
+  let text: string
+  try { text = readFileSync(path, 'utf8') } catch (err) { throw new ConfigError('config', `cannot read ${path}: ${(err as Error).message}`) }
+  let raw: unknown
+  try { raw = parseYaml(text) } catch (err) { throw new ConfigError('config', `${path} is not valid YAML: ${(err as Error).message}`) }
+  return validateAgentConfig(raw)
+}

@@ -1,0 +1,101 @@
+/**
+ * The local put API: other processes on the device write records with PutRecord/PutRecords-shaped
+ * JSON over HTTP on loopback, and are answered only after the outbox has committed them.
+ *
+ *   POST /  X-Amz-Target: Kinesis_20131202.PutRecord   {"StreamName","PartitionKey","Data"(base64),"ExplicitHashKey"?}
+ *   POST /  X-Amz-Target: Kinesis_20131202.PutRecords  {"StreamName","Records":[{"PartitionKey","Data","ExplicitHashKey"?}]}
+ *   (also POST /PutRecord and POST /PutRecords without the header)
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Limits, parseExplicitHashKey, partitionKeyProblem } from '../../shared/limits.js'
+import { STREAM_NAME_PATTERN } from '../../shared/topics.js'
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
+import type { Clock } from '../clock.js'
+import { OutboxFullError, type OutboxInput } from '../outbox.js'
+
+export interface PutApi {
+  port: number
+  close(): Promise<void>
+}
+
+class BadRequest extends Error {
+  readonly type: string
+  constructor(type: string, message: string) {
+    super(message)
+    this.type = type
+  }
+}
+
+interface RecordJson { PartitionKey?: unknown; Data?: unknown; ExplicitHashKey?: unknown }
+
+function toInput(stream: string, r: RecordJson, where: string, now: number): OutboxInput {
+  if (typeof r.PartitionKey !== 'string') throw new BadRequest('ValidationException', `${where}PartitionKey must be a string`)
+  const keyProblem = partitionKeyProblem(r.PartitionKey)
+  if (keyProblem) throw new BadRequest('ValidationException', `${where}${keyProblem}`)
+  if (typeof r.Data !== 'string') throw new BadRequest('ValidationException', `${where}Data must be a base64 string`)
+  const data = Buffer.from(r.Data, 'base64')
+  if (data.toString('base64') !== r.Data) throw new BadRequest('SerializationException', `${where}Data is not valid base64`)
+  if (data.length + Buffer.byteLength(r.PartitionKey) > Limits.maxRecordBytes) throw new BadRequest('ValidationException', `${where}record is over ${Limits.maxRecordBytes} bytes`)
+  let explicitHashKey: string | undefined
+  if (r.ExplicitHashKey !== undefined) {
+    if (typeof r.ExplicitHashKey !== 'string' || parseExplicitHashKey(r.ExplicitHashKey) === null) {
+      throw new BadRequest('InvalidArgumentException', `${where}ExplicitHashKey must be a decimal in [0, 2^128-1]`)
+    }
+    explicitHashKey = r.ExplicitHashKey
+  }
+  return { stream, partitionKey: r.PartitionKey, data, explicitHashKey, capturedMs: now, clockSynced: true }
+}
+
+export async function startPutApi(host: string, port: number, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>): Promise<PutApi> {
+  const server = http.createServer((req, res) => {
+    const answer = (status: number, body: unknown) => {
+      const text = JSON.stringify(body)
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) })
+      res.end(text)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => { size += c.length; if (size <= 12 * 1024 * 1024) chunks.push(c) })
+    req.on('end', () => {
+      void (async () => {
+        try {
+          if (req.method !== 'POST') throw new BadRequest('UnknownOperationException', 'use POST')
+          if (size > 12 * 1024 * 1024) throw new BadRequest('ValidationException', 'request body is too large')
+          const target = String(req.headers['x-amz-target'] ?? '').replace('Kinesis_20131202.', '') || (req.url ?? '').replace(/^\//, '')
+          if (target !== 'PutRecord' && target !== 'PutRecords') throw new BadRequest('UnknownOperationException', `the local put API serves PutRecord and PutRecords, not ${JSON.stringify(target)}`)
+          let body: Record<string, unknown>
+          try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch (err) { throw new BadRequest('SerializationException', `body is not JSON: ${(err as Error).message}`) }
+          if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('SerializationException', 'body must be a JSON object')
+          const stream = body.StreamName
+          if (typeof stream !== 'string' || !STREAM_NAME_PATTERN.test(stream)) throw new BadRequest('ValidationException', `StreamName must match ${STREAM_NAME_PATTERN}`)
+          const now = clock.wallMs()
+          if (target === 'PutRecord') {
+            const [id] = await store([toInput(stream, body as RecordJson, '', now)])
+            return answer(200, { RecordId: id, Stored: true })
+          }
+          const records = body.Records
+          if (!Array.isArray(records) || records.length < 1 || records.length > Limits.maxPutRecordsCount) {
+            throw new BadRequest('ValidationException', `Records must be a list of 1 to ${Limits.maxPutRecordsCount} records`)
+          }
+          const inputs = records.map((r, i) => toInput(stream, (r ?? {}) as RecordJson, `Records[${i}].`, now))
+          const ids = await store(inputs)
+          answer(200, { FailedRecordCount: 0, Records: ids.map((id) => ({ RecordId: id })) })
+        } catch (err) {
+          if (err instanceof BadRequest) return answer(400, { __type: err.type, message: err.message })
+          if (err instanceof OutboxFullError) return answer(503, { __type: 'OutboxFullException', code: err.code, message: err.message })
+          if (err instanceof TributaryError) return answer(503, { __type: 'ServiceUnavailable', code: err.code, message: err.message })
+          answer(500, { __type: 'InternalFailure', code: ErrorCode.STORAGE_FAILED, message: (err as Error).message })
+        }
+      })()
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections() }),
+  }
+}
