@@ -1,0 +1,49 @@
+/** Agents for tests: a config file in a temp dir, run in a child process (to kill -9) or in-process. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { ROOT } from './relay.js'
+
+export interface ChildAgent {
+  process: ChildProcess
+  statusPort: number
+  putApiPort: number | null
+  exited: Promise<number | null>
+}
+
+export function writeAgentConfig(dir: string, config: Record<string, unknown>): string {
+  const path = join(dir, `agent-${Math.random().toString(36).slice(2)}.yaml`)
+  writeFileSync(path, stringify(config))
+  return path
+}
+
+export async function spawnAgent(configPath: string): Promise<ChildAgent> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'agent/entry.ts'), 'agent', 'run', '--config', configPath], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  const ready = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const line = out.split('\n').find((l) => l.startsWith('tributary agent ready'))
+      if (line) resolve(line)
+    })
+    exited.then((code) => reject(new Error(`agent exited with ${code} before it was ready: ${stderr}`)))
+  })
+  const statusPort = Number(/status=http:\/\/[^:]+:(\d+)/.exec(ready)![1])
+  const put = /put-api=http:\/\/[^:]+:(\d+)/.exec(ready)
+  return { process: child, statusPort, putApiPort: put ? Number(put[1]) : null, exited }
+}
+
+/** Sends PutRecords to an agent's local put API. */
+export async function putRecords(port: number, stream: string, records: { key: string; data: string }[]): Promise<Response> {
+  return fetch(`http://127.0.0.1:${port}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.PutRecords' },
+    body: JSON.stringify({ StreamName: stream, Records: records.map((r) => ({ PartitionKey: r.key, Data: Buffer.from(r.data).toString('base64') })) }),
+  })
+}
