@@ -383,7 +383,7 @@ export class Outbox extends EventEmitter {
     const mono = this.monoNow()
     // Per-stream cap first: the group is accepted or refused as a whole.
     const byStream = new Map<string, number>()
-    for (const r of rows) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + r.partitionKey.length + r.data.length)
+    for (const r of rows) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + frameBytes(r.partitionKey, r.data, r.explicitHashKey))
     for (const [name, bytes] of byStream) {
       const policy = this.policy(name)
       const s = this.stream(name)

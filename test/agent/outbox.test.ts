@@ -1,0 +1,162 @@
+import t from 'tap'
+import { join } from 'node:path'
+import { readFileSync, writeFileSync, statSync, readdirSync, truncateSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import { Outbox, OutboxFullError, type OutboxOptions } from '../../agent/outbox.js'
+import type { Clock } from '../../agent/clock.js'
+import type { StreamPolicy } from '../../agent/config.js'
+import { tempDir } from '../helpers/tmp.js'
+
+const policy = (name: string, p: Partial<StreamPolicy> = {}): StreamPolicy => ({ name, priority: 0, maxBytes: 0, maxAgeSeconds: 0, onFull: 'drop-oldest', ...p })
+
+function outbox(t: Tap, dir: string, o: Partial<OutboxOptions> = {}): Outbox {
+  const box = new Outbox({ path: join(dir, 'outbox.db'), maxBytes: 64 * 1024 * 1024, synchronous: 'FULL', commitIntervalMs: 5, commitRows: 1000, policies: {}, ...o })
+  t.teardown(() => box.close())
+  return box
+}
+type Tap = { teardown(fn: () => unknown): void }
+
+const rows = (stream: string, from: number, n: number, size = 10) =>
+  Array.from({ length: n }, (_, i) => ({ stream, partitionKey: `k${(from + i) % 3}`, data: Buffer.from(String(from + i).padEnd(size, '.')) }))
+
+t.test('records are stored only once committed, and survive a reopen with the same epoch', async (t) => {
+  const dir = tempDir(t)
+  const a = new Outbox({ path: join(dir, 'outbox.db'), maxBytes: 8 << 20, synchronous: 'FULL', commitIntervalMs: 50, commitRows: 1000, policies: {} })
+  const ids = await a.enqueue(rows('s', 0, 10))
+  t.equal(ids.length, 10)
+  t.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'ids follow capture order')
+  const epoch = a.epoch
+  a.close()
+  const b = outbox(t, dir)
+  t.equal(b.epoch, epoch, 'the producer epoch lives in the outbox')
+  t.equal(b.backlog(), 10)
+})
+
+t.test('a formed batch keeps its identity across a restart and leaves only when acknowledged', async (t) => {
+  const dir = tempDir(t)
+  const a = new Outbox({ path: join(dir, 'outbox.db'), maxBytes: 8 << 20, synchronous: 'FULL', commitIntervalMs: 5, commitRows: 1000, policies: {} })
+  await a.enqueue(rows('s', 0, 25))
+  const first = a.formBatch(10, 1 << 20)!
+  const second = a.formBatch(10, 1 << 20)!
+  t.same([first.seq, first.count, second.seq, second.count], [0, 10, 1, 10])
+  const firstRows = a.rows(first).map((r) => r.data.toString())
+  a.close() // as after a crash: nothing acknowledged
+  const b = outbox(t, dir)
+  t.same(b.formedBatches().map((x) => [x.seq, x.firstId, x.lastId]), [[0, first.firstId, first.lastId], [1, second.firstId, second.lastId]])
+  t.same(b.rows(b.formedBatches()[0]!).map((r) => r.data.toString()), firstRows, 'the resend is the same batch')
+  const third = b.formBatch(10, 1 << 20)!
+  t.same([third.seq, third.count], [2, 5], 'new batches continue after the formed ones')
+  b.ack(0)
+  b.commit()
+  t.equal(b.backlog(), 15)
+  t.same(b.formedBatches().map((x) => x.seq), [1, 2])
+})
+
+t.test('drop-oldest at a stream cap keeps the newest data and counts exactly what it dropped', async (t) => {
+  const dir = tempDir(t)
+  // Each record takes 16 + 2 + 10 = 28 bytes; a cap of 28 * 100 holds exactly 100.
+  const box = outbox(t, dir, { policies: { s: policy('s', { maxBytes: 2800 }) } })
+  for (let i = 0; i < 300; i += 30) await box.enqueue(rows('s', i, 30))
+  t.equal(box.backlog(), 100)
+  const batch = box.formBatch(1000, 1 << 20)!
+  const kept = box.rows(batch).map((r) => Number.parseInt(r.data.toString()))
+  t.same(kept, Array.from({ length: 100 }, (_, i) => 200 + i), 'the newest 100 are kept, in order')
+  t.same(box.stats().drops, [{ stream: 's', reason: 'stream-cap', count: 200 }])
+})
+
+t.test('reject-new at a stream cap refuses new records with a clear error and loses nothing stored', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir, { policies: { s: policy('s', { maxBytes: 2800, onFull: 'reject-new' }) } })
+  await box.enqueue(rows('s', 0, 100))
+  await t.rejects(box.enqueue(rows('s', 100, 1)), { name: 'OutboxFullError', code: 'STORAGE_FULL', message: /stream s holds 2800 bytes.*cap of 2800/ })
+  t.equal(box.backlog(), 100)
+  const kept = box.rows(box.formBatch(1000, 1 << 20)!).map((r) => Number.parseInt(r.data.toString()))
+  t.same(kept, Array.from({ length: 100 }, (_, i) => i), 'everything stored before is still there')
+  t.same(box.stats().drops, [], 'a refusal is not a drop')
+})
+
+t.test('at the whole file cap, drop-oldest streams make room and reject-new streams are refused', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir, { maxBytes: 1 << 20, policies: { bulk: policy('bulk'), precious: policy('precious', { onFull: 'reject-new' }) } })
+  let refused = 0
+  let stored = 0
+  for (let i = 0; i < 120; i++) {
+    await box.enqueue(rows('bulk', i * 50, 50, 400)).then(() => { stored += 50 }, () => {})
+  }
+  const size = statSync(join(dir, 'outbox.db')).size
+  t.ok(size <= 1 << 20, `the file stays at or under its cap (${size} bytes)`)
+  const drops = box.stats().drops.find((d) => d.reason === 'outbox-full')
+  t.ok(drops && drops.count > 0, `old bulk records were dropped to make room (${drops?.count})`)
+  t.equal(box.backlog() + drops!.count, stored, 'every record is either in the outbox or counted as dropped')
+  await box.enqueue(rows('precious', 0, 50, 400)).catch((err) => { if (err instanceof OutboxFullError) refused++ })
+  t.equal(refused, 1, 'a reject-new stream is refused when the file is full')
+})
+
+t.test('a record the relay rejects goes to the dead-letter table; the rest of its batch is delivered', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir)
+  await box.enqueue(rows('s', 0, 5))
+  const b = box.formBatch(10, 1 << 20)!
+  box.deadLetter(b.seq, [{ index: 2, code: 'PARTITION_KEY_INVALID', message: 'bad key' }])
+  box.ack(b.seq)
+  box.commit()
+  t.equal(box.backlog(), 0)
+  const dead = box.deadLetters()
+  t.equal(dead.length, 1)
+  t.match(dead[0], { stream: 's', code: 'PARTITION_KEY_INVALID', batchSeq: b.seq, batchIndex: 2 })
+  t.equal(dead[0]?.data?.toString().replace(/\.+$/, ''), '2')
+})
+
+t.test('a record too large for any batch is dead-lettered at once and does not block the others', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir)
+  await box.enqueue([...rows('s', 0, 1), { stream: 's', partitionKey: 'big', data: Buffer.alloc(5000) }, ...rows('s', 1, 2)])
+  const first = box.formBatch(10, 2000)!
+  t.equal(first.count, 1)
+  const second = box.formBatch(10, 2000)!
+  t.same(box.rows(second).map((r) => r.partitionKey), ['k1', 'k2'], 'the records behind it go on')
+  t.match(box.deadLetters(), [{ partitionKey: 'big', code: 'RECORD_TOO_LARGE' }])
+})
+
+t.test('the age limit runs on the outbox clock: a wall-clock jump changes nothing', async (t) => {
+  const dir = tempDir(t)
+  let wall = 1_800_000_000_000
+  let mono = 0
+  const clock: Clock = { wallMs: () => wall, monoMs: () => mono }
+  const box = outbox(t, dir, { clock, policies: { s: policy('s', { maxAgeSeconds: 60 }) } })
+  await box.enqueue(rows('s', 0, 10))
+  wall += 86_400_000 // a day forward
+  mono += 30_000
+  t.equal(box.expire(), 0, 'a day of wall clock is not age')
+  await box.enqueue(rows('s', 10, 10))
+  wall -= 2 * 86_400_000 // two days back
+  mono += 31_000
+  t.equal(box.expire(), 10, 'only the first ten are past 60 s of outbox time')
+  t.same(box.stats().drops, [{ stream: 's', reason: 'expired', count: 10 }])
+  const kept = box.rows(box.formBatch(100, 1 << 20)!).map((r) => Number.parseInt(r.data.toString()))
+  t.same(kept, Array.from({ length: 10 }, (_, i) => 10 + i), 'order is capture order, whatever the wall clock said')
+})
+
+for (const damage of ['truncated', 'byte-flipped'] as const) {
+  t.test(`a ${damage} outbox is quarantined, an alarm raised, and a fresh one works`, async (t) => {
+    const dir = tempDir(t)
+    const path = join(dir, 'outbox.db')
+    const a = new Outbox({ path, maxBytes: 8 << 20, synchronous: 'FULL', commitIntervalMs: 5, commitRows: 1000, policies: {} })
+    for (let i = 0; i < 20; i++) await a.enqueue(rows('s', i * 100, 100, 200))
+    a.close()
+    if (damage === 'truncated') truncateSync(path, Math.floor(statSync(path).size / 3))
+    else {
+      const buf = readFileSync(path)
+      for (let i = 4096; i < buf.length; i += 4096) buf[i + 100] ^= 0xff // every page after the first
+      writeFileSync(path, buf)
+    }
+    const box = outbox(t, dir)
+    t.match(box.alarms, [{ code: 'OUTBOX_QUARANTINED' }])
+    t.ok(readdirSync(dir).some((n) => n.startsWith('outbox.db.corrupt-')), 'the damaged file is kept aside')
+    await box.enqueue(rows('s', 0, 5))
+    t.equal(box.backlog(), 5, 'the fresh outbox works')
+    const check = new Database(path, { readonly: true })
+    t.equal(check.pragma('quick_check', { simple: true }), 'ok')
+    check.close()
+  })
+}
