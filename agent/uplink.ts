@@ -77,7 +77,8 @@ export class Uplink {
     this.client = client
     client.on('connect', () => {
       if (this.client !== client) return
-      this.attempt = 0
+      // The backoff is reset by progress (a PUBACK), not by a mere CONNACK: a relay that accepts the
+      // connection and then refuses to store must not pull the agent into a reconnect loop.
       this.stats.state = 'connected'
       this.stats.lastError = null
       this.log('uplink_connected', { url: r.url })
@@ -183,6 +184,7 @@ export class Uplink {
       if (this.client !== client || !this.inFlight.has(batch.seq)) return
       if (err) return // the connection is going; the batch is resent after reconnecting
       this.inFlight.delete(batch.seq)
+      this.attempt = 0
       this.stats.inFlight = this.inFlight.size
       this.stats.batchesAcked++
       this.stats.recordsAcked += batch.count

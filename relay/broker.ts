@@ -100,14 +100,15 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     const stream = parsed.stream
     const started = performance.now()
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    o.ingest.ingestBatch(device, stream, payload).then(async (outcome) => {
+    const stored = async () => {
+      const outcome = await o.ingest.ingestBatch(device, stream, payload)
       o.onLatency?.((performance.now() - started) / 1000)
       if (outcome.reject) {
         o.log('batch_rejected', { device, stream, code: outcome.reject.code, records: outcome.reject.records.length })
         await publishToDevice(device, outcome.reject)
       }
-      done(null)
-    }, async (err: Error) => {
+    }
+    stored().then(() => done(null), async (err: Error) => {
       // Cannot store now: no PUBACK. Say why, then close the connection; the device keeps its data and retries.
       const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
       o.log('batch_not_stored', { device, stream, code, error: err.message })

@@ -20,17 +20,29 @@ export interface HttpServer {
 }
 
 export async function startHttp(host: string, port: number, handler: RequestHandler): Promise<HttpServer> {
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler)
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler)
+  const h1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 120_000 }, handler)
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, handler)
+  // An HTTP/2 session that stays idle this long is closed.
+  h2.on('session', (session) => session.setTimeout(120_000, () => session.close()))
   const sockets = new Set<net.Socket>()
   const server = net.createServer((socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => socket.destroy())
-    socket.once('data', (chunk: Buffer) => {
+    // A connection that sends nothing is not kept.
+    socket.setTimeout(30_000, () => socket.destroy())
+    let head = Buffer.alloc(0)
+    const sniff = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk])
+      const n = Math.min(head.length, PREFACE.length)
+      const couldBeH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n))
+      // Too few bytes to tell the HTTP/2 preface from an HTTP/1.1 request: wait for more.
+      if (couldBeH2 && head.length < PREFACE.length) return
+      socket.off('data', sniff)
+      socket.setTimeout(0)
       socket.pause()
-      socket.unshift(chunk)
-      const isH2 = chunk.length >= PREFACE.length ? chunk.subarray(0, PREFACE.length).equals(PREFACE) : PREFACE.subarray(0, chunk.length).equals(chunk)
+      socket.unshift(head)
+      const isH2 = couldBeH2
       // HTTP/2 reads the socket itself and must not see it resumed (FIELD-NOTES.md); HTTP/1.1
       // listens for 'data' and needs the explicit pause undone.
       if (isH2) {
@@ -39,7 +51,8 @@ export async function startHttp(host: string, port: number, handler: RequestHand
         h1.emit('connection', socket)
         socket.resume()
       }
-    })
+    }
+    socket.on('data', sniff)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -58,19 +71,40 @@ export async function startHttp(host: string, port: number, handler: RequestHand
   }
 }
 
-/** Reads a request body up to `limit` bytes; null when it is larger. */
+/** Request bodies held in memory at once, across all connections: past this, requests wait their turn no longer but are refused. */
+export const BODY_BUDGET = 256 * 1024 * 1024
+let bodyBytesInFlight = 0
+
+export class BodyBudgetError extends Error {}
+
+/**
+ * Reads a request body up to `limit` bytes; null when it is larger. Throws BodyBudgetError when the
+ * relay already holds BODY_BUDGET bytes of unfinished bodies (the caller answers 503).
+ */
 export function readBody(req: AnyRequest, limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
+    let held = 0
     let over = false
+    const release = () => { bodyBytesInFlight -= held; held = 0 }
     req.on('data', (chunk: Buffer) => {
       size += chunk.length
-      if (size > limit) { over = true; chunks.length = 0; return }
-      if (!over) chunks.push(chunk)
+      if (over) return
+      if (size > limit) { over = true; chunks.length = 0; release(); return }
+      if (bodyBytesInFlight + chunk.length > BODY_BUDGET) {
+        release()
+        req.destroy()
+        reject(new BodyBudgetError('too many request bytes in flight'))
+        return
+      }
+      bodyBytesInFlight += chunk.length
+      held += chunk.length
+      chunks.push(chunk)
     })
-    req.on('end', () => resolve(over ? null : Buffer.concat(chunks, size)))
-    req.on('error', reject)
+    req.on('end', () => { release(); resolve(over ? null : Buffer.concat(chunks, size)) })
+    req.on('error', (err) => { release(); reject(err) })
+    req.on('close', release)
   })
 }
 

@@ -4,7 +4,7 @@
  * the open shard, appends, and resolves only after the group commit holding every record is on disk.
  */
 import { codec as defaultCodec, u128BEToBigint, type Codec } from '../hardware/index.js'
-import { ErrorCode, FrameError, RecordError, StorageError } from '../shared/errors.js'
+import { ErrorCode, FrameError, RecordError, StorageError, TributaryError } from '../shared/errors.js'
 import { LogFlag, type LogRecordInput } from '../shared/logframe.js'
 import { recordProblem } from '../shared/limits.js'
 import type { RejectMessage } from '../shared/messages.js'
@@ -48,8 +48,6 @@ export interface BatchOutcome {
 export class Ingest {
   private readonly o: IngestOptions
   private readonly codec: Codec
-  private sizeCheckedAt = 0
-  private sizeOver = false
 
   constructor(options: IngestOptions) {
     this.o = options
@@ -60,13 +58,8 @@ export class Ingest {
   checkCapacity(): void {
     this.o.logs.checkWritable()
     if (this.o.logs.failed) throw new StorageError(ErrorCode.STORAGE_FAILED, `storage is failing: ${this.o.logs.failed.message}`)
-    if (this.o.maxDataBytes > 0) {
-      const now = Date.now()
-      if (now - this.sizeCheckedAt > 200) {
-        this.sizeOver = this.o.logs.totalBytes() >= this.o.maxDataBytes
-        this.sizeCheckedAt = now
-      }
-      if (this.sizeOver) throw new StorageError(ErrorCode.STORAGE_FULL, `the relay's data directory is at its cap of ${this.o.maxDataBytes} bytes`)
+    if (this.o.maxDataBytes > 0 && this.o.logs.totalBytes() >= this.o.maxDataBytes) {
+      throw new StorageError(ErrorCode.STORAGE_FULL, `the relay's data directory is at its cap of ${this.o.maxDataBytes} bytes`)
     }
   }
 
@@ -111,9 +104,10 @@ export class Ingest {
       if (state.producers.has(device, batch.epoch, batch.sequence, i)) { duplicates++; continue }
       accepted.push({ record: r, index: i })
     }
+    let stored: StoredRecord[] = []
     if (accepted.length) {
       const size = batch.records.length
-      this.append(state, accepted.map((a) => a.record), 'mqtt', (record, i) => ({
+      stored = this.append(state, accepted.map((a) => a.record), 'mqtt', (record, i) => ({
         partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
         flags: LogFlag.fromDevice | (record.clockSynced ? LogFlag.clockSynced : 0) | (record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0),
         device, epoch: batch.epoch, batchSequence: batch.sequence, batchIndex: accepted[i]!.index,
@@ -122,6 +116,7 @@ export class Ingest {
     }
     // Even an all-duplicate batch waits: its first copy may still be on its way to disk.
     await this.o.logs.commit()
+    this.checkNotDropped(stored)
     if (refused.length) {
       for (const r of refused) this.o.onRejected?.(r.code, 1)
       return { stored: accepted.length, duplicates, reject: { ...base, records: refused.map((r) => ({ index: r.index, code: r.code, message: r.message })) } }
@@ -137,7 +132,15 @@ export class Ingest {
       flags: record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0,
     }))
     await this.o.logs.commit()
+    this.checkNotDropped(stored)
     return stored
+  }
+
+  /** A stream deleted while its records waited for the commit: they were discarded, so say so. */
+  private checkNotDropped(stored: StoredRecord[]): void {
+    for (const s of stored) {
+      if (s.shard.log.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${s.shard.meta.streamId.replace(/\.[0-9a-f]{12}$/, '')} was deleted before the records were stored`)
+    }
   }
 
   /** Hashes, routes and appends, keeping the records' order within each shard. */

@@ -6,6 +6,8 @@
 
 /** How many of a producer's most recent batches are remembered (well above any agent's send window). */
 export const BATCH_MEMORY = 1024
+/** Epochs remembered per device: a new outbox makes a new epoch, and the old one can no longer resend. */
+export const EPOCHS_PER_DEVICE = 2
 
 /** A set of record indexes in one batch; grows when an index beyond its size arrives (as in replay). */
 class Bits {
@@ -40,6 +42,8 @@ export interface ProducerSnapshot {
 
 export class ProducerTable {
   private readonly producers = new Map<string, ProducerBatches>()
+  /** Per device, its epochs in the order they were first seen. */
+  private readonly epochs = new Map<string, string[]>()
 
   private static key(device: string, epoch: bigint): string {
     return `${device}\u0000${epoch}`
@@ -51,6 +55,11 @@ export class ProducerTable {
     if (!p) {
       p = { batches: new Map(), highest: -1 }
       this.producers.set(key, p)
+      const seen = this.epochs.get(device) ?? []
+      seen.push(key)
+      // A device that keeps changing epochs cannot grow this table without bound.
+      while (seen.length > EPOCHS_PER_DEVICE) this.producers.delete(seen.shift()!)
+      this.epochs.set(device, seen)
     }
     let bits = p.batches.get(seq)
     if (!bits) {
@@ -93,6 +102,10 @@ export class ProducerTable {
         if (seq > p.highest) p.highest = seq
       }
       this.producers.set(key, p)
+      const device = key.slice(0, key.indexOf('\u0000'))
+      const seen = this.epochs.get(device) ?? []
+      seen.push(key)
+      this.epochs.set(device, seen)
     }
   }
 

@@ -14,7 +14,7 @@ import { Streams } from './streams.js'
 import { Ingest } from './ingest.js'
 import { Devices } from './devices.js'
 import { startBroker, type Broker } from './broker.js'
-import { readBody, send, sendJson, startHttp, type AnyRequest, type AnyResponse, type HttpServer } from './http.js'
+import { BodyBudgetError, readBody, send, sendJson, startHttp, type AnyRequest, type AnyResponse, type HttpServer } from './http.js'
 import { relayMetrics, type RelayMetrics } from './observe.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
 import { actions, type ApiContext } from './kinesis/actions.js'
@@ -196,7 +196,13 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
         return sendJson(res, failed ? 503 : 200, { status: failed ? 'failing' : 'ok', storage: failed ? failed.message : 'ok', corruptions: logs.corruptions().length, native: codec.implementation })
       }
       if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, metrics.registry.render())
-      const body = await readBody(req, MAX_BODY)
+      let body: Buffer | null
+      try {
+        body = await readBody(req, MAX_BODY)
+      } catch (err) {
+        if (err instanceof BodyBudgetError) return sendJson(res, 503, { __type: 'ServiceUnavailable', message: 'the relay is holding too many request bytes; retry' }, AMZ_JSON)
+        throw err
+      }
       if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
       if (path.startsWith('/admin/')) return handleAdmin(req, res, path, body)
       if (req.method === 'POST' && (path === '/' || req.headers['x-amz-target'])) return handleKinesis(req, res, body)

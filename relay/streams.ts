@@ -128,7 +128,7 @@ export class Streams {
   async snapshotProducers(): Promise<void> {
     const snapshots = [...this.byName.values()].map((state) => {
       const covered: Record<string, number> = {}
-      for (const s of state.shards) covered[s.meta.shardId] = s.log.endOffset() + s.log.pendingRecords()
+      for (const s of state.shards) covered[s.meta.shardId] = s.log.nextOffset()
       return { state, snapshot: state.producers.snapshot(covered) }
     })
     await this.logs.commit()
@@ -174,10 +174,11 @@ export class Streams {
   }
 
   /** Creates the stream unless it exists (or is being created); used by auto-create on ingest. */
-  async ensure(name: string, shardCount: number): Promise<StreamState> {
-    const existing = this.byName.get(name) ?? (await this.creating.get(name))
-    if (existing) return existing
-    return this.create(name, shardCount)
+  ensure(name: string, shardCount: number): Promise<StreamState> {
+    // Checked and registered in one synchronous step, so two devices naming a new stream at once share one creation.
+    const existing = this.byName.get(name)
+    if (existing) return Promise.resolve(existing)
+    return this.creating.get(name) ?? this.create(name, shardCount)
   }
 
   async delete(name: string): Promise<void> {

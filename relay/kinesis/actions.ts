@@ -317,7 +317,7 @@ async function getShardIterator(body: unknown, ctx: ApiContext) {
       offset = shard.log.startOffset()
       break
     case 'LATEST':
-      offset = shard.log.endOffset() + shard.log.pendingRecords()
+      offset = shard.log.nextOffset()
       break
     case 'AT_TIMESTAMP': {
       if (req.Timestamp === undefined) throw new KinesisError('InvalidArgumentException', 'Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.')

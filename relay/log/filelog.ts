@@ -3,7 +3,7 @@
  * with fdatasync. See `shared/logframe.ts` for the record layout and `segment.ts` for the index.
  */
 import { promises as fsp, constants as fsc } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
 import { LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC, LOG_OFF_LENGTH, LOG_CRC_START, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
@@ -57,7 +57,7 @@ export class FileShardLog implements ShardLog {
   private readonly store: FileLogStore
   private readonly codec: Codec
   segments: Segment[] = []
-  private nextOffset = 0
+  private nextAssigned = 0
   private committedEnd = 0
   private lastAssignedArrival = 0
   private pendingChunks: Buffer[] = []
@@ -93,11 +93,23 @@ export class FileShardLog implements ShardLog {
   pendingRecords(): number {
     return this.pendingCount
   }
+  nextOffset(): number {
+    return this.nextAssigned
+  }
 
   // ---- open and recovery ----
 
   async open(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true })
+    const created = await fsp.mkdir(this.dir, { recursive: true })
+    if (created) {
+      // New directories must survive power loss too: fsync each new level and its parent.
+      let dir = this.dir
+      while (dir.length >= created.length) {
+        await fsyncDir(dir)
+        dir = dirname(dir)
+      }
+      await fsyncDir(dir)
+    }
     const names = (await fsp.readdir(this.dir)).filter((n) => /^\d{20}\.log$/.test(n)).sort()
     for (let i = 0; i < names.length; i++) {
       const base = Number(names[i]!.slice(0, 20))
@@ -128,7 +140,7 @@ export class FileShardLog implements ShardLog {
       this.segments.push(segment)
     }
     const last = this.segments[this.segments.length - 1]
-    this.committedEnd = this.nextOffset = last ? last.end : 0
+    this.committedEnd = this.nextAssigned = last ? last.end : 0
     this.lastAssignedArrival = last?.lastArrival ?? 0
     if (!last) await this.createSegment(0)
   }
@@ -152,7 +164,10 @@ export class FileShardLog implements ShardLog {
       if (scan.stop === 'end') { position = stopAt; continue }
       // A record that straddles the end of this chunk: continue from it.
       if (scan.stop === 'torn' && position + buf.length < fileSize && scan.end > 0) { position = stopAt; continue }
-      const next = await this.resync(segment, stopAt, expected, fileSize)
+      // A record whose header claims more bytes than the file has is a torn write in the active
+      // segment: cut it, and never look inside its data for records (it may hold anything).
+      const tornTail = nextBase < 0 && scan.stop === 'torn'
+      const next = tornTail ? null : await this.resync(segment, stopAt, expected, fileSize, this.claimedEnd(buf, scan.end, stopAt, fileSize))
       if (next) {
         const report: CorruptionReport = {
           shard: this.key, file: segment.logPath, position: stopAt,
@@ -187,9 +202,19 @@ export class FileShardLog implements ShardLog {
     segment.size = position
   }
 
-  /** Looks for the next good record after damage at `position`: a plausible header whose checksum holds. */
-  private async resync(segment: Segment, position: number, expected: number, fileSize: number): Promise<{ position: number; offset: number } | null> {
-    let at = position + 1
+  /**
+   * Where a damaged record would end if its length field is believable: resync starts there, so
+   * bytes inside the damaged record's data are never taken for records.
+   */
+  private claimedEnd(buf: Buffer, at: number, position: number, fileSize: number): number {
+    if (buf.length - at < LOG_HEADER_SIZE) return position + 1
+    const length = readLogLength(buf, at)
+    return length >= LOG_HEADER_SIZE && length <= LOG_MAX_FRAME && position + length <= fileSize ? position + length : position + 1
+  }
+
+  /** Looks for the next good record from `from` on: a plausible header whose checksum holds. */
+  private async resync(segment: Segment, position: number, expected: number, fileSize: number, from = position + 1): Promise<{ position: number; offset: number } | null> {
+    let at = from
     while (at + LOG_HEADER_SIZE <= fileSize) {
       const buf = await readAt(segment.handle, at, Math.min(fileSize - at, READ_CHUNK + LOG_MAX_FRAME))
       const limit = Math.min(buf.length - LOG_HEADER_SIZE, READ_CHUNK)
@@ -225,13 +250,15 @@ export class FileShardLog implements ShardLog {
     const now = this.store.now()
     const arrival = now > this.lastAssignedArrival ? now : this.lastAssignedArrival
     this.lastAssignedArrival = arrival
-    const firstOffset = this.nextOffset
+    const firstOffset = this.nextAssigned
     const positions = new Array<number>(records.length)
     let at = 0
+    // Encode everything before any offset is taken, so a bad record leaves no gap behind.
     for (let i = 0; i < records.length; i++) {
       positions[i] = this.pendingBytes + at
-      at += this.codec.encodeLogRecord(buf, at, this.nextOffset++, arrival, records[i]!)
+      at += this.codec.encodeLogRecord(buf, at, firstOffset + i, arrival, records[i]!)
     }
+    this.nextAssigned += records.length
     this.pendingChunks.push(buf)
     this.pendingBytes += size
     this.pendingCount += records.length
@@ -266,6 +293,7 @@ export class FileShardLog implements ShardLog {
     }
     active.size += data.length
     this.committedEnd += count
+    this.store.adjustTotal(data.length)
     this.store.notifyAppended(this)
   }
 
@@ -283,7 +311,7 @@ export class FileShardLog implements ShardLog {
     this.pendingAppends = []
     this.pendingBytes = 0
     this.pendingCount = 0
-    this.nextOffset = this.committedEnd
+    this.nextAssigned = this.committedEnd
   }
 
   // ---- read ----
@@ -300,15 +328,45 @@ export class FileShardLog implements ShardLog {
   }
 
   async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+    if (this.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${this.stream} was deleted`)
+    this.activeReads++
+    try {
+      return await this.readLocked(fromOffset, maxRecords, maxBytes)
+    } finally {
+      if (--this.activeReads === 0) await this.closeRetired()
+    }
+  }
+
+  /** Segments removed from the list while reads were running: closed and deleted once none run. */
+  private retired: Segment[] = []
+  private activeReads = 0
+
+  private async closeRetired(): Promise<void> {
+    const retired = this.retired
+    this.retired = []
+    for (const segment of retired) {
+      await segment.handle.close().catch(() => {})
+      await fsp.rm(segment.logPath, { force: true })
+      await fsp.rm(segment.indexPath, { force: true })
+    }
+  }
+
+  private async readLocked(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
     let offset = Math.max(fromOffset, this.startOffset())
     const end = this.committedEnd
     const records: LogRecord[] = []
     let bytes = 0
-    let si = this.segmentFor(offset)
-    if (si < 0) si = 0
-    while (offset < end && records.length < maxRecords && bytes < maxBytes && si < this.segments.length) {
+    while (offset < end && records.length < maxRecords && bytes < maxBytes) {
+      // Found afresh each time: retention may remove segments while this read awaits.
+      offset = Math.max(offset, this.startOffset())
+      const si = this.segmentFor(offset)
+      if (si < 0) break
       const segment = this.segments[si]!
-      if (offset >= segment.end) { si++; continue }
+      if (offset >= segment.end) {
+        if (si + 1 >= this.segments.length) break
+        offset = this.segments[si + 1]!.base
+        continue
+      }
       const seek = segment.seekOffset(offset)
       let position = seek.position
       let expected = seek.offset
@@ -353,6 +411,7 @@ export class FileShardLog implements ShardLog {
             if (one.stop === 'end') {
               const record = this.codec.decodeLogRecord(big, 0)
               if (record.offset >= offset && record.offset < end) {
+                if (records.length > 0 && bytes + record.data.length + Buffer.byteLength(record.partitionKey) > maxBytes) break
                 records.push(record)
                 bytes += record.data.length + Buffer.byteLength(record.partitionKey)
                 offset = record.offset + 1
@@ -365,7 +424,7 @@ export class FileShardLog implements ShardLog {
         }
         // Damage found while reading: report it once, remember the hole, and step over it.
         const damagedAt = position + scan.end
-        const next = await this.resync(segment, damagedAt, Math.max(expected, offset), segEnd)
+        const next = await this.resync(segment, damagedAt, Math.max(expected, offset), segEnd, this.claimedEnd(buf, scan.end, damagedAt, segEnd))
         const nextPos = next ? next.position : segEnd
         if (!segment.holes.has(damagedAt)) {
           segment.holes.set(damagedAt, nextPos)
@@ -380,13 +439,13 @@ export class FileShardLog implements ShardLog {
         offset = Math.max(offset, next.offset)
       }
       if (records.length >= maxRecords || bytes >= maxBytes) break
-      if (position >= segEnd) { offset = Math.max(offset, segment.end); si++ }
+      if (position >= segEnd) offset = Math.max(offset, segment.end)
     }
     return { records, nextOffset: offset }
   }
 
   async offsetAtTime(ms: number): Promise<number> {
-    for (const segment of this.segments) {
+    for (const segment of [...this.segments]) {
       if (segment.size === 0 || segment.lastArrival < ms) continue
       const seek = segment.seekTime(ms)
       let offset = seek.offset
@@ -406,14 +465,16 @@ export class FileShardLog implements ShardLog {
     while (this.segments.length > 1 && this.segments[0]!.sealed && expired(this.segments[0]!)) {
       const segment = this.segments.shift()!
       freed += segment.size
-      await segment.handle.close()
-      await fsp.rm(segment.logPath, { force: true })
-      await fsp.rm(segment.indexPath, { force: true })
+      this.retired.push(segment)
     }
+    if (this.activeReads === 0) await this.closeRetired()
+    this.store.adjustTotal(-freed)
     return freed
   }
 
   async close(): Promise<void> {
+    while (this.activeReads > 0) await new Promise((r) => setImmediate(r))
+    await this.closeRetired()
     for (const s of this.segments) await s.handle.close().catch(() => {})
     this.segments = []
   }
@@ -467,6 +528,7 @@ export class FileLogStore implements LogStore {
       pending = (async () => {
         const log = new FileShardLog(this, stream, shard, join(this.root, stream, shard), this.codec)
         await log.open()
+        this.total += log.sizeBytes()
         this.logs.set(key, log)
         return log
       })()
@@ -483,6 +545,7 @@ export class FileLogStore implements LogStore {
   async drop(stream: string): Promise<void> {
     const doomed = [...this.logs].filter(([, log]) => log.stream === stream)
     for (const [key, log] of doomed) {
+      this.total -= log.sizeBytes()
       log.dropped = true
       this.dirty.delete(log)
       log.discardPending()
@@ -543,7 +606,10 @@ export class FileLogStore implements LogStore {
     let records = 0
     for (const log of logs) records += log.pendingRecords()
     try {
-      await Promise.all(logs.map((log) => log.flush(this.segmentBytes)))
+      // Every flush settles before the outcome is known: none may still be writing when this run ends.
+      const outcomes = await Promise.allSettled(logs.map((log) => log.flush(this.segmentBytes)))
+      const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+      if (failure) throw failure.reason
       if (records) this.onCommit?.(records, performance.now() - started)
       for (const w of waiters) w.resolve()
     } catch (err) {
@@ -560,10 +626,13 @@ export class FileLogStore implements LogStore {
     }
   }
 
+  /** Bytes of committed records in every open shard log (kept up to date, not recomputed). */
   totalBytes(): number {
-    let n = 0
-    for (const log of this.logs.values()) n += log.sizeBytes()
-    return n
+    return this.total
+  }
+  private total = 0
+  adjustTotal(delta: number): void {
+    this.total += delta
   }
 
   async enforceRetention(retentionMsByStream: (stream: string) => number, now = this.now()): Promise<number> {
@@ -601,7 +670,8 @@ export class FileLogStore implements LogStore {
       clearImmediate(this.timer as NodeJS.Immediate)
       this.timer = null
     }
-    if (this.dirty.size && !this.failed) await this.run()
+    while (this.running) await new Promise((r) => setImmediate(r))
+    if ((this.dirty.size || this.waiting.length) && !this.failed) await this.run()
     while (this.running) await new Promise((r) => setImmediate(r))
     for (const log of this.logs.values()) await log.close()
     this.logs.clear()

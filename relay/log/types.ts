@@ -36,8 +36,12 @@ export interface ShardLog {
   offsetAtTime(ms: number): Promise<number>
   /** Total bytes on disk. */
   sizeBytes(): number
+  /** True once the stream has been deleted; appends are refused and pending ones discarded. */
+  readonly dropped: boolean
   /** Records appended but not yet committed. */
   pendingRecords(): number
+  /** The offset the next appended record will get (committed and pending records come before it). */
+  nextOffset(): number
 }
 
 /**

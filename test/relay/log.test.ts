@@ -148,3 +148,67 @@ t.test('a missing or damaged index file is rebuilt from the log', async (t) => {
   t.same(records.map((r) => r.offset), Array.from({ length: 300 }, (_, i) => i))
   await store.close()
 })
+
+t.test('closing while a commit runs loses no committed record', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  log.append([rec(0)])
+  const first = store.commit()
+  log.append([rec(1)])
+  const second = store.commit()
+  await store.close()
+  await Promise.all([first, second])
+  const again = new FileLogStore({ root })
+  const reopened = await again.open('s', SHARD)
+  t.equal(reopened.endOffset(), 2, 'both acknowledged records are there')
+  t.same((await reopened.read(0, 10, 1 << 20)).records.map((r) => r.offset), [0, 1])
+  await again.close()
+})
+
+t.test('a read running while retention deletes segments skips nothing that is still retained', async (t) => {
+  const root = tempDir(t)
+  let now = 1_000_000
+  const store = new FileLogStore({ root, segmentBytes: 2048, now: () => now })
+  const log = await store.open('s', SHARD)
+  for (let i = 0; i < 100; i++) {
+    log.append([rec(i)])
+    await store.commit()
+    now += 1000
+  }
+  const reading = log.read(10, 1000, 1 << 20)
+  const trimming = store.enforceRetention(() => 50_000, now)
+  const [{ records }] = await Promise.all([reading, trimming])
+  const offsets = records.map((r) => r.offset)
+  // A gap may only cover records retention deleted: after it, reading resumes at the oldest retained one.
+  for (let i = 1; i < offsets.length; i++) {
+    if (offsets[i] !== offsets[i - 1]! + 1 && offsets[i]! > log.startOffset()) t.fail(`retained records between ${offsets[i - 1]} and ${offsets[i]} were skipped`)
+  }
+  t.equal(offsets[offsets.length - 1], 99, 'the read reaches the end')
+  t.ok(log.startOffset() > 10, 'retention did delete segments')
+  await store.close()
+})
+
+t.test('a torn record whose data looks like a record is cut, never adopted', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  log.append([rec(0)])
+  await store.commit()
+  // A producer's data that is itself a well-formed log record (offset 1, a forged device identity).
+  const forged = Buffer.alloc(200)
+  const { codec } = await import('../../hardware/index.js')
+  const forgedLength = codec.encodeLogRecord(forged, 0, 1, Date.now(), { partitionKey: 'x', data: Buffer.from('forged'), producerTimeMs: 0, flags: 4, device: 'victim', epoch: 7n, batchSequence: 42, batchIndex: 0 })
+  log.append([{ partitionKey: 'carrier', data: forged.subarray(0, forgedLength), producerTimeMs: 0, flags: 0 }])
+  await store.commit()
+  await store.close()
+  const dir = join(root, 's', SHARD)
+  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  await fsp.truncate(file, statSync(file).size - 5) // the carrier's write was torn
+  const again = new FileLogStore({ root })
+  const reopened = await again.open('s', SHARD)
+  t.equal(reopened.endOffset(), 1, 'only the first record survives')
+  const { records } = await reopened.read(0, 10, 1 << 20)
+  t.notOk(records.some((r) => r.device === 'victim'), 'the record inside the torn data was not taken for a real one')
+  await again.close()
+})
