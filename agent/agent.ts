@@ -33,6 +33,7 @@ export interface AgentStatus {
   link: Uplink['stats']
   outbox: ReturnType<Outbox['stats']>
   drain: { startedBacklog: number; remaining: number; recordsPerSecond: number } | null
+  memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number }
 }
 
 export const jsonLog: LogFn = (event, fields = {}) => {
@@ -84,6 +85,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
       at: new Date(clock.wallMs()).toISOString(),
       link: { ...uplink.stats },
       outbox: o,
+      memory: (({ rss, heapUsed, external }) => ({ rssBytes: rss, heapUsedBytes: heapUsed, externalBytes: external }))(process.memoryUsage()),
       drain: drain ? { startedBacklog: drain.startedBacklog, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
