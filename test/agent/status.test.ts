@@ -1,0 +1,97 @@
+import t from 'tap'
+import { join } from 'node:path'
+import { spawn, execFile, execFileSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import mqtt from 'mqtt'
+import { validateAgentConfig } from '../../agent/config.js'
+import { startAgent, type Agent } from '../../agent/agent.js'
+import { topics } from '../../shared/topics.js'
+import { freePort, testRelay, ROOT } from '../helpers/relay.js'
+import { tempDir } from '../helpers/tmp.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+type Tap = { teardown(fn: () => unknown): void }
+
+/** Runs the CLI without blocking this process (which serves the agent being asked). */
+const cliRun = (args: string[]) => new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+  execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'agent/entry.ts'), ...args], { cwd: ROOT, encoding: 'utf8' }, (err, stdout, stderr) => {
+    resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+  })
+})
+
+async function agentFor(t: Tap, dir: string, url: string, extra: { streams?: object; uplink?: object } = {}): Promise<Agent> {
+  const agent = await startAgent(validateAgentConfig({
+    device: 'edge-st', relay: { url }, outbox: { path: join(dir, 'outbox.db'), commitIntervalMs: 5 },
+    uplink: { backoffInitialMs: 50, ...extra.uplink }, status: { port: 0, publishIntervalMs: 200 },
+    streams: { s: {}, ...extra.streams }, sources: [{ type: 'put-api', port: 0 }],
+  }), { log: () => {} })
+  t.teardown(() => agent.stop())
+  return agent
+}
+
+const put = (agent: Agent, stream: string, n: number, from = 0) => fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecords`, {
+  method: 'POST', body: JSON.stringify({ StreamName: stream, Records: Array.from({ length: n }, (_, i) => ({ PartitionKey: `k${i % 4}`, Data: Buffer.from(`r${from + i}`).toString('base64') })) }),
+})
+
+t.test('tributary agent status shows backlog, link and a progress bar while a backlog drains', async (t) => {
+  const relay = await testRelay(t)
+  const dir = tempDir(t)
+  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${relay.mqttPort}`, { uplink: { drainRatePerSecond: 4000, batchRecords: 200 } })
+  for (let i = 0; i < 20; i++) t.equal((await put(agent, 's', 500, i * 500)).status, 200)
+  await sleep(600)
+  const cli = await cliRun(['agent', 'status', '--url', `http://127.0.0.1:${agent.statusPort}`])
+  t.equal(cli.status, 0, cli.stderr)
+  t.match(cli.stdout, /device edge-st: connected/)
+  t.match(cli.stdout, /last PUBACK: \d{4}-/)
+  t.match(cli.stdout, /s\s+backlog\s+\d+/)
+  t.match(cli.stdout, /draining \[#*\.*\] \d+\.\d% \d+\/\d+ at \d+ records\/s/, 'a progress bar while the backlog drains')
+  const metrics = await (await fetch(`http://127.0.0.1:${agent.statusPort}/metrics`)).text()
+  t.match(metrics, /tributary_agent_records_stored_total\{stream="s"\} 10000/)
+  t.match(metrics, /tributary_agent_backlog_records\{stream="s"\} \d+/)
+  t.match(metrics, /tributary_agent_connected 1/)
+  const down = await cliRun(['agent', 'status', '--url', 'http://127.0.0.1:1'])
+  t.equal(down.status, 1)
+  t.match(down.stderr, /no agent answers at http:\/\/127\.0\.0\.1:1/)
+})
+
+t.test('the put API answers a clear error when a reject-new stream is full, and loses nothing stored', async (t) => {
+  const relay = await testRelay(t)
+  const dir = tempDir(t)
+  // Connected to nothing that stores: a relay port that is closed, so the records stay in the outbox.
+  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${await freePort()}`, { streams: { tight: { maxBytes: 2000, onFull: 'reject-new' } } })
+  t.equal((await put(agent, 'tight', 50)).status, 200)
+  const refused = await put(agent, 'tight', 50, 50)
+  t.equal(refused.status, 503)
+  t.match(await refused.json(), { __type: 'OutboxFullException', code: 'STORAGE_FULL', message: /stream tight holds \d+ bytes/ })
+  t.equal(agent.outbox.stats().streams.tight?.backlog, 50, 'the records stored before are all still there')
+  const bad = await fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecord`, { method: 'POST', body: JSON.stringify({ StreamName: 'tight', PartitionKey: '', Data: 'AA==' }) })
+  t.equal(bad.status, 400)
+  t.match(await bad.json(), { __type: 'ValidationException', message: /partition key/ })
+  void relay
+})
+
+const hasMosquitto = (() => { try { execFileSync('which', ['mosquitto']); return true } catch { return false } })()
+
+t.test('status is published retained on the device topic, and the will marks the device offline', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
+  const dir = tempDir(t)
+  const port = await freePort()
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`)
+  const broker = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' })
+  t.teardown(() => { broker.kill('SIGKILL') })
+  await sleep(300)
+  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${port}`)
+  await put(agent, 's', 3)
+  await sleep(500)
+  const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'watcher', protocolVersion: 4 })
+  t.teardown(() => watcher.endAsync(true))
+  const statuses: { online: boolean; device: string; outbox?: { backlog: number } }[] = []
+  watcher.on('message', (_topic, payload, packet) => statuses.push({ ...JSON.parse(payload.toString()), retained: packet.retain }))
+  await watcher.subscribeAsync(topics.status('edge-st'), { qos: 1 })
+  await sleep(400)
+  t.match(statuses[0], { device: 'edge-st', online: true, retained: true }, 'a new subscriber gets the retained status')
+  t.ok(statuses.some((s) => s.outbox !== undefined), 'with the outbox figures')
+  await agent.stop()
+  await sleep(300)
+  t.match(statuses[statuses.length - 1], { online: false }, 'stopping marks the device offline')
+})
