@@ -22,6 +22,7 @@ const USAGE = `tributary — a self-hosted streaming platform in the shape of Am
                                                 follow a stream as a consumer sees it
   tributary devices add ID | list | remove ID | rotate ID
                                                 manage device credentials (add/rotate print the secret once)
+  tributary agent run --config FILE | status    the edge agent (see tributary agent help)
 
 Client options: --endpoint URL (env TRIBUTARY_ENDPOINT, default http://127.0.0.1:4567); requests are
 signed with SigV4 when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set. Device commands need the
