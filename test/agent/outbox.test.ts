@@ -160,3 +160,12 @@ for (const damage of ['truncated', 'byte-flipped'] as const) {
     check.close()
   })
 }
+
+t.test('after an outage the higher-priority stream drains first', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir, { policies: { bulk: policy('bulk', { priority: 1 }), alarms: policy('alarms', { priority: 10 }) } })
+  await box.enqueue(rows('bulk', 0, 30))
+  await box.enqueue(rows('alarms', 0, 5))
+  const order = [box.formBatch(10, 1 << 20)!, box.formBatch(10, 1 << 20)!].map((b) => b.stream)
+  t.same(order, ['alarms', 'bulk'])
+})
