@@ -149,9 +149,14 @@ export class Streams {
     return this.byId.get(id)
   }
 
-  async create(name: string, shardCount: number, retentionHours = this.retentionHours): Promise<StreamState> {
-    if (!STREAM_NAME_PATTERN.test(name)) throw new TributaryError(ErrorCode.STREAM_NAME_INVALID, `stream name ${JSON.stringify(name)} must match ${STREAM_NAME_PATTERN}`)
-    if (this.byName.has(name) || this.creating.has(name)) throw new TributaryError(ErrorCode.CONFLICT, `stream ${name} already exists`)
+  /**
+   * Creates a stream. Every caller waiting for the same creation (see `ensure`) awaits the very same
+   * promise, so they resume in the order they arrived: device batches queued behind an auto-create
+   * keep their order.
+   */
+  create(name: string, shardCount: number, retentionHours = this.retentionHours): Promise<StreamState> {
+    if (!STREAM_NAME_PATTERN.test(name)) return Promise.reject(new TributaryError(ErrorCode.STREAM_NAME_INVALID, `stream name ${JSON.stringify(name)} must match ${STREAM_NAME_PATTERN}`))
+    if (this.byName.has(name) || this.creating.has(name)) return Promise.reject(new TributaryError(ErrorCode.CONFLICT, `stream ${name} already exists`))
     const pending = (async () => {
       const now = this.now()
       const meta: StreamMeta = {
@@ -166,11 +171,8 @@ export class Streams {
       return this.load(meta)
     })()
     this.creating.set(name, pending)
-    try {
-      return await pending
-    } finally {
-      this.creating.delete(name)
-    }
+    pending.finally(() => this.creating.delete(name)).catch(() => {})
+    return pending
   }
 
   /** Creates the stream unless it exists (or is being created); used by auto-create on ingest. */

@@ -36,7 +36,7 @@ const put = (agent: Agent, stream: string, n: number, from = 0) => fetch(`http:/
 t.test('tributary agent status shows backlog, link and a progress bar while a backlog drains', async (t) => {
   const relay = await testRelay(t)
   const dir = tempDir(t)
-  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${relay.mqttPort}`, { uplink: { drainRatePerSecond: 4000, batchRecords: 200 } })
+  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${relay.mqttPort}`, { uplink: { drainRatePerSecond: 1000, batchRecords: 200 } })
   for (let i = 0; i < 20; i++) t.equal((await put(agent, 's', 500, i * 500)).status, 200)
   await sleep(600)
   const cli = await cliRun(['agent', 'status', '--url', `http://127.0.0.1:${agent.statusPort}`])

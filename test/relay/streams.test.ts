@@ -106,3 +106,15 @@ t.test('two devices naming a new stream at once share one creation', async (t) =
   t.equal(a.streams.list().length, 1)
   await a.logs.close()
 })
+
+t.test('batches that arrive while their stream is being auto-created keep their order', async (t) => {
+  const dir = tempDir(t)
+  const a = open(dir)
+  await a.streams.init()
+  const one = (seq: number) => codec.encodeBatch({ epoch: 1n, sequence: seq, records: [{ partitionKey: 'same-key', data: Buffer.from(String(seq)), producerTimeMs: 0, clockSynced: true }] })
+  await Promise.all([0, 1, 2, 3, 4].map((seq) => a.ingest.ingestBatch('dev', 'born', one(seq))))
+  const shard = a.streams.get('born')!.shards.find((s) => s.log.endOffset() > 0)!
+  const { records } = await shard.log.read(0, 10, 1 << 20)
+  t.same(records.map((r) => r.data.toString()), ['0', '1', '2', '3', '4'])
+  await a.logs.close()
+})
