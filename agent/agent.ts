@@ -32,7 +32,8 @@ export interface AgentStatus {
   at: string
   link: Uplink['stats']
   outbox: ReturnType<Outbox['stats']>
-  drain: { startedBacklog: number; remaining: number; recordsPerSecond: number } | null
+  /** While a backlog drains: records delivered since it began, records left, and the rate. */
+  drain: { delivered: number; remaining: number; recordsPerSecond: number } | null
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number }
 }
 
@@ -72,11 +73,11 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   }
 
   // Drain progress: from the moment a backlog exists while connected, until it is gone.
-  let drain: { startedBacklog: number; startedMs: number; startedAcked: number } | null = null
+  let drain: { startedMs: number; startedAcked: number } | null = null
   const status = (): AgentStatus => {
     const o = outbox.stats()
     const connected = uplink.stats.state === 'connected'
-    if (connected && o.backlog > config.uplink.batchRecords && !drain) drain = { startedBacklog: o.backlog, startedMs: clock.monoMs(), startedAcked: uplink.stats.recordsAcked }
+    if (connected && o.backlog > config.uplink.batchRecords && !drain) drain = { startedMs: clock.monoMs(), startedAcked: uplink.stats.recordsAcked }
     if (drain && (o.backlog <= config.uplink.batchRecords || !connected)) drain = null
     const elapsed = drain ? (clock.monoMs() - drain.startedMs) / 1000 : 0
     return {
@@ -86,7 +87,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
       link: { ...uplink.stats },
       outbox: o,
       memory: (({ rss, heapUsed, external }) => ({ rssBytes: rss, heapUsedBytes: heapUsed, externalBytes: external }))(process.memoryUsage()),
-      drain: drain ? { startedBacklog: drain.startedBacklog, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
+      drain: drain ? { delivered: uplink.stats.recordsAcked - drain.startedAcked, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
   uplink.statusDocument = () => ({ ...status() })

@@ -52,9 +52,10 @@ export function formatStatus(s: AgentStatus): string {
   lines.push(`dead letters: ${s.outbox.deadLetters.length ? s.outbox.deadLetters.map((d) => `${d.stream || '?'}/${d.code} ${d.count}`).join(', ') : 'none'}`)
   for (const a of s.outbox.alarms) lines.push(`ALARM ${a.code}: ${a.message}`)
   if (s.drain) {
-    const done = s.drain.startedBacklog - s.drain.remaining
-    const eta = s.drain.recordsPerSecond > 0 ? `${Math.ceil(s.drain.remaining / s.drain.recordsPerSecond)} s left` : ''
-    lines.push(`draining ${bar(done, s.drain.startedBacklog)} ${done}/${s.drain.startedBacklog} at ${Math.round(s.drain.recordsPerSecond)} records/s ${eta}`)
+    // The backlog may grow while it drains: progress is delivered out of delivered plus remaining.
+    const { delivered, remaining } = s.drain
+    const eta = s.drain.recordsPerSecond > 0 ? `${Math.ceil(remaining / s.drain.recordsPerSecond)} s left` : ''
+    lines.push(`draining ${bar(delivered, delivered + remaining)} ${delivered}/${delivered + remaining} at ${Math.round(s.drain.recordsPerSecond)} records/s ${eta}`)
   }
   return lines.join('\n')
 }
