@@ -18,7 +18,10 @@ export class KinesisClient {
   private readonly credentials?: Credentials
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16 })
 
+  readonly endpoint: string
+
   constructor(o: KinesisClientOptions) {
+    this.endpoint = o.endpoint
     this.url = new URL(o.endpoint)
     this.region = o.region ?? 'us-east-1'
     this.credentials = o.credentials

@@ -1,9 +1,9 @@
 /** Agents for tests: a config file in a temp dir, run in a child process (to kill -9) or in-process. */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { ROOT } from './relay.js'
+import { ROOT, spawnUntilReady } from './relay.js'
 
 export interface ChildAgent {
   process: ChildProcess
@@ -19,21 +19,7 @@ export function writeAgentConfig(dir: string, config: Record<string, unknown>): 
 }
 
 export async function spawnAgent(configPath: string): Promise<ChildAgent> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'agent/entry.ts'), 'agent', 'run', '--config', configPath], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
-  const ready = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      const line = out.split('\n').find((l) => l.startsWith('tributary agent ready'))
-      if (line) resolve(line)
-    })
-    exited.then((code) => reject(new Error(`agent exited with ${code} before it was ready: ${stderr}`)))
-  })
+  const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'agent/entry.ts'), 'agent', 'run', '--config', configPath], 'tributary agent ready')
   const statusPort = Number(/status=http:\/\/[^:]+:(\d+)/.exec(ready)![1])
   const put = /put-api=http:\/\/[^:]+:(\d+)/.exec(ready)
   return { process: child, statusPort, putApiPort: put ? Number(put[1]) : null, exited }

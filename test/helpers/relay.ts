@@ -30,9 +30,15 @@ export interface ChildRelay {
  * ready. Ports are given so a restarted relay comes back on the same ones.
  */
 export async function spawnRelay(args: string[], env: Record<string, string> = {}): Promise<ChildRelay> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'relay/cli/entry.ts'), 'relay', ...args], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'relay/cli/entry.ts'), 'relay', ...args], 'tributary relay ready', env)
+  const mqttPort = Number(/mqtt:\/\/[^:]+:(\d+)/.exec(ready)![1])
+  const httpPort = Number(/http:\/\/[^:]+:(\d+)/.exec(ready)![1])
+  return { process: child, mqttPort, httpPort, endpoint: `http://127.0.0.1:${httpPort}`, exited }
+}
+
+/** Runs a TypeScript entry point through tsx and resolves with the first stdout line starting with `prefix`. */
+export async function spawnUntilReady(args: string[], prefix: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; exited: Promise<number | null>; ready: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
@@ -40,14 +46,12 @@ export async function spawnRelay(args: string[], env: Record<string, string> = {
     let out = ''
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString()
-      const line = out.split('\n').find((l) => l.startsWith('tributary relay ready'))
+      const line = out.split('\n').find((l) => l.startsWith(prefix))
       if (line) resolve(line)
     })
-    exited.then((code) => reject(new Error(`relay exited with ${code} before it was ready: ${stderr}`)))
+    exited.then((code) => reject(new Error(`${args[0]} exited with ${code} before it was ready: ${stderr}`)))
   })
-  const mqttPort = Number(/mqtt:\/\/[^:]+:(\d+)/.exec(ready)![1])
-  const httpPort = Number(/http:\/\/[^:]+:(\d+)/.exec(ready)![1])
-  return { process: child, mqttPort, httpPort, endpoint: `http://127.0.0.1:${httpPort}`, exited }
+  return { child, exited, ready }
 }
 
 /** A free TCP port on loopback (for relays that must come back on the same port). */

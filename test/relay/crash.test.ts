@@ -11,6 +11,7 @@ import { topics } from '../../shared/topics.js'
 import { KinesisClient } from '../../relay/kinesis/client.js'
 import { freePort, spawnRelay, type ChildRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
+import { readStream } from '../helpers/kinesis.js'
 
 const ROUNDS = process.env.TRIBUTARY_SOAK ? 12 : 3
 const STREAM = 'crash'
@@ -139,22 +140,8 @@ t.test(`kill -9 of the relay ${ROUNDS} times while devices and PutRecords client
   }
   t.same(devices.map((d) => d.unacked.size), [0, 0], 'every device batch was acknowledged in the end')
 
-  const kinesis = new KinesisClient({ endpoint: relay.endpoint })
-  t.teardown(() => kinesis.close())
   const counts = new Map<string, number>()
-  const { Shards } = await kinesis.call<{ Shards: { ShardId: string }[] }>('ListShards', { StreamName: STREAM })
-  for (const s of Shards) {
-    let it = (await kinesis.call<{ ShardIterator: string }>('GetShardIterator', { StreamName: STREAM, ShardId: s.ShardId, ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator
-    for (;;) {
-      const page = await kinesis.call<{ Records: { Data: string }[]; NextShardIterator: string }>('GetRecords', { ShardIterator: it })
-      if (!page.Records.length) break
-      for (const r of page.Records) {
-        const id = Buffer.from(r.Data, 'base64').toString()
-        counts.set(id, (counts.get(id) ?? 0) + 1)
-      }
-      it = page.NextShardIterator
-    }
-  }
+  for (const r of await readStream(relay.endpoint, STREAM)) counts.set(r.data, (counts.get(r.data) ?? 0) + 1)
   const duplicated = [...counts].filter(([, n]) => n > 1).map(([id]) => id)
   t.same(duplicated.slice(0, 10), [], 'no record is stored twice')
   let deviceRecords = 0

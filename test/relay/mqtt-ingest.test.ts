@@ -10,6 +10,7 @@ import { HEADER_SIZE } from '../../shared/frame.js'
 import type { RelayToDeviceMessage } from '../../shared/messages.js'
 import { KinesisClient } from '../../relay/kinesis/client.js'
 import { testRelay } from '../helpers/relay.js'
+import { readStream } from '../helpers/kinesis.js'
 
 interface Device {
   client: MqttClient
@@ -40,20 +41,7 @@ async function device(t: Test, port: number, id: string): Promise<Device> {
   }
 }
 
-async function readAll(kinesis: KinesisClient, stream: string): Promise<{ key: string; data: string }[]> {
-  const { Shards } = await kinesis.call<{ Shards: { ShardId: string }[] }>('ListShards', { StreamName: stream })
-  const out: { key: string; data: string }[] = []
-  for (const s of Shards) {
-    let it = (await kinesis.call<{ ShardIterator: string }>('GetShardIterator', { StreamName: stream, ShardId: s.ShardId, ShardIteratorType: 'TRIM_HORIZON' })).ShardIterator
-    for (;;) {
-      const page = await kinesis.call<{ Records: { PartitionKey: string; Data: string }[]; NextShardIterator: string }>('GetRecords', { ShardIterator: it })
-      if (!page.Records.length) break
-      for (const r of page.Records) out.push({ key: r.PartitionKey, data: Buffer.from(r.Data, 'base64').toString() })
-      it = page.NextShardIterator
-    }
-  }
-  return out
-}
+const readAll = async (kinesis: KinesisClient, stream: string) => (await readStream(kinesis.endpoint, stream)).map(({ key, data }) => ({ key, data }))
 
 const batch = (sequence: number, items: [string, string][], epoch = 42n) => codec.encodeBatch({
   epoch, sequence, records: items.map(([partitionKey, data]) => ({ partitionKey, data: Buffer.from(data), producerTimeMs: Date.now(), clockSynced: true })),
