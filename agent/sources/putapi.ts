@@ -29,7 +29,7 @@ class BadRequest extends Error {
 
 interface RecordJson { PartitionKey?: unknown; Data?: unknown; ExplicitHashKey?: unknown }
 
-function toInput(stream: string, r: RecordJson, where: string, now: number): OutboxInput {
+function toInput(stream: string, r: RecordJson, where: string, now: number, synced: boolean): OutboxInput {
   if (typeof r.PartitionKey !== 'string') throw new BadRequest('ValidationException', `${where}PartitionKey must be a string`)
   const keyProblem = partitionKeyProblem(r.PartitionKey)
   if (keyProblem) throw new BadRequest('ValidationException', `${where}${keyProblem}`)
@@ -44,7 +44,7 @@ function toInput(stream: string, r: RecordJson, where: string, now: number): Out
     }
     explicitHashKey = r.ExplicitHashKey
   }
-  return { stream, partitionKey: r.PartitionKey, data, explicitHashKey, capturedMs: now, clockSynced: true }
+  return { stream, partitionKey: r.PartitionKey, data, explicitHashKey, capturedMs: now, clockSynced: synced }
 }
 
 export async function startPutApi(host: string, port: number, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>): Promise<PutApi> {
@@ -71,14 +71,14 @@ export async function startPutApi(host: string, port: number, clock: Clock, stor
           if (typeof stream !== 'string' || !STREAM_NAME_PATTERN.test(stream)) throw new BadRequest('ValidationException', `StreamName must match ${STREAM_NAME_PATTERN}`)
           const now = clock.wallMs()
           if (target === 'PutRecord') {
-            const [id] = await store([toInput(stream, body as RecordJson, '', now)])
+            const [id] = await store([toInput(stream, body as RecordJson, '', now, clock.synced())])
             return answer(200, { RecordId: id, Stored: true })
           }
           const records = body.Records
           if (!Array.isArray(records) || records.length < 1 || records.length > Limits.maxPutRecordsCount) {
             throw new BadRequest('ValidationException', `Records must be a list of 1 to ${Limits.maxPutRecordsCount} records`)
           }
-          const inputs = records.map((r, i) => toInput(stream, (r ?? {}) as RecordJson, `Records[${i}].`, now))
+          const inputs = records.map((r, i) => toInput(stream, (r ?? {}) as RecordJson, `Records[${i}].`, now, clock.synced()))
           const ids = await store(inputs)
           answer(200, { FailedRecordCount: 0, Records: ids.map((id) => ({ RecordId: id })) })
         } catch (err) {

@@ -24,7 +24,7 @@ export function startSimulated(config: SimulatedSource, clock: Clock, store: (ro
       partitionKey: s.id,
       data: Buffer.from(JSON.stringify({ sensor: s.id, kind: s.kind, n, at: new Date(now).toISOString(), ...reading(s.kind, now, i) })),
       capturedMs: now,
-      clockSynced: true,
+      clockSynced: clock.synced(),
     }))
     n++
     store(rows).catch(onError)

@@ -122,7 +122,7 @@ t.test('the age limit runs on the outbox clock: a wall-clock jump changes nothin
   const dir = tempDir(t)
   let wall = 1_800_000_000_000
   let mono = 0
-  const clock: Clock = { wallMs: () => wall, monoMs: () => mono }
+  const clock: Clock = { wallMs: () => wall, monoMs: () => mono, synced: () => true }
   const box = outbox(t, dir, { clock, policies: { s: policy('s', { maxAgeSeconds: 60 }) } })
   await box.enqueue(rows('s', 0, 10))
   wall += 86_400_000 // a day forward
