@@ -129,7 +129,7 @@ const fail = (code: ErrorCode, message: string): never => {
  * Decodes a batch frame. Total: any input either decodes or throws a FrameError; no length field
  * is trusted before it has been checked against the bytes actually present.
  */
-export function decodeBatch(buf: Buffer): DecodedBatch {
+export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): DecodedBatch {
   if (buf.length < HEADER_SIZE) fail(ErrorCode.FRAME_TRUNCATED, `frame is ${buf.length} bytes, shorter than the ${HEADER_SIZE}-byte header`)
   if (buf.length > MAX_FRAME_BYTES) fail(ErrorCode.FRAME_TOO_LARGE, `frame is ${buf.length} bytes`)
   if (buf[OFF_MAGIC] !== FRAME_MAGIC_0 || buf[OFF_MAGIC + 1] !== FRAME_MAGIC_1) fail(ErrorCode.FRAME_BAD_MAGIC, 'not a Tributary batch frame (bad magic)')
@@ -139,7 +139,7 @@ export function decodeBatch(buf: Buffer): DecodedBatch {
     fail(bodyLength > buf.length - BODY_START ? ErrorCode.FRAME_TRUNCATED : ErrorCode.FRAME_BAD_FIELD,
       `frame body length says ${bodyLength} bytes but ${buf.length - BODY_START} are present`)
   }
-  if (crc32c(buf, 0, BODY_START, buf.length) !== buf.readUInt32LE(OFF_CRC)) fail(ErrorCode.FRAME_BAD_CHECKSUM, 'frame checksum does not match its body')
+  if (checksum(buf, 0, BODY_START, buf.length) !== buf.readUInt32LE(OFF_CRC)) fail(ErrorCode.FRAME_BAD_CHECKSUM, 'frame checksum does not match its body')
   const epoch = buf.readBigUInt64LE(OFF_EPOCH)
   const sequence = readU64(buf, OFF_BATCH_SEQ)
   if (!Number.isSafeInteger(sequence)) fail(ErrorCode.FRAME_BAD_FIELD, 'batch sequence is above 2^53-1')

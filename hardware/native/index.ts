@@ -1,13 +1,34 @@
 /**
- * The loader: picks the C addon when it is built and loads, else the TypeScript fallback, and says
- * which runs and why. `TRIBUTARY_NATIVE=0` forces the fallback. The addon itself is a later issue;
- * until it exists the fallback runs and the reason says so.
+ * The loader: the C addon (built by `npm install` with node-gyp-build from ./binding.gyp) when it
+ * loads, else the TypeScript fallback, and it says which runs and why. `TRIBUTARY_NATIVE=0` forces
+ * the fallback. The addon is used only above the input sizes where crossing into C pays
+ * (measured by bench/native.ts; below them JavaScript is as fast or faster).
  */
+import { createRequire } from 'node:module'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import * as js from './fallback.js'
-import type { Codec } from './types.js'
+import type { Codec, LogScan } from './types.js'
 
 export type { Codec, DecodedBatch, DecodedRecord, LogScan } from './types.js'
 export { u128BEToBigint, readLogOffset, readLogArrival, readLogLength } from './fallback.js'
+
+/** Bytes below which CRC-32C stays in JavaScript (bench/native.ts). */
+export const NATIVE_CRC_MIN_BYTES = 64
+/** Keys below which MD5 stays in JavaScript. */
+export const NATIVE_MD5_MIN_KEYS = 1
+/** Bytes of log below which the scan stays in JavaScript. */
+export const NATIVE_SCAN_MIN_BYTES = 256
+
+export interface Addon {
+  crc32c(buf: Uint8Array, initial: number, start: number, end: number): number
+  md5Many(keys: readonly string[]): Buffer
+  scanLog(buf: Uint8Array, start: number, end: number, expected: number): [Uint32Array, number, number]
+  crc32cImplementation: string
+}
+
+const STOPS = ['end', 'torn', 'damaged'] as const
 
 function fallback(reason: string): Codec {
   return {
@@ -24,9 +45,53 @@ function fallback(reason: string): Codec {
   }
 }
 
-export function loadCodec(env: NodeJS.ProcessEnv = process.env): Codec {
-  if (env.TRIBUTARY_NATIVE === '0') return fallback('TRIBUTARY_NATIVE=0 forces the TypeScript fallback')
-  return fallback('the native addon is not built in this version; using the TypeScript implementation')
+function native(addon: Addon): Codec {
+  const crc32c = (buf: Uint8Array, initial = 0, start = 0, end = buf.length) =>
+    end - start >= NATIVE_CRC_MIN_BYTES ? addon.crc32c(buf, initial, start, end) : js.crc32c(buf, initial, start, end)
+  const scanLog = (buf: Buffer, start = 0, end = buf.length, expectedOffset = -1): LogScan => {
+    if (end - start < NATIVE_SCAN_MIN_BYTES) return js.scanLog(buf, start, end, expectedOffset)
+    const [positions, stopAt, stop] = addon.scanLog(buf, start, end, expectedOffset)
+    return { positions, end: stopAt, stop: STOPS[stop] ?? 'damaged' }
+  }
+  return {
+    ...fallback(''),
+    implementation: 'native',
+    reason: `the C addon is loaded (CRC-32C by ${addon.crc32cImplementation})`,
+    crc32c,
+    md5Many: (keys) => (keys.length >= NATIVE_MD5_MIN_KEYS ? addon.md5Many(keys) : js.md5Many(keys)),
+    scanLog,
+    // The batch decoder's checksum goes through the native CRC; its field walk stays in JavaScript.
+    decodeBatch: (buf) => js.decodeBatch(buf, crc32c),
+  }
+}
+
+/** The folder holding binding.gyp, from the sources or from dist/. */
+function addonDir(): string | null {
+  const here = dirname(fileURLToPath(import.meta.url))
+  for (const candidate of [here, join(here, '..', '..', '..', 'hardware', 'native')]) {
+    if (existsSync(join(candidate, 'binding.gyp'))) return candidate
+  }
+  return null
+}
+
+/** The raw addon, for tests and benchmarks that compare it with the fallback directly. */
+export function loadAddon(): Addon {
+  const dir = addonDir()
+  if (!dir) throw new Error('hardware/native/binding.gyp not found')
+  const require = createRequire(import.meta.url)
+  const load = require('node-gyp-build') as (dir: string) => Addon
+  return load(dir)
+}
+
+export function loadCodec(env: NodeJS.ProcessEnv = process.env, warn: (line: string) => void = (l) => process.stderr.write(l + '\n')): Codec {
+  if (env.TRIBUTARY_NATIVE === '0') return fallback('TRIBUTARY_NATIVE=0 forces the TypeScript implementation')
+  try {
+    return native(loadAddon())
+  } catch (err) {
+    const reason = `the native addon is not available (${(err as Error).message.split('\n')[0]}); using the TypeScript implementation`
+    warn(`tributary: ${reason}`)
+    return fallback(reason)
+  }
 }
 
 /** The codec every module uses unless a test passes another. */

@@ -15,7 +15,8 @@ export interface DecodedBatch {
 
 /** The result of walking a region of a log: where each good record starts and why the walk stopped. */
 export interface LogScan {
-  positions: number[]
+  /** Where each good record starts (a number[] from TypeScript, a Uint32Array from the addon). */
+  positions: ArrayLike<number> & Iterable<number>
   /** Byte position just past the last good record. */
   end: number
   stop: 'end' | 'torn' | 'damaged'
