@@ -15,11 +15,11 @@ export type { Codec, DecodedBatch, DecodedRecord, LogScan } from './types.js'
 export { u128BEToBigint, readLogOffset, readLogArrival, readLogLength } from './fallback.js'
 
 /** Bytes below which CRC-32C stays in JavaScript (bench/native.ts). */
-export const NATIVE_CRC_MIN_BYTES = 64
+export const NATIVE_CRC_MIN_BYTES = 128
 /** Keys below which MD5 stays in JavaScript. */
 export const NATIVE_MD5_MIN_KEYS = 1
 /** Bytes of log below which the scan stays in JavaScript. */
-export const NATIVE_SCAN_MIN_BYTES = 256
+export const NATIVE_SCAN_MIN_BYTES = 2048
 
 export interface Addon {
   crc32c(buf: Uint8Array, initial: number, start: number, end: number): number
