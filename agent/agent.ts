@@ -96,7 +96,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   let putApi: PutApi | null = null
   for (const s of config.sources) {
     if (s.type === 'simulated') sources.push(startSimulated(s, clock, store, (err) => log('source_error', { source: 'simulated', stream: s.stream, error: err.message })))
-    else putApi = await startPutApi(s.host, s.port, clock, store)
+    else putApi = await startPutApi(s.host, s.port, clock, store, config.uplink.batchBytes)
   }
 
   const server = http.createServer((req, res) => {
@@ -106,7 +106,10 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
     } else if (req.url === '/metrics') {
       res.writeHead(200, { 'content-type': CONTENT_TYPE }).end(registry.render())
     } else if (req.url?.startsWith('/dead-letters')) {
-      const text = JSON.stringify(outbox.deadLetters(1000).map((d) => ({ ...d, data: d.data?.toString('base64') ?? null })))
+      // Paged: ?after=<id>&limit=<n>&data=1 to include the records' data.
+      const q = new URL(req.url, 'http://x').searchParams
+      const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 100) || 100))
+      const text = JSON.stringify(outbox.deadLetters(limit, Number(q.get('after') ?? 0) || 0, q.get('data') === '1').map((d) => ({ ...d, data: d.data?.toString('base64') ?? null })))
       res.writeHead(200, { 'content-type': 'application/json' }).end(text)
     } else {
       res.writeHead(404).end()

@@ -92,6 +92,9 @@ const MIGRATIONS = [
      id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, partition_key TEXT, data BLOB,
      captured_ms REAL, code TEXT NOT NULL, message TEXT NOT NULL, batch_seq INTEGER, batch_index INTEGER, dead_ms REAL NOT NULL);
    CREATE TABLE drops (stream TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (stream, reason));`,
+  `ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+   CREATE UNIQUE INDEX dead_letters_by_batch ON dead_letters (batch_seq, batch_index);
+   CREATE TABLE dead_counts (stream TEXT NOT NULL, code TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (stream, code));`,
 ]
 
 const DEFAULT_POLICY: Omit<StreamPolicy, 'name'> = { priority: 0, maxBytes: 0, maxAgeSeconds: 0, onFull: 'drop-oldest' }
@@ -162,6 +165,7 @@ export class Outbox extends EventEmitter {
     for (const r of this.db.prepare('SELECT stream, COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes FROM records GROUP BY stream').all() as { stream: string; count: number; bytes: number }[]) {
       this.streams.set(r.stream, { count: r.count, bytes: r.bytes, formedUpTo: 0 })
     }
+    this.deadBytes = (this.db.prepare('SELECT COALESCE(SUM(size), 0) AS bytes FROM dead_letters').get() as { bytes: number }).bytes
     for (const b of this.db.prepare('SELECT seq, stream, first_id AS firstId, last_id AS lastId, count, bytes FROM batches ORDER BY seq').all() as FormedBatch[]) {
       this.formed.set(b.seq, b)
       const s = this.stream(b.stream)
@@ -172,13 +176,25 @@ export class Outbox extends EventEmitter {
   // ---- opening, checking, quarantine ----
 
   private openChecked(): Database.Database {
+    let db: Database.Database | null = null
     try {
-      const db = this.configure(new Database(this.path))
+      db = this.configure(new Database(this.path))
       const check = db.pragma('quick_check', { simple: true })
       if (check !== 'ok') throw new TributaryError(ErrorCode.LOG_CORRUPT, `quick_check: ${String(check)}`)
       this.migrate(db)
       return db
     } catch (err) {
+      const code = (err as { code?: string }).code ?? ''
+      // Only damage is quarantined. A locked file (another agent has it), a permission or an I/O
+      // error is reported as it is: moving a healthy outbox aside would abandon its backlog.
+      const damaged = code === 'LOG_CORRUPT' || code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB'
+      try { db?.close() } catch { /* already unusable */ }
+      if (!damaged) {
+        if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+          throw new TributaryError(ErrorCode.STORAGE_FAILED, `outbox ${this.path} is in use by another process (is another agent running?)`, { cause: err })
+        }
+        throw new TributaryError(ErrorCode.STORAGE_FAILED, `outbox ${this.path} cannot be opened: ${(err as Error).message}`, { cause: err })
+      }
       // A damaged outbox is moved aside and a fresh one started: never a crash loop.
       const stamp = new Date(this.clock.wallMs()).toISOString().replace(/[:.]/g, '-')
       const aside = `${this.path}.corrupt-${stamp}`
@@ -188,13 +204,15 @@ export class Outbox extends EventEmitter {
       const alarm = { code: 'OUTBOX_QUARANTINED', message: `outbox ${this.path} failed its check (${(err as Error).message}); moved to ${aside} and started fresh`, atMs: this.clock.wallMs() }
       this.alarms.push(alarm)
       this.log('outbox_quarantined', { path: this.path, movedTo: aside, error: (err as Error).message })
-      const db = this.configure(new Database(this.path))
-      this.migrate(db)
-      return db
+      const fresh = this.configure(new Database(this.path))
+      this.migrate(fresh)
+      return fresh
     }
   }
 
   private configure(db: Database.Database): Database.Database {
+    // One agent per outbox: the exclusive lock is taken at the first write and held until close.
+    db.pragma('locking_mode = EXCLUSIVE')
     db.pragma('journal_mode = WAL')
     // better-sqlite3's default page cache is 16 MB; on a small device 2 MB does (and keeps the
     // start-up quick_check from inflating the resident set).
@@ -230,11 +248,15 @@ export class Outbox extends EventEmitter {
       deleteBatchRows: db.prepare('DELETE FROM records WHERE stream = ? AND id >= ? AND id <= ?'),
       deleteBatch: db.prepare('DELETE FROM batches WHERE seq = ?'),
       insertBatch: db.prepare('INSERT INTO batches (seq, stream, first_id, last_id, count, bytes) VALUES (?, ?, ?, ?, ?, ?)'),
-      candidates: db.prepare('SELECT id, partition_key AS partitionKey, explicit_hash_key AS explicitHashKey, data, size FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT ?'),
+      // Sizes only: a batch is planned without reading its data.
+      candidates: db.prepare('SELECT id, size, explicit_hash_key IS NOT NULL AS hashed FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT ?'),
       batchRows: db.prepare('SELECT id, partition_key AS partitionKey, explicit_hash_key AS explicitHashKey, data, captured_ms AS capturedMs, clock_synced AS clockSynced FROM records WHERE stream = ? AND id >= ? AND id <= ? ORDER BY id'),
-      deadLetter: db.prepare('INSERT INTO dead_letters (stream, partition_key, data, captured_ms, code, message, batch_seq, batch_index, dead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      deadLetter: db.prepare('INSERT OR IGNORE INTO dead_letters (stream, partition_key, data, captured_ms, code, message, batch_seq, batch_index, dead_ms, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      deadCount: db.prepare('INSERT INTO dead_counts (stream, code, count) VALUES (?, ?, 1) ON CONFLICT(stream, code) DO UPDATE SET count = count + 1'),
+      oldestDead: db.prepare('SELECT id, size FROM dead_letters ORDER BY id LIMIT 100'),
       deleteOne: db.prepare('DELETE FROM records WHERE id = ?'),
-      expired: db.prepare('SELECT id, size FROM records WHERE stream = ? AND id > ? AND mono_ms < ? ORDER BY id LIMIT 10000'),
+      // mono_ms rises with id: the oldest rows come first and the walk stops at the first young one.
+      oldest: db.prepare('SELECT id, size, mono_ms AS mono FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT 1000'),
     }
   }
 
@@ -366,7 +388,9 @@ export class Outbox extends EventEmitter {
       }
     } catch (err) {
       this.log('outbox_commit_failed', { error: (err as Error).message })
-      const error = new TributaryError(ErrorCode.STORAGE_FAILED, `outbox commit failed: ${(err as Error).message}`, { cause: err })
+      const error = (err as { code?: string }).code === 'SQLITE_FULL'
+        ? new OutboxFullError(groups[0]?.rows[0]?.stream ?? '', `the outbox is at its cap of ${this.o.maxBytes} bytes and nothing more can be dropped`)
+        : new TributaryError(ErrorCode.STORAGE_FAILED, `outbox commit failed: ${(err as Error).message}`, { cause: err })
       for (const g of groups) g.reject(error)
       return
     }
@@ -394,8 +418,12 @@ export class Outbox extends EventEmitter {
         if (policy.onFull === 'reject-new' || bytes > policy.maxBytes) {
           return new OutboxFullError(name, `stream ${name} holds ${s.bytes} bytes in the outbox; ${bytes} more would pass its cap of ${policy.maxBytes}`)
         }
-        this.dropOldest(name, s.bytes + bytes - policy.maxBytes, 'stream-cap')
-        if (s.bytes + bytes > policy.maxBytes) return new OutboxFullError(name, `stream ${name} cannot make room under its cap of ${policy.maxBytes} bytes`)
+        // Records already in formed batches cannot be dropped: refuse before dropping anything in vain.
+        let formedBytes = 0
+        for (const b of this.formed.values()) if (b.stream === name) formedBytes += b.bytes - HEADER_SIZE
+        const needed = s.bytes + bytes - policy.maxBytes
+        if (s.bytes - formedBytes < needed) return new OutboxFullError(name, `stream ${name} cannot make room under its cap of ${policy.maxBytes} bytes: the rest is on its way to the relay`)
+        this.dropOldest(name, needed, 'stream-cap')
       }
     }
     const ids: number[] = []
@@ -433,14 +461,15 @@ export class Outbox extends EventEmitter {
   formBatch(maxRecords: number, maxBytes: number): FormedBatch | null {
     for (const name of this.readyStreams()) {
       const s = this.stream(name)
-      const rows = this.stmts.candidates.all(name, s.formedUpTo, maxRecords) as { id: number; partitionKey: string; explicitHashKey: string | null; data: Buffer; size: number }[]
+      const rows = this.stmts.candidates.all(name, s.formedUpTo, maxRecords) as { id: number; size: number; hashed: number }[]
       if (!rows.length) continue
       let bytes = HEADER_SIZE
       let count = 0
       const tooLarge: typeof rows = []
       for (const row of rows) {
-        const recordLimit = row.data.length + Buffer.byteLength(row.partitionKey) > Limits.maxRecordBytes
-        if (HEADER_SIZE + row.size > maxBytes || recordLimit) {
+        // Data plus key, as Kinesis counts a record: the frame size less the record header.
+        const recordBytes = row.size - RECORD_HEADER_SIZE - (row.hashed ? HASH_KEY_SIZE : 0)
+        if (HEADER_SIZE + row.size > maxBytes || recordBytes > Limits.maxRecordBytes) {
           if (count === 0) { tooLarge.push(row); continue }
           break
         }
@@ -449,27 +478,37 @@ export class Outbox extends EventEmitter {
         count++
       }
       const batchRows = rows.slice(tooLarge.length, tooLarge.length + count)
-      let batch: FormedBatch | null = null
-      this.db.transaction(() => {
+      const batch: FormedBatch | null = batchRows.length
+        ? { seq: this.nextSeq, stream: name, firstId: batchRows[0]!.id, lastId: batchRows[batchRows.length - 1]!.id, count: batchRows.length, bytes }
+        : null
+      const removed = this.db.transaction(() => {
+        let n = 0
+        let freed = 0
         for (const row of tooLarge) {
-          const why = row.data.length + Buffer.byteLength(row.partitionKey) > Limits.maxRecordBytes
-            ? `record is ${row.data.length} bytes, over Kinesis's limit of ${Limits.maxRecordBytes}`
+          const recordBytes = row.size - RECORD_HEADER_SIZE - (row.hashed ? HASH_KEY_SIZE : 0)
+          const why = recordBytes > Limits.maxRecordBytes
+            ? `record is ${recordBytes} bytes, over Kinesis's limit of ${Limits.maxRecordBytes}`
             : `record takes ${row.size} bytes in a batch, over the batch limit of ${maxBytes}`
-          this.moveToDeadLetters(name, row.id, ErrorCode.RECORD_TOO_LARGE, why, null, null)
-          s.formedUpTo = Math.max(s.formedUpTo, row.id)
+          this.copyToDeadLetters(name, row.id, ErrorCode.RECORD_TOO_LARGE, why, null, null)
+          this.stmts.deleteOne.run(row.id)
+          n++
+          freed += row.size
         }
-        if (batchRows.length) {
-          batch = { seq: this.nextSeq, stream: name, firstId: batchRows[0]!.id, lastId: batchRows[batchRows.length - 1]!.id, count: batchRows.length, bytes }
+        if (batch) {
           this.stmts.insertBatch.run(batch.seq, name, batch.firstId, batch.lastId, batch.count, batch.bytes)
           this.stmts.setMeta.run('next_seq', String(this.nextSeq + 1))
         }
+        return { n, freed }
       })()
+      // In memory only once committed.
+      s.count -= removed.n
+      s.bytes -= removed.freed
+      if (tooLarge.length) s.formedUpTo = Math.max(s.formedUpTo, tooLarge[tooLarge.length - 1]!.id)
       if (batch) {
-        const b = batch as FormedBatch
         this.nextSeq++
-        s.formedUpTo = b.lastId
-        this.formed.set(b.seq, b)
-        return b
+        s.formedUpTo = batch.lastId
+        this.formed.set(batch.seq, batch)
+        return batch
       }
       if (tooLarge.length) return this.formBatch(maxRecords, maxBytes)
     }
@@ -498,67 +537,97 @@ export class Outbox extends EventEmitter {
     return { stream: b.stream, n: rows.n, bytes: rows.bytes }
   }
 
-  private moveToDeadLetters(stream: string, id: number, code: string, message: string, seq: number | null, index: number | null): void {
+  /**
+   * Inside a transaction: copies one record into the dead-letter table (its data too, unless the
+   * file is at its cap, then the verdict alone). The record itself stays until its batch is
+   * acknowledged, so a resend of the batch is still the same batch.
+   */
+  private copyToDeadLetters(stream: string, id: number, code: string, message: string, seq: number | null, index: number | null): void {
     const row = this.db.prepare('SELECT partition_key AS partitionKey, data, captured_ms AS capturedMs, size FROM records WHERE id = ?').get(id) as { partitionKey: string; data: Buffer; capturedMs: number; size: number } | undefined
-    this.stmts.deadLetter.run(stream, row?.partitionKey ?? null, row?.data ?? null, row?.capturedMs ?? null, code, message, seq, index, this.clock.wallMs())
-    if (row) {
-      this.stmts.deleteOne.run(id)
-      const s = this.stream(stream)
-      s.count--
-      s.bytes -= row.size
+    const insert = (withData: boolean) => this.stmts.deadLetter.run(stream, row?.partitionKey ?? null, withData ? row?.data ?? null : null, row?.capturedMs ?? null, code, message, seq, index, this.clock.wallMs(), withData ? row?.size ?? 0 : 0)
+    let info
+    try {
+      info = insert(true)
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_FULL') throw err
+      info = insert(false)
     }
+    if (info.changes === 0) return // already dead-lettered (a resent batch refused again)
+    this.stmts.deadCount.run(stream, code)
+    this.deadBytes += row ? row.size : 0
+    this.trimDeadLetters()
     this.log('dead_letter', { stream, code, message, batch: seq, index })
     this.emit('deadLetter', stream, code)
   }
 
+  /** Dead letters keep at most a tenth of the outbox; the oldest go first, counted as drops. */
+  private deadBytes = 0
+  private trimDeadLetters(): void {
+    const cap = Math.floor(this.o.maxBytes / 10)
+    while (this.deadBytes > cap) {
+      const oldest = this.stmts.oldestDead.all() as { id: number; size: number }[]
+      if (!oldest.length) break
+      for (const d of oldest) {
+        this.db.prepare('DELETE FROM dead_letters WHERE id = ?').run(d.id)
+        this.deadBytes -= d.size
+        if (d.size) this.stmts.drop.run('(dead letters)', 'dead-letter-cap', 1)
+        if (this.deadBytes <= cap) break
+      }
+    }
+  }
+
   /**
-   * The relay refused records of a batch (or the whole batch, when `indexes` is null): they move to
-   * the dead-letter table with the relay's code, so they never hold back the records behind them.
+   * The relay refused records of a batch (or the whole batch, when `refusals` is null): they are
+   * copied to the dead-letter table with the relay's code, and leave the outbox with the rest of
+   * the batch when it is acknowledged; they never hold back the records behind them.
    */
   deadLetter(seq: number, refusals: { index: number; code: string; message: string }[] | null, batchCode?: { code: string; message: string }): void {
     const b = this.formed.get(seq)
-    if (!b) {
-      // Acknowledged and deleted already: keep the verdict, without the data.
-      this.db.transaction(() => {
-        for (const r of refusals ?? [{ index: -1, ...(batchCode ?? { code: 'REJECTED', message: 'rejected' }) }]) {
-          this.stmts.deadLetter.run('', null, null, null, r.code, r.message, seq, r.index, this.clock.wallMs())
-        }
-      })()
-      return
-    }
-    const rows = this.stmts.batchRows.all(b.stream, b.firstId, b.lastId) as { id: number }[]
     this.db.transaction(() => {
+      if (!b) {
+        // Acknowledged and deleted already: keep the verdict, without the data.
+        for (const r of refusals ?? [{ index: -1, ...(batchCode ?? { code: 'REJECTED', message: 'rejected' }) }]) {
+          if (this.stmts.deadLetter.run('', null, null, null, r.code, r.message, seq, r.index, this.clock.wallMs(), 0).changes) this.stmts.deadCount.run('', r.code)
+        }
+        return
+      }
+      const rows = this.db.prepare('SELECT id FROM records WHERE stream = ? AND id >= ? AND id <= ? ORDER BY id').all(b.stream, b.firstId, b.lastId) as { id: number }[]
       if (refusals === null) {
-        rows.forEach((row, i) => this.moveToDeadLetters(b.stream, row.id, batchCode?.code ?? 'REJECTED', batchCode?.message ?? 'batch rejected', seq, i))
+        rows.forEach((row, i) => this.copyToDeadLetters(b.stream, row.id, batchCode?.code ?? 'REJECTED', batchCode?.message ?? 'batch rejected', seq, i))
       } else {
         for (const r of refusals) {
           const row = rows[r.index]
-          if (row) this.moveToDeadLetters(b.stream, row.id, r.code, r.message, seq, r.index)
+          if (row) this.copyToDeadLetters(b.stream, row.id, r.code, r.message, seq, r.index)
         }
       }
     })()
   }
 
-  /** Drops records past their stream's age limit (not those already in a formed batch). */
+  /** Drops records past their stream's age limit (not those already in a formed batch), in bounded chunks. */
   expire(): number {
     let dropped = 0
-    const now = this.monoNow()
-    this.db.transaction(() => {
-      for (const [name, s] of this.streams) {
-        const policy = this.policy(name)
-        if (policy.maxAgeSeconds <= 0 || s.count === 0) continue
-        for (;;) {
-          const victims = this.stmts.expired.all(name, s.formedUpTo, now - policy.maxAgeSeconds * 1000) as { id: number; size: number }[]
-          if (!victims.length) break
-          this.stmts.deleteRange.run(name, victims[0]!.id, victims[victims.length - 1]!.id)
-          this.stmts.drop.run(name, 'expired', victims.length)
-          s.count -= victims.length
-          s.bytes -= victims.reduce((n, v) => n + v.size, 0)
-          dropped += victims.length
-          this.emit('dropped', name, 'expired', victims.length)
-        }
+    const cutoffFor = (name: string) => this.monoNow() - this.policy(name).maxAgeSeconds * 1000
+    for (const [name, s] of this.streams) {
+      if (this.policy(name).maxAgeSeconds <= 0 || s.count === 0) continue
+      for (;;) {
+        const cutoff = cutoffFor(name)
+        const oldest = this.stmts.oldest.all(name, s.formedUpTo) as { id: number; size: number; mono: number }[]
+        let n = 0
+        let bytes = 0
+        while (n < oldest.length && oldest[n]!.mono < cutoff) bytes += oldest[n++]!.size
+        if (n === 0) break
+        // One chunk per transaction keeps each commit, and the WAL, small.
+        this.db.transaction(() => {
+          this.stmts.deleteRange.run(name, oldest[0]!.id, oldest[n - 1]!.id)
+          this.stmts.drop.run(name, 'expired', n)
+        })()
+        s.count -= n
+        s.bytes -= bytes
+        dropped += n
+        this.emit('dropped', name, 'expired', n)
+        if (n < oldest.length) break
       }
-    })()
+    }
     return dropped
   }
 
@@ -572,7 +641,7 @@ export class Outbox extends EventEmitter {
       streams[name] = { backlog: s.count, bytes: s.bytes, oldestAgeSeconds: oldest ? Math.max(0, (now - oldest.mono_ms) / 1000) : 0, priority: this.policy(name).priority }
     }
     const drops = this.db.prepare('SELECT stream, reason, count FROM drops').all() as { stream: string; reason: string; count: number }[]
-    const dead = this.db.prepare('SELECT stream, code, COUNT(*) AS count FROM dead_letters GROUP BY stream, code').all() as { stream: string; code: string; count: number }[]
+    const dead = this.db.prepare('SELECT stream, code, count FROM dead_counts').all() as { stream: string; code: string; count: number }[]
     return {
       epoch: this.epoch.toString(),
       backlog: [...this.streams.values()].reduce((n, s) => n + s.count, 0),
@@ -585,8 +654,9 @@ export class Outbox extends EventEmitter {
     }
   }
 
-  deadLetters(limit = 100): { stream: string; partitionKey: string | null; data: Buffer | null; code: string; message: string; batchSeq: number | null; batchIndex: number | null }[] {
-    return this.db.prepare('SELECT stream, partition_key AS partitionKey, data, code, message, batch_seq AS batchSeq, batch_index AS batchIndex FROM dead_letters ORDER BY id LIMIT ?').all(limit) as never
+  /** Dead letters, oldest first, `limit` at a time after id `after`; data only when asked. */
+  deadLetters(limit = 100, after = 0, withData = true): { id: number; stream: string; partitionKey: string | null; data: Buffer | null; code: string; message: string; batchSeq: number | null; batchIndex: number | null }[] {
+    return this.db.prepare(`SELECT id, stream, partition_key AS partitionKey, ${withData ? 'data' : 'NULL AS data'}, code, message, batch_seq AS batchSeq, batch_index AS batchIndex FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?`).all(after, limit) as never
   }
 
   backlog(): number {

@@ -50,7 +50,8 @@ export class Uplink {
     this.log = log
     this.tokens = config.uplink.batchRecords
     this.lastRefill = clock.monoMs()
-    outbox.on('stored', () => this.pump())
+    // Not inside the outbox's commit: the pump runs on its own turn, where its errors are its own.
+    outbox.on('stored', () => setImmediate(() => this.pump()))
   }
 
   start(): void {
@@ -60,6 +61,17 @@ export class Uplink {
   private connect(): void {
     if (this.stopped) return
     this.stats.state = 'connecting'
+    try {
+      this.open()
+    } catch (err) {
+      // e.g. the CA file vanished: say so and try again later, never crash.
+      this.stats.lastError = (err as Error).message
+      this.log('uplink_error', { error: (err as Error).message })
+      this.scheduleReconnect()
+    }
+  }
+
+  private open(): void {
     const r = this.config.relay
     const client = mqtt.connect(r.url, {
       clientId: this.config.device,
@@ -72,7 +84,7 @@ export class Uplink {
       connectTimeout: 10_000,
       queueQoSZero: false,
       ca: r.ca ? readFileSync(r.ca) : undefined,
-      will: { topic: topics.status(this.config.device), payload: Buffer.from(JSON.stringify({ device: this.config.device, online: false, at: null })), qos: 1, retain: true },
+      will: { topic: topics.status(this.config.device), payload: Buffer.from(JSON.stringify({ device: this.config.device, online: false, at: new Date(this.clock.wallMs()).toISOString() })), qos: 1, retain: true },
     })
     this.client = client
     client.on('connect', () => {
@@ -114,6 +126,16 @@ export class Uplink {
   }
 
   private onRelayMessage(payload: Buffer): void {
+    try {
+      this.handleRelayMessage(payload)
+    } catch (err) {
+      // An outbox error here must not take the agent down (it would loop on the same message).
+      this.stats.lastError = `could not record a rejection: ${(err as Error).message}`
+      this.log('reject_handling_failed', { error: (err as Error).message })
+    }
+  }
+
+  private handleRelayMessage(payload: Buffer): void {
     let message: RelayToDeviceMessage
     try {
       message = JSON.parse(payload.toString('utf8')) as RelayToDeviceMessage
@@ -140,6 +162,17 @@ export class Uplink {
 
   /** Fills the send window: first the batches formed earlier (resends), then new ones, within the rate cap. */
   pump(): void {
+    try {
+      this.fill()
+    } catch (err) {
+      // The outbox could not form or read a batch (full, failing disk): report it, retry soon.
+      this.stats.lastError = `could not form a batch: ${(err as Error).message}`
+      this.log('pump_failed', { error: (err as Error).message })
+      if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = null; this.pump() }, 1000)
+    }
+  }
+
+  private fill(): void {
     const client = this.client
     if (!client || !client.connected || this.stopped) return
     const { maxInflight } = this.config.relay
@@ -149,18 +182,18 @@ export class Uplink {
       if (!this.inFlight.has(batch.seq)) this.send(client, batch)
     }
     while (this.inFlight.size < maxInflight) {
-      let limit = batchRecords
       if (drainRatePerSecond > 0) {
+        // A token bucket that may go into debt: batches stay whole, and the average rate holds.
         const now = this.clock.monoMs()
         this.tokens = Math.min(Math.max(batchRecords, drainRatePerSecond), this.tokens + ((now - this.lastRefill) / 1000) * drainRatePerSecond)
         this.lastRefill = now
-        if (this.tokens < 1) {
-          if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = null; this.pump() }, Math.ceil(1000 / drainRatePerSecond) + 5)
+        if (this.tokens <= 0) {
+          const wait = Math.ceil((-this.tokens + 1) / drainRatePerSecond * 1000)
+          if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = null; this.pump() }, wait)
           return
         }
-        limit = Math.max(1, Math.min(batchRecords, Math.floor(this.tokens)))
       }
-      const batch = this.outbox.formBatch(limit, batchBytes)
+      const batch = this.outbox.formBatch(batchRecords, batchBytes)
       if (!batch) return
       if (drainRatePerSecond > 0) this.tokens -= batch.count
       this.send(client, batch)
@@ -208,9 +241,13 @@ export class Uplink {
     const client = this.client
     this.client = null
     if (client) {
-      // Say goodbye properly: the retained status marks the device offline.
+      // Say goodbye properly: the retained status marks the device offline. Unacknowledged batches
+      // need no waiting for: they stay in the outbox and are resent next time.
       if (client.connected) client.publish(topics.status(this.config.device), JSON.stringify({ ...this.statusDocument(), online: false }), { qos: 1, retain: true })
-      await client.endAsync(false).catch(() => {})
+      const ended = client.endAsync(false).catch(() => {})
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())
+      await Promise.race([ended, timeout])
+      client.end(true)
     }
   }
 }

@@ -7,6 +7,7 @@ import { codec as defaultCodec, u128BEToBigint, type Codec } from '../hardware/i
 import { ErrorCode, FrameError, RecordError, StorageError, TributaryError } from '../shared/errors.js'
 import { LogFlag, type LogRecordInput } from '../shared/logframe.js'
 import { recordProblem } from '../shared/limits.js'
+import { FRAME_MAGIC_0, FRAME_MAGIC_1, HEADER_SIZE, OFF_BATCH_SEQ, OFF_EPOCH, OFF_MAGIC } from '../shared/frame.js'
 import type { RejectMessage } from '../shared/messages.js'
 import type { LogStore } from './log/types.js'
 import type { ShardState, StreamState, Streams } from './streams.js'
@@ -75,7 +76,17 @@ export class Ingest {
     } catch (err) {
       if (!(err instanceof FrameError)) throw err
       this.o.onRejected?.(err.code, 1)
-      return { stored: 0, duplicates: 0, reject: { type: 'reject', stream: streamName, epoch: '0', batchSequence: -1, code: err.code, message: err.message, records: [] } }
+      // Name the batch when its header is readable, so the device can dead-letter exactly it.
+      const named = payload.length >= HEADER_SIZE && payload[OFF_MAGIC] === FRAME_MAGIC_0 && payload[OFF_MAGIC + 1] === FRAME_MAGIC_1
+      const sequence = named ? payload.readUInt32LE(OFF_BATCH_SEQ + 4) * 0x1_0000_0000 + payload.readUInt32LE(OFF_BATCH_SEQ) : -1
+      return {
+        stored: 0, duplicates: 0,
+        reject: {
+          type: 'reject', stream: streamName, code: err.code, message: err.message, records: [],
+          epoch: named ? payload.readBigUInt64LE(OFF_EPOCH).toString() : '0',
+          batchSequence: Number.isSafeInteger(sequence) ? sequence : -1,
+        },
+      }
     }
     const base = { type: 'reject' as const, stream: streamName, epoch: batch.epoch.toString(), batchSequence: batch.sequence }
     if (batch.records.length > this.o.maxBatchRecords) {

@@ -12,7 +12,10 @@ import { Limits, parseExplicitHashKey, partitionKeyProblem } from '../../shared/
 import { STREAM_NAME_PATTERN } from '../../shared/topics.js'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { Clock } from '../clock.js'
-import { OutboxFullError, type OutboxInput } from '../outbox.js'
+import { OutboxFullError, frameBytes, type OutboxInput } from '../outbox.js'
+import { HEADER_SIZE } from '../../shared/frame.js'
+
+const MAX_BODY = 12 * 1024 * 1024
 
 export interface PutApi {
   port: number
@@ -29,10 +32,14 @@ class BadRequest extends Error {
 
 interface RecordJson { PartitionKey?: unknown; Data?: unknown; ExplicitHashKey?: unknown }
 
-function toInput(stream: string, r: RecordJson, where: string, now: number, synced: boolean): OutboxInput {
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+function toInput(stream: string, r: RecordJson, where: string, now: number, synced: boolean, maxFrameBytes: number): OutboxInput {
   if (typeof r.PartitionKey !== 'string') throw new BadRequest('ValidationException', `${where}PartitionKey must be a string`)
   const keyProblem = partitionKeyProblem(r.PartitionKey)
   if (keyProblem) throw new BadRequest('ValidationException', `${where}${keyProblem}`)
+  // A lone surrogate has no UTF-8 form: it would silently become U+FFFD and merge distinct keys.
+  if (LONE_SURROGATE.test(r.PartitionKey)) throw new BadRequest('ValidationException', `${where}PartitionKey is not valid Unicode`)
   if (typeof r.Data !== 'string') throw new BadRequest('ValidationException', `${where}Data must be a base64 string`)
   const data = Buffer.from(r.Data, 'base64')
   if (data.toString('base64') !== r.Data) throw new BadRequest('SerializationException', `${where}Data is not valid base64`)
@@ -44,10 +51,13 @@ function toInput(stream: string, r: RecordJson, where: string, now: number, sync
     }
     explicitHashKey = r.ExplicitHashKey
   }
+  if (frameBytes(r.PartitionKey, data, explicitHashKey) + HEADER_SIZE > maxFrameBytes) {
+    throw new BadRequest('ValidationException', `${where}record is too large for a batch of at most ${maxFrameBytes} bytes (uplink.batchBytes)`)
+  }
   return { stream, partitionKey: r.PartitionKey, data, explicitHashKey, capturedMs: now, clockSynced: synced }
 }
 
-export async function startPutApi(host: string, port: number, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>): Promise<PutApi> {
+export async function startPutApi(host: string, port: number, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>, maxFrameBytes: number): Promise<PutApi> {
   const server = http.createServer((req, res) => {
     const answer = (status: number, body: unknown) => {
       const text = JSON.stringify(body)
@@ -56,12 +66,16 @@ export async function startPutApi(host: string, port: number, clock: Clock, stor
     }
     const chunks: Buffer[] = []
     let size = 0
-    req.on('data', (c: Buffer) => { size += c.length; if (size <= 12 * 1024 * 1024) chunks.push(c) })
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size <= MAX_BODY) chunks.push(c)
+      else { answer(413, { __type: 'ValidationException', message: `request body is over ${MAX_BODY} bytes` }); req.destroy() }
+    })
     req.on('end', () => {
       void (async () => {
         try {
           if (req.method !== 'POST') throw new BadRequest('UnknownOperationException', 'use POST')
-          if (size > 12 * 1024 * 1024) throw new BadRequest('ValidationException', 'request body is too large')
+          if (size > MAX_BODY) return
           const target = String(req.headers['x-amz-target'] ?? '').replace('Kinesis_20131202.', '') || (req.url ?? '').replace(/^\//, '')
           if (target !== 'PutRecord' && target !== 'PutRecords') throw new BadRequest('UnknownOperationException', `the local put API serves PutRecord and PutRecords, not ${JSON.stringify(target)}`)
           let body: Record<string, unknown>
@@ -71,14 +85,16 @@ export async function startPutApi(host: string, port: number, clock: Clock, stor
           if (typeof stream !== 'string' || !STREAM_NAME_PATTERN.test(stream)) throw new BadRequest('ValidationException', `StreamName must match ${STREAM_NAME_PATTERN}`)
           const now = clock.wallMs()
           if (target === 'PutRecord') {
-            const [id] = await store([toInput(stream, body as RecordJson, '', now, clock.synced())])
+            const [id] = await store([toInput(stream, body as RecordJson, '', now, clock.synced(), maxFrameBytes)])
             return answer(200, { RecordId: id, Stored: true })
           }
           const records = body.Records
           if (!Array.isArray(records) || records.length < 1 || records.length > Limits.maxPutRecordsCount) {
             throw new BadRequest('ValidationException', `Records must be a list of 1 to ${Limits.maxPutRecordsCount} records`)
           }
-          const inputs = records.map((r, i) => toInput(stream, (r ?? {}) as RecordJson, `Records[${i}].`, now, clock.synced()))
+          const inputs = records.map((r, i) => toInput(stream, (r ?? {}) as RecordJson, `Records[${i}].`, now, clock.synced(), maxFrameBytes))
+          const total = inputs.reduce((n, r) => n + r.data.length + Buffer.byteLength(r.partitionKey), 0)
+          if (total > Limits.maxPutRecordsBytes) throw new BadRequest('InvalidArgumentException', `Records size exceeds ${Limits.maxPutRecordsBytes / 1048576} MB limit`)
           const ids = await store(inputs)
           answer(200, { FailedRecordCount: 0, Records: ids.map((id) => ({ RecordId: id })) })
         } catch (err) {

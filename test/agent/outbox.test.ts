@@ -155,6 +155,7 @@ for (const damage of ['truncated', 'byte-flipped'] as const) {
     t.ok(readdirSync(dir).some((n) => n.startsWith('outbox.db.corrupt-')), 'the damaged file is kept aside')
     await box.enqueue(rows('s', 0, 5))
     t.equal(box.backlog(), 5, 'the fresh outbox works')
+    box.close()
     const check = new Database(path, { readonly: true })
     t.equal(check.pragma('quick_check', { simple: true }), 'ok')
     check.close()
@@ -168,4 +169,59 @@ t.test('after an outage the higher-priority stream drains first', async (t) => {
   await box.enqueue(rows('alarms', 0, 5))
   const order = [box.formBatch(10, 1 << 20)!, box.formBatch(10, 1 << 20)!].map((b) => b.stream)
   t.same(order, ['alarms', 'bulk'])
+})
+
+t.test('a second agent cannot open an outbox that is in use, and a healthy outbox is never quarantined for it', async (t) => {
+  const dir = tempDir(t)
+  const first = outbox(t, dir)
+  await first.enqueue(rows('s', 0, 3))
+  t.throws(() => new Outbox({ path: join(dir, 'outbox.db'), maxBytes: 8 << 20, synchronous: 'FULL', commitIntervalMs: 5, commitRows: 1000, policies: {} }),
+    { code: 'STORAGE_FAILED', message: /in use by another process/ })
+  t.notOk(readdirSync(dir).some((n) => n.includes('corrupt')), 'nothing was moved aside')
+  t.equal(first.backlog(), 3)
+})
+
+t.test('a partly rejected batch is resent unchanged; its refused records are dead-lettered once', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir)
+  await box.enqueue(rows('s', 0, 3))
+  const b = box.formBatch(10, 1 << 20)!
+  box.deadLetter(b.seq, [{ index: 1, code: 'PARTITION_KEY_INVALID', message: 'bad key' }])
+  t.same(box.rows(box.formedBatches()[0]!).map((r) => r.data.toString().replace(/\.+$/, '')), ['0', '1', '2'], 'before the PUBACK, the batch is what it was')
+  box.deadLetter(b.seq, [{ index: 1, code: 'PARTITION_KEY_INVALID', message: 'bad key' }])
+  box.ack(b.seq)
+  box.commit()
+  t.equal(box.deadLetters().length, 1, 'refused again on the resend, recorded once')
+  t.match(box.stats().deadLetters, [{ stream: 's', code: 'PARTITION_KEY_INVALID', count: 1 }])
+  t.equal(box.backlog(), 0)
+})
+
+t.test('dead letters are bounded: the oldest go first and are counted', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir, { maxBytes: 1 << 20 })
+  for (let i = 0; i < 30; i++) {
+    await box.enqueue(rows('s', i * 10, 10, 2000))
+    const b = box.formBatch(100, 1 << 20)!
+    box.deadLetter(b.seq, null, { code: 'STREAM_NOT_FOUND', message: 'no such stream' })
+    box.ack(b.seq)
+    box.commit()
+  }
+  const kept = box.deadLetters(1000, 0, false).length
+  t.ok(kept < 300 && kept > 0, `${kept} of 300 dead letters kept under a tenth of the outbox`)
+  t.match(box.stats().drops, [{ stream: '(dead letters)', reason: 'dead-letter-cap', count: 300 - kept }])
+  await box.enqueue(rows('s', 1000, 10))
+  t.equal(box.backlog(), 10, 'the outbox keeps accepting records')
+})
+
+t.test('expiry walks only the old end of a large backlog', async (t) => {
+  const dir = tempDir(t)
+  let mono = 0
+  const clock: Clock = { wallMs: () => 1_800_000_000_000, monoMs: () => mono, synced: () => true }
+  const box = outbox(t, dir, { clock, policies: { s: policy('s', { maxAgeSeconds: 10 }) } })
+  for (let i = 0; i < 50; i++) await box.enqueue(rows('s', i * 1000, 1000))
+  mono += 11_000
+  await box.enqueue(rows('s', 50_000, 1000))
+  t.equal(box.expire(), 50_000, 'every old record goes, in chunks')
+  t.equal(box.backlog(), 1000)
+  t.equal(box.expire(), 0)
 })
