@@ -245,7 +245,6 @@ export class Outbox extends EventEmitter {
       drop: db.prepare('INSERT INTO drops (stream, reason, count) VALUES (?, ?, ?) ON CONFLICT(stream, reason) DO UPDATE SET count = count + excluded.count'),
       oldestFree: db.prepare('SELECT id, size FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT ?'),
       deleteRange: db.prepare('DELETE FROM records WHERE stream = ? AND id >= ? AND id <= ?'),
-      deleteBatchRows: db.prepare('DELETE FROM records WHERE stream = ? AND id >= ? AND id <= ?'),
       deleteBatch: db.prepare('DELETE FROM batches WHERE seq = ?'),
       insertBatch: db.prepare('INSERT INTO batches (seq, stream, first_id, last_id, count, bytes) VALUES (?, ?, ?, ?, ?, ?)'),
       // Sizes only: a batch is planned without reading its data.
@@ -532,7 +531,7 @@ export class Outbox extends EventEmitter {
     const b = this.formed.get(seq)
     if (!b) return null
     const rows = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM records WHERE stream = ? AND id >= ? AND id <= ?').get(b.stream, b.firstId, b.lastId) as { n: number; bytes: number }
-    this.stmts.deleteBatchRows.run(b.stream, b.firstId, b.lastId)
+    this.stmts.deleteRange.run(b.stream, b.firstId, b.lastId)
     this.stmts.deleteBatch.run(seq)
     return { stream: b.stream, n: rows.n, bytes: rows.bytes }
   }
