@@ -1,55 +1,49 @@
 /**
- * Durable MQTT ingest: several publishers send batches of 500 records of 100 bytes with QoS 1 and a
- * window of unacknowledged batches each; the relay PUBACKs after fsync. Prints CSV on stdout,
- * progress on stderr. Usage: npx tsx bench/mqtt-ingest.ts [publishers=4] [seconds=5]
+ * Durable MQTT ingest beside the transport ceiling, in one run: publishers (their own process) send
+ * batches of 500 records of 100 bytes with QoS 1 to (1) the relay, which PUBACKs after the fsync of
+ * the group commit holding the batch, and (2) a bare aedes broker that stores nothing. CSV on
+ * stdout, progress on stderr. Usage: npx tsx bench/mqtt-ingest.ts [publishers=4] [seconds=5]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import mqtt from 'mqtt'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { execFile } from 'node:child_process'
+import net from 'node:net'
 import { codec } from '../hardware/index.js'
 import { resolveRelayConfig } from '../shared/config.js'
-import { topics } from '../shared/topics.js'
 import { startRelay } from '../relay/relay.js'
 
 const publishers = Number(process.argv[2] ?? 4)
 const seconds = Number(process.argv[3] ?? 5)
-const WINDOW = 16
+const here = dirname(fileURLToPath(import.meta.url))
+
+function publish(port: number): Promise<{ records: number; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', join(here, 'mqtt-publishers.ts'), String(port), String(publishers), String(seconds)], (err, stdout) => {
+      if (err) reject(err)
+      else resolve(JSON.parse(stdout.trim().split('\n').pop()!))
+    })
+  })
+}
+
+console.log('benchmark,publishers,records,seconds,records_per_s,codec')
+
+process.stderr.write('relay (PUBACK after fsync)…\n')
 const dataDir = mkdtempSync(join(tmpdir(), 'tributary-bench-'))
 const relay = await startRelay(resolveRelayConfig({}, {}, { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, autoCreateShardCount: 4 }), () => {})
-
-let acked = 0
-const deadline = Date.now() + seconds * 1000
-const payload = Buffer.alloc(100, 0x61)
-const run = async (p: number) => {
-  const id = `bench-${p}`
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: id, protocolVersion: 4 })
-  let seq = 0
-  let inFlight = 0
-  await new Promise<void>((resolve) => {
-    const pump = () => {
-      while (inFlight < WINDOW && Date.now() < deadline) {
-        const frame = codec.encodeBatch({ epoch: BigInt(p + 1), sequence: seq++, records: Array.from({ length: 500 }, (_, i) => ({ partitionKey: `k${i % 64}`, data: payload, producerTimeMs: 0, clockSynced: true })) })
-        inFlight++
-        client.publish(topics.records(id, 'bench'), frame, { qos: 1 }, () => {
-          inFlight--
-          acked += 500
-          if (Date.now() < deadline) pump()
-          else if (inFlight === 0) resolve()
-        })
-      }
-    }
-    pump()
-  })
-  await client.endAsync()
-}
-const started = performance.now()
-const progress = setInterval(() => process.stderr.write(`\r${acked} records acknowledged`), 500)
-await Promise.all(Array.from({ length: publishers }, (_, p) => run(p)))
-clearInterval(progress)
-const elapsed = (performance.now() - started) / 1000
-process.stderr.write('\n')
-console.log('benchmark,publishers,records,seconds,records_per_s,codec')
-console.log(`mqtt-ingest-durable,${publishers},${acked},${elapsed.toFixed(2)},${Math.round(acked / elapsed)},${codec.implementation}`)
+const durable = await publish(relay.mqttPort)
+console.log(`mqtt-ingest-durable,${publishers},${durable.records},${durable.seconds.toFixed(2)},${Math.round(durable.records / durable.seconds)},${codec.implementation}`)
 await relay.close()
 rmSync(dataDir, { recursive: true, force: true })
+
+process.stderr.write('bare aedes (stores nothing)…\n')
+const { Aedes } = await import('aedes')
+const bare = await Aedes.createBroker()
+const server = net.createServer(bare.handle)
+await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+const ceiling = await publish((server.address() as net.AddressInfo).port)
+console.log(`mqtt-bare-aedes-ceiling,${publishers},${ceiling.records},${ceiling.seconds.toFixed(2)},${Math.round(ceiling.records / ceiling.seconds)},-`)
+bare.close()
+server.close()
+process.stderr.write(`relay / ceiling: ${(durable.records / durable.seconds / (ceiling.records / ceiling.seconds)).toFixed(2)}\n`)
