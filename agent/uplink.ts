@@ -245,8 +245,11 @@ export class Uplink {
       // need no waiting for: they stay in the outbox and are resent next time.
       if (client.connected) client.publish(topics.status(this.config.device), JSON.stringify({ ...this.statusDocument(), online: false }), { qos: 1, retain: true })
       const ended = client.endAsync(false).catch(() => {})
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())
+      // A relay that is going away may never answer: wait a moment for the goodbye, no longer.
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, client.connected ? 500 : 0) })
       await Promise.race([ended, timeout])
+      clearTimeout(timer)
       client.end(true)
     }
   }
