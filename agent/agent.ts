@@ -48,18 +48,24 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
   const uplink = new Uplink(config, outbox, clock, log)
 
-  // Metrics.
+  // Metrics. One outbox snapshot serves every gauge of a scrape (it runs a query per stream).
+  let snapshot: { at: number; stats: ReturnType<Outbox['stats']> } | null = null
+  const scraped = () => {
+    const now = clock.monoMs()
+    if (!snapshot || now - snapshot.at > 250) snapshot = { at: now, stats: outbox.stats() }
+    return snapshot.stats
+  }
   const registry = new Registry()
   const stored = registry.counter('tributary_agent_records_stored_total', 'Records committed to the outbox, by stream.', ['stream'])
   const dropped = registry.counter('tributary_agent_records_dropped_total', 'Records dropped by policy, by stream and reason.', ['stream', 'reason'])
   const dead = registry.counter('tributary_agent_dead_letters_total', 'Records moved to the dead-letter table, by stream and code.', ['stream', 'code'])
   registry.gauge('tributary_agent_backlog_records', 'Records in the outbox not yet acknowledged by the relay, by stream.', ['stream'],
-    () => Object.entries(outbox.stats().streams).map(([stream, s]) => ({ labels: { stream }, value: s.backlog })))
+    () => Object.entries(scraped().streams).map(([stream, s]) => ({ labels: { stream }, value: s.backlog })))
   registry.gauge('tributary_agent_oldest_record_age_seconds', 'Age of the oldest record in the outbox, by stream.', ['stream'],
-    () => Object.entries(outbox.stats().streams).map(([stream, s]) => ({ labels: { stream }, value: s.oldestAgeSeconds })))
+    () => Object.entries(scraped().streams).map(([stream, s]) => ({ labels: { stream }, value: s.oldestAgeSeconds })))
   registry.gauge('tributary_agent_connected', '1 while connected to the relay.', [], () => (uplink.stats.state === 'connected' ? 1 : 0))
   registry.gauge('tributary_agent_alarms', 'Active alarms (e.g. a quarantined outbox).', [], () => outbox.alarms.length)
-  registry.gauge('tributary_agent_outbox_file_bytes', 'Size of the outbox database file.', [], () => outbox.stats().fileBytes)
+  registry.gauge('tributary_agent_outbox_file_bytes', 'Size of the outbox database file.', [], () => scraped().fileBytes)
   registry.gauge('tributary_agent_records_acked', 'Records acknowledged by the relay since start.', [], () => uplink.stats.recordsAcked)
   outbox.on('dropped', (stream: string, reason: string, n: number) => dropped.inc({ stream, reason }, n))
   outbox.on('deadLetter', (stream: string, code: string) => dead.inc({ stream, code }))

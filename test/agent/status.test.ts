@@ -64,6 +64,16 @@ t.test('the put API answers a clear error when a reject-new stream is full, and 
   t.equal(refused.status, 503)
   t.match(await refused.json(), { __type: 'OutboxFullException', code: 'STORAGE_FULL', message: /stream tight holds \d+ bytes/ })
   t.equal(agent.outbox.stats().streams.tight?.backlog, 50, 'the records stored before are all still there')
+  const dead = await agent.outbox.enqueue([{ stream: 'tight2', partitionKey: 'k', data: Buffer.from('x') }])
+  t.equal(dead.length, 1)
+  let batch = agent.outbox.formBatch(100, 1 << 20)!
+  while (batch.stream !== 'tight2') batch = agent.outbox.formBatch(100, 1 << 20)!
+  agent.outbox.deadLetter(batch.seq, null, { code: 'STREAM_NOT_FOUND', message: 'gone' })
+  const listed = await (await fetch(`http://127.0.0.1:${agent.statusPort}/dead-letters?limit=10`)).json() as { id: number; data: string | null; code: string }[]
+  t.match(listed, [{ code: 'STREAM_NOT_FOUND', data: null }], 'dead letters are listed without their data by default')
+  const withData = await (await fetch(`http://127.0.0.1:${agent.statusPort}/dead-letters?data=1&after=0`)).json() as { data: string }[]
+  t.equal(Buffer.from(withData[0]!.data, 'base64').toString(), 'x', 'and with it when asked')
+  t.same(await (await fetch(`http://127.0.0.1:${agent.statusPort}/dead-letters?after=${listed[0]!.id}`)).json(), [], 'paging goes past the last one')
   const bad = await fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecord`, { method: 'POST', body: JSON.stringify({ StreamName: 'tight', PartitionKey: '', Data: 'AA==' }) })
   t.equal(bad.status, 400)
   t.match(await bad.json(), { __type: 'ValidationException', message: /partition key/ })

@@ -212,3 +212,22 @@ t.test('a torn record whose data looks like a record is cut, never adopted', asy
   t.notOk(records.some((r) => r.device === 'victim'), 'the record inside the torn data was not taken for a real one')
   await again.close()
 })
+
+t.test('a stream over its size cap loses its oldest sealed segments first, across shards', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root, segmentBytes: 2048, maxStreamBytes: 6000 })
+  const a = await store.open('s', 'shardId-000000000000')
+  const b = await store.open('s', 'shardId-000000000001')
+  for (let i = 0; i < 40; i++) {
+    a.append([rec(i)])
+    b.append([rec(i)])
+    await store.commit()
+  }
+  const before = a.sizeBytes() + b.sizeBytes()
+  const freed = await store.enforceRetention(() => 3_600_000)
+  t.ok(freed > 0 && before - freed <= 6000 + 2 * 2048, `freed ${freed} of ${before} bytes`)
+  t.equal(store.totalBytes(), a.sizeBytes() + b.sizeBytes(), 'the running total follows')
+  t.equal(a.endOffset(), 40, 'the newest records stay')
+  t.ok(a.startOffset() > 0 && b.startOffset() > 0, 'both shards gave up their oldest segments')
+  await store.close()
+})

@@ -101,7 +101,7 @@ t.test('bad frames are acknowledged and reported with codes; nothing else is har
   const flipped = Buffer.from(good)
   flipped[flipped.length - 1]! ^= 0x01
   await d.client.publishAsync(topic, flipped, { qos: 1 })
-  t.match(await d.next(), { type: 'reject', code: 'FRAME_BAD_CHECKSUM' })
+  t.match(await d.next(), { type: 'reject', code: 'FRAME_BAD_CHECKSUM', epoch: '42', batchSequence: 1 }, 'a frame whose header is readable is named, so the device can dead-letter it')
 
   // Per-record rules: the good records of a batch are stored, the bad ones named.
   await d.client.publishAsync(topic, batch(2, [['fine', 'a'], ['', 'empty-key'], ['x'.repeat(257), 'long-key'], ['fine', 'b']]), { qos: 1 })

@@ -57,3 +57,17 @@ t.test('the relay reads a YAML config file, and flags and environment override i
   relay.process.kill('SIGTERM')
   t.equal(await relay.exited, 0, 'SIGTERM stops the relay cleanly')
 })
+
+t.test('an HTTP/1.1 request whose first packet is a lone "P" is still served as HTTP/1.1', async (t) => {
+  const relay = await testRelay(t)
+  const net = await import('node:net')
+  const socket = net.connect(relay.httpPort, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  await new Promise((r) => socket.once('connect', r))
+  socket.setNoDelay(true)
+  socket.write('P')
+  await new Promise((r) => setTimeout(r, 50))
+  socket.write('OST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
+  const answer = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())))
+  t.match(answer, /^HTTP\/1\.1 404/, 'answered over HTTP/1.1 (no POST route for /metrics)')
+})
