@@ -134,6 +134,8 @@ export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: nu
   if (buf.length > MAX_FRAME_BYTES) fail(ErrorCode.FRAME_TOO_LARGE, `frame is ${buf.length} bytes`)
   if (buf[OFF_MAGIC] !== FRAME_MAGIC_0 || buf[OFF_MAGIC + 1] !== FRAME_MAGIC_1) fail(ErrorCode.FRAME_BAD_MAGIC, 'not a Tributary batch frame (bad magic)')
   if (buf[OFF_VERSION] !== FRAME_VERSION) fail(ErrorCode.FRAME_BAD_VERSION, `unsupported frame version ${buf[OFF_VERSION]}`)
+  // The flags byte sits before the checksummed body, so it is checked by value: reserved means 0.
+  if (buf[OFF_FLAGS] !== 0) fail(ErrorCode.FRAME_BAD_FIELD, `frame flags 0x${buf[OFF_FLAGS]!.toString(16)} are reserved and must be 0`)
   const bodyLength = buf.readUInt32LE(OFF_BODY_LENGTH)
   if (bodyLength !== buf.length - BODY_START) {
     fail(bodyLength > buf.length - BODY_START ? ErrorCode.FRAME_TRUNCATED : ErrorCode.FRAME_BAD_FIELD,

@@ -40,7 +40,7 @@ t.test('decoding is total: every damaged frame yields a typed error, never a cra
     const kind = i % 4
     let input: Buffer
     if (kind === 0) input = damaged.subarray(0, Math.floor(Math.random() * damaged.length))
-    else if (kind === 1) { damaged[Math.floor(Math.random() * damaged.length)]! ^= 1 << (i % 8); input = damaged }
+    else if (kind === 1) { damaged[(i >> 2) % damaged.length]! ^= 1 << (i % 8); input = damaged }
     else if (kind === 2) input = randomBytes(Math.floor(Math.random() * 200))
     else { input = Buffer.concat([damaged, randomBytes(1 + (i % 9))]) }
     try {
@@ -64,6 +64,8 @@ t.test('each kind of damage has its own code', async (t) => {
   t.equal(code(magic), 'FRAME_BAD_MAGIC')
   const version = Buffer.from(good); version[2] = 9
   t.equal(code(version), 'FRAME_BAD_VERSION')
+  const flags = Buffer.from(good); flags[3] = 1
+  t.equal(code(flags), 'FRAME_BAD_FIELD', 'the reserved flags byte is outside the checksum and checked by value')
   const body = Buffer.from(good); body[HEADER_SIZE + 20]! ^= 0xff
   t.equal(code(body), 'FRAME_BAD_CHECKSUM')
   t.equal(code(Buffer.concat([good, Buffer.alloc(1)])), 'FRAME_BAD_FIELD')
