@@ -1,7 +1,7 @@
 /** The embedded metadata store: one SQLite file (better-sqlite3 12), schema changes as versioned migrations. */
 import Database from 'better-sqlite3'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
-import type { DeviceMeta, MetadataStore, ShardMeta, StreamMeta, StreamStatus } from './types.js'
+import type { ConsumerMeta, DeviceMeta, MetadataStore, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE streams (
@@ -16,6 +16,12 @@ const MIGRATIONS: string[] = [
      id TEXT PRIMARY KEY, salt TEXT NOT NULL, hash TEXT NOT NULL, created_ms INTEGER NOT NULL, rotated_ms INTEGER NOT NULL);
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE producer_state (stream_id TEXT PRIMARY KEY, state TEXT NOT NULL);`,
+  // Enhanced fan-out consumers, per-stream encryption/monitoring settings, resource policies.
+  `CREATE TABLE consumers (
+     stream_id TEXT NOT NULL, name TEXT NOT NULL, arn TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_ms INTEGER NOT NULL,
+     PRIMARY KEY (stream_id, name));
+   CREATE TABLE stream_settings (stream_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
+   CREATE TABLE resource_policies (arn TEXT PRIMARY KEY, policy TEXT NOT NULL);`,
 ]
 
 interface StreamRow { name: string; id: string; arn: string; status: string; retention_hours: number; created_ms: number; mode: string }
@@ -30,6 +36,8 @@ const toShard = (r: ShardRow): ShardMeta => ({
   streamId: r.stream_id, shardId: r.shard_id, index: r.idx, hashStart: r.hash_start, hashEnd: r.hash_end,
   createdMs: r.created_ms, parentShardId: r.parent, adjacentParentShardId: r.adjacent_parent, endOffset: r.end_offset,
 })
+interface ConsumerRow { stream_id: string; name: string; arn: string; status: string; created_ms: number }
+const toConsumer = (r: ConsumerRow): ConsumerMeta => ({ streamId: r.stream_id, name: r.name, arn: r.arn, status: r.status as ConsumerMeta['status'], createdMs: r.created_ms })
 const toDevice = (r: DeviceRow): DeviceMeta => ({ id: r.id, salt: r.salt, hash: r.hash, createdMs: r.created_ms, rotatedMs: r.rotated_ms })
 
 export class SqliteMetadataStore implements MetadataStore {
@@ -89,10 +97,15 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteStream(name: string): Promise<void> {
     this.db.transaction(() => {
-      const row = this.db.prepare('SELECT id FROM streams WHERE name = ?').get(name) as { id: string } | undefined
+      const row = this.db.prepare('SELECT id, arn FROM streams WHERE name = ?').get(name) as { id: string; arn: string } | undefined
       if (!row) return
       this.db.prepare('DELETE FROM shards WHERE stream_id = ?').run(row.id)
       this.db.prepare('DELETE FROM producer_state WHERE stream_id = ?').run(row.id)
+      this.db.prepare('DELETE FROM consumers WHERE stream_id = ?').run(row.id)
+      this.db.prepare('DELETE FROM stream_settings WHERE stream_id = ?').run(row.id)
+      // The stream's policy and its consumers' (their ARNs extend the stream's).
+      const prefix = `${row.arn}/consumer/`
+      this.db.prepare('DELETE FROM resource_policies WHERE arn = ? OR substr(arn, 1, ?) = ?').run(row.arn, prefix.length, prefix)
       this.db.prepare('DELETE FROM streams WHERE name = ?').run(name)
     })()
   }
@@ -133,6 +146,43 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async loadProducerState(streamId: string): Promise<string | undefined> {
     return (this.db.prepare('SELECT state FROM producer_state WHERE stream_id = ?').get(streamId) as { state: string } | undefined)?.state
+  }
+
+  async putConsumer(c: ConsumerMeta): Promise<void> {
+    this.db.prepare('INSERT INTO consumers (stream_id, name, arn, status, created_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream_id, name) DO UPDATE SET arn = excluded.arn, status = excluded.status, created_ms = excluded.created_ms')
+      .run(c.streamId, c.name, c.arn, c.status, c.createdMs)
+  }
+
+  async listConsumers(streamId?: string): Promise<ConsumerMeta[]> {
+    const rows = streamId === undefined
+      ? this.db.prepare('SELECT * FROM consumers ORDER BY stream_id, created_ms, name').all()
+      : this.db.prepare('SELECT * FROM consumers WHERE stream_id = ? ORDER BY created_ms, name').all(streamId)
+    return (rows as ConsumerRow[]).map(toConsumer)
+  }
+
+  async deleteConsumer(streamId: string, name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM consumers WHERE stream_id = ? AND name = ?').run(streamId, name).changes > 0
+  }
+
+  async getStreamSettings(streamId: string): Promise<StreamSettings | undefined> {
+    const row = this.db.prepare('SELECT settings FROM stream_settings WHERE stream_id = ?').get(streamId) as { settings: string } | undefined
+    return row && (JSON.parse(row.settings) as StreamSettings)
+  }
+
+  async putStreamSettings(streamId: string, settings: StreamSettings): Promise<void> {
+    this.db.prepare('INSERT INTO stream_settings (stream_id, settings) VALUES (?, ?) ON CONFLICT(stream_id) DO UPDATE SET settings = excluded.settings').run(streamId, JSON.stringify(settings))
+  }
+
+  async putResourcePolicy(arn: string, policy: string): Promise<void> {
+    this.db.prepare('INSERT INTO resource_policies (arn, policy) VALUES (?, ?) ON CONFLICT(arn) DO UPDATE SET policy = excluded.policy').run(arn, policy)
+  }
+
+  async getResourcePolicy(arn: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT policy FROM resource_policies WHERE arn = ?').get(arn) as { policy: string } | undefined)?.policy
+  }
+
+  async deleteResourcePolicy(arn: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM resource_policies WHERE arn = ?').run(arn).changes > 0
   }
 
   async close(): Promise<void> {

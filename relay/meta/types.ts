@@ -43,6 +43,25 @@ export interface DeviceMeta {
   rotatedMs: number
 }
 
+/** An enhanced fan-out consumer registered on a stream (RegisterStreamConsumer). */
+export interface ConsumerMeta {
+  streamId: string
+  name: string
+  arn: string
+  status: 'CREATING' | 'ACTIVE' | 'DELETING'
+  createdMs: number
+}
+
+/**
+ * Per-stream settings that the Kinesis API reports back: encryption (StartStreamEncryption) and
+ * enhanced monitoring. Absent means the defaults (NONE, no shard-level metrics).
+ */
+export interface StreamSettings {
+  encryptionType: 'NONE' | 'KMS'
+  keyId: string | null
+  shardLevelMetrics: string[]
+}
+
 /**
  * The metadata store. Async so that a PostgreSQL implementation (DESIGN.md, scale-out) can slot in;
  * the embedded one is SQLite.
@@ -67,6 +86,20 @@ export interface MetadataStore {
   /** The idempotency state of a stream's producers, saved now and then so restarts replay less log. */
   saveProducerState(streamId: string, state: string): Promise<void>
   loadProducerState(streamId: string): Promise<string | undefined>
+
+  /** Enhanced fan-out consumers (relay/kinesis/consumers.ts). */
+  putConsumer(consumer: ConsumerMeta): Promise<void>
+  listConsumers(streamId?: string): Promise<ConsumerMeta[]>
+  deleteConsumer(streamId: string, name: string): Promise<boolean>
+
+  /** Encryption and monitoring settings of a stream; undefined when never set. */
+  getStreamSettings(streamId: string): Promise<StreamSettings | undefined>
+  putStreamSettings(streamId: string, settings: StreamSettings): Promise<void>
+
+  /** Resource policies by resource ARN (stored and returned, not enforced). */
+  putResourcePolicy(arn: string, policy: string): Promise<void>
+  getResourcePolicy(arn: string): Promise<string | undefined>
+  deleteResourcePolicy(arn: string): Promise<boolean>
 
   close(): Promise<void>
 }
