@@ -1,7 +1,7 @@
 /** The embedded metadata store: one SQLite file (better-sqlite3 12), schema changes as versioned migrations. */
 import Database from 'better-sqlite3'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
-import type { ConsumerMeta, DeviceMeta, MetadataStore, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
+import type { CheckpointMeta, ConsumerMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE streams (
@@ -22,6 +22,11 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (stream_id, name));
    CREATE TABLE stream_settings (stream_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
    CREATE TABLE resource_policies (arn TEXT PRIMARY KEY, policy TEXT NOT NULL);`,
+  // Tags by resource (a stream's id), and server-side checkpoints per (stream, consumer, shard).
+  `CREATE TABLE tags (resource TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (resource, key));
+   CREATE TABLE checkpoints (
+     stream_id TEXT NOT NULL, consumer TEXT NOT NULL, shard_id TEXT NOT NULL, sequence_number TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+     PRIMARY KEY (stream_id, consumer, shard_id));`,
 ]
 
 interface StreamRow { name: string; id: string; arn: string; status: string; retention_hours: number; created_ms: number; mode: string }
@@ -106,6 +111,8 @@ export class SqliteMetadataStore implements MetadataStore {
       // The stream's policy and its consumers' (their ARNs extend the stream's).
       const prefix = `${row.arn}/consumer/`
       this.db.prepare('DELETE FROM resource_policies WHERE arn = ? OR substr(arn, 1, ?) = ?').run(row.arn, prefix.length, prefix)
+      this.db.prepare('DELETE FROM tags WHERE resource = ?').run(row.id)
+      this.db.prepare('DELETE FROM checkpoints WHERE stream_id = ?').run(row.id)
       this.db.prepare('DELETE FROM streams WHERE name = ?').run(name)
     })()
   }
@@ -183,6 +190,65 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteResourcePolicy(arn: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM resource_policies WHERE arn = ?').run(arn).changes > 0
+  }
+
+  async setStreamMode(name: string, mode: StreamMeta['mode']): Promise<void> {
+    this.db.prepare('UPDATE streams SET mode = ? WHERE name = ?').run(mode, name)
+  }
+
+  /**
+   * One resharding step in one transaction: the closed parents (only if still open), the new
+   * shards and the stream's status commit together or not at all. better-sqlite3 commits before
+   * this call returns, so the caller may switch its routing in the same tick.
+   */
+  async reshard(streamId: string, change: ShardMapChange): Promise<void> {
+    const close = this.db.prepare('UPDATE shards SET end_offset = ? WHERE stream_id = ? AND shard_id = ? AND end_offset IS NULL')
+    const insert = this.db.prepare('INSERT INTO shards (stream_id, shard_id, idx, hash_start, hash_end, created_ms, parent, adjacent_parent, end_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    try {
+      this.db.transaction(() => {
+        for (const c of change.close) {
+          if (close.run(c.endOffset, streamId, c.shardId).changes !== 1) throw new TributaryError(ErrorCode.CONFLICT, `shard ${c.shardId} of ${streamId} is not an open shard`)
+        }
+        for (const s of change.create) insert.run(streamId, s.shardId, s.index, s.hashStart, s.hashEnd, s.createdMs, s.parentShardId, s.adjacentParentShardId, s.endOffset)
+        if (change.status) this.db.prepare('UPDATE streams SET status = ? WHERE id = ?').run(change.status, streamId)
+      })()
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new TributaryError(ErrorCode.CONFLICT, `a new shard of ${streamId} already exists`, { cause: err })
+      throw err
+    }
+  }
+
+  async getTags(resource: string): Promise<Record<string, string>> {
+    const rows = this.db.prepare('SELECT key, value FROM tags WHERE resource = ? ORDER BY key').all(resource) as { key: string; value: string }[]
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]))
+  }
+
+  async putTags(resource: string, tags: Record<string, string>): Promise<void> {
+    const put = this.db.prepare('INSERT INTO tags (resource, key, value) VALUES (?, ?, ?) ON CONFLICT(resource, key) DO UPDATE SET value = excluded.value')
+    this.db.transaction(() => { for (const [k, v] of Object.entries(tags)) put.run(resource, k, v) })()
+  }
+
+  async removeTags(resource: string, keys: string[]): Promise<void> {
+    const del = this.db.prepare('DELETE FROM tags WHERE resource = ? AND key = ?')
+    this.db.transaction(() => { for (const k of keys) del.run(resource, k) })()
+  }
+
+  async putCheckpoint(cp: CheckpointMeta, expected?: string | null): Promise<void> {
+    this.db.transaction(() => {
+      if (expected !== undefined) {
+        const row = this.db.prepare('SELECT sequence_number FROM checkpoints WHERE stream_id = ? AND consumer = ? AND shard_id = ?').get(cp.streamId, cp.consumer, cp.shardId) as { sequence_number: string } | undefined
+        if ((row?.sequence_number ?? null) !== expected) {
+          throw new TributaryError(ErrorCode.CONFLICT, `checkpoint of ${cp.consumer} on ${cp.shardId} is ${row?.sequence_number ?? 'unset'}, not ${expected ?? 'unset'}`)
+        }
+      }
+      this.db.prepare('INSERT INTO checkpoints (stream_id, consumer, shard_id, sequence_number, updated_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream_id, consumer, shard_id) DO UPDATE SET sequence_number = excluded.sequence_number, updated_ms = excluded.updated_ms')
+        .run(cp.streamId, cp.consumer, cp.shardId, cp.sequenceNumber, cp.updatedMs)
+    })()
+  }
+
+  async listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]> {
+    const rows = this.db.prepare('SELECT * FROM checkpoints WHERE stream_id = ? AND consumer = ? ORDER BY shard_id').all(streamId, consumer) as { stream_id: string; consumer: string; shard_id: string; sequence_number: string; updated_ms: number }[]
+    return rows.map((r) => ({ streamId: r.stream_id, consumer: r.consumer, shardId: r.shard_id, sequenceNumber: r.sequence_number, updatedMs: r.updated_ms }))
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,26 @@ export interface StreamSettings {
 }
 
 /**
+ * One change of a stream's shard map (SplitShard, MergeShards, UpdateShardCount): parents closed at
+ * their end offsets, new shards (a short-lived one is created already closed), and the status after.
+ * A store applies it atomically or not at all, and refuses (CONFLICT) to close a shard already closed.
+ */
+export interface ShardMapChange {
+  close: { shardId: string; endOffset: number }[]
+  create: ShardMeta[]
+  status?: StreamStatus
+}
+
+/** A consumer's position in one shard, kept by the relay (server-side checkpoints). */
+export interface CheckpointMeta {
+  streamId: string
+  consumer: string
+  shardId: string
+  sequenceNumber: string
+  updatedMs: number
+}
+
+/**
  * The metadata store. Async so that a PostgreSQL implementation (DESIGN.md, scale-out) can slot in;
  * the embedded one is SQLite.
  */
@@ -86,6 +106,19 @@ export interface MetadataStore {
   /** The idempotency state of a stream's producers, saved now and then so restarts replay less log. */
   saveProducerState(streamId: string, state: string): Promise<void>
   loadProducerState(streamId: string): Promise<string | undefined>
+
+  setStreamMode(name: string, mode: StreamMeta['mode']): Promise<void>
+  /** Applies a shard map change atomically (see ShardMapChange). */
+  reshard(streamId: string, change: ShardMapChange): Promise<void>
+
+  /** Tags of a resource (a stream's id), sorted by key. */
+  getTags(resource: string): Promise<Record<string, string>>
+  putTags(resource: string, tags: Record<string, string>): Promise<void>
+  removeTags(resource: string, keys: string[]): Promise<void>
+
+  /** Stores a checkpoint; with `expected`, only if the stored one is that (null: none), else CONFLICT. */
+  putCheckpoint(checkpoint: CheckpointMeta, expected?: string | null): Promise<void>
+  listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]>
 
   /** Enhanced fan-out consumers (relay/kinesis/consumers.ts). */
   putConsumer(consumer: ConsumerMeta): Promise<void>
