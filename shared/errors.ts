@@ -24,6 +24,8 @@ export const ErrorCode = {
   STORAGE_FAILED: 'STORAGE_FAILED',
   LOG_CORRUPT: 'LOG_CORRUPT',
   OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
+  /** A record sealed at rest could not be opened (missing or different key, or tampered data). */
+  DECRYPT_FAILED: 'DECRYPT_FAILED',
   // configuration and credentials
   CONFIG_INVALID: 'CONFIG_INVALID',
   AUTH_FAILED: 'AUTH_FAILED',

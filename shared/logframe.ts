@@ -11,7 +11,7 @@
  * |      8 |    8 | offset         | u64 log offset (≤ 2^53-1), the sequence number's counter   |
  * |     16 |    8 | arrivalMs      | f64, relay wall-clock at append (ApproximateArrivalTimestamp) |
  * |     24 |    8 | producerTimeMs | f64, the producer's clock (0 when the producer gave none)   |
- * |     32 |    1 | flags          | bit 0 clock synced; bit 1 explicit hash key; bit 2 from a device |
+ * |     32 |    1 | flags          | bit 0 clock synced; bit 1 explicit hash key; bit 2 from a device; bit 3 data sealed at rest |
  * |     33 |    1 | reserved       | 0                                                          |
  * |     34 |    2 | keyLength      | bytes of the UTF-8 partition key                           |
  * |     36 |    2 | deviceLength   | bytes of the UTF-8 device id (0 unless flags bit 2)        |
@@ -48,6 +48,8 @@ export const LogFlag = {
   clockSynced: 1,
   explicitHashKey: 2,
   fromDevice: 4,
+  /** `data` is sealed (AES-256-GCM, relay/kinesis/encryption.ts); readers see it opened. */
+  encrypted: 8,
 } as const
 
 /** What an appender supplies for one record. */

@@ -6,10 +6,10 @@ import { promises as fsp, constants as fsc } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
-import { LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC, LOG_CRC_START, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
+import { LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC, LOG_CRC_START, LogFlag, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
 import { readLogArrival, readLogOffset, readLogLength } from '../../hardware/index.js'
 import { Segment, segmentName } from './segment.js'
-import type { CorruptionReport, LogStore, ReadResult, ShardLog } from './types.js'
+import type { CorruptionReport, LogStore, ReadResult, RecordCipher, ShardLog } from './types.js'
 
 export interface FileLogOptions {
   root: string
@@ -23,6 +23,8 @@ export interface FileLogOptions {
   now?: () => number
   /** Called after each group commit with the records it made durable and how long it took. */
   onCommit?: (records: number, ms: number) => void
+  /** Encryption at rest for the streams that have it on. */
+  cipher?: RecordCipher
 }
 
 interface PendingAppend {
@@ -241,9 +243,10 @@ export class FileShardLog implements ShardLog {
 
   // ---- append and commit ----
 
-  append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number } {
+  append(input: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number } {
     if (this.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${this.stream} was deleted`)
     this.store.checkWritable()
+    const records = this.store.sealRecords(this.stream, input)
     let size = 0
     for (const r of records) size += this.codec.logRecordSize(r)
     const buf = Buffer.allocUnsafe(size)
@@ -386,7 +389,7 @@ export class FileShardLog implements ShardLog {
           const recOffset = readLogOffset(buf, p)
           if (recOffset < offset) continue
           if (recOffset >= end || records.length >= maxRecords) { full = true; break }
-          const record = this.codec.decodeLogRecord(buf, p)
+          const record = this.store.openRecord(this.stream, this.codec.decodeLogRecord(buf, p))
           const size = record.data.length + Buffer.byteLength(record.partitionKey)
           if (records.length > 0 && bytes + size > maxBytes) { bytes = maxBytes; full = true; break }
           // Copy out so the chunk can be collected while the record lives on.
@@ -409,7 +412,7 @@ export class FileShardLog implements ShardLog {
             const big = await readAt(segment.handle, position, length)
             const one = this.codec.scanLog(big, 0, big.length, expected)
             if (one.stop === 'end') {
-              const record = this.codec.decodeLogRecord(big, 0)
+              const record = this.store.openRecord(this.stream, this.codec.decodeLogRecord(big, 0))
               if (record.offset >= offset && record.offset < end) {
                 if (records.length > 0 && bytes + record.data.length + Buffer.byteLength(record.partitionKey) > maxBytes) break
                 records.push(record)
@@ -493,6 +496,7 @@ export class FileLogStore implements LogStore {
   private readonly codec: Codec
   private readonly onCorruption?: (report: CorruptionReport) => void
   private readonly onCommit?: (records: number, ms: number) => void
+  private readonly cipher?: RecordCipher
   readonly now: () => number
   private readonly logs = new Map<string, FileShardLog>()
   private readonly opening = new Map<string, Promise<FileShardLog>>()
@@ -512,7 +516,30 @@ export class FileLogStore implements LogStore {
     this.codec = options.codec ?? defaultCodec
     this.onCorruption = options.onCorruption
     this.onCommit = options.onCommit
+    this.cipher = options.cipher
     this.now = options.now ?? Date.now
+  }
+
+  /** Records as they are stored: sealed when the stream is encrypted (the cipher decides). */
+  sealRecords(stream: string, records: readonly LogRecordInput[]): readonly LogRecordInput[] {
+    if (!this.cipher) return records
+    let out: LogRecordInput[] | null = null
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
+      const sealed = this.cipher.seal(stream, r.data)
+      if (sealed === null) return records
+      out ??= new Array<LogRecordInput>(records.length)
+      out[i] = { ...r, data: sealed, flags: r.flags | LogFlag.encrypted }
+    }
+    return out ?? records
+  }
+
+  /** A record as readers see it: opened when it was stored sealed. Keeps the flag, so readers can tell. */
+  openRecord(stream: string, record: LogRecord): LogRecord {
+    if (!(record.flags & LogFlag.encrypted)) return record
+    if (!this.cipher) throw new TributaryError(ErrorCode.DECRYPT_FAILED, `record ${record.offset} of stream ${stream} is encrypted and the relay has no key configured`)
+    record.data = this.cipher.open(stream, record.data)
+    return record
   }
 
   private keyOf(stream: string, shard: string): string {

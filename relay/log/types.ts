@@ -18,6 +18,17 @@ export interface ReadResult {
 }
 
 /**
+ * Seals record data at rest for the streams that ask for it (StartStreamEncryption). The log calls
+ * `seal` as records are appended and `open` on every record it reads whose flags say it is sealed.
+ */
+export interface RecordCipher {
+  /** The bytes to store for `data` appended to `stream` now; null when the stream is not encrypted. */
+  seal(stream: string, data: Uint8Array): Uint8Array | null
+  /** The original data of a sealed record; throws a TributaryError when it cannot be opened. */
+  open(stream: string, sealed: Buffer): Buffer
+}
+
+/**
  * One shard's ordered, retained record log. Offsets are dense from `startOffset` (the oldest record
  * still retained) to `endOffset` (exclusive); readers only ever see committed records.
  */
