@@ -32,6 +32,11 @@ export const ErrorCode = {
   NOT_AUTHORIZED: 'NOT_AUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
   CONFLICT: 'CONFLICT',
+  // serial ports
+  SERIAL_ABSENT: 'SERIAL_ABSENT',
+  SERIAL_BUSY: 'SERIAL_BUSY',
+  SERIAL_DENIED: 'SERIAL_DENIED',
+  SERIAL_FAILED: 'SERIAL_FAILED',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -80,3 +85,12 @@ export class ConfigError extends TributaryError {
 }
 
 export class AuthError extends TributaryError {}
+
+/** A serial port could not be opened or was lost; `path` is the port as configured. */
+export class SerialError extends TributaryError {
+  readonly path: string
+  constructor(code: ErrorCode, path: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${path}: ${message}`, options)
+    this.path = path
+  }
+}
