@@ -5,6 +5,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import { Limits, MAX_HASH_KEY } from '../../shared/limits.js'
+import { LogFlag } from '../../shared/logframe.js'
 import type { Ingest, IngestRecord } from '../ingest.js'
 import type { ShardState, StreamState, Streams } from '../streams.js'
 import { KinesisError } from './errors.js'
@@ -23,6 +24,19 @@ export interface ApiContext {
   region: string
   now: () => number
   onRead?: (stream: string, records: number, bytes: number) => void
+  /** What the relay's extensions report about a stream: encryption, enhanced monitoring, consumers. */
+  describeExtras?: (state: StreamState) => StreamExtras
+}
+
+export interface StreamExtras {
+  EncryptionType: 'NONE' | 'KMS'
+  KeyId?: string
+  EnhancedMonitoring: { ShardLevelMetrics: string[] }[]
+  ConsumerCount: number
+}
+
+function extrasOf(state: StreamState, ctx: ApiContext): StreamExtras {
+  return ctx.describeExtras?.(state) ?? { EncryptionType: 'NONE', EnhancedMonitoring: [{ ShardLevelMetrics: [] }], ConsumerCount: 0 }
 }
 
 type Handler = (body: unknown, ctx: ApiContext) => Promise<unknown>
@@ -31,12 +45,12 @@ const seconds = (ms: number) => ms / 1000
 
 // ---- helpers ----
 
-function notFound(name: string, ctx: ApiContext): KinesisError {
+export function notFound(name: string, ctx: ApiContext): KinesisError {
   return new KinesisError('ResourceNotFoundException', `Stream ${name} under account ${ctx.accountId} not found.`)
 }
 
 /** The stream a request names by StreamName or StreamARN (both may be given, and must agree). */
-function resolveStream(req: { StreamName?: string; StreamARN?: string }, ctx: ApiContext): StreamState {
+export function resolveStream(req: { StreamName?: string; StreamARN?: string }, ctx: ApiContext): StreamState {
   let name = req.StreamName
   if (req.StreamARN !== undefined) {
     const fromArn = ctx.streams.nameFromArn(req.StreamARN)
@@ -54,7 +68,7 @@ function resolveStream(req: { StreamName?: string; StreamARN?: string }, ctx: Ap
   return state
 }
 
-function findShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
+export function findShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
   const shard = state.shards.find((s) => s.meta.shardId === shardId)
   if (!shard) throw new KinesisError('ResourceNotFoundException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} does not exist`)
   return shard
@@ -153,8 +167,7 @@ async function describeStream(body: unknown, ctx: ApiContext) {
       HasMoreShards: shards.length > page.length,
       RetentionPeriodHours: state.meta.retentionHours,
       StreamCreationTimestamp: seconds(state.meta.createdMs),
-      EnhancedMonitoring: [{ ShardLevelMetrics: [] }],
-      EncryptionType: 'NONE',
+      ...(({ ConsumerCount: _, ...extras }) => extras)(extrasOf(state, ctx)),
     },
   }
 }
@@ -170,10 +183,8 @@ async function describeStreamSummary(body: unknown, ctx: ApiContext) {
       StreamModeDetails: modeJson(state),
       RetentionPeriodHours: state.meta.retentionHours,
       StreamCreationTimestamp: seconds(state.meta.createdMs),
-      EnhancedMonitoring: [{ ShardLevelMetrics: [] }],
-      EncryptionType: 'NONE',
+      ...extrasOf(state, ctx),
       OpenShardCount: state.open.length,
-      ConsumerCount: 0,
     },
   }
 }
@@ -272,7 +283,7 @@ async function putRecord(body: unknown, ctx: ApiContext) {
   const state = resolveStream(req, ctx)
   const record: IngestRecord = { partitionKey: req.PartitionKey, data: req.Data, explicitHashKey: hashKeyOf(req.ExplicitHashKey), producerTimeMs: 0, clockSynced: false }
   const [stored] = await ctx.ingest.putRecords(state, [record])
-  return { ShardId: stored!.shard.meta.shardId, SequenceNumber: ctx.streams.sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), EncryptionType: 'NONE' }
+  return { ShardId: stored!.shard.meta.shardId, SequenceNumber: ctx.streams.sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), EncryptionType: extrasOf(state, ctx).EncryptionType }
 }
 
 async function putRecords(body: unknown, ctx: ApiContext) {
@@ -291,7 +302,7 @@ async function putRecords(body: unknown, ctx: ApiContext) {
   return {
     FailedRecordCount: 0,
     Records: stored.map((s) => ({ SequenceNumber: ctx.streams.sequenceOf(s.shard, s.offset, s.arrivalMs), ShardId: s.shard.meta.shardId })),
-    EncryptionType: 'NONE',
+    EncryptionType: extrasOf(state, ctx).EncryptionType,
   }
 }
 
@@ -364,6 +375,7 @@ async function getRecords(body: unknown, ctx: ApiContext) {
       ApproximateArrivalTimestamp: seconds(r.arrivalMs),
       Data: r.data.toString('base64'),
       PartitionKey: r.partitionKey,
+      ...(r.flags & LogFlag.encrypted ? { EncryptionType: 'KMS' } : {}),
     }
   })
   const caughtUp = nextOffset >= shard.log.endOffset()
