@@ -13,7 +13,7 @@ export type Shape =
   | { type: 'timestamp'; required?: boolean }
   | { type: 'boolean'; required?: boolean }
   | { type: 'list'; required?: boolean; member: Shape; min?: number; max?: number }
-  | { type: 'map'; required?: boolean; value: Shape; min?: number; max?: number }
+  | { type: 'map'; required?: boolean; key?: { type: 'string'; min?: number; max?: number }; value: Shape; min?: number; max?: number }
   | { type: 'structure'; required?: boolean; fields: Record<string, Shape> }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
@@ -139,6 +139,10 @@ function check(value: unknown, shape: Shape, path: string, errors: string[]): vo
       const entries = Object.entries(value as object)
       if (shape.min !== undefined && entries.length < shape.min) fail(`Member must have length greater than or equal to ${shape.min}`)
       if (shape.max !== undefined && entries.length > shape.max) fail(`Member must have length less than or equal to ${shape.max}`)
+      const key = shape.key
+      if (key && entries.some(([k]) => (key.min !== undefined && k.length < key.min) || (key.max !== undefined && k.length > key.max))) {
+        fail(`Map keys must satisfy constraint: [Member must have length less than or equal to ${key.max}, Member must have length greater than or equal to ${key.min}]`)
+      }
       for (const [k, v] of entries) check(v, shape.value, `${path}.${k}`, errors)
       return
     }
