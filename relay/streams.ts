@@ -9,8 +9,8 @@ import type { LogStore, ShardLog } from './log/types.js'
 import type { MetadataStore, ShardMeta, StreamMeta } from './meta/types.js'
 import { ProducerTable, type ProducerSnapshot } from './producers.js'
 import { encodeSequence } from './kinesis/sequence.js'
+import { HASH_SPACE, hashRanges, planMerge, planSplit, planUniformScaling, shardIdOf, type ReshardPlan } from './shardmap.js'
 
-export const HASH_SPACE = 1n << 128n
 
 export interface ShardState {
   meta: ShardMeta
@@ -26,15 +26,14 @@ export interface StreamState {
   /** Open shards ordered by hash range, for routing. */
   open: ShardState[]
   producers: ProducerTable
+  /** The stream's tags, as stored (ListTagsForStream); `tributary:throughput-limits` switches limits on. */
+  tags: Record<string, string>
 }
 
-export const shardIdOf = (index: number) => `shardId-${String(index).padStart(12, '0')}`
+/** Points inside a reshard where a test may stop the relay (TRIBUTARY_TEST_CRASH_AT): before and after the map change commits. */
+export type ReshardStep = 'updating' | 'children-opened' | 'map-committed'
 
-/** Even split of the hash key space into `count` ranges, as Kinesis does at creation. */
-export function hashRanges(count: number): [bigint, bigint][] {
-  const step = HASH_SPACE / BigInt(count)
-  return Array.from({ length: count }, (_, i) => [step * BigInt(i), i === count - 1 ? HASH_SPACE - 1n : step * BigInt(i + 1) - 1n])
-}
+export { HASH_SPACE, hashRanges, shardIdOf }
 
 export interface StreamsOptions {
   meta: MetadataStore
@@ -43,6 +42,8 @@ export interface StreamsOptions {
   accountId: string
   retentionHours: number
   now?: () => number
+  /** Called at each step of a reshard (tests kill the relay here to prove the change is atomic). */
+  onReshardStep?: (step: ReshardStep, stream: string) => void
 }
 
 export class Streams {
@@ -55,6 +56,7 @@ export class Streams {
   private readonly byName = new Map<string, StreamState>()
   private readonly byId = new Map<string, StreamState>()
   private readonly creating = new Map<string, Promise<StreamState>>()
+  private readonly onReshardStep: (step: ReshardStep, stream: string) => void
 
   constructor(options: StreamsOptions) {
     this.meta = options.meta
@@ -63,6 +65,7 @@ export class Streams {
     this.accountId = options.accountId
     this.retentionHours = options.retentionHours
     this.now = options.now ?? Date.now
+    this.onReshardStep = options.onReshardStep ?? (() => {})
   }
 
   arnOf(name: string): string {
@@ -87,11 +90,20 @@ export class Streams {
   }
 
   private async load(meta: StreamMeta): Promise<StreamState> {
+    if (meta.status === 'UPDATING') {
+      // Stopped in the middle of a reshard or mode change: the map change commits whole or not at all, so whichever map is stored stands.
+      await this.meta.setStreamStatus(meta.name, 'ACTIVE')
+      meta.status = 'ACTIVE'
+    }
     const shards: ShardState[] = []
     for (const s of await this.meta.listShards(meta.id)) {
-      shards.push({ meta: s, log: await this.logs.open(meta.id, s.shardId), start: BigInt(s.hashStart), end: BigInt(s.hashEnd), createdSec: Math.floor(s.createdMs / 1000) })
+      const log = await this.logs.open(meta.id, s.shardId)
+      // A parent closes at the offset its next record would have had; records still waiting for their
+      // commit when the relay died were never acknowledged and are gone, so its log ends earlier.
+      if (s.endOffset !== null && s.endOffset > log.endOffset()) s.endOffset = log.endOffset()
+      shards.push({ meta: s, log, start: BigInt(s.hashStart), end: BigInt(s.hashEnd), createdSec: Math.floor(s.createdMs / 1000) })
     }
-    const state: StreamState = { meta, shards, open: shards.filter((s) => s.meta.endOffset === null).sort((a, b) => (a.start < b.start ? -1 : 1)), producers: new ProducerTable() }
+    const state: StreamState = { meta, shards, open: openShards(shards), producers: new ProducerTable(), tags: await this.meta.getTags(meta.id) }
     await this.restoreProducers(state)
     this.byName.set(meta.name, state)
     this.byId.set(meta.id, state)
@@ -154,20 +166,21 @@ export class Streams {
    * promise, so they resume in the order they arrived: device batches queued behind an auto-create
    * keep their order.
    */
-  create(name: string, shardCount: number, retentionHours = this.retentionHours): Promise<StreamState> {
+  create(name: string, shardCount: number, retentionHours = this.retentionHours, extra: { mode?: StreamMeta['mode']; tags?: Record<string, string> } = {}): Promise<StreamState> {
     if (!STREAM_NAME_PATTERN.test(name)) return Promise.reject(new TributaryError(ErrorCode.STREAM_NAME_INVALID, `stream name ${JSON.stringify(name)} must match ${STREAM_NAME_PATTERN}`))
     if (this.byName.has(name) || this.creating.has(name)) return Promise.reject(new TributaryError(ErrorCode.CONFLICT, `stream ${name} already exists`))
     const pending = (async () => {
       const now = this.now()
       const meta: StreamMeta = {
         name, id: `${name}.${randomBytes(6).toString('hex')}`, arn: this.arnOf(name), status: 'ACTIVE',
-        retentionHours, createdMs: now, mode: 'PROVISIONED',
+        retentionHours, createdMs: now, mode: extra.mode ?? 'PROVISIONED',
       }
       const shards: ShardMeta[] = hashRanges(shardCount).map(([start, end], i) => ({
         streamId: meta.id, shardId: shardIdOf(i), index: i, hashStart: start.toString(), hashEnd: end.toString(),
         createdMs: now, parentShardId: null, adjacentParentShardId: null, endOffset: null,
       }))
       await this.meta.createStream(meta, shards)
+      if (extra.tags && Object.keys(extra.tags).length) await this.meta.putTags(meta.id, extra.tags)
       return this.load(meta)
     })()
     this.creating.set(name, pending)
@@ -199,6 +212,123 @@ export class Streams {
     state.meta.retentionHours = hours
   }
 
+  async setMode(state: StreamState, mode: StreamMeta['mode']): Promise<void> {
+    await this.meta.setStreamMode(state.meta.name, mode)
+    state.meta.mode = mode
+  }
+
+  async addTags(state: StreamState, tags: Record<string, string>): Promise<void> {
+    await this.meta.putTags(state.meta.id, tags)
+    state.tags = { ...state.tags, ...tags }
+  }
+
+  async removeTags(state: StreamState, keys: string[]): Promise<void> {
+    await this.meta.removeTags(state.meta.id, keys)
+    const tags = { ...state.tags }
+    for (const k of keys) delete tags[k]
+    state.tags = tags
+  }
+
+  // ---- resharding ----
+
+  private openRanges(state: StreamState) {
+    return state.open.map((s) => ({ shardId: s.meta.shardId, start: s.start, end: s.end }))
+  }
+
+  private nextIndex(state: StreamState): number {
+    return state.shards.reduce((n, s) => Math.max(n, s.meta.index + 1), 0)
+  }
+
+  /** SplitShard; the caller has checked that the shard is open and the key strictly inside its range. */
+  split(state: StreamState, shardId: string, newStart: bigint): Promise<void> {
+    return this.apply(state, planSplit(this.openRanges(state), this.nextIndex(state), shardId, newStart))
+  }
+
+  /** MergeShards; the caller has checked that both are open and adjacent. */
+  merge(state: StreamState, shardId: string, adjacentId: string): Promise<void> {
+    return this.apply(state, planMerge(this.openRanges(state), this.nextIndex(state), shardId, adjacentId))
+  }
+
+  /** UpdateShardCount with UNIFORM_SCALING: an even map of `target` open shards. */
+  scale(state: StreamState, target: number): Promise<void> {
+    return this.apply(state, planUniformScaling(this.openRanges(state), this.nextIndex(state), target))
+  }
+
+  /**
+   * Applies a plan while reads and writes go on. The stream is UPDATING meanwhile (a second reshard
+   * is refused). New shards' logs are opened first; then, in one synchronous step, each parent's end
+   * offset is taken, the map change is handed to the store (one transaction, with status ACTIVE) and
+   * routing switches to the new shards, so no record can land in a parent past its end. A crash before
+   * the transaction leaves the old map, after it the new one.
+   */
+  private async apply(state: StreamState, plan: ReshardPlan): Promise<void> {
+    const { name, id } = state.meta
+    if (state.meta.status !== 'ACTIVE') throw new TributaryError(ErrorCode.CONFLICT, `stream ${name} is ${state.meta.status}`)
+    state.meta.status = 'UPDATING'
+    try {
+      await this.meta.setStreamStatus(name, 'UPDATING')
+      this.onReshardStep('updating', name)
+      const now = this.now()
+      const created: ShardState[] = []
+      for (const p of plan.create) {
+        const meta: ShardMeta = {
+          streamId: id, shardId: p.shardId, index: p.index, hashStart: p.start.toString(), hashEnd: p.end.toString(), createdMs: now,
+          parentShardId: p.parentShardId, adjacentParentShardId: p.adjacentParentShardId, endOffset: p.transient ? 0 : null,
+        }
+        created.push({ meta, log: await this.logs.open(id, p.shardId), start: p.start, end: p.end, createdSec: Math.floor(now / 1000) })
+      }
+      if (this.byId.get(id) !== state) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${name} was deleted during the reshard`)
+      this.onReshardStep('children-opened', name)
+      // From here until the swap below nothing else runs.
+      const parents = plan.close.map((shardId) => state.shards.find((s) => s.meta.shardId === shardId)!)
+      const close = parents.map((p) => ({ shardId: p.meta.shardId, endOffset: p.log.nextOffset() }))
+      const persisted = this.meta.reshard(id, { close, create: created.map((c) => c.meta), status: 'ACTIVE' })
+      const before = { shards: state.shards, open: state.open }
+      parents.forEach((p, i) => { p.meta.endOffset = close[i]!.endOffset })
+      state.shards = [...state.shards, ...created].sort((a, b) => a.meta.index - b.meta.index)
+      state.open = openShards(state.shards)
+      try {
+        await persisted
+      } catch (err) {
+        for (const p of parents) p.meta.endOffset = null
+        state.shards = before.shards
+        state.open = before.open
+        throw err
+      }
+      state.meta.status = 'ACTIVE'
+      this.onReshardStep('map-committed', name)
+    } finally {
+      if (state.meta.status === 'UPDATING') {
+        state.meta.status = 'ACTIVE'
+        if (this.byId.get(id) === state) await this.meta.setStreamStatus(name, 'ACTIVE')
+      }
+    }
+  }
+
+  /** The shards a closed shard's readers continue with (ChildShards). */
+  children(state: StreamState, shard: ShardState): ShardState[] {
+    return state.shards.filter((s) => s.meta.parentShardId === shard.meta.shardId || s.meta.adjacentParentShardId === shard.meta.shardId)
+  }
+
+  /** When a shard closed: its children were created then. Null while it is open. */
+  closedMs(state: StreamState, shard: ShardState): number | null {
+    if (shard.meta.endOffset === null) return null
+    const kids = this.children(state, shard)
+    return kids.length ? Math.min(...kids.map((k) => k.meta.createdMs)) : shard.meta.createdMs
+  }
+
+  /** A closed shard whose every record is past retention: no longer listed or readable, as in Kinesis. */
+  expired(state: StreamState, shard: ShardState, now = this.now()): boolean {
+    const closed = this.closedMs(state, shard)
+    return closed !== null && closed < now - state.meta.retentionHours * 3_600_000
+  }
+
+  /** The shards a listing shows: open ones and closed ones still within retention. */
+  retained(state: StreamState): ShardState[] {
+    const now = this.now()
+    return state.shards.filter((s) => !this.expired(state, s, now))
+  }
+
   /** The open shard whose hash range holds `hashKey`. */
   route(state: StreamState, hashKey: bigint): ShardState {
     const open = state.open
@@ -216,9 +346,19 @@ export class Streams {
     return encodeSequence({ shardCreatedSec: shard.createdSec, shardIndex: shard.meta.index, offset, recordSec: Math.floor(arrivalMs / 1000) })
   }
 
+  openShardCount(): number {
+    let n = 0
+    for (const s of this.byName.values()) n += s.open.length
+    return n
+  }
+
   retentionMs(streamId: string): number {
     const state = this.byId.get(streamId)
     return (state?.meta.retentionHours ?? this.retentionHours) * 3_600_000
   }
 }
 
+
+function openShards(shards: ShardState[]): ShardState[] {
+  return shards.filter((s) => s.meta.endOffset === null).sort((a, b) => (a.start < b.start ? -1 : 1))
+}

@@ -2,7 +2,7 @@
  * The Kinesis Data Streams actions, one handler per action behind one dispatch table. Each handler
  * validates its input with `validate` (AWS's types and wording), then works on Streams and Ingest.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import { Limits, MAX_HASH_KEY } from '../../shared/limits.js'
 import { LogFlag } from '../../shared/logframe.js'
@@ -11,6 +11,10 @@ import type { ShardState, StreamState, Streams } from '../streams.js'
 import { KinesisError } from './errors.js'
 import type { IteratorCodec } from './iterator.js'
 import { decodeSequence } from './sequence.js'
+import { mergeShards, splitShard, updateShardCount } from './reshard.js'
+import { addTagsToStream, listTagsForResource, listTagsForStream, removeTagsFromStream, tagResource, untagResource } from './tags.js'
+import { describeLimits, rateExceeded, throughputOf, updateStreamMode } from './limits.js'
+import { decreaseStreamRetentionPeriod, increaseStreamRetentionPeriod } from './retention.js'
 import {
   Data, ExplicitHashKey, PartitionKey, SequenceNumber, ShardId, ShardIterator, StreamARN, StreamName, validate, type Shape,
 } from './validate.js'
@@ -76,7 +80,8 @@ export function findShard(state: StreamState, shardId: string, ctx: ApiContext):
 
 function shardJson(shard: ShardState, ctx: ApiContext) {
   const range: Record<string, string> = { StartingSequenceNumber: ctx.streams.sequenceOf(shard, 0, shard.meta.createdMs) }
-  if (shard.meta.endOffset !== null) range.EndingSequenceNumber = ctx.streams.sequenceOf(shard, Math.max(shard.meta.endOffset - 1, 0), shard.meta.createdMs)
+  // The last offset with the largest record time: not below any sequence number the shard handed out.
+  if (shard.meta.endOffset !== null) range.EndingSequenceNumber = ctx.streams.sequenceOf(shard, Math.max(shard.meta.endOffset - 1, 0), 0xfffffffff * 1000)
   return {
     ShardId: shard.meta.shardId,
     ...(shard.meta.parentShardId ? { ParentShardId: shard.meta.parentShardId } : {}),
@@ -118,8 +123,8 @@ async function createStream(body: unknown, ctx: ApiContext) {
     StreamName: { ...StreamName, required: true } as Shape,
     ShardCount: { type: 'integer', min: 1, max: 100000 },
     StreamModeDetails: { type: 'structure', fields: { StreamMode: { type: 'string', required: true, enum: ['PROVISIONED', 'ON_DEMAND'] } } },
-    Tags: { type: 'map', value: { type: 'string', max: 256 }, max: 50 },
-  })
+    Tags: { type: 'map', key: { type: 'string', min: 1, max: 128 }, value: { type: 'string', max: 256 }, max: 50 },
+  }) as { StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string }; Tags?: Record<string, string> }
   const onDemand = req.StreamModeDetails?.StreamMode === 'ON_DEMAND' || req.ShardCount === undefined
   if (onDemand && req.ShardCount !== undefined && req.StreamModeDetails?.StreamMode === 'ON_DEMAND') {
     throw new KinesisError('ValidationException', 'ShardCount must not be specified for streams in ON_DEMAND mode.')
@@ -130,8 +135,7 @@ async function createStream(body: unknown, ctx: ApiContext) {
       `This request would exceed the shard limit for the account ${ctx.accountId} in ${ctx.region}. Current shard count for the account: 0. Limit: ${Limits.maxShardsPerStream}. Number of additional shards that would have resulted from this request: ${shardCount}. Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.`)
   }
   try {
-    const state = await ctx.streams.create(req.StreamName, shardCount)
-    if (onDemand) state.meta.mode = 'ON_DEMAND'
+    await ctx.streams.create(req.StreamName, shardCount, undefined, { mode: onDemand ? 'ON_DEMAND' : 'PROVISIONED', tags: req.Tags })
   } catch (err) {
     if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
       throw new KinesisError('ResourceInUseException', `Stream ${req.StreamName} under account ${ctx.accountId} already exists.`)
@@ -154,7 +158,7 @@ async function describeStream(body: unknown, ctx: ApiContext) {
   })
   const state = resolveStream(req, ctx)
   const limit = req.Limit ?? 100
-  let shards = state.shards
+  let shards = ctx.streams.retained(state)
   if (req.ExclusiveStartShardId) shards = shards.filter((s) => s.meta.shardId > req.ExclusiveStartShardId!)
   const page = shards.slice(0, limit)
   return {
@@ -242,20 +246,7 @@ async function listShards(body: unknown, ctx: ApiContext) {
     if (req.StreamName === undefined && req.StreamARN === undefined) throw new KinesisError('InvalidArgumentException', 'Either NextToken or StreamName should be provided.')
     state = resolveStream(req, ctx)
   }
-  let shards = state.shards
-  if (filter) {
-    if (filter.Type === 'AFTER_SHARD_ID') {
-      if (!filter.ShardId) throw new KinesisError('InvalidArgumentException', 'ShardId must be provided for ShardFilter of type AFTER_SHARD_ID.')
-      shards = shards.filter((s) => s.meta.shardId > filter!.ShardId!)
-    } else if (filter.Type === 'AT_TIMESTAMP' || filter.Type === 'FROM_TIMESTAMP') {
-      if (filter.Timestamp === undefined) throw new KinesisError('InvalidArgumentException', `Timestamp must be provided for ShardFilter of type ${filter.Type}.`)
-      const at = filter.Timestamp
-      shards = shards.filter((s) => s.meta.createdMs <= at || filter!.Type === 'FROM_TIMESTAMP')
-    } else if (filter.Type === 'AT_LATEST') {
-      shards = shards.filter((s) => s.meta.endOffset === null)
-    }
-  }
-  if (after !== undefined) shards = shards.filter((s) => s.meta.shardId > after!)
+  const shards = filterShards(state, filter, ctx).filter((s) => after === undefined || s.meta.shardId > after)
   const max = req.MaxResults ?? 1000
   const page = shards.slice(0, max)
   const more = shards.length > page.length
@@ -265,7 +256,44 @@ async function listShards(body: unknown, ctx: ApiContext) {
   }
 }
 
+/**
+ * ShardFilter, as the API reference defines each type. A shard "starts" when it was created, except
+ * that one with no retained parent holds the stream's oldest records, so it starts at the trim horizon.
+ */
+function filterShards(state: StreamState, filter: { Type: string; ShardId?: string; Timestamp?: number } | undefined, ctx: ApiContext): ShardState[] {
+  const retained = ctx.streams.retained(state)
+  const ids = new Set(retained.map((s) => s.meta.shardId))
+  const rootOf = (s: ShardState) => !(s.meta.parentShardId && ids.has(s.meta.parentShardId)) && !(s.meta.adjacentParentShardId && ids.has(s.meta.adjacentParentShardId))
+  const startOf = (s: ShardState) => (rootOf(s) ? -Infinity : s.meta.createdMs)
+  const endOf = (s: ShardState) => ctx.streams.closedMs(state, s) ?? Infinity
+  const type = filter?.Type ?? 'FROM_TRIM_HORIZON'
+  if ((type === 'AT_TIMESTAMP' || type === 'FROM_TIMESTAMP') && filter?.Timestamp === undefined) {
+    throw new KinesisError('InvalidArgumentException', `Timestamp must be provided for ShardFilter of type ${type}.`)
+  }
+  if (type !== 'AT_TIMESTAMP' && type !== 'FROM_TIMESTAMP' && filter?.Timestamp !== undefined) {
+    throw new KinesisError('InvalidArgumentException', `Timestamp can only be provided for ShardFilter of type AT_TIMESTAMP or FROM_TIMESTAMP.`)
+  }
+  if (type === 'AFTER_SHARD_ID' && !filter?.ShardId) throw new KinesisError('InvalidArgumentException', 'ShardId must be provided for ShardFilter of type AFTER_SHARD_ID.')
+  if (type !== 'AFTER_SHARD_ID' && filter?.ShardId !== undefined) {
+    throw new KinesisError('InvalidArgumentException', `ShardId can only be provided for ShardFilter of type AFTER_SHARD_ID.`)
+  }
+  switch (type) {
+    case 'AFTER_SHARD_ID': return retained.filter((s) => s.meta.shardId > filter!.ShardId!)
+    case 'AT_TRIM_HORIZON': return retained.filter(rootOf)
+    case 'AT_LATEST': return retained.filter((s) => s.meta.endOffset === null)
+    case 'AT_TIMESTAMP': return retained.filter((s) => startOf(s) <= filter!.Timestamp! && endOf(s) >= filter!.Timestamp!)
+    case 'FROM_TIMESTAMP': return retained.filter((s) => endOf(s) >= filter!.Timestamp!)
+    default: return retained
+  }
+}
+
 // ---- record actions ----
+
+/** The shard a record goes to now (only needed when throughput limits are on: ingest routes by itself). */
+function routeOf(state: StreamState, partitionKey: string, explicitHashKey: bigint | undefined, ctx: ApiContext): ShardState {
+  const hash = explicitHashKey ?? BigInt('0x' + createHash('md5').update(partitionKey, 'utf8').digest('hex'))
+  return ctx.streams.route(state, hash)
+}
 
 function hashKeyOf(text: string | undefined): bigint | undefined {
   if (text === undefined) return undefined
@@ -282,6 +310,11 @@ async function putRecord(body: unknown, ctx: ApiContext) {
   })
   const state = resolveStream(req, ctx)
   const record: IngestRecord = { partitionKey: req.PartitionKey, data: req.Data, explicitHashKey: hashKeyOf(req.ExplicitHashKey), producerTimeMs: 0, clockSynced: false }
+  const meter = throughputOf(state)
+  if (meter) {
+    const shard = routeOf(state, record.partitionKey, record.explicitHashKey, ctx)
+    if (!meter.write(shard, req.Data.length + Buffer.byteLength(req.PartitionKey), ctx.now())) throw rateExceeded(state, shard, ctx)
+  }
   const [stored] = await ctx.ingest.putRecords(state, [record])
   return { ShardId: stored!.shard.meta.shardId, SequenceNumber: ctx.streams.sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), EncryptionType: extrasOf(state, ctx).EncryptionType }
 }
@@ -298,10 +331,29 @@ async function putRecords(body: unknown, ctx: ApiContext) {
     return { partitionKey: r.PartitionKey, data: r.Data, explicitHashKey: hashKeyOf(r.ExplicitHashKey), producerTimeMs: 0, clockSynced: false }
   })
   if (total > Limits.maxPutRecordsBytes) throw new KinesisError('InvalidArgumentException', `Records size exceeds 5 MB limit`)
-  const stored = await ctx.ingest.putRecords(state, records)
+  // With throughput limits on, records over their shard's budget fail one by one, as in Kinesis.
+  const meter = throughputOf(state)
+  const refused = new Map<number, { ErrorCode: string; ErrorMessage: string }>()
+  if (meter) {
+    const now = ctx.now()
+    records.forEach((r, i) => {
+      const shard = routeOf(state, r.partitionKey, r.explicitHashKey, ctx)
+      if (!meter.write(shard, r.data.length + Buffer.byteLength(r.partitionKey), now)) {
+        const err = rateExceeded(state, shard, ctx)
+        refused.set(i, { ErrorCode: err.type, ErrorMessage: err.message })
+      }
+    })
+  }
+  const stored = await ctx.ingest.putRecords(state, refused.size ? records.filter((_, i) => !refused.has(i)) : records)
+  let k = 0
   return {
-    FailedRecordCount: 0,
-    Records: stored.map((s) => ({ SequenceNumber: ctx.streams.sequenceOf(s.shard, s.offset, s.arrivalMs), ShardId: s.shard.meta.shardId })),
+    FailedRecordCount: refused.size,
+    Records: records.map((_, i) => {
+      const failed = refused.get(i)
+      if (failed) return failed
+      const s = stored[k++]!
+      return { SequenceNumber: ctx.streams.sequenceOf(s.shard, s.offset, s.arrivalMs), ShardId: s.shard.meta.shardId }
+    }),
     EncryptionType: extrasOf(state, ctx).EncryptionType,
   }
 }
@@ -365,6 +417,8 @@ async function getRecords(body: unknown, ctx: ApiContext) {
     const name = position.streamId.replace(/\.[0-9a-f]{12}$/, '')
     throw new KinesisError('ResourceNotFoundException', `Shard shardId-${String(position.shardIndex).padStart(12, '0')} in stream ${name} under account ${ctx.accountId} does not exist`)
   }
+  const meter = throughputOf(state)
+  if (meter && !meter.read(shard, ctx.now())) throw rateExceeded(state, shard, ctx)
   const { records, nextOffset } = await shard.log.read(position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes)
   const now = ctx.now()
   let bytes = 0
@@ -382,12 +436,18 @@ async function getRecords(body: unknown, ctx: ApiContext) {
   const last = records[records.length - 1]
   const millisBehind = caughtUp ? 0 : Math.max(0, now - (last?.arrivalMs ?? now))
   const closedAndDone = shard.meta.endOffset !== null && nextOffset >= shard.meta.endOffset
+  meter?.charged(shard, bytes, now)
   ctx.onRead?.(state.meta.name, records.length, bytes)
   return {
     Records: out,
     ...(closedAndDone ? {} : { NextShardIterator: ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset: nextOffset, createdMs: now }) }),
     MillisBehindLatest: millisBehind,
-    ...(closedAndDone ? { ChildShards: [] } : {}),
+    // At the end of a closed shard: no next iterator, and the shards to continue with.
+    ...(closedAndDone ? { ChildShards: ctx.streams.children(state, shard).map((c) => ({
+      ShardId: c.meta.shardId,
+      ParentShards: [c.meta.parentShardId, c.meta.adjacentParentShardId].filter((p): p is string => p !== null),
+      HashKeyRange: { StartingHashKey: c.meta.hashStart, EndingHashKey: c.meta.hashEnd },
+    })) } : {}),
   }
 }
 
@@ -402,4 +462,17 @@ export const actions: Record<string, Handler> = {
   PutRecords: putRecords,
   GetShardIterator: getShardIterator,
   GetRecords: getRecords,
+  SplitShard: splitShard,
+  MergeShards: mergeShards,
+  UpdateShardCount: updateShardCount,
+  IncreaseStreamRetentionPeriod: increaseStreamRetentionPeriod,
+  DecreaseStreamRetentionPeriod: decreaseStreamRetentionPeriod,
+  AddTagsToStream: addTagsToStream,
+  ListTagsForStream: listTagsForStream,
+  RemoveTagsFromStream: removeTagsFromStream,
+  TagResource: tagResource,
+  UntagResource: untagResource,
+  ListTagsForResource: listTagsForResource,
+  DescribeLimits: describeLimits,
+  UpdateStreamMode: updateStreamMode,
 }

@@ -1,0 +1,109 @@
+/**
+ * Resharding actions: SplitShard, MergeShards, UpdateShardCount (UNIFORM_SCALING). Each validates
+ * as AWS does, then hands a plan to Streams, which applies it atomically while reads and writes go on.
+ */
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
+import { Limits } from '../../shared/limits.js'
+import type { ShardState, StreamState } from '../streams.js'
+import { resolveStream, type ApiContext } from './actions.js'
+import { KinesisError } from './errors.js'
+import { ShardId, StreamARN, StreamName, validate, type Shape } from './validate.js'
+
+const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
+const RequiredShardId = { ...ShardId, required: true } as Shape
+
+function requireActive(state: StreamState, ctx: ApiContext): void {
+  if (state.meta.status !== 'ACTIVE') {
+    throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} not ACTIVE, instead in state ${state.meta.status}`)
+  }
+}
+
+/** An open shard of the stream, by id; a closed one cannot be split or merged again. */
+function openShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
+  const shard = state.shards.find((s) => s.meta.shardId === shardId)
+  if (!shard || ctx.streams.expired(state, shard)) {
+    throw new KinesisError('ResourceNotFoundException', `Could not find shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId}.`)
+  }
+  if (shard.meta.endOffset !== null) {
+    throw new KinesisError('ResourceInUseException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} has already been merged or split, and thus is not eligible for merging or splitting.`)
+  }
+  return shard
+}
+
+function shardLimit(extra: number, ctx: ApiContext): void {
+  const current = ctx.streams.openShardCount()
+  if (current + extra > Limits.maxShardsPerStream) {
+    throw new KinesisError('LimitExceededException',
+      `This request would exceed the shard limit for the account ${ctx.accountId} in ${ctx.region}. Current shard count for the account: ${current}. Limit: ${Limits.maxShardsPerStream}. Number of additional shards that would have resulted from this request: ${extra}. Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.`)
+  }
+}
+
+/** Streams refuses a second reshard of a stream (CONFLICT) or one of a stream deleted meanwhile. */
+async function run(state: StreamState, ctx: ApiContext, change: () => Promise<void>): Promise<void> {
+  try {
+    await change()
+  } catch (err) {
+    if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) requireActive(state, ctx)
+    throw err
+  }
+}
+
+export async function splitShard(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; ShardToSplit: string; NewStartingHashKey: string }>(body, {
+    StreamName, StreamARN, ShardToSplit: RequiredShardId, NewStartingHashKey: HashKey,
+  })
+  const state = resolveStream(req, ctx)
+  requireActive(state, ctx)
+  const shard = openShard(state, req.ShardToSplit, ctx)
+  const key = BigInt(req.NewStartingHashKey)
+  if (key <= shard.start + 1n || key >= shard.end) {
+    throw new KinesisError('InvalidArgumentException',
+      `NewStartingHashKey ${req.NewStartingHashKey} used in SplitShard() on shard ${shard.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId} is not both greater than one plus the shard's StartingHashKey ${shard.meta.hashStart} and less than the shard's EndingHashKey ${shard.meta.hashEnd}.`)
+  }
+  shardLimit(1, ctx)
+  await run(state, ctx, () => ctx.streams.split(state, shard.meta.shardId, key))
+  return {}
+}
+
+export async function mergeShards(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; ShardToMerge: string; AdjacentShardToMerge: string }>(body, {
+    StreamName, StreamARN, ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId,
+  })
+  const state = resolveStream(req, ctx)
+  requireActive(state, ctx)
+  const a = openShard(state, req.ShardToMerge, ctx)
+  const b = openShard(state, req.AdjacentShardToMerge, ctx)
+  if (a.end + 1n !== b.start && b.end + 1n !== a.start) {
+    throw new KinesisError('InvalidArgumentException',
+      `Shards ${a.meta.shardId} and ${b.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId} are not an adjacent pair of shards eligible for merging`)
+  }
+  await run(state, ctx, () => ctx.streams.merge(state, a.meta.shardId, b.meta.shardId))
+  return {}
+}
+
+export async function updateShardCount(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; TargetShardCount: number; ScalingType: string }>(body, {
+    StreamName, StreamARN,
+    TargetShardCount: { type: 'integer', required: true, min: 1, max: 100000 },
+    ScalingType: { type: 'string', required: true, enum: ['UNIFORM_SCALING'] },
+  })
+  const state = resolveStream(req, ctx)
+  const current = state.open.length
+  const target = req.TargetShardCount
+  const reply = () => ({ StreamName: state.meta.name, CurrentShardCount: current, TargetShardCount: target, StreamARN: state.meta.arn })
+  if (state.meta.mode === 'ON_DEMAND') {
+    throw new KinesisError('ValidationException', `UpdateShardCount is not supported for stream ${state.meta.name} under account ${ctx.accountId} because it is in ON_DEMAND capacity mode.`)
+  }
+  requireActive(state, ctx)
+  const refuse = (what: string) => new KinesisError('LimitExceededException',
+    `UpdateShardCount failed for stream ${state.meta.name} under account ${ctx.accountId}. ${what} Current open shard count: ${current}. Target shard count: ${target}.`)
+  if (target > current * 2) throw refuse('Cannot scale up to more than double the current shard count.')
+  if (target * 2 < current) throw refuse('Cannot scale down below half the current shard count.')
+  if (target > Limits.maxShardsPerStream) throw refuse(`Cannot scale up to more than ${Limits.maxShardsPerStream} shards in a stream.`)
+  if (target === current && state.open.every((s, i) => s.meta.hashStart === String(evenStart(i, target)))) return reply()
+  shardLimit(Math.max(0, target - current), ctx)
+  await run(state, ctx, () => ctx.streams.scale(state, target))
+  return reply()
+}
+
+const evenStart = (i: number, count: number) => ((1n << 128n) / BigInt(count)) * BigInt(i)

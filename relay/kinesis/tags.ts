@@ -1,0 +1,97 @@
+/**
+ * Tags: AddTagsToStream, ListTagsForStream, RemoveTagsFromStream, and the newer resource-based
+ * TagResource, UntagResource, ListTagsForResource (stream ARNs). Limits and wording as AWS's: at most
+ * 50 tags per stream, keys 1–128 and values 0–256 characters of Unicode letters, digits, white space
+ * and `_ . / = + - @`.
+ */
+import type { StreamState } from '../streams.js'
+import { resolveStream, type ApiContext } from './actions.js'
+import { KinesisError } from './errors.js'
+import { StreamARN, StreamName, validate, type Shape } from './validate.js'
+
+export const MAX_TAGS_PER_STREAM = 50
+/** The tag that switches a stream's throughput limits on (relay/kinesis/limits.ts). */
+export const THROUGHPUT_TAG = 'tributary:throughput-limits'
+
+const TagKey: Shape = { type: 'string', min: 1, max: 128 }
+const TagMap: Shape = { type: 'map', required: true, min: 1, max: 200, key: TagKey, value: { type: 'string', min: 0, max: 256 } }
+const TagKeyList: Shape = { type: 'list', required: true, min: 1, max: 50, member: TagKey }
+const ResourceARN: Shape = { type: 'string', required: true, min: 1, max: 1011, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.+' }
+
+const ALLOWED = /^[\p{L}\p{Z}\p{N}_./=+\-@]*$/u
+
+function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags from', state: StreamState, ctx: ApiContext): void {
+  if (texts.every((t) => ALLOWED.test(t))) return
+  if (texts.some((t) => t.includes('%'))) {
+    throw new KinesisError('InvalidArgumentException',
+      `Failed to ${verb} stream ${state.meta.name} under account ${ctx.accountId} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'.`)
+  }
+  throw new KinesisError('InvalidArgumentException', 'Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.')
+}
+
+async function addTags(state: StreamState, tags: Record<string, string>, ctx: ApiContext): Promise<void> {
+  checkCharacters([...Object.keys(tags), ...Object.values(tags)], 'add tags to', state, ctx)
+  const keys = new Set([...Object.keys(state.tags), ...Object.keys(tags)])
+  if (keys.size > MAX_TAGS_PER_STREAM) {
+    throw new KinesisError('InvalidArgumentException',
+      `Failed to add tags to stream ${state.meta.name} under account ${ctx.accountId} because a given stream cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
+  }
+  const limits = tags[THROUGHPUT_TAG]
+  if (limits !== undefined && limits !== 'on' && limits !== 'off') {
+    throw new KinesisError('InvalidArgumentException', `Tag ${THROUGHPUT_TAG} must be "on" or "off", not ${JSON.stringify(limits)}.`)
+  }
+  await ctx.streams.addTags(state, tags)
+}
+
+async function removeTags(state: StreamState, keys: string[], ctx: ApiContext): Promise<void> {
+  checkCharacters(keys, 'remove tags from', state, ctx)
+  await ctx.streams.removeTags(state, keys)
+}
+
+/** The stream a resource ARN names; consumers' ARNs (…/consumer/NAME:TIME) are not taggable here. */
+function resourceStream(arn: string, ctx: ApiContext): StreamState {
+  if (/:stream\/[^/]+\/consumer\//.test(arn)) {
+    throw new KinesisError('InvalidArgumentException', `Tributary keeps tags on streams only; ${arn} is a consumer.`)
+  }
+  return resolveStream({ StreamARN: arn }, ctx)
+}
+
+export async function addTagsToStream(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; Tags: Record<string, string> }>(body, { StreamName, StreamARN, Tags: TagMap })
+  await addTags(resolveStream(req, ctx), req.Tags, ctx)
+  return {}
+}
+
+export async function removeTagsFromStream(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; TagKeys: string[] }>(body, { StreamName, StreamARN, TagKeys: TagKeyList })
+  await removeTags(resolveStream(req, ctx), req.TagKeys, ctx)
+  return {}
+}
+
+export async function listTagsForStream(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; ExclusiveStartTagKey?: string; Limit?: number }>(body, {
+    StreamName, StreamARN, ExclusiveStartTagKey: TagKey, Limit: { type: 'integer', min: 1, max: 50 },
+  })
+  const state = resolveStream(req, ctx)
+  const keys = Object.keys(state.tags).sort().filter((k) => req.ExclusiveStartTagKey === undefined || k > req.ExclusiveStartTagKey)
+  const limit = req.Limit ?? 50
+  return { Tags: keys.slice(0, limit).map((k) => ({ Key: k, Value: state.tags[k]! })), HasMoreTags: keys.length > limit }
+}
+
+export async function tagResource(body: unknown, ctx: ApiContext) {
+  const req = validate<{ ResourceARN: string; Tags: Record<string, string> }>(body, { Tags: TagMap, ResourceARN })
+  await addTags(resourceStream(req.ResourceARN, ctx), req.Tags, ctx)
+  return {}
+}
+
+export async function untagResource(body: unknown, ctx: ApiContext) {
+  const req = validate<{ ResourceARN: string; TagKeys: string[] }>(body, { TagKeys: TagKeyList, ResourceARN })
+  await removeTags(resourceStream(req.ResourceARN, ctx), req.TagKeys, ctx)
+  return {}
+}
+
+export async function listTagsForResource(body: unknown, ctx: ApiContext) {
+  const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
+  const state = resourceStream(req.ResourceARN, ctx)
+  return { Tags: Object.keys(state.tags).sort().map((k) => ({ Key: k, Value: state.tags[k]! })) }
+}
