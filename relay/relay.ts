@@ -10,7 +10,7 @@ import type { RelayConfig } from '../shared/config.js'
 import { codec } from '../hardware/index.js'
 import { FileLogStore } from './log/filelog.js'
 import { SqliteMetadataStore } from './meta/sqlite.js'
-import { Streams } from './streams.js'
+import { reshardCrashHook, Streams } from './streams.js'
 import { Ingest } from './ingest.js'
 import { Devices } from './devices.js'
 import { startBroker, type Broker } from './broker.js'
@@ -76,7 +76,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
       metrics.commitSeconds.observe(ms / 1000)
     },
   })
-  const streams = new Streams({ meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours })
+  const streams = new Streams({ meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
   await streams.init()
   const adminToken = adminTokenOf(config.dataDir)
   const devices = new Devices(meta)

@@ -35,6 +35,16 @@ export type ReshardStep = 'updating' | 'children-opened' | 'map-committed'
 
 export { HASH_SPACE, hashRanges, shardIdOf }
 
+/**
+ * For crash tests: `TRIBUTARY_TEST_CRASH_AT=reshard:<step>` makes the relay kill itself with SIGKILL
+ * at that step of its next reshard, exactly as `kill -9` would.
+ */
+export function reshardCrashHook(spec: string | undefined): ((step: ReshardStep) => void) | undefined {
+  const m = /^reshard:(updating|children-opened|map-committed)$/.exec(spec ?? '')
+  if (!m) return undefined
+  return (step) => { if (step === m[1]) process.kill(process.pid, 'SIGKILL') }
+}
+
 export interface StreamsOptions {
   meta: MetadataStore
   logs: LogStore
