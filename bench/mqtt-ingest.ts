@@ -31,7 +31,7 @@ console.log('benchmark,publishers,records,seconds,records_per_s,codec')
 
 process.stderr.write('relay (PUBACK after fsync)…\n')
 const dataDir = mkdtempSync(join(tmpdir(), 'tributary-bench-'))
-const relay = await startRelay(resolveRelayConfig({}, {}, { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, autoCreateShardCount: 4 }), () => {})
+const relay = await startRelay(resolveRelayConfig({}, process.env, { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, autoCreateShardCount: 4 }), () => {})
 const durable = await publish(relay.mqttPort)
 console.log(`mqtt-ingest-durable,${publishers},${durable.records},${durable.seconds.toFixed(2)},${Math.round(durable.records / durable.seconds)},${codec.implementation}`)
 await relay.close()

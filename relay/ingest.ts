@@ -3,10 +3,10 @@
  * MQTT or from PutRecord(s) over HTTP. Validates by Kinesis's rules, hashes keys (MD5), routes to
  * the open shard, appends, and resolves only after the group commit holding every record is on disk.
  */
-import { codec as defaultCodec, u128BEToBigint, type Codec } from '../hardware/index.js'
+import { BATCH_STRIDE, codec as defaultCodec, KEY_VALID_UTF8, u128BEToBigint, type BatchScan, type Codec } from '../hardware/index.js'
 import { ErrorCode, FrameError, RecordError, StorageError, TributaryError } from '../shared/errors.js'
 import { LogFlag, type LogRecordInput } from '../shared/logframe.js'
-import { recordProblem } from '../shared/limits.js'
+import { Limits, recordProblem } from '../shared/limits.js'
 import { FRAME_MAGIC_0, FRAME_MAGIC_1, HEADER_SIZE, OFF_BATCH_SEQ, OFF_EPOCH, OFF_MAGIC } from '../shared/frame.js'
 import type { RejectMessage } from '../shared/messages.js'
 import type { LogStore } from './log/types.js'
@@ -49,6 +49,8 @@ export interface BatchOutcome {
 export class Ingest {
   private readonly o: IngestOptions
   private readonly codec: Codec
+  /** Routing bounds per open-shard list; a reshard makes a new list, so a stale entry is never used. */
+  private readonly bounds = new WeakMap<ShardState[], Buffer>()
 
   constructor(options: IngestOptions) {
     this.o = options
@@ -70,9 +72,9 @@ export class Ingest {
    * (the caller must not PUBACK).
    */
   async ingestBatch(device: string, streamName: string, payload: Buffer): Promise<BatchOutcome> {
-    let batch
+    let scan: BatchScan
     try {
-      batch = this.codec.decodeBatch(payload)
+      scan = this.codec.scanBatch(payload)
     } catch (err) {
       if (!(err instanceof FrameError)) throw err
       this.o.onRejected?.(err.code, 1)
@@ -88,51 +90,95 @@ export class Ingest {
         },
       }
     }
-    const base = { type: 'reject' as const, stream: streamName, epoch: batch.epoch.toString(), batchSequence: batch.sequence }
-    if (batch.records.length > this.o.maxBatchRecords) {
-      this.o.onRejected?.(ErrorCode.BATCH_TOO_LARGE, batch.records.length)
-      return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.BATCH_TOO_LARGE, message: `batch holds ${batch.records.length} records, over the limit of ${this.o.maxBatchRecords}`, records: [] } }
+    const { epoch, sequence, fields } = scan
+    const count = scan.times.length
+    const base = { type: 'reject' as const, stream: streamName, epoch: epoch.toString(), batchSequence: sequence }
+    if (count > this.o.maxBatchRecords) {
+      this.o.onRejected?.(ErrorCode.BATCH_TOO_LARGE, count)
+      return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.BATCH_TOO_LARGE, message: `batch holds ${count} records, over the limit of ${this.o.maxBatchRecords}`, records: [] } }
     }
     this.checkCapacity()
     let state = this.o.streams.get(streamName)
     if (!state || state.meta.status === 'DELETING') {
       if (!this.o.autoCreateStreams) {
-        this.o.onRejected?.(ErrorCode.STREAM_NOT_FOUND, batch.records.length)
+        this.o.onRejected?.(ErrorCode.STREAM_NOT_FOUND, count)
         return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.STREAM_NOT_FOUND, message: `stream ${streamName} does not exist and auto-create is off`, records: [] } }
       }
       state = await this.o.streams.ensure(streamName, this.o.autoCreateShardCount)
     }
 
+    // Validate and drop what is already stored, on the scan's table: no object per record.
     const refused: RecordError[] = []
-    const accepted: { record: IngestRecord; index: number }[] = []
+    const accepted = new Uint32Array(count)
+    let kept = 0
     let duplicates = 0
-    for (let i = 0; i < batch.records.length; i++) {
-      const r = batch.records[i]!
-      const problem = !r.keyValidUtf8
-        ? new RecordError(ErrorCode.PARTITION_KEY_INVALID, 'partition key is not valid UTF-8', i)
-        : recordProblem(i, r.partitionKey, r.data.length, r.explicitHashKey)
-      if (problem) { refused.push(problem); continue }
-      if (state.producers.has(device, batch.epoch, batch.sequence, i)) { duplicates++; continue }
-      accepted.push({ record: r, index: i })
+    let bytes = 0
+    const seen = state.producers.seen(device, epoch, sequence)
+    for (let i = 0; i < count; i++) {
+      const f = i * BATCH_STRIDE
+      const keyBytes = fields[f + 1]!
+      const dataBytes = fields[f + 3]!
+      if (!(fields[f + 4]! & KEY_VALID_UTF8)) {
+        refused.push(new RecordError(ErrorCode.PARTITION_KEY_INVALID, 'partition key is not valid UTF-8', i))
+        continue
+      }
+      // 1..256 bytes of valid UTF-8 is 1..256 UTF-16 units: only other keys need the full rules.
+      if (keyBytes === 0 || keyBytes > Limits.maxPartitionKeyChars || keyBytes + dataBytes > Limits.maxRecordBytes) {
+        const key = payload.toString('utf8', fields[f]!, fields[f]! + keyBytes)
+        const problem = recordProblem(i, key, dataBytes, undefined)
+        if (problem) { refused.push(problem); continue }
+      }
+      if (seen?.has(i)) { duplicates++; continue }
+      accepted[kept++] = i
+      bytes += dataBytes
     }
-    let stored: StoredRecord[] = []
-    if (accepted.length) {
-      const size = batch.records.length
-      stored = this.append(state, accepted.map((a) => a.record), 'mqtt', (record, i) => ({
-        partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
-        flags: LogFlag.fromDevice | (record.clockSynced ? LogFlag.clockSynced : 0) | (record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0),
-        device, epoch: batch.epoch, batchSequence: batch.sequence, batchIndex: accepted[i]!.index,
-      }))
-      for (const a of accepted) state.producers.mark(device, batch.epoch, batch.sequence, a.index, size)
+    const touched: ShardState[] = []
+    if (kept) {
+      const indices = accepted.subarray(0, kept)
+      const open = state.open
+      const slots = this.codec.hashRoute(payload, fields, this.boundsOf(open))
+      // Group by shard, keeping the batch's order within each.
+      const perShard = new Uint32Array(open.length)
+      for (let j = 0; j < kept; j++) perShard[slots[indices[j]!]!]!++
+      const groups = new Array<Uint32Array | undefined>(open.length)
+      const fill = new Uint32Array(open.length)
+      for (let j = 0; j < kept; j++) {
+        const i = indices[j]!
+        const slot = slots[i]!
+        const g = (groups[slot] ??= new Uint32Array(perShard[slot]!))
+        g[fill[slot]!++] = i
+      }
+      for (let slot = 0; slot < open.length; slot++) {
+        const g = groups[slot]
+        if (!g) continue
+        open[slot]!.log.appendBatch({ frame: payload, scan, indices: g, device })
+        touched.push(open[slot]!)
+      }
+      state.producers.markMany(device, epoch, sequence, indices, count)
+      this.o.onStored?.(state.meta.name, kept, bytes, 'mqtt')
     }
     // Even an all-duplicate batch waits: its first copy may still be on its way to disk.
     await this.o.logs.commit()
-    this.checkNotDropped(stored)
+    this.checkNotDropped(touched)
     if (refused.length) {
       for (const r of refused) this.o.onRejected?.(r.code, 1)
-      return { stored: accepted.length, duplicates, reject: { ...base, records: refused.map((r) => ({ index: r.index, code: r.code, message: r.message })) } }
+      return { stored: kept, duplicates, reject: { ...base, records: refused.map((r) => ({ index: r.index, code: r.code, message: r.message })) } }
     }
-    return { stored: accepted.length, duplicates, reject: null }
+    return { stored: kept, duplicates, reject: null }
+  }
+
+  /** The open shards' starting hash keys as 16-byte big-endian values, kept per shard map. */
+  private boundsOf(open: ShardState[]): Buffer {
+    let bounds = this.bounds.get(open)
+    if (!bounds) {
+      bounds = Buffer.alloc(open.length * 16)
+      for (let k = 0; k < open.length; k++) {
+        bounds.writeBigUInt64BE(open[k]!.start >> 64n, k * 16)
+        bounds.writeBigUInt64BE(open[k]!.start & 0xffff_ffff_ffff_ffffn, k * 16 + 8)
+      }
+      this.bounds.set(open, bounds)
+    }
+    return bounds
   }
 
   /** PutRecord(s): already validated by the API layer. Resolves with where each record went, once durable. */
@@ -143,14 +189,14 @@ export class Ingest {
       flags: record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0,
     }))
     await this.o.logs.commit()
-    this.checkNotDropped(stored)
+    this.checkNotDropped(stored.map((s) => s.shard))
     return stored
   }
 
   /** A stream deleted while its records waited for the commit: they were discarded, so say so. */
-  private checkNotDropped(stored: StoredRecord[]): void {
-    for (const s of stored) {
-      if (s.shard.log.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${s.shard.meta.streamId.replace(/\.[0-9a-f]{12}$/, '')} was deleted before the records were stored`)
+  private checkNotDropped(shards: ShardState[]): void {
+    for (const shard of shards) {
+      if (shard.log.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${shard.meta.streamId.replace(/\.[0-9a-f]{12}$/, '')} was deleted before the records were stored`)
     }
   }
 

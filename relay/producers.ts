@@ -79,6 +79,18 @@ export class ProducerTable {
     return this.producers.get(ProducerTable.key(device, epoch))?.batches.get(seq)?.has(index) ?? false
   }
 
+  /** What is already stored of one batch, looked up once for all of its records. */
+  seen(device: string, epoch: bigint, seq: number): { has(index: number): boolean } | undefined {
+    return this.producers.get(ProducerTable.key(device, epoch))?.batches.get(seq)
+  }
+
+  /** Marks the given records of one batch as stored. */
+  markMany(device: string, epoch: bigint, seq: number, indices: ArrayLike<number>, size: number): void {
+    if (indices.length === 0) return
+    const bits = this.batch(device, epoch, seq, Math.max(size, indices[indices.length - 1]! + 1))
+    for (let i = 0; i < indices.length; i++) bits.set(indices[i]!)
+  }
+
   /** Marks one record as stored. `size` is the batch's record count (or more). */
   mark(device: string, epoch: bigint, seq: number, index: number, size: number): void {
     this.batch(device, epoch, seq, Math.max(size, index + 1)).set(index)

@@ -14,9 +14,9 @@ import {
 import {
   LOG_CRC_START, LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_ARRIVAL, LOG_OFF_BATCH_INDEX, LOG_OFF_BATCH_SEQ,
   LOG_OFF_CRC, LOG_OFF_DEVICE_LENGTH, LOG_OFF_EPOCH, LOG_OFF_FLAGS, LOG_OFF_KEY_LENGTH, LOG_OFF_LENGTH,
-  LOG_OFF_OFFSET, LOG_OFF_PRODUCER_TIME, type LogRecord, type LogRecordInput,
+  LOG_OFF_OFFSET, LOG_OFF_PRODUCER_TIME, LogFlag, type LogRecord, type LogRecordInput,
 } from '../../shared/logframe.js'
-import type { DecodedBatch, DecodedRecord, LogScan } from './types.js'
+import { BATCH_STRIDE, KEY_VALID_UTF8, type BatchScan, type DecodedBatch, type DecodedRecord, type LogScan } from './types.js'
 
 // ---- CRC-32C (Castagnoli), slicing-by-8 ----
 
@@ -126,10 +126,11 @@ const fail = (code: ErrorCode, message: string): never => {
 }
 
 /**
- * Decodes a batch frame. Total: any input either decodes or throws a FrameError; no length field
- * is trusted before it has been checked against the bytes actually present.
+ * Finds and verifies every record of a batch frame in one pass, without an object per record: the
+ * result is a table (see `BATCH_STRIDE`). Total: any input either scans or throws a FrameError; no
+ * length field is trusted before it has been checked against the bytes actually present.
  */
-export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): DecodedBatch {
+export function scanBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): BatchScan {
   if (buf.length < HEADER_SIZE) fail(ErrorCode.FRAME_TRUNCATED, `frame is ${buf.length} bytes, shorter than the ${HEADER_SIZE}-byte header`)
   if (buf.length > MAX_FRAME_BYTES) fail(ErrorCode.FRAME_TOO_LARGE, `frame is ${buf.length} bytes`)
   if (buf[OFF_MAGIC] !== FRAME_MAGIC_0 || buf[OFF_MAGIC + 1] !== FRAME_MAGIC_1) fail(ErrorCode.FRAME_BAD_MAGIC, 'not a Tributary batch frame (bad magic)')
@@ -142,14 +143,14 @@ export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: nu
       `frame body length says ${bodyLength} bytes but ${buf.length - BODY_START} are present`)
   }
   if (checksum(buf, 0, BODY_START, buf.length) !== buf.readUInt32LE(OFF_CRC)) fail(ErrorCode.FRAME_BAD_CHECKSUM, 'frame checksum does not match its body')
-  const epoch = buf.readBigUInt64LE(OFF_EPOCH)
-  const sequence = readU64(buf, OFF_BATCH_SEQ)
+  const { epoch, sequence } = batchIdentity(buf)
   if (!Number.isSafeInteger(sequence)) fail(ErrorCode.FRAME_BAD_FIELD, 'batch sequence is above 2^53-1')
   const count = buf.readUInt32LE(OFF_RECORD_COUNT)
   if (count === 0) fail(ErrorCode.FRAME_BAD_FIELD, 'batch holds no records')
   // Each record takes at least its header, so a count the payload cannot hold is refused before allocating.
   if (count > (buf.length - HEADER_SIZE) / RECORD_HEADER_SIZE) fail(ErrorCode.FRAME_TRUNCATED, `record count ${count} cannot fit in ${buf.length} bytes`)
-  const records: DecodedRecord[] = new Array(count)
+  const times = new Float64Array(count)
+  const fields = new Uint32Array(count * BATCH_STRIDE)
   let at = HEADER_SIZE
   for (let i = 0; i < count; i++) {
     if (at + RECORD_HEADER_SIZE > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} header runs past the end of the frame`)
@@ -162,28 +163,137 @@ export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: nu
     if (dataLength > MAX_FRAME_DATA) fail(ErrorCode.FRAME_BAD_FIELD, `record ${i} data length ${dataLength} is beyond any acceptable record`)
     if (!Number.isFinite(producerTimeMs)) fail(ErrorCode.FRAME_BAD_FIELD, `record ${i} producer time is not a finite number`)
     at += RECORD_HEADER_SIZE
-    let explicitHashKey: bigint | undefined
+    let hashAt = 0
     if (flags & RecordFlag.explicitHashKey) {
       if (at + HASH_KEY_SIZE > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} hash key runs past the end of the frame`)
-      explicitHashKey = u128BEToBigint(buf, at)
+      hashAt = at
       at += HASH_KEY_SIZE
     }
     if (at + keyLength + dataLength > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} runs past the end of the frame`)
-    const keyBytes = buf.subarray(at, at + keyLength)
-    const partitionKey = keyBytes.toString('utf8')
-    at += keyLength
-    records[i] = {
-      partitionKey,
-      keyValidUtf8: Buffer.byteLength(partitionKey) === keyLength && !partitionKey.includes('\ufffd'),
-      data: buf.subarray(at, at + dataLength),
-      explicitHashKey,
-      producerTimeMs,
-      clockSynced: (flags & RecordFlag.clockSynced) !== 0,
-    }
-    at += dataLength
+    const f = i * BATCH_STRIDE
+    fields[f] = at
+    fields[f + 1] = keyLength
+    fields[f + 2] = at + keyLength
+    fields[f + 3] = dataLength
+    fields[f + 4] = flags | (keyIsValidUtf8(buf, at, keyLength) ? KEY_VALID_UTF8 : 0)
+    fields[f + 5] = hashAt
+    times[i] = producerTimeMs
+    at += keyLength + dataLength
   }
   if (at !== buf.length) fail(ErrorCode.FRAME_BAD_FIELD, `${buf.length - at} bytes follow the last record`)
-  return { epoch, sequence, records }
+  return { epoch, sequence, times, fields }
+}
+
+/** A frame's producer epoch and batch sequence, read from its header (the caller checks the rest). */
+export function batchIdentity(buf: Buffer): { epoch: bigint; sequence: number } {
+  return { epoch: buf.readBigUInt64LE(OFF_EPOCH), sequence: readU64(buf, OFF_BATCH_SEQ) }
+}
+
+/** The decoder can only see a bad sequence once it has become U+FFFD, so a real U+FFFD counts too. */
+function keyIsValidUtf8(buf: Buffer, at: number, length: number): boolean {
+  let ascii = true
+  for (let i = at; i < at + length; i++) if (buf[i]! >= 0x80) { ascii = false; break }
+  if (ascii) return true
+  const key = buf.toString('utf8', at, at + length)
+  return Buffer.byteLength(key) === length && !key.includes('\ufffd')
+}
+
+/** Decodes a batch frame into one object per record (for tests and tools; ingest uses the table). */
+export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): DecodedBatch {
+  return batchRecords(buf, scanBatch(buf, checksum))
+}
+
+export function batchRecords(buf: Buffer, scan: BatchScan): DecodedBatch {
+  const { fields, times } = scan
+  const records: DecodedRecord[] = new Array(times.length)
+  for (let i = 0; i < times.length; i++) {
+    const f = i * BATCH_STRIDE
+    const flags = fields[f + 4]!
+    records[i] = {
+      partitionKey: buf.toString('utf8', fields[f]!, fields[f]! + fields[f + 1]!),
+      keyValidUtf8: (flags & KEY_VALID_UTF8) !== 0,
+      data: buf.subarray(fields[f + 2]!, fields[f + 2]! + fields[f + 3]!),
+      explicitHashKey: fields[f + 5] ? u128BEToBigint(buf, fields[f + 5]!) : undefined,
+      producerTimeMs: times[i]!,
+      clockSynced: (flags & RecordFlag.clockSynced) !== 0,
+    }
+  }
+  return { epoch: scan.epoch, sequence: scan.sequence, records }
+}
+
+/**
+ * The shard slot of each record of a scanned batch: MD5 of its key (or its explicit hash key) against
+ * `bounds`, the open shards' starting hash keys as ascending 16-byte big-endian values.
+ */
+export function hashRoute(buf: Buffer, fields: Uint32Array, bounds: Uint8Array): Uint16Array {
+  const n = fields.length / BATCH_STRIDE
+  const slots = new Uint16Array(n)
+  const shards = bounds.length / 16
+  const b = Buffer.from(bounds.buffer, bounds.byteOffset, bounds.length)
+  for (let i = 0; i < n; i++) {
+    const f = i * BATCH_STRIDE
+    const hash = fields[f + 5]
+      ? buf.subarray(fields[f + 5]!, fields[f + 5]! + 16)
+      : createHash('md5').update(buf.subarray(fields[f]!, fields[f]! + fields[f + 1]!)).digest()
+    let lo = 0
+    let hi = shards - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (b.compare(hash, 0, 16, mid * 16, mid * 16 + 16) <= 0) lo = mid
+      else hi = mid - 1
+    }
+    slots[i] = lo
+  }
+  return slots
+}
+
+/** Bytes the chosen records of a scanned batch take as log records. */
+export function logBatchSize(fields: Uint32Array, indices: Uint32Array, deviceLength: number): number {
+  let size = 0
+  for (let j = 0; j < indices.length; j++) {
+    const f = indices[j]! * BATCH_STRIDE
+    size += LOG_HEADER_SIZE + fields[f + 1]! + deviceLength + fields[f + 3]!
+  }
+  return size
+}
+
+/**
+ * Writes the chosen records of a scanned batch at `out[at]` as log records numbered from
+ * `firstOffset`, each carrying the device's identity; `positions` receives where each starts
+ * (relative to `at`). Returns the bytes written.
+ */
+export function encodeLogBatch(out: Buffer, at: number, frame: Buffer, fields: Uint32Array, times: Float64Array,
+  indices: Uint32Array, firstOffset: number, arrivalMs: number, device: Buffer, positions: Uint32Array,
+  checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): number {
+  const epoch = frame.readBigUInt64LE(OFF_EPOCH)
+  const sequence = readU64(frame, OFF_BATCH_SEQ)
+  const begin = at
+  for (let j = 0; j < indices.length; j++) {
+    const i = indices[j]!
+    const f = i * BATCH_STRIDE
+    const keyLength = fields[f + 1]!
+    const dataLength = fields[f + 3]!
+    const length = LOG_HEADER_SIZE + keyLength + device.length + dataLength
+    positions[j] = at - begin
+    out.writeUInt32LE(length, at + LOG_OFF_LENGTH)
+    writeU64(out, firstOffset + j, at + LOG_OFF_OFFSET)
+    out.writeDoubleLE(arrivalMs, at + LOG_OFF_ARRIVAL)
+    out.writeDoubleLE(times[i]!, at + LOG_OFF_PRODUCER_TIME)
+    out[at + LOG_OFF_FLAGS] = (fields[f + 4]! & (RecordFlag.clockSynced | RecordFlag.explicitHashKey)) | LogFlag.fromDevice
+    out[at + LOG_OFF_FLAGS + 1] = 0
+    out.writeUInt16LE(keyLength, at + LOG_OFF_KEY_LENGTH)
+    out.writeUInt16LE(device.length, at + LOG_OFF_DEVICE_LENGTH)
+    out.writeUInt16LE(i, at + LOG_OFF_BATCH_INDEX)
+    out.writeBigUInt64LE(epoch, at + LOG_OFF_EPOCH)
+    writeU64(out, sequence, at + LOG_OFF_BATCH_SEQ)
+    out.fill(0, at + 56, at + LOG_HEADER_SIZE)
+    frame.copy(out, at + LOG_HEADER_SIZE, fields[f]!, fields[f]! + keyLength)
+    device.copy(out, at + LOG_HEADER_SIZE + keyLength)
+    frame.copy(out, at + LOG_HEADER_SIZE + keyLength + device.length, fields[f + 2]!, fields[f + 2]! + dataLength)
+    out.writeUInt32LE(checksum(out, 0, at + LOG_CRC_START, at + length), at + LOG_OFF_CRC)
+    at += length
+  }
+  return at - begin
 }
 
 // ---- log records ----
@@ -195,7 +305,8 @@ export function logRecordSize(input: LogRecordInput): number {
 }
 
 /** Writes one log record at `at` of `buf` (which must have room) and returns its length. */
-export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrivalMs: number, input: LogRecordInput): number {
+export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrivalMs: number, input: LogRecordInput,
+  checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): number {
   const keyLength = buf.write(input.partitionKey, at + LOG_HEADER_SIZE, 'utf8')
   const deviceLength = input.device ? buf.write(input.device, at + LOG_HEADER_SIZE + keyLength, 'utf8') : 0
   const dataAt = at + LOG_HEADER_SIZE + keyLength + deviceLength
@@ -213,7 +324,7 @@ export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrival
   buf.writeBigUInt64LE(input.epoch ?? 0n, at + LOG_OFF_EPOCH)
   writeU64(buf, input.batchSequence ?? 0, at + LOG_OFF_BATCH_SEQ)
   buf.fill(0, at + 56, at + LOG_HEADER_SIZE)
-  buf.writeUInt32LE(crc32c(buf, 0, at + LOG_CRC_START, at + length), at + LOG_OFF_CRC)
+  buf.writeUInt32LE(checksum(buf, 0, at + LOG_CRC_START, at + length), at + LOG_OFF_CRC)
   return length
 }
 

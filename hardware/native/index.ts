@@ -9,10 +9,12 @@ import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as js from './fallback.js'
-import type { Codec, LogScan } from './types.js'
+import { FrameError, ErrorCode } from '../../shared/errors.js'
+import type { BatchScan, Codec, LogScan } from './types.js'
 
-export type { Codec, DecodedBatch, DecodedRecord, LogScan } from './types.js'
-export { u128BEToBigint, readLogOffset, readLogArrival, readLogLength } from './fallback.js'
+export type { BatchScan, Codec, DecodedBatch, DecodedRecord, LogScan } from './types.js'
+export { BATCH_STRIDE, KEY_VALID_UTF8 } from './types.js'
+export { u128BEToBigint, readLogOffset, readLogArrival, readLogLength, logBatchSize, batchIdentity } from './fallback.js'
 
 /** Bytes below which CRC-32C stays in JavaScript (bench/native.ts). */
 export const NATIVE_CRC_MIN_BYTES = 128
@@ -25,6 +27,10 @@ export interface Addon {
   crc32c(buf: Uint8Array, initial: number, start: number, end: number): number
   md5Many(keys: readonly string[]): Buffer
   scanLog(buf: Uint8Array, start: number, end: number, expected: number): [Uint32Array, number, number]
+  scanBatch(frame: Uint8Array): [Float64Array, Uint32Array] | number
+  hashRoute(frame: Uint8Array, fields: Uint32Array, bounds: Uint8Array): Uint16Array
+  encodeLogBatch(out: Uint8Array, at: number, frame: Uint8Array, fields: Uint32Array, times: Float64Array, indices: Uint32Array,
+    firstOffset: number, arrivalMs: number, device: Uint8Array, positions: Uint32Array): number
   crc32cImplementation: string
 }
 
@@ -38,6 +44,9 @@ function fallback(reason: string): Codec {
     md5Many: js.md5Many,
     encodeBatch: js.encodeBatch,
     decodeBatch: js.decodeBatch,
+    scanBatch: js.scanBatch,
+    hashRoute: js.hashRoute,
+    encodeLogBatch: js.encodeLogBatch,
     logRecordSize: js.logRecordSize,
     encodeLogRecord: js.encodeLogRecord,
     scanLog: js.scanLog,
@@ -53,6 +62,15 @@ function native(addon: Addon): Codec {
     const [positions, stopAt, stop] = addon.scanLog(buf, start, end, expectedOffset)
     return { positions, end: stopAt, stop: STOPS[stop] ?? 'damaged' }
   }
+  const scanBatch = (buf: Buffer): BatchScan => {
+    const scanned = addon.scanBatch(buf)
+    if (typeof scanned === 'number') {
+      // The fallback walks the same rules and throws the FrameError with its full message.
+      js.scanBatch(buf, crc32c)
+      throw new FrameError(ErrorCode.FRAME_BAD_FIELD, `the native and TypeScript frame scans disagree (kind ${scanned})`)
+    }
+    return { ...js.batchIdentity(buf), times: scanned[0], fields: scanned[1] }
+  }
   return {
     ...fallback(''),
     implementation: 'native',
@@ -60,8 +78,12 @@ function native(addon: Addon): Codec {
     crc32c,
     md5Many: (keys) => (keys.length >= NATIVE_MD5_MIN_KEYS ? addon.md5Many(keys) : js.md5Many(keys)),
     scanLog,
-    // The batch decoder's checksum goes through the native CRC; its field walk stays in JavaScript.
-    decodeBatch: (buf) => js.decodeBatch(buf, crc32c),
+    scanBatch,
+    decodeBatch: (buf) => js.batchRecords(buf, scanBatch(buf)),
+    hashRoute: (frame, fields, bounds) => addon.hashRoute(frame, fields, bounds),
+    encodeLogBatch: (out, at, frame, fields, times, indices, firstOffset, arrivalMs, device, positions) =>
+      addon.encodeLogBatch(out, at, frame, fields, times, indices, firstOffset, arrivalMs, device, positions),
+    encodeLogRecord: (buf, at, offset, arrivalMs, input) => js.encodeLogRecord(buf, at, offset, arrivalMs, input, crc32c),
   }
 }
 

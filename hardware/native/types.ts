@@ -13,6 +13,21 @@ export interface DecodedBatch {
   records: DecodedRecord[]
 }
 
+/** u32 fields per record in a BatchScan: key position, key length, data position, data length, flags, hash key position. */
+export const BATCH_STRIDE = 6
+/** Set in a record's flags field when its key is valid UTF-8 (a record with an invalid key is refused, not its batch). */
+export const KEY_VALID_UTF8 = 0x100
+
+/** A verified batch frame as a table, one row per record (no object per record). */
+export interface BatchScan {
+  epoch: bigint
+  sequence: number
+  /** Each record's producer time. Its length is the record count. */
+  times: Float64Array
+  /** BATCH_STRIDE fields per record, positions relative to the frame; hash key position 0 means none. */
+  fields: Uint32Array
+}
+
 /** The result of walking a region of a log: where each good record starts and why the walk stopped. */
 export interface LogScan {
   /** Where each good record starts (a number[] from TypeScript, a Uint32Array from the addon). */
@@ -34,6 +49,13 @@ export interface Codec {
   md5Many(keys: readonly string[]): Buffer
   encodeBatch(batch: Batch): Buffer
   decodeBatch(buf: Buffer): DecodedBatch
+  /** Finds and verifies every record of a batch in one call. */
+  scanBatch(buf: Buffer): BatchScan
+  /** The shard slot of each record: MD5 of its key, or its explicit hash key, against ascending 16-byte BE bounds. */
+  hashRoute(frame: Buffer, fields: Uint32Array, bounds: Uint8Array): Uint16Array
+  /** Writes chosen records of a scanned batch as log records; returns the bytes written. */
+  encodeLogBatch(out: Buffer, at: number, frame: Buffer, fields: Uint32Array, times: Float64Array, indices: Uint32Array,
+    firstOffset: number, arrivalMs: number, device: Buffer, positions: Uint32Array): number
   logRecordSize(input: LogRecordInput): number
   encodeLogRecord(buf: Buffer, at: number, offset: number, arrivalMs: number, input: LogRecordInput): number
   scanLog(buf: Buffer, start?: number, end?: number, expectedOffset?: number): LogScan

@@ -7,9 +7,9 @@ import { dirname, join } from 'node:path'
 import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
 import { LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC, LOG_CRC_START, LogFlag, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
-import { readLogArrival, readLogOffset, readLogLength } from '../../hardware/index.js'
+import { logBatchSize, readLogArrival, readLogOffset, readLogLength } from '../../hardware/index.js'
 import { Segment, segmentName } from './segment.js'
-import type { CorruptionReport, LogStore, ReadResult, RecordCipher, ShardLog } from './types.js'
+import { batchLogInputs, type BatchSlice, type CorruptionReport, type LogStore, type ReadResult, type RecordCipher, type ShardLog } from './types.js'
 
 export interface FileLogOptions {
   root: string
@@ -30,11 +30,14 @@ export interface FileLogOptions {
 interface PendingAppend {
   firstOffset: number
   arrival: number
-  /** Position of each record relative to the start of the pending buffer. */
-  positions: number[]
+  /** Where this append's bytes start among the pending bytes. */
+  base: number
+  /** Position of each record relative to `base`. */
+  positions: Uint32Array
 }
 
 const READ_CHUNK = 1024 * 1024
+const EMPTY = new Uint8Array(0)
 
 async function fsyncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, fsc.O_RDONLY)
@@ -250,22 +253,47 @@ export class FileShardLog implements ShardLog {
     let size = 0
     for (const r of records) size += this.codec.logRecordSize(r)
     const buf = Buffer.allocUnsafe(size)
-    const now = this.store.now()
-    const arrival = now > this.lastAssignedArrival ? now : this.lastAssignedArrival
-    this.lastAssignedArrival = arrival
+    const arrival = this.nextArrival()
     const firstOffset = this.nextAssigned
-    const positions = new Array<number>(records.length)
+    const positions = new Uint32Array(records.length)
     let at = 0
     // Encode everything before any offset is taken, so a bad record leaves no gap behind.
     for (let i = 0; i < records.length; i++) {
-      positions[i] = this.pendingBytes + at
+      positions[i] = at
       at += this.codec.encodeLogRecord(buf, at, firstOffset + i, arrival, records[i]!)
     }
-    this.nextAssigned += records.length
+    return this.pend(buf, firstOffset, arrival, positions)
+  }
+
+  appendBatch(slice: BatchSlice): { firstOffset: number; arrivalMs: number } {
+    if (this.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${this.stream} was deleted`)
+    this.store.checkWritable()
+    // A sealed stream stores different bytes per record: that goes through the general path.
+    if (this.store.seals(this.stream)) return this.append(batchLogInputs(slice))
+    const device = Buffer.from(slice.device, 'utf8')
+    const { fields, times } = slice.scan
+    const buf = Buffer.allocUnsafe(logBatchSize(fields, slice.indices, device.length))
+    const arrival = this.nextArrival()
+    const firstOffset = this.nextAssigned
+    const positions = new Uint32Array(slice.indices.length)
+    this.codec.encodeLogBatch(buf, 0, slice.frame, fields, times, slice.indices, firstOffset, arrival, device, positions)
+    return this.pend(buf, firstOffset, arrival, positions)
+  }
+
+  /** Arrival times never go backwards within a shard, even when the wall clock does. */
+  private nextArrival(): number {
+    const now = this.store.now()
+    const arrival = now > this.lastAssignedArrival ? now : this.lastAssignedArrival
+    this.lastAssignedArrival = arrival
+    return arrival
+  }
+
+  private pend(buf: Buffer, firstOffset: number, arrival: number, positions: Uint32Array): { firstOffset: number; arrivalMs: number } {
+    this.nextAssigned += positions.length
+    this.pendingAppends.push({ firstOffset, arrival, positions, base: this.pendingBytes })
     this.pendingChunks.push(buf)
-    this.pendingBytes += size
-    this.pendingCount += records.length
-    this.pendingAppends.push({ firstOffset, arrival, positions })
+    this.pendingBytes += buf.length
+    this.pendingCount += positions.length
     this.store.markDirty(this)
     return { firstOffset, arrivalMs: arrival }
   }
@@ -292,7 +320,7 @@ export class FileShardLog implements ShardLog {
     await active.handle.datasync()
     const base = active.size
     for (const a of appends) {
-      for (let i = 0; i < a.positions.length; i++) active.noteRecord(a.firstOffset + i, base + a.positions[i]!, a.arrival)
+      for (let i = 0; i < a.positions.length; i++) active.noteRecord(a.firstOffset + i, base + a.base + a.positions[i]!, a.arrival)
     }
     active.size += data.length
     this.committedEnd += count
@@ -518,6 +546,11 @@ export class FileLogStore implements LogStore {
     this.onCommit = options.onCommit
     this.cipher = options.cipher
     this.now = options.now ?? Date.now
+  }
+
+  /** True when the stream's records are stored sealed (asked with an empty record, once per batch). */
+  seals(stream: string): boolean {
+    return this.cipher !== undefined && this.cipher.seal(stream, EMPTY) !== null
   }
 
   /** Records as they are stored: sealed when the stream is encrypted (the cipher decides). */

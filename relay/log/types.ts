@@ -1,4 +1,6 @@
-import type { LogRecord, LogRecordInput } from '../../shared/logframe.js'
+import type { BatchScan } from '../../hardware/index.js'
+import { BATCH_STRIDE } from '../../hardware/index.js'
+import { LogFlag, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
 
 /** What a damaged region looked like, for reports and /metrics. */
 export interface CorruptionReport {
@@ -28,6 +30,15 @@ export interface RecordCipher {
   open(stream: string, sealed: Buffer): Buffer
 }
 
+/** Some records of one device batch frame, as ingest hands them to a shard. */
+export interface BatchSlice {
+  frame: Buffer
+  scan: BatchScan
+  /** Indexes of the batch's records that go to this shard, ascending. */
+  indices: Uint32Array
+  device: string
+}
+
 /**
  * One shard's ordered, retained record log. Offsets are dense from `startOffset` (the oldest record
  * still retained) to `endOffset` (exclusive); readers only ever see committed records.
@@ -42,6 +53,11 @@ export interface ShardLog {
   lastArrivalMs(): number
   /** Buffers records for the next group commit; returns the offset of the first and its arrival time. */
   append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number }
+  /**
+   * The same for records of a scanned device batch, encoded straight from the frame with no object
+   * per record (the MQTT ingest path). Stores exactly what `append(batchLogInputs(slice))` would.
+   */
+  appendBatch(slice: BatchSlice): { firstOffset: number; arrivalMs: number }
   read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult>
   /** The first offset whose arrival time is ≥ `ms` (endOffset when none is). */
   offsetAtTime(ms: number): Promise<number>
@@ -74,4 +90,22 @@ export interface LogStore {
   checkWritable(): void
   /** Calls back whenever records of a shard become committed (readers waiting for new data). */
   onAppend(listener: (log: ShardLog) => void): () => void
+}
+
+/** A batch slice as ordinary log inputs: what `appendBatch` must store, for stores without a faster way. */
+export function batchLogInputs(slice: BatchSlice): LogRecordInput[] {
+  const { frame, scan, indices, device } = slice
+  const out = new Array<LogRecordInput>(indices.length)
+  for (let j = 0; j < indices.length; j++) {
+    const i = indices[j]!
+    const f = i * BATCH_STRIDE
+    out[j] = {
+      partitionKey: frame.toString('utf8', scan.fields[f]!, scan.fields[f]! + scan.fields[f + 1]!),
+      data: frame.subarray(scan.fields[f + 2]!, scan.fields[f + 2]! + scan.fields[f + 3]!),
+      producerTimeMs: scan.times[i]!,
+      flags: (scan.fields[f + 4]! & (LogFlag.clockSynced | LogFlag.explicitHashKey)) | LogFlag.fromDevice,
+      device, epoch: scan.epoch, batchSequence: scan.sequence, batchIndex: i,
+    }
+  }
+  return out
 }

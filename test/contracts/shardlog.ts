@@ -3,7 +3,8 @@
  * distributed ones of DESIGN.md's scale-out section will run the same suite.
  */
 import type { Test } from 'tap'
-import type { LogStore } from '../../relay/log/types.js'
+import { batchLogInputs, type LogStore } from '../../relay/log/types.js'
+import { codec } from '../../hardware/index.js'
 import type { LogRecordInput } from '../../shared/logframe.js'
 
 export interface LogStoreFactory {
@@ -53,6 +54,32 @@ export function shardLogContract(t: Test, name: string, factory: LogStoreFactory
     t.equal(r?.epoch, 77n)
     t.equal(r?.batchSequence, 5)
     t.equal(r?.batchIndex, 2)
+    await store.close()
+  })
+
+  t.test(`${name}: a device batch appended from its frame reads back as the same records appended one by one`, async (t) => {
+    const open = factory(t)
+    const store = await open()
+    const frame = codec.encodeBatch({
+      epoch: 9n, sequence: 41,
+      records: Array.from({ length: 6 }, (_, i) => ({ partitionKey: `ключ-${i}`, data: Buffer.from(`payload-${i}`), producerTimeMs: 5000 + i, clockSynced: i % 2 === 0 })),
+    })
+    const slice = { frame, scan: codec.scanBatch(frame), indices: Uint32Array.of(1, 2, 4), device: 'dev-7' }
+    const fast = await store.open('s1', 'shardId-000000000010')
+    const slow = await store.open('s1', 'shardId-000000000011')
+    fast.append([rec(0)])
+    slow.append([rec(0)])
+    t.equal(fast.appendBatch(slice).firstOffset, 1, 'offsets continue from what the shard holds')
+    slow.append(batchLogInputs(slice))
+    fast.append([rec(9)])
+    await store.commit()
+    const a = (await fast.read(0, 100, 1 << 20)).records
+    const b = (await slow.read(0, 100, 1 << 20)).records
+    t.same(a.map((r) => r.offset), [0, 1, 2, 3, 4])
+    const view = (r: (typeof a)[number]) => [r.partitionKey, r.data.toString(), r.producerTimeMs, r.flags, r.device, r.epoch, r.batchSequence, r.batchIndex]
+    t.same(a.slice(1, 4).map(view), b.slice(1, 4).map(view))
+    t.same(a.slice(1, 4).map((r) => [r.partitionKey, r.device, r.batchIndex, r.epoch]), [['ключ-1', 'dev-7', 1, 9n], ['ключ-2', 'dev-7', 2, 9n], ['ключ-4', 'dev-7', 4, 9n]])
+    t.equal(a[4]!.data.toString(), 'record-9')
     await store.close()
   })
 

@@ -8,6 +8,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { loadAddon, loadCodec, type Addon, type Codec } from '../../hardware/index.js'
 import * as js from '../../hardware/native/fallback.js'
 import { LOG_HEADER_SIZE } from '../../shared/logframe.js'
+import { BATCH_STRIDE, KEY_VALID_UTF8 } from '../../hardware/native/types.js'
+import type { BatchRecord } from '../../shared/frame.js'
 
 let addon: Addon | null = null
 let why = ''
@@ -29,6 +31,46 @@ function logRegion(n: number, firstOffset = 0): Buffer {
     parts.push(buf)
   }
   return Buffer.concat(parts)
+}
+
+
+/** A batch frame of `n` records with random keys (some non-ASCII, some invalid UTF-8), data and hash keys. */
+function randomBatch(n: number, sequence = 1): Buffer {
+  const records: BatchRecord[] = []
+  for (let i = 0; i < n; i++) {
+    const kind = i % 7
+    const key = kind === 0 ? `ключ-${i}` : kind === 1 ? `😀${i}` : `k${i}-${Math.random().toString(36).slice(2, 2 + (i % 40))}`
+    records.push({
+      partitionKey: key, data: randomBytes(Math.floor(Math.random() ** 3 * 2000)), producerTimeMs: Date.now() + i, clockSynced: i % 2 === 0,
+      explicitHashKey: kind === 3 ? BigInt('0x' + randomBytes(16).toString('hex')) : undefined,
+    })
+  }
+  const frame = js.encodeBatch({ epoch: 7n, sequence, records })
+  return frame
+}
+
+/** Shard bounds: `n` ascending 16-byte big-endian starting hash keys, the first 0. */
+function bounds(n: number): Buffer {
+  const b = Buffer.alloc(16 * n)
+  for (let k = 1; k < n; k++) {
+    const start = ((1n << 128n) / BigInt(n)) * BigInt(k)
+    b.writeBigUInt64BE(start >> 64n, k * 16)
+    b.writeBigUInt64BE(start & 0xffff_ffff_ffff_ffffn, k * 16 + 8)
+  }
+  return b
+}
+
+/** The whole answer of a scan, hash-route and log encoding, for comparing implementations. */
+function batchAnswer(c: Pick<Codec, 'scanBatch' | 'hashRoute' | 'encodeLogBatch'>, frame: Buffer, shards: number): string {
+  let scan
+  try { scan = c.scanBatch(frame) } catch (err) { return `error ${(err as { code?: string }).code}` }
+  const slots = c.hashRoute(frame, scan.fields, bounds(shards))
+  const indices = Uint32Array.from({ length: scan.times.length }, (_, i) => i).filter((i) => i % 3 !== 1)
+  const device = Buffer.from('device-ü')
+  const out = Buffer.alloc(js.logBatchSize(scan.fields, indices, device.length) + 5)
+  const positions = new Uint32Array(indices.length)
+  const wrote = c.encodeLogBatch(out, 5, frame, scan.fields, scan.times, indices, 1234, 1_700_000_000_123, device, positions)
+  return [scan.epoch, scan.sequence, Array.from(scan.times).join(), Array.from(scan.fields).join(), Array.from(slots).join(), wrote, Array.from(positions).join(), out.toString('hex')].join('|')
 }
 
 for (const [name, make, skip] of implementations) {
@@ -91,6 +133,98 @@ t.test('the addon agrees with the fallback on random inputs', { skip: nativeSkip
       Array.from(positions).some((p, k) => p !== ref.positions[k])) scanDifferences++
   }
   t.equal(scanDifferences, 0, `log scan: ${scanRounds} regions (damaged, torn, odd starts), no difference`)
+})
+
+for (const [name, make, skip] of implementations) {
+  t.test(`${name}: a batch scans to a table, routes by MD5 and encodes as log records`, { skip }, async (t) => {
+    const c = make()
+    const frame = randomBatch(300)
+    const scan = c.scanBatch(frame)
+    const decoded = js.decodeBatch(frame)
+    t.equal(scan.times.length, 300)
+    t.equal(scan.epoch, 7n)
+    for (let i = 0; i < 300; i++) {
+      const f = i * BATCH_STRIDE
+      const r = decoded.records[i]!
+      if (frame.toString('utf8', scan.fields[f]!, scan.fields[f]! + scan.fields[f + 1]!) !== r.partitionKey ||
+        !frame.subarray(scan.fields[f + 2]!, scan.fields[f + 2]! + scan.fields[f + 3]!).equals(r.data) || scan.times[i] !== r.producerTimeMs ||
+        ((scan.fields[f + 4]! & KEY_VALID_UTF8) !== 0) !== r.keyValidUtf8) {
+        t.fail(`record ${i} differs from the decoded record`)
+        return
+      }
+    }
+    const slots = c.hashRoute(frame, scan.fields, bounds(4))
+    const wrong = decoded.records.findIndex((r, i) => {
+      const hash = r.explicitHashKey ?? js.u128BEToBigint(createHash('md5').update(r.partitionKey).digest(), 0)
+      return slots[i] !== Number(hash / ((1n << 128n) / 4n))
+    })
+    t.equal(wrong, -1, 'each record routes to the shard whose quarter of the hash space holds its MD5 or explicit hash key')
+    // The log records it writes are the ones the general encoder writes for the same inputs.
+    const indices = Uint32Array.of(0, 5, 6, 299)
+    const device = Buffer.from('dev-1')
+    const out = Buffer.alloc(js.logBatchSize(scan.fields, indices, device.length))
+    const positions = new Uint32Array(4)
+    t.equal(c.encodeLogBatch(out, 0, frame, scan.fields, scan.times, indices, 40, 99, device, positions), out.length)
+    const records = Array.from(positions, (p) => js.decodeLogRecord(out, p))
+    t.same(records.map((r) => [r.offset, r.partitionKey, r.device, r.batchIndex, r.epoch, r.batchSequence, r.arrivalMs]),
+      [0, 5, 6, 299].map((i, j) => [40 + j, decoded.records[i]!.partitionKey, 'dev-1', i, 7n, 1, 99]))
+    t.ok(records.every((r, j) => r.data.equals(decoded.records[indices[j]!]!.data)), 'the data is carried over byte for byte')
+    t.equal(c.scanLog(out, 0, out.length, 40).stop, 'end', 'the log records verify')
+  })
+
+  t.test(`${name}: a key that is not valid UTF-8 is flagged in the table, not fatal to the batch`, { skip }, async (t) => {
+    const c = make()
+    for (const bad of [[0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xef, 0xbf, 0xbd], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]]) {
+      const frame = js.encodeBatch({ epoch: 1n, sequence: 1, records: [{ partitionKey: 'x'.repeat(bad.length), data: Buffer.from('d'), producerTimeMs: 0, clockSynced: false }] })
+      Buffer.from(bad).copy(frame, 32 + 16)
+      frame.writeUInt32LE(js.crc32c(frame, 0, 12, frame.length), 4)
+      t.equal(c.scanBatch(frame).fields[4]! & KEY_VALID_UTF8, 0, `bytes ${Buffer.from(bad).toString('hex')}`)
+    }
+  })
+}
+
+t.test('the addon agrees with the fallback on random and damaged batch frames', { skip: nativeSkip }, async (t) => {
+  const c = loadCodec({}, () => {})
+  const rounds = process.env.TRIBUTARY_SOAK ? 20_000 : 1500
+  let differences = 0
+  const base = randomBatch(120)
+  for (let i = 0; i < rounds; i++) {
+    let frame: Buffer
+    const kind = i % 5
+    if (kind === 0) frame = randomBatch(1 + (i % 60), i)
+    else if (kind === 1) { frame = Buffer.from(base); frame[Math.floor(Math.random() * frame.length)]! ^= 1 << (i % 8) }
+    else if (kind === 2) frame = base.subarray(0, Math.floor(Math.random() * base.length))
+    else if (kind === 3) {
+      // Damage re-sealed with a good checksum, so the field checks behind it are what decides.
+      frame = Buffer.from(base)
+      frame[32 + Math.floor(Math.random() * (frame.length - 32))] = Math.floor(Math.random() * 256)
+      frame.writeUInt32LE(js.crc32c(frame, 0, 12, frame.length), 4)
+    } else frame = randomBytes(Math.floor(Math.random() * 300))
+    const shards = 1 + (i % 9)
+    if (batchAnswer(c, frame, shards) !== batchAnswer(js, frame, shards)) differences++
+  }
+  t.equal(differences, 0, `${rounds} frames (random, flipped, cut, re-sealed damage, noise): scan, route and log encoding agree`)
+})
+
+t.test('the batch functions of the addon refuse tables that point outside their frame', { skip: nativeSkip }, async (t) => {
+  const a = addon!
+  const frame = randomBatch(3)
+  const scanned = a.scanBatch(frame)
+  t.type(a.scanBatch(frame.subarray(0, 20)), 'number', 'a bad frame is answered with its error kind')
+  if (typeof scanned === 'number') return t.fail('scan failed')
+  const [times, fields] = scanned
+  const forged = Uint32Array.from(fields)
+  forged[2] = frame.length + 100
+  t.throws(() => a.hashRoute(frame, forged, bounds(2)), { name: 'RangeError', code: 'ERR_TRIBUTARY_ARGUMENT' })
+  t.throws(() => a.hashRoute(frame, fields.subarray(1), bounds(2)), { name: 'RangeError' })
+  t.throws(() => a.hashRoute(frame, fields, Buffer.alloc(0)), { name: 'RangeError' })
+  t.throws(() => a.hashRoute(frame, new Float64Array(6) as never, bounds(2)), { name: 'TypeError' })
+  const out = Buffer.alloc(10)
+  const p = new Uint32Array(3)
+  t.throws(() => a.encodeLogBatch(out, 0, frame, fields, times, Uint32Array.of(0), 0, 0, Buffer.from('d'), p), { name: 'RangeError', code: 'ERR_TRIBUTARY_ARGUMENT' }, 'no room in the output')
+  t.throws(() => a.encodeLogBatch(Buffer.alloc(1 << 16), 0, frame, fields, times, Uint32Array.of(3), 0, 0, Buffer.from('d'), p), { name: 'RangeError' }, 'an index beyond the batch')
+  t.throws(() => a.encodeLogBatch(Buffer.alloc(1 << 16), 0, frame, forged, times, Uint32Array.of(0), 0, 0, Buffer.from('d'), p), { name: 'RangeError' })
+  t.throws(() => a.encodeLogBatch(Buffer.alloc(1 << 16), 0, frame, fields, times, Uint32Array.of(0), -1, 0, Buffer.from('d'), p), { name: 'RangeError' })
 })
 
 t.test('the addon refuses bad arguments with typed errors instead of crashing', { skip: nativeSkip }, async (t) => {

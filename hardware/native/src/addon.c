@@ -130,12 +130,140 @@ static napi_value js_scan_log(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+/* A typed array of one element type, for the batch functions' tables. */
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len, const char *what) {
+  bool is;
+  napi_typedarray_type type;
+  size_t offset;
+  napi_value ab;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok || type != want) {
+    napi_throw_type_error(env, ARG_CODE, what);
+    return 0;
+  }
+  return 1;
+}
+
+/* scanBatch(frame: Uint8Array): [Float64Array times, Uint32Array fields] | number (a frame error kind) */
+static napi_value js_scan_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) { napi_throw_type_error(env, ARG_CODE, "scanBatch(frame) takes one argument"); return NULL; }
+  uint8_t *data;
+  size_t len;
+  if (!get_bytes(env, argv[0], &data, &len, "scanBatch: frame must be a Uint8Array")) return NULL;
+  uint32_t n = 0;
+  int rc = trib_batch_count(data, len, &n);
+  napi_value out;
+  if (rc != TRIB_OK) { CALL(env, napi_create_int32(env, rc, &out)); return out; }
+  /* One buffer for both tables: the times first, so both views are aligned. */
+  size_t times_bytes = (size_t)n * 8;
+  void *mem;
+  napi_value ab, times, fields;
+  CALL(env, napi_create_arraybuffer(env, times_bytes + (size_t)n * TRIB_BATCH_STRIDE * 4, &mem, &ab));
+  rc = trib_scan_batch(data, len, n, (uint32_t *)((uint8_t *)mem + times_bytes), (double *)mem);
+  if (rc != TRIB_OK) { CALL(env, napi_create_int32(env, rc, &out)); return out; }
+  CALL(env, napi_create_typedarray(env, napi_float64_array, n, ab, 0, &times));
+  CALL(env, napi_create_typedarray(env, napi_uint32_array, (size_t)n * TRIB_BATCH_STRIDE, ab, times_bytes, &fields));
+  CALL(env, napi_create_array_with_length(env, 2, &out));
+  CALL(env, napi_set_element(env, out, 0, times));
+  CALL(env, napi_set_element(env, out, 1, fields));
+  return out;
+}
+
+/* Every field of a table must point inside the frame before C reads through it. */
+static int check_fields(napi_env env, const uint32_t *fields, size_t n, size_t frame_len, const char *fn) {
+  for (size_t i = 0; i < n; i++) {
+    const uint32_t *f = fields + i * TRIB_BATCH_STRIDE;
+    if ((uint64_t)f[0] + f[1] > frame_len || (uint64_t)f[2] + f[3] > frame_len || (f[5] && (uint64_t)f[5] + 16 > frame_len) ||
+        f[1] > 0xffff) {
+      napi_throw_range_error(env, ARG_CODE, fn);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* hashRoute(frame: Uint8Array, fields: Uint32Array, bounds: Uint8Array): Uint16Array slots */
+static napi_value js_hash_route(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) { napi_throw_type_error(env, ARG_CODE, "hashRoute(frame, fields, bounds) takes three arguments"); return NULL; }
+  uint8_t *frame, *bounds;
+  uint32_t *fields;
+  size_t frame_len, bounds_len, fields_len;
+  if (!get_bytes(env, argv[0], &frame, &frame_len, "hashRoute: frame must be a Uint8Array")) return NULL;
+  if (!get_typed(env, argv[1], napi_uint32_array, (void **)&fields, &fields_len, "hashRoute: fields must be a Uint32Array")) return NULL;
+  if (!get_bytes(env, argv[2], &bounds, &bounds_len, "hashRoute: bounds must be a Uint8Array")) return NULL;
+  if (fields_len % TRIB_BATCH_STRIDE) { napi_throw_range_error(env, ARG_CODE, "hashRoute: fields is not a whole table"); return NULL; }
+  if (bounds_len == 0 || bounds_len % 16 || bounds_len / 16 > 65535) { napi_throw_range_error(env, ARG_CODE, "hashRoute: bounds must hold 1 to 65535 16-byte hash keys"); return NULL; }
+  size_t n = fields_len / TRIB_BATCH_STRIDE;
+  if (!check_fields(env, fields, n, frame_len, "hashRoute: a field points outside the frame")) return NULL;
+  void *mem;
+  napi_value ab, slots;
+  CALL(env, napi_create_arraybuffer(env, n * 2, &mem, &ab));
+  trib_hash_route(frame, fields, (uint32_t)n, bounds, (uint32_t)(bounds_len / 16), mem);
+  CALL(env, napi_create_typedarray(env, napi_uint16_array, n, ab, 0, &slots));
+  return slots;
+}
+
+/* encodeLogBatch(out, at, frame, fields, times, indices, firstOffset, arrivalMs, device, positions): bytes written */
+static napi_value js_encode_log_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10) { napi_throw_type_error(env, ARG_CODE, "encodeLogBatch takes ten arguments"); return NULL; }
+  uint8_t *out, *frame, *device;
+  uint32_t *fields, *indices, *positions;
+  double *times;
+  size_t out_len, at, frame_len, fields_len, times_len, indices_len, device_len, positions_len;
+  double first_offset, arrival;
+  if (!get_bytes(env, argv[0], &out, &out_len, "encodeLogBatch: out must be a Uint8Array")) return NULL;
+  if (!get_index(env, argv[1], out_len, &at, "encodeLogBatch: at is outside the output")) return NULL;
+  if (!get_bytes(env, argv[2], &frame, &frame_len, "encodeLogBatch: frame must be a Uint8Array")) return NULL;
+  if (!get_typed(env, argv[3], napi_uint32_array, (void **)&fields, &fields_len, "encodeLogBatch: fields must be a Uint32Array")) return NULL;
+  if (!get_typed(env, argv[4], napi_float64_array, (void **)&times, &times_len, "encodeLogBatch: times must be a Float64Array")) return NULL;
+  if (!get_typed(env, argv[5], napi_uint32_array, (void **)&indices, &indices_len, "encodeLogBatch: indices must be a Uint32Array")) return NULL;
+  if (napi_get_value_double(env, argv[6], &first_offset) != napi_ok || !(first_offset >= 0 && first_offset <= 9007199254740991.0) || first_offset != (double)(uint64_t)first_offset) {
+    napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: firstOffset must be an integer in [0, 2^53)");
+    return NULL;
+  }
+  if (napi_get_value_double(env, argv[7], &arrival) != napi_ok) { napi_throw_type_error(env, ARG_CODE, "encodeLogBatch: arrivalMs must be a number"); return NULL; }
+  if (!get_bytes(env, argv[8], &device, &device_len, "encodeLogBatch: device must be a Uint8Array")) return NULL;
+  if (!get_typed(env, argv[9], napi_uint32_array, (void **)&positions, &positions_len, "encodeLogBatch: positions must be a Uint32Array")) return NULL;
+  if (fields_len % TRIB_BATCH_STRIDE || times_len != fields_len / TRIB_BATCH_STRIDE) { napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: fields and times do not describe the same records"); return NULL; }
+  if (frame_len < 32) { napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: frame is shorter than its header"); return NULL; }
+  if (device_len > 0xffff) { napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: device id is too long"); return NULL; }
+  if (positions_len < indices_len) { napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: positions is shorter than indices"); return NULL; }
+  size_t n = times_len;
+  for (size_t j = 0; j < indices_len; j++) {
+    if (indices[j] >= n || indices[j] > 0xffff) { napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: an index is outside the batch"); return NULL; }
+  }
+  if (!check_fields(env, fields, n, frame_len, "encodeLogBatch: a field points outside the frame")) return NULL;
+  size_t need = trib_log_batch_size(fields, indices, (uint32_t)indices_len, device_len);
+  if (need > out_len - at) { napi_throw_range_error(env, ARG_CODE, "encodeLogBatch: the output has no room for the records"); return NULL; }
+  size_t wrote = trib_encode_log_batch(out + at, frame, fields, times, indices, (uint32_t)indices_len, (uint64_t)first_offset, arrival, device, device_len, positions);
+  napi_value result;
+  CALL(env, napi_create_double(env, (double)wrote, &result));
+  return result;
+}
+
+/* notify.c: sd_notify for systemd */
+napi_value trib_js_sd_notify(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   trib_crc32c_init();
   napi_property_descriptor props[] = {
     {"crc32c", NULL, js_crc32c, NULL, NULL, NULL, napi_default, NULL},
     {"md5Many", NULL, js_md5_many, NULL, NULL, NULL, napi_default, NULL},
     {"scanLog", NULL, js_scan_log, NULL, NULL, NULL, napi_default, NULL},
+    {"sdNotify", NULL, trib_js_sd_notify, NULL, NULL, NULL, napi_default, NULL},
+    {"scanBatch", NULL, js_scan_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"hashRoute", NULL, js_hash_route, NULL, NULL, NULL, napi_default, NULL},
+    {"encodeLogBatch", NULL, js_encode_log_batch, NULL, NULL, NULL, napi_default, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value impl;

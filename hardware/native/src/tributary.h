@@ -22,4 +22,34 @@ void trib_md5(const uint8_t *data, size_t len, uint8_t out[16]);
 size_t trib_scan_log(const uint8_t *buf, size_t start, size_t end, int64_t expected,
                      uint32_t *positions, size_t max_positions, size_t *stop_at, int *stop);
 
+/* Device batch frames (layout in shared/frame.ts). Results are TRIB_OK or one of the frame error
+ * kinds below, which the JavaScript side turns into a FrameError with the fallback's message. */
+enum {
+  TRIB_OK = 0,
+  TRIB_FRAME_TRUNCATED = 1,
+  TRIB_FRAME_TOO_LARGE = 2,
+  TRIB_FRAME_BAD_MAGIC = 3,
+  TRIB_FRAME_BAD_VERSION = 4,
+  TRIB_FRAME_BAD_FIELD = 5,
+  TRIB_FRAME_BAD_CHECKSUM = 6,
+};
+/* Per record, TRIB_BATCH_STRIDE u32 fields: key position, key length, data position, data length,
+ * flags (| TRIB_KEY_VALID_UTF8 when the key is valid UTF-8), explicit hash key position (0: none). */
+#define TRIB_BATCH_STRIDE 6
+#define TRIB_KEY_VALID_UTF8 0x100u
+/* Verifies the header and checksum; on success *count is the record count (already bounded by len). */
+int trib_batch_count(const uint8_t *buf, size_t len, uint32_t *count);
+/* Walks and verifies the n records, filling fields (n * STRIDE) and times (n). */
+int trib_scan_batch(const uint8_t *buf, size_t len, uint32_t n, uint32_t *fields, double *times);
+/* MD5 of each key (or its explicit hash key) and the slot of the shard whose range holds it;
+ * bounds are n_bounds >= 1 ascending 16-byte big-endian starting hash keys. */
+void trib_hash_route(const uint8_t *buf, const uint32_t *fields, uint32_t n,
+                     const uint8_t *bounds, uint32_t n_bounds, uint16_t *slots);
+size_t trib_log_batch_size(const uint32_t *fields, const uint32_t *indices, uint32_t n_indices, size_t device_len);
+/* Encodes the chosen records of a batch as log records (shared/logframe.ts) from first_offset on;
+ * positions (may be NULL) receives where each starts. Returns the bytes written. */
+size_t trib_encode_log_batch(uint8_t *out, const uint8_t *frame, const uint32_t *fields, const double *times,
+                             const uint32_t *indices, uint32_t n_indices, uint64_t first_offset, double arrival_ms,
+                             const uint8_t *device, size_t device_len, uint32_t *positions);
+
 #endif
