@@ -54,6 +54,62 @@ export function metadataContract(t: Test, name: string, factory: MetadataStoreFa
     await store.close()
   })
 
+  t.test(`${name}: a shard map change closes parents and adds children in one step, or not at all`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    await store.createStream(stream('r'), [shard('r.1', 0), shard('r.1', 1)])
+    const child = (index: number, parent: string, adjacent: string | null = null, endOffset: number | null = null): ShardMeta => ({ ...shard('r.1', index), parentShardId: parent, adjacentParentShardId: adjacent, endOffset })
+    await store.setStreamStatus('r', 'UPDATING')
+    await store.reshard('r.1', { close: [{ shardId: 'shardId-000000000000', endOffset: 42 }], create: [child(2, 'shardId-000000000000'), child(3, 'shardId-000000000000')], status: 'ACTIVE' })
+    await store.close()
+    store = await open()
+    t.equal((await store.getStream('r'))?.status, 'ACTIVE', 'the status commits with the map')
+    const shards = await store.listShards('r.1')
+    t.same(shards.map((s) => [s.shardId, s.endOffset, s.parentShardId]), [
+      ['shardId-000000000000', 42, null], ['shardId-000000000001', null, null],
+      ['shardId-000000000002', null, 'shardId-000000000000'], ['shardId-000000000003', null, 'shardId-000000000000'],
+    ])
+
+    // Closing a shard that is already closed is a CONFLICT, and nothing of the change is kept.
+    await store.setStreamStatus('r', 'UPDATING')
+    await t.rejects(store.reshard('r.1', {
+      close: [{ shardId: 'shardId-000000000001', endOffset: 7 }, { shardId: 'shardId-000000000000', endOffset: 50 }],
+      create: [child(4, 'shardId-000000000001', 'shardId-000000000000')], status: 'ACTIVE',
+    }), { code: 'CONFLICT' })
+    // So is a new shard whose id exists.
+    await t.rejects(store.reshard('r.1', { close: [{ shardId: 'shardId-000000000001', endOffset: 7 }], create: [child(2, 'shardId-000000000001')], status: 'ACTIVE' }), { code: 'CONFLICT' })
+    t.same(await store.listShards('r.1'), shards, 'the map is as it was')
+    t.equal((await store.getStream('r'))?.status, 'UPDATING', 'and so is the status')
+
+    // A short-lived shard may be created already closed.
+    await store.reshard('r.1', { close: [{ shardId: 'shardId-000000000001', endOffset: 9 }], create: [child(4, 'shardId-000000000001', null, 0), child(5, 'shardId-000000000004')] })
+    t.same((await store.listShards('r.1')).map((s) => s.endOffset), [42, 9, null, null, 0, null])
+    await store.close()
+  })
+
+  t.test(`${name}: tags and checkpoints are kept per stream and go with it`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    await store.createStream(stream('g'), [shard('g.1', 0)])
+    await store.putTags('g.1', { b: '2', a: '1' })
+    await store.putTags('g.1', { b: '3' })
+    await store.removeTags('g.1', ['a', 'missing'])
+    const cp = { streamId: 'g.1', consumer: 'app', shardId: 'shardId-000000000000', sequenceNumber: '5', updatedMs: 1 }
+    await store.putCheckpoint(cp, null)
+    await t.rejects(store.putCheckpoint({ ...cp, sequenceNumber: '6' }, null), { code: 'CONFLICT' }, 'a conditional write expecting none fails when one exists')
+    await t.rejects(store.putCheckpoint({ ...cp, sequenceNumber: '6' }, '4'), { code: 'CONFLICT' })
+    await store.putCheckpoint({ ...cp, sequenceNumber: '6', updatedMs: 2 }, '5')
+    await store.putCheckpoint({ ...cp, consumer: 'other', sequenceNumber: '1' })
+    await store.close()
+    store = await open()
+    t.same(await store.getTags('g.1'), { b: '3' })
+    t.same(await store.listCheckpoints('g.1', 'app'), [{ ...cp, sequenceNumber: '6', updatedMs: 2 }])
+    await store.deleteStream('g')
+    t.same(await store.getTags('g.1'), {})
+    t.same(await store.listCheckpoints('g.1', 'other'), [])
+    await store.close()
+  })
+
   t.test(`${name}: devices are added, replaced, listed and removed`, async (t) => {
     const store = await factory(t)()
     await store.putDevice({ id: 'd1', salt: 'aa', hash: 'bb', createdMs: 1, rotatedMs: 1 })
