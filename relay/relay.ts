@@ -13,6 +13,7 @@ import { SqliteMetadataStore } from './meta/sqlite.js'
 import { reshardCrashHook, Streams } from './streams.js'
 import { Ingest } from './ingest.js'
 import { Devices } from './devices.js'
+import { Checkpoints } from './checkpoints.js'
 import { startBroker, type Broker } from './broker.js'
 import { BodyBudgetError, readBody, send, sendJson, startHttp, type AnyRequest, type AnyResponse, type HttpServer } from './http.js'
 import { relayMetrics, type RelayMetrics } from './observe.js'
@@ -80,6 +81,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
   await streams.init()
   const adminToken = adminTokenOf(config.dataDir)
   const devices = new Devices(meta)
+  const checkpoints = new Checkpoints(meta, streams)
   const rejected = (code: string, count: number) => metrics.rejections.inc({ code }, count)
   const ingest = new Ingest({
     streams, logs,
@@ -205,6 +207,18 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
       }
       if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
       if (path.startsWith('/admin/')) return handleAdmin(req, res, path, body)
+      if (path.startsWith('/checkpoints/')) {
+        if (config.accessKeys.length) {
+          try {
+            verifySigV4({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }, config.accessKeys, { service: 'kinesis' })
+          } catch (err) {
+            if (!(err instanceof KinesisError)) throw err
+            return sendJson(res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })
+          }
+        }
+        const out = await checkpoints.handle(req.method ?? 'GET', path, body)
+        return sendJson(res, out.status, out.json)
+      }
       if (req.method === 'POST' && (path === '/' || req.headers['x-amz-target'])) return handleKinesis(req, res, body)
       sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
     })().catch((err: Error) => {
