@@ -18,7 +18,13 @@ import { startBroker, type Broker } from './broker.js'
 import { BodyBudgetError, readBody, send, sendJson, startHttp, type AnyRequest, type AnyResponse, type HttpServer } from './http.js'
 import { relayMetrics, type RelayMetrics } from './observe.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
-import { actions, type ApiContext } from './kinesis/actions.js'
+import { actions } from './kinesis/actions.js'
+import { Consumers } from './kinesis/consumers.js'
+import { LocalKeyCipher } from './kinesis/encryption.js'
+import { describeExtras, extendedActions, type ExtendedContext, type ExtendedHandler } from './kinesis/extensions.js'
+import { Fanout, StreamingResult } from './kinesis/fanout.js'
+import { protocolOf } from './kinesis/protocol.js'
+import { StreamSettingsRegistry } from './kinesis/settings.js'
 import { KinesisError } from './kinesis/errors.js'
 import { IteratorCodec } from './kinesis/iterator.js'
 import { verifySigV4 } from './kinesis/sigv4.js'
@@ -63,6 +69,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
   mkdirSync(config.dataDir, { recursive: true })
   const metrics = relayMetrics()
   const meta = new SqliteMetadataStore(join(config.dataDir, 'meta.db'))
+  const settings = new StreamSettingsRegistry(meta)
+  const cipher = new LocalKeyCipher(join(config.dataDir, 'encryption.key'), (streamId) => settings.isEncrypted(streamId))
   const logs = new FileLogStore({
     root: join(config.dataDir, 'streams'),
     segmentBytes: config.segmentBytes,
@@ -76,9 +84,19 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
       metrics.commitRecords.observe(records)
       metrics.commitSeconds.observe(ms / 1000)
     },
+    cipher,
   })
   const streams = new Streams({ meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
   await streams.init()
+  // Encryption settings are known before the first append (device batches start with the broker).
+  await settings.load(streams)
+  const onRead = (stream: string, records: number, bytes: number) => {
+    metrics.recordsOut.inc({ stream }, records)
+    metrics.bytesOut.inc({ stream }, bytes)
+  }
+  const fanout = new Fanout({ logs, streams, onRead })
+  const consumers = new Consumers({ meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
+  await consumers.init()
   const adminToken = adminTokenOf(config.dataDir)
   const devices = new Devices(meta)
   const checkpoints = new Checkpoints(meta, streams)
@@ -95,18 +113,18 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
     },
     onRejected: rejected,
   })
-  const ctx: ApiContext = {
+  const ctx: ExtendedContext = {
     streams, ingest,
     iterators: new IteratorCodec(await secret(meta, 'iterator-key')),
     tokenKey: await secret(meta, 'token-key'),
     accountId: config.accountId,
     region: config.region,
     now: Date.now,
-    onRead: (stream, records, bytes) => {
-      metrics.recordsOut.inc({ stream }, records)
-      metrics.bytesOut.inc({ stream }, bytes)
-    },
+    onRead,
+    describeExtras: (state) => describeExtras(state, settings, consumers),
+    meta, consumers, settings, fanout, cipher,
   }
+  const handlers: Record<string, ExtendedHandler> = { ...actions, ...extendedActions }
 
   let broker: Broker | null = null
   metrics.registry.gauge('tributary_connected_devices', 'MQTT clients connected now.', [], () => broker?.connectedDevices() ?? 0)
@@ -124,23 +142,20 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
     const target = String(req.headers['x-amz-target'] ?? '')
     const action = target.startsWith('Kinesis_20131202.') ? target.slice('Kinesis_20131202.'.length) : ''
     const started = performance.now()
+    // JSON 1.1 or CBOR 1.1, answered in kind (errors too).
+    const protocol = protocolOf(req.headers['content-type'])
     try {
       if (config.accessKeys.length) {
         verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, config.accessKeys, { service: 'kinesis' })
       }
-      const handler = Object.hasOwn(actions, action) ? actions[action] : undefined
+      const handler = Object.hasOwn(handlers, action) ? handlers[action] : undefined
       if (!handler) throw new KinesisError('UnknownOperationException', action ? `Operation ${action} is not supported by Tributary.` : 'Missing or malformed X-Amz-Target header.')
-      let parsed: unknown
-      try {
-        parsed = body.length ? JSON.parse(body.toString('utf8')) : {}
-      } catch (err) {
-        throw new KinesisError('SerializationException', `Request body is not valid JSON: ${(err as Error).message}`)
-      }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KinesisError('SerializationException', 'Start of list found where not expected')
-      const result = await handler(parsed, ctx)
+      const result = await handler(protocol.decode(body), ctx)
       if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
       metrics.apiRequests.inc({ action, outcome: 'ok' })
-      send(res, 200, AMZ_JSON, JSON.stringify(result))
+      // SubscribeToShard answers with an event stream that outlives this call.
+      if (result instanceof StreamingResult) return result.start(res, protocol)
+      send(res, 200, protocol.contentType, protocol.encode(result))
     } catch (err) {
       let error: KinesisError
       if (err instanceof KinesisError) error = err
@@ -152,7 +167,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
       }
       metrics.apiRequests.inc({ action: action || 'unknown', outcome: error.type })
       rejected(error.type, 1)
-      send(res, error.status, AMZ_JSON, JSON.stringify(error.toJSON()))
+      send(res, error.status, protocol.contentType, protocol.encode(error.toJSON()))
     }
   }
 
@@ -244,6 +259,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
     httpPort: http.port,
     close: async () => {
       for (const t of timers) clearInterval(t)
+      fanout.close()
+      consumers.close()
       await broker!.close()
       await http.close()
       if (!logs.failed) await streams.snapshotProducers().catch(() => {})

@@ -20,6 +20,8 @@ export const KinesisErrorType = {
   InvalidSignatureException: 'InvalidSignatureException',
   IncompleteSignatureException: 'IncompleteSignatureException',
   InternalFailure: 'InternalFailure',
+  /** The name SubscribeToShard's event stream models an internal failure under. */
+  InternalFailureException: 'InternalFailureException',
   ServiceUnavailable: 'ServiceUnavailable',
 } as const
 export type KinesisErrorType = (typeof KinesisErrorType)[keyof typeof KinesisErrorType]
@@ -31,6 +33,7 @@ const STATUS: Partial<Record<KinesisErrorType, number>> = {
   IncompleteSignatureException: 400,
   AccessDeniedException: 400,
   InternalFailure: 500,
+  InternalFailureException: 500,
   ServiceUnavailable: 503,
 }
 

@@ -1,0 +1,65 @@
+/**
+ * PutResourcePolicy / GetResourcePolicy / DeleteResourcePolicy on streams and consumers. The
+ * policies are validated as JSON documents, stored in the metadata store and returned; Tributary
+ * does not enforce them (README.md says so): access is decided by SigV4 keys alone.
+ */
+import type { ExtendedContext } from './extensions.js'
+import { KinesisError } from './errors.js'
+import { validate } from './validate.js'
+
+const ResourceARN = { type: 'string', required: true, min: 1, max: 2048, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.*' } as const
+/** AWS's limit on a resource policy document. */
+const MAX_POLICY = 20480
+
+/** The resource a policy is attached to must exist: a stream, or a consumer of one. */
+function checkResource(arn: string, ctx: ExtendedContext): void {
+  if (arn.includes('/consumer/')) {
+    if (!ctx.consumers.byArn(arn)) throw new KinesisError('ResourceNotFoundException', `Consumer ${arn} under account ${ctx.accountId} not found.`)
+    return
+  }
+  const name = ctx.streams.nameFromArn(arn)
+  const state = name === null ? undefined : ctx.streams.get(name)
+  if (!state || state.meta.arn !== arn || state.meta.status === 'DELETING') {
+    throw new KinesisError('ResourceNotFoundException', `Stream with ARN ${arn} not found.`)
+  }
+}
+
+async function putResourcePolicy(body: unknown, ctx: ExtendedContext) {
+  const req = validate<{ ResourceARN: string; Policy: string }>(body, {
+    ResourceARN, Policy: { type: 'string', required: true, min: 1, max: MAX_POLICY },
+  })
+  checkResource(req.ResourceARN, ctx)
+  let doc: unknown
+  try {
+    doc = JSON.parse(req.Policy)
+  } catch (err) {
+    throw new KinesisError('InvalidArgumentException', `Policy is not a valid JSON document: ${(err as Error).message}`)
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !('Statement' in doc)) {
+    throw new KinesisError('InvalidArgumentException', 'Policy must be a JSON object with a Statement.')
+  }
+  await ctx.meta.putResourcePolicy(req.ResourceARN, req.Policy)
+  return {}
+}
+
+async function getResourcePolicy(body: unknown, ctx: ExtendedContext) {
+  const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
+  checkResource(req.ResourceARN, ctx)
+  // No policy attached reads as an empty document, as AWS answers.
+  return { Policy: (await ctx.meta.getResourcePolicy(req.ResourceARN)) ?? '{}' }
+}
+
+async function deleteResourcePolicy(body: unknown, ctx: ExtendedContext) {
+  const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
+  checkResource(req.ResourceARN, ctx)
+  if (!(await ctx.meta.deleteResourcePolicy(req.ResourceARN))) {
+    throw new KinesisError('ResourceNotFoundException', `No resource policy found for resource ARN ${req.ResourceARN}.`)
+  }
+  return {}
+}
+
+export const policyActions = {
+  PutResourcePolicy: putResourcePolicy,
+  GetResourcePolicy: getResourcePolicy,
+  DeleteResourcePolicy: deleteResourcePolicy,
+}
