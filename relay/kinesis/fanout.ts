@@ -65,6 +65,8 @@ interface Subscription {
 }
 
 const seconds = (ms: number) => ms / 1000
+/** How often a quiet subscription looks whether its shard was closed by a reshard. */
+const CLOSE_CHECK_MS = 200
 
 export class Fanout {
   private readonly o: FanoutOptions
@@ -87,22 +89,27 @@ export class Fanout {
     for (const w of set) w()
   }
 
-  /** Resolves when `log` gets a record past `offset`, after `ms`, or when `sub` ends, whichever is first. */
-  private waitForRecords(log: ShardLog, offset: number, ms: number, sub: { ended: boolean; onEnd?: () => void }): Promise<void> {
+  /**
+   * Resolves when `log` gets a record past `offset`, when the shard closes (a reshard appends
+   * nothing, so that is checked on a short timer: a flag, no read), after `ms`, or when `sub` ends.
+   */
+  private waitForRecords(log: ShardLog, offset: number, ms: number, sub: { ended: boolean; onEnd?: () => void }, closed: () => boolean): Promise<void> {
     return new Promise((resolve) => {
       let set = this.waiting.get(log.key)
       if (!set) { set = new Set(); this.waiting.set(log.key, set) }
       const done = () => {
         clearTimeout(timer)
+        clearInterval(watch)
         this.waiting.get(log.key)?.delete(done)
         sub.onEnd = undefined
         resolve()
       }
       const timer = setTimeout(done, ms)
+      const watch = setInterval(() => { if (closed()) done() }, CLOSE_CHECK_MS)
       set.add(done)
       sub.onEnd = done
       // A commit that landed between the read and now would otherwise wait for the heartbeat.
-      if (log.endOffset() > offset || sub.ended) done()
+      if (log.endOffset() > offset || sub.ended || closed()) done()
     })
   }
 
@@ -226,7 +233,8 @@ export class Fanout {
         offset = nextOffset
         if (atShardEnd) break
         if (records.length && offset < shard.log.endOffset()) continue
-        await this.waitForRecords(shard.log, offset, Math.max(1, Math.min(heartbeat - (this.now() - lastEventMs), deadline - this.now())), sub)
+        await this.waitForRecords(shard.log, offset, Math.max(1, Math.min(heartbeat - (this.now() - lastEventMs), deadline - this.now())), sub,
+          () => shard.meta.endOffset !== null && shard.log.endOffset() >= shard.meta.endOffset)
       }
       sub.end()
     } catch (err) {

@@ -251,3 +251,54 @@ t.test('the event stream decoder refuses damaged frames', async (t) => {
   t.same(partial.push(good.subarray(0, 20)), [])
   t.equal(partial.pending(), 20, 'an unfinished message is held until the rest arrives')
 })
+
+t.test('at the end of a split shard the last event carries ChildShards; subscribing to the children continues with nothing lost or repeated', async (t) => {
+  const { SplitShardCommand } = await import('@aws-sdk/client-kinesis')
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const { consumerArn } = await setup(client, 'efo-split')
+  const abort = new AbortController()
+  const out = await client.send(new SubscribeToShardCommand({ ConsumerARN: consumerArn, ShardId: SHARD0, StartingPosition: { Type: 'LATEST' } }), { abortSignal: abort.signal })
+  const parent = collect(out.EventStream!)
+  const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`)
+  let n = 0
+  const write = async (count: number) => {
+    const records = Array.from({ length: count }, () => { const i = n++; return { PartitionKey: keys[i % keys.length]!, Data: Buffer.from(`${keys[i % keys.length]}:${i}`) } })
+    await client.send(new PutRecordsCommand({ StreamName: 'efo-split', Records: records }))
+  }
+  // Writing goes on while the shard splits.
+  let writing = true
+  const writer = (async () => { while (writing) { await write(20); await new Promise((r) => setTimeout(r, 5)) } })()
+  await until(() => parent.received.length >= 100)
+  await client.send(new SplitShardCommand({ StreamName: 'efo-split', ShardToSplit: SHARD0, NewStartingHashKey: (1n << 127n).toString() }))
+  await new Promise((r) => setTimeout(r, 200))
+  writing = false
+  await writer
+  await parent.done
+  const last = parent.events[parent.events.length - 1]!
+  t.equal(last.continuation, undefined, 'the last event of a closed shard has no ContinuationSequenceNumber')
+  const children = last.children as { ShardId: string; ParentShards: string[]; HashKeyRange: { StartingHashKey: string } }[]
+  t.same(children.map((c) => c.ShardId).sort(), ['shardId-000000000001', 'shardId-000000000002'])
+  for (const c of children) t.same(c.ParentShards, [SHARD0])
+
+  const childAbort = new AbortController()
+  const readers = await Promise.all(children.map(async (c) => {
+    const sub = await client.send(new SubscribeToShardCommand({ ConsumerARN: consumerArn, ShardId: c.ShardId, StartingPosition: { Type: 'TRIM_HORIZON' } }), { abortSignal: childAbort.signal })
+    const got = collect(sub.EventStream!)
+    got.done.catch(() => {})
+    return got
+  }))
+  await until(() => parent.received.length + readers.reduce((k, r) => k + r.received.length, 0) >= n)
+  t.ok(readers.every((r) => r.received.length > 0), 'both children hold records written after the split')
+  const all = [...parent.received, ...readers.flatMap((r) => r.received)].map((r) => r.data)
+  t.equal(all.length, n, 'every record written, once')
+  t.equal(new Set(all).size, n, 'no duplicates')
+  // Per key: parent records first, then the child's, in write order.
+  for (const key of keys) {
+    const seq = all.filter((d) => d.startsWith(`${key}:`)).map((d) => Number(d.split(':')[1]))
+    const ordered = [...seq].sort((a, b) => a - b)
+    t.same(seq, ordered, `order kept for ${key}`)
+  }
+  abort.abort()
+  childAbort.abort()
+})
