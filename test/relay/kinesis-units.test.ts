@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { decodeSequence, encodeSequence, type SequenceParts } from '../../relay/kinesis/sequence.js'
+import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/kinesis/sequence.js'
 import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
 import { hashRanges, HASH_SPACE } from '../../relay/streams.js'
@@ -40,6 +40,17 @@ t.test('a sequence number decodes back to the shard, counter and times it was ma
     t.equal(text.length, 56, 'it has the 56 digits AWS sequence numbers have')
     t.same(decodeSequence(text), parts, `${text} decodes to ${JSON.stringify(parts)}`)
   }
+})
+
+t.test('the fast sequence encoder agrees with the BigInt reference on random parts', async (t) => {
+  let differences = 0
+  const edges = [0, 1, 2 ** 26 - 1, 2 ** 26, 2 ** 32, 2 ** 36 - 1, 2 ** 52, Number.MAX_SAFE_INTEGER]
+  for (let i = 0; i < 20_000; i++) {
+    const pick = (max: number) => (i % 4 === 0 ? edges[Math.floor(Math.random() * edges.length)]! % (max + 1) : Math.floor(Math.random() * (max + 1)))
+    const parts = { shardCreatedSec: pick(2 ** 36 - 1), shardIndex: pick(0xffff_ffff), offset: pick(Number.MAX_SAFE_INTEGER), recordSec: pick(2 ** 36 - 1) }
+    if (encodeSequence(parts) !== encodeSequenceReference(parts)) differences++
+  }
+  t.equal(differences, 0, '20,000 random and edge-value parts, no difference')
 })
 
 t.test("AWS's own sequence number from FIELD-NOTES decodes to shard 6, counter 1734642199, created 2018-11-21, written 2018-12-17", async (t) => {
