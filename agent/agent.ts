@@ -9,12 +9,15 @@ import type { AddressInfo } from 'node:net'
 import { Registry, CONTENT_TYPE } from '../shared/metrics.js'
 import type { AgentConfig } from './config.js'
 import { systemClock, type Clock } from './clock.js'
-import { Outbox, type OutboxInput } from './outbox.js'
+import { Outbox, OutboxFullError, type OutboxInput } from './outbox.js'
 import { Uplink } from './uplink.js'
 import { startSimulated, type Source } from './sources/simulated.js'
 import { startPutApi, type PutApi } from './sources/putapi.js'
+import { startSerial, type SerialSensor, type SerialStats } from './sources/serial.js'
+import { createLogger, type LogFn } from './log.js'
+import { systemBinding, type SerialBinding } from '../hardware/index.js'
 
-export type LogFn = (event: string, fields?: Record<string, unknown>) => void
+export type { LogFn } from './log.js'
 
 export interface Agent {
   config: AgentConfig
@@ -23,7 +26,18 @@ export interface Agent {
   statusPort: number
   putApiPort: number | null
   status(): AgentStatus
+  /** How the capture pipeline is doing, for the systemd watchdog. */
+  progress(): PipelineProgress
   stop(): Promise<void>
+}
+
+export interface PipelineProgress {
+  /** Records committed to the outbox since start. */
+  recordsStored: number
+  /** How long the oldest store still waiting for its commit has waited (0: none waiting). */
+  oldestPendingMs: number
+  /** How long stores have been failing with storage errors, with none succeeding (0: not failing). */
+  failingMs: number
 }
 
 export interface AgentStatus {
@@ -35,15 +49,16 @@ export interface AgentStatus {
   /** While a backlog drains: records delivered since it began, records left, and the rate. */
   drain: { delivered: number; remaining: number; recordsPerSecond: number } | null
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number }
+  /** Serial sensors by name: link state, opens and losses, readings, framing errors by code. */
+  serial: Record<string, SerialStats>
 }
 
-export const jsonLog: LogFn = (event, fields = {}) => {
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
-}
+/** In-process agents (tests, the demo) log to stderr; `tributary agent run` passes a stdout logger. */
+let stderrLog: LogFn | null = null
 
-export async function startAgent(config: AgentConfig, options: { clock?: Clock; log?: LogFn } = {}): Promise<Agent> {
+export async function startAgent(config: AgentConfig, options: { clock?: Clock; log?: LogFn; serialBinding?: SerialBinding } = {}): Promise<Agent> {
   const clock = options.clock ?? systemClock
-  const log = options.log ?? jsonLog
+  const log = options.log ?? (stderrLog ??= createLogger({ fd: 2 }))
   mkdirSync(dirname(config.outbox.path), { recursive: true })
   const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
   const uplink = new Uplink(config, outbox, clock, log)
@@ -70,12 +85,35 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   outbox.on('dropped', (stream: string, reason: string, n: number) => dropped.inc({ stream, reason }, n))
   outbox.on('deadLetter', (stream: string, code: string) => dead.inc({ stream, code }))
 
+  // Progress of the capture side: stores waiting for their commit, and storage failing.
+  const pendingStores = new Map<number, number>()
+  let storeSeq = 0
+  let recordsStored = 0
+  let failingSince: number | null = null
   const store = async (rows: OutboxInput[]) => {
-    const ids = await outbox.enqueue(rows)
-    const byStream = new Map<string, number>()
-    for (const r of rows) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + 1)
-    for (const [stream, n] of byStream) stored.inc({ stream }, n)
-    return ids
+    const id = storeSeq++
+    pendingStores.set(id, clock.monoMs())
+    try {
+      const ids = await outbox.enqueue(rows)
+      failingSince = null
+      recordsStored += rows.length
+      const byStream = new Map<string, number>()
+      for (const r of rows) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + 1)
+      for (const [stream, n] of byStream) stored.inc({ stream }, n)
+      return ids
+    } catch (err) {
+      // A full outbox is policy at work (counted drops), not a stuck pipeline.
+      if (err instanceof OutboxFullError) failingSince = null
+      else failingSince ??= clock.monoMs()
+      throw err
+    } finally {
+      pendingStores.delete(id)
+    }
+  }
+  const progress = (): PipelineProgress => {
+    const now = clock.monoMs()
+    const oldest = pendingStores.values().next()
+    return { recordsStored, oldestPendingMs: oldest.done ? 0 : now - oldest.value, failingMs: failingSince === null ? 0 : now - failingSince }
   }
 
   // Drain progress: from the moment a backlog exists while connected, until it is gone.
@@ -93,16 +131,28 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
       link: { ...uplink.stats },
       outbox: o,
       memory: (({ rss, heapUsed, external }) => ({ rssBytes: rss, heapUsedBytes: heapUsed, externalBytes: external }))(process.memoryUsage()),
+      serial: Object.fromEntries(serial.map((s) => [s.name, { ...s.stats, link: { ...s.stats.link } }])),
       drain: drain ? { delivered: uplink.stats.recordsAcked - drain.startedAcked, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
   uplink.statusDocument = () => ({ ...status() })
 
   const sources: Source[] = []
+  const serial: SerialSensor[] = []
   let putApi: PutApi | null = null
+  const framing = registry.counter('tributary_agent_serial_framing_errors_total', 'Bytes a serial parser discarded, by source and code.', ['source', 'code'])
+  const losses = registry.counter('tributary_agent_serial_link_losses_total', 'Serial links lost (unplugged, silent, failing), by source and reason.', ['source', 'reason'])
+  registry.gauge('tributary_agent_serial_link_up', '1 while the serial port is open.', ['source'], () => serial.map((s) => ({ labels: { source: s.name }, value: s.stats.link.state === 'open' ? 1 : 0 })))
+  registry.gauge('tributary_agent_serial_readings', 'Readings parsed from the serial port since start.', ['source'], () => serial.map((s) => ({ labels: { source: s.name }, value: s.stats.readings })))
   for (const s of config.sources) {
     if (s.type === 'simulated') sources.push(startSimulated(s, clock, store, (err) => log('source_error', { source: 'simulated', stream: s.stream, error: err.message })))
-    else putApi = await startPutApi(s.host, s.port, clock, store, config.uplink.batchBytes)
+    else if (s.type === 'serial') {
+      serial.push(startSerial(s, {
+        binding: options.serialBinding ?? systemBinding(), clock, store, log,
+        onFramingError: (code) => framing.inc({ source: s.name, code }),
+        onLoss: (reason) => losses.inc({ source: s.name, reason }),
+      }))
+    } else putApi = await startPutApi(s.host, s.port, clock, store, config.uplink.batchBytes)
   }
 
   const server = http.createServer((req, res) => {
@@ -138,9 +188,11 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
     statusPort: (server.address() as AddressInfo).port,
     putApiPort: putApi?.port ?? null,
     status,
+    progress,
     stop: async () => {
       for (const t of timers) clearInterval(t)
       for (const s of sources) s.stop()
+      await Promise.all(serial.map((s) => s.stop()))
       await putApi?.close()
       await uplink.stop()
       await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })

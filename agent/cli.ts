@@ -1,14 +1,28 @@
 /**
  * `tributary agent …`: run the agent, or ask a running one how it is doing.
  */
+import { existsSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { parseArgs, type Args } from '../shared/args.js'
 import { ConfigError, TributaryError } from '../shared/errors.js'
 import { loadAgentConfig } from './config.js'
 import { startAgent, type AgentStatus } from './agent.js'
+import { createLogger } from './log.js'
+import { startWatchdog, systemdNotifier, watchdogIntervalMs } from './systemd.js'
+import { defaultDevice, enable, install, packageRoot } from './install.js'
 
 const USAGE = `tributary agent — the edge agent: sources → durable outbox → MQTT uplink to the relay
 
-  tributary agent run --config FILE        run the agent (env TRIBUTARY_AGENT_CONFIG)
+  tributary agent run --config FILE        run the agent (env TRIBUTARY_AGENT_CONFIG); logs are JSON
+                                           lines on stdout; under systemd it sends READY=1 and feeds
+                                           the watchdog (Type=notify)
+  tributary agent check --config FILE      validate a config file and say what it would run
+  tributary agent install [--unit-dir DIR] [--config-dir DIR] [--device ID] [--relay URL]
+                          [--password-file FILE] [--enable]
+                                           write the systemd unit (default /etc/systemd/system) and a
+                                           starter config (default /etc/tributary/agent.yaml, kept if
+                                           it exists); --enable runs systemctl daemon-reload and
+                                           enable --now
   tributary agent status [--url URL] [--watch] [--json]
                                            backlog per stream, oldest record age, drops, dead letters,
                                            link state, last PUBACK; --watch shows drain progress
@@ -19,18 +33,70 @@ async function run(args: Args): Promise<void> {
   const path = String(args.flags.config ?? process.env.TRIBUTARY_AGENT_CONFIG ?? '')
   if (!path) throw new ConfigError('--config', 'name the agent config file: tributary agent run --config agent.yaml')
   const config = loadAgentConfig(path)
-  const agent = await startAgent(config)
+  const log = createLogger()
+  const agent = await startAgent(config, { log })
   console.log(`tributary agent ready: device=${config.device} relay=${config.relay.url} outbox=${config.outbox.path} status=http://${config.status.host}:${agent.statusPort}${agent.putApiPort ? ` put-api=http://127.0.0.1:${agent.putApiPort}` : ''}`)
+
+  // systemd: ready only now that the config is valid and the outbox open.
+  const notifier = systemdNotifier(log)
+  const summary = () => {
+    const s = agent.status()
+    return `${s.link.state}, backlog ${s.outbox.backlog}, ${Object.values(s.serial).filter((p) => p.link.state === 'open').length}/${Object.keys(s.serial).length} serial open`
+  }
+  notifier?.send(`READY=1\nSTATUS=${summary()}\nMAINPID=${process.pid}`)
+  const interval = watchdogIntervalMs()
+  const stopWatchdog = notifier && interval ? startWatchdog(notifier, interval, agent.progress, log, summary) : () => {}
+  if (notifier) log('systemd_ready', { notify: notifier.implementation, watchdogMs: interval })
+
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
+    stopWatchdog()
+    notifier?.send('STOPPING=1')
     console.log(`tributary agent stopping (${signal})`)
+    log('agent_stopping', { signal })
+    // Everything captured is committed by stop(); it never waits long on the relay. Should anything
+    // hang regardless, leave well inside TimeoutStopSec: the outbox is durable either way.
+    setTimeout(() => { log('agent_stop_timeout', { ms: STOP_LIMIT_MS }); process.exit(1) }, STOP_LIMIT_MS).unref()
     await agent.stop()
+    log('agent_stopped', { signal })
     process.exit(0)
   }
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGTERM', () => void stop('SIGTERM'))
+}
+
+/** The longest a stop may take before the process exits anyway (the unit's TimeoutStopSec is 20 s). */
+const STOP_LIMIT_MS = 10_000
+
+async function check(args: Args): Promise<void> {
+  const path = String(args.flags.config ?? process.env.TRIBUTARY_AGENT_CONFIG ?? '')
+  if (!path) throw new ConfigError('--config', 'name the agent config file: tributary agent check --config agent.yaml')
+  const c = loadAgentConfig(path, { skipFiles: Boolean(args.flags['skip-files']) })
+  console.log(`${path}: ok — device ${c.device}, relay ${c.relay.url}, outbox ${c.outbox.path}, streams ${Object.keys(c.streams).join(', ') || 'none'}`)
+  for (const s of c.sources) {
+    if (s.type === 'serial') console.log(`  serial ${s.name}: ${s.path} at ${s.baudRate} baud ${s.dataBits}${s.parity[0]!.toUpperCase()}${s.stopBits}, parser ${s.parser.type} → stream ${s.stream}, key ${s.partitionKeyField ? `field ${s.partitionKeyField}, else ` : ''}${s.partitionKey}`)
+    else if (s.type === 'simulated') console.log(`  simulated: ${s.sensors.length} sensors at ${s.rateHz} Hz → stream ${s.stream}`)
+    else console.log(`  put API on ${s.host}:${s.port}`)
+  }
+}
+
+async function installCommand(args: Args): Promise<void> {
+  const flag = (name: string, env: string, fallback: string) => String(args.flags[name] ?? process.env[env] ?? fallback)
+  const report = install({
+    unitDir: flag('unit-dir', 'TRIBUTARY_UNIT_DIR', '/etc/systemd/system'),
+    configDir: flag('config-dir', 'TRIBUTARY_CONFIG_DIR', '/etc/tributary'),
+    device: flag('device', 'TRIBUTARY_DEVICE', defaultDevice()),
+    relayUrl: flag('relay', 'TRIBUTARY_RELAY_URL', 'mqtt://localhost:1883'),
+    passwordFile: args.flags['password-file'] === undefined ? null : resolvePath(String(args.flags['password-file'])),
+    node: process.execPath,
+    agent: resolvePath(packageRoot(), 'bin', 'tributary-agent.js'),
+  })
+  for (const line of report.lines) console.log(line)
+  if (!existsSync(resolvePath(packageRoot(), 'dist', 'agent', 'entry.js'))) console.log('warning: dist/ is missing: run npm run build before starting the service')
+  if (args.flags.enable) for (const line of enable()) console.log(line)
+  if (report.lines.some((l) => l.startsWith('config check FAILED'))) process.exitCode = 1
 }
 
 function bar(done: number, total: number, width = 30): string {
@@ -84,17 +150,19 @@ async function status(args: Args): Promise<void> {
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
-  const args = parseArgs(argv, new Set(['watch', 'json', 'help']))
+  const args = parseArgs(argv, new Set(['watch', 'json', 'help', 'enable', 'skip-files']))
   // argv[0] is "agent"
   const verb = args.positionals[1]
   switch (verb) {
     case 'run': return run(args)
     case 'status': return status(args)
+    case 'check': return check(args)
+    case 'install': return installCommand(args)
     case undefined:
     case 'help':
       console.log(USAGE)
       return
     default:
-      throw new ConfigError('agent', `unknown subcommand ${JSON.stringify(verb)}; use run or status`)
+      throw new ConfigError('agent', `unknown subcommand ${JSON.stringify(verb)}; use run, status, check or install`)
   }
 }

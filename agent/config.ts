@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, STREAM_NAME_PATTERN } from '../shared/topics.js'
-import { Limits } from '../shared/limits.js'
+import { Limits, partitionKeyProblem } from '../shared/limits.js'
+import type { ParserConfig } from './sources/parsers/index.js'
 
 export type OnFull = 'drop-oldest' | 'reject-new'
 
@@ -36,7 +37,30 @@ export interface PutApiSource {
   port: number
 }
 
-export type SourceConfig = SimulatedSource | PutApiSource
+export interface SerialSource {
+  type: 'serial'
+  /** Names the source in logs, metrics and status; defaults to the port's file name. */
+  name: string
+  stream: string
+  /** Prefer /dev/serial/by-id/...: it names the device, not the order it was plugged in. */
+  path: string
+  baudRate: number
+  dataBits: 5 | 6 | 7 | 8
+  stopBits: 1 | 1.5 | 2
+  parity: 'none' | 'even' | 'odd' | 'mark' | 'space'
+  rtscts: boolean
+  parser: ParserConfig
+  /** Every reading's partition key, unless partitionKeyField names a field the reading has. */
+  partitionKey: string
+  partitionKeyField: string | null
+  /** Reopen the port after this long without a byte (0: never; the path and probe checks still run). */
+  silenceMs: number
+  checkIntervalMs: number
+  reopenInitialMs: number
+  reopenMaxMs: number
+}
+
+export type SourceConfig = SimulatedSource | PutApiSource | SerialSource
 
 export interface AgentConfig {
   device: string
@@ -117,7 +141,8 @@ function oneOf<T extends string>(obj: Obj, key: string, field: string, fallback:
 
 const MiB = 1024 * 1024
 
-export function validateAgentConfig(raw: unknown): AgentConfig {
+/** `skipFiles`: do not read relay.passwordFile (for checking a config on another machine or before its credential exists). */
+export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean } = {}): AgentConfig {
   const root = object(raw, 'config')
   only(root, '', ['device', 'relay', 'outbox', 'uplink', 'status', 'streams', 'sources'])
   const device = str(root, 'device', '')
@@ -130,7 +155,8 @@ export function validateAgentConfig(raw: unknown): AgentConfig {
   let password = str(r, 'password', 'relay.', '')
   if (r.passwordFile !== undefined) {
     const file = str(r, 'passwordFile', 'relay.')
-    try { password = readFileSync(file, 'utf8').trim() } catch (err) { throw new ConfigError('relay.passwordFile', `cannot be read: ${(err as Error).message}`) }
+    if (options.skipFiles) password = '(from passwordFile)'
+    else try { password = readFileSync(file, 'utf8').trim() } catch (err) { throw new ConfigError('relay.passwordFile', `cannot be read: ${(err as Error).message}`) }
   }
   const relay = {
     url, password,
@@ -194,8 +220,10 @@ export function validateAgentConfig(raw: unknown): AgentConfig {
   list.forEach((value, i) => {
     const field = `sources[${i}].`
     const src = object(value, `sources[${i}]`)
-    const type = oneOf(src, 'type', field, 'simulated' as const, ['simulated', 'put-api'] as const)
-    if (type === 'simulated') {
+    const type = oneOf(src, 'type', field, 'simulated' as const, ['simulated', 'put-api', 'serial'] as const)
+    if (type === 'serial') {
+      sources.push(serialSource(src, i, streams, uplink.batchBytes))
+    } else if (type === 'simulated') {
       only(src, `sources[${i}]`, ['type', 'stream', 'rateHz', 'sensors'])
       const stream = str(src, 'stream', field)
       if (!streams[stream]) throw new ConfigError(`${field}stream`, `names ${JSON.stringify(stream)}, which is not under streams:`)
@@ -212,13 +240,114 @@ export function validateAgentConfig(raw: unknown): AgentConfig {
       sources.push({ type, host: str(src, 'host', field, '127.0.0.1'), port: num(src, 'port', field, 4569, 0, 65535) })
     }
   })
+  const seen = new Map<string, number>()
+  sources.forEach((src, i) => {
+    if (src.type !== 'serial') return
+    for (const key of [`name ${src.name}`, `path ${src.path}`]) {
+      if (seen.has(key)) throw new ConfigError(`sources[${i}]`, `has the same ${key} as sources[${seen.get(key)}]`)
+      seen.set(key, i)
+    }
+  })
   return { device, relay, outbox, uplink, status, streams, sources }
 }
 
-export function loadAgentConfig(path: string): AgentConfig {
+function bytesOption(obj: Obj, key: string, field: string): Buffer {
+  const v = obj[key]
+  if (typeof v !== 'string' || v === '') throw new ConfigError(`${field}${key}`, 'must be a non-empty string: text ("\\r\\n" escapes allowed) or hex as "0x7e7e"')
+  if (/^0x([0-9a-fA-F]{2})+$/.test(v)) return Buffer.from(v.slice(2), 'hex')
+  return Buffer.from(v.replace(/\\(r|n|t|0)/g, (_, c: string) => ({ r: '\r', n: '\n', t: '\t', '0': '\0' })[c]!), 'latin1')
+}
+
+const PARSERS = ['lines', 'nmea', 'json', 'csv', 'kv', 'delimiter', 'fixed', 'length-prefixed'] as const
+
+function parserConfig(value: unknown, field: string, maxBytes: number): ParserConfig {
+  const p = typeof value === 'string' ? { type: value } : object(value ?? { type: 'lines' }, field.slice(0, -1))
+  const type = oneOf(p, 'type', field, 'lines', PARSERS)
+  const at = field.slice(0, -1)
+  const line = () => num(p, 'maxLineBytes', field, Math.min(4096, maxBytes), 1, maxBytes)
+  switch (type) {
+    case 'lines':
+    case 'json':
+    case 'kv':
+      only(p, at, ['type', 'maxLineBytes'])
+      return { type, maxLineBytes: line() }
+    case 'nmea':
+      only(p, at, ['type', 'maxLineBytes', 'requireChecksum'])
+      if (p.requireChecksum !== undefined && typeof p.requireChecksum !== 'boolean') throw new ConfigError(`${field}requireChecksum`, 'must be true or false')
+      return { type, maxLineBytes: line(), requireChecksum: p.requireChecksum !== false }
+    case 'csv': {
+      only(p, at, ['type', 'maxLineBytes', 'columns', 'separator'])
+      let columns: string[] | null = null
+      if (p.columns !== undefined) {
+        if (!Array.isArray(p.columns) || !p.columns.length || !p.columns.every((c) => typeof c === 'string' && c !== '')) throw new ConfigError(`${field}columns`, 'must be a list of column names (or leave it out: the first line is the header)')
+        columns = p.columns as string[]
+      }
+      const separator = str(p, 'separator', field, ',')
+      if (!separator || separator.includes('"') || separator.includes('\n')) throw new ConfigError(`${field}separator`, 'must be non-empty, without quotes or newlines')
+      return { type, maxLineBytes: line(), columns, separator }
+    }
+    case 'delimiter':
+      only(p, at, ['type', 'delimiter', 'maxFrameBytes', 'includeDelimiter'])
+      return { type, delimiter: bytesOption(p, 'delimiter', field), maxFrameBytes: num(p, 'maxFrameBytes', field, Math.min(4096, maxBytes), 1, maxBytes), includeDelimiter: p.includeDelimiter === true }
+    case 'fixed':
+      only(p, at, ['type', 'frameBytes', 'sync'])
+      return { type, frameBytes: num(p, 'frameBytes', field, 0, 1, maxBytes), sync: p.sync === undefined ? null : bytesOption(p, 'sync', field) }
+    case 'length-prefixed': {
+      only(p, at, ['type', 'sync', 'lengthOffset', 'lengthBytes', 'lengthEndian', 'lengthAdjust', 'maxFrameBytes'])
+      const lengthBytes = num(p, 'lengthBytes', field, 1, 1, 4)
+      if (lengthBytes === 3) throw new ConfigError(`${field}lengthBytes`, 'must be 1, 2 or 4')
+      const sync = p.sync === undefined ? null : bytesOption(p, 'sync', field)
+      return {
+        type, sync, lengthBytes: lengthBytes as 1 | 2 | 4,
+        lengthOffset: num(p, 'lengthOffset', field, sync?.length ?? 0, 0, 1024),
+        lengthEndian: oneOf(p, 'lengthEndian', field, 'big', ['big', 'little'] as const),
+        lengthAdjust: num(p, 'lengthAdjust', field, 0, -1024, 1024),
+        maxFrameBytes: num(p, 'maxFrameBytes', field, Math.min(4096, maxBytes), 1, maxBytes),
+      }
+    }
+  }
+}
+
+function serialSource(src: Obj, i: number, streams: Record<string, StreamPolicy>, batchBytes: number): SerialSource {
+  const field = `sources[${i}].`
+  only(src, `sources[${i}]`, ['type', 'name', 'stream', 'path', 'baudRate', 'dataBits', 'stopBits', 'parity', 'rtscts', 'parser', 'partitionKey', 'partitionKeyField', 'silenceMs', 'checkIntervalMs', 'reopenInitialMs', 'reopenMaxMs'])
+  const stream = str(src, 'stream', field)
+  if (!streams[stream]) throw new ConfigError(`${field}stream`, `names ${JSON.stringify(stream)}, which is not under streams:`)
+  const path = str(src, 'path', field)
+  if (!path.startsWith('/')) throw new ConfigError(`${field}path`, `must be an absolute device path (prefer /dev/serial/by-id/...), got ${JSON.stringify(path)}`)
+  const name = str(src, 'name', field, path.split('/').pop()!)
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(name)) throw new ConfigError(`${field}name`, `must be 1-64 letters, digits or . _ : -, got ${JSON.stringify(name)}`)
+  const partitionKey = str(src, 'partitionKey', field, name)
+  const keyProblem = partitionKeyProblem(partitionKey)
+  if (keyProblem) throw new ConfigError(`${field}partitionKey`, keyProblem)
+  const keyField = src.partitionKeyField === undefined || src.partitionKeyField === null ? null : str(src, 'partitionKeyField', field)
+  // A reading must fit in one batch with room for its key and the frame's headers.
+  const maxBytes = Math.min(Limits.maxRecordBytes - 256, batchBytes - 1024)
+  const parser = parserConfig(src.parser, `${field}parser.`, maxBytes)
+  if (keyField !== null && !['nmea', 'json', 'csv', 'kv'].includes(parser.type)) throw new ConfigError(`${field}partitionKeyField`, `needs a parser with fields (nmea, json, csv, kv), not ${parser.type}`)
+  const stopBits = num(src, 'stopBits', field, 1, 1, 2, false)
+  if (![1, 1.5, 2].includes(stopBits)) throw new ConfigError(`${field}stopBits`, 'must be 1, 1.5 or 2')
+  const dataBits = num(src, 'dataBits', field, 8, 5, 8)
+  if (src.rtscts !== undefined && typeof src.rtscts !== 'boolean') throw new ConfigError(`${field}rtscts`, 'must be true or false')
+  const reopenInitialMs = num(src, 'reopenInitialMs', field, 250, 10, 60_000)
+  return {
+    type: 'serial', name, stream, path, parser, partitionKey, partitionKeyField: keyField,
+    baudRate: num(src, 'baudRate', field, 9600, 50, 4_000_000),
+    dataBits: dataBits as 5 | 6 | 7 | 8,
+    stopBits: stopBits as 1 | 1.5 | 2,
+    parity: oneOf(src, 'parity', field, 'none', ['none', 'even', 'odd', 'mark', 'space'] as const),
+    rtscts: src.rtscts === true,
+    silenceMs: num(src, 'silenceMs', field, 0, 0, 3_600_000),
+    checkIntervalMs: num(src, 'checkIntervalMs', field, 1000, 50, 60_000),
+    reopenInitialMs,
+    reopenMaxMs: num(src, 'reopenMaxMs', field, 5000, reopenInitialMs, 600_000),
+  }
+}
+
+export function loadAgentConfig(path: string, options: { skipFiles?: boolean } = {}): AgentConfig {
   let text: string
   try { text = readFileSync(path, 'utf8') } catch (err) { throw new ConfigError('config', `cannot read ${path}: ${(err as Error).message}`) }
   let raw: unknown
   try { raw = parseYaml(text) } catch (err) { throw new ConfigError('config', `${path} is not valid YAML: ${(err as Error).message}`) }
-  return validateAgentConfig(raw)
+  return validateAgentConfig(raw, options)
 }

@@ -44,3 +44,31 @@ export async function ptyPair(t: Test, dir: string, name = 'tty'): Promise<PtyPa
 function liveLink(path: string): boolean {
   try { realpathSync(path); return true } catch { return false }
 }
+
+/** The sensor's side of a pty, opened for writing; writes after an unplug resolve false. */
+export async function openSensor(path: string): Promise<{ write(data: Buffer | string): Promise<boolean>; close(): Promise<void> }> {
+  const { open } = await import('node:fs/promises')
+  const handle = await open(path, 'r+')
+  let dead = false
+  return {
+    write: async (data) => {
+      if (dead) return false
+      try { await handle.write(typeof data === 'string' ? Buffer.from(data) : data); return true } catch { dead = true; return false }
+    },
+    close: () => handle.close().catch(() => {}),
+  }
+}
+
+/** An NMEA sentence with its checksum. */
+export function nmea(body: string): string {
+  let sum = 0
+  for (const c of body) sum ^= c.charCodeAt(0)
+  return `$${body}*${sum.toString(16).toUpperCase().padStart(2, '0')}`
+}
+
+/** A length-prefixed binary frame: 0x7e, a one-byte length, the payload, an XOR byte. */
+export function binaryFrame(payload: Buffer): Buffer {
+  let x = 0
+  for (const b of payload) x ^= b
+  return Buffer.concat([Buffer.from([0x7e, payload.length]), payload, Buffer.from([x])])
+}
