@@ -17,9 +17,16 @@ const USAGE = `tributary — a self-hosted streaming platform in the shape of Am
   tributary relay [--config FILE] [settings]    run the relay (settings below; also env vars and the config file)
   tributary streams create NAME [--shards N]    create a stream (default 1 shard)
   tributary streams list | describe NAME | delete NAME
+  tributary streams split NAME SHARD [--at HASHKEY]   split a shard (default: at the middle of its range)
+  tributary streams merge NAME SHARD ADJACENT   merge two adjacent open shards
+  tributary streams scale NAME COUNT            UpdateShardCount (uniform scaling) to COUNT open shards
+  tributary streams retention NAME HOURS        set the retention period (24–8760 hours)
+  tributary streams tag NAME [KEY=VALUE ...] [--remove KEY,...]
+                                                add or remove tags, then list them
   tributary put STREAM [--key KEY] [DATA ...]   put records (no DATA: one record per line of stdin)
-  tributary tail STREAM [--from trim-horizon|latest|TIME] [--json]
-                                                follow a stream as a consumer sees it
+  tributary tail STREAM [--from trim-horizon|latest|TIME] [--json] [--consumer NAME]
+                                                follow a stream as a consumer sees it (parents before
+                                                children); --consumer resumes from and keeps server-side checkpoints
   tributary devices add ID | list | remove ID | rotate ID
                                                 manage device credentials (add/rotate print the secret once)
   tributary agent run --config FILE | status    the edge agent (see tributary agent help)
@@ -67,7 +74,8 @@ async function runRelay(args: Args): Promise<void> {
 
 async function runStreams(args: Args): Promise<void> {
   const [, verb, name] = args.positionals
-  if (!name && (verb === 'create' || verb === 'describe' || verb === 'delete')) throw new ConfigError('streams', `name the stream: tributary streams ${verb} NAME`)
+  if (!name && verb !== 'list' && verb !== undefined) throw new ConfigError('streams', `name the stream: tributary streams ${verb} NAME`)
+  const rest = args.positionals.slice(3)
   const kinesis = client(args)
   try {
     switch (verb) {
@@ -93,11 +101,78 @@ async function runStreams(args: Args): Promise<void> {
         await kinesis.call('DeleteStream', { StreamName: name })
         console.log(`deleted stream ${name}`)
         return
+      case 'split': {
+        const shard = shardArg(rest[0], 'split NAME SHARD')
+        let at = args.flags.at
+        if (at === undefined) {
+          const { Shards } = await kinesis.call<{ Shards: { ShardId: string; HashKeyRange: { StartingHashKey: string; EndingHashKey: string } }[] }>('ListShards', { StreamName: name })
+          const s = Shards.find((x) => x.ShardId === shard)
+          if (!s) throw new ConfigError('streams split', `stream ${name} has no shard ${shard}`)
+          at = ((BigInt(s.HashKeyRange.StartingHashKey) + BigInt(s.HashKeyRange.EndingHashKey) + 1n) / 2n).toString()
+        }
+        if (at === true || !/^\d+$/.test(at)) throw new ConfigError('--at', `must be a hash key (a decimal number), got ${JSON.stringify(at)}`)
+        await kinesis.call('SplitShard', { StreamName: name, ShardToSplit: shard, NewStartingHashKey: at })
+        await printShards(kinesis, name!)
+        return
+      }
+      case 'merge': {
+        await kinesis.call('MergeShards', { StreamName: name, ShardToMerge: shardArg(rest[0], 'merge NAME SHARD ADJACENT'), AdjacentShardToMerge: shardArg(rest[1], 'merge NAME SHARD ADJACENT') })
+        await printShards(kinesis, name!)
+        return
+      }
+      case 'scale': {
+        const count = Number(rest[0])
+        if (!Number.isInteger(count) || count < 1) throw new ConfigError('streams scale', `COUNT must be a whole number of at least 1, got ${JSON.stringify(rest[0] ?? '')}`)
+        const out = await kinesis.call<{ CurrentShardCount: number; TargetShardCount: number }>('UpdateShardCount', { StreamName: name, TargetShardCount: count, ScalingType: 'UNIFORM_SCALING' })
+        console.log(`scaled stream ${name} from ${out.CurrentShardCount} to ${out.TargetShardCount} open shards`)
+        await printShards(kinesis, name!)
+        return
+      }
+      case 'retention': {
+        const hours = Number(rest[0])
+        if (!Number.isInteger(hours)) throw new ConfigError('streams retention', `HOURS must be a whole number, got ${JSON.stringify(rest[0] ?? '')}`)
+        const { StreamDescriptionSummary: d } = await kinesis.call<{ StreamDescriptionSummary: { RetentionPeriodHours: number } }>('DescribeStreamSummary', { StreamName: name })
+        if (hours !== d.RetentionPeriodHours) {
+          await kinesis.call(hours > d.RetentionPeriodHours ? 'IncreaseStreamRetentionPeriod' : 'DecreaseStreamRetentionPeriod', { StreamName: name, RetentionPeriodHours: hours })
+        }
+        console.log(`stream ${name} keeps records for ${hours} hours (was ${d.RetentionPeriodHours})`)
+        return
+      }
+      case 'tag': {
+        const add: Record<string, string> = {}
+        for (const kv of rest) {
+          const eq = kv.indexOf('=')
+          if (eq < 1) throw new ConfigError('streams tag', `tags are KEY=VALUE, got ${JSON.stringify(kv)}`)
+          add[kv.slice(0, eq)] = kv.slice(eq + 1)
+        }
+        const remove = args.flags.remove
+        if (remove === true) throw new ConfigError('--remove', 'name the tag keys to remove: --remove KEY[,KEY...]')
+        if (Object.keys(add).length) await kinesis.call('AddTagsToStream', { StreamName: name, Tags: add })
+        if (remove) await kinesis.call('RemoveTagsFromStream', { StreamName: name, TagKeys: remove.split(',') })
+        const { Tags } = await kinesis.call<{ Tags: { Key: string; Value: string }[] }>('ListTagsForStream', { StreamName: name })
+        for (const t of Tags) console.log(`${t.Key}=${t.Value}`)
+        return
+      }
       default:
-        throw new ConfigError('streams', `unknown subcommand ${JSON.stringify(verb ?? '')}; use create, list, describe or delete`)
+        throw new ConfigError('streams', `unknown subcommand ${JSON.stringify(verb ?? '')}; use create, list, describe, delete, split, merge, scale, retention or tag`)
     }
   } finally {
     kinesis.close()
+  }
+}
+
+function shardArg(value: string | undefined, usage: string): string {
+  if (!value) throw new ConfigError('streams', `name the shard: tributary streams ${usage}`)
+  // "3" is short for shardId-000000000003.
+  return /^\d+$/.test(value) ? `shardId-${value.padStart(12, '0')}` : value
+}
+
+/** One line per shard: id, open/closed, parents, hash range. */
+async function printShards(kinesis: KinesisClient, stream: string): Promise<void> {
+  const { Shards } = await kinesis.call<{ Shards: { ShardId: string; ParentShardId?: string; AdjacentParentShardId?: string; HashKeyRange: { StartingHashKey: string; EndingHashKey: string }; SequenceNumberRange: { EndingSequenceNumber?: string } }[] }>('ListShards', { StreamName: stream })
+  for (const s of Shards) {
+    const parents = [s.ParentShardId, s.AdjacentParentShardId].filter(Boolean).join('+')
+    console.log(`${s.ShardId}\t${s.SequenceNumberRange.EndingSequenceNumber ? 'closed' : 'open'}\t${parents ? `from ${parents}` : '-'}\t${s.HashKeyRange.StartingHashKey}..${s.HashKeyRange.EndingHashKey}`)
   }
 }
 
@@ -140,7 +215,9 @@ async function runTail(args: Args): Promise<void> {
   process.on('SIGTERM', () => controller.abort())
   const kinesis = client(args)
   try {
-    await tail(kinesis, { stream, from, signal: controller.signal, onRecord: (r) => console.log(format(r)) })
+    const consumer = args.flags.consumer
+    if (consumer === true) throw new ConfigError('--consumer', 'name the consumer: --consumer NAME')
+    await tail(kinesis, { stream, from, consumer, signal: controller.signal, onRecord: (r) => console.log(format(r)) })
   } finally {
     kinesis.close()
   }

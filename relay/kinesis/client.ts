@@ -27,25 +27,31 @@ export class KinesisClient {
     this.credentials = o.credentials
   }
 
-  call<T = Record<string, unknown>>(action: string, body: object): Promise<T> {
-    const payload = Buffer.from(JSON.stringify(body))
-    const headers: Record<string, string> = {
-      host: this.url.host,
-      'content-type': 'application/x-amz-json-1.1',
-      'x-amz-target': `Kinesis_20131202.${action}`,
-    }
-    if (this.credentials) signSigV4({ method: 'POST', path: '/', headers, body: payload }, this.credentials, this.region, 'kinesis')
+  async call<T = Record<string, unknown>>(action: string, body: object): Promise<T> {
+    const { status, json, text } = await this.send('POST', '/', { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `Kinesis_20131202.${action}` }, Buffer.from(JSON.stringify(body)))
+    if (status === 200) return json as T
+    const type = String(json.__type ?? `HTTP${status}`).split('#').pop() as KinesisErrorType
+    throw new KinesisError(type, String(json.message ?? json.Message ?? text))
+  }
+
+  /** A signed request to one of the relay's own routes (e.g. checkpoints): the status and the JSON answer. */
+  async request<T = Record<string, unknown>>(method: string, path: string, body?: object): Promise<{ status: number; json: T }> {
+    const { status, json } = await this.send(method, path, body ? { 'content-type': 'application/json' } : {}, Buffer.from(body ? JSON.stringify(body) : ''))
+    return { status, json: json as T }
+  }
+
+  private send(method: string, path: string, extra: Record<string, string>, payload: Buffer): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
+    const headers: Record<string, string> = { host: this.url.host, ...extra }
+    if (this.credentials) signSigV4({ method, path, headers, body: payload }, this.credentials, this.region, 'kinesis')
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: this.url.hostname, port: this.url.port || 80, method: 'POST', path: '/', headers: { ...headers, 'content-length': String(payload.length) }, agent: this.agent }, (res) => {
+      const req = http.request({ host: this.url.hostname, port: this.url.port || 80, method, path, headers: { ...headers, 'content-length': String(payload.length) }, agent: this.agent }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8')
-          let parsed: Record<string, unknown> = {}
-          try { parsed = text ? JSON.parse(text) : {} } catch { /* non-JSON error body */ }
-          if (res.statusCode === 200) return resolve(parsed as T)
-          const type = String(parsed.__type ?? `HTTP${res.statusCode}`).split('#').pop() as KinesisErrorType
-          reject(new KinesisError(type, String(parsed.message ?? parsed.Message ?? text)))
+          let json: Record<string, unknown> = {}
+          try { json = text ? JSON.parse(text) : {} } catch { /* non-JSON error body */ }
+          resolve({ status: res.statusCode ?? 0, json, text })
         })
         res.on('error', reject)
       })
