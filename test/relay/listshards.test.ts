@@ -1,0 +1,87 @@
+/**
+ * ListShards after resharding, through the AWS SDK: paging with MaxResults and NextToken (which
+ * keeps the filter), every ShardFilter type as the API reference defines it, AWS's refusals, and
+ * closed shards leaving the listing once their records are past retention.
+ */
+import t from 'tap'
+import { join } from 'node:path'
+import { KinesisClient, CreateStreamCommand, ListShardsCommand, SplitShardCommand, MergeShardsCommand, type ListShardsCommandInput } from '@aws-sdk/client-kinesis'
+import { testRelay } from '../helpers/relay.js'
+import { tempDir } from '../helpers/tmp.js'
+import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
+import { FileLogStore } from '../../relay/log/filelog.js'
+import { Streams } from '../../relay/streams.js'
+
+const id = (i: number) => `shardId-${String(i).padStart(12, '0')}`
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+t.test('ListShards pages and filters a resharded stream as Kinesis does', async (t) => {
+  const relay = await testRelay(t)
+  const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
+  t.teardown(() => client.destroy())
+  const StreamName = 'filters'
+  await client.send(new CreateStreamCommand({ StreamName, ShardCount: 4 }))
+  await sleep(20)
+  const beforeSplit = new Date()
+  await sleep(20)
+  await client.send(new SplitShardCommand({ StreamName, ShardToSplit: id(0), NewStartingHashKey: (1n << 124n).toString() }))
+  await sleep(20)
+  const between = new Date()
+  await sleep(20)
+  await client.send(new MergeShardsCommand({ StreamName, ShardToMerge: id(2), AdjacentShardToMerge: id(3) }))
+  await sleep(20)
+  const afterMerge = new Date()
+
+  const ids = async (input: Omit<ListShardsCommandInput, 'StreamName'>) => (await client.send(new ListShardsCommand({ StreamName, ...input }))).Shards!.map((s) => s.ShardId)
+  t.same(await ids({}), [0, 1, 2, 3, 4, 5, 6].map(id), 'all shards, open and closed, by default')
+  t.same(await ids({ ShardFilter: { Type: 'FROM_TRIM_HORIZON' } }), [0, 1, 2, 3, 4, 5, 6].map(id), 'FROM_TRIM_HORIZON: all within retention')
+  t.same(await ids({ ShardFilter: { Type: 'AT_TRIM_HORIZON' } }), [0, 1, 2, 3].map(id), 'AT_TRIM_HORIZON: the shards open at the trim horizon')
+  t.same(await ids({ ShardFilter: { Type: 'AT_LATEST' } }), [1, 4, 5, 6].map(id), 'AT_LATEST: the open shards')
+  t.same(await ids({ ShardFilter: { Type: 'AFTER_SHARD_ID', ShardId: id(2) } }), [3, 4, 5, 6].map(id), 'AFTER_SHARD_ID')
+  t.same(await ids({ ShardFilter: { Type: 'AT_TIMESTAMP', Timestamp: beforeSplit } }), [0, 1, 2, 3].map(id), 'AT_TIMESTAMP before the split')
+  t.same(await ids({ ShardFilter: { Type: 'AT_TIMESTAMP', Timestamp: between } }), [1, 2, 3, 4, 5].map(id), 'AT_TIMESTAMP between split and merge')
+  t.same(await ids({ ShardFilter: { Type: 'AT_TIMESTAMP', Timestamp: afterMerge } }), [1, 4, 5, 6].map(id), 'AT_TIMESTAMP after the merge')
+  t.same(await ids({ ShardFilter: { Type: 'FROM_TIMESTAMP', Timestamp: between } }), [1, 2, 3, 4, 5, 6].map(id), 'FROM_TIMESTAMP: shards closed since, and the open ones')
+  t.same(await ids({ ShardFilter: { Type: 'FROM_TIMESTAMP', Timestamp: new Date(0) } }), [0, 1, 2, 3, 4, 5, 6].map(id), 'FROM_TIMESTAMP before the trim horizon: from the trim horizon')
+  t.same(await ids({ ExclusiveStartShardId: id(4) }), [5, 6].map(id), 'ExclusiveStartShardId')
+
+  // Paging: MaxResults pages, the NextToken alone names the stream and carries the filter.
+  const pages: string[][] = []
+  let NextToken: string | undefined
+  do {
+    const out = await client.send(new ListShardsCommand(NextToken ? { NextToken, MaxResults: 2 } : { StreamName, MaxResults: 2, ShardFilter: { Type: 'FROM_TIMESTAMP', Timestamp: between } }))
+    pages.push(out.Shards!.map((s) => s.ShardId!))
+    NextToken = out.NextToken
+  } while (NextToken)
+  t.same(pages, [[1, 2], [3, 4], [5, 6]].map((p) => p.map(id)), 'three pages of two, filtered throughout')
+
+  const token = (await client.send(new ListShardsCommand({ StreamName, MaxResults: 1 }))).NextToken!
+  await t.rejects(client.send(new ListShardsCommand({ StreamName, NextToken: token })), { name: 'InvalidArgumentException', message: 'NextToken and StreamName cannot be provided together.' })
+  await t.rejects(client.send(new ListShardsCommand({})), { name: 'InvalidArgumentException', message: 'Either NextToken or StreamName should be provided.' })
+  await t.rejects(client.send(new ListShardsCommand({ NextToken: 'bm90IGEgdG9rZW4gYXQgYWxsIDop' })), { name: 'InvalidArgumentException', message: 'Invalid NextToken.' })
+  await t.rejects(client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AFTER_SHARD_ID' } })), { name: 'InvalidArgumentException', message: /ShardId must be provided/ })
+  await t.rejects(client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AT_TIMESTAMP' } })), { name: 'InvalidArgumentException', message: /Timestamp must be provided/ })
+  await t.rejects(client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'SOMETIMES' as never } })), {
+    name: 'ValidationException', message: "1 validation error detected: Value 'SOMETIMES' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]",
+  })
+  await t.rejects(client.send(new ListShardsCommand({ StreamName, MaxResults: 0 })), { name: 'ValidationException', message: /at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 1/ })
+})
+
+t.test('a closed shard leaves listings once its records are past retention; its children stay', async (t) => {
+  const dir = tempDir(t)
+  let now = Date.now()
+  const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
+  const logs = new FileLogStore({ root: join(dir, 'streams') })
+  t.teardown(async () => { await logs.close(); await meta.close() })
+  const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24, now: () => now })
+  await streams.init()
+  const state = await streams.create('expiring', 1)
+  await streams.split(state, id(0), 1n << 127n)
+  t.same(streams.retained(state).map((s) => s.meta.shardId), [0, 1, 2].map(id))
+  now += 23 * 3_600_000
+  t.same(streams.retained(state).map((s) => s.meta.shardId), [0, 1, 2].map(id), 'within retention the parent is listed')
+  now += 2 * 3_600_000
+  t.same(streams.retained(state).map((s) => s.meta.shardId), [1, 2].map(id), 'past it, only the children')
+  await streams.setRetention(state, 48)
+  t.same(streams.retained(state).map((s) => s.meta.shardId), [0, 1, 2].map(id), 'a longer retention brings back what is still stored')
+})
