@@ -1,0 +1,154 @@
+/**
+ * Enhanced fan-out consumers through the unmodified AWS SDK: register, describe, list with paging,
+ * deregister, the states they go through, AWS's ARN layout, limits and errors, and that they
+ * survive a restart of the relay.
+ */
+import t, { type Test } from 'tap'
+import {
+  KinesisClient, CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, RegisterStreamConsumerCommand,
+  DescribeStreamConsumerCommand, ListStreamConsumersCommand, DeregisterStreamConsumerCommand, type Consumer,
+} from '@aws-sdk/client-kinesis'
+import { resolveRelayConfig } from '../../shared/config.js'
+import { startRelay } from '../../relay/relay.js'
+import { testRelay } from '../helpers/relay.js'
+import { tempDir } from '../helpers/tmp.js'
+
+function sdk(t: Test, endpoint: string): KinesisClient {
+  const client = new KinesisClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
+  t.teardown(() => client.destroy())
+  return client
+}
+
+async function streamArn(client: KinesisClient, StreamName: string): Promise<string> {
+  await client.send(new CreateStreamCommand({ StreamName, ShardCount: 1 }))
+  return (await client.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary!.StreamARN!
+}
+
+async function statusOf(client: KinesisClient, ConsumerARN: string): Promise<string | undefined> {
+  return (await client.send(new DescribeStreamConsumerCommand({ ConsumerARN }))).ConsumerDescription?.ConsumerStatus
+}
+
+async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+t.test('a consumer is CREATING, then ACTIVE, with an ARN in AWS\'s layout; describe by ARN or by stream and name', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamARN = await streamArn(client, 'consumers-a')
+  const before = Math.floor(Date.now() / 1000)
+  const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app-1' }))
+  t.equal(Consumer!.ConsumerStatus, 'CREATING')
+  t.equal(Consumer!.ConsumerName, 'app-1')
+  t.ok(Consumer!.ConsumerCreationTimestamp instanceof Date)
+  const m = /^arn:aws:kinesis:us-east-1:(\d{12}):stream\/consumers-a\/consumer\/app-1:(\d+)$/.exec(Consumer!.ConsumerARN!)
+  t.ok(m, `ARN layout: ${Consumer!.ConsumerARN}`)
+  t.ok(Number(m![2]) >= before && Number(m![2]) <= before + 2, 'the ARN ends with the creation time in epoch seconds')
+  t.equal(Consumer!.ConsumerARN!.startsWith(`${StreamARN}/consumer/`), true)
+  await waitFor(async () => (await statusOf(client, Consumer!.ConsumerARN!)) === 'ACTIVE')
+
+  const byName = await client.send(new DescribeStreamConsumerCommand({ StreamARN, ConsumerName: 'app-1' }))
+  t.same(byName.ConsumerDescription, {
+    ConsumerName: 'app-1', ConsumerARN: Consumer!.ConsumerARN, ConsumerStatus: 'ACTIVE',
+    ConsumerCreationTimestamp: Consumer!.ConsumerCreationTimestamp, StreamARN,
+  })
+  const summary = await client.send(new DescribeStreamSummaryCommand({ StreamName: 'consumers-a' }))
+  t.equal(summary.StreamDescriptionSummary!.ConsumerCount, 1, 'DescribeStreamSummary counts consumers')
+
+  await t.rejects(client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app-1' })), { name: 'ResourceInUseException', message: /app-1.*already exists/ })
+})
+
+t.test('deregistering goes through DELETING, then the consumer is gone; registering the name again gives a new ARN', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamARN = await streamArn(client, 'consumers-d')
+  const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'gone' }))
+  await waitFor(async () => (await statusOf(client, Consumer!.ConsumerARN!)) === 'ACTIVE')
+  await client.send(new DeregisterStreamConsumerCommand({ StreamARN, ConsumerName: 'gone' }))
+  t.equal(await statusOf(client, Consumer!.ConsumerARN!), 'DELETING')
+  await waitFor(async () => {
+    try { await statusOf(client, Consumer!.ConsumerARN!); return false } catch (err) { return (err as Error).name === 'ResourceNotFoundException' }
+  })
+  t.same((await client.send(new ListStreamConsumersCommand({ StreamARN }))).Consumers, [])
+  await t.rejects(client.send(new DeregisterStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN })), { name: 'ResourceNotFoundException' })
+  // One second later, so the creation time in the ARN differs.
+  await new Promise((r) => setTimeout(r, 1000))
+  const again = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'gone' }))
+  t.not(again.Consumer!.ConsumerARN, Consumer!.ConsumerARN, 'a new ARN for the new consumer')
+  await t.rejects(client.send(new DescribeStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN })), { name: 'ResourceNotFoundException' }, 'the old ARN does not name the new consumer')
+})
+
+t.test('ListStreamConsumers pages with MaxResults and NextToken; at most 20 consumers per stream', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamARN = await streamArn(client, 'consumers-l')
+  const names = Array.from({ length: 20 }, (_, i) => `c-${String(i).padStart(2, '0')}`)
+  for (const ConsumerName of names) await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName }))
+  await t.rejects(client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'one-too-many' })), { name: 'LimitExceededException' })
+  const seen: Consumer[] = []
+  let NextToken: string | undefined
+  let pages = 0
+  do {
+    const page = await client.send(new ListStreamConsumersCommand({ StreamARN, MaxResults: 6, ...(NextToken ? { NextToken } : {}) }))
+    seen.push(...page.Consumers!)
+    t.ok(page.Consumers!.length <= 6)
+    NextToken = page.NextToken
+    pages++
+  } while (NextToken)
+  t.equal(pages, 4)
+  t.same(seen.map((c) => c.ConsumerName), names, 'every consumer once, in name order')
+  t.ok(seen.every((c) => c.ConsumerARN && c.ConsumerStatus && c.ConsumerCreationTimestamp instanceof Date))
+  const other = await streamArn(client, 'consumers-other')
+  const first = await client.send(new ListStreamConsumersCommand({ StreamARN, MaxResults: 1 }))
+  await t.rejects(client.send(new ListStreamConsumersCommand({ StreamARN: other, NextToken: first.NextToken })), { name: 'InvalidArgumentException' }, 'a token belongs to its stream')
+  await t.rejects(client.send(new ListStreamConsumersCommand({ StreamARN, NextToken: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAA' })), { name: 'InvalidArgumentException', message: 'Invalid NextToken.' })
+})
+
+t.test('requests that name nothing that exists, or break the constraints, get AWS\'s error types', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamARN = await streamArn(client, 'consumers-e')
+  const missingStream = StreamARN.replace('consumers-e', 'nope')
+  await t.rejects(client.send(new RegisterStreamConsumerCommand({ StreamARN: missingStream, ConsumerName: 'x' })), { name: 'ResourceNotFoundException', message: /^Stream nope under account \d{12} not found\.$/ })
+  await t.rejects(client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'bad name' })),
+    { name: 'ValidationException', message: "1 validation error detected: Value 'bad name' at 'consumerName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+" })
+  await t.rejects(client.send(new RegisterStreamConsumerCommand({ StreamARN: 'arn:aws:s3:::bucket', ConsumerName: 'x' })), { name: 'ValidationException', message: /at 'streamARN' failed to satisfy constraint/ })
+  await t.rejects(client.send(new DescribeStreamConsumerCommand({ ConsumerName: 'x' })), { name: 'InvalidArgumentException' })
+  await t.rejects(client.send(new DescribeStreamConsumerCommand({ StreamARN, ConsumerName: 'nobody' })), { name: 'ResourceNotFoundException' })
+  await t.rejects(client.send(new ListStreamConsumersCommand({ StreamARN, MaxResults: 0 })), { name: 'ValidationException', message: /at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 1/ })
+  await t.rejects(client.send(new ListStreamConsumersCommand({ StreamARN, StreamCreationTimestamp: new Date(0) })), { name: 'ResourceNotFoundException' })
+})
+
+t.test('consumers survive a restart of the relay; deleting the stream removes them', async (t) => {
+  const dataDir = tempDir(t)
+  const config = resolveRelayConfig({}, {}, { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true })
+  let relay = await startRelay(config, () => {})
+  let client = new KinesisClient({ endpoint: `http://127.0.0.1:${relay.httpPort}`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
+  const StreamARN = await streamArn(client, 'consumers-r')
+  const a = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'kept' }))
+  await waitFor(async () => (await statusOf(client, a.Consumer!.ConsumerARN!)) === 'ACTIVE')
+  // Restarted while the second is still CREATING: it comes back ACTIVE.
+  const b = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'young' }))
+  client.destroy()
+  await relay.close()
+
+  relay = await startRelay(config, () => {})
+  t.teardown(() => relay.close())
+  client = new KinesisClient({ endpoint: `http://127.0.0.1:${relay.httpPort}`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
+  t.teardown(() => client.destroy())
+  const listed = (await client.send(new ListStreamConsumersCommand({ StreamARN }))).Consumers!
+  t.same(listed.map((c) => [c.ConsumerName, c.ConsumerARN, c.ConsumerStatus]), [
+    ['kept', a.Consumer!.ConsumerARN, 'ACTIVE'],
+    ['young', b.Consumer!.ConsumerARN, 'ACTIVE'],
+  ])
+  t.same(listed[0]!.ConsumerCreationTimestamp, a.Consumer!.ConsumerCreationTimestamp)
+
+  await client.send(new DeleteStreamCommand({ StreamName: 'consumers-r', EnforceConsumerDeletion: true }))
+  const recreated = await streamArn(client, 'consumers-r')
+  t.same((await client.send(new ListStreamConsumersCommand({ StreamARN: recreated }))).Consumers, [], 'a stream created again starts without consumers')
+  await t.rejects(client.send(new DescribeStreamConsumerCommand({ ConsumerARN: a.Consumer!.ConsumerARN })), { name: 'ResourceNotFoundException' })
+})
