@@ -204,6 +204,13 @@ t.test('the addon agrees with the fallback on random and damaged batch frames', 
     if (batchAnswer(c, frame, shards) !== batchAnswer(js, frame, shards)) differences++
   }
   t.equal(differences, 0, `${rounds} frames (random, flipped, cut, re-sealed damage, noise): scan, route and log encoding agree`)
+  let encodeDifferences = 0
+  for (let i = 0; i < rounds / 5; i++) {
+    const records = js.decodeBatch(randomBatch(1 + (i % 40), i)).records
+    const batch = { epoch: BigInt(i) * 0x1_0000_0001n, sequence: i * 7919, records: records.map(({ keyValidUtf8: _, ...r }) => r) }
+    if (!addon!.encodeBatch(batch).equals(js.encodeBatch(batch))) encodeDifferences++
+  }
+  t.equal(encodeDifferences, 0, `${Math.floor(rounds / 5)} batches encoded by both (unicode keys, explicit hash keys), byte for byte the same`)
 })
 
 t.test('the batch functions of the addon refuse tables that point outside their frame', { skip: nativeSkip }, async (t) => {
@@ -225,6 +232,15 @@ t.test('the batch functions of the addon refuse tables that point outside their 
   t.throws(() => a.encodeLogBatch(Buffer.alloc(1 << 16), 0, frame, fields, times, Uint32Array.of(3), 0, 0, Buffer.from('d'), p), { name: 'RangeError' }, 'an index beyond the batch')
   t.throws(() => a.encodeLogBatch(Buffer.alloc(1 << 16), 0, frame, forged, times, Uint32Array.of(0), 0, 0, Buffer.from('d'), p), { name: 'RangeError' })
   t.throws(() => a.encodeLogBatch(Buffer.alloc(1 << 16), 0, frame, fields, times, Uint32Array.of(0), -1, 0, Buffer.from('d'), p), { name: 'RangeError' })
+  const record = { partitionKey: 'k', data: Buffer.from('d'), producerTimeMs: 1, clockSynced: false }
+  t.throws(() => a.encodeBatch({ epoch: 1 as never, sequence: 1, records: [record] }), { name: 'TypeError', code: 'ERR_TRIBUTARY_ARGUMENT' })
+  t.throws(() => a.encodeBatch({ epoch: 1n, sequence: -1, records: [record] }), { name: 'RangeError' })
+  t.throws(() => a.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, explicitHashKey: -1n }] }), { name: 'RangeError' })
+  t.throws(() => a.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, explicitHashKey: 1n << 128n }] }), { name: 'RangeError' })
+  t.throws(() => a.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, partitionKey: 7 as never }] }), { name: 'TypeError' })
+  t.throws(() => a.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, data: 'x' as never }] }), { name: 'TypeError' })
+  t.throws(() => a.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, partitionKey: 'x'.repeat(70000) }] }), { name: 'RangeError' })
+  t.ok(a.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, explicitHashKey: (1n << 128n) - 1n }] }).equals(js.encodeBatch({ epoch: 1n, sequence: 1, records: [{ ...record, explicitHashKey: (1n << 128n) - 1n }] })), 'the largest hash key encodes as the fallback does')
 })
 
 t.test('the addon refuses bad arguments with typed errors instead of crashing', { skip: nativeSkip }, async (t) => {

@@ -254,6 +254,119 @@ static napi_value js_encode_log_batch(napi_env env, napi_callback_info info) {
 /* notify.c: sd_notify for systemd */
 napi_value trib_js_sd_notify(napi_env env, napi_callback_info info);
 
+/* encodeBatch({ epoch: bigint, sequence: number, records: BatchRecord[] }): Buffer, the same bytes as the fallback. */
+typedef struct {
+  napi_value key;
+  size_t key_len;
+  uint8_t *data;
+  size_t data_len;
+  double time;
+  uint32_t flags;
+  uint8_t hash[16];
+} pending_record;
+
+static int named(napi_env env, napi_value obj, const char *name, napi_value *out) {
+  return napi_get_named_property(env, obj, name, out) == napi_ok;
+}
+
+static napi_value js_encode_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v_epoch, v_seq, v_records;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype type;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object) {
+    napi_throw_type_error(env, ARG_CODE, "encodeBatch: the batch must be an object");
+    return NULL;
+  }
+  uint64_t epoch;
+  bool lossless = false;
+  double seq;
+  if (!named(env, argv[0], "epoch", &v_epoch) || napi_get_value_bigint_uint64(env, v_epoch, &epoch, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, ARG_CODE, "encodeBatch: epoch must be a bigint in [0, 2^64)");
+    return NULL;
+  }
+  if (!named(env, argv[0], "sequence", &v_seq) || napi_get_value_double(env, v_seq, &seq) != napi_ok ||
+      !(seq >= 0 && seq <= 9007199254740991.0) || seq != (double)(uint64_t)seq) {
+    napi_throw_range_error(env, ARG_CODE, "encodeBatch: sequence must be an integer in [0, 2^53)");
+    return NULL;
+  }
+  bool is_array = false;
+  if (!named(env, argv[0], "records", &v_records) || napi_is_array(env, v_records, &is_array) != napi_ok || !is_array) {
+    napi_throw_type_error(env, ARG_CODE, "encodeBatch: records must be an array");
+    return NULL;
+  }
+  uint32_t n;
+  CALL(env, napi_get_array_length(env, v_records, &n));
+  pending_record *recs = n ? malloc(sizeof(pending_record) * n) : NULL;
+  if (n && !recs) { napi_throw_error(env, "ERR_TRIBUTARY_MEMORY", "encodeBatch: out of memory"); return NULL; }
+  const char *problem = NULL;
+  int range = 0;
+  size_t size = 32;
+  for (uint32_t i = 0; i < n && !problem; i++) {
+    pending_record *r = &recs[i];
+    napi_value rec, v_data, v_time, v_synced, v_hash;
+    napi_valuetype t;
+    bool synced = false;
+    if (napi_get_element(env, v_records, i, &rec) != napi_ok || napi_typeof(env, rec, &t) != napi_ok || t != napi_object) { problem = "encodeBatch: every record must be an object"; break; }
+    if (!named(env, rec, "partitionKey", &r->key) || napi_get_value_string_utf8(env, r->key, NULL, 0, &r->key_len) != napi_ok) { problem = "encodeBatch: partitionKey must be a string"; break; }
+    if (r->key_len > 0xffff) { problem = "encodeBatch: a partition key is longer than a frame can say"; range = 1; break; }
+    if (!named(env, rec, "data", &v_data) || !get_bytes(env, v_data, &r->data, &r->data_len, "encodeBatch: data must be a Uint8Array")) { free(recs); return NULL; }
+    if (r->data_len > 0xffffffffu) { problem = "encodeBatch: data is longer than a frame can say"; range = 1; break; }
+    if (!named(env, rec, "producerTimeMs", &v_time) || napi_get_value_double(env, v_time, &r->time) != napi_ok) { problem = "encodeBatch: producerTimeMs must be a number"; break; }
+    if (named(env, rec, "clockSynced", &v_synced)) napi_get_value_bool(env, v_synced, &synced);
+    r->flags = synced ? 1u : 0u;
+    if (!named(env, rec, "explicitHashKey", &v_hash) || napi_typeof(env, v_hash, &t) != napi_ok) { problem = "encodeBatch: cannot read explicitHashKey"; break; }
+    if (t == napi_bigint) {
+      int sign = 0;
+      size_t words = 2;
+      uint64_t w[2] = {0, 0};
+      if (napi_get_value_bigint_words(env, v_hash, &sign, &words, w) != napi_ok) { problem = "encodeBatch: cannot read explicitHashKey"; break; }
+      /* More than two words, or a negative value, is outside [0, 2^128). */
+      size_t all = 0;
+      napi_get_value_bigint_words(env, v_hash, NULL, &all, NULL);
+      if (sign || all > 2) { problem = "encodeBatch: explicitHashKey is outside [0, 2^128-1]"; range = 1; break; }
+      for (int b = 0; b < 8; b++) { r->hash[b] = (uint8_t)(w[1] >> (56 - 8 * b)); r->hash[8 + b] = (uint8_t)(w[0] >> (56 - 8 * b)); }
+      r->flags |= 2u;
+    } else if (t != napi_undefined) {
+      problem = "encodeBatch: explicitHashKey must be a bigint";
+      break;
+    }
+    size += 16 + (r->flags & 2u ? 16 : 0) + r->key_len + r->data_len;
+  }
+  if (!problem && size > 0xffffffffu) { problem = "encodeBatch: the batch is larger than a frame can say"; range = 1; }
+  if (problem) {
+    free(recs);
+    if (range) napi_throw_range_error(env, ARG_CODE, problem);
+    else napi_throw_type_error(env, ARG_CODE, problem);
+    return NULL;
+  }
+  napi_value result;
+  uint8_t *frame;
+  if (napi_create_buffer(env, size, (void **)&frame, &result) != napi_ok) { free(recs); napi_throw_error(env, "ERR_TRIBUTARY_MEMORY", "encodeBatch: cannot allocate the frame"); return NULL; }
+  size_t at = 32;
+  for (uint32_t i = 0; i < n; i++) {
+    pending_record *r = &recs[i];
+    uint8_t *p = frame + at + 16 + (r->flags & 2u ? 16 : 0);
+    size_t copied = 0;
+    /* The key is written in place (one extra byte for the terminator goes into the data's room, then is overwritten). */
+    char small[1025];
+    if (r->key_len < sizeof small) {
+      napi_get_value_string_utf8(env, r->key, small, sizeof small, &copied);
+      memcpy(p, small, r->key_len);
+    } else {
+      char *big = malloc(r->key_len + 1);
+      if (!big) { free(recs); napi_throw_error(env, "ERR_TRIBUTARY_MEMORY", "encodeBatch: out of memory"); return NULL; }
+      napi_get_value_string_utf8(env, r->key, big, r->key_len + 1, &copied);
+      memcpy(p, big, r->key_len);
+      free(big);
+    }
+    at += trib_put_batch_record(frame + at, r->flags, p, (uint32_t)r->key_len, r->data, (uint32_t)r->data_len, r->time, (r->flags & 2u) ? r->hash : NULL);
+  }
+  free(recs);
+  trib_seal_batch(frame, size, epoch, (uint64_t)seq, n);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   trib_crc32c_init();
   napi_property_descriptor props[] = {
@@ -262,6 +375,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"scanLog", NULL, js_scan_log, NULL, NULL, NULL, napi_default, NULL},
     {"sdNotify", NULL, trib_js_sd_notify, NULL, NULL, NULL, napi_default, NULL},
     {"scanBatch", NULL, js_scan_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"encodeBatch", NULL, js_encode_batch, NULL, NULL, NULL, napi_default, NULL},
     {"hashRoute", NULL, js_hash_route, NULL, NULL, NULL, napi_default, NULL},
     {"encodeLogBatch", NULL, js_encode_log_batch, NULL, NULL, NULL, napi_default, NULL},
   };

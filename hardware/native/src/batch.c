@@ -170,3 +170,30 @@ size_t trib_encode_log_batch(uint8_t *out, const uint8_t *frame, const uint32_t 
   }
   return at;
 }
+
+void trib_seal_batch(uint8_t *frame, size_t len, uint64_t epoch, uint64_t sequence, uint32_t count) {
+  frame[0] = 0x54;
+  frame[1] = 0x42;
+  frame[2] = 1;
+  frame[3] = 0;
+  wr32(frame + 8, (uint32_t)(len - BODY_START));
+  wr64(frame + 12, epoch);
+  wr64(frame + 20, sequence);
+  wr32(frame + 28, count);
+  wr32(frame + 4, trib_crc32c(0, frame + BODY_START, len - BODY_START));
+}
+
+size_t trib_put_batch_record(uint8_t *at, uint32_t flags, const uint8_t *key, uint32_t key_len, const uint8_t *data,
+                             uint32_t data_len, double time, const uint8_t *hash_key) {
+  at[0] = (uint8_t)flags;
+  at[1] = 0;
+  wr16(at + 2, key_len);
+  wr32(at + 4, data_len);
+  wrf64(at + 8, time);
+  size_t n = RECORD_HEADER_SIZE;
+  if (hash_key) { memcpy(at + n, hash_key, HASH_KEY_SIZE); n += HASH_KEY_SIZE; }
+  if (key != at + n) memmove(at + n, key, key_len); /* the caller may have written the key in place */
+  n += key_len;
+  memcpy(at + n, data, data_len);
+  return n + data_len;
+}

@@ -51,5 +51,10 @@ size_t trib_log_batch_size(const uint32_t *fields, const uint32_t *indices, uint
 size_t trib_encode_log_batch(uint8_t *out, const uint8_t *frame, const uint32_t *fields, const double *times,
                              const uint32_t *indices, uint32_t n_indices, uint64_t first_offset, double arrival_ms,
                              const uint8_t *device, size_t device_len, uint32_t *positions);
+/* Batch encoding: records are put one after another from byte 32, then the header is sealed
+ * (magic, version, lengths, identity, count and the CRC-32C of the body). hash_key may be NULL. */
+size_t trib_put_batch_record(uint8_t *at, uint32_t flags, const uint8_t *key, uint32_t key_len, const uint8_t *data,
+                             uint32_t data_len, double time, const uint8_t *hash_key);
+void trib_seal_batch(uint8_t *frame, size_t len, uint64_t epoch, uint64_t sequence, uint32_t count);
 
 #endif
