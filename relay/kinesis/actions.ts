@@ -146,8 +146,12 @@ async function createStream(body: unknown, ctx: ApiContext) {
 }
 
 async function deleteStream(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamName?: string; StreamARN?: string }>(body, { ...STREAM_REF, EnforceConsumerDeletion: { type: 'boolean' } })
+  const req = validate<{ StreamName?: string; StreamARN?: string; EnforceConsumerDeletion?: boolean }>(body, { ...STREAM_REF, EnforceConsumerDeletion: { type: 'boolean' } })
   const state = resolveStream(req, ctx)
+  if (!req.EnforceConsumerDeletion && extrasOf(state, ctx).ConsumerCount > 0) {
+    throw new KinesisError('ResourceInUseException',
+      `DeleteStream can't delete ${ctx.accountId}:${state.meta.name} because there are consumers associated with this data stream. To delete ${state.meta.name} anyway, set the EnforceConsumerDeletion parameter to true to force the deletion of all the consumers that are associated with it.`)
+  }
   await ctx.streams.delete(state.meta.name)
   return {}
 }

@@ -152,3 +152,16 @@ t.test('consumers survive a restart of the relay; deleting the stream removes th
   t.same((await client.send(new ListStreamConsumersCommand({ StreamARN: recreated }))).Consumers, [], 'a stream created again starts without consumers')
   await t.rejects(client.send(new DescribeStreamConsumerCommand({ ConsumerARN: a.Consumer!.ConsumerARN })), { name: 'ResourceNotFoundException' })
 })
+
+t.test('a stream with consumers is deleted only with EnforceConsumerDeletion', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamARN = await streamArn(client, 'consumers-del')
+  await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'holder' }))
+  await t.rejects(client.send(new DeleteStreamCommand({ StreamName: 'consumers-del' })), {
+    name: 'ResourceInUseException',
+    message: /^DeleteStream can't delete \d{12}:consumers-del because there are consumers associated with this data stream\. To delete consumers-del anyway, set the EnforceConsumerDeletion parameter to true/,
+  })
+  await client.send(new DeleteStreamCommand({ StreamName: 'consumers-del', EnforceConsumerDeletion: true }))
+  await t.rejects(client.send(new DescribeStreamSummaryCommand({ StreamName: 'consumers-del' })), { name: 'ResourceNotFoundException' })
+})
