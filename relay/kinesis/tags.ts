@@ -2,7 +2,7 @@
  * Tags: AddTagsToStream, ListTagsForStream, RemoveTagsFromStream, and the newer resource-based
  * TagResource, UntagResource, ListTagsForResource (stream ARNs). Limits and wording as AWS's: at most
  * 50 tags per stream, keys 1–128 and values 0–256 characters of Unicode letters, digits, white space
- * and `_ . / = + - @`.
+ * and `_ . : / = + - @`.
  */
 import type { StreamState } from '../streams.js'
 import { resolveStream, type ApiContext } from './actions.js'
@@ -18,7 +18,7 @@ const TagMap: Shape = { type: 'map', required: true, min: 1, max: 200, key: TagK
 const TagKeyList: Shape = { type: 'list', required: true, min: 1, max: 50, member: TagKey }
 const ResourceARN: Shape = { type: 'string', required: true, min: 1, max: 1011, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.+' }
 
-const ALLOWED = /^[\p{L}\p{Z}\p{N}_./=+\-@]*$/u
+const ALLOWED = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u
 
 function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags from', state: StreamState, ctx: ApiContext): void {
   if (texts.every((t) => ALLOWED.test(t))) return
@@ -31,14 +31,14 @@ function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags fro
 
 async function addTags(state: StreamState, tags: Record<string, string>, ctx: ApiContext): Promise<void> {
   checkCharacters([...Object.keys(tags), ...Object.values(tags)], 'add tags to', state, ctx)
+  const limits = tags[THROUGHPUT_TAG]
+  if (limits !== undefined && limits !== 'on' && limits !== 'off') {
+    throw new KinesisError('InvalidArgumentException', `Tag ${THROUGHPUT_TAG} must be "on" or "off", not ${JSON.stringify(limits)}.`)
+  }
   const keys = new Set([...Object.keys(state.tags), ...Object.keys(tags)])
   if (keys.size > MAX_TAGS_PER_STREAM) {
     throw new KinesisError('InvalidArgumentException',
       `Failed to add tags to stream ${state.meta.name} under account ${ctx.accountId} because a given stream cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
-  }
-  const limits = tags[THROUGHPUT_TAG]
-  if (limits !== undefined && limits !== 'on' && limits !== 'off') {
-    throw new KinesisError('InvalidArgumentException', `Tag ${THROUGHPUT_TAG} must be "on" or "off", not ${JSON.stringify(limits)}.`)
   }
   await ctx.streams.addTags(state, tags)
 }
