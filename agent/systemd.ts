@@ -44,7 +44,8 @@ export function systemdNotifier(log: LogFn, env: NodeJS.ProcessEnv = process.env
   }
   if (sdNotify) {
     const send = sdNotify
-    return { implementation: 'native', send: (message) => { try { send(socket, message) } catch (err) { failed(err) } } }
+    // Each message ends with a newline (systemd ignores the empty last line).
+    return { implementation: 'native', send: (message) => { try { send(socket, message.endsWith('\n') ? message : message + '\n') } catch (err) { failed(err) } } }
   }
   log('systemd_notify_fallback', { reason: why, using: 'systemd-notify' })
   return {
