@@ -161,6 +161,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
       if (err instanceof KinesisError) error = err
       else if (err instanceof StorageError) error = new KinesisError('ServiceUnavailable', err.message)
       else if (err instanceof TributaryError && err.code === ErrorCode.STREAM_NOT_FOUND) error = new KinesisError('ResourceNotFoundException', err.message)
+      else if (err instanceof TributaryError && err.code === ErrorCode.DECRYPT_FAILED) error = new KinesisError('KMSAccessDeniedException', err.message)
       else {
         log('api_error', { action, error: (err as Error).stack ?? String(err) })
         error = new KinesisError('InternalFailure', 'Internal service failure.')

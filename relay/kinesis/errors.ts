@@ -14,6 +14,8 @@ export const KinesisErrorType = {
   ExpiredNextTokenException: 'ExpiredNextTokenException',
   ProvisionedThroughputExceededException: 'ProvisionedThroughputExceededException',
   UnknownOperationException: 'UnknownOperationException',
+  /** Records sealed at rest that the relay's key cannot open (relay/kinesis/encryption.ts). */
+  KMSAccessDeniedException: 'KMSAccessDeniedException',
   AccessDeniedException: 'AccessDeniedException',
   MissingAuthenticationTokenException: 'MissingAuthenticationTokenException',
   UnrecognizedClientException: 'UnrecognizedClientException',

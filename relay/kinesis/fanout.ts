@@ -247,6 +247,7 @@ function asKinesisError(err: unknown): KinesisError {
   if (err instanceof KinesisError) return err
   if (err instanceof TributaryError && err.code === ErrorCode.STREAM_NOT_FOUND) return new KinesisError('ResourceNotFoundException', err.message)
   if (err instanceof StorageError) return new KinesisError('ServiceUnavailable', err.message)
+  if (err instanceof TributaryError && err.code === ErrorCode.DECRYPT_FAILED) return new KinesisError('KMSAccessDeniedException', err.message)
   // The event stream's modelled failure (the SDKs know it by this name).
   return new KinesisError('InternalFailureException', (err as Error).message ?? 'Internal service failure.')
 }
