@@ -94,7 +94,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
     metrics.recordsOut.inc({ stream }, records)
     metrics.bytesOut.inc({ stream }, bytes)
   }
-  const fanout = new Fanout({ logs, streams, onRead })
+  const fanout = new Fanout({ logs, streams, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
   const consumers = new Consumers({ meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
   await consumers.init()
   const adminToken = adminTokenOf(config.dataDir)

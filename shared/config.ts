@@ -44,6 +44,7 @@ export interface RelayConfig {
   region: string
   accountId: string
   accessKeys: AccessKey[]
+  subscriptionSeconds: number
 }
 
 export const relaySchema: Record<keyof RelayConfig, Field> = {
@@ -68,6 +69,7 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   region: { type: 'string', default: 'us-east-1', env: 'TRIBUTARY_REGION', flag: 'region', help: 'region used in ARNs and SigV4 scope' },
   accountId: { type: 'string', default: '000000000000', env: 'TRIBUTARY_ACCOUNT_ID', flag: 'account-id', help: 'account id used in ARNs' },
   accessKeys: { type: 'accessKeys', default: [], env: 'TRIBUTARY_ACCESS_KEYS', flag: 'access-keys', help: 'ID:SECRET[,ID:SECRET…]; when set, SigV4 is verified' },
+  subscriptionSeconds: { type: 'integer', default: 300, env: 'TRIBUTARY_SUBSCRIPTION_SECONDS', flag: 'subscription-seconds', min: 1, max: 300, help: 'how long one SubscribeToShard lasts before the consumer renews it (AWS: 300)' },
 }
 
 function coerce(name: string, field: Field, raw: unknown): unknown {

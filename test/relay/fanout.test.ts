@@ -302,3 +302,49 @@ t.test('at the end of a split shard the last event carries ChildShards; subscrib
   abort.abort()
   childAbort.abort()
 })
+
+t.test('a subscription ends by itself after its lifetime (AWS: 5 minutes; here set to 2 s), and the consumer renews it from its continuation', async (t) => {
+  const relay = await testRelay(t, { subscriptionSeconds: 2 })
+  const client = sdk(t, relay.endpoint)
+  const { consumerArn } = await setup(client, 'efo-life')
+  const started = Date.now()
+  const out = await client.send(new SubscribeToShardCommand({ ConsumerARN: consumerArn, ShardId: SHARD0, StartingPosition: { Type: 'LATEST' } }))
+  const c = collect(out.EventStream!)
+  await client.send(new PutRecordsCommand({ StreamName: 'efo-life', Records: [{ PartitionKey: 'k', Data: Buffer.from('in-time') }] }))
+  await c.done
+  const lasted = Date.now() - started
+  t.ok(lasted >= 1900 && lasted < 4000, `the event stream ended cleanly after its lifetime (${lasted} ms)`)
+  t.same(c.received.map((r) => r.data), ['in-time'])
+  await client.send(new PutRecordsCommand({ StreamName: 'efo-life', Records: [{ PartitionKey: 'k', Data: Buffer.from('between') }] }))
+  const renewed = await client.send(new SubscribeToShardCommand({
+    ConsumerARN: consumerArn, ShardId: SHARD0, StartingPosition: { Type: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: c.events[c.events.length - 1]!.continuation! },
+  }))
+  const r = collect(renewed.EventStream!)
+  await r.done
+  t.same(r.received.map((x) => x.data), ['between'], 'nothing lost between two subscriptions')
+})
+
+t.test('a CBOR request gets its events in CBOR', async (t) => {
+  const { encodeCbor, decodeCbor, Tagged } = await import('../../relay/kinesis/cbor.js')
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const { consumerArn } = await setup(client, 'efo-cbor')
+  await client.send(new PutRecordsCommand({ StreamName: 'efo-cbor', Records: [{ PartitionKey: 'k', Data: Buffer.from([1, 2, 3]) }] }))
+  const body = encodeCbor({ ConsumerARN: consumerArn, ShardId: SHARD0, StartingPosition: { Type: 'TRIM_HORIZON' } })
+  const messages = await new Promise<EventMessage[]>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: relay.httpPort, method: 'POST', path: '/', headers: { 'content-type': 'application/x-amz-cbor-1.1', 'x-amz-target': 'Kinesis_20131202.SubscribeToShard', 'content-length': body.length } }, (res) => {
+      const decoder = new EventStreamDecoder()
+      const got: EventMessage[] = []
+      res.on('data', (chunk: Buffer) => {
+        got.push(...decoder.push(chunk))
+        if (got.length >= 2) { req.destroy(); resolve(got) }
+      })
+    })
+    req.on('error', (err) => { if (!(err as NodeJS.ErrnoException).code?.includes('RESET')) reject(err) })
+    req.end(body)
+  })
+  t.equal(messages[1]!.headers[':content-type'], 'application/x-amz-cbor-1.1')
+  const event = decodeCbor(messages[1]!.payload) as { Records: { Data: Buffer; ApproximateArrivalTimestamp: InstanceType<typeof Tagged> }[] }
+  t.same(event.Records[0]!.Data, Buffer.from([1, 2, 3]), 'Data as a byte string')
+  t.equal(event.Records[0]!.ApproximateArrivalTimestamp.tag, 1, 'timestamps as tag 1')
+})
