@@ -11,6 +11,7 @@ import { KinesisClient } from '../kinesis/client.js'
 import { KinesisError } from '../kinesis/errors.js'
 import { parseArgs, type Args } from '../../shared/args.js'
 import { formatJson, formatPretty, tail } from './tail.js'
+import { CONSUMERS_USAGE, runConsumers } from './consumers.js'
 
 const USAGE = `tributary — a self-hosted streaming platform in the shape of Amazon Kinesis
 
@@ -27,7 +28,7 @@ const USAGE = `tributary — a self-hosted streaming platform in the shape of Am
   tributary tail STREAM [--from trim-horizon|latest|TIME] [--json] [--consumer NAME]
                                                 follow a stream as a consumer sees it (parents before
                                                 children); --consumer resumes from and keeps server-side checkpoints
-  tributary devices add ID | list | remove ID | rotate ID
+${CONSUMERS_USAGE}  tributary devices add ID | list | remove ID | rotate ID
                                                 manage device credentials (add/rotate print the secret once)
   tributary agent run --config FILE | status    the edge agent (see tributary agent help)
 
@@ -38,7 +39,7 @@ admin token: --token T, env TRIBUTARY_ADMIN_TOKEN, or --data-dir DIR to read DIR
 Relay settings (flag, environment variable, setting: meaning):
 `
 
-const BOOLEAN_FLAGS = new Set(['allow-anonymous', 'auto-create-streams', 'json', 'help'])
+const BOOLEAN_FLAGS = new Set(['allow-anonymous', 'auto-create-streams', 'json', 'help', 'wait'])
 
 function client(args: Args): KinesisClient {
   const endpoint = String(args.flags.endpoint ?? process.env.TRIBUTARY_ENDPOINT ?? 'http://127.0.0.1:4567')
@@ -277,6 +278,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     case 'put': return runPut(args)
     case 'tail': return runTail(args)
     case 'devices': return runDevices(args)
+    case 'consumers': return runConsumers(args, client(args))
     case undefined:
     case 'help':
       console.log(USAGE + describeRelaySettings())
