@@ -138,4 +138,3 @@ t.test('the AWS CLI v2 sets retention and tags', { skip }, async (t) => {
   // TagResource / UntagResource / ListTagsForResource are newer than Debian's CLI 2.9; tags.test.ts covers them through the SDK.
   t.same((await aws('list-tags-for-stream', '--stream-name', 'conf')).json?.Tags, [{ Key: 'team', Value: 'edge' }])
 })
-})
