@@ -11,6 +11,9 @@ import {
   GetShardIteratorCommand, GetRecordsCommand, SplitShardCommand, MergeShardsCommand, UpdateShardCountCommand,
   DescribeStreamSummaryCommand, type Shard, type ChildShard,
 } from '@aws-sdk/client-kinesis'
+import mqtt from 'mqtt'
+import { codec } from '../../hardware/index.js'
+import { topics } from '../../shared/topics.js'
 import { testRelay } from '../helpers/relay.js'
 
 const md5Hash = (key: string) => BigInt('0x' + createHash('md5').update(key, 'utf8').digest('hex'))
@@ -203,4 +206,37 @@ t.test('resharding refuses what Kinesis refuses, with its types and wording', as
   const put = await client.send(new PutRecordCommand({ StreamName, PartitionKey: 'a', Data: Buffer.from('x') }))
   const open = (await client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AT_LATEST' } }))).Shards!.map((s) => s.ShardId)
   t.ok(open.includes(put.ShardId), 'writes go to open shards only')
+})
+
+t.test('device batches over MQTT keep flowing through a split and land only in open shards', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamName = 'reshard-mqtt'
+  await client.send(new CreateStreamCommand({ StreamName, ShardCount: 2 }))
+  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: 'dev-r', protocolVersion: 4, reconnectPeriod: 0, queueQoSZero: false })
+  t.teardown(() => device.endAsync(true))
+  const keys = Array.from({ length: 50 }, (_, i) => `sensor-${i}`)
+  const counters = new Map<string, number>()
+  let sequence = 0
+  const publish = async () => {
+    const records = Array.from({ length: 100 }, () => {
+      const key = keys[Math.floor(Math.random() * keys.length)]!
+      const n = counters.get(key) ?? 0
+      counters.set(key, n + 1)
+      return { partitionKey: key, data: Buffer.from(JSON.stringify({ key, n })), producerTimeMs: Date.now(), clockSynced: true }
+    })
+    await device.publishAsync(topics.records('dev-r', StreamName), codec.encodeBatch({ epoch: 7n, sequence: sequence++, records }), { qos: 1 })
+  }
+  let stop = false
+  const publisher = (async () => { while (!stop) await publish() })()
+  while (sequence < 10) await new Promise((r) => setTimeout(r, 5))
+  await client.send(new SplitShardCommand({ StreamName, ShardToSplit: 'shardId-000000000001', NewStartingHashKey: (3n << 126n).toString() }))
+  const splitAt = sequence
+  while (sequence < splitAt + 10) await new Promise((r) => setTimeout(r, 5))
+  stop = true
+  await publisher
+  const total = sequence * 100
+  const { shards, records } = await readAll(client, StreamName)
+  checkRecords(t, shards, records, total)
+  t.ok(records.some((r) => r.shardId === 'shardId-000000000002') && records.some((r) => r.shardId === 'shardId-000000000003'), 'batches after the split went to the children')
 })
