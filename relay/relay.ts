@@ -246,6 +246,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
   const timers = [
     setInterval(() => {
       logs.enforceRetention((id) => streams.retentionMs(id)).then((freed) => freed && log('retention', { freedBytes: freed }), (err: Error) => log('retention_error', { error: err.message }))
+      streams.expireClosedShards().then((n) => n && log('retention', { expiredShards: n }), (err: Error) => log('retention_error', { error: err.message }))
     }, 60_000),
     setInterval(() => {
       streams.snapshotProducers().catch((err: Error) => log('snapshot_error', { error: err.message }))

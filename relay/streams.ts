@@ -333,6 +333,23 @@ export class Streams {
     return closed !== null && closed < now - state.meta.retentionHours * 3_600_000
   }
 
+  /**
+   * Removes the logs of closed shards whose records are all past retention (retention by segments
+   * always keeps a shard's last one). Their metadata stays, as children name them as parents.
+   */
+  async expireClosedShards(): Promise<number> {
+    const now = this.now()
+    let dropped = 0
+    for (const state of [...this.byId.values()]) {
+      for (const shard of state.shards) {
+        if (!this.expired(state, shard, now) || shard.log.dropped || shard.log.sizeBytes() === 0) continue
+        await this.logs.drop(state.meta.id, shard.meta.shardId)
+        dropped++
+      }
+    }
+    return dropped
+  }
+
   /** The shards a listing shows: open ones and closed ones still within retention. */
   retained(state: StreamState): ShardState[] {
     const now = this.now()

@@ -74,7 +74,8 @@ export function resolveStream(req: { StreamName?: string; StreamARN?: string }, 
 
 export function findShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
   const shard = state.shards.find((s) => s.meta.shardId === shardId)
-  if (!shard) throw new KinesisError('ResourceNotFoundException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} does not exist`)
+  // A closed shard past retention is gone, as in Kinesis (its id lives on as a parent of its children).
+  if (!shard || ctx.streams.expired(state, shard)) throw new KinesisError('ResourceNotFoundException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} does not exist`)
   return shard
 }
 
@@ -417,7 +418,7 @@ async function getRecords(body: unknown, ctx: ApiContext) {
   const position = ctx.iterators.decode(req.ShardIterator, ctx.now())
   const state = ctx.streams.getById(position.streamId)
   const shard = state?.shards.find((s) => s.meta.index === position.shardIndex)
-  if (!state || !shard) {
+  if (!state || !shard || ctx.streams.expired(state, shard)) {
     const name = position.streamId.replace(/\.[0-9a-f]{12}$/, '')
     throw new KinesisError('ResourceNotFoundException', `Shard shardId-${String(position.shardIndex).padStart(12, '0')} in stream ${name} under account ${ctx.accountId} does not exist`)
   }

@@ -602,8 +602,8 @@ export class FileLogStore implements LogStore {
     return this.logs.get(this.keyOf(stream, shard))
   }
 
-  async drop(stream: string): Promise<void> {
-    const doomed = [...this.logs].filter(([, log]) => log.stream === stream)
+  async drop(stream: string, shard?: string): Promise<void> {
+    const doomed = [...this.logs].filter(([key, log]) => log.stream === stream && (shard === undefined || key === this.keyOf(stream, shard)))
     for (const [key, log] of doomed) {
       this.total -= log.sizeBytes()
       log.dropped = true
@@ -614,7 +614,7 @@ export class FileLogStore implements LogStore {
     // A commit already writing to these files finishes before they are closed.
     while (this.running) await new Promise((r) => setImmediate(r))
     for (const [, log] of doomed) await log.close()
-    await fsp.rm(join(this.root, stream), { recursive: true, force: true })
+    await fsp.rm(shard === undefined ? join(this.root, stream) : join(this.root, stream, shard), { recursive: true, force: true })
   }
 
   /** Called when a new record is committed: lets readers waiting on a shard wake up. */

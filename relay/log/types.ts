@@ -78,7 +78,8 @@ export interface ShardLog {
 export interface LogStore {
   open(stream: string, shard: string): Promise<ShardLog>
   get(stream: string, shard: string): ShardLog | undefined
-  drop(stream: string): Promise<void>
+  /** Removes a stream's logs, or only one shard's (a closed shard whose records are all past retention). */
+  drop(stream: string, shard?: string): Promise<void>
   commit(): Promise<void>
   /** Deletes whole sealed segments past retention or over the size caps. */
   enforceRetention(retentionMsByStream: (stream: string) => number, now?: number): Promise<number>

@@ -130,4 +130,23 @@ export function shardLogContract(t: Test, name: string, factory: LogStoreFactory
     t.equal(again.endOffset(), 0)
     await store.close()
   })
+
+  t.test(`${name}: dropping one shard of a stream leaves its other shards`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    const s0 = await store.open('s', 'shardId-000000000000')
+    const s1 = await store.open('s', 'shardId-000000000001')
+    s0.append([rec(0), rec(1)])
+    s1.append([rec(0)])
+    await store.commit()
+    await store.drop('s', 'shardId-000000000000')
+    t.equal(store.get('s', 'shardId-000000000000'), undefined, 'the dropped shard is gone')
+    t.ok(s0.dropped)
+    t.equal(store.totalBytes(), s1.sizeBytes(), 'its bytes no longer count')
+    await store.close()
+    store = await open()
+    t.equal((await store.open('s', 'shardId-000000000000')).endOffset(), 0, 'and stays gone after a reopen')
+    t.equal((await store.open('s', 'shardId-000000000001')).endOffset(), 1, 'the other shard keeps its records')
+    await store.close()
+  })
 }

@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import { KinesisClient, CreateStreamCommand, ListShardsCommand, SplitShardCommand, MergeShardsCommand, type ListShardsCommandInput } from '@aws-sdk/client-kinesis'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -67,21 +68,27 @@ t.test('ListShards pages and filters a resharded stream as Kinesis does', async 
   await t.rejects(client.send(new ListShardsCommand({ StreamName, MaxResults: 0 })), { name: 'ValidationException', message: /at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 1/ })
 })
 
-t.test('a closed shard leaves listings once its records are past retention; its children stay', async (t) => {
-  const dir = tempDir(t)
+t.test('a closed shard leaves listings, and the disk, once its records are past retention; its children stay', async (t) => {
+  const dir_ = tempDir(t)
   let now = Date.now()
-  const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
-  const logs = new FileLogStore({ root: join(dir, 'streams') })
+  const meta = new SqliteMetadataStore(join(dir_, 'meta.db'))
+  const logs = new FileLogStore({ root: join(dir_, 'streams') })
   t.teardown(async () => { await logs.close(); await meta.close() })
   const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24, now: () => now })
   await streams.init()
   const state = await streams.create('expiring', 1)
+  state.shards[0]!.log.append([{ partitionKey: 'k', data: Buffer.from('old'), producerTimeMs: 0, flags: 0 }])
+  await logs.commit()
   await streams.split(state, id(0), 1n << 127n)
   t.same(streams.retained(state).map((s) => s.meta.shardId), [0, 1, 2].map(id))
   now += 23 * 3_600_000
   t.same(streams.retained(state).map((s) => s.meta.shardId), [0, 1, 2].map(id), 'within retention the parent is listed')
   now += 2 * 3_600_000
   t.same(streams.retained(state).map((s) => s.meta.shardId), [1, 2].map(id), 'past it, only the children')
-  await streams.setRetention(state, 48)
-  t.same(streams.retained(state).map((s) => s.meta.shardId), [0, 1, 2].map(id), 'a longer retention brings back what is still stored')
+  t.same(streams.retained(state).map((s) => s.meta.parentShardId), [id(0), id(0)], 'which still name it as their parent')
+  const dir = join(dir_, 'streams', state.meta.id, id(0))
+  t.ok(existsSync(dir))
+  t.equal(await streams.expireClosedShards(), 1, 'its log is removed')
+  t.notOk(existsSync(dir), 'from the disk')
+  t.equal(await streams.expireClosedShards(), 0, 'once')
 })
