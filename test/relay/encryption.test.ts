@@ -16,6 +16,9 @@ import {
 } from '@aws-sdk/client-kinesis'
 import { resolveRelayConfig } from '../../shared/config.js'
 import { startRelay, type Relay } from '../../relay/relay.js'
+import mqtt from 'mqtt'
+import { codec } from '../../hardware/index.js'
+import { topics } from '../../shared/topics.js'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -94,6 +97,22 @@ t.test('records written while encryption is on are sealed on disk and read back 
   const after = await readAll(client, StreamName)
   t.equal(after.length, 53)
   t.same(after.slice(-2).map((r) => r.data), ['after-restart-secret-99', 'open-after-stop'], 'sealed and open records read side by side')
+})
+
+t.test('device batches over MQTT into an encrypted stream are sealed too, and read back in plaintext', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  await client.send(new CreateStreamCommand({ StreamName: 'sealed-mqtt', ShardCount: 1 }))
+  await client.send(new StartStreamEncryptionCommand({ StreamName: 'sealed-mqtt', EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' }))
+  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: 'dev-sealed', protocolVersion: 4, reconnectPeriod: 0 })
+  t.teardown(() => device.endAsync(true))
+  const secrets = Array.from({ length: 20 }, (_, i) => `device-secret-${i}-${randomBytes(6).toString('hex')}`)
+  const frame = codec.encodeBatch({ epoch: 7n, sequence: 0, records: secrets.map((s) => ({ partitionKey: 'sensor', data: Buffer.from(s), producerTimeMs: Date.now(), clockSynced: true })) })
+  await device.publishAsync(topics.records('dev-sealed', 'sealed-mqtt'), frame, { qos: 1 })
+  t.notOk(secrets.some((s) => onDisk(relay.config.dataDir, s)), 'no plaintext of a device record on disk')
+  const read = await readAll(client, 'sealed-mqtt')
+  t.same(read.map((r) => r.data), secrets)
+  t.ok(read.every((r) => r.encryption === 'KMS'))
 })
 
 t.test('a relay with a different key refuses sealed records with a clear error instead of returning garbage', async (t) => {
