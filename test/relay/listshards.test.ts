@@ -6,7 +6,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
-import { KinesisClient, CreateStreamCommand, ListShardsCommand, SplitShardCommand, MergeShardsCommand, type ListShardsCommandInput } from '@aws-sdk/client-kinesis'
+import { KinesisClient, CreateStreamCommand, ListShardsCommand, ListStreamsCommand, SplitShardCommand, MergeShardsCommand, type ListShardsCommandInput } from '@aws-sdk/client-kinesis'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
@@ -91,4 +91,29 @@ t.test('a closed shard leaves listings, and the disk, once its records are past 
   t.equal(await streams.expireClosedShards(), 1, 'its log is removed')
   t.notOk(existsSync(dir), 'from the disk')
   t.equal(await streams.expireClosedShards(), 0, 'once')
+})
+
+t.test('ListStreams pages with Limit, NextToken and ExclusiveStartStreamName, with StreamSummaries', async (t) => {
+  const relay = await testRelay(t)
+  const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
+  t.teardown(() => client.destroy())
+  const names = ['e', 'a', 'd', 'b', 'c']
+  for (const StreamName of names) await client.send(new CreateStreamCommand({ StreamName, ShardCount: 1 }))
+  const first = await client.send(new ListStreamsCommand({ Limit: 2 }))
+  t.same(first.StreamNames, ['a', 'b'], 'in name order')
+  t.equal(first.HasMoreStreams, true)
+  t.match(first.StreamSummaries, [
+    { StreamName: 'a', StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/a', StreamStatus: 'ACTIVE', StreamModeDetails: { StreamMode: 'PROVISIONED' } },
+    { StreamName: 'b' },
+  ])
+  t.type(first.StreamSummaries![0]!.StreamCreationTimestamp, Date)
+  const second = await client.send(new ListStreamsCommand({ Limit: 2, NextToken: first.NextToken }))
+  t.same(second.StreamNames, ['c', 'd'])
+  const third = await client.send(new ListStreamsCommand({ Limit: 2, NextToken: second.NextToken }))
+  t.same(third.StreamNames, ['e'])
+  t.equal(third.HasMoreStreams, false)
+  t.notOk(third.NextToken, 'no token on the last page')
+  t.same((await client.send(new ListStreamsCommand({ ExclusiveStartStreamName: 'b', Limit: 2 }))).StreamNames, ['c', 'd'], 'ExclusiveStartStreamName')
+  await t.rejects(client.send(new ListStreamsCommand({ NextToken: 'garbage-token' })), { name: 'InvalidArgumentException' })
+  await t.rejects(client.send(new ListStreamsCommand({ Limit: 0 })), { name: 'ValidationException', message: /at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1/ })
 })
