@@ -130,6 +130,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
   metrics.registry.gauge('tributary_connected_devices', 'MQTT clients connected now.', [], () => broker?.connectedDevices() ?? 0)
   metrics.registry.gauge('tributary_storage_bytes', 'Bytes in shard log segments.', [], () => logs.totalBytes())
   metrics.registry.gauge('tributary_streams', 'Streams on this relay.', [], () => streams.list().length)
+  metrics.registry.gauge('tributary_fanout_subscriptions', 'SubscribeToShard subscriptions open now.', [], () => fanout.active())
 
   broker = await startBroker({
     host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,

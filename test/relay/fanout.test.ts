@@ -89,6 +89,8 @@ t.test('through the SDK over HTTP/2, a subscriber receives every record written 
   const last = events[events.length - 1]!
   t.equal(last.continuation, sent[sent.length - 1]!.seq, 'ContinuationSequenceNumber is the last record delivered')
   t.equal(last.behind, 0, 'caught up: MillisBehindLatest is 0')
+  const metrics = await (await fetch(`${relay.endpoint}/metrics`)).text()
+  t.match(metrics, /^tributary_fanout_subscriptions 1$/m, '/metrics counts the open subscription')
   abort.abort()
 })
 
