@@ -287,7 +287,10 @@ export class Streams {
         }
         created.push({ meta, log: await this.logs.open(id, p.shardId), start: p.start, end: p.end, createdSec: Math.floor(now / 1000) })
       }
-      if (this.byId.get(id) !== state) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${name} was deleted during the reshard`)
+      if (this.byId.get(id) !== state) {
+        await this.logs.drop(id) // the new shards' directories, made after the stream's were removed
+        throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${name} was deleted during the reshard`)
+      }
       this.onReshardStep('children-opened', name)
       // From here until the swap below nothing else runs.
       const parents = plan.close.map((shardId) => state.shards.find((s) => s.meta.shardId === shardId)!)

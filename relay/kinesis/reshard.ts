@@ -38,12 +38,15 @@ function shardLimit(extra: number, ctx: ApiContext): void {
   }
 }
 
-/** Streams refuses a second reshard of a stream (CONFLICT) or one of a stream deleted meanwhile. */
+/** Streams refuses (CONFLICT) a reshard of a stream that another change holds; Kinesis says ResourceInUse. */
 async function run(state: StreamState, ctx: ApiContext, change: () => Promise<void>): Promise<void> {
   try {
     await change()
   } catch (err) {
-    if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) requireActive(state, ctx)
+    if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
+      requireActive(state, ctx)
+      throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} is being changed by another request.`)
+    }
     throw err
   }
 }
