@@ -90,8 +90,9 @@ export class Fanout {
   }
 
   /**
-   * Resolves when `log` gets a record past `offset`, when the shard closes (a reshard appends
-   * nothing, so that is checked on a short timer: a flag, no read), after `ms`, or when `sub` ends.
+   * Resolves when `log` gets a record past `offset`, when the shard closes or its stream is deleted
+   * (neither appends anything, so they are checked on a short timer: flags, no read), after `ms`, or
+   * when `sub` ends.
    */
   private waitForRecords(log: ShardLog, offset: number, ms: number, sub: { ended: boolean; onEnd?: () => void }, closed: () => boolean): Promise<void> {
     return new Promise((resolve) => {
@@ -234,7 +235,7 @@ export class Fanout {
         if (atShardEnd) break
         if (records.length && offset < shard.log.endOffset()) continue
         await this.waitForRecords(shard.log, offset, Math.max(1, Math.min(heartbeat - (this.now() - lastEventMs), deadline - this.now())), sub,
-          () => shard.meta.endOffset !== null && shard.log.endOffset() >= shard.meta.endOffset)
+          () => shard.log.dropped || (shard.meta.endOffset !== null && shard.log.endOffset() >= shard.meta.endOffset))
       }
       sub.end()
     } catch (err) {

@@ -176,8 +176,9 @@ t.test('deleting the stream mid-subscription ends it with a ResourceNotFoundExce
   await client.send(new PutRecordsCommand({ StreamName: 'efo-delete', Records: [{ PartitionKey: 'k', Data: Buffer.from('x') }] }))
   await until(() => c.received.length === 1)
   await client.send(new DeleteStreamCommand({ StreamName: 'efo-delete', EnforceConsumerDeletion: true }))
-  // Writes to the stream no longer happen, so the heartbeat finds the stream gone.
+  const deleted = Date.now()
   await t.rejects(c.done, { name: 'ResourceNotFoundException' })
+  t.ok(Date.now() - deleted < 2000, 'promptly, not at the next heartbeat')
 })
 
 /** SubscribeToShard over plain HTTP/1.1 with a chunked body, frames decoded here, CRCs checked independently. */
