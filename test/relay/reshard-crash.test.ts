@@ -107,3 +107,85 @@ for (const c of cases) {
     kinesis.close()
   })
 }
+
+const ROUNDS = process.env.TRIBUTARY_SOAK ? 25 : 3
+
+/** The map is whole: open shards tile the hash space, every closed shard has children, every parent exists and is closed. */
+function consistent(shards: ShardJson[]): string | null {
+  const byId = new Map(shards.map((s) => [s.ShardId, s]))
+  const open = shards.filter((s) => !s.SequenceNumberRange.EndingSequenceNumber)
+  const ranges = open.map((s) => [BigInt(s.HashKeyRange.StartingHashKey), BigInt(s.HashKeyRange.EndingHashKey)] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1))
+  if (ranges[0]?.[0] !== 0n || ranges[ranges.length - 1]?.[1] !== (1n << 128n) - 1n || !ranges.every((r, i) => i === 0 || r[0] === ranges[i - 1]![1] + 1n)) return 'open shards do not tile the hash space'
+  for (const s of shards) {
+    for (const p of [s.ParentShardId, s.AdjacentParentShardId]) {
+      if (p && !byId.get(p)?.SequenceNumberRange.EndingSequenceNumber) return `${s.ShardId} names ${p}, which is not a closed shard`
+    }
+    if (s.SequenceNumberRange.EndingSequenceNumber && !shards.some((c) => c.ParentShardId === s.ShardId || c.AdjacentParentShardId === s.ShardId)) return `${s.ShardId} is closed without children`
+  }
+  return null
+}
+
+t.test(`kill -9 at random moments of ${ROUNDS} rounds of splits and merges: the map stays whole, nothing acknowledged is lost`, async (t) => {
+  const dataDir = tempDir(t)
+  const args = ['--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', String(await freePort()), '--http-port', String(await freePort()), '--allow-anonymous', '--group-commit-ms', '1']
+  let relay: ChildRelay = await spawnRelay(args)
+  t.teardown(() => { relay.process.kill('SIGKILL') })
+  const StreamName = 'crash-random'
+  {
+    const k = new KinesisClient({ endpoint: relay.endpoint })
+    await k.call('CreateStream', { StreamName, ShardCount: 3 })
+    k.close()
+  }
+  const acked: string[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const kinesis = new KinesisClient({ endpoint: relay.endpoint })
+    let alive = true
+    const writer = (async () => {
+      for (let b = 0; alive; b++) {
+        const Records = Array.from({ length: 20 }, (_, i) => ({ PartitionKey: randomBytes(4).toString('hex'), Data: Buffer.from(`${round}-${b}-${i}`).toString('base64') }))
+        try {
+          await kinesis.call('PutRecords', { StreamName, Records })
+          for (let i = 0; i < 20; i++) acked.push(`${round}-${b}-${i}`)
+        } catch {
+          return
+        }
+      }
+    })()
+    const resharder = (async () => {
+      while (alive) {
+        try {
+          const open = (await kinesis.call<{ Shards: ShardJson[] }>('ListShards', { StreamName, ShardFilter: { Type: 'AT_LATEST' } })).Shards
+            .sort((a, b) => (BigInt(a.HashKeyRange.StartingHashKey) < BigInt(b.HashKeyRange.StartingHashKey) ? -1 : 1))
+          if (open.length < 5 && (open.length <= 2 || Math.random() < 0.5)) {
+            const s = open[Math.floor(Math.random() * open.length)]!
+            const mid = (BigInt(s.HashKeyRange.StartingHashKey) + BigInt(s.HashKeyRange.EndingHashKey)) / 2n
+            await kinesis.call('SplitShard', { StreamName, ShardToSplit: s.ShardId, NewStartingHashKey: mid.toString() })
+          } else {
+            const i = Math.floor(Math.random() * (open.length - 1))
+            await kinesis.call('MergeShards', { StreamName, ShardToMerge: open[i]!.ShardId, AdjacentShardToMerge: open[i + 1]!.ShardId })
+          }
+        } catch {
+          return
+        }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    await new Promise((r) => setTimeout(r, 100 + Math.random() * 400))
+    relay.process.kill('SIGKILL')
+    await relay.exited
+    alive = false
+    await Promise.all([writer, resharder])
+    kinesis.close()
+    relay = await spawnRelay(args)
+  }
+  const kinesis = new KinesisClient({ endpoint: relay.endpoint })
+  t.teardown(() => kinesis.close())
+  t.equal((await kinesis.call<{ StreamDescriptionSummary: { StreamStatus: string } }>('DescribeStreamSummary', { StreamName })).StreamDescriptionSummary.StreamStatus, 'ACTIVE')
+  const shards = (await kinesis.call<{ Shards: ShardJson[] }>('ListShards', { StreamName })).Shards
+  t.equal(consistent(shards), null, `the shard map is whole after ${ROUNDS} kills (${shards.length} shards)`)
+  t.ok(shards.length > 3, 'resharding happened')
+  const read = await readAll(kinesis, StreamName)
+  const got = new Set(read)
+  t.equal(got.size, read.length, 'no record twice')
+  t.same(acked.filter((r) => !got.has(r)), [], `all ${acked.length} acknowledged records are readable`)
+})
