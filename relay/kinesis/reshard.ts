@@ -25,7 +25,7 @@ function openShard(state: StreamState, shardId: string, ctx: ApiContext): ShardS
     throw new KinesisError('ResourceNotFoundException', `Could not find shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId}.`)
   }
   if (shard.meta.endOffset !== null) {
-    throw new KinesisError('ResourceInUseException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} has already been merged or split, and thus is not eligible for merging or splitting.`)
+    throw new KinesisError('InvalidArgumentException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} has already been merged or split, and thus is not eligible for merging or splitting.`)
   }
   return shard
 }
@@ -95,7 +95,7 @@ export async function updateShardCount(body: unknown, ctx: ApiContext) {
   const target = req.TargetShardCount
   const reply = () => ({ StreamName: state.meta.name, CurrentShardCount: current, TargetShardCount: target, StreamARN: state.meta.arn })
   if (state.meta.mode === 'ON_DEMAND') {
-    throw new KinesisError('ValidationException', `UpdateShardCount is not supported for stream ${state.meta.name} under account ${ctx.accountId} because it is in ON_DEMAND capacity mode.`)
+    throw new KinesisError('ValidationException', `Request is invalid. Stream ${state.meta.name} under account ${ctx.accountId} is in On-Demand mode.`)
   }
   requireActive(state, ctx)
   const refuse = (what: string) => new KinesisError('LimitExceededException',

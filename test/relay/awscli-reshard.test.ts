@@ -111,7 +111,7 @@ t.test('the AWS CLI v2 reshards a stream and reads the shard map back with filte
 
   const bad = await aws('split-shard', '--stream-name', 'fleet', '--shard-to-split', 'shardId-000000000000', '--new-starting-hash-key', '5')
   t.not(bad.code, 0, 'splitting a closed shard fails')
-  t.match(bad.stderr, /ResourceInUseException.*has already been merged or split/)
+  t.match(bad.stderr, /InvalidArgumentException.*has already been merged or split/)
   const big = await aws('update-shard-count', '--stream-name', 'fleet', '--target-shard-count', '9', '--scaling-type', 'UNIFORM_SCALING')
   t.match(big.stderr, /LimitExceededException/, 'more than double is refused')
 })

@@ -105,7 +105,7 @@ t.test('DescribeLimits counts open shards; UpdateStreamMode switches capacity mo
   await client.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: 'ON_DEMAND' } }))
   t.equal((await client.send(new DescribeStreamSummaryCommand({ StreamName: 'b' }))).StreamDescriptionSummary!.StreamModeDetails!.StreamMode, 'ON_DEMAND')
   t.equal((await client.send(new DescribeLimitsCommand({}))).OnDemandStreamCount, 1)
-  await t.rejects(client.send(new UpdateShardCountCommand({ StreamName: 'b', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), { name: 'ValidationException', message: /ON_DEMAND/ }, 'on-demand streams are not scaled by hand')
+  await t.rejects(client.send(new UpdateShardCountCommand({ StreamName: 'b', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), { name: 'ValidationException', message: 'Request is invalid. Stream b under account 000000000000 is in On-Demand mode.' }, 'on-demand streams are not scaled by hand')
   await t.rejects(client.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: 'ON_DEMAND' } })), { name: 'InvalidArgumentException', message: /already in ON_DEMAND mode/ })
   await t.rejects(client.send(new UpdateStreamModeCommand({ StreamModeDetails: { StreamMode: 'PROVISIONED' } } as never)), { name: 'ValidationException', message: /at 'streamARN' failed to satisfy constraint: Member must not be null/ })
   await client.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: 'PROVISIONED' } }))

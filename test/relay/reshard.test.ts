@@ -188,7 +188,7 @@ t.test('resharding refuses what Kinesis refuses, with its types and wording', as
   })
   await client.send(new MergeShardsCommand({ StreamName, ShardToMerge: 'shardId-000000000001', AdjacentShardToMerge: 'shardId-000000000000' }))
   await t.rejects(client.send(new SplitShardCommand({ StreamName, ShardToSplit: 'shardId-000000000000', NewStartingHashKey: (start0 + 5n).toString() })), {
-    name: 'ResourceInUseException', message: `Shard shardId-000000000000 in stream ${StreamName} under account 000000000000 has already been merged or split, and thus is not eligible for merging or splitting.`,
+    name: 'InvalidArgumentException', message: `Shard shardId-000000000000 in stream ${StreamName} under account 000000000000 has already been merged or split, and thus is not eligible for merging or splitting.`,
   })
   const merged = (await client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AT_LATEST' } }))).Shards!
   t.match(merged.find((s) => s.ShardId === 'shardId-000000000003'), { ParentShardId: 'shardId-000000000001', AdjacentParentShardId: 'shardId-000000000000', HashKeyRange: { StartingHashKey: '0', EndingHashKey: shards[1]!.HashKeyRange!.EndingHashKey } },
