@@ -88,3 +88,37 @@ t.test('streams subcommands refuse bad input with a clear message and exit 1', a
     t.match(run.stderr, message, args.join(' '))
   }
 })
+
+t.test('a running tail follows a shard split under it into the children, per key in order', async (t) => {
+  const relay = await testRelay(t)
+  const ep = ['--endpoint', relay.endpoint]
+  await cli(['streams', 'create', 'live', '--shards', '1', ...ep])
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('TRIBUTARY_')) env[k] = v
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'tail', 'live', '--json', ...ep], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const lines: { shardId: string; partitionKey: string; data: number }[] = []
+  let buf = ''
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString()
+    let nl: number
+    while ((nl = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1) }
+  })
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 400 && lines.length < n; i++) await new Promise((r) => setTimeout(r, 50))
+    return lines.length
+  }
+  const put = (from: number) => cli(['put', 'live', '--key', `k${from % 3}`, ...Array.from({ length: 10 }, (_, i) => String(from + i)), ...ep])
+  await put(0)
+  t.equal(await waitFor(10), 10)
+  t.equal((await cli(['streams', 'split', 'live', '0', ...ep])).code, 0)
+  await put(10)
+  await put(20)
+  t.equal(await waitFor(30), 30, 'records written after the split are printed too')
+  t.ok(lines.slice(10).every((l) => l.shardId !== 'shardId-000000000000'), 'from the children')
+  t.same(lines.map((l) => l.data).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i), 'each once')
+  for (const key of ['k0', 'k1', 'k2']) {
+    const ns = lines.filter((l) => l.partitionKey === key).map((l) => l.data)
+    t.ok(ns.every((n, i) => i === 0 || n > ns[i - 1]!), `${key} in order`)
+  }
+})
