@@ -87,7 +87,7 @@ export class Consumers {
   }
 
   count(streamId: string): number {
-    return this.list(streamId).length
+    return this.o.streams.getById(streamId) ? this.byStream.get(streamId)?.length ?? 0 : 0
   }
 
   get(streamId: string, name: string): ConsumerMeta | undefined {
