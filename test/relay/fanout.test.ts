@@ -351,3 +351,23 @@ t.test('a CBOR request gets its events in CBOR', async (t) => {
   t.same(event.Records[0]!.Data, Buffer.from([1, 2, 3]), 'Data as a byte string')
   t.equal(event.Records[0]!.ApproximateArrivalTimestamp.tag, 1, 'timestamps as tag 1')
 })
+
+t.test('with access keys configured, SubscribeToShard is signed like any call: the right key streams, a wrong secret is refused', async (t) => {
+  const relay = await testRelay(t, { accessKeys: [{ accessKeyId: 'AKIDEFO', secretAccessKey: 'fan-out-secret' }] })
+  const signed = (secretAccessKey: string) => {
+    const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDEFO', secretAccessKey } })
+    t.teardown(() => client.destroy())
+    return client
+  }
+  const client = signed('fan-out-secret')
+  const { consumerArn } = await setup(client, 'efo-signed')
+  const abort = new AbortController()
+  const out = await client.send(new SubscribeToShardCommand({ ConsumerARN: consumerArn, ShardId: SHARD0, StartingPosition: { Type: 'LATEST' } }), { abortSignal: abort.signal })
+  const c = collect(out.EventStream!)
+  c.done.catch(() => {})
+  await client.send(new PutRecordsCommand({ StreamName: 'efo-signed', Records: [{ PartitionKey: 'k', Data: Buffer.from('signed') }] }))
+  await until(() => c.received.length === 1)
+  t.equal(c.received[0]!.data, 'signed')
+  abort.abort()
+  await t.rejects(signed('wrong').send(new SubscribeToShardCommand({ ConsumerARN: consumerArn, ShardId: 'shardId-000000000000', StartingPosition: { Type: 'LATEST' } })), { name: 'InvalidSignatureException' })
+})
