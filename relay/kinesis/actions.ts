@@ -237,6 +237,9 @@ async function listShards(body: unknown, ctx: ApiContext) {
   if (req.NextToken !== undefined && (req.StreamName !== undefined || req.StreamARN !== undefined)) {
     throw new KinesisError('InvalidArgumentException', 'NextToken and StreamName cannot be provided together.')
   }
+  // The token names the stream, the position and the filter (a ShardFilter sent again with it is ignored).
+  if (req.NextToken !== undefined && req.ExclusiveStartShardId !== undefined) throw new KinesisError('InvalidArgumentException', 'NextToken and ExclusiveStartShardId cannot be provided together.')
+  if (req.NextToken !== undefined && req.StreamCreationTimestamp !== undefined) throw new KinesisError('InvalidArgumentException', 'NextToken and StreamCreationTimestamp cannot be provided together.')
   let state: StreamState
   let after = req.ExclusiveStartShardId
   let filter = req.ShardFilter

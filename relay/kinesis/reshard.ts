@@ -12,6 +12,13 @@ import { ShardId, StreamARN, StreamName, validate, type Shape } from './validate
 const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
 const RequiredShardId = { ...ShardId, required: true } as Shape
 
+/** SplitShard, MergeShards and UpdateShardCount are for provisioned streams only; Kinesis reshapes on-demand ones itself. */
+function requireProvisioned(state: StreamState, ctx: ApiContext): void {
+  if (state.meta.mode === 'ON_DEMAND') {
+    throw new KinesisError('ValidationException', `Request is invalid. Stream ${state.meta.name} under account ${ctx.accountId} is in On-Demand mode.`)
+  }
+}
+
 function requireActive(state: StreamState, ctx: ApiContext): void {
   if (state.meta.status !== 'ACTIVE') {
     throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} not ACTIVE, instead in state ${state.meta.status}`)
@@ -56,6 +63,7 @@ export async function splitShard(body: unknown, ctx: ApiContext) {
     StreamName, StreamARN, ShardToSplit: RequiredShardId, NewStartingHashKey: HashKey,
   })
   const state = resolveStream(req, ctx)
+  requireProvisioned(state, ctx)
   requireActive(state, ctx)
   const shard = openShard(state, req.ShardToSplit, ctx)
   const key = BigInt(req.NewStartingHashKey)
@@ -73,6 +81,7 @@ export async function mergeShards(body: unknown, ctx: ApiContext) {
     StreamName, StreamARN, ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId,
   })
   const state = resolveStream(req, ctx)
+  requireProvisioned(state, ctx)
   requireActive(state, ctx)
   const a = openShard(state, req.ShardToMerge, ctx)
   const b = openShard(state, req.AdjacentShardToMerge, ctx)
@@ -94,9 +103,7 @@ export async function updateShardCount(body: unknown, ctx: ApiContext) {
   const current = state.open.length
   const target = req.TargetShardCount
   const reply = () => ({ StreamName: state.meta.name, CurrentShardCount: current, TargetShardCount: target, StreamARN: state.meta.arn })
-  if (state.meta.mode === 'ON_DEMAND') {
-    throw new KinesisError('ValidationException', `Request is invalid. Stream ${state.meta.name} under account ${ctx.accountId} is in On-Demand mode.`)
-  }
+  requireProvisioned(state, ctx)
   requireActive(state, ctx)
   const refuse = (what: string) => new KinesisError('LimitExceededException',
     `UpdateShardCount failed for stream ${state.meta.name} under account ${ctx.accountId}. ${what} Current open shard count: ${current}. Target shard count: ${target}.`)

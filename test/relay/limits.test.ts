@@ -6,7 +6,7 @@ import t from 'tap'
 import {
   KinesisClient, CreateStreamCommand, PutRecordsCommand, PutRecordCommand, GetShardIteratorCommand, GetRecordsCommand,
   AddTagsToStreamCommand, RemoveTagsFromStreamCommand, IncreaseStreamRetentionPeriodCommand, DecreaseStreamRetentionPeriodCommand,
-  DescribeStreamSummaryCommand, DescribeLimitsCommand, UpdateStreamModeCommand, UpdateShardCountCommand, ListShardsCommand,
+  DescribeStreamSummaryCommand, DescribeLimitsCommand, UpdateStreamModeCommand, UpdateShardCountCommand, ListShardsCommand, SplitShardCommand, MergeShardsCommand,
 } from '@aws-sdk/client-kinesis'
 import { testRelay } from '../helpers/relay.js'
 
@@ -106,6 +106,8 @@ t.test('DescribeLimits counts open shards; UpdateStreamMode switches capacity mo
   t.equal((await client.send(new DescribeStreamSummaryCommand({ StreamName: 'b' }))).StreamDescriptionSummary!.StreamModeDetails!.StreamMode, 'ON_DEMAND')
   t.equal((await client.send(new DescribeLimitsCommand({}))).OnDemandStreamCount, 1)
   await t.rejects(client.send(new UpdateShardCountCommand({ StreamName: 'b', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), { name: 'ValidationException', message: 'Request is invalid. Stream b under account 000000000000 is in On-Demand mode.' }, 'on-demand streams are not scaled by hand')
+  await t.rejects(client.send(new SplitShardCommand({ StreamName: 'b', ShardToSplit: 'shardId-000000000000', NewStartingHashKey: '12345' })), { name: 'ValidationException', message: /is in On-Demand mode/ }, 'nor split')
+  await t.rejects(client.send(new MergeShardsCommand({ StreamName: 'b', ShardToMerge: 'shardId-000000000000', AdjacentShardToMerge: 'shardId-000000000001' })), { name: 'ValidationException', message: /is in On-Demand mode/ }, 'nor merged')
   await t.rejects(client.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: 'ON_DEMAND' } })), { name: 'InvalidArgumentException', message: /already in ON_DEMAND mode/ })
   await t.rejects(client.send(new UpdateStreamModeCommand({ StreamModeDetails: { StreamMode: 'PROVISIONED' } } as never)), { name: 'ValidationException', message: /at 'streamARN' failed to satisfy constraint: Member must not be null/ })
   await client.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: 'PROVISIONED' } }))

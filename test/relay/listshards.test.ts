@@ -59,6 +59,8 @@ t.test('ListShards pages and filters a resharded stream as Kinesis does', async 
   const token = (await client.send(new ListShardsCommand({ StreamName, MaxResults: 1 }))).NextToken!
   await t.rejects(client.send(new ListShardsCommand({ StreamName, NextToken: token })), { name: 'InvalidArgumentException', message: 'NextToken and StreamName cannot be provided together.' })
   await t.rejects(client.send(new ListShardsCommand({})), { name: 'InvalidArgumentException', message: 'Either NextToken or StreamName should be provided.' })
+  await t.rejects(client.send(new ListShardsCommand({ NextToken: token, ExclusiveStartShardId: id(1) })), { name: 'InvalidArgumentException', message: 'NextToken and ExclusiveStartShardId cannot be provided together.' })
+
   await t.rejects(client.send(new ListShardsCommand({ NextToken: 'bm90IGEgdG9rZW4gYXQgYWxsIDop' })), { name: 'InvalidArgumentException', message: 'Invalid NextToken.' })
   await t.rejects(client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AFTER_SHARD_ID' } })), { name: 'InvalidArgumentException', message: /ShardId must be provided/ })
   await t.rejects(client.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AT_TIMESTAMP' } })), { name: 'InvalidArgumentException', message: /Timestamp must be provided/ })
