@@ -50,6 +50,10 @@ export class LocalKeyCipher implements RecordCipher {
     return this.key
   }
 
+  seals(stream: string): boolean {
+    return this.isEncrypted(stream)
+  }
+
   seal(stream: string, data: Uint8Array): Uint8Array | null {
     if (!this.isEncrypted(stream)) return null
     const nonce = randomBytes(NONCE)

@@ -37,7 +37,6 @@ interface PendingAppend {
 }
 
 const READ_CHUNK = 1024 * 1024
-const EMPTY = new Uint8Array(0)
 
 async function fsyncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, fsc.O_RDONLY)
@@ -548,9 +547,9 @@ export class FileLogStore implements LogStore {
     this.now = options.now ?? Date.now
   }
 
-  /** True when the stream's records are stored sealed (asked with an empty record, once per batch). */
+  /** True when the stream's records are stored sealed. */
   seals(stream: string): boolean {
-    return this.cipher !== undefined && this.cipher.seal(stream, EMPTY) !== null
+    return this.cipher !== undefined && this.cipher.seals(stream)
   }
 
   /** Records as they are stored: sealed when the stream is encrypted (the cipher decides). */

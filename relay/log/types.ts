@@ -24,6 +24,8 @@ export interface ReadResult {
  * `seal` as records are appended and `open` on every record it reads whose flags say it is sealed.
  */
 export interface RecordCipher {
+  /** True when records appended to `stream` now are sealed. */
+  seals(stream: string): boolean
   /** The bytes to store for `data` appended to `stream` now; null when the stream is not encrypted. */
   seal(stream: string, data: Uint8Array): Uint8Array | null
   /** The original data of a sealed record; throws a TributaryError when it cannot be opened. */
