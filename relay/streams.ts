@@ -353,6 +353,18 @@ export class Streams {
     return dropped
   }
 
+  /** When the stream's UpdateShardCount calls of the last 24 hours happened (Kinesis allows ten). */
+  async recentScalings(state: StreamState): Promise<number[]> {
+    const raw = await this.meta.getSetting(`scalings:${state.meta.id}`)
+    const since = this.now() - 86_400_000
+    return raw ? (JSON.parse(raw) as number[]).filter((at) => at > since) : []
+  }
+
+  async noteScaling(state: StreamState): Promise<void> {
+    const recent = await this.recentScalings(state)
+    await this.meta.putSetting(`scalings:${state.meta.id}`, JSON.stringify([...recent, this.now()]))
+  }
+
   /** The shards a listing shows: open ones and closed ones still within retention. */
   retained(state: StreamState): ShardState[] {
     const now = this.now()

@@ -111,9 +111,12 @@ export async function updateShardCount(body: unknown, ctx: ApiContext) {
   if (target * 2 < current) throw refuse('Cannot scale down below half the current shard count.')
   if (target > Limits.maxShardsPerStream) throw refuse(`Cannot scale up to more than ${Limits.maxShardsPerStream} shards in a stream.`)
   if (target === current && state.open.every((s, i) => s.meta.hashStart === String(evenStart(i, target)))) return reply()
+  if ((await ctx.streams.recentScalings(state)).length >= MAX_SCALINGS_PER_DAY) throw refuse(`Cannot scale a stream more than ${MAX_SCALINGS_PER_DAY} times in a rolling 24-hour period.`)
   shardLimit(Math.max(0, target - current), ctx)
   await run(state, ctx, () => ctx.streams.scale(state, target))
+  await ctx.streams.noteScaling(state)
   return reply()
 }
 
+const MAX_SCALINGS_PER_DAY = 10
 const evenStart = (i: number, count: number) => ((1n << 128n) / BigInt(count)) * BigInt(i)

@@ -114,3 +114,19 @@ t.test('DescribeLimits counts open shards; UpdateStreamMode switches capacity mo
   await client.send(new UpdateShardCountCommand({ StreamName: 'b', TargetShardCount: 2, ScalingType: 'UNIFORM_SCALING' }))
   t.equal((await client.send(new ListShardsCommand({ StreamName: 'b', ShardFilter: { Type: 'AT_LATEST' } }))).Shards!.length, 2)
 })
+
+t.test('UpdateShardCount runs at most ten times per stream in a rolling 24 hours', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(relay.endpoint)
+  t.teardown(() => client.destroy())
+  await client.send(new CreateStreamCommand({ StreamName: 'busy', ShardCount: 2 }))
+  for (let i = 0; i < 10; i++) await client.send(new UpdateShardCountCommand({ StreamName: 'busy', TargetShardCount: i % 2 ? 2 : 3, ScalingType: 'UNIFORM_SCALING' }))
+  await t.rejects(client.send(new UpdateShardCountCommand({ StreamName: 'busy', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), {
+    name: 'LimitExceededException', message: /Cannot scale a stream more than 10 times in a rolling 24-hour period/,
+  })
+  await client.send(new CreateStreamCommand({ StreamName: 'calm', ShardCount: 2 }))
+  t.match(await client.send(new UpdateShardCountCommand({ StreamName: 'calm', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), { TargetShardCount: 4 }, 'per stream')
+  const open = (await client.send(new ListShardsCommand({ StreamName: 'busy', ShardFilter: { Type: 'AT_LATEST' } }))).Shards!
+  await client.send(new SplitShardCommand({ StreamName: 'busy', ShardToSplit: open[0]!.ShardId, NewStartingHashKey: '1000000' }))
+  t.equal((await client.send(new ListShardsCommand({ StreamName: 'busy', ShardFilter: { Type: 'AT_LATEST' } }))).Shards!.length, open.length + 1, 'SplitShard is not counted against it')
+})
