@@ -9,6 +9,7 @@ import type { LogStore, ShardLog } from './log/types.js'
 import type { MetadataStore, ShardMeta, StreamMeta } from './meta/types.js'
 import { ProducerTable, type ProducerSnapshot } from './producers.js'
 import { encodeSequence } from './kinesis/sequence.js'
+import type { Throughput } from './kinesis/limits.js'
 import { HASH_SPACE, hashRanges, planMerge, planSplit, planUniformScaling, shardIdOf, type ReshardPlan } from './shardmap.js'
 
 
@@ -28,6 +29,8 @@ export interface StreamState {
   producers: ProducerTable
   /** The stream's tags, as stored (ListTagsForStream); `tributary:throughput-limits` switches limits on. */
   tags: Record<string, string>
+  /** Per-shard throughput budgets, made when the stream's limits are first used (relay/kinesis/limits.ts). */
+  meter?: Throughput
 }
 
 /** Points inside a reshard where a test may stop the relay (TRIBUTARY_TEST_CRASH_AT): before and after the map change commits. */

@@ -88,14 +88,10 @@ export class Throughput {
   }
 }
 
-const meters = new WeakMap<StreamState, Throughput>()
-
 /** The stream's throughput meter when its limits are on; null when they are off (the default). */
 export function throughputOf(state: StreamState): Throughput | null {
   if (state.tags[THROUGHPUT_TAG] !== 'on') return null
-  let t = meters.get(state)
-  if (!t) meters.set(state, (t = new Throughput()))
-  return t
+  return (state.meter ??= new Throughput())
 }
 
 export function rateExceeded(state: StreamState, shard: ShardState, ctx: ApiContext): KinesisError {
