@@ -80,7 +80,8 @@ export function findShard(state: StreamState, shardId: string, ctx: ApiContext):
 }
 
 function shardJson(shard: ShardState, ctx: ApiContext) {
-  const range: Record<string, string> = { StartingSequenceNumber: ctx.streams.sequenceOf(shard, 0, shard.meta.createdMs) }
+  // Before every record of the shard (record time 0): AFTER_SEQUENCE_NUMBER with it starts at the first record.
+  const range: Record<string, string> = { StartingSequenceNumber: ctx.streams.sequenceOf(shard, 0, 0) }
   // The last offset with the largest record time: not below any sequence number the shard handed out.
   if (shard.meta.endOffset !== null) range.EndingSequenceNumber = ctx.streams.sequenceOf(shard, Math.max(shard.meta.endOffset - 1, 0), 0xfffffffff * 1000)
   return {
@@ -399,19 +400,28 @@ async function getShardIterator(body: unknown, ctx: ApiContext) {
       offset = await shard.log.offsetAtTime(req.Timestamp)
       break
     }
-    default: {
-      const seq = decodeSequence(req.StartingSequenceNumber!)
-      const invalid = (why = '') => new KinesisError('InvalidArgumentException',
-        `StartingSequenceNumber ${req.StartingSequenceNumber} used in GetShardIterator on shard ${shard.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId} is invalid${why}.`)
-      if (!seq) throw invalid()
-      if (seq.shardIndex !== shard.meta.index) {
-        throw new KinesisError('InvalidArgumentException', `Invalid StartingSequenceNumber. It encodes shardId-${String(seq.shardIndex).padStart(12, '0')}, while it was used in a call to a shard with ${shard.meta.shardId}`)
-      }
-      if (seq.shardCreatedSec !== shard.createdSec) throw invalid(' because it did not come from this stream')
-      offset = type === 'AT_SEQUENCE_NUMBER' ? seq.offset : seq.offset + 1
-    }
+    default:
+      offset = offsetOfSequence(type, req.StartingSequenceNumber!, 'GetShardIterator', state, shard, ctx)
   }
   return { ShardIterator: ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset, createdMs: ctx.now() }) }
+}
+
+/**
+ * The first offset to read for AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER, in GetShardIterator's
+ * wording. A record time of 0 marks a position before the record at its offset (a shard's
+ * StartingSequenceNumber; a fan-out continuation before the first record): no record has that
+ * number, so AFTER it still includes that record.
+ */
+export function offsetOfSequence(type: 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NUMBER', text: string, action: string, state: StreamState, shard: ShardState, ctx: ApiContext): number {
+  const seq = decodeSequence(text)
+  const invalid = (why = '') => new KinesisError('InvalidArgumentException',
+    `StartingSequenceNumber ${text} used in ${action} on shard ${shard.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId} is invalid${why}.`)
+  if (!seq) throw invalid()
+  if (seq.shardIndex !== shard.meta.index) {
+    throw new KinesisError('InvalidArgumentException', `Invalid StartingSequenceNumber. It encodes shardId-${String(seq.shardIndex).padStart(12, '0')}, while it was used in a call to a shard with ${shard.meta.shardId}`)
+  }
+  if (seq.shardCreatedSec !== shard.createdSec) throw invalid(' because it did not come from this stream')
+  return type === 'AT_SEQUENCE_NUMBER' || seq.recordSec === 0 ? seq.offset : seq.offset + 1
 }
 
 async function getRecords(body: unknown, ctx: ApiContext) {

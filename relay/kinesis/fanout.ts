@@ -20,13 +20,13 @@ import type { AnyResponse } from '../http.js'
 import type { LogStore, ShardLog } from '../log/types.js'
 import type { ConsumerMeta } from '../meta/types.js'
 import type { ShardState, StreamState, Streams } from '../streams.js'
-import { findShard } from './actions.js'
+import { findShard, offsetOfSequence } from './actions.js'
 import { ConsumerARN } from './consumers.js'
 import { KinesisError } from './errors.js'
 import { eventMessage, exceptionMessage } from './eventstream.js'
 import type { ExtendedContext } from './extensions.js'
 import type { Protocol } from './protocol.js'
-import { decodeSequence, encodeSequence } from './sequence.js'
+import { encodeSequence } from './sequence.js'
 import { SequenceNumber, ShardId, validate, type Shape } from './validate.js'
 
 export const EVENTSTREAM_TYPE = 'application/vnd.amazon.eventstream'
@@ -314,19 +314,8 @@ async function startingOffset(p: { Type: StartingType; SequenceNumber?: string; 
       }
       return shard.log.offsetAtTime(p.Timestamp)
     }
-    default: {
-      const seq = decodeSequence(p.SequenceNumber!)
-      const invalid = (why = '') => new KinesisError('InvalidArgumentException',
-        `StartingSequenceNumber ${p.SequenceNumber} used in SubscribeToShard on shard ${shard.meta.shardId} in stream ${stream.meta.name} under account ${ctx.accountId} is invalid${why}.`)
-      if (!seq) throw invalid()
-      if (seq.shardIndex !== shard.meta.index) {
-        throw new KinesisError('InvalidArgumentException', `Invalid StartingSequenceNumber. It encodes shardId-${String(seq.shardIndex).padStart(12, '0')}, while it was used in a call to a shard with ${shard.meta.shardId}`)
-      }
-      if (seq.shardCreatedSec !== shard.createdSec) throw invalid(' because it did not come from this stream')
-      // Record time 0 marks "before the first record" (positionBefore).
-      if (p.Type === 'AT_SEQUENCE_NUMBER' || seq.recordSec === 0) return seq.offset
-      return seq.offset + 1
-    }
+    default:
+      return offsetOfSequence(p.Type, p.SequenceNumber!, 'SubscribeToShard', stream, shard, ctx)
   }
 }
 

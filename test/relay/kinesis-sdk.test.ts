@@ -116,6 +116,12 @@ t.test('iterators of all five types position reads as Kinesis does', async (t) =
   t.same(await read({ ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: second.SequenceNumber }), ['two', 'three', 'four'])
   t.same(await read({ ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: first.SequenceNumber }), ['two', 'three', 'four'])
   t.same(await read({ ShardIteratorType: 'AT_TIMESTAMP', Timestamp: between }), ['three', 'four'])
+  // The shard's StartingSequenceNumber sorts below every record, so AFTER it begins at the first record.
+  const shard = (await client.send(new ListShardsCommand({ StreamName }))).Shards![0]!
+  const start = shard.SequenceNumberRange!.StartingSequenceNumber!
+  t.ok(BigInt(start) < BigInt(first.SequenceNumber!), 'StartingSequenceNumber is below the first record\'s number')
+  t.same(await read({ ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: start }), ['one', 'two', 'three', 'four'])
+  t.same(await read({ ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: start }), ['one', 'two', 'three', 'four'])
   const page = await client.send(new GetRecordsCommand({ ShardIterator: latest }))
   t.same((page.Records ?? []).map((r) => Buffer.from(r.Data!).toString()), ['four'], 'LATEST yields only what was written after it')
   const empty = await read({ ShardIteratorType: 'AT_TIMESTAMP', Timestamp: new Date() })
