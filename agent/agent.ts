@@ -144,11 +144,20 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   const losses = registry.counter('tributary_agent_serial_link_losses_total', 'Serial links lost (unplugged, silent, failing), by source and reason.', ['source', 'reason'])
   registry.gauge('tributary_agent_serial_link_up', '1 while the serial port is open.', ['source'], () => serial.map((s) => ({ labels: { source: s.name }, value: s.stats.link.state === 'open' ? 1 : 0 })))
   registry.gauge('tributary_agent_serial_readings', 'Readings parsed from the serial port since start.', ['source'], () => serial.map((s) => ({ labels: { source: s.name }, value: s.stats.readings })))
+  // Serial readings are not waited on by anyone: they gather for serial.flushMs and are handed to the
+  // outbox in one tick, so every sensor's readings share one commit and one batch. stop() flushes them.
+  let serialQueue: { rows: OutboxInput[]; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = []
+  const flushSerial = () => {
+    const queue = serialQueue
+    serialQueue = []
+    for (const q of queue) store(q.rows).then(q.resolve, q.reject)
+  }
+  const serialStore = config.serial.flushMs === 0 ? store : (rows: OutboxInput[]) => new Promise((resolve, reject) => { serialQueue.push({ rows, resolve, reject }) })
   for (const s of config.sources) {
     if (s.type === 'simulated') sources.push(startSimulated(s, clock, store, (err) => log('source_error', { source: 'simulated', stream: s.stream, error: err.message })))
     else if (s.type === 'serial') {
       serial.push(startSerial(s, {
-        binding: options.serialBinding ?? systemBinding(), clock, store, log,
+        binding: options.serialBinding ?? systemBinding(), clock, store: serialStore, log,
         onFramingError: (code) => framing.inc({ source: s.name, code }),
         onLoss: (reason) => losses.inc({ source: s.name, reason }),
       }))
@@ -177,6 +186,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   })
 
   const timers = [
+    ...(serial.length && config.serial.flushMs > 0 ? [setInterval(flushSerial, config.serial.flushMs)] : []),
     setInterval(() => uplink.publishStatus(), config.status.publishIntervalMs),
     setInterval(() => { try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) } }, 1000),
   ]
@@ -193,6 +203,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
       for (const t of timers) clearInterval(t)
       for (const s of sources) s.stop()
       await Promise.all(serial.map((s) => s.stop()))
+      flushSerial()
       await putApi?.close()
       await uplink.stop()
       await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })

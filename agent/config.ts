@@ -100,6 +100,10 @@ export interface AgentConfig {
   }
   streams: Record<string, StreamPolicy>
   sources: SourceConfig[]
+  serial: {
+    /** Serial readings wait up to this long and go to the outbox together (one commit for every sensor). */
+    flushMs: number
+  }
 }
 
 type Obj = Record<string, unknown>
@@ -144,7 +148,7 @@ const MiB = 1024 * 1024
 /** `skipFiles`: do not read relay.passwordFile (for checking a config on another machine or before its credential exists). */
 export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean } = {}): AgentConfig {
   const root = object(raw, 'config')
-  only(root, '', ['device', 'relay', 'outbox', 'uplink', 'status', 'streams', 'sources'])
+  only(root, '', ['device', 'relay', 'outbox', 'uplink', 'status', 'streams', 'sources', 'serial'])
   const device = str(root, 'device', '')
   if (!DEVICE_ID_PATTERN.test(device)) throw new ConfigError('device', `must match ${DEVICE_ID_PATTERN}, got ${JSON.stringify(device)}`)
 
@@ -240,6 +244,9 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
       sources.push({ type, host: str(src, 'host', field, '127.0.0.1'), port: num(src, 'port', field, 4569, 0, 65535) })
     }
   })
+  const se = object(root.serial, 'serial')
+  only(se, 'serial', ['flushMs'])
+  const serial = { flushMs: num(se, 'flushMs', 'serial.', 1000, 0, 10_000) }
   const seen = new Map<string, number>()
   sources.forEach((src, i) => {
     if (src.type !== 'serial') return
@@ -248,7 +255,7 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
       seen.set(key, i)
     }
   })
-  return { device, relay, outbox, uplink, status, streams, sources }
+  return { device, relay, outbox, uplink, status, streams, sources, serial }
 }
 
 function bytesOption(obj: Obj, key: string, field: string): Buffer {

@@ -13,7 +13,8 @@
  * Events: 'data' (Buffer), 'open' (realPath), 'lost' (reason, detail), 'openFailed' (SerialError).
  */
 import { EventEmitter } from 'node:events'
-import { realpathSync } from 'node:fs'
+import { closeSync, constants, openSync, realpathSync } from 'node:fs'
+import { isatty, ReadStream } from 'node:tty'
 import type { SerialBinding, SerialPortBinding } from './types.js'
 import { ErrorCode, SerialError } from '../../shared/errors.js'
 
@@ -85,6 +86,7 @@ export class SerialLink extends EventEmitter {
   private reopenTimer: NodeJS.Timeout | null = null
   private checkTimer: NodeJS.Timeout | null = null
   private probing = false
+  private ttyStream: ReadStream | null = null
   private closed = false
 
   constructor(private readonly options: SerialLinkOptions, private readonly binding: SerialBinding, private readonly now: () => number = () => performance.now()) {
@@ -114,6 +116,7 @@ export class SerialLink extends EventEmitter {
     const port = this.port
     this.port = null
     this.stats.state = 'closed'
+    this.dropTty()
     if (port) await port.close().catch(() => {})
   }
 
@@ -142,12 +145,43 @@ export class SerialLink extends EventEmitter {
     this.lastByteMs = this.now()
     this.checkTimer = setInterval(() => this.check(port), o.checkIntervalMs)
     this.emit('open', this.realPath)
+    const fd = (port as { fd?: unknown }).fd
+    if (typeof fd === 'number' && isatty(fd) && this.readTty(port)) return
     void this.readLoop(port)
   }
 
+  /**
+   * Reads a real tty through libuv's tty handle (epoll), on a second descriptor of our own: libuv
+   * reopens a tty and dup2s the new description over the one it is given, which would drop the
+   * binding's flock if it were given the binding's. The binding's own read goes through the thread
+   * pool and an EAGAIN error per chunk: about three times the CPU (0.37 vs 0.13 ms per chunk here).
+   */
+  private readTty(port: SerialPortBinding): boolean {
+    let fd: number
+    try { fd = openSync(this.realPath, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK) } catch { return false }
+    let stream: ReadStream
+    try { stream = new ReadStream(fd) } catch { closeSync(fd); return false }
+    this.ttyStream = stream
+    stream.on('data', (chunk: Buffer) => {
+      if (this.port !== port) return
+      this.lastByteMs = this.now()
+      this.stats.bytes += chunk.length
+      this.emit('data', chunk)
+    })
+    const gone = (why: string) => {
+      if (this.ttyStream === stream) this.ttyStream = null
+      stream.destroy()
+      this.lose(port, 'read-error', why)
+    }
+    stream.on('error', (err) => gone(err.message))
+    stream.on('end', () => gone('end of input (the other side closed)'))
+    return true
+  }
+
   private async readLoop(port: SerialPortBinding): Promise<void> {
+    // One read buffer per open port; each chunk is copied out at its own size.
+    const buf = Buffer.allocUnsafe(16 * 1024)
     for (;;) {
-      const buf = Buffer.allocUnsafe(16 * 1024)
       let n: number
       try {
         n = (await port.read(buf, 0, buf.length)).bytesRead
@@ -159,7 +193,7 @@ export class SerialLink extends EventEmitter {
       if (n === 0) continue
       this.lastByteMs = this.now()
       this.stats.bytes += n
-      this.emit('data', buf.subarray(0, n))
+      this.emit('data', Buffer.from(buf.subarray(0, n)))
     }
   }
 
@@ -186,8 +220,15 @@ export class SerialLink extends EventEmitter {
     this.stats.state = 'down'
     this.stats.losses++
     this.stats.lastLoss = { reason, detail }
+    this.dropTty()
     this.emit('lost', reason, detail)
     port.close().catch(() => {}).finally(() => this.scheduleReopen())
+  }
+
+  private dropTty(): void {
+    const stream = this.ttyStream
+    this.ttyStream = null
+    stream?.destroy()
   }
 
   private scheduleReopen(): void {
