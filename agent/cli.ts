@@ -116,6 +116,11 @@ export function formatStatus(s: AgentStatus): string {
   }
   lines.push(`drops: ${s.outbox.drops.length ? s.outbox.drops.map((d) => `${d.stream}/${d.reason} ${d.count}`).join(', ') : 'none'}`)
   lines.push(`dead letters: ${s.outbox.deadLetters.length ? s.outbox.deadLetters.map((d) => `${d.stream || '?'}/${d.code} ${d.count}`).join(', ') : 'none'}`)
+  for (const [name, p] of Object.entries(s.serial ?? {})) {
+    const errors = Object.entries(p.framingErrors).map(([code, n]) => `${code} ${n}`).join(', ') || 'none'
+    const problem = p.link.state === 'open' ? '' : p.link.lastOpenError ? ` (${p.link.lastOpenError.code}: ${p.link.lastOpenError.message})` : p.link.lastLoss ? ` (lost: ${p.link.lastLoss.reason})` : ''
+    lines.push(`serial ${name}: ${p.link.state}${problem}   ${p.readings} readings → ${p.stream}   losses ${p.link.losses}   framing errors: ${errors}`)
+  }
   for (const a of s.outbox.alarms) lines.push(`ALARM ${a.code}: ${a.message}`)
   if (s.drain) {
     // The backlog may grow while it drains: progress is delivered out of delivered plus remaining.
