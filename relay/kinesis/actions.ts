@@ -5,7 +5,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import { Limits, MAX_HASH_KEY } from '../../shared/limits.js'
-import { LogFlag } from '../../shared/logframe.js'
+import { LogFlag, type LogRecord } from '../../shared/logframe.js'
 import type { Ingest, IngestRecord } from '../ingest.js'
 import type { ShardState, StreamState, Streams } from '../streams.js'
 import { KinesisError } from './errors.js'
@@ -424,6 +424,17 @@ export function offsetOfSequence(type: 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NU
   return type === 'AT_SEQUENCE_NUMBER' || seq.recordSec === 0 ? seq.offset : seq.offset + 1
 }
 
+/** A record as GetRecords and SubscribeToShard show it. */
+export function recordJson(r: LogRecord, shard: ShardState, ctx: ApiContext) {
+  return {
+    SequenceNumber: ctx.streams.sequenceOf(shard, r.offset, r.arrivalMs),
+    ApproximateArrivalTimestamp: seconds(r.arrivalMs),
+    Data: r.data.toString('base64'),
+    PartitionKey: r.partitionKey,
+    ...(r.flags & LogFlag.encrypted ? { EncryptionType: 'KMS' } : {}),
+  }
+}
+
 async function getRecords(body: unknown, ctx: ApiContext) {
   const req = validate<{ ShardIterator: string; Limit?: number; StreamARN?: string }>(body, {
     ShardIterator, Limit: { type: 'integer', min: 1, max: 10000 }, StreamARN,
@@ -442,13 +453,7 @@ async function getRecords(body: unknown, ctx: ApiContext) {
   let bytes = 0
   const out = records.map((r) => {
     bytes += r.data.length
-    return {
-      SequenceNumber: ctx.streams.sequenceOf(shard, r.offset, r.arrivalMs),
-      ApproximateArrivalTimestamp: seconds(r.arrivalMs),
-      Data: r.data.toString('base64'),
-      PartitionKey: r.partitionKey,
-      ...(r.flags & LogFlag.encrypted ? { EncryptionType: 'KMS' } : {}),
-    }
+    return recordJson(r, shard, ctx)
   })
   const caughtUp = nextOffset >= shard.log.endOffset()
   const last = records[records.length - 1]

@@ -15,12 +15,11 @@
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
-import { LogFlag, type LogRecord } from '../../shared/logframe.js'
 import type { AnyResponse } from '../http.js'
 import type { LogStore, ShardLog } from '../log/types.js'
 import type { ConsumerMeta } from '../meta/types.js'
 import type { ShardState, StreamState, Streams } from '../streams.js'
-import { findShard, offsetOfSequence } from './actions.js'
+import { findShard, offsetOfSequence, recordJson } from './actions.js'
 import { ConsumerARN } from './consumers.js'
 import { KinesisError } from './errors.js'
 import { eventMessage, exceptionMessage } from './eventstream.js'
@@ -64,7 +63,6 @@ interface Subscription {
   ended: boolean
 }
 
-const seconds = (ms: number) => ms / 1000
 /** How often a quiet subscription looks whether its shard was closed by a reshard. */
 const CLOSE_CHECK_MS = 200
 
@@ -251,16 +249,6 @@ function asKinesisError(err: unknown): KinesisError {
   if (err instanceof TributaryError && err.code === ErrorCode.DECRYPT_FAILED) return new KinesisError('KMSAccessDeniedException', err.message)
   // The event stream's modelled failure (the SDKs know it by this name).
   return new KinesisError('InternalFailureException', (err as Error).message ?? 'Internal service failure.')
-}
-
-function recordJson(r: LogRecord, shard: ShardState, ctx: ExtendedContext) {
-  return {
-    SequenceNumber: ctx.streams.sequenceOf(shard, r.offset, r.arrivalMs),
-    ApproximateArrivalTimestamp: seconds(r.arrivalMs),
-    Data: r.data.toString('base64'),
-    PartitionKey: r.partitionKey,
-    ...(r.flags & LogFlag.encrypted ? { EncryptionType: 'KMS' } : {}),
-  }
 }
 
 /** The shards whose parent or adjacent parent is `shardId`: where a reader goes after it. */

@@ -8,21 +8,22 @@
 #define ARG_CODE "ERR_TRIBUTARY_ARGUMENT"
 #define CALL(env, expr) do { if ((expr) != napi_ok) { napi_throw_error((env), "ERR_TRIBUTARY_NAPI", "N-API call failed: " #expr); return NULL; } } while (0)
 
-static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *what) {
+/* A typed array of one element type: bytes (Uint8Array, Buffer) or the batch functions' tables. */
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len, const char *what) {
   bool is;
-  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
-    napi_typedarray_type type;
-    size_t length, offset;
-    napi_value ab;
-    void *p;
-    if (napi_get_typedarray_info(env, v, &type, &length, &p, &ab, &offset) != napi_ok) return 0;
-    if (type != napi_uint8_array) { napi_throw_type_error(env, ARG_CODE, what); return 0; }
-    *data = p;
-    *len = length;
-    return 1;
+  napi_typedarray_type type;
+  size_t offset;
+  napi_value ab;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok || type != want) {
+    napi_throw_type_error(env, ARG_CODE, what);
+    return 0;
   }
-  napi_throw_type_error(env, ARG_CODE, what);
-  return 0;
+  return 1;
+}
+
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *what) {
+  return get_typed(env, v, napi_uint8_array, (void **)data, len, what);
 }
 
 static int get_index(napi_env env, napi_value v, size_t limit, size_t *out, const char *what) {
@@ -131,19 +132,6 @@ static napi_value js_scan_log(napi_env env, napi_callback_info info) {
 }
 
 
-/* A typed array of one element type, for the batch functions' tables. */
-static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len, const char *what) {
-  bool is;
-  napi_typedarray_type type;
-  size_t offset;
-  napi_value ab;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok || type != want) {
-    napi_throw_type_error(env, ARG_CODE, what);
-    return 0;
-  }
-  return 1;
-}
 
 /* scanBatch(frame: Uint8Array): [Float64Array times, Uint32Array fields] | number (a frame error kind) */
 static napi_value js_scan_batch(napi_env env, napi_callback_info info) {
