@@ -84,7 +84,14 @@ async function check(args: Args): Promise<void> {
 
 async function installCommand(args: Args): Promise<void> {
   const flag = (name: string, env: string, fallback: string) => String(args.flags[name] ?? process.env[env] ?? fallback)
-  const report = install({
+  const write = (f: () => ReturnType<typeof install>) => {
+    try { return f() } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      if (e.code === 'EACCES' || e.code === 'EPERM') throw new TributaryError('NOT_AUTHORIZED', `cannot write ${e.path ?? 'the target'}: permission denied (run it with sudo, or pass --unit-dir and --config-dir)`)
+      throw err
+    }
+  }
+  const report = write(() => install({
     unitDir: flag('unit-dir', 'TRIBUTARY_UNIT_DIR', '/etc/systemd/system'),
     configDir: flag('config-dir', 'TRIBUTARY_CONFIG_DIR', '/etc/tributary'),
     device: flag('device', 'TRIBUTARY_DEVICE', defaultDevice()),
@@ -92,7 +99,7 @@ async function installCommand(args: Args): Promise<void> {
     passwordFile: args.flags['password-file'] === undefined ? null : resolvePath(String(args.flags['password-file'])),
     node: process.execPath,
     agent: resolvePath(packageRoot(), 'bin', 'tributary-agent.js'),
-  })
+  }))
   for (const line of report.lines) console.log(line)
   if (!existsSync(resolvePath(packageRoot(), 'dist', 'agent', 'entry.js'))) console.log('warning: dist/ is missing: run npm run build before starting the service')
   if (args.flags.enable) for (const line of enable()) console.log(line)
