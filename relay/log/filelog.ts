@@ -401,7 +401,10 @@ export class FileShardLog implements ShardLog {
       let position = seek.position
       let expected = seek.offset
       // Walk forward in chunks until the limits are met or the segment's committed bytes end.
+      // The bytes and the offset they end at, taken together: a commit landing while this read awaits
+      // moves both, and pairing the old byte end with the new offset end would skip its records.
       const segEnd = segment.size
+      const segEndOffset = segment.end
       while (position < segEnd && records.length < maxRecords && bytes < maxBytes && offset < end) {
         const hole = segment.holes.get(position)
         if (hole !== undefined) {
@@ -460,16 +463,16 @@ export class FileShardLog implements ShardLog {
           segment.holes.set(damagedAt, nextPos)
           this.store.reportCorruption({
             shard: this.key, file: segment.logPath, position: damagedAt,
-            firstOffset: Math.max(expected, offset), lastOffset: next ? next.offset - 1 : segment.end - 1, detectedAt: Date.now(),
+            firstOffset: Math.max(expected, offset), lastOffset: next ? next.offset - 1 : segEndOffset - 1, detectedAt: Date.now(),
           })
         }
-        if (!next) { offset = Math.max(offset, segment.end); break }
+        if (!next) { offset = Math.max(offset, segEndOffset); break }
         position = next.position
         expected = next.offset
         offset = Math.max(offset, next.offset)
       }
       if (records.length >= maxRecords || bytes >= maxBytes) break
-      if (position >= segEnd) offset = Math.max(offset, segment.end)
+      if (position >= segEnd) offset = Math.max(offset, segEndOffset)
     }
     return { records, nextOffset: offset }
   }

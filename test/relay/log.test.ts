@@ -231,3 +231,30 @@ t.test('a stream over its size cap loses its oldest sealed segments first, acros
   t.ok(a.startOffset() > 0 && b.startOffset() > 0, 'both shards gave up their oldest segments')
   await store.close()
 })
+
+t.test('a commit landing while a read waits for the disk does not make the read skip its records', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root })
+  t.teardown(() => store.close())
+  const log = await store.open('s', SHARD)
+  log.append([rec(0), rec(1), rec(2)])
+  await store.commit()
+  // The next disk read of the segment waits for a commit of three more records to finish first.
+  const segment = (log as unknown as { segments: { handle: { read: (...a: unknown[]) => Promise<unknown> } }[] }).segments[0]!
+  const read = segment.handle.read.bind(segment.handle)
+  let injected = false
+  segment.handle.read = async (...args: unknown[]) => {
+    const result = await read(...args)
+    if (!injected) {
+      injected = true
+      log.append([rec(3), rec(4), rec(5)])
+      await store.commit()
+    }
+    return result
+  }
+  const first = await log.read(0, 100, 1 << 20)
+  t.same(first.records.map((r) => r.offset), [0, 1, 2], 'the read returns what was committed when it began')
+  t.equal(first.nextOffset, 3, 'and continues right after it, not after the commit that landed meanwhile')
+  const second = await log.read(first.nextOffset, 100, 1 << 20)
+  t.same(second.records.map((r) => r.offset), [3, 4, 5])
+})
