@@ -63,8 +63,10 @@ for (const rate of rates) {
   // Hand-over to the relay's append (its arrival timestamp): the agent's share plus the wire.
   const toRelay: number[] = []
   let consuming = true
-  const consumers = Shards.map(async (s) => {
-    let it = (await kinesis.call<{ ShardIterator: string }>('GetShardIterator', { StreamName: 'latency', ShardId: s.ShardId, ShardIteratorType: 'LATEST' })).ShardIterator
+  // Every iterator is taken before the first record is sent, so LATEST misses nothing.
+  const iterators = await Promise.all(Shards.map(async (s) => (await kinesis.call<{ ShardIterator: string }>('GetShardIterator', { StreamName: 'latency', ShardId: s.ShardId, ShardIteratorType: 'LATEST' })).ShardIterator))
+  const consumers = iterators.map(async (first) => {
+    let it = first
     while (consuming) {
       const page = await kinesis.call<{ Records: { Data: string; ApproximateArrivalTimestamp: number }[]; NextShardIterator: string }>('GetRecords', { ShardIterator: it })
       const now = performance.timeOrigin + performance.now()
@@ -86,15 +88,17 @@ for (const rate of rates) {
   const ticks = seconds * 100
   let sent = 0
   const calls: Promise<unknown>[] = []
+  const failed: string[] = []
   for (let tick = 0; tick < ticks; tick++) {
     const due = started + tick * 10
     if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()))
     const stamp = String(performance.timeOrigin + performance.now())
     const data = Buffer.from(stamp).toString('base64')
-    calls.push(fetch(`http://127.0.0.1:${putPort}/PutRecords`, { method: 'POST', body: JSON.stringify({ StreamName: 'latency', Records: Array.from({ length: perTick }, (_, i) => ({ PartitionKey: `s${i % 16}`, Data: data })) }) }).then((r) => r.arrayBuffer()))
+    calls.push(fetch(`http://127.0.0.1:${putPort}/PutRecords`, { method: 'POST', body: JSON.stringify({ StreamName: 'latency', Records: Array.from({ length: perTick }, (_, i) => ({ PartitionKey: `s${i % 16}`, Data: data })) }) }).then(async (r) => { const body = await r.text(); if (!r.ok) failed.push(`${r.status} ${body.slice(0, 200)}`) }))
     sent += perTick
   }
   await Promise.all(calls)
+  if (failed.length) process.stderr.write(`  ${failed.length} PutRecords calls failed, e.g. ${failed[0]}\n`)
   const deadline = Date.now() + 5000
   while (latencies.length < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
   consuming = false
