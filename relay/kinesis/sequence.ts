@@ -25,18 +25,27 @@ export function encodeSequenceReference(p: SequenceParts): string {
 // Every record a read returns needs its sequence number. The number is a per-shard constant plus
 // offset·2^80 plus recordSec·2^36, so the constant is parsed once per shard and the rest is BigInt
 // arithmetic: three times faster than building and parsing the hex string per record.
-let lastCreated = -1
-let lastIndex = -1
-let lastBase = 0n
+
+/** Per shard creation second, per shard index: the shard's constant part. */
+const shardBases = new Map<number, Map<number, bigint>>()
+let cachedBases = 0
 
 export function encodeSequence(p: SequenceParts): string {
-  if (p.shardCreatedSec !== lastCreated || p.shardIndex !== lastIndex) {
-    lastBase = BigInt(encodeSequenceReference({ ...p, offset: 0, recordSec: 0 }))
-    lastCreated = p.shardCreatedSec
-    lastIndex = p.shardIndex
+  let byIndex = shardBases.get(p.shardCreatedSec)
+  if (!byIndex) shardBases.set(p.shardCreatedSec, (byIndex = new Map()))
+  let base = byIndex.get(p.shardIndex)
+  if (base === undefined) {
+    base = BigInt(encodeSequenceReference({ ...p, offset: 0, recordSec: 0 }))
+    // Bounded, though a relay's shards are far fewer than this.
+    if (++cachedBases > 65_536) {
+      shardBases.clear()
+      shardBases.set(p.shardCreatedSec, (byIndex = new Map()))
+      cachedBases = 1
+    }
+    byIndex.set(p.shardIndex, base)
   }
   // Nine hex digits of record time, as the layout keeps; offsets stay below 2^53 (16 hex digits).
-  return (lastBase + (BigInt(p.offset) << 80n) + (BigInt(p.recordSec % 2 ** 36) << 36n)).toString()
+  return (base + (BigInt(p.offset) << 80n) + (BigInt(p.recordSec % 2 ** 36) << 36n)).toString()
 }
 
 /** Decodes a sequence number; null when it is not one of ours (not decimal, wrong size or markers). */
