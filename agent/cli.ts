@@ -7,7 +7,7 @@ import { parseArgs, type Args } from '../shared/args.js'
 import { ConfigError, TributaryError } from '../shared/errors.js'
 import { loadAgentConfig } from './config.js'
 import { startAgent, type AgentStatus } from './agent.js'
-import { createLogger } from './log.js'
+import { createLogger, withoutCredentials } from './log.js'
 import { startWatchdog, systemdNotifier, watchdogIntervalMs } from './systemd.js'
 import { defaultDevice, enable, install, packageRoot } from './install.js'
 
@@ -35,7 +35,7 @@ async function run(args: Args): Promise<void> {
   const config = loadAgentConfig(path)
   const log = createLogger()
   const agent = await startAgent(config, { log })
-  console.log(`tributary agent ready: device=${config.device} relay=${config.relay.url} outbox=${config.outbox.path} status=http://${config.status.host}:${agent.statusPort}${agent.putApiPort ? ` put-api=http://127.0.0.1:${agent.putApiPort}` : ''}`)
+  console.log(`tributary agent ready: device=${config.device} relay=${withoutCredentials(config.relay.url)} outbox=${config.outbox.path} status=http://${config.status.host}:${agent.statusPort}${agent.putApiPort ? ` put-api=http://127.0.0.1:${agent.putApiPort}` : ''}`)
 
   // systemd: ready only now that the config is valid and the outbox open.
   const notifier = systemdNotifier(log)
@@ -74,7 +74,7 @@ async function check(args: Args): Promise<void> {
   const path = String(args.flags.config ?? process.env.TRIBUTARY_AGENT_CONFIG ?? '')
   if (!path) throw new ConfigError('--config', 'name the agent config file: tributary agent check --config agent.yaml')
   const c = loadAgentConfig(path, { skipFiles: Boolean(args.flags['skip-files']) })
-  console.log(`${path}: ok — device ${c.device}, relay ${c.relay.url}, outbox ${c.outbox.path}, streams ${Object.keys(c.streams).join(', ') || 'none'}`)
+  console.log(`${path}: ok — device ${c.device}, relay ${withoutCredentials(c.relay.url)}, outbox ${c.outbox.path}, streams ${Object.keys(c.streams).join(', ') || 'none'}`)
   for (const s of c.sources) {
     if (s.type === 'serial') console.log(`  serial ${s.name}: ${s.path} at ${s.baudRate} baud ${s.dataBits}${s.parity[0]!.toUpperCase()}${s.stopBits}, parser ${s.parser.type} → stream ${s.stream}, key ${s.partitionKeyField ? `field ${s.partitionKeyField}, else ` : ''}${s.partitionKey}`)
     else if (s.type === 'simulated') console.log(`  simulated: ${s.sensors.length} sensors at ${s.rateHz} Hz → stream ${s.stream}`)
