@@ -6,7 +6,8 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
-import { testRelay } from '../helpers/relay.js'
+import { execFile } from 'node:child_process'
+import { ROOT, testRelay } from '../helpers/relay.js'
 import { spawnAgent, writeAgentConfig, type ChildAgent } from '../helpers/agent.js'
 import { readStream } from '../helpers/kinesis.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -118,6 +119,8 @@ t.test('two agents on one port: the second is refused with SERIAL_BUSY and takes
   const refused = await serialStatus(second, 'port')
   t.match(refused.link.lastOpenError!.message, /another process holds this port/)
   t.not(refused.link.state, 'open')
+  const cli = await new Promise<string>((resolve) => execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'agent/entry.ts'), 'agent', 'status', '--url', `http://127.0.0.1:${second.statusPort}`], { cwd: ROOT, encoding: 'utf8' }, (_err, stdout) => resolve(stdout)))
+  t.match(cli, /serial port: (down|opening) \(SERIAL_BUSY: .*another process holds this port\)/, 'agent status says why the port is not open')
 
   const sensor = await openSensor(pty.sensor)
   await sensor.write('to the first\n')
