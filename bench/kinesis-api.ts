@@ -7,7 +7,7 @@
  * Usage: npx tsx bench/kinesis-api.ts [seconds=5]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -83,7 +83,9 @@ const children: ChildProcess[] = []
 const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-api-'))
 try {
   const relayPort = await freePort()
-  children.push(spawn(process.execPath, ['--import', 'tsx', join(root, 'relay/cli/entry.ts'), 'relay', '--data-dir', dir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', String(relayPort)], { stdio: 'ignore' }))
+  // The relay as it is installed (compiled) when `npm run bench` has built it; else from the sources.
+  const relayArgs = existsSync(join(root, 'dist/relay/cli/entry.js')) ? [join(root, 'dist/relay/cli/entry.js')] : ['--import', 'tsx', join(root, 'relay/cli/entry.ts')]
+  children.push(spawn(process.execPath, [...relayArgs, 'relay', '--data-dir', dir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', String(relayPort)], { stdio: 'ignore' }))
   const kinesalitePort = await freePort()
   const kinesalitePath = createRequire(import.meta.url).resolve('kinesalite')
   children.push(spawn(process.execPath, ['-e', `require(${JSON.stringify(kinesalitePath)})({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 }).listen(${kinesalitePort}, '127.0.0.1')`], { stdio: 'ignore' }))
