@@ -337,19 +337,24 @@ export class Outbox extends EventEmitter {
     this.pendingRows = 0
     this.acks = []
     const results = new Map<Pending, number[] | Error>()
+    // The acknowledged batches' deletions ride in the same transaction as the new records (one fsync
+    // per commit on the event loop, not two), unless a full file makes them go first on their own.
+    let removed: ({ stream: string; n: number; bytes: number } | null)[] | null = null
+    const removeAcked = () => { removed = acks.map((seq) => this.removeBatchRows(seq)) }
+    // In memory only once the deletion is committed.
+    const forgetRemoved = () => {
+      removed?.forEach((r, i) => {
+        if (!r) return
+        const s = this.stream(r.stream)
+        s.count -= r.n
+        s.bytes -= r.bytes
+        this.formed.delete(acks[i]!)
+      })
+    }
+    let removedCommitted = acks.length === 0
     try {
-      if (acks.length) {
-        const removed = this.db.transaction(() => acks.map((seq) => this.removeBatchRows(seq)))()
-        // In memory only once the deletion is committed.
-        removed.forEach((r, i) => {
-          if (!r) return
-          const s = this.stream(r.stream)
-          s.count -= r.n
-          s.bytes -= r.bytes
-          this.formed.delete(acks[i]!)
-        })
-      }
       const apply = () => {
+        if (!removedCommitted) removeAcked()
         for (const g of groups) if (!results.has(g)) results.set(g, this.insertGroup(g.rows))
         this.stmts.setMeta.run('mono_ms', String(this.monoNow()))
       }
@@ -358,14 +363,22 @@ export class Outbox extends EventEmitter {
         const decided = new Map(results)
         try {
           this.db.transaction(apply)()
+          if (!removedCommitted) { removedCommitted = true; forgetRemoved() }
           break
         } catch (err) {
-          // The transaction rolled back: so do the counters and the results it produced.
+          // The transaction rolled back: so do the counters, the deletions and the results it produced.
           this.streams.clear()
           for (const [k, v] of saved) this.streams.set(k, v)
           results.clear()
           for (const [k, v] of decided) results.set(k, v)
+          if (!removedCommitted) removed = null
           if ((err as { code?: string }).code !== 'SQLITE_FULL' || attempt >= 3) throw err
+          // Space first from what the relay already holds.
+          if (!removedCommitted) {
+            this.db.transaction(removeAcked)()
+            removedCommitted = true
+            forgetRemoved()
+          }
           // The whole file is at its cap. Records of reject-new streams are refused; for the others,
           // the oldest records of drop-oldest streams make room.
           const full = (g: Pending) => new OutboxFullError(g.rows[0]?.stream ?? '', `the outbox is at its cap of ${this.o.maxBytes} bytes`)

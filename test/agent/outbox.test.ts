@@ -92,6 +92,30 @@ t.test('at the whole file cap, drop-oldest streams make room and reject-new stre
   t.equal(refused, 1, 'a reject-new stream is refused when the file is full')
 })
 
+t.test('acknowledged batches leave in the same commit as new records, and at the file cap they make the room', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir, { maxBytes: 1 << 20, policies: { precious: policy('precious', { onFull: 'reject-new' }) } })
+  // Fill the file with a reject-new stream until it refuses.
+  for (let i = 0; i < 200; i++) {
+    const ok = await box.enqueue(rows('precious', i * 50, 50, 400)).then(() => true, () => false)
+    if (!ok) break
+  }
+  await t.rejects(box.enqueue(rows('precious', 1_000_000, 50, 400)), { name: 'OutboxFullError' }, 'the file is full')
+  // The relay acknowledges most of it; new records handed over before the commit that deletes them fit.
+  const batches: number[] = []
+  for (;;) {
+    const b = box.formBatch(500, 1 << 20)
+    if (!b) break
+    batches.push(b.seq)
+  }
+  for (const seq of batches.slice(0, -1)) box.ack(seq)
+  const late = box.enqueue(rows('precious', 2_000_000, 50, 400))
+  await t.resolves(late, 'new records are stored once acknowledged ones make room')
+  t.same(box.formedBatches().map((b) => b.seq), batches.slice(-1), 'every acknowledged batch left')
+  t.equal(box.backlog(), box.formedBatches()[0]!.count + 50, 'the backlog is the unacknowledged batch plus the new records')
+  t.same(box.stats().drops, [], 'nothing was dropped for it')
+})
+
 t.test('a record the relay rejects goes to the dead-letter table; the rest of its batch is delivered', async (t) => {
   const dir = tempDir(t)
   const box = outbox(t, dir)
