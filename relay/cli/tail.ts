@@ -29,9 +29,11 @@ interface ChildJson { ShardId: string; ParentShards: string[] }
 
 const SHARD_END = 'SHARD_END'
 
+/** Waits `ms` or until aborted; the abort listener goes when the wait ends, so polls do not pile them up. */
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(resolve, ms)
-  signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+  const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); resolve() }
+  const t = setTimeout(done, ms)
+  signal.addEventListener('abort', done, { once: true })
 })
 
 /**

@@ -6,7 +6,9 @@
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { getEventListeners } from 'node:events'
 import { KinesisClient } from '../../relay/kinesis/client.js'
+import { tail } from '../../relay/cli/tail.js'
 import { ROOT, testRelay } from '../helpers/relay.js'
 
 const ENTRY = join(ROOT, 'relay/cli/entry.ts')
@@ -131,4 +133,18 @@ t.test('tail --consumer resumes after its checkpoints, and follows a split shard
   await new Promise((r) => setTimeout(r, 1000))
   await tail.stop()
   t.same(tail.lines, [], 'a third run has nothing new to print')
+})
+
+t.test('tail polling an idle stream for a while leaves no abort listeners behind', async (t) => {
+  const relay = await testRelay(t)
+  const client = new KinesisClient({ endpoint: relay.endpoint })
+  t.teardown(() => client.close())
+  await client.call('CreateStream', { StreamName: 'idle', ShardCount: 2 })
+  const controller = new AbortController()
+  const tailing = tail(client, { stream: 'idle', from: 'LATEST', signal: controller.signal, pollMs: 5, onRecord: () => {} })
+  await new Promise((r) => setTimeout(r, 400))
+  // About 80 idle polls per shard have run; each wait's listener must have gone with it.
+  t.ok(getEventListeners(controller.signal, 'abort').length <= 2, `listeners now: ${getEventListeners(controller.signal, 'abort').length}`)
+  controller.abort()
+  await tailing
 })
