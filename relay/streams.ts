@@ -117,6 +117,8 @@ export class Streams {
       shards.push({ meta: s, log, start: BigInt(s.hashStart), end: BigInt(s.hashEnd), createdSec: Math.floor(s.createdMs / 1000) })
     }
     const state: StreamState = { meta, shards, open: openShards(shards), producers: new ProducerTable(), tags: await this.meta.getTags(meta.id) }
+    // Closed shards past retention were dropped before; opening them made empty logs again: drop those too.
+    for (const shard of shards) if (this.expired(state, shard)) await this.logs.drop(meta.id, shard.meta.shardId)
     await this.restoreProducers(state)
     this.byName.set(meta.name, state)
     this.byId.set(meta.id, state)
@@ -130,13 +132,15 @@ export class Streams {
     if (saved) {
       const snapshot = JSON.parse(saved) as ProducerSnapshot
       // A snapshot that claims more than the log holds cannot be trusted: replay everything instead.
-      const consistent = state.shards.every((s) => (snapshot.covered[s.meta.shardId] ?? 0) <= s.log.endOffset())
+      // (A dropped shard, expired, holds nothing and has nothing left to restore.)
+      const consistent = state.shards.every((s) => s.log.dropped || (snapshot.covered[s.meta.shardId] ?? 0) <= s.log.endOffset())
       if (consistent) {
         state.producers.load(snapshot)
         covered = snapshot.covered
       }
     }
     for (const shard of state.shards) {
+      if (shard.log.dropped) continue
       let offset = Math.max(covered[shard.meta.shardId] ?? 0, shard.log.startOffset())
       while (offset < shard.log.endOffset()) {
         const { records, nextOffset } = await shard.log.read(offset, 10_000, 64 * 1024 * 1024)
@@ -348,7 +352,7 @@ export class Streams {
     let dropped = 0
     for (const state of [...this.byId.values()]) {
       for (const shard of state.shards) {
-        if (!this.expired(state, shard, now) || shard.log.dropped || shard.log.sizeBytes() === 0) continue
+        if (!this.expired(state, shard, now) || shard.log.dropped) continue
         await this.logs.drop(state.meta.id, shard.meta.shardId)
         dropped++
       }

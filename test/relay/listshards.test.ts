@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { KinesisClient, CreateStreamCommand, ListShardsCommand, ListStreamsCommand, SplitShardCommand, MergeShardsCommand, type ListShardsCommandInput } from '@aws-sdk/client-kinesis'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -93,6 +93,34 @@ t.test('a closed shard leaves listings, and the disk, once its records are past 
   t.equal(await streams.expireClosedShards(), 1, 'its log is removed')
   t.notOk(existsSync(dir), 'from the disk')
   t.equal(await streams.expireClosedShards(), 0, 'once')
+})
+
+t.test('closed shards that never held a record leave the disk too, and stay gone after a restart', async (t) => {
+  const dir_ = tempDir(t)
+  let now = Date.now()
+  const open = async () => {
+    const meta = new SqliteMetadataStore(join(dir_, 'meta.db'))
+    const logs = new FileLogStore({ root: join(dir_, 'streams') })
+    const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24, now: () => now })
+    await streams.init()
+    return { streams, close: async () => { await logs.close(); await meta.close() } }
+  }
+  let relay = await open()
+  let state = await relay.streams.create('empty-parents', 1)
+  // 1 -> 2 -> 1: three shards close without a record (the scale-up's shards and the first parent).
+  await relay.streams.scale(state, 2)
+  await relay.streams.scale(state, 1)
+  const shardDirs = () => readdirSync(join(dir_, 'streams', state.meta.id)).sort()
+  const openIds = state.open.map((s) => s.meta.shardId)
+  now += 25 * 3_600_000
+  t.equal(await relay.streams.expireClosedShards(), state.shards.length - 1, 'every closed shard past retention is removed, empty or not')
+  t.same(shardDirs(), openIds, 'only the open shard is left on disk')
+  await relay.close()
+  relay = await open()
+  state = relay.streams.get('empty-parents')!
+  t.same(shardDirs(), openIds, 'a restart does not bring the expired shards back')
+  t.equal(await relay.streams.expireClosedShards(), 0)
+  await relay.close()
 })
 
 t.test('ListStreams pages with Limit, NextToken and ExclusiveStartStreamName, with StreamSummaries', async (t) => {
