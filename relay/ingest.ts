@@ -152,9 +152,11 @@ export class Ingest {
         const g = groups[slot]
         if (!g) continue
         open[slot]!.log.appendBatch({ frame: payload, scan, indices: g, device })
+        // Marked shard by shard: if a later shard's append throws, what earlier ones took is still
+        // committed, and the device's resend must find it already stored.
+        state.producers.markMany(device, epoch, sequence, g, count)
         touched.push(open[slot]!)
       }
-      state.producers.markMany(device, epoch, sequence, indices, count)
       this.o.onStored?.(state.meta.name, kept, bytes, 'mqtt')
     }
     // Even an all-duplicate batch waits: its first copy may still be on its way to disk.

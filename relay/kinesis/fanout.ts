@@ -174,6 +174,8 @@ export class Fanout {
         res.end()
       }
       res.on('close', () => sub.end())
+      // The client may have gone while the subscription was being set up: then 'close' has fired already.
+      if (res.destroyed) { sub.end(); return }
       if (sub.ended) { output(); return }
       void this.run(sub, res, protocol, stream.meta.id, shard.meta.shardId, offset, ctx)
     })
@@ -186,7 +188,7 @@ export class Fanout {
     const deadline = sub.startedMs + lifetime
     res.writeHead(200, { 'content-type': EVENTSTREAM_TYPE, 'x-amzn-requestid': randomUUID() })
     const write = (chunk: Buffer) => new Promise<void>((resolve) => {
-      if (sub.ended || res.writableEnded) return resolve()
+      if (sub.ended || res.writableEnded || res.destroyed) return resolve()
       if ((res as ServerResponse).write(chunk)) return resolve()
       // Backpressure: a slow consumer holds its own subscription back, nothing piles up in memory.
       const go = () => { res.off('drain', go); res.off('close', go); resolve() }
@@ -245,7 +247,8 @@ export class Fanout {
 function asKinesisError(err: unknown): KinesisError {
   if (err instanceof KinesisError) return err
   if (err instanceof TributaryError && err.code === ErrorCode.STREAM_NOT_FOUND) return new KinesisError('ResourceNotFoundException', err.message)
-  if (err instanceof StorageError) return new KinesisError('ServiceUnavailable', err.message)
+  // Mid-stream, only the event stream's modelled exceptions reach an SDK as themselves: storage trouble is an internal failure.
+  if (err instanceof StorageError) return new KinesisError('InternalFailureException', err.message)
   if (err instanceof TributaryError && err.code === ErrorCode.DECRYPT_FAILED) return new KinesisError('KMSAccessDeniedException', err.message)
   // The event stream's modelled failure (the SDKs know it by this name).
   return new KinesisError('InternalFailureException', (err as Error).message ?? 'Internal service failure.')

@@ -371,3 +371,25 @@ t.test('with access keys configured, SubscribeToShard is signed like any call: t
   abort.abort()
   await t.rejects(signed('wrong').send(new SubscribeToShardCommand({ ConsumerARN: consumerArn, ShardId: 'shardId-000000000000', StartingPosition: { Type: 'LATEST' } })), { name: 'InvalidSignatureException' })
 })
+
+t.test('a subscriber that hangs up at once, before its stream starts, leaves no subscription behind', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const { consumerArn } = await setup(client, 'efo-hangup', 1)
+  const payload = Buffer.from(JSON.stringify({ ConsumerARN: consumerArn, ShardId: SHARD0, StartingPosition: { Type: 'TRIM_HORIZON' } }))
+  for (let i = 0; i < 20; i++) {
+    // The whole request, then the socket closed without waiting for an answer.
+    await new Promise<void>((resolve) => {
+      const req = http.request({
+        host: '127.0.0.1', port: relay.httpPort, method: 'POST', path: '/',
+        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.SubscribeToShard', 'content-length': payload.length },
+      })
+      req.on('error', () => resolve())
+      req.on('close', () => resolve())
+      req.end(payload, () => setTimeout(() => req.destroy(), i % 3))
+    })
+  }
+  const open = async () => /^tributary_fanout_subscriptions (\d+)$/m.exec(await (await fetch(`${relay.endpoint}/metrics`)).text())?.[1]
+  for (let i = 0; i < 100 && (await open()) !== '0'; i++) await new Promise((r) => setTimeout(r, 20))
+  t.equal(await open(), '0', 'every one of them ended')
+})
