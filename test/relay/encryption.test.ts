@@ -21,6 +21,7 @@ import { codec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
+import { LocalKeyCipher } from '../../relay/kinesis/encryption.js'
 
 const KEY = 'arn:aws:kms:us-east-1:123456789012:key/12345678-1234-1234-1234-123456789012'
 
@@ -194,4 +195,23 @@ t.test('an action Tributary does not have is an UnknownOperationException naming
   const res = await fetch(relay.endpoint, { method: 'POST', headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.PutRecordsBatchV9' }, body: '{}' })
   t.equal(res.status, 400)
   t.same(await res.json(), { __type: 'UnknownOperationException', message: 'Operation PutRecordsBatchV9 is not supported by Tributary.' })
+})
+
+t.test('records are sealed under subkeys of the local key: one salt per start, every record opens after restarts', async (t) => {
+  const dir = tempDir(t)
+  const keyPath = join(dir, 'encryption.key')
+  const first = new LocalKeyCipher(keyPath, () => true)
+  const a = Buffer.from(first.seal('s', Buffer.from('one'))!)
+  const b = Buffer.from(first.seal('s', Buffer.from('two'))!)
+  const second = new LocalKeyCipher(keyPath, () => true)
+  const c = Buffer.from(second.seal('s', Buffer.from('three'))!)
+  const salt = (x: Buffer) => x.subarray(1, 17).toString('hex')
+  t.equal(salt(a), salt(b), 'one salt while the relay runs')
+  t.not(salt(a), salt(c), 'a new one after a restart')
+  t.not(a.subarray(17, 29).toString('hex'), b.subarray(17, 29).toString('hex'), 'a fresh nonce per record')
+  t.same([a, b, c].map((x) => second.open('s', x).toString()), ['one', 'two', 'three'], 'all open with the same local key')
+  t.throws(() => second.open('other', a), { code: 'DECRYPT_FAILED' }, 'and only in their own stream')
+  const forged = Buffer.from(a)
+  forged[3]! ^= 1
+  t.throws(() => second.open('s', forged), { code: 'DECRYPT_FAILED' }, 'a changed salt does not open')
 })

@@ -50,7 +50,9 @@ napi_value trib_js_sd_notify(napi_env env, napi_callback_info info) {
     return NULL;
   }
   socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len + (addr.sun_path[0] == '\0' ? 0 : 1));
-  ssize_t sent = sendto(fd, message, msg_len, 0, (const struct sockaddr *)&addr, addr_len);
+  /* Never block the event loop: a receiver whose queue is full (a wedged systemd, a stand-in socket
+   * nobody reads) makes this notification fail with EAGAIN instead. */
+  ssize_t sent = sendto(fd, message, msg_len, MSG_DONTWAIT, (const struct sockaddr *)&addr, addr_len);
   int err = errno;
   close(fd);
   if (sent < 0) {
