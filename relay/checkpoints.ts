@@ -58,7 +58,15 @@ export class Checkpoints {
     const m = /^\/checkpoints\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(path)
     try {
       if (!m) throw new TributaryError(ErrorCode.NOT_FOUND, `no route ${path}; use /checkpoints/{stream}/{consumer}[/{shardId}]`)
-      const [stream, consumer, shard] = [m[1]!, m[2]!, m[3]].map((p) => (p === undefined ? p : decodeURIComponent(p))) as [string, string, string | undefined]
+      const decode = (part: string | undefined) => {
+        if (part === undefined) return part
+        try {
+          return decodeURIComponent(part)
+        } catch {
+          throw new TributaryError(ErrorCode.REQUEST_INVALID, `the path part ${JSON.stringify(part)} is not valid percent-encoding`)
+        }
+      }
+      const [stream, consumer, shard] = [m[1]!, m[2]!, m[3]].map(decode) as [string, string, string | undefined]
       if (method === 'GET' && shard === undefined) return { status: 200, json: { Checkpoints: await this.list(stream, consumer) } }
       if (method === 'PUT' && shard !== undefined) {
         let parsed: { SequenceNumber?: unknown; ExpectedSequenceNumber?: unknown }

@@ -73,6 +73,7 @@ t.test('the checkpoint route stores, returns and guards checkpoints, with clear 
   t.match(await kinesis.request('PUT', path, { SequenceNumber: 'SHARD_END' }), { status: 400, json: { message: /is open/ } })
   t.match(await kinesis.request('PUT', path, {}), { status: 400, json: { code: 'REQUEST_INVALID' } })
   t.match(await kinesis.request('PUT', '/checkpoints/cp/bad%20name!/shardId-000000000000', { SequenceNumber }), { status: 400, json: { message: /consumer name/ } })
+  t.match(await kinesis.request('GET', '/checkpoints/cp/a%ZZ'), { status: 400, json: { code: 'REQUEST_INVALID', message: /percent-encoding/ } }, 'a broken escape is a clear 400')
   t.match(await kinesis.request('PUT', '/checkpoints/nope/app/shardId-000000000000', { SequenceNumber }), { status: 404, json: { code: 'STREAM_NOT_FOUND' } })
   t.match(await kinesis.request('PUT', '/checkpoints/cp/app/shardId-000000000009', { SequenceNumber }), { status: 404, json: { code: 'NOT_FOUND' } })
   t.match(await kinesis.request('DELETE', path), { status: 405 })
