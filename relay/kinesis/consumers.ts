@@ -12,6 +12,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { ConsumerMeta, MetadataStore } from '../meta/types.js'
 import type { StreamState, Streams } from '../streams.js'
 import { resolveStream } from './actions.js'
+import { checkTagCharacters } from './tags.js'
 import { KinesisError } from './errors.js'
 import type { ExtendedContext } from './extensions.js'
 import { StreamARN, validate, type Shape } from './validate.js'
@@ -119,6 +120,17 @@ export class Consumers {
     return { ...consumer }
   }
 
+  /** A consumer's tags, kept in the metadata store under its ARN (TagResource and its kin). */
+  tags(consumer: ConsumerMeta): Promise<Record<string, string>> {
+    return this.o.meta.getTags(consumer.arn)
+  }
+  addTags(consumer: ConsumerMeta, tags: Record<string, string>): Promise<void> {
+    return this.o.meta.putTags(consumer.arn, tags)
+  }
+  removeTags(consumer: ConsumerMeta, keys: string[]): Promise<void> {
+    return this.o.meta.removeTags(consumer.arn, keys)
+  }
+
   async deregister(consumer: ConsumerMeta): Promise<void> {
     if (consumer.status === 'DELETING') return
     consumer.status = 'DELETING'
@@ -129,6 +141,8 @@ export class Consumers {
       if (list) list.splice(list.indexOf(consumer) >>> 0, 1)
       await this.o.meta.deleteConsumer(consumer.streamId, consumer.name)
       await this.o.meta.deleteResourcePolicy(consumer.arn)
+      const tags = await this.o.meta.getTags(consumer.arn)
+      if (Object.keys(tags).length) await this.o.meta.removeTags(consumer.arn, Object.keys(tags))
     })
   }
 
@@ -175,11 +189,12 @@ function findConsumer(req: { StreamARN?: string; ConsumerName?: string; Consumer
 const CONSUMER_REF: Record<string, Shape> = { StreamARN, ConsumerName, ConsumerARN }
 
 async function registerStreamConsumer(body: unknown, ctx: ExtendedContext) {
-  const req = validate<{ StreamARN: string; ConsumerName: string }>(body, {
+  const req = validate<{ StreamARN: string; ConsumerName: string; Tags?: Record<string, string> }>(body, {
     StreamARN: { ...StreamARN, required: true } as Shape,
     ConsumerName: { ...ConsumerName, required: true } as Shape,
     Tags: { type: 'map', value: { type: 'string', max: 256 }, max: 50 },
   })
+  if (req.Tags) checkTagCharacters(Object.entries(req.Tags).flat(), `register consumer ${req.ConsumerName} with tags`)
   const stream = streamByArn(req.StreamARN, ctx)
   if (ctx.consumers.get(stream.meta.id, req.ConsumerName)) {
     throw new KinesisError('ResourceInUseException', `Consumer ${req.ConsumerName} under stream ${stream.meta.name} under account ${ctx.accountId} already exists.`)
@@ -188,7 +203,9 @@ async function registerStreamConsumer(body: unknown, ctx: ExtendedContext) {
     throw new KinesisError('LimitExceededException',
       `Stream ${stream.meta.name} under account ${ctx.accountId} already has the maximum of ${MAX_CONSUMERS_PER_STREAM} registered consumers.`)
   }
-  return { Consumer: consumerJson(await ctx.consumers.register(stream, req.ConsumerName)) }
+  const consumer = await ctx.consumers.register(stream, req.ConsumerName)
+  if (req.Tags && Object.keys(req.Tags).length) await ctx.consumers.addTags(consumer, req.Tags)
+  return { Consumer: consumerJson(consumer) }
 }
 
 async function describeStreamConsumer(body: unknown, ctx: ExtendedContext) {

@@ -1,10 +1,13 @@
 /**
  * Tags: AddTagsToStream, ListTagsForStream, RemoveTagsFromStream, and the newer resource-based
- * TagResource, UntagResource, ListTagsForResource (stream ARNs). Limits and wording as AWS's: at most
+ * TagResource, UntagResource, ListTagsForResource (stream and consumer ARNs; a consumer's tags may
+ * also come with RegisterStreamConsumer). Limits and wording as AWS's: at most
  * 50 tags per stream, keys 1–128 and values 0–256 characters of Unicode letters, digits, white space
  * and `_ . : / = + - @`.
  */
 import type { StreamState } from '../streams.js'
+import type { ConsumerMeta } from '../meta/types.js'
+import type { ExtendedContext } from './extensions.js'
 import { resolveStream, type ApiContext } from './actions.js'
 import { KinesisError } from './errors.js'
 import { StreamARN, StreamName, validate, type Shape } from './validate.js'
@@ -20,13 +23,18 @@ const ResourceARN: Shape = { type: 'string', required: true, min: 1, max: 1011, 
 
 const ALLOWED = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u
 
-function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags from', state: StreamState, ctx: ApiContext): void {
+/** AWS's two checks and their wording: `%` has its own refusal ("Failed to <what> because …"). */
+export function checkTagCharacters(texts: string[], what: string): void {
   if (texts.every((t) => ALLOWED.test(t))) return
   if (texts.some((t) => t.includes('%'))) {
     throw new KinesisError('InvalidArgumentException',
-      `Failed to ${verb} stream ${state.meta.name} under account ${ctx.accountId} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'.`)
+      `Failed to ${what} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'.`)
   }
   throw new KinesisError('InvalidArgumentException', 'Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.')
+}
+
+function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags from', state: StreamState, ctx: ApiContext): void {
+  checkTagCharacters(texts, `${verb} stream ${state.meta.name} under account ${ctx.accountId}`)
 }
 
 async function addTags(state: StreamState, tags: Record<string, string>, ctx: ApiContext): Promise<void> {
@@ -48,12 +56,14 @@ async function removeTags(state: StreamState, keys: string[], ctx: ApiContext): 
   await ctx.streams.removeTags(state, keys)
 }
 
-/** The stream a resource ARN names; consumers' ARNs (…/consumer/NAME:TIME) are not taggable here. */
-function resourceStream(arn: string, ctx: ApiContext): StreamState {
+/** What a resource ARN names: a stream, or one of its registered consumers. */
+function resource(arn: string, ctx: ApiContext): { stream: StreamState } | { consumer: ConsumerMeta } {
   if (/:stream\/[^/]+\/consumer\//.test(arn)) {
-    throw new KinesisError('InvalidArgumentException', `Tributary keeps tags on streams only; ${arn} is a consumer.`)
+    const found = (ctx as ExtendedContext).consumers.byArn(arn)
+    if (!found) throw new KinesisError('ResourceNotFoundException', `Consumer ${arn} under account ${ctx.accountId} not found.`)
+    return { consumer: found.consumer }
   }
-  return resolveStream({ StreamARN: arn }, ctx)
+  return { stream: resolveStream({ StreamARN: arn }, ctx) }
 }
 
 export async function addTagsToStream(body: unknown, ctx: ApiContext) {
@@ -80,18 +90,36 @@ export async function listTagsForStream(body: unknown, ctx: ApiContext) {
 
 export async function tagResource(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string; Tags: Record<string, string> }>(body, { Tags: TagMap, ResourceARN })
-  await addTags(resourceStream(req.ResourceARN, ctx), req.Tags, ctx)
+  const target = resource(req.ResourceARN, ctx)
+  if ('stream' in target) {
+    await addTags(target.stream, req.Tags, ctx)
+    return {}
+  }
+  const consumers = (ctx as ExtendedContext).consumers
+  checkTagCharacters(Object.entries(req.Tags).flat(), `add tags to consumer ${target.consumer.arn}`)
+  const existing = await consumers.tags(target.consumer)
+  if (new Set([...Object.keys(existing), ...Object.keys(req.Tags)]).size > MAX_TAGS_PER_STREAM) {
+    throw new KinesisError('InvalidArgumentException',
+      `Failed to add tags to consumer ${target.consumer.arn} because a given resource cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
+  }
+  await consumers.addTags(target.consumer, req.Tags)
   return {}
 }
 
 export async function untagResource(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string; TagKeys: string[] }>(body, { TagKeys: TagKeyList, ResourceARN })
-  await removeTags(resourceStream(req.ResourceARN, ctx), req.TagKeys, ctx)
+  const target = resource(req.ResourceARN, ctx)
+  if ('stream' in target) await removeTags(target.stream, req.TagKeys, ctx)
+  else {
+    checkTagCharacters(req.TagKeys, `remove tags from consumer ${target.consumer.arn}`)
+    await (ctx as ExtendedContext).consumers.removeTags(target.consumer, req.TagKeys)
+  }
   return {}
 }
 
 export async function listTagsForResource(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
-  const state = resourceStream(req.ResourceARN, ctx)
-  return { Tags: Object.keys(state.tags).sort().map((k) => ({ Key: k, Value: state.tags[k]! })) }
+  const target = resource(req.ResourceARN, ctx)
+  const tags = 'stream' in target ? target.stream.tags : await (ctx as ExtendedContext).consumers.tags(target.consumer)
+  return { Tags: Object.keys(tags).sort().map((k) => ({ Key: k, Value: tags[k]! })) }
 }

@@ -111,7 +111,7 @@ export class SqliteMetadataStore implements MetadataStore {
       // The stream's policy and its consumers' (their ARNs extend the stream's).
       const prefix = `${row.arn}/consumer/`
       this.db.prepare('DELETE FROM resource_policies WHERE arn = ? OR substr(arn, 1, ?) = ?').run(row.arn, prefix.length, prefix)
-      this.db.prepare('DELETE FROM tags WHERE resource = ?').run(row.id)
+      this.db.prepare('DELETE FROM tags WHERE resource = ? OR substr(resource, 1, ?) = ?').run(row.id, prefix.length, prefix)
       this.db.prepare('DELETE FROM checkpoints WHERE stream_id = ?').run(row.id)
       this.db.prepare('DELETE FROM streams WHERE name = ?').run(name)
     })()

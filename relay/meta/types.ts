@@ -111,7 +111,7 @@ export interface MetadataStore {
   /** Applies a shard map change atomically (see ShardMapChange). */
   reshard(streamId: string, change: ShardMapChange): Promise<void>
 
-  /** Tags of a resource (a stream's id), sorted by key. */
+  /** Tags of a resource (a stream's id, or a consumer's ARN), sorted by key; a stream's deletion removes its consumers' too. */
   getTags(resource: string): Promise<Record<string, string>>
   putTags(resource: string, tags: Record<string, string>): Promise<void>
   removeTags(resource: string, keys: string[]): Promise<void>

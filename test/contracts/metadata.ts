@@ -93,6 +93,8 @@ export function metadataContract(t: Test, name: string, factory: MetadataStoreFa
     await store.createStream(stream('g'), [shard('g.1', 0)])
     await store.putTags('g.1', { b: '2', a: '1' })
     await store.putTags('g.1', { b: '3' })
+    const consumerArn = 'arn:aws:kinesis:us-east-1:000000000000:stream/g/consumer/app:1'
+    await store.putTags(consumerArn, { team: 'edge' })
     await store.removeTags('g.1', ['a', 'missing'])
     const cp = { streamId: 'g.1', consumer: 'app', shardId: 'shardId-000000000000', sequenceNumber: '5', updatedMs: 1 }
     await store.putCheckpoint(cp, null)
@@ -104,8 +106,10 @@ export function metadataContract(t: Test, name: string, factory: MetadataStoreFa
     store = await open()
     t.same(await store.getTags('g.1'), { b: '3' })
     t.same(await store.listCheckpoints('g.1', 'app'), [{ ...cp, sequenceNumber: '6', updatedMs: 2 }])
+    t.same(await store.getTags(consumerArn), { team: 'edge' }, "a consumer's tags are kept under its ARN")
     await store.deleteStream('g')
     t.same(await store.getTags('g.1'), {})
+    t.same(await store.getTags(consumerArn), {}, "its consumers' tags go with the stream")
     t.same(await store.listCheckpoints('g.1', 'other'), [])
     await store.close()
   })

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import {
   KinesisClient, CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, RegisterStreamConsumerCommand,
   DescribeStreamConsumerCommand, ListStreamConsumersCommand, DeregisterStreamConsumerCommand, type Consumer,
+  TagResourceCommand, UntagResourceCommand, ListTagsForResourceCommand,
 } from '@aws-sdk/client-kinesis'
 import { resolveRelayConfig } from '../../shared/config.js'
 import { startRelay } from '../../relay/relay.js'
@@ -164,4 +165,25 @@ t.test('a stream with consumers is deleted only with EnforceConsumerDeletion', a
   })
   await client.send(new DeleteStreamCommand({ StreamName: 'consumers-del', EnforceConsumerDeletion: true }))
   await t.rejects(client.send(new DescribeStreamSummaryCommand({ StreamName: 'consumers-del' })), { name: 'ResourceNotFoundException' })
+})
+
+t.test('a consumer keeps tags: given at registration, changed by TagResource and UntagResource, gone with it', async (t) => {
+  const relay = await testRelay(t)
+  const client = sdk(t, relay.endpoint)
+  const StreamARN = await streamArn(client, 'tagged-consumers')
+  const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app', Tags: { team: 'edge', tier: 'gold' } }))
+  const ResourceARN = Consumer!.ConsumerARN!
+  const tags = async (arn = ResourceARN) => (await client.send(new ListTagsForResourceCommand({ ResourceARN: arn }))).Tags
+  t.same(await tags(), [{ Key: 'team', Value: 'edge' }, { Key: 'tier', Value: 'gold' }], 'the tags given at registration')
+  await client.send(new TagResourceCommand({ ResourceARN, Tags: { tier: 'silver', owner: 'ops' } }))
+  await client.send(new UntagResourceCommand({ ResourceARN, TagKeys: ['team'] }))
+  t.same(await tags(), [{ Key: 'owner', Value: 'ops' }, { Key: 'tier', Value: 'silver' }])
+  t.same(await tags(StreamARN), [], "the stream's own tags are separate")
+  await t.rejects(client.send(new TagResourceCommand({ ResourceARN, Tags: { 'bad%': 'x' } })), { name: 'InvalidArgumentException' })
+  await t.rejects(client.send(new TagResourceCommand({ ResourceARN: `${StreamARN}/consumer/nobody:1`, Tags: { a: 'b' } })), { name: 'ResourceNotFoundException' })
+  await client.send(new DeregisterStreamConsumerCommand({ ConsumerARN: ResourceARN }))
+  await waitFor(async () => (await client.send(new ListStreamConsumersCommand({ StreamARN }))).Consumers!.length === 0)
+  // Registered again under the same name: a new consumer, without the old one's tags.
+  const again = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app' }))
+  t.same(await tags(again.Consumer!.ConsumerARN!), [], 'a new consumer of the same name starts without tags')
 })

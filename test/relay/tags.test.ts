@@ -73,6 +73,6 @@ t.test('tag limits and refusals, with AWS types and wording', async (t) => {
   await t.rejects(client.send(new RemoveTagsFromStreamCommand({ StreamName, TagKeys: Array.from({ length: 51 }, (_, i) => `k${i}`) })), { name: 'ValidationException', message: /at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to 50/ })
   await t.rejects(client.send(new ListTagsForStreamCommand({ StreamName, Limit: 51 })), { name: 'ValidationException', message: /at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50/ })
   await t.rejects(client.send(new AddTagsToStreamCommand({ StreamName: 'nope', Tags: { a: 'b' } })), { name: 'ResourceNotFoundException', message: 'Stream nope under account 000000000000 not found.' })
-  await t.rejects(client.send(new ListTagsForResourceCommand({ ResourceARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/limits/consumer/c:1' })), { name: 'InvalidArgumentException' })
+  await t.rejects(client.send(new ListTagsForResourceCommand({ ResourceARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/limits/consumer/c:1' })), { name: 'ResourceNotFoundException' }, 'a consumer that is not registered')
   await t.rejects(client.send(new AddTagsToStreamCommand({ StreamName, Tags: { 'tributary:throughput-limits': 'maybe' } })), { name: 'InvalidArgumentException', message: /must be "on" or "off"/ })
 })
