@@ -4,43 +4,13 @@
  * refusal of bad flags.
  */
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { ROOT, testRelay } from '../helpers/relay.js'
+import { testRelay } from '../helpers/relay.js'
+import { cli, spawnCli } from '../helpers/cli.js'
 import { tempDir } from '../helpers/tmp.js'
 
-const ENTRY = join(ROOT, 'relay/cli/entry.ts')
-
-/** The environment without anything that would point the CLI elsewhere or sign its requests. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('TRIBUTARY_')) env[k] = v
-  return env
-}
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function spawnCli(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
-}
-
-/** Runs the CLI to completion, feeding `input` on stdin (stdin is always closed). */
-function cli(args: string[], input = '', timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawnCli(args)
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`tributary ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`)) }, timeoutMs)
-    child.on('error', reject)
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-    child.stdin!.on('error', () => {})
-    child.stdin!.end(input)
-  })
-}
 
 /** A running `tributary tail --json`: parsed lines as they arrive. */
 interface Tail {

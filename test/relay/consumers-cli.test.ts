@@ -1,24 +1,9 @@
 /** `tributary consumers …` as a user runs it: a child process against an in-process relay. */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { join } from 'node:path'
-import { ROOT, testRelay } from '../helpers/relay.js'
+import { testRelay } from '../helpers/relay.js'
+import { cli } from '../helpers/cli.js'
 
-const ENTRY = join(ROOT, 'relay/cli/entry.ts')
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('TRIBUTARY_')) env[k] = v
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 t.test('register (waiting for ACTIVE), list, describe and deregister consumers', async (t) => {
   const relay = await testRelay(t)

@@ -3,25 +3,10 @@
  * in-process relay, printing the shard map or tags after each change, and clear errors for bad input.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { join } from 'node:path'
-import { ROOT, testRelay } from '../helpers/relay.js'
+import { testRelay } from '../helpers/relay.js'
+import { cli, spawnCli } from '../helpers/cli.js'
 
-const ENTRY = join(ROOT, 'relay/cli/entry.ts')
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('TRIBUTARY_')) env[k] = v
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 const rows = (stdout: string) => stdout.trim().split('\n').map((l) => l.split('\t'))
 
@@ -93,13 +78,11 @@ t.test('a running tail follows a shard split under it into the children, per key
   const relay = await testRelay(t)
   const ep = ['--endpoint', relay.endpoint]
   await cli(['streams', 'create', 'live', '--shards', '1', ...ep])
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('TRIBUTARY_')) env[k] = v
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'tail', 'live', '--json', ...ep], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnCli(['tail', 'live', '--json', ...ep])
   t.teardown(() => { child.kill('SIGKILL') })
   const lines: { shardId: string; partitionKey: string; data: number }[] = []
   let buf = ''
-  child.stdout.on('data', (d: Buffer) => {
+  child.stdout!.on('data', (d: Buffer) => {
     buf += d.toString()
     let nl: number
     while ((nl = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1) }
