@@ -9,6 +9,7 @@ import { ConfigError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, STREAM_NAME_PATTERN } from '../shared/topics.js'
 import { Limits, partitionKeyProblem } from '../shared/limits.js'
 import type { ParserConfig } from './sources/parsers/index.js'
+import type { SerialLinkOptions } from '../hardware/serial/link.js'
 
 export type OnFull = 'drop-oldest' | 'reject-new'
 
@@ -37,27 +38,16 @@ export interface PutApiSource {
   port: number
 }
 
-export interface SerialSource {
+/** A serial sensor: the port's settings (path, framing, health timings) as the link takes them, then what to make of its bytes. */
+export interface SerialSource extends SerialLinkOptions {
   type: 'serial'
   /** Names the source in logs, metrics and status; defaults to the port's file name. */
   name: string
   stream: string
-  /** Prefer /dev/serial/by-id/...: it names the device, not the order it was plugged in. */
-  path: string
-  baudRate: number
-  dataBits: 5 | 6 | 7 | 8
-  stopBits: 1 | 1.5 | 2
-  parity: 'none' | 'even' | 'odd' | 'mark' | 'space'
-  rtscts: boolean
   parser: ParserConfig
   /** Every reading's partition key, unless partitionKeyField names a field the reading has. */
   partitionKey: string
   partitionKeyField: string | null
-  /** Reopen the port after this long without a byte (0: never; the path and probe checks still run). */
-  silenceMs: number
-  checkIntervalMs: number
-  reopenInitialMs: number
-  reopenMaxMs: number
 }
 
 export type SourceConfig = SimulatedSource | PutApiSource | SerialSource

@@ -19,6 +19,7 @@ import type { SerialBinding, SerialPortBinding } from './types.js'
 import { ErrorCode, SerialError } from '../../shared/errors.js'
 
 export interface SerialLinkOptions {
+  /** Prefer /dev/serial/by-id/...: it names the device, not the order it was plugged in. */
   path: string
   baudRate: number
   dataBits: 5 | 6 | 7 | 8

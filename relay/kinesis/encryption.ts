@@ -17,6 +17,7 @@ import { dirname } from 'node:path'
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { RecordCipher } from '../log/types.js'
+import type { StreamState } from '../streams.js'
 import { resolveStream } from './actions.js'
 import { KinesisError } from './errors.js'
 import type { ExtendedContext } from './extensions.js'
@@ -140,21 +141,23 @@ function checkKeyId(keyId: string): void {
 
 interface EncryptionRequest { StreamName?: string; StreamARN?: string; EncryptionType: 'NONE' | 'KMS'; KeyId: string }
 
-function request(body: unknown): EncryptionRequest {
-  return validate<EncryptionRequest>(body, {
+/** The request of Start/StopStreamEncryption, validated, with the stream it names. */
+function request(body: unknown, action: string, ctx: ExtendedContext): { req: EncryptionRequest; state: StreamState } {
+  const req = validate<EncryptionRequest>(body, {
     StreamName, StreamARN,
     EncryptionType: { type: 'string', required: true, enum: ['NONE', 'KMS'] },
     KeyId: { type: 'string', required: true, min: 1, max: 2048 },
   })
+  const state = resolveStream(req, ctx)
+  if (req.EncryptionType !== 'KMS') {
+    throw new KinesisError('InvalidArgumentException', `Encryption type ${req.EncryptionType} is not valid for ${action}. The only supported encryption type is KMS.`)
+  }
+  checkKeyId(req.KeyId)
+  return { req, state }
 }
 
 async function startStreamEncryption(body: unknown, ctx: ExtendedContext) {
-  const req = request(body)
-  const state = resolveStream(req, ctx)
-  if (req.EncryptionType !== 'KMS') {
-    throw new KinesisError('InvalidArgumentException', `Encryption type ${req.EncryptionType} is not valid for StartStreamEncryption. The only supported encryption type is KMS.`)
-  }
-  checkKeyId(req.KeyId)
+  const { req, state } = request(body, 'StartStreamEncryption', ctx)
   // The key exists before the first sealed record does.
   ctx.cipher.ensureKey()
   await ctx.settings.update(state.meta.id, { encryptionType: 'KMS', keyId: req.KeyId })
@@ -162,12 +165,7 @@ async function startStreamEncryption(body: unknown, ctx: ExtendedContext) {
 }
 
 async function stopStreamEncryption(body: unknown, ctx: ExtendedContext) {
-  const req = request(body)
-  const state = resolveStream(req, ctx)
-  if (req.EncryptionType !== 'KMS') {
-    throw new KinesisError('InvalidArgumentException', `Encryption type ${req.EncryptionType} is not valid for StopStreamEncryption. The only supported encryption type is KMS.`)
-  }
-  checkKeyId(req.KeyId)
+  const { req, state } = request(body, 'StopStreamEncryption', ctx)
   const current = ctx.settings.get(state.meta.id)
   if (current.encryptionType === 'KMS' && current.keyId !== req.KeyId) {
     throw new KinesisError('InvalidArgumentException', `KeyId ${req.KeyId} does not match the key ${current.keyId} that stream ${state.meta.name} under account ${ctx.accountId} is encrypted with.`)
