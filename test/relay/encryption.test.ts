@@ -91,6 +91,10 @@ t.test('records written while encryption is on are sealed on disk and read back 
   await client.send(new PutRecordCommand({ StreamName, PartitionKey: 'k', Data: Buffer.from('after-restart-secret-99') }))
   t.notOk(onDisk(dataDir, 'after-restart-secret-99'), 'still sealing after a restart')
 
+  for (const [Command, action] of [[StartStreamEncryptionCommand, 'StartStreamEncryption'], [StopStreamEncryptionCommand, 'StopStreamEncryption']] as const) {
+    await t.rejects(client.send(new Command({ StreamName, EncryptionType: 'NONE', KeyId: KEY })),
+      { name: 'InvalidArgumentException', message: `Encryption type NONE is not valid for ${action}. The only supported encryption type is KMS.` })
+  }
   await client.send(new StopStreamEncryptionCommand({ StreamName, EncryptionType: 'KMS', KeyId: KEY }))
   t.equal((await client.send(new DescribeStreamCommand({ StreamName }))).StreamDescription!.EncryptionType, 'NONE')
   t.equal((await client.send(new PutRecordCommand({ StreamName, PartitionKey: 'k', Data: Buffer.from('open-after-stop') }))).EncryptionType, 'NONE')
