@@ -8,7 +8,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, StorageError, TributaryError } from '../shared/errors.js'
 import type { RelayConfig } from '../shared/config.js'
 import { codec } from '../hardware/index.js'
-import { FileLogStore } from './log/filelog.js'
+import { openLogStore } from './log/index.js'
 import { SqliteMetadataStore } from './meta/sqlite.js'
 import { reshardCrashHook, Streams } from './streams.js'
 import { Ingest } from './ingest.js'
@@ -65,13 +65,19 @@ export function adminTokenOf(dataDir: string): string {
   return readFileSync(path, 'utf8').trim()
 }
 
-export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Promise<Relay> {
+/** What a test may substitute: the clock (ms) that iterators, tokens, throughput budgets, arrival times and retention read. */
+export interface RelayDeps {
+  now?: () => number
+}
+
+export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps: RelayDeps = {}): Promise<Relay> {
+  const now = deps.now ?? Date.now
   mkdirSync(config.dataDir, { recursive: true })
   const metrics = relayMetrics()
   const meta = new SqliteMetadataStore(join(config.dataDir, 'meta.db'))
   const settings = new StreamSettingsRegistry(meta)
   const cipher = new LocalKeyCipher(join(config.dataDir, 'encryption.key'), (streamId) => settings.isEncrypted(streamId))
-  const logs = new FileLogStore({
+  const logs = openLogStore({
     root: join(config.dataDir, 'streams'),
     segmentBytes: config.segmentBytes,
     groupCommitMs: config.groupCommitMs,
@@ -85,8 +91,9 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
       metrics.commitSeconds.observe(ms / 1000)
     },
     cipher,
+    now,
   })
-  const streams = new Streams({ meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
+  const streams = new Streams({ now, meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
   await streams.init()
   // Encryption settings are known before the first append (device batches start with the broker).
   await settings.load(streams)
@@ -119,7 +126,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog): Pro
     tokenKey: await secret(meta, 'token-key'),
     accountId: config.accountId,
     region: config.region,
-    now: Date.now,
+    now,
     onRead,
     describeExtras: (state) => describeExtras(state, settings, consumers),
     meta, consumers, settings, fanout, cipher,
