@@ -1,4 +1,7 @@
-export { codec, loadCodec, loadAddon, u128BEToBigint, readLogOffset, readLogArrival, readLogLength, logBatchSize, batchIdentity, BATCH_STRIDE, KEY_VALID_UTF8 } from './native/index.js'
-export type { Addon, BatchScan, Codec, DecodedBatch, DecodedRecord, LogScan } from './native/index.js'
+export {
+  codec, loadCodec, loadAddon, u128BEToBigint, readLogOffset, readLogArrival, readLogLength, logBatchSize, batchIdentity, BatchView,
+  BATCH_STRIDE, BATCH_KEY_START, BATCH_KEY_LENGTH, BATCH_DATA_START, BATCH_DATA_LENGTH, BATCH_FLAGS, BATCH_HASH_KEY_AT, KEY_VALID_UTF8,
+} from './native/index.js'
+export type { Addon, BatchIdentity, BatchScan, Codec, DecodedBatch, DecodedRecord, LogScan } from './native/index.js'
 export { SerialLink, systemBinding, openError } from './serial/index.js'
 export type { SerialLinkOptions, LinkState, LinkStats, LossReason, SerialBinding, SerialPortBinding, SerialOpenOptions } from './serial/index.js'

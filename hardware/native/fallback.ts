@@ -16,7 +16,11 @@ import {
   LOG_OFF_CRC, LOG_OFF_DEVICE_LENGTH, LOG_OFF_EPOCH, LOG_OFF_FLAGS, LOG_OFF_KEY_LENGTH, LOG_OFF_LENGTH,
   LOG_OFF_OFFSET, LOG_OFF_PRODUCER_TIME, LogFlag, type LogRecord, type LogRecordInput,
 } from '../../shared/logframe.js'
-import { BATCH_STRIDE, KEY_VALID_UTF8, type BatchScan, type DecodedBatch, type DecodedRecord, type LogScan } from './types.js'
+import {
+  BATCH_DATA_LENGTH, BATCH_DATA_START, BATCH_FLAGS, BATCH_HASH_KEY_AT, BATCH_KEY_LENGTH, BATCH_KEY_START, BATCH_STRIDE,
+  KEY_VALID_UTF8, type BatchIdentity, type BatchScan, type DecodedBatch, type DecodedRecord, type LogScan,
+} from './types.js'
+import { BatchView } from './batch-view.js'
 
 // ---- CRC-32C (Castagnoli), slicing-by-8 ----
 
@@ -143,7 +147,8 @@ export function scanBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: numb
       `frame body length says ${bodyLength} bytes but ${buf.length - BODY_START} are present`)
   }
   if (checksum(buf, 0, BODY_START, buf.length) !== buf.readUInt32LE(OFF_CRC)) fail(ErrorCode.FRAME_BAD_CHECKSUM, 'frame checksum does not match its body')
-  const { epoch, sequence } = batchIdentity(buf)
+  // The header is long enough and carries the magic (checked above), so it is readable.
+  const { epoch, sequence } = batchIdentity(buf)!
   if (!Number.isSafeInteger(sequence)) fail(ErrorCode.FRAME_BAD_FIELD, 'batch sequence is above 2^53-1')
   const count = buf.readUInt32LE(OFF_RECORD_COUNT)
   if (count === 0) fail(ErrorCode.FRAME_BAD_FIELD, 'batch holds no records')
@@ -171,12 +176,12 @@ export function scanBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: numb
     }
     if (at + keyLength + dataLength > buf.length) fail(ErrorCode.FRAME_TRUNCATED, `record ${i} runs past the end of the frame`)
     const f = i * BATCH_STRIDE
-    fields[f] = at
-    fields[f + 1] = keyLength
-    fields[f + 2] = at + keyLength
-    fields[f + 3] = dataLength
-    fields[f + 4] = flags | (keyIsValidUtf8(buf, at, keyLength) ? KEY_VALID_UTF8 : 0)
-    fields[f + 5] = hashAt
+    fields[f + BATCH_KEY_START] = at
+    fields[f + BATCH_KEY_LENGTH] = keyLength
+    fields[f + BATCH_DATA_START] = at + keyLength
+    fields[f + BATCH_DATA_LENGTH] = dataLength
+    fields[f + BATCH_FLAGS] = flags | (keyIsValidUtf8(buf, at, keyLength) ? KEY_VALID_UTF8 : 0)
+    fields[f + BATCH_HASH_KEY_AT] = hashAt
     times[i] = producerTimeMs
     at += keyLength + dataLength
   }
@@ -184,8 +189,17 @@ export function scanBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: numb
   return { epoch, sequence, times, fields }
 }
 
-/** A frame's producer epoch and batch sequence, read from its header (the caller checks the rest). */
-export function batchIdentity(buf: Buffer): { epoch: bigint; sequence: number } {
+/**
+ * A frame's producer epoch and batch sequence, read from its header, or null when the header is
+ * unreadable (shorter than a header, or not a batch frame's magic). Nothing else is checked: a
+ * sequence above 2^53-1 comes back inexact, for the caller to refuse.
+ */
+export function batchIdentity(buf: Buffer): BatchIdentity | null {
+  if (buf.length < HEADER_SIZE || buf[OFF_MAGIC] !== FRAME_MAGIC_0 || buf[OFF_MAGIC + 1] !== FRAME_MAGIC_1) return null
+  return headerIdentity(buf)
+}
+
+function headerIdentity(buf: Buffer): BatchIdentity {
   return { epoch: buf.readBigUInt64LE(OFF_EPOCH), sequence: readU64(buf, OFF_BATCH_SEQ) }
 }
 
@@ -204,18 +218,17 @@ export function decodeBatch(buf: Buffer, checksum: (buf: Uint8Array, initial: nu
 }
 
 export function batchRecords(buf: Buffer, scan: BatchScan): DecodedBatch {
-  const { fields, times } = scan
-  const records: DecodedRecord[] = new Array(times.length)
-  for (let i = 0; i < times.length; i++) {
-    const f = i * BATCH_STRIDE
-    const flags = fields[f + 4]!
+  const view = new BatchView(buf, scan)
+  const records: DecodedRecord[] = new Array(view.count)
+  for (let i = 0; i < view.count; i++) {
+    const hashAt = view.hashKeyAt(i)
     records[i] = {
-      partitionKey: buf.toString('utf8', fields[f]!, fields[f]! + fields[f + 1]!),
-      keyValidUtf8: (flags & KEY_VALID_UTF8) !== 0,
-      data: buf.subarray(fields[f + 2]!, fields[f + 2]! + fields[f + 3]!),
-      explicitHashKey: fields[f + 5] ? u128BEToBigint(buf, fields[f + 5]!) : undefined,
-      producerTimeMs: times[i]!,
-      clockSynced: (flags & RecordFlag.clockSynced) !== 0,
+      partitionKey: view.partitionKey(i),
+      keyValidUtf8: view.keyIsValidUtf8(i),
+      data: view.data(i),
+      explicitHashKey: hashAt ? u128BEToBigint(buf, hashAt) : undefined,
+      producerTimeMs: view.producerTimeMs(i),
+      clockSynced: (view.flags(i) & RecordFlag.clockSynced) !== 0,
     }
   }
   return { epoch: scan.epoch, sequence: scan.sequence, records }
@@ -232,9 +245,11 @@ export function hashRoute(buf: Buffer, fields: Uint32Array, bounds: Uint8Array):
   const b = Buffer.from(bounds.buffer, bounds.byteOffset, bounds.length)
   for (let i = 0; i < n; i++) {
     const f = i * BATCH_STRIDE
-    const hash = fields[f + 5]
-      ? buf.subarray(fields[f + 5]!, fields[f + 5]! + 16)
-      : createHash('md5').update(buf.subarray(fields[f]!, fields[f]! + fields[f + 1]!)).digest()
+    const hashAt = fields[f + BATCH_HASH_KEY_AT]!
+    const keyAt = fields[f + BATCH_KEY_START]!
+    const hash = hashAt
+      ? buf.subarray(hashAt, hashAt + HASH_KEY_SIZE)
+      : createHash('md5').update(buf.subarray(keyAt, keyAt + fields[f + BATCH_KEY_LENGTH]!)).digest()
     let lo = 0
     let hi = shards - 1
     while (lo < hi) {
@@ -252,7 +267,7 @@ export function logBatchSize(fields: Uint32Array, indices: Uint32Array, deviceLe
   let size = 0
   for (let j = 0; j < indices.length; j++) {
     const f = indices[j]! * BATCH_STRIDE
-    size += LOG_HEADER_SIZE + fields[f + 1]! + deviceLength + fields[f + 3]!
+    size += LOG_HEADER_SIZE + fields[f + BATCH_KEY_LENGTH]! + deviceLength + fields[f + BATCH_DATA_LENGTH]!
   }
   return size
 }
@@ -265,21 +280,20 @@ export function logBatchSize(fields: Uint32Array, indices: Uint32Array, deviceLe
 export function encodeLogBatch(out: Buffer, at: number, frame: Buffer, fields: Uint32Array, times: Float64Array,
   indices: Uint32Array, firstOffset: number, arrivalMs: number, device: Buffer, positions: Uint32Array,
   checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): number {
-  const epoch = frame.readBigUInt64LE(OFF_EPOCH)
-  const sequence = readU64(frame, OFF_BATCH_SEQ)
+  const { epoch, sequence } = headerIdentity(frame)
+  const view = new BatchView(frame, { fields, times })
   const begin = at
   for (let j = 0; j < indices.length; j++) {
     const i = indices[j]!
-    const f = i * BATCH_STRIDE
-    const keyLength = fields[f + 1]!
-    const dataLength = fields[f + 3]!
+    const keyLength = view.keyLength(i)
+    const dataLength = view.dataLength(i)
     const length = LOG_HEADER_SIZE + keyLength + device.length + dataLength
     positions[j] = at - begin
     out.writeUInt32LE(length, at + LOG_OFF_LENGTH)
     writeU64(out, firstOffset + j, at + LOG_OFF_OFFSET)
     out.writeDoubleLE(arrivalMs, at + LOG_OFF_ARRIVAL)
-    out.writeDoubleLE(times[i]!, at + LOG_OFF_PRODUCER_TIME)
-    out[at + LOG_OFF_FLAGS] = (fields[f + 4]! & (RecordFlag.clockSynced | RecordFlag.explicitHashKey)) | LogFlag.fromDevice
+    out.writeDoubleLE(view.producerTimeMs(i), at + LOG_OFF_PRODUCER_TIME)
+    out[at + LOG_OFF_FLAGS] = (view.flags(i) & (RecordFlag.clockSynced | RecordFlag.explicitHashKey)) | LogFlag.fromDevice
     out[at + LOG_OFF_FLAGS + 1] = 0
     out.writeUInt16LE(keyLength, at + LOG_OFF_KEY_LENGTH)
     out.writeUInt16LE(device.length, at + LOG_OFF_DEVICE_LENGTH)
@@ -287,9 +301,11 @@ export function encodeLogBatch(out: Buffer, at: number, frame: Buffer, fields: U
     out.writeBigUInt64LE(epoch, at + LOG_OFF_EPOCH)
     writeU64(out, sequence, at + LOG_OFF_BATCH_SEQ)
     out.fill(0, at + 56, at + LOG_HEADER_SIZE)
-    frame.copy(out, at + LOG_HEADER_SIZE, fields[f]!, fields[f]! + keyLength)
+    const keyAt = view.keyStart(i)
+    const dataAt = view.dataStart(i)
+    frame.copy(out, at + LOG_HEADER_SIZE, keyAt, keyAt + keyLength)
     device.copy(out, at + LOG_HEADER_SIZE + keyLength)
-    frame.copy(out, at + LOG_HEADER_SIZE + keyLength + device.length, fields[f + 2]!, fields[f + 2]! + dataLength)
+    frame.copy(out, at + LOG_HEADER_SIZE + keyLength + device.length, dataAt, dataAt + dataLength)
     out.writeUInt32LE(checksum(out, 0, at + LOG_CRC_START, at + length), at + LOG_OFF_CRC)
     at += length
   }

@@ -13,8 +13,11 @@ import { FrameError, ErrorCode } from '../../shared/errors.js'
 import { HEADER_SIZE, OFF_RECORD_COUNT, type Batch } from '../../shared/frame.js'
 import type { BatchScan, Codec, LogScan } from './types.js'
 
-export type { BatchScan, Codec, DecodedBatch, DecodedRecord, LogScan } from './types.js'
-export { BATCH_STRIDE, KEY_VALID_UTF8 } from './types.js'
+export type { BatchIdentity, BatchScan, Codec, DecodedBatch, DecodedRecord, LogScan } from './types.js'
+export {
+  BATCH_DATA_LENGTH, BATCH_DATA_START, BATCH_FLAGS, BATCH_HASH_KEY_AT, BATCH_KEY_LENGTH, BATCH_KEY_START, BATCH_STRIDE, KEY_VALID_UTF8,
+} from './types.js'
+export { BatchView } from './batch-view.js'
 export { u128BEToBigint, readLogOffset, readLogArrival, readLogLength, logBatchSize, batchIdentity } from './fallback.js'
 
 /** Bytes below which CRC-32C stays in JavaScript (bench/native.ts). */
@@ -81,7 +84,8 @@ function native(addon: Addon): Codec {
       js.scanBatch(buf, crc32c)
       throw new FrameError(ErrorCode.FRAME_BAD_FIELD, `the native and TypeScript frame scans disagree (kind ${scanned})`)
     }
-    return { ...js.batchIdentity(buf), times: scanned[0], fields: scanned[1] }
+    // The addon verified the header, so it is readable.
+    return { ...js.batchIdentity(buf)!, times: scanned[0], fields: scanned[1] }
   }
   return {
     ...fallback(''),

@@ -13,15 +13,38 @@ export interface DecodedBatch {
   records: DecodedRecord[]
 }
 
-/** u32 fields per record in a BatchScan: key position, key length, data position, data length, flags, hash key position. */
+/**
+ * A BatchScan's table: BATCH_STRIDE u32 fields per record, record i at `i * BATCH_STRIDE`.
+ *
+ * | field            | holds                                                     |
+ * |------------------|-----------------------------------------------------------|
+ * | BATCH_KEY_START  | where the partition key starts in the frame               |
+ * | BATCH_KEY_LENGTH | the partition key's length in bytes                       |
+ * | BATCH_DATA_START | where the data starts in the frame                        |
+ * | BATCH_DATA_LENGTH| the data's length in bytes                                |
+ * | BATCH_FLAGS      | the record's frame flags, plus KEY_VALID_UTF8             |
+ * | BATCH_HASH_KEY_AT| where the 16-byte explicit hash key starts, 0 when none   |
+ *
+ * The C addon writes the same table (hardware/native/src/batch.c); read it through BatchView.
+ */
+export const BATCH_KEY_START = 0
+export const BATCH_KEY_LENGTH = 1
+export const BATCH_DATA_START = 2
+export const BATCH_DATA_LENGTH = 3
+export const BATCH_FLAGS = 4
+export const BATCH_HASH_KEY_AT = 5
 export const BATCH_STRIDE = 6
 /** Set in a record's flags field when its key is valid UTF-8 (a record with an invalid key is refused, not its batch). */
 export const KEY_VALID_UTF8 = 0x100
 
-/** A verified batch frame as a table, one row per record (no object per record). */
-export interface BatchScan {
+/** Who sent a batch: its producer epoch and batch sequence, from the frame's header. */
+export interface BatchIdentity {
   epoch: bigint
   sequence: number
+}
+
+/** A verified batch frame as a table, one row per record (no object per record). */
+export interface BatchScan extends BatchIdentity {
   /** Each record's producer time. Its length is the record count. */
   times: Float64Array
   /** BATCH_STRIDE fields per record, positions relative to the frame; hash key position 0 means none. */

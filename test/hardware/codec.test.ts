@@ -5,10 +5,9 @@
  */
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { loadAddon, loadCodec, type Addon, type Codec } from '../../hardware/index.js'
+import { BATCH_DATA_START, BatchView, loadAddon, loadCodec, type Addon, type Codec } from '../../hardware/index.js'
 import * as js from '../../hardware/native/fallback.js'
 import { LOG_HEADER_SIZE } from '../../shared/logframe.js'
-import { BATCH_STRIDE, KEY_VALID_UTF8 } from '../../hardware/native/types.js'
 import type { BatchRecord } from '../../shared/frame.js'
 
 let addon: Addon | null = null
@@ -143,12 +142,11 @@ for (const [name, make, skip] of implementations) {
     const decoded = js.decodeBatch(frame)
     t.equal(scan.times.length, 300)
     t.equal(scan.epoch, 7n)
+    const view = new BatchView(frame, scan)
     for (let i = 0; i < 300; i++) {
-      const f = i * BATCH_STRIDE
       const r = decoded.records[i]!
-      if (frame.toString('utf8', scan.fields[f]!, scan.fields[f]! + scan.fields[f + 1]!) !== r.partitionKey ||
-        !frame.subarray(scan.fields[f + 2]!, scan.fields[f + 2]! + scan.fields[f + 3]!).equals(r.data) || scan.times[i] !== r.producerTimeMs ||
-        ((scan.fields[f + 4]! & KEY_VALID_UTF8) !== 0) !== r.keyValidUtf8) {
+      if (view.partitionKey(i) !== r.partitionKey || !view.data(i).equals(r.data) || view.producerTimeMs(i) !== r.producerTimeMs ||
+        view.keyIsValidUtf8(i) !== r.keyValidUtf8) {
         t.fail(`record ${i} differs from the decoded record`)
         return
       }
@@ -178,7 +176,7 @@ for (const [name, make, skip] of implementations) {
       const frame = js.encodeBatch({ epoch: 1n, sequence: 1, records: [{ partitionKey: 'x'.repeat(bad.length), data: Buffer.from('d'), producerTimeMs: 0, clockSynced: false }] })
       Buffer.from(bad).copy(frame, 32 + 16)
       frame.writeUInt32LE(js.crc32c(frame, 0, 12, frame.length), 4)
-      t.equal(c.scanBatch(frame).fields[4]! & KEY_VALID_UTF8, 0, `bytes ${Buffer.from(bad).toString('hex')}`)
+      t.equal(new BatchView(frame, c.scanBatch(frame)).keyIsValidUtf8(0), false, `bytes ${Buffer.from(bad).toString('hex')}`)
     }
   })
 }
@@ -221,7 +219,7 @@ t.test('the batch functions of the addon refuse tables that point outside their 
   if (typeof scanned === 'number') return t.fail('scan failed')
   const [times, fields] = scanned
   const forged = Uint32Array.from(fields)
-  forged[2] = frame.length + 100
+  forged[BATCH_DATA_START] = frame.length + 100
   t.throws(() => a.hashRoute(frame, forged, bounds(2)), { name: 'RangeError', code: 'ERR_TRIBUTARY_ARGUMENT' })
   t.throws(() => a.hashRoute(frame, fields.subarray(1), bounds(2)), { name: 'RangeError' })
   t.throws(() => a.hashRoute(frame, fields, Buffer.alloc(0)), { name: 'RangeError' })
