@@ -11,7 +11,7 @@
  * Requests are signed with SigV4 (service `kinesis`) when the relay has access keys, like the API.
  */
 import { ErrorCode, TributaryError } from '../shared/errors.js'
-import { decodeSequence } from './kinesis/sequence.js'
+import { decodeSequence } from './sequence.js'
 import type { MetadataStore } from './meta/types.js'
 import type { Streams } from './streams.js'
 

@@ -1,5 +1,12 @@
-/** The relay's metrics, in one place, for /metrics. */
+/** The relay's metrics, in one place, for /metrics; and its event log. */
 import { Registry } from '../shared/metrics.js'
+
+export type LogFn = (event: string, fields?: Record<string, unknown>) => void
+
+/** JSON lines on stderr, one per event. */
+export const jsonLog: LogFn = (event, fields = {}) => {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
+}
 
 export function relayMetrics() {
   const registry = new Registry()

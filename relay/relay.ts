@@ -1,35 +1,35 @@
 /**
- * The relay, assembled: metadata (SQLite), shard logs (segment files), streams, ingest, the MQTT
- * broker and the HTTP port, plus the housekeeping timers (retention, producer-state snapshots).
+ * The relay, assembled: metadata (SQLite), shard logs (segment files), the stream domain (streams,
+ * ingest, router, reader, fan-out, consumers), the MQTT broker, and the HTTP port with its routes
+ * (relay/routes.ts), plus the housekeeping timers (retention, producer-state snapshots).
  */
-import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { ErrorCode, StorageError, TributaryError } from '../shared/errors.js'
+import { randomBytes } from 'node:crypto'
 import type { RelayConfig } from '../shared/config.js'
 import { codec } from '../hardware/index.js'
-import { openLogStore } from './log/index.js'
-import { SqliteMetadataStore } from './meta/sqlite.js'
-import { reshardCrashHook, Streams } from './streams.js'
-import { Ingest } from './ingest.js'
-import { Devices } from './devices.js'
-import { Checkpoints } from './checkpoints.js'
+import { adminRoutes, adminTokenOf } from './admin.js'
 import { startBroker, type Broker } from './broker.js'
-import { BodyBudgetError, readBody, send, sendJson, startHttp, type AnyRequest, type AnyResponse, type HttpServer } from './http.js'
-import { relayMetrics, type RelayMetrics } from './observe.js'
-import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
-import { actions } from './kinesis/actions.js'
-import { Consumers } from './kinesis/consumers.js'
-import { LocalKeyCipher } from './kinesis/encryption.js'
-import { describeExtras, extendedActions, type ExtendedContext, type ExtendedHandler } from './kinesis/extensions.js'
-import { Fanout, StreamingResult } from './kinesis/fanout.js'
-import { protocolOf } from './kinesis/protocol.js'
-import { StreamSettingsRegistry } from './kinesis/settings.js'
-import { KinesisError } from './kinesis/errors.js'
+import { Checkpoints } from './checkpoints.js'
+import { Consumers } from './consumers.js'
+import { Devices } from './devices.js'
+import { LocalKeyCipher } from './encryption.js'
+import { Fanout } from './fanout.js'
+import { startHttp, type HttpServer } from './http.js'
+import { Ingest } from './ingest.js'
+import { KinesisApi } from './kinesis/api.js'
+import { AwsWording } from './kinesis/errors.js'
 import { IteratorCodec } from './kinesis/iterator.js'
-import { verifySigV4 } from './kinesis/sigv4.js'
-
-export type LogFn = (event: string, fields?: Record<string, unknown>) => void
+import { PageTokens } from './kinesis/tokens.js'
+import { openLogStore } from './log/index.js'
+import type { MetadataStore } from './meta/types.js'
+import { SqliteMetadataStore } from './meta/sqlite.js'
+import { jsonLog, relayMetrics, type LogFn, type RelayMetrics } from './observe.js'
+import { ShardReader } from './reader.js'
+import { Router } from './router.js'
+import { routes } from './routes.js'
+import { StreamSettingsRegistry } from './settings.js'
+import { Streams, type ReshardStep } from './streams.js'
 
 export interface Relay {
   config: RelayConfig
@@ -39,18 +39,12 @@ export interface Relay {
   adminToken: string
   streams: Streams
   metrics: RelayMetrics
+  /** The Kinesis endpoint, to which an extension (or a test) can add an action. */
+  kinesis: KinesisApi
   close(): Promise<void>
 }
 
-const AMZ_JSON = 'application/x-amz-json-1.1'
-const MAX_BODY = 12 * 1024 * 1024
-
-/** JSON lines on stderr, one per event. */
-export const jsonLog: LogFn = (event, fields = {}) => {
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
-}
-
-async function secret(meta: SqliteMetadataStore, key: string): Promise<Buffer> {
+async function secret(meta: MetadataStore, key: string): Promise<Buffer> {
   const existing = await meta.getSetting(key)
   if (existing) return Buffer.from(existing, 'hex')
   const value = randomBytes(32)
@@ -58,16 +52,10 @@ async function secret(meta: SqliteMetadataStore, key: string): Promise<Buffer> {
   return value
 }
 
-/** The admin token lives in the data directory, created at first start, readable only by its owner. */
-export function adminTokenOf(dataDir: string): string {
-  const path = join(dataDir, 'admin.token')
-  if (!existsSync(path)) writeFileSync(path, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' })
-  return readFileSync(path, 'utf8').trim()
-}
-
-/** What a test may substitute: the clock (ms) that iterators, tokens, throughput budgets, arrival times and retention read. */
+/** What the caller may substitute: the clock (ms) that iterators, tokens, throughput budgets, arrival times and retention read; a hook at each reshard step (crash tests). */
 export interface RelayDeps {
   now?: () => number
+  onReshardStep?: (step: ReshardStep, stream: string) => void
 }
 
 export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps: RelayDeps = {}): Promise<Relay> {
@@ -93,7 +81,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     cipher,
     now,
   })
-  const streams = new Streams({ now, meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
+  const streams = new Streams({ now, meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: deps.onReshardStep })
   await streams.init()
   // Encryption settings are known before the first append (device batches start with the broker).
   await settings.load(streams)
@@ -101,15 +89,16 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     metrics.recordsOut.inc({ stream }, records)
     metrics.bytesOut.inc({ stream }, bytes)
   }
-  const fanout = new Fanout({ logs, streams, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
+  const reader = new ShardReader(streams)
+  const router = new Router(codec)
+  const fanout = new Fanout({ logs, streams, reader, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
   const consumers = new Consumers({ meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
   await consumers.init()
-  const adminToken = adminTokenOf(config.dataDir)
   const devices = new Devices(meta)
   const checkpoints = new Checkpoints(meta, streams)
   const rejected = (code: string, count: number) => metrics.rejections.inc({ code }, count)
   const ingest = new Ingest({
-    streams, logs,
+    streams, logs, router,
     autoCreateStreams: config.autoCreateStreams,
     autoCreateShardCount: config.autoCreateShardCount,
     maxBatchRecords: config.maxBatchRecords,
@@ -120,18 +109,17 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     },
     onRejected: rejected,
   })
-  const ctx: ExtendedContext = {
-    streams, ingest,
-    iterators: new IteratorCodec(await secret(meta, 'iterator-key')),
-    tokenKey: await secret(meta, 'token-key'),
-    accountId: config.accountId,
-    region: config.region,
-    now,
-    onRead,
-    describeExtras: (state) => describeExtras(state, settings, consumers),
-    meta, consumers, settings, fanout, cipher,
-  }
-  const handlers: Record<string, ExtendedHandler> = { ...actions, ...extendedActions }
+  const kinesis = new KinesisApi({
+    ctx: {
+      streams, ingest, router, reader, fanout, consumers, settings, cipher, meta, onRead, now,
+      iterators: new IteratorCodec(await secret(meta, 'iterator-key')),
+      tokens: new PageTokens(await secret(meta, 'token-key'), now),
+      errors: new AwsWording(config.accountId, config.region),
+      accountId: config.accountId,
+      region: config.region,
+    },
+    accessKeys: config.accessKeys, metrics, log,
+  })
 
   let broker: Broker | null = null
   metrics.registry.gauge('tributary_connected_devices', 'MQTT clients connected now.', [], () => broker?.connectedDevices() ?? 0)
@@ -146,110 +134,12 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     onRejected: rejected,
   })
 
-  const handleKinesis = async (req: AnyRequest, res: AnyResponse, body: Buffer) => {
-    const target = String(req.headers['x-amz-target'] ?? '')
-    const action = target.startsWith('Kinesis_20131202.') ? target.slice('Kinesis_20131202.'.length) : ''
-    const started = performance.now()
-    // JSON 1.1 or CBOR 1.1, answered in kind (errors too).
-    const protocol = protocolOf(req.headers['content-type'])
-    try {
-      if (config.accessKeys.length) {
-        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, config.accessKeys, { service: 'kinesis' })
-      }
-      const handler = Object.hasOwn(handlers, action) ? handlers[action] : undefined
-      if (!handler) throw new KinesisError('UnknownOperationException', action ? `Operation ${action} is not supported by Tributary.` : 'Missing or malformed X-Amz-Target header.')
-      const result = await handler(protocol.decode(body), ctx)
-      if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
-      metrics.apiRequests.inc({ action, outcome: 'ok' })
-      // SubscribeToShard answers with an event stream that outlives this call.
-      if (result instanceof StreamingResult) return result.start(res, protocol)
-      send(res, 200, protocol.contentType, protocol.encode(result))
-    } catch (err) {
-      let error: KinesisError
-      if (err instanceof KinesisError) error = err
-      else if (err instanceof StorageError) error = new KinesisError('ServiceUnavailable', err.message)
-      else if (err instanceof TributaryError && err.code === ErrorCode.STREAM_NOT_FOUND) error = new KinesisError('ResourceNotFoundException', err.message)
-      else if (err instanceof TributaryError && err.code === ErrorCode.DECRYPT_FAILED) error = new KinesisError('KMSAccessDeniedException', err.message)
-      else {
-        log('api_error', { action, error: (err as Error).stack ?? String(err) })
-        error = new KinesisError('InternalFailure', 'Internal service failure.')
-      }
-      metrics.apiRequests.inc({ action: action || 'unknown', outcome: error.type })
-      rejected(error.type, 1)
-      send(res, error.status, protocol.contentType, protocol.encode(error.toJSON()))
-    }
-  }
-
-  const tokenBuf = Buffer.from(adminToken)
-  const handleAdmin = async (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => {
-    const auth = String(req.headers.authorization ?? '')
-    const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7).trim() : '')
-    if (given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
-      rejected(ErrorCode.AUTH_FAILED, 1)
-      return sendJson(res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
-    }
-    try {
-      const m = /^\/admin\/devices(?:\/([^/]+))?(\/rotate)?$/.exec(path)
-      if (!m) return sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no admin route ${path}` })
-      const id = m[1] ? decodeURIComponent(m[1]) : undefined
-      if (req.method === 'GET' && !id) return sendJson(res, 200, { devices: await devices.list() })
-      if (req.method === 'POST' && !id) {
-        const { id: newId } = JSON.parse(body.toString() || '{}') as { id?: unknown }
-        if (typeof newId !== 'string') return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: 'body must be {"id": "<device id>"}' })
-        return sendJson(res, 201, { id: newId, secret: await devices.add(newId) })
-      }
-      if (req.method === 'POST' && id && m[2]) return sendJson(res, 200, { id, secret: await devices.rotate(id) })
-      if (req.method === 'DELETE' && id && !m[2]) {
-        await devices.remove(id)
-        return sendJson(res, 200, { id, removed: true })
-      }
-      return sendJson(res, 405, { code: ErrorCode.NOT_FOUND, message: `${req.method} ${path} is not an admin operation` })
-    } catch (err) {
-      if (err instanceof TributaryError) {
-        const status = err.code === ErrorCode.CONFLICT ? 409 : err.code === ErrorCode.NOT_FOUND ? 404 : 400
-        return sendJson(res, status, { code: err.code, message: err.message })
-      }
-      if (err instanceof SyntaxError) return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: `body is not JSON: ${err.message}` })
-      throw err
-    }
-  }
-
-  const http: HttpServer = await startHttp(config.httpHost, config.httpPort, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!
-    void (async () => {
-      if (req.method === 'GET' && path === '/healthz') {
-        const failed = logs.failed
-        return sendJson(res, failed ? 503 : 200, { status: failed ? 'failing' : 'ok', storage: failed ? failed.message : 'ok', corruptions: logs.corruptions().length, native: codec.implementation })
-      }
-      if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, metrics.registry.render())
-      let body: Buffer | null
-      try {
-        body = await readBody(req, MAX_BODY)
-      } catch (err) {
-        if (err instanceof BodyBudgetError) return sendJson(res, 503, { __type: 'ServiceUnavailable', message: 'the relay is holding too many request bytes; retry' }, AMZ_JSON)
-        throw err
-      }
-      if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
-      if (path.startsWith('/admin/')) return handleAdmin(req, res, path, body)
-      if (path.startsWith('/checkpoints/')) {
-        if (config.accessKeys.length) {
-          try {
-            verifySigV4({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }, config.accessKeys, { service: 'kinesis' })
-          } catch (err) {
-            if (!(err instanceof KinesisError)) throw err
-            return sendJson(res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })
-          }
-        }
-        const out = await checkpoints.handle(req.method ?? 'GET', path, body)
-        return sendJson(res, out.status, out.json)
-      }
-      if (req.method === 'POST' && (path === '/' || req.headers['x-amz-target'])) return handleKinesis(req, res, body)
-      sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
-    })().catch((err: Error) => {
-      log('http_error', { error: err.stack ?? String(err) })
-      if (!res.headersSent) sendJson(res, 500, { __type: 'InternalFailure', message: 'Internal service failure.' })
-    })
-  })
+  const adminToken = adminTokenOf(config.dataDir)
+  const http: HttpServer = await startHttp(config.httpHost, config.httpPort, routes({
+    kinesis, checkpoints, logs, metrics, log,
+    admin: adminRoutes({ token: adminToken, devices, onRejected: (code) => rejected(code, 1) }),
+    accessKeys: config.accessKeys,
+  }))
 
   const timers = [
     setInterval(() => {
@@ -263,7 +153,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   for (const t of timers) t.unref()
 
   return {
-    config, streams, metrics, adminToken,
+    config, streams, metrics, adminToken, kinesis,
     mqttPort: broker.port,
     mqttTlsPort: broker.tlsPort,
     httpPort: http.port,

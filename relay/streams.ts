@@ -8,8 +8,7 @@ import { STREAM_NAME_PATTERN } from '../shared/topics.js'
 import type { LogStore, ShardLog } from './log/types.js'
 import type { MetadataStore, ShardMeta, StreamMeta } from './meta/types.js'
 import { ProducerTable, type ProducerSnapshot } from './producers.js'
-import { encodeSequence } from './kinesis/sequence.js'
-import type { Throughput } from './kinesis/limits.js'
+import type { Throughput } from './throughput.js'
 import { HASH_SPACE, hashRanges, planMerge, planSplit, planUniformScaling, shardIdOf, type ReshardPlan } from './shardmap.js'
 
 
@@ -389,10 +388,6 @@ export class Streams {
       else hi = mid - 1
     }
     return open[lo]!
-  }
-
-  sequenceOf(shard: ShardState, offset: number, arrivalMs: number): string {
-    return encodeSequence({ shardCreatedSec: shard.createdSec, shardIndex: shard.meta.index, offset, recordSec: Math.floor(arrivalMs / 1000) })
   }
 
   openShardCount(): number {

@@ -7,6 +7,8 @@ import { parse as parseYaml } from 'yaml'
 import { ConfigError, TributaryError } from '../../shared/errors.js'
 import { describeRelaySettings, relaySchema, resolveRelayConfig } from '../../shared/config.js'
 import { startRelay } from '../relay.js'
+import { jsonLog } from '../observe.js'
+import { reshardCrashHook } from '../streams.js'
 import { KinesisClient } from '../kinesis/client.js'
 import { KinesisError } from '../kinesis/errors.js'
 import { parseArgs, type Args } from '../../shared/args.js'
@@ -59,7 +61,7 @@ async function runRelay(args: Args): Promise<void> {
   const known = new Set([...Object.values(relaySchema).map((f) => f.flag), 'config'])
   for (const name of Object.keys(args.flags)) if (!known.has(name)) throw new ConfigError(`--${name}`, 'is not a relay flag (see tributary help)')
   const config = resolveRelayConfig(args.flags, process.env, fileConfig)
-  const relay = await startRelay(config)
+  const relay = await startRelay(config, jsonLog, { onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
   console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} http://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length ? ' sigv4=on' : ' sigv4=off (loopback only)'}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
   let stopping = false
   const stop = async (signal: string) => {

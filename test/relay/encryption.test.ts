@@ -21,7 +21,7 @@ import { codec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
-import { LocalKeyCipher } from '../../relay/kinesis/encryption.js'
+import { LocalKeyCipher } from '../../relay/encryption.js'
 
 const KEY = 'arn:aws:kms:us-east-1:123456789012:key/12345678-1234-1234-1234-123456789012'
 

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { testRelay } from '../helpers/relay.js'
-import { encodeSequence } from '../../relay/kinesis/sequence.js'
+import { encodeSequence } from '../../relay/sequence.js'
 
 const AMZ_JSON = 'application/x-amz-json-1.1'
 const ACCOUNT = '000000000000'

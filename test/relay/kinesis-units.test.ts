@@ -1,11 +1,11 @@
 /**
- * Unit tests of the pieces the Kinesis API is built on: sequence numbers (relay/kinesis/sequence.ts),
+ * Unit tests of the pieces the Kinesis API is built on: sequence numbers (relay/sequence.ts),
  * shard iterators (relay/kinesis/iterator.ts) and the hash-key split of a new stream
  * (relay/streams.ts `hashRanges`). Reference values come from FIELD-NOTES.md ("Kinesis wire").
  */
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/kinesis/sequence.js'
+import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/sequence.js'
 import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
 import { hashRanges, HASH_SPACE } from '../../relay/streams.js'

@@ -2,11 +2,11 @@
  * IncreaseStreamRetentionPeriod and DecreaseStreamRetentionPeriod: 24–8760 hours, and each only in
  * its own direction, with AWS's wording. Retention is enforced on whole sealed segments.
  */
-import { Limits } from '../../shared/limits.js'
-import type { StreamState } from '../streams.js'
-import { resolveStream, type ApiContext } from './actions.js'
-import { KinesisError } from './errors.js'
-import { StreamARN, StreamName, validate } from './validate.js'
+import { Limits } from '../../../shared/limits.js'
+import type { StreamState } from '../../streams.js'
+import { resolveStream, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { StreamARN, StreamName, validate } from '../validate.js'
 
 async function change(body: unknown, ctx: ApiContext, direction: 'increase' | 'decrease'): Promise<StreamState> {
   const req = validate<{ StreamName?: string; StreamARN?: string; RetentionPeriodHours: number }>(body, {
@@ -20,9 +20,7 @@ async function change(body: unknown, ctx: ApiContext, direction: 'increase' | 'd
     throw new KinesisError('InvalidArgumentException', `Maximum allowed retention period is ${Limits.maxRetentionHours} hours. Requested retention period (${hours} hours) is too long.`)
   }
   const state = resolveStream(req, ctx)
-  if (state.meta.status !== 'ACTIVE') {
-    throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} not ACTIVE, instead in state ${state.meta.status}`)
-  }
+  if (state.meta.status !== 'ACTIVE') throw ctx.errors.notActive(state.meta.name, state.meta.status)
   const current = state.meta.retentionHours
   if (direction === 'increase' && hours < current) {
     throw new KinesisError('InvalidArgumentException',

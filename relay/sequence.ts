@@ -62,3 +62,8 @@ export function decodeSequence(text: string): SequenceParts | null {
     recordSec: Number.parseInt(h.slice(29, 38), 16),
   }
 }
+
+/** The sequence number of the record at `offset` of a shard, which arrived at `arrivalMs`. */
+export function sequenceOf(shard: { createdSec: number; meta: { index: number } }, offset: number, arrivalMs: number): string {
+  return encodeSequence({ shardCreatedSec: shard.createdSec, shardIndex: shard.meta.index, offset, recordSec: Math.floor(arrivalMs / 1000) })
+}

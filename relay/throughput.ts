@@ -1,15 +1,13 @@
 /**
- * Capacity: DescribeLimits, UpdateStreamMode, and per-shard throughput limits. The limits are off by
- * default (Tributary is not a metered service) and switched on per stream with the tag
- * `tributary:throughput-limits=on`, so people can test their retry logic: writes 1 MiB/s or 1,000
- * records/s per shard, reads 2 MiB/s and 5 GetRecords calls/s per shard, as Kinesis's provisioned mode.
+ * Per-shard throughput budgets, as Kinesis's provisioned mode meters them: writes 1 MiB/s or 1,000
+ * records/s per shard, reads 2 MiB/s and 5 GetRecords calls/s per shard. Off by default (Tributary is
+ * not a metered service) and switched on per stream with the tag `tributary:throughput-limits=on`, so
+ * people can test their retry logic. The clock is the caller's: every call takes `now`.
  */
-import { Limits } from '../../shared/limits.js'
-import type { ShardState, StreamState } from '../streams.js'
-import { resolveStream, type ApiContext } from './actions.js'
-import { KinesisError } from './errors.js'
-import { THROUGHPUT_TAG } from './tags.js'
-import { StreamARN, validate } from './validate.js'
+import type { ShardState, StreamState } from './streams.js'
+
+/** The tag that switches a stream's throughput limits on. */
+export const THROUGHPUT_TAG = 'tributary:throughput-limits'
 
 export const ShardLimits = {
   writeBytesPerSec: 1024 * 1024,
@@ -94,33 +92,3 @@ export function throughputOf(state: StreamState): Throughput | null {
   return (state.meter ??= new Throughput())
 }
 
-export function rateExceeded(state: StreamState, shard: ShardState, ctx: ApiContext): KinesisError {
-  return new KinesisError('ProvisionedThroughputExceededException', `Rate exceeded for shard ${shard.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId}.`)
-}
-
-export async function describeLimits(body: unknown, ctx: ApiContext) {
-  validate(body, {})
-  const streams = ctx.streams.list()
-  return {
-    ShardLimit: Limits.maxShardsPerStream,
-    OpenShardCount: ctx.streams.openShardCount(),
-    OnDemandStreamCount: streams.filter((s) => s.meta.mode === 'ON_DEMAND').length,
-    OnDemandStreamCountLimit: 50,
-  }
-}
-
-export async function updateStreamMode(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamARN: string; StreamModeDetails: { StreamMode: 'PROVISIONED' | 'ON_DEMAND' } }>(body, {
-    StreamARN: { ...StreamARN, required: true } as typeof StreamARN,
-    StreamModeDetails: { type: 'structure', required: true, fields: { StreamMode: { type: 'string', required: true, enum: ['PROVISIONED', 'ON_DEMAND'] } } },
-  })
-  const state = resolveStream(req, ctx)
-  if (state.meta.status !== 'ACTIVE') {
-    throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} not ACTIVE, instead in state ${state.meta.status}`)
-  }
-  if (state.meta.mode === req.StreamModeDetails.StreamMode) {
-    throw new KinesisError('InvalidArgumentException', `Stream ${state.meta.name} under account ${ctx.accountId} is already in ${state.meta.mode} mode.`)
-  }
-  await ctx.streams.setMode(state, req.StreamModeDetails.StreamMode)
-  return {}
-}

@@ -3,28 +3,28 @@
  * policies are validated as JSON documents, stored in the metadata store and returned; Tributary
  * does not enforce them (README.md says so): access is decided by SigV4 keys alone.
  */
-import type { ExtendedContext } from './extensions.js'
-import { KinesisError } from './errors.js'
-import { validate } from './validate.js'
+import type { ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { validate } from '../validate.js'
 
 const ResourceARN = { type: 'string', required: true, min: 1, max: 2048, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.*' } as const
 /** AWS's limit on a resource policy document. */
 const MAX_POLICY = 20480
 
 /** The resource a policy is attached to must exist: a stream, or a consumer of one. */
-function checkResource(arn: string, ctx: ExtendedContext): void {
+function checkResource(arn: string, ctx: ApiContext): void {
   if (arn.includes('/consumer/')) {
-    if (!ctx.consumers.byArn(arn)) throw new KinesisError('ResourceNotFoundException', `Consumer ${arn} under account ${ctx.accountId} not found.`)
+    if (!ctx.consumers.byArn(arn)) throw ctx.errors.consumerNotFound(arn)
     return
   }
   const name = ctx.streams.nameFromArn(arn)
   const state = name === null ? undefined : ctx.streams.get(name)
   if (!state || state.meta.arn !== arn || state.meta.status === 'DELETING') {
-    throw new KinesisError('ResourceNotFoundException', `Stream with ARN ${arn} not found.`)
+    throw ctx.errors.streamArnNotFound(arn)
   }
 }
 
-async function putResourcePolicy(body: unknown, ctx: ExtendedContext) {
+export async function putResourcePolicy(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string; Policy: string }>(body, {
     ResourceARN, Policy: { type: 'string', required: true, min: 1, max: MAX_POLICY },
   })
@@ -42,24 +42,18 @@ async function putResourcePolicy(body: unknown, ctx: ExtendedContext) {
   return {}
 }
 
-async function getResourcePolicy(body: unknown, ctx: ExtendedContext) {
+export async function getResourcePolicy(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
   checkResource(req.ResourceARN, ctx)
   // No policy attached reads as an empty document, as AWS answers.
   return { Policy: (await ctx.meta.getResourcePolicy(req.ResourceARN)) ?? '{}' }
 }
 
-async function deleteResourcePolicy(body: unknown, ctx: ExtendedContext) {
+export async function deleteResourcePolicy(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
   checkResource(req.ResourceARN, ctx)
   if (!(await ctx.meta.deleteResourcePolicy(req.ResourceARN))) {
     throw new KinesisError('ResourceNotFoundException', `No resource policy found for resource ARN ${req.ResourceARN}.`)
   }
   return {}
-}
-
-export const policyActions = {
-  PutResourcePolicy: putResourcePolicy,
-  GetResourcePolicy: getResourcePolicy,
-  DeleteResourcePolicy: deleteResourcePolicy,
 }

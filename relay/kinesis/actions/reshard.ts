@@ -2,12 +2,12 @@
  * Resharding actions: SplitShard, MergeShards, UpdateShardCount (UNIFORM_SCALING). Each validates
  * as AWS does, then hands a plan to Streams, which applies it atomically while reads and writes go on.
  */
-import { ErrorCode, TributaryError } from '../../shared/errors.js'
-import { Limits } from '../../shared/limits.js'
-import type { ShardState, StreamState } from '../streams.js'
-import { resolveStream, type ApiContext } from './actions.js'
-import { KinesisError } from './errors.js'
-import { ShardId, StreamARN, StreamName, validate, type Shape } from './validate.js'
+import { ErrorCode, TributaryError } from '../../../shared/errors.js'
+import { Limits } from '../../../shared/limits.js'
+import type { ShardState, StreamState } from '../../streams.js'
+import { resolveStream, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
 const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
 const RequiredShardId = { ...ShardId, required: true } as Shape
@@ -15,24 +15,22 @@ const RequiredShardId = { ...ShardId, required: true } as Shape
 /** SplitShard, MergeShards and UpdateShardCount are for provisioned streams only; Kinesis reshapes on-demand ones itself. */
 function requireProvisioned(state: StreamState, ctx: ApiContext): void {
   if (state.meta.mode === 'ON_DEMAND') {
-    throw new KinesisError('ValidationException', `Request is invalid. Stream ${state.meta.name} under account ${ctx.accountId} is in On-Demand mode.`)
+    throw new KinesisError('ValidationException', `Request is invalid. ${ctx.errors.Stream(state.meta.name)} is in On-Demand mode.`)
   }
 }
 
 function requireActive(state: StreamState, ctx: ApiContext): void {
-  if (state.meta.status !== 'ACTIVE') {
-    throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} not ACTIVE, instead in state ${state.meta.status}`)
-  }
+  if (state.meta.status !== 'ACTIVE') throw ctx.errors.notActive(state.meta.name, state.meta.status)
 }
 
 /** An open shard of the stream, by id; a closed one cannot be split or merged again. */
 function openShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
   const shard = state.shards.find((s) => s.meta.shardId === shardId)
   if (!shard || ctx.streams.expired(state, shard)) {
-    throw new KinesisError('ResourceNotFoundException', `Could not find shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId}.`)
+    throw new KinesisError('ResourceNotFoundException', `Could not find shard ${shardId} in ${ctx.errors.stream(state.meta.name)}.`)
   }
   if (shard.meta.endOffset !== null) {
-    throw new KinesisError('InvalidArgumentException', `Shard ${shardId} in stream ${state.meta.name} under account ${ctx.accountId} has already been merged or split, and thus is not eligible for merging or splitting.`)
+    throw new KinesisError('InvalidArgumentException', `Shard ${shardId} in ${ctx.errors.stream(state.meta.name)} has already been merged or split, and thus is not eligible for merging or splitting.`)
   }
   return shard
 }
@@ -40,8 +38,7 @@ function openShard(state: StreamState, shardId: string, ctx: ApiContext): ShardS
 function shardLimit(extra: number, ctx: ApiContext): void {
   const current = ctx.streams.openShardCount()
   if (current + extra > Limits.maxShardsPerStream) {
-    throw new KinesisError('LimitExceededException',
-      `This request would exceed the shard limit for the account ${ctx.accountId} in ${ctx.region}. Current shard count for the account: ${current}. Limit: ${Limits.maxShardsPerStream}. Number of additional shards that would have resulted from this request: ${extra}. Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.`)
+    throw ctx.errors.shardLimitExceeded(Limits.maxShardsPerStream, current, extra)
   }
 }
 
@@ -52,7 +49,7 @@ async function run(state: StreamState, ctx: ApiContext, change: () => Promise<vo
   } catch (err) {
     if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
       requireActive(state, ctx)
-      throw new KinesisError('ResourceInUseException', `Stream ${state.meta.name} under account ${ctx.accountId} is being changed by another request.`)
+      throw new KinesisError('ResourceInUseException', `${ctx.errors.Stream(state.meta.name)} is being changed by another request.`)
     }
     throw err
   }
@@ -69,7 +66,7 @@ export async function splitShard(body: unknown, ctx: ApiContext) {
   const key = BigInt(req.NewStartingHashKey)
   if (key <= shard.start + 1n || key >= shard.end) {
     throw new KinesisError('InvalidArgumentException',
-      `NewStartingHashKey ${req.NewStartingHashKey} used in SplitShard() on shard ${shard.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId} is not both greater than one plus the shard's StartingHashKey ${shard.meta.hashStart} and less than the shard's EndingHashKey ${shard.meta.hashEnd}.`)
+      `NewStartingHashKey ${req.NewStartingHashKey} used in SplitShard() on shard ${shard.meta.shardId} in ${ctx.errors.stream(state.meta.name)} is not both greater than one plus the shard's StartingHashKey ${shard.meta.hashStart} and less than the shard's EndingHashKey ${shard.meta.hashEnd}.`)
   }
   shardLimit(1, ctx)
   await run(state, ctx, () => ctx.streams.split(state, shard.meta.shardId, key))
@@ -87,7 +84,7 @@ export async function mergeShards(body: unknown, ctx: ApiContext) {
   const b = openShard(state, req.AdjacentShardToMerge, ctx)
   if (a.end + 1n !== b.start && b.end + 1n !== a.start) {
     throw new KinesisError('InvalidArgumentException',
-      `Shards ${a.meta.shardId} and ${b.meta.shardId} in stream ${state.meta.name} under account ${ctx.accountId} are not an adjacent pair of shards eligible for merging`)
+      `Shards ${a.meta.shardId} and ${b.meta.shardId} in ${ctx.errors.stream(state.meta.name)} are not an adjacent pair of shards eligible for merging`)
   }
   await run(state, ctx, () => ctx.streams.merge(state, a.meta.shardId, b.meta.shardId))
   return {}
@@ -106,7 +103,7 @@ export async function updateShardCount(body: unknown, ctx: ApiContext) {
   requireProvisioned(state, ctx)
   requireActive(state, ctx)
   const refuse = (what: string) => new KinesisError('LimitExceededException',
-    `UpdateShardCount failed for stream ${state.meta.name} under account ${ctx.accountId}. ${what} Current open shard count: ${current}. Target shard count: ${target}.`)
+    `UpdateShardCount failed for ${ctx.errors.stream(state.meta.name)}. ${what} Current open shard count: ${current}. Target shard count: ${target}.`)
   if (target > current * 2) throw refuse('Cannot scale up to more than double the current shard count.')
   if (target * 2 < current) throw refuse('Cannot scale down below half the current shard count.')
   if (target > Limits.maxShardsPerStream) throw refuse(`Cannot scale up to more than ${Limits.maxShardsPerStream} shards in a stream.`)

@@ -1,5 +1,6 @@
 /**
- * Encryption at rest (StartStreamEncryption / StopStreamEncryption). There is no KMS here: the
+ * Encryption at rest, the sealer (StartStreamEncryption / StopStreamEncryption are in
+ * kinesis/actions/encryption.ts). There is no KMS here: the
  * KeyId a client names is validated and reported back, and the records appended while encryption
  * is on are sealed with AES-256-GCM under one local key kept in the relay's data directory
  * (`encryption.key`, created on first use, readable only by its owner). Reads open them
@@ -15,13 +16,8 @@
 import { closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
-import { ErrorCode, TributaryError } from '../../shared/errors.js'
-import type { RecordCipher } from '../log/types.js'
-import type { StreamState } from '../streams.js'
-import { resolveStream } from './actions.js'
-import { KinesisError } from './errors.js'
-import type { ExtendedContext } from './extensions.js'
-import { StreamARN, StreamName, validate } from './validate.js'
+import { ErrorCode, TributaryError } from '../shared/errors.js'
+import type { RecordCipher } from './log/types.js'
 
 const VERSION = 1
 const SALT = 16
@@ -122,59 +118,4 @@ export class LocalKeyCipher implements RecordCipher {
       throw fail('authentication failed (a different key, or the bytes were changed)', err)
     }
   }
-}
-
-// ---- actions ----
-
-const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
-const ALIAS = 'alias/[a-zA-Z0-9/_-]+'
-const MRK = 'mrk-[0-9a-f]{32}'
-/** The four ways KMS lets a key be named: key id, key ARN, alias name, alias ARN (multi-Region keys included). */
-const KEY_ID = new RegExp(`^(?:${UUID}|${MRK}|${ALIAS}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:(?:key/(?:${UUID}|${MRK})|${ALIAS}))$`)
-
-function checkKeyId(keyId: string): void {
-  if (!KEY_ID.test(keyId)) {
-    throw new KinesisError('InvalidArgumentException',
-      `Invalid KeyId ${keyId}. Specify a KMS key by its key ID, key ARN, alias name (alias/...) or alias ARN, for example alias/aws/kinesis.`)
-  }
-}
-
-interface EncryptionRequest { StreamName?: string; StreamARN?: string; EncryptionType: 'NONE' | 'KMS'; KeyId: string }
-
-/** The request of Start/StopStreamEncryption, validated, with the stream it names. */
-function request(body: unknown, action: string, ctx: ExtendedContext): { req: EncryptionRequest; state: StreamState } {
-  const req = validate<EncryptionRequest>(body, {
-    StreamName, StreamARN,
-    EncryptionType: { type: 'string', required: true, enum: ['NONE', 'KMS'] },
-    KeyId: { type: 'string', required: true, min: 1, max: 2048 },
-  })
-  const state = resolveStream(req, ctx)
-  if (req.EncryptionType !== 'KMS') {
-    throw new KinesisError('InvalidArgumentException', `Encryption type ${req.EncryptionType} is not valid for ${action}. The only supported encryption type is KMS.`)
-  }
-  checkKeyId(req.KeyId)
-  return { req, state }
-}
-
-async function startStreamEncryption(body: unknown, ctx: ExtendedContext) {
-  const { req, state } = request(body, 'StartStreamEncryption', ctx)
-  // The key exists before the first sealed record does.
-  ctx.cipher.ensureKey()
-  await ctx.settings.update(state.meta.id, { encryptionType: 'KMS', keyId: req.KeyId })
-  return {}
-}
-
-async function stopStreamEncryption(body: unknown, ctx: ExtendedContext) {
-  const { req, state } = request(body, 'StopStreamEncryption', ctx)
-  const current = ctx.settings.get(state.meta.id)
-  if (current.encryptionType === 'KMS' && current.keyId !== req.KeyId) {
-    throw new KinesisError('InvalidArgumentException', `KeyId ${req.KeyId} does not match the key ${current.keyId} that stream ${state.meta.name} under account ${ctx.accountId} is encrypted with.`)
-  }
-  await ctx.settings.update(state.meta.id, { encryptionType: 'NONE', keyId: null })
-  return {}
-}
-
-export const encryptionActions = {
-  StartStreamEncryption: startStreamEncryption,
-  StopStreamEncryption: stopStreamEncryption,
 }

@@ -5,16 +5,14 @@
  * 50 tags per stream, keys 1–128 and values 0–256 characters of Unicode letters, digits, white space
  * and `_ . : / = + - @`.
  */
-import type { StreamState } from '../streams.js'
-import type { ConsumerMeta } from '../meta/types.js'
-import type { ExtendedContext } from './extensions.js'
-import { resolveStream, type ApiContext } from './actions.js'
-import { KinesisError } from './errors.js'
-import { StreamARN, StreamName, validate, type Shape } from './validate.js'
+import type { ConsumerMeta } from '../../meta/types.js'
+import type { StreamState } from '../../streams.js'
+import { THROUGHPUT_TAG } from '../../throughput.js'
+import { resolveStream, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
 export const MAX_TAGS_PER_STREAM = 50
-/** The tag that switches a stream's throughput limits on (relay/kinesis/limits.ts). */
-export const THROUGHPUT_TAG = 'tributary:throughput-limits'
 
 const TagKey: Shape = { type: 'string', min: 1, max: 128 }
 const TagMap: Shape = { type: 'map', required: true, min: 1, max: 200, key: TagKey, value: { type: 'string', min: 0, max: 256 } }
@@ -34,7 +32,7 @@ export function checkTagCharacters(texts: string[], what: string): void {
 }
 
 function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags from', state: StreamState, ctx: ApiContext): void {
-  checkTagCharacters(texts, `${verb} stream ${state.meta.name} under account ${ctx.accountId}`)
+  checkTagCharacters(texts, `${verb} ${ctx.errors.stream(state.meta.name)}`)
 }
 
 async function addTags(state: StreamState, tags: Record<string, string>, ctx: ApiContext): Promise<void> {
@@ -46,7 +44,7 @@ async function addTags(state: StreamState, tags: Record<string, string>, ctx: Ap
   const keys = new Set([...Object.keys(state.tags), ...Object.keys(tags)])
   if (keys.size > MAX_TAGS_PER_STREAM) {
     throw new KinesisError('InvalidArgumentException',
-      `Failed to add tags to stream ${state.meta.name} under account ${ctx.accountId} because a given stream cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
+      `Failed to add tags to ${ctx.errors.stream(state.meta.name)} because a given stream cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
   }
   await ctx.streams.addTags(state, tags)
 }
@@ -59,8 +57,8 @@ async function removeTags(state: StreamState, keys: string[], ctx: ApiContext): 
 /** What a resource ARN names: a stream, or one of its registered consumers. */
 function resource(arn: string, ctx: ApiContext): { stream: StreamState } | { consumer: ConsumerMeta } {
   if (/:stream\/[^/]+\/consumer\//.test(arn)) {
-    const found = (ctx as ExtendedContext).consumers.byArn(arn)
-    if (!found) throw new KinesisError('ResourceNotFoundException', `Consumer ${arn} under account ${ctx.accountId} not found.`)
+    const found = ctx.consumers.byArn(arn)
+    if (!found) throw ctx.errors.consumerNotFound(arn)
     return { consumer: found.consumer }
   }
   return { stream: resolveStream({ StreamARN: arn }, ctx) }
@@ -95,7 +93,7 @@ export async function tagResource(body: unknown, ctx: ApiContext) {
     await addTags(target.stream, req.Tags, ctx)
     return {}
   }
-  const consumers = (ctx as ExtendedContext).consumers
+  const consumers = ctx.consumers
   checkTagCharacters(Object.entries(req.Tags).flat(), `add tags to consumer ${target.consumer.arn}`)
   const existing = await consumers.tags(target.consumer)
   if (new Set([...Object.keys(existing), ...Object.keys(req.Tags)]).size > MAX_TAGS_PER_STREAM) {
@@ -112,7 +110,7 @@ export async function untagResource(body: unknown, ctx: ApiContext) {
   if ('stream' in target) await removeTags(target.stream, req.TagKeys, ctx)
   else {
     checkTagCharacters(req.TagKeys, `remove tags from consumer ${target.consumer.arn}`)
-    await (ctx as ExtendedContext).consumers.removeTags(target.consumer, req.TagKeys)
+    await ctx.consumers.removeTags(target.consumer, req.TagKeys)
   }
   return {}
 }
@@ -120,6 +118,6 @@ export async function untagResource(body: unknown, ctx: ApiContext) {
 export async function listTagsForResource(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
   const target = resource(req.ResourceARN, ctx)
-  const tags = 'stream' in target ? target.stream.tags : await (ctx as ExtendedContext).consumers.tags(target.consumer)
+  const tags = 'stream' in target ? target.stream.tags : await ctx.consumers.tags(target.consumer)
   return { Tags: Object.keys(tags).sort().map((k) => ({ Key: k, Value: tags[k]! })) }
 }

@@ -1,0 +1,61 @@
+/**
+ * The admin REST API (`tributary devices …`): device credentials under `/admin/devices`, behind a
+ * bearer token the relay creates at first start in its data directory.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { ErrorCode, TributaryError } from '../shared/errors.js'
+import type { Devices } from './devices.js'
+import { sendJson, type AnyRequest, type AnyResponse } from './http.js'
+
+/** The admin token lives in the data directory, created at first start, readable only by its owner. */
+export function adminTokenOf(dataDir: string): string {
+  const path = join(dataDir, 'admin.token')
+  if (!existsSync(path)) writeFileSync(path, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' })
+  return readFileSync(path, 'utf8').trim()
+}
+
+export interface AdminOptions {
+  token: string
+  devices: Devices
+  /** Told of each refused request, by code (for /metrics). */
+  onRejected: (code: string) => void
+}
+
+export function adminRoutes(o: AdminOptions): (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => Promise<void> {
+  const tokenBuf = Buffer.from(o.token)
+  const { devices } = o
+  return async (req, res, path, body) => {
+    const auth = String(req.headers.authorization ?? '')
+    const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7).trim() : '')
+    if (given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
+      o.onRejected(ErrorCode.AUTH_FAILED)
+      return sendJson(res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
+    }
+    try {
+      const m = /^\/admin\/devices(?:\/([^/]+))?(\/rotate)?$/.exec(path)
+      if (!m) return sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no admin route ${path}` })
+      const id = m[1] ? decodeURIComponent(m[1]) : undefined
+      if (req.method === 'GET' && !id) return sendJson(res, 200, { devices: await devices.list() })
+      if (req.method === 'POST' && !id) {
+        const { id: newId } = JSON.parse(body.toString() || '{}') as { id?: unknown }
+        if (typeof newId !== 'string') return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: 'body must be {"id": "<device id>"}' })
+        return sendJson(res, 201, { id: newId, secret: await devices.add(newId) })
+      }
+      if (req.method === 'POST' && id && m[2]) return sendJson(res, 200, { id, secret: await devices.rotate(id) })
+      if (req.method === 'DELETE' && id && !m[2]) {
+        await devices.remove(id)
+        return sendJson(res, 200, { id, removed: true })
+      }
+      return sendJson(res, 405, { code: ErrorCode.NOT_FOUND, message: `${req.method} ${path} is not an admin operation` })
+    } catch (err) {
+      if (err instanceof TributaryError) {
+        const status = err.code === ErrorCode.CONFLICT ? 409 : err.code === ErrorCode.NOT_FOUND ? 404 : 400
+        return sendJson(res, status, { code: err.code, message: err.message })
+      }
+      if (err instanceof SyntaxError) return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: `body is not JSON: ${err.message}` })
+      throw err
+    }
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Capacity: DescribeLimits and UpdateStreamMode. (The per-shard throughput budgets are the domain's,
+ * relay/throughput.ts; PutRecord(s) and GetRecords meter against them.)
+ */
+import { Limits } from '../../../shared/limits.js'
+import { resolveStream, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { StreamARN, validate } from '../validate.js'
+
+export async function describeLimits(body: unknown, ctx: ApiContext) {
+  validate(body, {})
+  const streams = ctx.streams.list()
+  return {
+    ShardLimit: Limits.maxShardsPerStream,
+    OpenShardCount: ctx.streams.openShardCount(),
+    OnDemandStreamCount: streams.filter((s) => s.meta.mode === 'ON_DEMAND').length,
+    OnDemandStreamCountLimit: 50,
+  }
+}
+
+export async function updateStreamMode(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamARN: string; StreamModeDetails: { StreamMode: 'PROVISIONED' | 'ON_DEMAND' } }>(body, {
+    StreamARN: { ...StreamARN, required: true } as typeof StreamARN,
+    StreamModeDetails: { type: 'structure', required: true, fields: { StreamMode: { type: 'string', required: true, enum: ['PROVISIONED', 'ON_DEMAND'] } } },
+  })
+  const state = resolveStream(req, ctx)
+  if (state.meta.status !== 'ACTIVE') throw ctx.errors.notActive(state.meta.name, state.meta.status)
+  if (state.meta.mode === req.StreamModeDetails.StreamMode) {
+    throw new KinesisError('InvalidArgumentException', `${ctx.errors.Stream(state.meta.name)} is already in ${state.meta.mode} mode.`)
+  }
+  await ctx.streams.setMode(state, req.StreamModeDetails.StreamMode)
+  return {}
+}

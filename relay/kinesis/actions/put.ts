@@ -1,0 +1,86 @@
+/**
+ * PutRecord and PutRecords. With a stream's throughput limits on, each record is routed once and
+ * metered against its shard's budget; records over it fail one by one (PutRecords) or whole
+ * (PutRecord), as in Kinesis, and the same routes go to the append.
+ */
+import { Limits, MAX_HASH_KEY } from '../../../shared/limits.js'
+import type { IngestRecord } from '../../ingest.js'
+import { sequenceOf } from '../../sequence.js'
+import type { ShardState, StreamState } from '../../streams.js'
+import { throughputOf } from '../../throughput.js'
+import { resolveStream, streamExtras, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { Data, ExplicitHashKey, PartitionKey, SequenceNumber, validate } from '../validate.js'
+import { STREAM_REF } from './streams.js'
+
+function hashKeyOf(text: string | undefined): bigint | undefined {
+  if (text === undefined) return undefined
+  const value = BigInt(text)
+  if (value > MAX_HASH_KEY) {
+    throw new KinesisError('InvalidArgumentException', `Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was ${text}`)
+  }
+  return value
+}
+
+function recordOf(r: { Data: Buffer; PartitionKey: string; ExplicitHashKey?: string }): IngestRecord {
+  return { partitionKey: r.PartitionKey, data: r.Data, explicitHashKey: hashKeyOf(r.ExplicitHashKey), producerTimeMs: 0, clockSynced: false }
+}
+
+/**
+ * With the stream's limits on: the records' shards, and which records their shards' budgets refuse
+ * (by index, with the error). Null when the limits are off: the append routes by itself.
+ */
+function meter(state: StreamState, records: IngestRecord[], ctx: ApiContext): { shards: ShardState[]; refused: Map<number, KinesisError> } | null {
+  const budget = throughputOf(state)
+  if (!budget) return null
+  const shards = ctx.router.routeRecords(state, records)
+  const refused = new Map<number, KinesisError>()
+  const now = ctx.now()
+  records.forEach((r, i) => {
+    const shard = shards[i]!
+    if (!budget.write(shard, r.data.length + Buffer.byteLength(r.partitionKey), now)) refused.set(i, ctx.errors.rateExceeded(shard.meta.shardId, state.meta.name))
+  })
+  return { shards, refused }
+}
+
+export async function putRecord(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; Data: Buffer; PartitionKey: string; ExplicitHashKey?: string; SequenceNumberForOrdering?: string }>(body, {
+    ...STREAM_REF, Data, PartitionKey, ExplicitHashKey, SequenceNumberForOrdering: SequenceNumber,
+  })
+  const state = resolveStream(req, ctx)
+  const records = [recordOf(req)]
+  const metered = meter(state, records, ctx)
+  const refused = metered?.refused.get(0)
+  if (refused) throw refused
+  const [stored] = await ctx.ingest.putRecords(state, records, metered?.shards)
+  return { ShardId: stored!.shard.meta.shardId, SequenceNumber: sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), EncryptionType: streamExtras(state, ctx).EncryptionType }
+}
+
+export async function putRecords(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; Records: { Data: Buffer; PartitionKey: string; ExplicitHashKey?: string }[] }>(body, {
+    ...STREAM_REF,
+    Records: { type: 'list', required: true, min: 1, max: Limits.maxPutRecordsCount, member: { type: 'structure', fields: { Data, PartitionKey, ExplicitHashKey } } },
+  })
+  const state = resolveStream(req, ctx)
+  let total = 0
+  const records = req.Records.map((r) => {
+    total += r.Data.length + Buffer.byteLength(r.PartitionKey)
+    return recordOf(r)
+  })
+  if (total > Limits.maxPutRecordsBytes) throw new KinesisError('InvalidArgumentException', `Records size exceeds 5 MB limit`)
+  const metered = meter(state, records, ctx)
+  const refused = metered?.refused ?? new Map<number, KinesisError>()
+  const kept = <T>(list: T[]) => (refused.size ? list.filter((_, i) => !refused.has(i)) : list)
+  const stored = await ctx.ingest.putRecords(state, kept(records), metered ? kept(metered.shards) : undefined)
+  let k = 0
+  return {
+    FailedRecordCount: refused.size,
+    Records: records.map((_, i) => {
+      const failed = refused.get(i)
+      if (failed) return { ErrorCode: failed.type, ErrorMessage: failed.message }
+      const s = stored[k++]!
+      return { SequenceNumber: sequenceOf(s.shard, s.offset, s.arrivalMs), ShardId: s.shard.meta.shardId }
+    }),
+    EncryptionType: streamExtras(state, ctx).EncryptionType,
+  }
+}

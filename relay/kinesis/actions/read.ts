@@ -1,0 +1,58 @@
+/**
+ * GetShardIterator and GetRecords, through the shard reader: the iterator carries the stream, the
+ * shard and the next offset, authenticated and expiring (iterator.ts).
+ */
+import { Limits } from '../../../shared/limits.js'
+import { START_TYPES, type StartType } from '../../reader.js'
+import { throughputOf } from '../../throughput.js'
+import { childShardsJson, findShard, positionOf, recordJson, resolveStream, startOffset, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { SequenceNumber, ShardId, ShardIterator, StreamARN, validate, type Shape } from '../validate.js'
+import { STREAM_REF } from './streams.js'
+
+export async function getShardIterator(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; ShardId: string; ShardIteratorType: StartType; StartingSequenceNumber?: string; Timestamp?: number }>(body, {
+    ...STREAM_REF, ShardId: { ...ShardId, required: true } as Shape,
+    ShardIteratorType: { type: 'string', required: true, enum: START_TYPES },
+    StartingSequenceNumber: SequenceNumber, Timestamp: { type: 'timestamp' },
+  })
+  const state = resolveStream(req, ctx)
+  const shard = findShard(state, req.ShardId, ctx)
+  const type = req.ShardIteratorType
+  const mustEither = (what: string) => new KinesisError('InvalidArgumentException',
+    `Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified ${type} and ${what}.`)
+  if ((type === 'AT_SEQUENCE_NUMBER' || type === 'AFTER_SEQUENCE_NUMBER') && req.StartingSequenceNumber === undefined) throw mustEither('no StartingSequenceNumber')
+  if ((type === 'TRIM_HORIZON' || type === 'LATEST') && req.StartingSequenceNumber !== undefined) throw mustEither('also a StartingSequenceNumber')
+  const offset = await startOffset(positionOf(type, req.StartingSequenceNumber, req.Timestamp), state, shard, 'GetShardIterator', ctx)
+  return { ShardIterator: ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset, createdMs: ctx.now() }) }
+}
+
+export async function getRecords(body: unknown, ctx: ApiContext) {
+  const req = validate<{ ShardIterator: string; Limit?: number; StreamARN?: string }>(body, {
+    ShardIterator, Limit: { type: 'integer', min: 1, max: 10000 }, StreamARN,
+  })
+  const position = ctx.iterators.decode(req.ShardIterator, ctx.now())
+  const state = ctx.streams.getById(position.streamId)
+  const shard = state?.shards.find((s) => s.meta.index === position.shardIndex)
+  if (!state || !shard || ctx.streams.expired(state, shard)) {
+    throw ctx.errors.shardNotFound(`shardId-${String(position.shardIndex).padStart(12, '0')}`, position.streamId.replace(/\.[0-9a-f]{12}$/, ''))
+  }
+  const budget = throughputOf(state)
+  if (budget && !budget.read(shard, ctx.now())) throw ctx.errors.rateExceeded(shard.meta.shardId, state.meta.name)
+  const now = ctx.now()
+  const page = await ctx.reader.page(state, shard, position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes, now)
+  let bytes = 0
+  const out = page.records.map((r) => {
+    bytes += r.data.length
+    return recordJson(r, shard)
+  })
+  budget?.charged(shard, bytes, now)
+  ctx.onRead?.(state.meta.name, page.records.length, bytes)
+  return {
+    Records: out,
+    ...(page.shardEnded ? {} : { NextShardIterator: ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset: page.nextOffset, createdMs: now }) }),
+    MillisBehindLatest: page.millisBehindLatest,
+    // At the end of a closed shard: no next iterator, and the shards to continue with.
+    ...(page.shardEnded ? { ChildShards: childShardsJson(page.children) } : {}),
+  }
+}

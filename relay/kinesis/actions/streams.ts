@@ -1,0 +1,110 @@
+/**
+ * The stream actions: CreateStream, DeleteStream, DescribeStream, DescribeStreamSummary, ListStreams.
+ */
+import { ErrorCode, TributaryError } from '../../../shared/errors.js'
+import { Limits } from '../../../shared/limits.js'
+import { resolveStream, seconds, shardJson, streamExtras, type ApiContext } from '../context.js'
+import { KinesisError } from '../errors.js'
+import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
+
+export const STREAM_REF: Record<string, Shape> = { StreamName, StreamARN }
+
+export async function createStream(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string } }>(body, {
+    StreamName: { ...StreamName, required: true } as Shape,
+    ShardCount: { type: 'integer', min: 1, max: 100000 },
+    StreamModeDetails: { type: 'structure', fields: { StreamMode: { type: 'string', required: true, enum: ['PROVISIONED', 'ON_DEMAND'] } } },
+    Tags: { type: 'map', key: { type: 'string', min: 1, max: 128 }, value: { type: 'string', max: 256 }, max: 50 },
+  }) as { StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string }; Tags?: Record<string, string> }
+  const onDemand = req.StreamModeDetails?.StreamMode === 'ON_DEMAND' || req.ShardCount === undefined
+  if (onDemand && req.ShardCount !== undefined && req.StreamModeDetails?.StreamMode === 'ON_DEMAND') {
+    throw new KinesisError('ValidationException', 'ShardCount must not be specified for streams in ON_DEMAND mode.')
+  }
+  const shardCount = req.ShardCount ?? 4
+  if (shardCount > Limits.maxShardsPerStream) {
+    throw ctx.errors.shardLimitExceeded(Limits.maxShardsPerStream, 0, shardCount)
+  }
+  try {
+    await ctx.streams.create(req.StreamName, shardCount, undefined, { mode: onDemand ? 'ON_DEMAND' : 'PROVISIONED', tags: req.Tags })
+  } catch (err) {
+    if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
+      throw new KinesisError('ResourceInUseException', `${ctx.errors.Stream(req.StreamName)} already exists.`)
+    }
+    throw err
+  }
+  return {}
+}
+
+export async function deleteStream(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; EnforceConsumerDeletion?: boolean }>(body, { ...STREAM_REF, EnforceConsumerDeletion: { type: 'boolean' } })
+  const state = resolveStream(req, ctx)
+  if (!req.EnforceConsumerDeletion && streamExtras(state, ctx).ConsumerCount > 0) {
+    throw new KinesisError('ResourceInUseException',
+      `DeleteStream can't delete ${ctx.accountId}:${state.meta.name} because there are consumers associated with this data stream. To delete ${state.meta.name} anyway, set the EnforceConsumerDeletion parameter to true to force the deletion of all the consumers that are associated with it.`)
+  }
+  await ctx.streams.delete(state.meta.name)
+  return {}
+}
+
+export async function describeStream(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string; Limit?: number; ExclusiveStartShardId?: string }>(body, {
+    ...STREAM_REF, Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartShardId: ShardId,
+  })
+  const state = resolveStream(req, ctx)
+  const limit = req.Limit ?? 100
+  let shards = ctx.streams.retained(state)
+  if (req.ExclusiveStartShardId) shards = shards.filter((s) => s.meta.shardId > req.ExclusiveStartShardId!)
+  const page = shards.slice(0, limit)
+  return {
+    StreamDescription: {
+      StreamName: state.meta.name,
+      StreamARN: state.meta.arn,
+      StreamStatus: state.meta.status,
+      StreamModeDetails: { StreamMode: state.meta.mode },
+      Shards: page.map(shardJson),
+      HasMoreShards: shards.length > page.length,
+      RetentionPeriodHours: state.meta.retentionHours,
+      StreamCreationTimestamp: seconds(state.meta.createdMs),
+      ...(({ ConsumerCount: _, ...extras }) => extras)(streamExtras(state, ctx)),
+    },
+  }
+}
+
+export async function describeStreamSummary(body: unknown, ctx: ApiContext) {
+  const req = validate<{ StreamName?: string; StreamARN?: string }>(body, STREAM_REF)
+  const state = resolveStream(req, ctx)
+  return {
+    StreamDescriptionSummary: {
+      StreamName: state.meta.name,
+      StreamARN: state.meta.arn,
+      StreamStatus: state.meta.status,
+      StreamModeDetails: { StreamMode: state.meta.mode },
+      RetentionPeriodHours: state.meta.retentionHours,
+      StreamCreationTimestamp: seconds(state.meta.createdMs),
+      ...streamExtras(state, ctx),
+      OpenShardCount: state.open.length,
+    },
+  }
+}
+
+export async function listStreams(body: unknown, ctx: ApiContext) {
+  const req = validate<{ Limit?: number; ExclusiveStartStreamName?: string; NextToken?: string }>(body, {
+    Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartStreamName: StreamName, NextToken: { type: 'string', min: 1, max: 1048576 },
+  })
+  let after = req.ExclusiveStartStreamName
+  if (req.NextToken !== undefined) after = ctx.tokens.decode<{ after: string }>(req.NextToken, 'ListStreams').after
+  const limit = req.Limit ?? 100
+  const all = ctx.streams.list().filter((s) => after === undefined || s.meta.name > after)
+  const page = all.slice(0, limit)
+  const more = all.length > page.length
+  return {
+    StreamNames: page.map((s) => s.meta.name),
+    HasMoreStreams: more,
+    ...(more ? { NextToken: ctx.tokens.encode({ after: page[page.length - 1]!.meta.name }) } : {}),
+    StreamSummaries: page.map((s) => ({
+      StreamName: s.meta.name, StreamARN: s.meta.arn, StreamStatus: s.meta.status,
+      StreamModeDetails: { StreamMode: s.meta.mode }, StreamCreationTimestamp: seconds(s.meta.createdMs),
+    })),
+  }
+}
+

@@ -1,0 +1,75 @@
+/**
+ * The Kinesis endpoint: `POST /` with `X-Amz-Target: Kinesis_20131202.<Action>`, JSON 1.1 or CBOR
+ * 1.1 answered in kind (errors too), SigV4 verified when the relay has access keys, dispatched
+ * through one table (actions/index.ts) to which `register` can add.
+ */
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
+import type { AccessKey } from '../../shared/config.js'
+import { send, type AnyRequest, type AnyResponse } from '../http.js'
+import type { LogFn, RelayMetrics } from '../observe.js'
+import { ACTIONS } from './actions/index.js'
+import { StreamingResult, type ApiContext, type Handler } from './context.js'
+import { KinesisError, toKinesisError } from './errors.js'
+import { protocolOf } from './protocol.js'
+import { verifySigV4 } from './sigv4.js'
+
+const TARGET_PREFIX = 'Kinesis_20131202.'
+const ACTION_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/
+
+export interface KinesisApiOptions {
+  ctx: ApiContext
+  accessKeys: readonly AccessKey[]
+  metrics: RelayMetrics
+  log: LogFn
+}
+
+export class KinesisApi {
+  private readonly o: KinesisApiOptions
+  private readonly table = new Map<string, Handler>(Object.entries(ACTIONS))
+
+  constructor(options: KinesisApiOptions) {
+    this.o = options
+  }
+
+  /** Adds an action (an extension of the relay's, or a test's). An action that exists is not replaced. */
+  register(action: string, handler: Handler): void {
+    if (!ACTION_NAME.test(action)) throw new TributaryError(ErrorCode.REQUEST_INVALID, `action name ${JSON.stringify(action)} must be a capitalised word of letters and digits`)
+    if (this.table.has(action)) throw new TributaryError(ErrorCode.CONFLICT, `action ${action} is already registered`)
+    this.table.set(action, handler)
+  }
+
+  private handlerOf(action: string): Handler {
+    const handler = this.table.get(action)
+    if (!handler) throw new KinesisError('UnknownOperationException', action ? `Operation ${action} is not supported by Tributary.` : 'Missing or malformed X-Amz-Target header.')
+    return handler
+  }
+
+  async serve(req: AnyRequest, res: AnyResponse, body: Buffer): Promise<void> {
+    const { metrics } = this.o
+    const target = String(req.headers['x-amz-target'] ?? '')
+    const action = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : ''
+    const started = performance.now()
+    const protocol = protocolOf(req.headers['content-type'])
+    try {
+      if (this.o.accessKeys.length) {
+        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, this.o.accessKeys, { service: 'kinesis' })
+      }
+      const handler = this.handlerOf(action)
+      const result = await handler(protocol.decode(body), this.o.ctx)
+      if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
+      metrics.apiRequests.inc({ action, outcome: 'ok' })
+      // SubscribeToShard answers with an event stream that outlives this call.
+      if (result instanceof StreamingResult) return result.start(res, protocol)
+      send(res, 200, protocol.contentType, protocol.encode(result))
+    } catch (err) {
+      let error = toKinesisError(err, 'response')
+      if (!error) {
+        this.o.log('api_error', { action, error: (err as Error).stack ?? String(err) })
+        error = new KinesisError('InternalFailure', 'Internal service failure.')
+      }
+      metrics.apiRequests.inc({ action: action || 'unknown', outcome: error.type })
+      metrics.rejections.inc({ code: error.type }, 1)
+      send(res, error.status, protocol.contentType, protocol.encode(error.toJSON()))
+    }
+  }
+}
