@@ -1,15 +1,16 @@
 /**
  * Ingest: the one path by which records enter shards, whether they come from a device batch over
- * MQTT or from PutRecord(s) over HTTP. Validates by Kinesis's rules, hashes keys (MD5), routes to
- * the open shard, appends, and resolves only after the group commit holding every record is on disk.
+ * MQTT or from PutRecord(s) over HTTP. Validates by Kinesis's rules, routes each record to its open
+ * shard (relay/router.ts), appends, and resolves only after the group commit holding every record is
+ * on disk.
  */
-import { BATCH_STRIDE, codec as defaultCodec, KEY_VALID_UTF8, u128BEToBigint, type BatchScan, type Codec } from '../hardware/index.js'
+import { batchIdentity, BatchView, codec as defaultCodec, type BatchScan, type Codec } from '../hardware/index.js'
 import { ErrorCode, FrameError, RecordError, StorageError, TributaryError } from '../shared/errors.js'
 import { LogFlag, type LogRecordInput } from '../shared/logframe.js'
 import { Limits, recordProblem } from '../shared/limits.js'
-import { FRAME_MAGIC_0, FRAME_MAGIC_1, HEADER_SIZE, OFF_BATCH_SEQ, OFF_EPOCH, OFF_MAGIC } from '../shared/frame.js'
 import type { RejectMessage } from '../shared/messages.js'
 import type { LogStore } from './log/types.js'
+import { Router } from './router.js'
 import type { ShardState, StreamState, Streams } from './streams.js'
 
 export interface IngestRecord {
@@ -30,6 +31,8 @@ export interface IngestOptions {
   streams: Streams
   logs: LogStore
   codec?: Codec
+  /** Routes records to shards; by default a Router over `codec`. */
+  router?: Router
   autoCreateStreams: boolean
   autoCreateShardCount: number
   maxBatchRecords: number
@@ -49,12 +52,12 @@ export interface BatchOutcome {
 export class Ingest {
   private readonly o: IngestOptions
   private readonly codec: Codec
-  /** Routing bounds per open-shard list; a reshard makes a new list, so a stale entry is never used. */
-  private readonly bounds = new WeakMap<ShardState[], Buffer>()
+  private readonly router: Router
 
   constructor(options: IngestOptions) {
     this.o = options
     this.codec = options.codec ?? defaultCodec
+    this.router = options.router ?? new Router(this.codec)
   }
 
   /** Refuses when the relay cannot store: its data cap is reached or the log store has failed. */
@@ -79,19 +82,19 @@ export class Ingest {
       if (!(err instanceof FrameError)) throw err
       this.o.onRejected?.(err.code, 1)
       // Name the batch when its header is readable, so the device can dead-letter exactly it.
-      const named = payload.length >= HEADER_SIZE && payload[OFF_MAGIC] === FRAME_MAGIC_0 && payload[OFF_MAGIC + 1] === FRAME_MAGIC_1
-      const sequence = named ? payload.readUInt32LE(OFF_BATCH_SEQ + 4) * 0x1_0000_0000 + payload.readUInt32LE(OFF_BATCH_SEQ) : -1
+      const identity = batchIdentity(payload)
       return {
         stored: 0, duplicates: 0,
         reject: {
           type: 'reject', stream: streamName, code: err.code, message: err.message, records: [],
-          epoch: named ? payload.readBigUInt64LE(OFF_EPOCH).toString() : '0',
-          batchSequence: Number.isSafeInteger(sequence) ? sequence : -1,
+          epoch: identity ? identity.epoch.toString() : '0',
+          batchSequence: identity && Number.isSafeInteger(identity.sequence) ? identity.sequence : -1,
         },
       }
     }
-    const { epoch, sequence, fields } = scan
-    const count = scan.times.length
+    const { epoch, sequence } = scan
+    const view = new BatchView(payload, scan)
+    const count = view.count
     const base = { type: 'reject' as const, stream: streamName, epoch: epoch.toString(), batchSequence: sequence }
     if (count > this.o.maxBatchRecords) {
       this.o.onRejected?.(ErrorCode.BATCH_TOO_LARGE, count)
@@ -115,17 +118,15 @@ export class Ingest {
     let bytes = 0
     const seen = state.producers.seen(device, epoch, sequence)
     for (let i = 0; i < count; i++) {
-      const f = i * BATCH_STRIDE
-      const keyBytes = fields[f + 1]!
-      const dataBytes = fields[f + 3]!
-      if (!(fields[f + 4]! & KEY_VALID_UTF8)) {
+      const keyBytes = view.keyLength(i)
+      const dataBytes = view.dataLength(i)
+      if (!view.keyIsValidUtf8(i)) {
         refused.push(new RecordError(ErrorCode.PARTITION_KEY_INVALID, 'partition key is not valid UTF-8', i))
         continue
       }
       // 1..256 bytes of valid UTF-8 is 1..256 UTF-16 units: only other keys need the full rules.
       if (keyBytes === 0 || keyBytes > Limits.maxPartitionKeyChars || keyBytes + dataBytes > Limits.maxRecordBytes) {
-        const key = payload.toString('utf8', fields[f]!, fields[f]! + keyBytes)
-        const problem = recordProblem(i, key, dataBytes, undefined)
+        const problem = recordProblem(i, view.partitionKey(i), dataBytes, undefined)
         if (problem) { refused.push(problem); continue }
       }
       if (seen?.has(i)) { duplicates++; continue }
@@ -136,7 +137,7 @@ export class Ingest {
     if (kept) {
       const indices = accepted.subarray(0, kept)
       const open = state.open
-      const slots = this.codec.hashRoute(payload, fields, this.boundsOf(open))
+      const slots = this.router.routeBatch(state, payload, scan)
       // Group by shard, keeping the batch's order within each.
       const perShard = new Uint32Array(open.length)
       for (let j = 0; j < kept; j++) perShard[slots[indices[j]!]!]!++
@@ -169,24 +170,17 @@ export class Ingest {
     return { stored: kept, duplicates, reject: null }
   }
 
-  /** The open shards' starting hash keys as 16-byte big-endian values, kept per shard map. */
-  private boundsOf(open: ShardState[]): Buffer {
-    let bounds = this.bounds.get(open)
-    if (!bounds) {
-      bounds = Buffer.alloc(open.length * 16)
-      for (let k = 0; k < open.length; k++) {
-        bounds.writeBigUInt64BE(open[k]!.start >> 64n, k * 16)
-        bounds.writeBigUInt64BE(open[k]!.start & 0xffff_ffff_ffff_ffffn, k * 16 + 8)
-      }
-      this.bounds.set(open, bounds)
-    }
-    return bounds
-  }
-
-  /** PutRecord(s): already validated by the API layer. Resolves with where each record went, once durable. */
-  async putRecords(state: StreamState, records: IngestRecord[]): Promise<StoredRecord[]> {
+  /**
+   * PutRecord(s): already validated by the API layer. Resolves with where each record went, once
+   * durable. `shards`, when given, is each record's shard from `router.routeRecords` (the API layer
+   * routes once for its throughput meter and for this append); a list a reshard has since closed a
+   * shard of is routed again, as it would have been without it.
+   */
+  async putRecords(state: StreamState, records: IngestRecord[], shards?: ShardState[]): Promise<StoredRecord[]> {
+    if (shards && shards.length !== records.length) throw new RangeError(`putRecords: ${shards.length} shards for ${records.length} records`)
     this.checkCapacity()
-    const stored = this.append(state, records, 'api', (record) => ({
+    const routes = shards && shards.every((s) => s.meta.endOffset === null) ? shards : this.router.routeRecords(state, records)
+    const stored = this.append(state, records, routes, 'api', (record) => ({
       partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
       flags: record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0,
     }))
@@ -202,18 +196,13 @@ export class Ingest {
     }
   }
 
-  /** Hashes, routes and appends, keeping the records' order within each shard. */
-  private append(state: StreamState, records: IngestRecord[], source: 'mqtt' | 'api', toLog: (r: IngestRecord, i: number) => LogRecordInput): StoredRecord[] {
-    const needHash: string[] = []
-    for (const r of records) if (r.explicitHashKey === undefined) needHash.push(r.partitionKey)
-    const hashes = needHash.length ? this.codec.md5Many(needHash) : null
+  /** Appends each record to its routed shard, keeping the records' order within each shard. */
+  private append(state: StreamState, records: IngestRecord[], routes: ShardState[], source: 'mqtt' | 'api', toLog: (r: IngestRecord, i: number) => LogRecordInput): StoredRecord[] {
     const groups = new Map<ShardState, { inputs: LogRecordInput[]; at: number[] }>()
-    let h = 0
     let bytes = 0
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!
-      const hashKey = r.explicitHashKey ?? u128BEToBigint(hashes!, 16 * h++)
-      const shard = this.o.streams.route(state, hashKey)
+      const shard = routes[i]!
       let g = groups.get(shard)
       if (!g) { g = { inputs: [], at: [] }; groups.set(shard, g) }
       g.inputs.push(toLog(r, i))

@@ -2,14 +2,16 @@
  * Ingest of device batches on its own (real shard logs and metadata, no broker): what a batch that
  * fails half-way leaves behind, and how its resend is completed without duplicates.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { codec } from '../../hardware/index.js'
+import { codec, type Codec } from '../../hardware/index.js'
+import { OFF_BATCH_SEQ } from '../../shared/frame.js'
 import { ErrorCode, StorageError } from '../../shared/errors.js'
 import { FileLogStore } from '../../relay/log/filelog.js'
 import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
 import { Streams } from '../../relay/streams.js'
 import { Ingest } from '../../relay/ingest.js'
+import { Router } from '../../relay/router.js'
 import { tempDir } from '../helpers/tmp.js'
 
 t.test('a batch whose append fails on one shard is completed, not duplicated, when the device resends it', async (t) => {
@@ -44,4 +46,58 @@ t.test('a batch whose append fails on one shard is completed, not duplicated, wh
   for (const shard of state.open) keys.push(...(await shard.log.read(0, 1000, 1 << 20)).records.map((r) => r.partitionKey))
   t.equal(keys.length, 200)
   t.equal(new Set(keys).size, 200, 'every record once')
+})
+
+async function oneStream(t: Test, shards: number) {
+  const dir = tempDir(t)
+  const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
+  const logs = new FileLogStore({ root: join(dir, 'streams') })
+  t.teardown(async () => { await logs.close(); await meta.close() })
+  const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24 })
+  await streams.init()
+  const state = await streams.create('s', shards)
+  let hashed = 0
+  const counting: Codec = { ...codec, md5Many: (keys) => { hashed += keys.length; return codec.md5Many(keys) } }
+  const router = new Router(counting)
+  const ingest = new Ingest({ streams, logs, codec: counting, router, autoCreateStreams: false, autoCreateShardCount: 1, maxBatchRecords: 10_000, maxDataBytes: 0 })
+  return { streams, state, router, ingest, hashed: () => hashed }
+}
+
+const putInputs = (n: number) => Array.from({ length: n }, (_, i) => ({ partitionKey: `p${i}`, data: Buffer.from(`d${i}`), producerTimeMs: 0, clockSynced: false }))
+
+t.test('PutRecords given the routes the API layer computed appends there without hashing the keys again', async (t) => {
+  const { state, router, ingest, hashed } = await oneStream(t, 4)
+  const records = putInputs(50)
+  const shards = router.routeRecords(state, records)
+  t.equal(hashed(), 50, 'routed once, in one call')
+  const stored = await ingest.putRecords(state, records, shards)
+  t.equal(hashed(), 50, 'not hashed again')
+  t.ok(stored.every((s, i) => s.shard === shards[i]), 'each record went where it was routed')
+  await t.rejects(ingest.putRecords(state, records, shards.slice(1)), { name: 'RangeError' }, 'a route list of another length is refused')
+})
+
+t.test('routes computed before a split are computed again, so no record lands in a closed shard', async (t) => {
+  const { streams, state, router, ingest } = await oneStream(t, 2)
+  const records = putInputs(40)
+  const stale = router.routeRecords(state, records)
+  const parent = state.open[0]!
+  await streams.split(state, parent.meta.shardId, parent.start + (parent.end - parent.start) / 2n)
+  t.ok(stale.includes(parent), 'some records were routed to the shard that is now closed')
+  const stored = await ingest.putRecords(state, records, stale)
+  t.ok(stored.every((s) => s.shard.meta.endOffset === null), 'only open shards')
+  const now = router.routeRecords(state, records)
+  t.ok(stored.every((s, i) => s.shard === now[i]), 'each where it routes now')
+})
+
+t.test('a batch that cannot be scanned is named by its header, or as unreadable when it has none', async (t) => {
+  const { ingest } = await oneStream(t, 1)
+  const good = codec.encodeBatch({ epoch: 42n, sequence: 7, records: putInputs(2) })
+  const damaged = Buffer.from(good)
+  damaged[damaged.length - 1]! ^= 1
+  t.match((await ingest.ingestBatch('d', 's', damaged)).reject, { code: 'FRAME_BAD_CHECKSUM', epoch: '42', batchSequence: 7 }, 'a damaged body: named')
+  t.match((await ingest.ingestBatch('d', 's', Buffer.from('{"not":"a frame at all, but long enough"}'))).reject, { code: 'FRAME_BAD_MAGIC', epoch: '0', batchSequence: -1 }, 'another format: unreadable')
+  t.match((await ingest.ingestBatch('d', 's', good.subarray(0, 10))).reject, { code: 'FRAME_TRUNCATED', epoch: '0', batchSequence: -1 }, 'shorter than a header: unreadable')
+  const huge = Buffer.from(good)
+  huge.writeUInt32LE(0x0020_0000, OFF_BATCH_SEQ + 4)
+  t.match((await ingest.ingestBatch('d', 's', huge)).reject, { epoch: '42', batchSequence: -1 }, 'a sequence above 2^53-1 is not echoed inexactly')
 })
