@@ -377,19 +377,6 @@ export class Streams {
     return state.shards.filter((s) => !this.expired(state, s, now))
   }
 
-  /** The open shard whose hash range holds `hashKey`. */
-  route(state: StreamState, hashKey: bigint): ShardState {
-    const open = state.open
-    let lo = 0
-    let hi = open.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (open[mid]!.start <= hashKey) lo = mid
-      else hi = mid - 1
-    }
-    return open[lo]!
-  }
-
   openShardCount(): number {
     let n = 0
     for (const s of this.byName.values()) n += s.open.length

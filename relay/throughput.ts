@@ -4,7 +4,10 @@
  * not a metered service) and switched on per stream with the tag `tributary:throughput-limits=on`, so
  * people can test their retry logic. The clock is the caller's: every call takes `now`.
  */
-import type { ShardState, StreamState } from './streams.js'
+
+/** What the meter needs of a shard and a stream (streams.ts's ShardState and StreamState have it). */
+type MeteredShard = { meta: { shardId: string } }
+type MeteredStream = { tags: Record<string, string>; meter?: Throughput }
 
 /** The tag that switches a stream's throughput limits on. */
 export const THROUGHPUT_TAG = 'tributary:throughput-limits'
@@ -51,7 +54,7 @@ interface ShardBuckets { writeBytes: Bucket; writeRecords: Bucket; readBytes: Bu
 export class Throughput {
   private readonly shards = new Map<string, ShardBuckets>()
 
-  private of(shard: ShardState, now: number): ShardBuckets {
+  private of(shard: MeteredShard, now: number): ShardBuckets {
     let b = this.shards.get(shard.meta.shardId)
     if (!b) {
       b = {
@@ -64,7 +67,7 @@ export class Throughput {
   }
 
   /** Admits one record of `bytes` (data plus partition key) to the shard, or refuses it whole. */
-  write(shard: ShardState, bytes: number, now: number): boolean {
+  write(shard: MeteredShard, bytes: number, now: number): boolean {
     const b = this.of(shard, now)
     if (!b.writeRecords.take(1, now)) return false
     if (!b.writeBytes.take(bytes, now)) {
@@ -75,19 +78,19 @@ export class Throughput {
   }
 
   /** Admits one GetRecords call: at most 5 a second, and none while the 2 MiB/s read budget is spent. */
-  read(shard: ShardState, now: number): boolean {
+  read(shard: MeteredShard, now: number): boolean {
     const b = this.of(shard, now)
     if (!b.readBytes.positive(now)) return false
     return b.readCalls.take(1, now)
   }
 
-  charged(shard: ShardState, bytes: number, now: number): void {
+  charged(shard: MeteredShard, bytes: number, now: number): void {
     this.of(shard, now).readBytes.charge(bytes, now)
   }
 }
 
 /** The stream's throughput meter when its limits are on; null when they are off (the default). */
-export function throughputOf(state: StreamState): Throughput | null {
+export function throughputOf(state: MeteredStream): Throughput | null {
   if (state.tags[THROUGHPUT_TAG] !== 'on') return null
   return (state.meter ??= new Throughput())
 }
