@@ -1,4 +1,5 @@
-/**
+/** (Over 400 lines: verifying and signing share the canonical-request rules, kept together so they cannot drift.)
+ *
  * AWS Signature Version 4 verification for an AWS JSON 1.1 service (Kinesis), with node:crypto only.
  *
  * Checks run in the order AWS runs them, and fail with AWS's error types and wording:

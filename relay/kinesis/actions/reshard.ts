@@ -12,11 +12,15 @@ import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validat
 const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
 const RequiredShardId = { ...ShardId, required: true } as Shape
 
-/** SplitShard, MergeShards and UpdateShardCount are for provisioned streams only; Kinesis reshapes on-demand ones itself. */
-function requireProvisioned(state: StreamState, ctx: ApiContext): void {
+/**
+ * SplitShard, MergeShards and UpdateShardCount are for provisioned streams only (Kinesis reshapes
+ * on-demand ones itself), and for a stream no other change holds.
+ */
+function requireReshardable(state: StreamState, ctx: ApiContext): void {
   if (state.meta.mode === 'ON_DEMAND') {
     throw new KinesisError('ValidationException', `Request is invalid. ${ctx.errors.Stream(state.meta.name)} is in On-Demand mode.`)
   }
+  requireActive(state, ctx)
 }
 
 function requireActive(state: StreamState, ctx: ApiContext): void {
@@ -60,8 +64,7 @@ export async function splitShard(body: unknown, ctx: ApiContext) {
     StreamName, StreamARN, ShardToSplit: RequiredShardId, NewStartingHashKey: HashKey,
   })
   const state = resolveStream(req, ctx)
-  requireProvisioned(state, ctx)
-  requireActive(state, ctx)
+  requireReshardable(state, ctx)
   const shard = openShard(state, req.ShardToSplit, ctx)
   const key = BigInt(req.NewStartingHashKey)
   if (key <= shard.start + 1n || key >= shard.end) {
@@ -78,8 +81,7 @@ export async function mergeShards(body: unknown, ctx: ApiContext) {
     StreamName, StreamARN, ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId,
   })
   const state = resolveStream(req, ctx)
-  requireProvisioned(state, ctx)
-  requireActive(state, ctx)
+  requireReshardable(state, ctx)
   const a = openShard(state, req.ShardToMerge, ctx)
   const b = openShard(state, req.AdjacentShardToMerge, ctx)
   if (a.end + 1n !== b.start && b.end + 1n !== a.start) {
@@ -100,8 +102,7 @@ export async function updateShardCount(body: unknown, ctx: ApiContext) {
   const current = state.open.length
   const target = req.TargetShardCount
   const reply = () => ({ StreamName: state.meta.name, CurrentShardCount: current, TargetShardCount: target, StreamARN: state.meta.arn })
-  requireProvisioned(state, ctx)
-  requireActive(state, ctx)
+  requireReshardable(state, ctx)
   const refuse = (what: string) => new KinesisError('LimitExceededException',
     `UpdateShardCount failed for ${ctx.errors.stream(state.meta.name)}. ${what} Current open shard count: ${current}. Target shard count: ${target}.`)
   if (target > current * 2) throw refuse('Cannot scale up to more than double the current shard count.')

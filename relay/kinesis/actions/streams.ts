@@ -3,6 +3,7 @@
  */
 import { ErrorCode, TributaryError } from '../../../shared/errors.js'
 import { Limits } from '../../../shared/limits.js'
+import type { StreamState } from '../../streams.js'
 import { resolveStream, seconds, shardJson, streamExtras, type ApiContext } from '../context.js'
 import { KinesisError } from '../errors.js'
 import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
@@ -46,6 +47,19 @@ export async function deleteStream(body: unknown, ctx: ApiContext) {
   return {}
 }
 
+/** The members DescribeStream and DescribeStreamSummary both start with, in AWS's order. */
+const streamJson = (state: StreamState) => ({
+  StreamName: state.meta.name,
+  StreamARN: state.meta.arn,
+  StreamStatus: state.meta.status,
+  StreamModeDetails: { StreamMode: state.meta.mode },
+})
+
+const retentionJson = (state: StreamState) => ({
+  RetentionPeriodHours: state.meta.retentionHours,
+  StreamCreationTimestamp: seconds(state.meta.createdMs),
+})
+
 export async function describeStream(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; Limit?: number; ExclusiveStartShardId?: string }>(body, {
     ...STREAM_REF, Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartShardId: ShardId,
@@ -57,14 +71,10 @@ export async function describeStream(body: unknown, ctx: ApiContext) {
   const page = shards.slice(0, limit)
   return {
     StreamDescription: {
-      StreamName: state.meta.name,
-      StreamARN: state.meta.arn,
-      StreamStatus: state.meta.status,
-      StreamModeDetails: { StreamMode: state.meta.mode },
+      ...streamJson(state),
       Shards: page.map(shardJson),
       HasMoreShards: shards.length > page.length,
-      RetentionPeriodHours: state.meta.retentionHours,
-      StreamCreationTimestamp: seconds(state.meta.createdMs),
+      ...retentionJson(state),
       ...(({ ConsumerCount: _, ...extras }) => extras)(streamExtras(state, ctx)),
     },
   }
@@ -75,12 +85,8 @@ export async function describeStreamSummary(body: unknown, ctx: ApiContext) {
   const state = resolveStream(req, ctx)
   return {
     StreamDescriptionSummary: {
-      StreamName: state.meta.name,
-      StreamARN: state.meta.arn,
-      StreamStatus: state.meta.status,
-      StreamModeDetails: { StreamMode: state.meta.mode },
-      RetentionPeriodHours: state.meta.retentionHours,
-      StreamCreationTimestamp: seconds(state.meta.createdMs),
+      ...streamJson(state),
+      ...retentionJson(state),
       ...streamExtras(state, ctx),
       OpenShardCount: state.open.length,
     },
