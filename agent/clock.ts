@@ -31,3 +31,9 @@ function makeSystemClock(): Clock {
 }
 
 export const systemClock: Clock = makeSystemClock()
+
+/** A monotonic clock that goes on from `carriedMs`: running time kept across restarts (the outbox clock). */
+export function runningTime(clock: Clock, carriedMs: number): () => number {
+  const start = clock.monoMs()
+  return () => carriedMs + (clock.monoMs() - start)
+}

@@ -11,7 +11,7 @@ import { topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage, DeviceStatus } from '../shared/messages.js'
 import type { AgentConfig } from './config.js'
 import type { Clock } from './clock.js'
-import type { FormedBatch, Outbox } from './outbox.js'
+import type { FormedBatch, Outbox } from './outbox/index.js'
 
 export type LinkState = 'connecting' | 'connected' | 'backoff' | 'stopped'
 

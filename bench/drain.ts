@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Outbox } from '../agent/outbox.js'
+import { Outbox } from '../agent/outbox/index.js'
 
 const N = Number(process.argv[2] ?? 1_000_000)
 const root = join(fileURLToPath(import.meta.url), '..', '..')

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { Outbox } from '../agent/outbox.js'
+import { Outbox } from '../agent/outbox/index.js'
 
 const N = Number(process.argv[2] ?? 200_000)
 const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-outbox-'))

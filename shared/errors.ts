@@ -66,6 +66,18 @@ export class RecordError extends TributaryError {
 /** The relay cannot store right now (disk cap, failing disk); the producer keeps its data and retries. */
 export class StorageError extends TributaryError {}
 
+/**
+ * The agent's outbox refused records: their stream is at its cap (reject-new), or the whole file is
+ * at its cap and nothing more can be dropped. The producer keeps its data; `stream` names the stream.
+ */
+export class OutboxFullError extends TributaryError {
+  readonly stream: string
+  constructor(stream: string, message: string) {
+    super(ErrorCode.STORAGE_FULL, message)
+    this.stream = stream
+  }
+}
+
 /** A stored record failed its checksum or the log structure is damaged. */
 export class CorruptionError extends TributaryError {
   readonly file: string

@@ -12,7 +12,7 @@ import { Limits, parseExplicitHashKey, partitionKeyProblem } from '../../shared/
 import { STREAM_NAME_PATTERN } from '../../shared/topics.js'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { Clock } from '../clock.js'
-import { OutboxFullError, frameBytes, type OutboxInput } from '../outbox.js'
+import { OutboxFullError, frameBytes, type OutboxInput } from '../outbox/index.js'
 import { HEADER_SIZE } from '../../shared/frame.js'
 
 const MAX_BODY = 12 * 1024 * 1024

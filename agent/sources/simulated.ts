@@ -1,7 +1,7 @@
 /** Simulated sensors: plausible temperature, humidity and vibration readings at a configured rate. */
 import type { SimulatedSource } from '../config.js'
 import type { Clock } from '../clock.js'
-import type { OutboxInput } from '../outbox.js'
+import type { OutboxInput } from '../outbox/index.js'
 
 export interface Source {
   stop(): void

@@ -1,0 +1,113 @@
+/**
+ * Batch forming: the oldest records of the highest-priority stream that has any, in capture order,
+ * within the record and byte limits. A batch's identity (sequence, stream, first and last record id)
+ * is committed before it is sent, so a resend after any crash is the same batch; it leaves with its
+ * records only when the relay has acknowledged it.
+ */
+import type Database from 'better-sqlite3'
+import { ErrorCode } from '../../shared/errors.js'
+import { HEADER_SIZE } from '../../shared/frame.js'
+import { Limits } from '../../shared/limits.js'
+import type { DeadLetters } from './dead-letters.js'
+import type { Ledger, LedgerState } from './ledger.js'
+import type { Policy } from './policy.js'
+import type { Records } from './records.js'
+import type { Store } from './store.js'
+import { kinesisBytes, type BatchRow, type FormedBatch } from './types.js'
+
+export class Batches {
+  private readonly store: Store
+  private readonly records: Records
+  private readonly deadLetters: DeadLetters
+  private readonly policy: Policy
+  private readonly s
+
+  constructor(store: Store, records: Records, deadLetters: DeadLetters, policy: Policy) {
+    this.store = store
+    this.records = records
+    this.deadLetters = deadLetters
+    this.policy = policy
+    const db: Database.Database = store.db
+    this.s = {
+      insert: db.prepare('INSERT INTO batches (seq, stream, first_id, last_id, count, bytes) VALUES (?, ?, ?, ?, ?, ?)'),
+      delete: db.prepare('DELETE FROM batches WHERE seq = ?'),
+      all: db.prepare('SELECT seq, stream, first_id AS firstId, last_id AS lastId, count, bytes FROM batches ORDER BY seq'),
+    }
+  }
+
+  /** The batches formed and not yet acknowledged, as stored (for the ledger at start). */
+  stored(): FormedBatch[] {
+    return this.s.all.all() as FormedBatch[]
+  }
+
+  /** Formed batches not being acknowledged, in sequence order: the uplink resends these first. */
+  unacknowledged(state: LedgerState, acking: readonly number[]): FormedBatch[] {
+    const skip = new Set(acking)
+    return [...state.formed.values()].filter((b) => !skip.has(b.seq)).sort((a, b) => a.seq - b.seq)
+  }
+
+  /** Forms the next batch and commits its identity; a record that fits no batch is dead-lettered at once. */
+  form(ledger: Ledger, maxRecords: number, maxBytes: number): FormedBatch | null {
+    const ready = [...ledger.state.streams].filter(([, s]) => s.count > 0)
+    const formedUpTo = new Map(ready.map(([name, s]) => [name, s.formedUpTo]))
+    for (const name of this.policy.byPriority([...formedUpTo.keys()])) {
+      const rows = this.records.sizes(name, formedUpTo.get(name)!, maxRecords)
+      if (!rows.length) continue
+      let bytes = HEADER_SIZE
+      let count = 0
+      const tooLarge: typeof rows = []
+      for (const row of rows) {
+        if (HEADER_SIZE + row.size > maxBytes || kinesisBytes(row.size, row.hashed === 1) > Limits.maxRecordBytes) {
+          if (count === 0) { tooLarge.push(row); continue }
+          break
+        }
+        if (bytes + row.size > maxBytes) break
+        bytes += row.size
+        count++
+      }
+      const inBatch = rows.slice(tooLarge.length, tooLarge.length + count)
+      const batch = ledger.transact((draft) => {
+        const s = draft.stream(name)
+        for (const row of tooLarge) {
+          const recordBytes = kinesisBytes(row.size, row.hashed === 1)
+          const why = recordBytes > Limits.maxRecordBytes
+            ? `record is ${recordBytes} bytes, over Kinesis's limit of ${Limits.maxRecordBytes}`
+            : `record takes ${row.size} bytes in a batch, over the batch limit of ${maxBytes}`
+          this.deadLetters.copy(draft, name, row.id, ErrorCode.RECORD_TOO_LARGE, why, null, null)
+          this.records.deleteOne(row.id)
+          s.count--
+          s.bytes -= row.size
+          s.formedUpTo = Math.max(s.formedUpTo, row.id)
+        }
+        if (!inBatch.length) return null
+        const formed: FormedBatch = { seq: draft.nextSeq, stream: name, firstId: inBatch[0]!.id, lastId: inBatch[inBatch.length - 1]!.id, count: inBatch.length, bytes }
+        this.s.insert.run(formed.seq, name, formed.firstId, formed.lastId, formed.count, formed.bytes)
+        this.store.setMeta('next_seq', String(formed.seq + 1))
+        draft.nextSeq++
+        s.formedUpTo = formed.lastId
+        draft.formed.set(formed.seq, formed)
+        return formed
+      })
+      if (batch) return batch
+      if (tooLarge.length) return this.form(ledger, maxRecords, maxBytes)
+    }
+    return null
+  }
+
+  rows(batch: FormedBatch): BatchRow[] {
+    return this.records.range(batch.stream, batch.firstId, batch.lastId)
+  }
+
+  /** Inside a transaction: an acknowledged batch leaves, with its records. */
+  remove(draft: LedgerState, seq: number): void {
+    const b = draft.formed.get(seq)
+    if (!b) return
+    const { n, bytes } = this.records.sumRange(b.stream, b.firstId, b.lastId)
+    this.records.deleteRange(b.stream, b.firstId, b.lastId)
+    this.s.delete.run(seq)
+    const s = draft.stream(b.stream)
+    s.count -= n
+    s.bytes -= bytes
+    draft.formed.delete(seq)
+  }
+}

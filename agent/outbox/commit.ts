@@ -1,0 +1,172 @@
+/**
+ * The group commit: producers' records wait at most commitIntervalMs (or until commitRows have
+ * gathered) and are then committed in one transaction, together with the deletions of the batches
+ * the relay acknowledged since the last one; every producer is answered only once that is on disk.
+ *
+ * When the file is at its cap, room is made between attempts (acknowledged batches first, then the
+ * oldest records of drop-oldest streams) and the commit is tried again; reject-new streams are refused.
+ */
+import { ErrorCode, OutboxFullError, TributaryError } from '../../shared/errors.js'
+import type { Clock } from '../clock.js'
+import type { Batches } from './batches.js'
+import type { Ledger, LedgerState } from './ledger.js'
+import type { Policy } from './policy.js'
+import type { Records } from './records.js'
+import type { Store } from './store.js'
+import { frameBytes, type OutboxInput, type OutboxLog } from './types.js'
+
+/** How many times a commit is retried after making room at the file cap. */
+const ROOM_ATTEMPTS = 3
+
+interface Pending {
+  rows: OutboxInput[]
+  resolve: (ids: number[]) => void
+  reject: (err: Error) => void
+}
+
+export interface GroupCommitOptions {
+  commitIntervalMs: number
+  commitRows: number
+  maxBytes: number
+  clock: Clock
+  /** The outbox clock, stored with each record and persisted with each commit. */
+  monoNow: () => number
+  log: OutboxLog
+  /** After each commit: how many records were stored and how many batches acknowledged. */
+  committed: (stored: number, acked: number) => void
+}
+
+export interface GroupCommitParts {
+  store: Store
+  ledger: Ledger
+  records: Records
+  policy: Policy
+  batches: Batches
+}
+
+const isFull = (err: unknown) => (err as { code?: string }).code === 'SQLITE_FULL'
+
+export class GroupCommit {
+  private readonly o: GroupCommitOptions
+  private readonly p: GroupCommitParts
+  private pending: Pending[] = []
+  private pendingRows = 0
+  private acks: number[] = []
+  private timer: NodeJS.Timeout | null = null
+
+  constructor(options: GroupCommitOptions, parts: GroupCommitParts) {
+    this.o = options
+    this.p = parts
+  }
+
+  /** Batches acknowledged whose deletion waits for the next commit. */
+  get acking(): readonly number[] {
+    return this.acks
+  }
+
+  /** Resolves with the records' ids once the commit holding them is on disk. */
+  enqueue(rows: OutboxInput[]): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ rows, resolve, reject })
+      this.pendingRows += rows.length
+      this.schedule(this.pendingRows >= this.o.commitRows ? 0 : this.o.commitIntervalMs)
+    })
+  }
+
+  /** The relay acknowledged a formed batch: it leaves with the next commit. */
+  ack(seq: number): void {
+    if (!this.p.ledger.state.formed.has(seq) || this.acks.includes(seq)) return
+    this.acks.push(seq)
+    this.schedule(this.o.commitIntervalMs)
+  }
+
+  cancel(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = null }
+  }
+
+  /** One group commit: the acknowledged batches' deletions, then every pending record, then the clock. */
+  commit(): void {
+    this.cancel()
+    const groups = this.pending
+    let acks = this.acks
+    if (!groups.length && !acks.length) return
+    const acked = acks.length
+    this.pending = []
+    this.pendingRows = 0
+    this.acks = []
+    // Verdicts reached between attempts, outside any transaction: they stand whatever comes next.
+    const refused = new Map<Pending, OutboxFullError>()
+    let results: Map<Pending, number[] | Error>
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          results = this.p.ledger.transact((draft) => {
+            // The acknowledged batches' deletions ride in the same transaction as the new records
+            // (one fsync per commit on the event loop, not two), unless a full file sent them first.
+            for (const seq of acks) this.p.batches.remove(draft, seq)
+            const decided = new Map<Pending, number[] | Error>(refused)
+            for (const g of groups) if (!decided.has(g)) decided.set(g, this.insert(draft, g.rows))
+            this.p.store.setMeta('mono_ms', String(this.o.monoNow()))
+            return decided
+          })
+          break
+        } catch (err) {
+          if (!isFull(err) || attempt >= ROOM_ATTEMPTS) throw err
+          this.makeRoom(groups, acks, refused)
+          acks = []
+        }
+      }
+    } catch (err) {
+      this.o.log('outbox_commit_failed', { error: (err as Error).message })
+      const error = isFull(err)
+        ? new OutboxFullError(groups[0]?.rows[0]?.stream ?? '', `the outbox is at its cap of ${this.o.maxBytes} bytes and nothing more can be dropped`)
+        : new TributaryError(ErrorCode.STORAGE_FAILED, `outbox commit failed: ${(err as Error).message}`, { cause: err })
+      for (const g of groups) g.reject(error)
+      return
+    }
+    let stored = 0
+    for (const g of groups) {
+      const r = results.get(g)!
+      if (r instanceof Error) g.reject(r)
+      else { stored += r.length; g.resolve(r) }
+    }
+    this.o.committed(stored, acked)
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer && ms > 0) return
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = setTimeout(() => { this.timer = null; this.commit() }, ms)
+  }
+
+  /** Inside the commit: applies the stream policy to one producer's records and inserts them. */
+  private insert(draft: LedgerState, rows: OutboxInput[]): number[] | OutboxFullError {
+    const wallMs = this.o.clock.wallMs()
+    const monoMs = this.o.monoNow()
+    const sizes = rows.map((r) => frameBytes(r.partitionKey, r.data, r.explicitHashKey))
+    const refusal = this.p.policy.makeRoom(draft, rows, sizes)
+    if (refusal) return refusal
+    return rows.map((r, i) => {
+      const s = draft.stream(r.stream)
+      s.count++
+      s.bytes += sizes[i]!
+      return this.p.records.insert(r, wallMs, monoMs, sizes[i]!)
+    })
+  }
+
+  /**
+   * The whole file is at its cap: space first from what the relay already holds, then the oldest
+   * records of drop-oldest streams; records of reject-new streams are refused.
+   */
+  private makeRoom(groups: Pending[], acks: readonly number[], refused: Map<Pending, OutboxFullError>): void {
+    const { ledger, batches, policy } = this.p
+    if (acks.length) ledger.transact((draft) => { for (const seq of acks) batches.remove(draft, seq) })
+    const streamOf = (g: Pending) => g.rows[0]?.stream ?? ''
+    const full = (g: Pending) => new OutboxFullError(streamOf(g), `the outbox is at its cap of ${this.o.maxBytes} bytes`)
+    for (const g of groups) if (!refused.has(g) && policy.of(streamOf(g)).onFull === 'reject-new') refused.set(g, full(g))
+    const waiting = groups.filter((g) => !refused.has(g))
+    const needed = waiting.reduce((n, g) => n + g.rows.reduce((m, r) => m + frameBytes(r.partitionKey, r.data, r.explicitHashKey), 0), 0) * 2
+    const freed = needed > 0 ? ledger.transact((draft) => policy.dropOldest(draft, null, needed, 'outbox-full')) : 0
+    if (freed === 0) for (const g of waiting) refused.set(g, full(g))
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * What the outbox keeps in memory about its database: per-stream tallies, the formed batches, the
+ * dead letters' bytes and the next batch sequence.
+ *
+ * Every change is made on a draft inside one SQLite transaction; the draft replaces the ledger only
+ * once that transaction has committed, and the events it gathered (drops, dead letters) are announced
+ * then. A transaction that rolls back leaves nothing to undo: its draft is simply dropped.
+ */
+import type Database from 'better-sqlite3'
+import type { DropReason, FormedBatch } from './types.js'
+
+export interface StreamTally {
+  count: number
+  bytes: number
+  /** Highest record id already placed in a formed batch. */
+  formedUpTo: number
+}
+
+export type OutboxEvent =
+  | { kind: 'dropped'; stream: string; reason: DropReason; n: number }
+  | { kind: 'deadLetter'; stream: string; code: string; message: string; batch: number | null; index: number | null }
+
+export class LedgerState {
+  readonly streams: Map<string, StreamTally>
+  readonly formed: Map<number, FormedBatch>
+  deadBytes: number
+  nextSeq: number
+  /** Announced once the transaction that made this state has committed. */
+  readonly events: OutboxEvent[] = []
+
+  constructor(streams = new Map<string, StreamTally>(), formed = new Map<number, FormedBatch>(), deadBytes = 0, nextSeq = 0) {
+    this.streams = streams
+    this.formed = formed
+    this.deadBytes = deadBytes
+    this.nextSeq = nextSeq
+  }
+
+  stream(name: string): StreamTally {
+    let s = this.streams.get(name)
+    if (!s) {
+      s = { bytes: 0, count: 0, formedUpTo: 0 }
+      this.streams.set(name, s)
+    }
+    return s
+  }
+
+  backlog(): number {
+    let n = 0
+    for (const s of this.streams.values()) n += s.count
+    return n
+  }
+
+  copy(): LedgerState {
+    return new LedgerState(new Map([...this.streams].map(([k, v]) => [k, { ...v }])), new Map(this.formed), this.deadBytes, this.nextSeq)
+  }
+}
+
+export class Ledger {
+  private current: LedgerState
+  private readonly db: Database.Database
+  private readonly announce: (event: OutboxEvent) => void
+
+  constructor(db: Database.Database, initial: LedgerState, announce: (event: OutboxEvent) => void) {
+    this.db = db
+    this.current = initial
+    this.announce = announce
+  }
+
+  /** The committed state: read it, never change it (changes go through `transact`). */
+  get state(): LedgerState {
+    return this.current
+  }
+
+  /** Runs `change` in one transaction on a draft; the draft becomes the state only if it commits. */
+  transact<T>(change: (draft: LedgerState) => T): T {
+    const draft = this.current.copy()
+    const result = this.db.transaction(change)(draft)
+    this.current = draft
+    for (const event of draft.events.splice(0)) this.announce(event)
+    return result
+  }
+}
