@@ -156,8 +156,14 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putConsumer(c: ConsumerMeta): Promise<void> {
-    this.db.prepare('INSERT INTO consumers (stream_id, name, arn, status, created_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream_id, name) DO UPDATE SET arn = excluded.arn, status = excluded.status, created_ms = excluded.created_ms')
-      .run(c.streamId, c.name, c.arn, c.status, c.createdMs)
+    try {
+      this.db.prepare('INSERT INTO consumers (stream_id, name, arn, status, created_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream_id, name) DO UPDATE SET arn = excluded.arn, status = excluded.status, created_ms = excluded.created_ms')
+        .run(c.streamId, c.name, c.arn, c.status, c.createdMs)
+    } catch (err) {
+      // Another consumer holds the ARN (the table's UNIQUE constraint).
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new TributaryError(ErrorCode.CONFLICT, `consumer ARN ${c.arn} is taken`, { cause: err })
+      throw err
+    }
   }
 
   async listConsumers(streamId?: string): Promise<ConsumerMeta[]> {

@@ -2,12 +2,20 @@ import t from 'tap'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
+import { MemoryMetadataStore, MetadataTables } from '../../relay/meta/memory.js'
 import { metadataContract } from '../contracts/metadata.js'
 import { tempDir } from '../helpers/tmp.js'
 
+// One suite, every store: the file-backed one and the in-memory one.
 metadataContract(t, 'SQLite metadata', (t) => {
   const path = join(tempDir(t), 'meta.db')
   return async () => new SqliteMetadataStore(path)
+})
+
+metadataContract(t, 'in-memory metadata', () => {
+  // A reopen is a new handle over the same tables, as a new connection over the same file.
+  const tables = new MetadataTables()
+  return async () => new MemoryMetadataStore(tables)
 })
 
 t.test('the SQLite store runs in WAL mode with synchronous=FULL and a versioned schema', async (t) => {
