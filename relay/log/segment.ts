@@ -11,13 +11,32 @@
  * |      8 |    8 | position | f64 (byte position in the segment)
  * |     16 |    8 | arrival  | f64 (ms)
  */
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, constants as fsc } from 'node:fs'
 import { join } from 'node:path'
 
 export const INDEX_INTERVAL = 4096
 export const INDEX_ENTRY_SIZE = 24
 
 export const segmentName = (base: number, ext: 'log' | 'idx') => `${String(base).padStart(20, '0')}.${ext}`
+export const isSegmentLog = (name: string) => /^\d{20}\.log$/.test(name)
+
+/** Makes a directory's entries (a new file, a removed one) survive power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, fsc.O_RDONLY)
+  try { await handle.sync() } finally { await handle.close() }
+}
+
+/** Up to `length` bytes at `position`; fewer only where the file ends. */
+export async function readAt(handle: fsp.FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length)
+  let got = 0
+  while (got < length) {
+    const { bytesRead } = await handle.read(buf, got, length - got, position + got)
+    if (bytesRead === 0) break
+    got += bytesRead
+  }
+  return got === length ? buf : buf.subarray(0, got)
+}
 
 export class Segment {
   readonly base: number
@@ -42,6 +61,43 @@ export class Segment {
     this.base = base
     this.end = base
     this.handle = handle
+  }
+
+  /** A new, empty segment file whose name is durable before anything is written to it. */
+  static async create(dir: string, base: number): Promise<Segment> {
+    const handle = await fsp.open(join(dir, segmentName(base, 'log')), 'wx+')
+    await fsyncDir(dir)
+    return new Segment(dir, base, handle)
+  }
+
+  /** An existing segment file, opened for recovery. */
+  static async open(dir: string, name: string): Promise<Segment> {
+    return new Segment(dir, Number(name.slice(0, 20)), await fsp.open(join(dir, name), 'r+'))
+  }
+
+  /** Writes `data` right after the segment's good bytes and waits until it is on disk. */
+  async write(data: Buffer): Promise<void> {
+    let written = 0
+    while (written < data.length) {
+      const { bytesWritten } = await this.handle.write(data, written, data.length - written, this.size + written)
+      written += bytesWritten
+    }
+    await this.handle.datasync()
+  }
+
+  /** No more records go here: the index is saved beside it, durably, for the next open. */
+  async seal(): Promise<void> {
+    await fsp.writeFile(this.indexPath, this.encodeIndex())
+    const idx = await fsp.open(this.indexPath, 'r')
+    try { await idx.sync() } finally { await idx.close() }
+    this.sealed = true
+  }
+
+  /** Closes the file and deletes it with its index. */
+  async remove(): Promise<void> {
+    await this.handle.close().catch(() => {})
+    await fsp.rm(this.logPath, { force: true })
+    await fsp.rm(this.indexPath, { force: true })
   }
 
   get logPath(): string {

@@ -1,5 +1,5 @@
-import type { BatchScan } from '../../hardware/index.js'
-import { BATCH_STRIDE } from '../../hardware/index.js'
+import { BatchView, type BatchScan } from '../../hardware/index.js'
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import { LogFlag, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
 
 /** What a damaged region looked like, for reports and /metrics. */
@@ -20,8 +20,9 @@ export interface ReadResult {
 }
 
 /**
- * Seals record data at rest for the streams that ask for it (StartStreamEncryption). The log calls
- * `seal` as records are appended and `open` on every record it reads whose flags say it is sealed.
+ * Seals record data at rest for the streams that ask for it (StartStreamEncryption). The encrypting
+ * wrapper (`encrypted.ts`) calls `seal` as records are appended and `open` on every record it reads
+ * whose flags say it is sealed.
  */
 export interface RecordCipher {
   /** True when records appended to `stream` now are sealed. */
@@ -43,7 +44,8 @@ export interface BatchSlice {
 
 /**
  * One shard's ordered, retained record log. Offsets are dense from `startOffset` (the oldest record
- * still retained) to `endOffset` (exclusive); readers only ever see committed records.
+ * still retained) to `endOffset` (exclusive); readers only ever see committed records. `key` is
+ * `<stream>/<shard>`. The records a read returns are the caller's to change.
  */
 export interface ShardLog {
   readonly key: string
@@ -60,10 +62,14 @@ export interface ShardLog {
    * per record (the MQTT ingest path). Stores exactly what `append(batchLogInputs(slice))` would.
    */
   appendBatch(slice: BatchSlice): { firstOffset: number; arrivalMs: number }
+  /**
+   * Committed records from `fromOffset` (or the oldest retained one) on, at most `maxRecords`, and no
+   * more than `maxBytes` of data and partition keys, except that the first record always comes.
+   */
   read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult>
   /** The first offset whose arrival time is ≥ `ms` (endOffset when none is). */
   offsetAtTime(ms: number): Promise<number>
-  /** Total bytes on disk. */
+  /** Bytes of its committed records as stored (framed as on disk). */
   sizeBytes(): number
   /** True once the stream has been deleted; appends are refused and pending ones discarded. */
   readonly dropped: boolean
@@ -83,7 +89,7 @@ export interface LogStore {
   /** Removes a stream's logs, or only one shard's (a closed shard whose records are all past retention). */
   drop(stream: string, shard?: string): Promise<void>
   commit(): Promise<void>
-  /** Deletes whole sealed segments past retention or over the size caps. */
+  /** Deletes whole sealed segments (never a shard's newest) past retention or over the size caps; returns bytes freed. */
   enforceRetention(retentionMsByStream: (stream: string) => number, now?: number): Promise<number>
   totalBytes(): number
   corruptions(): readonly CorruptionReport[]
@@ -95,18 +101,23 @@ export interface LogStore {
   onAppend(listener: (log: ShardLog) => void): () => void
 }
 
+/** What appending to, or reading from, the log of a deleted stream gets. */
+export function streamDeleted(stream: string): TributaryError {
+  return new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${stream} was deleted`)
+}
+
 /** A batch slice as ordinary log inputs: what `appendBatch` must store, for stores without a faster way. */
 export function batchLogInputs(slice: BatchSlice): LogRecordInput[] {
-  const { frame, scan, indices, device } = slice
+  const { scan, indices, device } = slice
+  const view = new BatchView(slice.frame, scan)
   const out = new Array<LogRecordInput>(indices.length)
   for (let j = 0; j < indices.length; j++) {
     const i = indices[j]!
-    const f = i * BATCH_STRIDE
     out[j] = {
-      partitionKey: frame.toString('utf8', scan.fields[f]!, scan.fields[f]! + scan.fields[f + 1]!),
-      data: frame.subarray(scan.fields[f + 2]!, scan.fields[f + 2]! + scan.fields[f + 3]!),
-      producerTimeMs: scan.times[i]!,
-      flags: (scan.fields[f + 4]! & (LogFlag.clockSynced | LogFlag.explicitHashKey)) | LogFlag.fromDevice,
+      partitionKey: view.partitionKey(i),
+      data: view.data(i),
+      producerTimeMs: view.producerTimeMs(i),
+      flags: (view.flags(i) & (LogFlag.clockSynced | LogFlag.explicitHashKey)) | LogFlag.fromDevice,
       device, epoch: scan.epoch, batchSequence: scan.sequence, batchIndex: i,
     }
   }
