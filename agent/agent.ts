@@ -8,16 +8,19 @@ import { dirname } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { Registry, CONTENT_TYPE } from '../shared/metrics.js'
 import type { AgentConfig } from './config.js'
-import { systemClock, type Clock } from './clock.js'
+import { every, systemClock, type Clock } from './clock.js'
 import { Outbox, OutboxFullError, type OutboxInput } from './outbox/index.js'
-import { Uplink } from './uplink.js'
+import { Uplink, relayTransport, type Transport } from './uplink/index.js'
 import { startSimulated, type Source } from './sources/simulated.js'
 import { startPutApi, type PutApi } from './sources/putapi.js'
 import { startSerial, type SerialSensor, type SerialStats } from './sources/serial.js'
 import { createLogger, type LogFn } from './log.js'
-import { systemBinding, type SerialBinding } from '../hardware/index.js'
+import { systemBinding, type Codec, type SerialBinding } from '../hardware/index.js'
 
 export type { LogFn } from './log.js'
+
+/** How often records past their stream's age limit are looked for. */
+const EXPIRE_EVERY_MS = 1000
 
 export interface Agent {
   config: AgentConfig
@@ -53,15 +56,33 @@ export interface AgentStatus {
   serial: Record<string, SerialStats>
 }
 
-/** In-process agents (tests, the demo) log to stderr; `tributary agent run` passes a stdout logger. */
+/** What the agent is built from besides its config: the machine's boundaries, passed in. */
+export interface AgentDeps {
+  /** Encodes the batch frames (the native addon or its TypeScript fallback, chosen at the edge). */
+  codec: Codec
+  clock?: Clock
+  /** Default: a logger on stderr (in-process agents: tests, the demo); `tributary agent run` passes a stdout logger. */
+  log?: LogFn
+  serialBinding?: SerialBinding
+  /** Default: the relay the config names. */
+  transport?: Transport
+  /** The reconnect jitter's source (0 ≤ x < 1); default Math.random. */
+  random?: () => number
+}
+
 let stderrLog: LogFn | null = null
 
-export async function startAgent(config: AgentConfig, options: { clock?: Clock; log?: LogFn; serialBinding?: SerialBinding } = {}): Promise<Agent> {
-  const clock = options.clock ?? systemClock
-  const log = options.log ?? (stderrLog ??= createLogger({ fd: 2 }))
+export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
+  const clock = deps.clock ?? systemClock
+  const log = deps.log ?? (stderrLog ??= createLogger({ fd: 2 }))
   mkdirSync(dirname(config.outbox.path), { recursive: true })
   const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
-  const uplink = new Uplink(config, outbox, clock, log)
+  const uplink = new Uplink({
+    config, outbox, clock, log, codec: deps.codec, random: deps.random,
+    transport: deps.transport ?? relayTransport(config.relay),
+    // The agent's status, published retained on the device's status topic.
+    status: () => ({ ...status() }),
+  })
 
   // Metrics. One outbox snapshot serves every gauge of a scrape (it runs a query per stream).
   let snapshot: { at: number; stats: ReturnType<Outbox['stats']> } | null = null
@@ -135,7 +156,6 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
       drain: drain ? { delivered: uplink.stats.recordsAcked - drain.startedAcked, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
-  uplink.statusDocument = () => ({ ...status() })
 
   const sources: Source[] = []
   const serial: SerialSensor[] = []
@@ -157,7 +177,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
     if (s.type === 'simulated') sources.push(startSimulated(s, clock, store, (err) => log('source_error', { source: 'simulated', stream: s.stream, error: err.message })))
     else if (s.type === 'serial') {
       serial.push(startSerial(s, {
-        binding: options.serialBinding ?? systemBinding(), clock, store: serialStore, log,
+        binding: deps.serialBinding ?? systemBinding(), clock, store: serialStore, log,
         onFramingError: (code) => framing.inc({ source: s.name, code }),
         onLoss: (reason) => losses.inc({ source: s.name, reason }),
       }))
@@ -186,12 +206,12 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
   })
 
   const timers = [
-    ...(serial.length && config.serial.flushMs > 0 ? [setInterval(flushSerial, config.serial.flushMs)] : []),
-    setInterval(() => uplink.publishStatus(), config.status.publishIntervalMs),
-    setInterval(() => { try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) } }, 1000),
+    ...(serial.length && config.serial.flushMs > 0 ? [every(clock, config.serial.flushMs, flushSerial)] : []),
+    every(clock, config.status.publishIntervalMs, () => uplink.publishStatus()),
+    every(clock, EXPIRE_EVERY_MS, () => { try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) } }),
   ]
   uplink.start()
-  log('agent_started', { device: config.device, outbox: config.outbox.path, epoch: outbox.epoch.toString(), backlog: outbox.backlog(), alarms: outbox.alarms.map((a) => a.code) })
+  log('agent_started', { device: config.device, codec: deps.codec.implementation, outbox: config.outbox.path, epoch: outbox.epoch.toString(), backlog: outbox.backlog(), alarms: outbox.alarms.map((a) => a.code) })
 
   return {
     config, outbox, uplink,
@@ -200,7 +220,7 @@ export async function startAgent(config: AgentConfig, options: { clock?: Clock; 
     status,
     progress,
     stop: async () => {
-      for (const t of timers) clearInterval(t)
+      for (const cancel of timers) cancel()
       for (const s of sources) s.stop()
       await Promise.all(serial.map((s) => s.stop()))
       flushSerial()

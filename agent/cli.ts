@@ -5,9 +5,11 @@ import { existsSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { parseArgs, type Args } from '../shared/args.js'
 import { ConfigError, TributaryError } from '../shared/errors.js'
+import { loadCodec } from '../hardware/index.js'
 import { loadAgentConfig } from './config.js'
 import { startAgent, type AgentStatus } from './agent.js'
-import { createLogger, withoutCredentials } from './log.js'
+import { systemClock } from './clock.js'
+import { createLogger, loggerOptionsFromEnv, withoutCredentials } from './log.js'
 import { startWatchdog, systemdNotifier, watchdogIntervalMs } from './systemd.js'
 import { defaultDevice, enable, install, packageRoot } from './install.js'
 
@@ -29,23 +31,25 @@ const USAGE = `tributary agent — the edge agent: sources → durable outbox �
                                            (URL default http://127.0.0.1:4568, the status endpoint)
 `
 
-async function run(args: Args): Promise<void> {
-  const path = String(args.flags.config ?? process.env.TRIBUTARY_AGENT_CONFIG ?? '')
+async function run(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
+  const path = String(args.flags.config ?? env.TRIBUTARY_AGENT_CONFIG ?? '')
   if (!path) throw new ConfigError('--config', 'name the agent config file: tributary agent run --config agent.yaml')
   const config = loadAgentConfig(path)
-  const log = createLogger()
-  const agent = await startAgent(config, { log })
+  const log = createLogger(loggerOptionsFromEnv(env))
+  // TRIBUTARY_NATIVE=0 forces the TypeScript codec; otherwise the addon, when it loads.
+  const codec = loadCodec(env, (line) => log('codec_fallback', { reason: line }))
+  const agent = await startAgent(config, { log, codec })
   console.log(`tributary agent ready: device=${config.device} relay=${withoutCredentials(config.relay.url)} outbox=${config.outbox.path} status=http://${config.status.host}:${agent.statusPort}${agent.putApiPort ? ` put-api=http://127.0.0.1:${agent.putApiPort}` : ''}`)
 
   // systemd: ready only now that the config is valid and the outbox open.
-  const notifier = systemdNotifier(log)
+  const notifier = systemdNotifier(log, env)
   const summary = () => {
     const s = agent.status()
     return `${s.link.state}, backlog ${s.outbox.backlog}, ${Object.values(s.serial).filter((p) => p.link.state === 'open').length}/${Object.keys(s.serial).length} serial open`
   }
   notifier?.send(`READY=1\nSTATUS=${summary()}\nMAINPID=${process.pid}`)
-  const interval = watchdogIntervalMs()
-  const stopWatchdog = notifier && interval ? startWatchdog(notifier, interval, agent.progress, log, summary) : () => {}
+  const interval = watchdogIntervalMs(env, process.pid)
+  const stopWatchdog = notifier && interval ? startWatchdog(notifier, interval, agent.progress, log, summary, systemClock) : () => {}
   if (notifier) log('systemd_ready', { notify: notifier.implementation, watchdogMs: interval })
 
   let stopping = false
@@ -70,8 +74,8 @@ async function run(args: Args): Promise<void> {
 /** The longest a stop may take before the process exits anyway (the unit's TimeoutStopSec is 20 s). */
 const STOP_LIMIT_MS = 10_000
 
-async function check(args: Args): Promise<void> {
-  const path = String(args.flags.config ?? process.env.TRIBUTARY_AGENT_CONFIG ?? '')
+async function check(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
+  const path = String(args.flags.config ?? env.TRIBUTARY_AGENT_CONFIG ?? '')
   if (!path) throw new ConfigError('--config', 'name the agent config file: tributary agent check --config agent.yaml')
   const c = loadAgentConfig(path, { skipFiles: Boolean(args.flags['skip-files']) })
   console.log(`${path}: ok — device ${c.device}, relay ${withoutCredentials(c.relay.url)}, outbox ${c.outbox.path}, streams ${Object.keys(c.streams).join(', ') || 'none'}`)
@@ -82,8 +86,8 @@ async function check(args: Args): Promise<void> {
   }
 }
 
-async function installCommand(args: Args): Promise<void> {
-  const flag = (name: string, env: string, fallback: string) => String(args.flags[name] ?? process.env[env] ?? fallback)
+async function installCommand(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
+  const flag = (name: string, variable: string, fallback: string) => String(args.flags[name] ?? env[variable] ?? fallback)
   const write = (f: () => ReturnType<typeof install>) => {
     try { return f() } catch (err) {
       const e = err as NodeJS.ErrnoException
@@ -138,8 +142,8 @@ export function formatStatus(s: AgentStatus): string {
   return lines.join('\n')
 }
 
-async function status(args: Args): Promise<void> {
-  const url = String(args.flags.url ?? process.env.TRIBUTARY_AGENT_STATUS_URL ?? 'http://127.0.0.1:4568')
+async function status(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
+  const url = String(args.flags.url ?? env.TRIBUTARY_AGENT_STATUS_URL ?? 'http://127.0.0.1:4568')
   const fetchStatus = async (): Promise<AgentStatus> => {
     let res: Response
     try {
@@ -161,15 +165,16 @@ async function status(args: Args): Promise<void> {
   }
 }
 
-export async function main(argv: readonly string[]): Promise<void> {
+/** `env` is the process's environment: read here, at the edge, and passed down as values. */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const args = parseArgs(argv, new Set(['watch', 'json', 'help', 'enable', 'skip-files']))
   // argv[0] is "agent"
   const verb = args.positionals[1]
   switch (verb) {
-    case 'run': return run(args)
-    case 'status': return status(args)
-    case 'check': return check(args)
-    case 'install': return installCommand(args)
+    case 'run': return run(args, env)
+    case 'status': return status(args, env)
+    case 'check': return check(args, env)
+    case 'install': return installCommand(args, env)
     case undefined:
     case 'help':
       console.log(USAGE)

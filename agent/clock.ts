@@ -1,4 +1,10 @@
-/** The agent's clocks, passed in so tests can jump the wall clock. */
+/**
+ * The agent's clock, passed in so tests can jump the wall clock and run time forward by hand.
+ *
+ * Decisions that depend on elapsed time (ages, backoff, the drain rate, the watchdog, periodic work)
+ * read and wait on this clock. Bounds on I/O (a socket's connect timeout, the goodbye before a
+ * close) are real time: they are about the network, not about the agent's schedule.
+ */
 import { existsSync } from 'node:fs'
 
 export interface Clock {
@@ -8,6 +14,23 @@ export interface Clock {
   monoMs(): number
   /** Whether the wall clock is known to be synchronised (NTP); recorded with every reading. */
   synced(): boolean
+  /** Calls `fn` once `ms` of monotonic time have passed; the returned function cancels it. */
+  after(ms: number, fn: () => void): () => void
+}
+
+/** Calls `fn` every `ms` on `clock` until the returned function is called. */
+export function every(clock: Clock, ms: number, fn: () => void): () => void {
+  let cancel = () => {}
+  let stopped = false
+  const arm = () => { cancel = clock.after(ms, () => { if (stopped) return; arm(); fn() }) }
+  arm()
+  return () => { stopped = true; cancel() }
+}
+
+/** A monotonic clock that goes on from `carriedMs`: running time kept across restarts (the outbox clock). */
+export function runningTime(clock: Clock, carriedMs: number): () => number {
+  const start = clock.monoMs()
+  return () => carriedMs + (clock.monoMs() - start)
 }
 
 /** systemd-timesyncd creates this file once the clock has been synchronised. */
@@ -27,13 +50,59 @@ function makeSystemClock(): Clock {
       }
       return synced
     },
+    after: (ms, fn) => {
+      const timer = setTimeout(fn, ms)
+      return () => clearTimeout(timer)
+    },
   }
 }
 
 export const systemClock: Clock = makeSystemClock()
 
-/** A monotonic clock that goes on from `carriedMs`: running time kept across restarts (the outbox clock). */
-export function runningTime(clock: Clock, carriedMs: number): () => number {
-  const start = clock.monoMs()
-  return () => carriedMs + (clock.monoMs() - start)
+/** The stand-in for tests: time moves only when the test moves it. */
+export interface ManualClock extends Clock {
+  /** Moves both clocks forward by `ms`, running each timer that falls due, in due order, at its time. */
+  advance(ms: number): void
+  /** Moves the wall clock alone (an NTP step, an RTC reset); timers are not affected. */
+  jumpWall(ms: number): void
+  /** How long until the earliest pending timer is due, or null when none is pending. */
+  nextDueMs(): number | null
+}
+
+export function manualClock(options: { wallMs?: number; synced?: boolean } = {}): ManualClock {
+  let wall = options.wallMs ?? 1_800_000_000_000
+  let mono = 0
+  let seq = 0
+  const timers = new Map<number, { due: number; fn: () => void }>()
+  const earliest = () => {
+    let found: [number, { due: number; fn: () => void }] | null = null
+    for (const entry of timers) if (!found || entry[1].due < found[1].due) found = entry
+    return found
+  }
+  return {
+    wallMs: () => wall,
+    monoMs: () => mono,
+    synced: () => options.synced ?? true,
+    after: (ms, fn) => {
+      const id = seq++
+      timers.set(id, { due: mono + Math.max(0, ms), fn })
+      return () => { timers.delete(id) }
+    },
+    advance: (ms) => {
+      const until = mono + ms
+      for (let next = earliest(); next && next[1].due <= until; next = earliest()) {
+        timers.delete(next[0])
+        wall += next[1].due - mono
+        mono = next[1].due
+        next[1].fn()
+      }
+      wall += until - mono
+      mono = until
+    },
+    jumpWall: (ms) => { wall += ms },
+    nextDueMs: () => {
+      const next = earliest()
+      return next ? next[1].due - mono : null
+    },
+  }
 }

@@ -32,11 +32,25 @@ function scrub(value: unknown, depth = 0): unknown {
   return out
 }
 
-export function createLogger(options: { fd?: number; level?: string; journal?: boolean } = {}): LogFn & { logger: pino.Logger } {
+export interface LoggerOptions {
+  /** Default 1 (stdout). */
+  fd?: number
+  /** Default info. */
+  level?: string
+  /** Prefix each line with its syslog priority for journald. Default false. */
+  journal?: boolean
+}
+
+/** The logger's options from the environment (read at the edge): TRIBUTARY_LOG_LEVEL, and JOURNAL_STREAM for stdout. */
+export function loggerOptionsFromEnv(env: NodeJS.ProcessEnv, fd = 1): LoggerOptions {
+  return { fd, level: env.TRIBUTARY_LOG_LEVEL, journal: Boolean(env.JOURNAL_STREAM) && fd === 1 }
+}
+
+export function createLogger(options: LoggerOptions = {}): LogFn & { logger: pino.Logger } {
   const paths = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`])
-  const journal = options.journal ?? (Boolean(process.env.JOURNAL_STREAM) && (options.fd ?? 1) === 1)
+  const journal = options.journal ?? false
   const logger = pino({
-    level: options.level ?? process.env.TRIBUTARY_LOG_LEVEL ?? 'info',
+    level: options.level ?? 'info',
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }), log: (obj) => scrub(obj) as Record<string, unknown> },

@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process'
 import { loadAddon } from '../hardware/index.js'
 import type { PipelineProgress } from './agent.js'
+import { every, type Clock } from './clock.js'
 import type { LogFn } from './log.js'
 
 export interface Notifier {
@@ -22,7 +23,7 @@ export interface Notifier {
 }
 
 /** The notifier for $NOTIFY_SOCKET, or null when not started by systemd with Type=notify. */
-export function systemdNotifier(log: LogFn, env: NodeJS.ProcessEnv = process.env): Notifier | null {
+export function systemdNotifier(log: LogFn, env: NodeJS.ProcessEnv): Notifier | null {
   const socket = env.NOTIFY_SOCKET
   if (!socket) return null
   let sdNotify: ((path: string, message: string) => void) | null = null
@@ -59,7 +60,7 @@ export function systemdNotifier(log: LogFn, env: NodeJS.ProcessEnv = process.env
 }
 
 /** The watchdog interval systemd asked for, in ms, or null (WatchdogSec unset, or meant for another process). */
-export function watchdogIntervalMs(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number | null {
+export function watchdogIntervalMs(env: NodeJS.ProcessEnv, pid: number): number | null {
   const usec = Number(env.WATCHDOG_USEC)
   if (!env.WATCHDOG_USEC || !Number.isFinite(usec) || usec <= 0) return null
   if (env.WATCHDOG_PID && Number(env.WATCHDOG_PID) !== pid) return null
@@ -77,9 +78,9 @@ export function stallReason(p: PipelineProgress, limitMs: number): string | null
  * Feeds the watchdog at half its interval while the pipeline makes progress. A hung event loop
  * stops the timer itself, so systemd restarts the agent either way.
  */
-export function startWatchdog(notifier: Notifier, intervalMs: number, progress: () => PipelineProgress, log: LogFn, status: () => string): () => void {
+export function startWatchdog(notifier: Notifier, intervalMs: number, progress: () => PipelineProgress, log: LogFn, status: () => string, clock: Clock): () => void {
   let withheld: string | null = null
-  const timer = setInterval(() => {
+  return every(clock, Math.max(50, intervalMs / 2), () => {
     const why = stallReason(progress(), intervalMs / 2)
     if (why) {
       if (!withheld) log('watchdog_withheld', { reason: why, intervalMs })
@@ -89,6 +90,5 @@ export function startWatchdog(notifier: Notifier, intervalMs: number, progress: 
     if (withheld) log('watchdog_resumed', { after: withheld })
     withheld = null
     notifier.send(`WATCHDOG=1\nSTATUS=${status()}`)
-  }, Math.max(50, intervalMs / 2))
-  return () => clearInterval(timer)
+  })
 }

@@ -4,11 +4,11 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { ROOT } from '../helpers/relay.js'
 
-/** Runs createLogger in a child process (it writes to a file descriptor) and returns its stdout lines. */
+/** Runs createLogger in a child process (it writes to a file descriptor), configured from that process's environment as the CLI does, and returns its stdout lines. */
 async function raw(script: string, env: Record<string, string> = {}): Promise<string[]> {
   const clean = { ...process.env }
   delete clean.JOURNAL_STREAM
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { createLogger } from ${JSON.stringify(join(ROOT, 'agent/log.ts'))}\nconst log = createLogger()\n${script}`], { cwd: ROOT, env: { ...clean, ...env } })
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { createLogger, loggerOptionsFromEnv } from ${JSON.stringify(join(ROOT, 'agent/log.ts'))}\nconst log = createLogger(loggerOptionsFromEnv(process.env))\n${script}`], { cwd: ROOT, env: { ...clean, ...env } })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d })
   await once(child, 'exit')

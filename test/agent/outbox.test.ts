@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { readFileSync, writeFileSync, statSync, readdirSync, truncateSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { Outbox, OutboxFullError, type OutboxOptions } from '../../agent/outbox/index.js'
-import type { Clock } from '../../agent/clock.js'
+import { manualClock } from '../../agent/clock.js'
 import type { StreamPolicy } from '../../agent/config.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -144,17 +144,15 @@ t.test('a record too large for any batch is dead-lettered at once and does not b
 
 t.test('the age limit runs on the outbox clock: a wall-clock jump changes nothing', async (t) => {
   const dir = tempDir(t)
-  let wall = 1_800_000_000_000
-  let mono = 0
-  const clock: Clock = { wallMs: () => wall, monoMs: () => mono, synced: () => true }
+  const clock = manualClock()
   const box = outbox(t, dir, { clock, policies: { s: policy('s', { maxAgeSeconds: 60 }) } })
   await box.enqueue(rows('s', 0, 10))
-  wall += 86_400_000 // a day forward
-  mono += 30_000
+  clock.jumpWall(86_400_000) // a day forward
+  clock.advance(30_000)
   t.equal(box.expire(), 0, 'a day of wall clock is not age')
   await box.enqueue(rows('s', 10, 10))
-  wall -= 2 * 86_400_000 // two days back
-  mono += 31_000
+  clock.jumpWall(-2 * 86_400_000) // two days back
+  clock.advance(31_000)
   t.equal(box.expire(), 10, 'only the first ten are past 60 s of outbox time')
   t.same(box.stats().drops, [{ stream: 's', reason: 'expired', count: 10 }])
   const kept = box.rows(box.formBatch(100, 1 << 20)!).map((r) => Number.parseInt(r.data.toString()))
@@ -239,11 +237,10 @@ t.test('dead letters are bounded: the oldest go first and are counted', async (t
 
 t.test('expiry walks only the old end of a large backlog', async (t) => {
   const dir = tempDir(t)
-  let mono = 0
-  const clock: Clock = { wallMs: () => 1_800_000_000_000, monoMs: () => mono, synced: () => true }
+  const clock = manualClock()
   const box = outbox(t, dir, { clock, policies: { s: policy('s', { maxAgeSeconds: 10 }) } })
   for (let i = 0; i < 50; i++) await box.enqueue(rows('s', i * 1000, 1000))
-  mono += 11_000
+  clock.advance(11_000)
   await box.enqueue(rows('s', 50_000, 1000))
   t.equal(box.expire(), 50_000, 'every old record goes, in chunks')
   t.equal(box.backlog(), 1000)

@@ -4,12 +4,22 @@ import { spawn, execFile, execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import mqtt from 'mqtt'
 import { validateAgentConfig } from '../../agent/config.js'
-import { startAgent, type Agent } from '../../agent/agent.js'
+import { startAgent, type Agent, type AgentDeps } from '../../agent/agent.js'
+import { manualClock } from '../../agent/clock.js'
+import { loadCodec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { freePort, testRelay, ROOT } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await sleep(20)
+  }
+}
 type Tap = { teardown(fn: () => unknown): void }
 
 /** Runs the CLI without blocking this process (which serves the agent being asked). */
@@ -19,12 +29,12 @@ const cliRun = (args: string[]) => new Promise<{ status: number; stdout: string;
   })
 })
 
-async function agentFor(t: Tap, dir: string, url: string, extra: { streams?: object; uplink?: object } = {}): Promise<Agent> {
+async function agentFor(t: Tap, dir: string, url: string, extra: { streams?: object; uplink?: object } = {}, deps: Partial<AgentDeps> = {}): Promise<Agent> {
   const agent = await startAgent(validateAgentConfig({
     device: 'edge-st', relay: { url }, outbox: { path: join(dir, 'outbox.db'), commitIntervalMs: 5 },
     uplink: { backoffInitialMs: 50, ...extra.uplink }, status: { port: 0, publishIntervalMs: 200 },
     streams: { s: {}, ...extra.streams }, sources: [{ type: 'put-api', port: 0 }],
-  }), { log: () => {} })
+  }), { log: () => {}, codec: loadCodec(process.env), ...deps })
   t.teardown(() => agent.stop())
   return agent
 }
@@ -36,15 +46,23 @@ const put = (agent: Agent, stream: string, n: number, from = 0) => fetch(`http:/
 t.test('tributary agent status shows backlog, link and a progress bar while a backlog drains', async (t) => {
   const relay = await testRelay(t)
   const dir = tempDir(t)
-  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${relay.mqttPort}`, { uplink: { drainRatePerSecond: 1000, batchRecords: 200 } })
+  // The drain's time is the test's: with the clock held, the rate cap lets one batch go (the bucket
+  // starts with one) and no more; a second of clock lets a second's worth go.
+  const clock = manualClock({ wallMs: Date.now() })
+  const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${relay.mqttPort}`, { uplink: { drainRatePerSecond: 1000, batchRecords: 200 } }, { clock })
+  await until('the agent is connected', () => agent.uplink.stats.state === 'connected')
   for (let i = 0; i < 20; i++) t.equal((await put(agent, 's', 500, i * 500)).status, 200)
-  await sleep(600)
+  await until('the first batch is acknowledged and gone', () => agent.uplink.stats.recordsAcked === 200 && agent.outbox.backlog() === 9800)
+  t.match(agent.status().drain, { delivered: 0, remaining: 9800 }, 'a drain begins: a backlog while connected')
+  clock.advance(1000)
+  await until('a second of budget is delivered', () => agent.uplink.stats.recordsAcked >= 1200 && agent.outbox.backlog() <= 8800)
+  t.equal(agent.uplink.stats.recordsAcked, 1200, 'the rate cap holds: 1,000 records in a second')
   const cli = await cliRun(['agent', 'status', '--url', `http://127.0.0.1:${agent.statusPort}`])
   t.equal(cli.status, 0, cli.stderr)
   t.match(cli.stdout, /device edge-st: connected/)
   t.match(cli.stdout, /last PUBACK: \d{4}-/)
-  t.match(cli.stdout, /s\s+backlog\s+\d+/)
-  t.match(cli.stdout, /draining \[#*\.*\] \d+\.\d% \d+\/\d+ at \d+ records\/s/, 'a progress bar while the backlog drains')
+  t.match(cli.stdout, /s\s+backlog\s+8800/)
+  t.match(cli.stdout, /draining \[#*\.*\] 10\.2% 1000\/9800 at 1000 records\/s/, 'a progress bar while the backlog drains')
   const metrics = await (await fetch(`http://127.0.0.1:${agent.statusPort}/metrics`)).text()
   t.match(metrics, /tributary_agent_records_stored_total\{stream="s"\} 10000/)
   t.match(metrics, /tributary_agent_backlog_records\{stream="s"\} \d+/)

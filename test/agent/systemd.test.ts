@@ -19,6 +19,8 @@ import { renderUnit } from '../../agent/install.js'
 import { startAgent } from '../../agent/agent.js'
 import { validateAgentConfig } from '../../agent/config.js'
 import { startWatchdog, type Notifier } from '../../agent/systemd.js'
+import { manualClock } from '../../agent/clock.js'
+import { loadCodec } from '../../hardware/index.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p))
@@ -165,36 +167,44 @@ t.test('SIGTERM commits every line read before it, in order, and exits well with
 
 t.test('the watchdog is withheld while a store waits on a wedged outbox, and resumes when it moves', async (t) => {
   const dir = tempDir(t)
+  // The watchdog's time is the test's: it ticks every 200 ms of this clock and judges waits by it.
+  const clock = manualClock()
   const agent = await startAgent(validateAgentConfig({
     device: 'edge-wedge', relay: { url: `mqtt://127.0.0.1:${await freePort()}` }, outbox: { path: join(dir, 'outbox.db') },
     status: { port: 0 }, streams: { s: {} }, sources: [{ type: 'put-api', port: 0 }],
-  }), { log: () => {} })
+  }), { log: () => {}, codec: loadCodec(process.env), clock })
   t.teardown(() => agent.stop())
   const sent: string[] = []
   const logged: string[] = []
   const notifier: Notifier = { implementation: 'native', send: (m) => sent.push(m) }
-  const stop = startWatchdog(notifier, 400, agent.progress, (e) => logged.push(e), () => 'ok')
+  const stop = startWatchdog(notifier, 400, agent.progress, (e) => logged.push(e), () => 'ok', clock)
   t.teardown(stop)
+  const fed = () => sent.filter((m) => m.startsWith('WATCHDOG=1')).length
   // Idle, with the relay unreachable: nothing waits, the outbox holds whatever comes; no reason to restart.
-  await sleep(500)
-  t.ok(sent.filter((m) => m.startsWith('WATCHDOG=1')).length >= 1, 'fed while idle, even with the relay away')
+  clock.advance(200)
+  t.equal(fed(), 1, 'fed while idle, even with the relay away')
   t.equal((await putRecords(agent.putApiPort!, 's', [{ key: 'k', data: 'one' }])).status, 200)
-  await sleep(500)
-  t.ok(sent.filter((m) => m.startsWith('WATCHDOG=1')).length >= 2, 'fed while stores commit')
+  clock.advance(200)
+  t.equal(fed(), 2, 'fed while stores commit')
   // Wedge the outbox: commits stop completing (as on a hung disk).
   const enqueue = agent.outbox.enqueue.bind(agent.outbox)
   let release: () => void = () => {}
+  let entered: () => void = () => {}
   const gate = new Promise<void>((r) => { release = r })
-  agent.outbox.enqueue = (rows) => gate.then(() => enqueue(rows))
+  const waiting = new Promise<void>((r) => { entered = r })
+  agent.outbox.enqueue = (rows) => { entered(); return gate.then(() => enqueue(rows)) }
   const pending = putRecords(agent.putApiPort!, 's', [{ key: 'k', data: 'two' }])
-  await sleep(400)
+  await waiting
+  // A store may wait up to half the interval (200 ms) and the watchdog is still fed; past that, not.
+  clock.advance(200)
+  t.equal(fed(), 3, 'fed while the wait is within half the interval')
   const before = sent.length
-  await sleep(800)
+  clock.advance(1000)
   t.equal(sent.length, before, 'no WATCHDOG=1 while a store waits')
   t.ok(logged.includes('watchdog_withheld'), 'and the agent says why')
   release()
   t.equal((await pending).status, 200, 'the waiting record is stored once the outbox moves')
-  await sleep(500)
+  clock.advance(200)
   t.ok(sent.length > before, 'fed again')
   t.ok(logged.includes('watchdog_resumed'))
 })

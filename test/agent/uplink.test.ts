@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import { spawn, execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { validateAgentConfig } from '../../agent/config.js'
-import { startAgent, type Agent } from '../../agent/agent.js'
+import { startAgent, type Agent, type AgentDeps } from '../../agent/agent.js'
+import { manualClock } from '../../agent/clock.js'
+import { loadCodec } from '../../hardware/index.js'
 import { freePort, spawnRelay, testRelay } from '../helpers/relay.js'
 import { readStream } from '../helpers/kinesis.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -23,14 +25,14 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
   }
 }
 
-async function agentFor(t: Tap, dir: string, url: string, extra: Record<string, unknown> = {}): Promise<Agent> {
+async function agentFor(t: Tap, dir: string, url: string, extra: Record<string, unknown> = {}, deps: Partial<AgentDeps> = {}): Promise<Agent> {
   const config = validateAgentConfig({
     device: 'edge-up', relay: { url, ...(extra.relay as object ?? {}) },
     outbox: { path: join(dir, 'outbox.db'), commitIntervalMs: 5 },
     uplink: { backoffInitialMs: 50, backoffMaxMs: 500, ...(extra.uplink as object ?? {}) },
     status: { port: 0 }, streams: { s: {} }, sources: [{ type: 'put-api', port: 0 }],
   })
-  const agent = await startAgent(config, { log: () => {} })
+  const agent = await startAgent(config, { log: () => {}, codec: loadCodec(process.env), ...deps })
   t.teardown(() => agent.stop())
   return agent
 }
@@ -62,19 +64,31 @@ t.test('a relay at its disk cap refuses batches; the agent keeps the data, says 
   const args = (cap: number) => ['--data-dir', join(dir, 'relay'), '--mqtt-host', '127.0.0.1', '--mqtt-port', String(mqttPort), '--http-port', '0', '--allow-anonymous', '--max-data-bytes', String(cap)]
   let relay = await spawnRelay(args(2048))
   t.teardown(() => { relay.process.kill('SIGKILL') })
-  const agent = await agentFor(t, join(dir, 'agent'), `mqtt://127.0.0.1:${mqttPort}`, { uplink: { batchRecords: 10 } })
+  // The uplink's time is the test's: no retry happens until the clock is moved, and with no jitter
+  // each retry waits exactly half its backoff step (50, 100, 200, 400, then the 500 ms cap).
+  const clock = manualClock({ wallMs: Date.now() })
+  const agent = await agentFor(t, join(dir, 'agent'), `mqtt://127.0.0.1:${mqttPort}`, { uplink: { batchRecords: 10 } }, { clock, random: () => 0 })
+  const link = agent.uplink.stats
   for (let i = 0; i < 20; i++) await put(agent, 's', Array.from({ length: 10 }, (_, j) => ({ key: `k${j}`, data: `r${i * 10 + j}`.padEnd(100, '.') })))
-  await until('the relay says it is full', () => (agent.uplink.stats.lastError ?? '').includes('STORAGE_FULL'))
-  await sleep(1000)
+  await until('the relay says it is full', () => (link.lastError ?? '').includes('STORAGE_FULL'))
+  await until('the uplink waits to retry', () => link.state === 'backoff')
   t.ok(agent.outbox.backlog() > 0, `the agent keeps what the relay could not take (${agent.outbox.backlog()} records)`)
-  t.ok(agent.uplink.stats.reconnects >= 1, 'it backs off and retries')
-  const reconnectsBefore = agent.uplink.stats.reconnects
-  await sleep(1000)
-  t.ok(agent.uplink.stats.reconnects - reconnectsBefore < 10, 'backoff keeps retries slow')
+  t.ok(link.reconnects >= 1, 'it backs off and retries')
+  // Every attempt is accepted (CONNACK) and then refused: only a PUBACK resets the backoff, so the
+  // waits keep growing to the cap instead of looping at the first step.
+  for (const wait of [25, 50, 100, 200, 250, 250]) {
+    const reconnects = link.reconnects
+    clock.advance(wait - 1)
+    t.equal(link.state, 'backoff', `no retry before its ${wait} ms`)
+    clock.advance(1)
+    t.equal(link.state, 'connecting', `the retry after ${wait} ms`)
+    await until('the relay refuses again', () => link.reconnects === reconnects + 1 && link.state === 'backoff')
+  }
+  t.ok((link.lastError ?? '').includes('STORAGE_FULL'), 'each retry was refused for the same reason')
   relay.process.kill('SIGTERM')
   await relay.exited
   relay = await spawnRelay(args(0))
-  await until('everything is delivered', () => agent.outbox.backlog() === 0, 30_000)
+  await until('everything is delivered', () => { clock.advance(250); return agent.outbox.backlog() === 0 }, 30_000)
   const stored = await readStream(relay.endpoint, 's')
   t.equal(stored.length, 200, 'every record arrived')
   t.equal(new Set(stored.map((r) => r.data)).size, 200, 'none twice')

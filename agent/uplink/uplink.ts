@@ -1,17 +1,19 @@
 /**
- * The uplink: mqtt.js as a pure transport (nothing queued while offline; the outbox is the only
- * queue). It forms batches from the outbox, keeps a bounded window of QoS 1 publishes in flight,
- * deletes records only on PUBACK, dead-letters what the relay rejects, reconnects with jittered
- * exponential backoff, and drains a backlog at a configurable rate cap.
+ * The uplink: an MQTT connection as a pure transport (nothing queued while offline; the outbox is
+ * the only queue). It forms batches from the outbox, keeps a bounded window of QoS 1 publishes in
+ * flight, deletes records only on PUBACK, dead-letters what the relay rejects, reconnects with
+ * jittered exponential backoff, and drains a backlog at a configurable rate cap.
  */
-import { readFileSync } from 'node:fs'
-import mqtt, { type MqttClient } from 'mqtt'
-import { codec } from '../hardware/index.js'
-import { topics } from '../shared/topics.js'
-import type { RelayToDeviceMessage, DeviceStatus } from '../shared/messages.js'
-import type { AgentConfig } from './config.js'
-import type { Clock } from './clock.js'
-import type { FormedBatch, Outbox } from './outbox/index.js'
+import type { Codec } from '../../hardware/index.js'
+import { topics } from '../../shared/topics.js'
+import type { RelayToDeviceMessage, DeviceStatus } from '../../shared/messages.js'
+import type { AgentConfig } from '../config.js'
+import type { Clock } from '../clock.js'
+import type { LogFn } from '../log.js'
+import type { FormedBatch, Outbox } from '../outbox/index.js'
+import { Backoff } from './backoff.js'
+import { DrainBudget } from './drain-budget.js'
+import type { Transport, UplinkClient } from './transport.js'
 
 export type LinkState = 'connecting' | 'connected' | 'backoff' | 'stopped'
 
@@ -26,30 +28,53 @@ export interface UplinkStats {
   reconnects: number
 }
 
+export interface UplinkDeps {
+  config: AgentConfig
+  outbox: Outbox
+  clock: Clock
+  log: LogFn
+  /** Opens each connection to the relay. */
+  transport: Transport
+  /** The status document published retained on the device's status topic. */
+  status: () => DeviceStatus
+  codec: Pick<Codec, 'encodeBatch'>
+  /** The jitter's source (0 ≤ x < 1). */
+  random?: () => number
+}
+
+/** How long a batch that could not be formed waits before the next try. */
+const PUMP_RETRY_MS = 1000
+/** How long a stop waits for the goodbye to reach a connected relay (real time: it bounds socket I/O). */
+const GOODBYE_MS = 500
+
 export class Uplink {
   private readonly config: AgentConfig
   private readonly outbox: Outbox
   private readonly clock: Clock
-  private readonly log: (event: string, fields?: Record<string, unknown>) => void
-  private client: MqttClient | null = null
+  private readonly log: LogFn
+  private readonly transport: Transport
+  private readonly statusDocument: () => DeviceStatus
+  private readonly codec: Pick<Codec, 'encodeBatch'>
+  private readonly backoff: Backoff
+  private readonly budget: DrainBudget
+  private client: UplinkClient | null = null
   private readonly inFlight = new Map<number, FormedBatch>()
-  private attempt = 0
-  private reconnectTimer: NodeJS.Timeout | null = null
+  private cancelReconnect: (() => void) | null = null
+  private cancelPump: (() => void) | null = null
   private stopped = false
-  private tokens: number
-  private lastRefill: number
-  private pumpTimer: NodeJS.Timeout | null = null
   readonly stats: UplinkStats = { state: 'connecting', lastPubackWallMs: 0, lastError: null, inFlight: 0, batchesSent: 0, batchesAcked: 0, recordsAcked: 0, reconnects: 0 }
-  /** Returns the status document published retained on the device's status topic. */
-  statusDocument: () => DeviceStatus = () => ({ device: this.config.device, online: true, at: new Date(this.clock.wallMs()).toISOString() })
 
-  constructor(config: AgentConfig, outbox: Outbox, clock: Clock, log: Uplink['log']) {
+  constructor(deps: UplinkDeps) {
+    const { config, outbox, clock } = deps
     this.config = config
     this.outbox = outbox
     this.clock = clock
-    this.log = log
-    this.tokens = config.uplink.batchRecords
-    this.lastRefill = clock.monoMs()
+    this.log = deps.log
+    this.transport = deps.transport
+    this.statusDocument = deps.status
+    this.codec = deps.codec
+    this.backoff = new Backoff(config.uplink.backoffInitialMs, config.uplink.backoffMaxMs, deps.random)
+    this.budget = new DrainBudget(config.uplink.drainRatePerSecond, config.uplink.batchRecords, clock)
     // Not inside the outbox's commit: the pump runs on its own turn, where its errors are its own.
     outbox.on('stored', () => setImmediate(() => this.pump()))
   }
@@ -73,17 +98,14 @@ export class Uplink {
 
   private open(): void {
     const r = this.config.relay
-    const client = mqtt.connect(r.url, {
+    const client = this.transport({
       clientId: this.config.device,
-      username: r.username || undefined,
-      password: r.password || undefined,
       protocolVersion: 4,
       clean: true,
       keepalive: r.keepaliveSeconds,
       reconnectPeriod: 0, // reconnects are ours, with backoff and jitter
       connectTimeout: 10_000,
       queueQoSZero: false,
-      ca: r.ca ? readFileSync(r.ca) : undefined,
       will: { topic: topics.status(this.config.device), payload: Buffer.from(JSON.stringify({ device: this.config.device, online: false, at: new Date(this.clock.wallMs()).toISOString() })), qos: 1, retain: true },
     })
     this.client = client
@@ -98,8 +120,8 @@ export class Uplink {
       this.publishStatus()
       this.pump()
     })
-    client.on('message', (_topic, payload) => this.onRelayMessage(payload))
-    client.on('error', (err) => {
+    client.on('message', (_topic: string, payload: Buffer) => this.onRelayMessage(payload))
+    client.on('error', (err: Error) => {
       this.stats.lastError = err.message
       this.log('uplink_error', { error: err.message })
     })
@@ -116,13 +138,10 @@ export class Uplink {
   }
 
   private scheduleReconnect(): void {
-    if (this.stopped || this.reconnectTimer) return
+    if (this.stopped || this.cancelReconnect) return
     this.stats.state = 'backoff'
     this.stats.reconnects++
-    const base = Math.min(this.config.uplink.backoffMaxMs, this.config.uplink.backoffInitialMs * 2 ** Math.min(this.attempt, 20))
-    const delay = base / 2 + Math.random() * (base / 2) // "equal jitter"
-    this.attempt++
-    this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect() }, delay)
+    this.cancelReconnect = this.clock.after(this.backoff.next(), () => { this.cancelReconnect = null; this.connect() })
   }
 
   private onRelayMessage(payload: Buffer): void {
@@ -168,41 +187,39 @@ export class Uplink {
       // The outbox could not form or read a batch (full, failing disk): report it, retry soon.
       this.stats.lastError = `could not form a batch: ${(err as Error).message}`
       this.log('pump_failed', { error: (err as Error).message })
-      if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = null; this.pump() }, 1000)
+      this.pumpLater(PUMP_RETRY_MS)
     }
+  }
+
+  private pumpLater(ms: number): void {
+    if (!this.cancelPump) this.cancelPump = this.clock.after(ms, () => { this.cancelPump = null; this.pump() })
   }
 
   private fill(): void {
     const client = this.client
     if (!client || !client.connected || this.stopped) return
     const { maxInflight } = this.config.relay
-    const { batchRecords, batchBytes, drainRatePerSecond } = this.config.uplink
+    const { batchRecords, batchBytes } = this.config.uplink
     for (const batch of this.outbox.formedBatches()) {
       if (this.inFlight.size >= maxInflight) return
       if (!this.inFlight.has(batch.seq)) this.send(client, batch)
     }
     while (this.inFlight.size < maxInflight) {
-      if (drainRatePerSecond > 0) {
-        // A token bucket that may go into debt: batches stay whole, and the average rate holds.
-        const now = this.clock.monoMs()
-        this.tokens = Math.min(Math.max(batchRecords, drainRatePerSecond), this.tokens + ((now - this.lastRefill) / 1000) * drainRatePerSecond)
-        this.lastRefill = now
-        if (this.tokens <= 0) {
-          const wait = Math.ceil((-this.tokens + 1) / drainRatePerSecond * 1000)
-          if (!this.pumpTimer) this.pumpTimer = setTimeout(() => { this.pumpTimer = null; this.pump() }, wait)
-          return
-        }
+      const wait = this.budget.waitMs()
+      if (wait > 0) {
+        this.pumpLater(wait)
+        return
       }
       const batch = this.outbox.formBatch(batchRecords, batchBytes)
       if (!batch) return
-      if (drainRatePerSecond > 0) this.tokens -= batch.count
+      this.budget.spend(batch.count)
       this.send(client, batch)
     }
   }
 
-  private send(client: MqttClient, batch: FormedBatch): void {
+  private send(client: UplinkClient, batch: FormedBatch): void {
     const rows = this.outbox.rows(batch)
-    const frame = codec.encodeBatch({
+    const frame = this.codec.encodeBatch({
       epoch: this.outbox.epoch,
       sequence: batch.seq,
       records: rows.map((r) => ({
@@ -217,7 +234,7 @@ export class Uplink {
       if (this.client !== client || !this.inFlight.has(batch.seq)) return
       if (err) return // the connection is going; the batch is resent after reconnecting
       this.inFlight.delete(batch.seq)
-      this.attempt = 0
+      this.backoff.reset()
       this.stats.inFlight = this.inFlight.size
       this.stats.batchesAcked++
       this.stats.recordsAcked += batch.count
@@ -236,8 +253,8 @@ export class Uplink {
   async stop(): Promise<void> {
     this.stopped = true
     this.stats.state = 'stopped'
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
-    if (this.pumpTimer) clearTimeout(this.pumpTimer)
+    this.cancelReconnect?.()
+    this.cancelPump?.()
     const client = this.client
     this.client = null
     if (client) {
@@ -247,7 +264,7 @@ export class Uplink {
       const ended = client.endAsync(false).catch(() => {})
       // A relay that is going away may never answer: wait a moment for the goodbye, no longer.
       let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, client.connected ? 500 : 0) })
+      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, client.connected ? GOODBYE_MS : 0) })
       await Promise.race([ended, timeout])
       clearTimeout(timer)
       client.end(true)
