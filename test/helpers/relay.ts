@@ -4,16 +4,39 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import type { Test } from 'tap'
 import { resolveRelayConfig, type RelayConfig } from '../../shared/config.js'
-import { startRelay, type Relay } from '../../relay/relay.js'
+import { startRelay, type Relay, type RelayDeps } from '../../relay/relay.js'
 import { tempDir } from './tmp.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}): Promise<Relay & { endpoint: string }> {
+/**
+ * An in-process relay. `deps.now` replaces its clock (iterators, paging tokens, throughput budgets,
+ * arrival times, retention): pass a `manualClock()`'s `now` so an outcome that depends on elapsed time
+ * does not depend on how fast the machine is.
+ */
+export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}, deps: RelayDeps = {}): Promise<Relay & { endpoint: string }> {
   const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, ...settings })
-  const relay = await startRelay(config, () => {})
+  const relay = await startRelay(config, () => {}, deps)
   t.teardown(() => relay.close())
   return Object.assign(relay, { endpoint: `http://127.0.0.1:${relay.httpPort}` })
+}
+
+/** A millisecond clock that moves only when the test moves it. */
+export interface ManualClock {
+  now: () => number
+  advance(ms: number): void
+}
+
+/** Starts at `startMs` (by default the real time when it is made, so timestamps look ordinary). */
+export function manualClock(startMs = Date.now()): ManualClock {
+  let ms = startMs
+  return {
+    now: () => ms,
+    advance: (by) => {
+      if (!(by >= 0)) throw new RangeError(`a clock only moves forward (asked for ${by} ms)`)
+      ms += by
+    },
+  }
 }
 
 export interface ChildRelay {

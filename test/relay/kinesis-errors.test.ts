@@ -11,7 +11,7 @@ import {
   ListShardsCommand, PutRecordCommand, type KinesisClientConfig,
 } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 import { encodeSequence } from '../../relay/sequence.js'
 
 const AMZ_JSON = 'application/x-amz-json-1.1'
@@ -62,7 +62,9 @@ const violation = (value: string, member: string, constraint: string) => `Value 
 // One relay for the HTTP cases, with a stream of known records that every case must leave intact.
 // ---------------------------------------------------------------------------------------------
 
-const relay = await testRelay(t)
+// Its clock is the test's (on a whole second), so the times it reports are known exactly.
+const clock = manualClock(Math.floor(Date.now() / 1000) * 1000)
+const relay = await testRelay(t, {}, { now: clock.now })
 const E = relay.endpoint
 
 /** Streams that exist; no bad request may add or remove one. */
@@ -404,12 +406,19 @@ t.test('an unknown ShardIteratorType is a ValidationException listing the allowe
 })
 
 t.test('AT_TIMESTAMP in the future or without a Timestamp is an InvalidArgumentException', async (t) => {
-  const future = Math.round(Date.now() / 1000) + 3600
+  const future = Math.round(clock.now() / 1000) + 3600
   const r = await call(E, 'GetShardIterator', { StreamName: 'good', ShardId: 'shardId-000000000000', ShardIteratorType: 'AT_TIMESTAMP', Timestamp: future })
   isError(t, r, 'InvalidArgumentException',
     new RegExp(`^The timestampInMillis parameter cannot be greater than the currentTimestampInMillis\\. timestampInMillis: ${future * 1000}, currentTimestampInMillis: \\d{13}$`))
   const now = Number(/currentTimestampInMillis: (\d+)$/.exec(r.json?.message ?? '')?.[1])
-  t.ok(Math.abs(now - Date.now()) < 60_000, 'the current time it reports is the relay clock')
+  t.equal(now, clock.now(), 'the current time it reports is the relay clock')
+  const iterator = (Timestamp: number) => call(E, 'GetShardIterator', { StreamName: 'good', ShardId: 'shardId-000000000000', ShardIteratorType: 'AT_TIMESTAMP', Timestamp })
+  t.equal((await iterator(clock.now() / 1000)).status, 200, 'the present moment is not in the future')
+  isError(t, await iterator(clock.now() / 1000 + 1), 'InvalidArgumentException',
+    `The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: ${clock.now() + 1000}, currentTimestampInMillis: ${clock.now()}`)
+  const oneSecondAhead = clock.now() / 1000 + 1
+  clock.advance(1000)
+  t.equal((await iterator(oneSecondAhead)).status, 200, 'a second later, that time is the present')
   isError(t, await call(E, 'GetShardIterator', { StreamName: 'good', ShardId: 'shardId-000000000000', ShardIteratorType: 'AT_TIMESTAMP' }),
     'InvalidArgumentException', 'Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.')
   isError(t, await call(E, 'GetShardIterator', { StreamName: 'good', ShardId: 'shardId-000000000000', ShardIteratorType: 'AT_TIMESTAMP', Timestamp: 'yesterday' }),

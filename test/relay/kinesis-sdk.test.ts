@@ -10,7 +10,7 @@ import {
   type Shard,
 } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 
 const md5Hash = (key: string) => BigInt('0x' + createHash('md5').update(key, 'utf8').digest('hex'))
 
@@ -92,7 +92,9 @@ for (const handler of ['http2', 'http1.1'] as const) {
 }
 
 t.test('iterators of all five types position reads as Kinesis does', async (t) => {
-  const relay = await testRelay(t)
+  // Arrival times come from the test's clock: AT_TIMESTAMP falls between two records whatever the machine's speed.
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { now: clock.now })
   const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
   t.teardown(() => client.destroy())
   const StreamName = 'iters'
@@ -101,9 +103,9 @@ t.test('iterators of all five types position reads as Kinesis does', async (t) =
   const put = async (text: string) => client.send(new PutRecordCommand({ StreamName, PartitionKey: 'k', Data: Buffer.from(text) }))
   const first = await put('one')
   const second = await put('two')
-  await new Promise((r) => setTimeout(r, 30))
-  const between = new Date()
-  await new Promise((r) => setTimeout(r, 30))
+  clock.advance(1000)
+  const between = new Date(clock.now())
+  clock.advance(1000)
   await put('three')
   const latest = (await client.send(new GetShardIteratorCommand({ StreamName, ShardId, ShardIteratorType: 'LATEST' }))).ShardIterator
   await put('four')
@@ -124,6 +126,7 @@ t.test('iterators of all five types position reads as Kinesis does', async (t) =
   t.same(await read({ ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: start }), ['one', 'two', 'three', 'four'])
   const page = await client.send(new GetRecordsCommand({ ShardIterator: latest }))
   t.same((page.Records ?? []).map((r) => Buffer.from(r.Data!).toString()), ['four'], 'LATEST yields only what was written after it')
-  const empty = await read({ ShardIteratorType: 'AT_TIMESTAMP', Timestamp: new Date() })
+  clock.advance(1000)
+  const empty = await read({ ShardIteratorType: 'AT_TIMESTAMP', Timestamp: new Date(clock.now()) })
   t.same(empty, [], 'AT_TIMESTAMP past the last record yields nothing yet')
 })

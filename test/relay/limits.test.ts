@@ -1,6 +1,8 @@
 /**
  * Throughput limits (off by default, switched on per stream by a tag), retention periods,
  * DescribeLimits and UpdateStreamMode, through the AWS SDK with AWS's types and wording.
+ * Budgets and windows run on a manual clock: time passes only where a test says it does, so a slow
+ * machine cannot refill a budget between two calls.
  */
 import t from 'tap'
 import {
@@ -8,13 +10,14 @@ import {
   AddTagsToStreamCommand, RemoveTagsFromStreamCommand, IncreaseStreamRetentionPeriodCommand, DecreaseStreamRetentionPeriodCommand,
   DescribeStreamSummaryCommand, DescribeLimitsCommand, UpdateStreamModeCommand, UpdateShardCountCommand, ListShardsCommand, SplitShardCommand, MergeShardsCommand,
 } from '@aws-sdk/client-kinesis'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 
 const sdk = (endpoint: string) => new KinesisClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1 })
 const LIMITS = 'tributary:throughput-limits'
 
 t.test('throughput limits are off by default, and switched on per stream answer as Kinesis does', async (t) => {
-  const relay = await testRelay(t)
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { now: clock.now })
   const client = sdk(relay.endpoint)
   t.teardown(() => client.destroy())
   const StreamName = 'metered'
@@ -25,7 +28,7 @@ t.test('throughput limits are off by default, and switched on per stream answer 
   t.equal(free.FailedRecordCount, 0, 'off by default: nothing is refused')
 
   await client.send(new AddTagsToStreamCommand({ StreamName, Tags: { [LIMITS]: 'on' } }))
-  await new Promise((r) => setTimeout(r, 1100)) // a full second's budget
+  clock.advance(1100) // a full second's budget
   const metered = await client.send(new PutRecordsCommand({ StreamName, Records: big }))
   const allowed = Math.floor((1024 * 1024) / 4001)
   t.equal(metered.FailedRecordCount, 500 - allowed, 'records past 1 MiB/s per shard fail')
@@ -37,6 +40,7 @@ t.test('throughput limits are off by default, and switched on per stream answer 
   await t.rejects(client.send(new PutRecordCommand({ StreamName, PartitionKey: 'k', Data: Buffer.alloc(900_000) })), {
     name: 'ProvisionedThroughputExceededException', message: `Rate exceeded for shard shardId-000000000000 in stream ${StreamName} under account 000000000000.`,
   }, 'PutRecord over the limit is refused whole')
+  await t.rejects(client.send(new PutRecordCommand({ StreamName, PartitionKey: 'k', Data: Buffer.alloc(1000) })), { name: 'ProvisionedThroughputExceededException' }, 'and so is a small one while no time has passed to refill the budget')
 
   // Reads: at most 5 GetRecords calls a second per shard; the sixth in quick succession is refused.
   const { ShardIterator } = await client.send(new GetShardIteratorCommand({ StreamName, ShardId: 'shardId-000000000000', ShardIteratorType: 'LATEST' }))
@@ -46,16 +50,28 @@ t.test('throughput limits are off by default, and switched on per stream answer 
   }
   t.ok(outcomes.includes('ProvisionedThroughputExceededException'), 'ten quick reads of one shard meet the 5 calls/s limit')
   t.equal(outcomes.slice(0, 5).filter((o) => o === 'ok').length, 5, 'the first five get through')
+  t.same(outcomes.slice(5), Array(5).fill('ProvisionedThroughputExceededException'), 'and, with no time passing, none of the other five')
+  clock.advance(200)
+  t.ok(await client.send(new GetRecordsCommand({ ShardIterator, Limit: 1 })), 'a fifth of a second later one more call gets through')
+  await t.rejects(client.send(new GetRecordsCommand({ ShardIterator, Limit: 1 })), { name: 'ProvisionedThroughputExceededException' }, 'but only one')
 
   // A reader that fetches more than 2 MiB at once is held back until the budget refills.
-  await new Promise((r) => setTimeout(r, 1100))
+  clock.advance(1100)
   const { ShardIterator: fromStart } = await client.send(new GetShardIteratorCommand({ StreamName, ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }))
   const page = await client.send(new GetRecordsCommand({ ShardIterator: fromStart }))
   t.ok(page.Records!.length > 500, 'one large read is served')
   await t.rejects(client.send(new GetRecordsCommand({ ShardIterator: page.NextShardIterator })), { name: 'ProvisionedThroughputExceededException' }, 'and the next waits for the 2 MiB/s budget')
+  // The read overdrew the budget by what it fetched past 2 MiB; it refills at 2 MiB a second.
+  const fetched = page.Records!.reduce((n, r) => n + r.Data!.length, 0)
+  const overdrawnMs = ((fetched - 2 * 1024 * 1024) / (2 * 1024 * 1024)) * 1000
+  t.ok(overdrawnMs > 100, `the read overdrew the budget (${fetched} bytes fetched)`)
+  clock.advance(Math.floor(overdrawnMs) - 50)
+  await t.rejects(client.send(new GetRecordsCommand({ ShardIterator: page.NextShardIterator })), { name: 'ProvisionedThroughputExceededException' }, 'still held back just before the overdraft is repaid')
+  clock.advance(100)
+  t.same((await client.send(new GetRecordsCommand({ ShardIterator: page.NextShardIterator }))).Records, [], 'and served once it is')
 
   // Retry logic works: after a pause the same writes go through.
-  await new Promise((r) => setTimeout(r, 1100))
+  clock.advance(1100)
   t.ok((await client.send(new PutRecordCommand({ StreamName, PartitionKey: 'k', Data: Buffer.alloc(1000) }))).SequenceNumber, 'after a pause a retry succeeds')
 
   await client.send(new RemoveTagsFromStreamCommand({ StreamName, TagKeys: [LIMITS] }))
@@ -116,7 +132,8 @@ t.test('DescribeLimits counts open shards; UpdateStreamMode switches capacity mo
 })
 
 t.test('UpdateShardCount runs at most ten times per stream in a rolling 24 hours', async (t) => {
-  const relay = await testRelay(t)
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { now: clock.now })
   const client = sdk(relay.endpoint)
   t.teardown(() => client.destroy())
   await client.send(new CreateStreamCommand({ StreamName: 'busy', ShardCount: 2 }))
@@ -129,4 +146,10 @@ t.test('UpdateShardCount runs at most ten times per stream in a rolling 24 hours
   const open = (await client.send(new ListShardsCommand({ StreamName: 'busy', ShardFilter: { Type: 'AT_LATEST' } }))).Shards!
   await client.send(new SplitShardCommand({ StreamName: 'busy', ShardToSplit: open[0]!.ShardId, NewStartingHashKey: '1000000' }))
   t.equal((await client.send(new ListShardsCommand({ StreamName: 'busy', ShardFilter: { Type: 'AT_LATEST' } }))).Shards!.length, open.length + 1, 'SplitShard is not counted against it')
+
+  // The window rolls: just short of a day after the first scaling the stream is still refused, a day after it scales again.
+  clock.advance(24 * 3600 * 1000 - 1000)
+  await t.rejects(client.send(new UpdateShardCountCommand({ StreamName: 'busy', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), { name: 'LimitExceededException' }, 'not yet a day later')
+  clock.advance(1000)
+  t.match(await client.send(new UpdateShardCountCommand({ StreamName: 'busy', TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' })), { TargetShardCount: 4 }, 'a day later, the oldest scaling has left the window')
 })

@@ -7,31 +7,32 @@ import t from 'tap'
 import { join } from 'node:path'
 import { existsSync, readdirSync } from 'node:fs'
 import { KinesisClient, CreateStreamCommand, ListShardsCommand, ListStreamsCommand, SplitShardCommand, MergeShardsCommand, type ListShardsCommandInput } from '@aws-sdk/client-kinesis'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
-import { FileLogStore } from '../../relay/log/filelog.js'
+import { openLogStore } from '../../relay/log/index.js'
 import { Streams } from '../../relay/streams.js'
 
 const id = (i: number) => `shardId-${String(i).padStart(12, '0')}`
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 t.test('ListShards pages and filters a resharded stream as Kinesis does', async (t) => {
-  const relay = await testRelay(t)
+  // The shard map's times come from the test's clock: each filter time lies between two changes whatever the machine's speed.
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { now: clock.now })
   const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
   t.teardown(() => client.destroy())
   const StreamName = 'filters'
   await client.send(new CreateStreamCommand({ StreamName, ShardCount: 4 }))
-  await sleep(20)
-  const beforeSplit = new Date()
-  await sleep(20)
+  clock.advance(1000)
+  const beforeSplit = new Date(clock.now())
+  clock.advance(1000)
   await client.send(new SplitShardCommand({ StreamName, ShardToSplit: id(0), NewStartingHashKey: (1n << 124n).toString() }))
-  await sleep(20)
-  const between = new Date()
-  await sleep(20)
+  clock.advance(1000)
+  const between = new Date(clock.now())
+  clock.advance(1000)
   await client.send(new MergeShardsCommand({ StreamName, ShardToMerge: id(2), AdjacentShardToMerge: id(3) }))
-  await sleep(20)
-  const afterMerge = new Date()
+  clock.advance(1000)
+  const afterMerge = new Date(clock.now())
 
   const ids = async (input: Omit<ListShardsCommandInput, 'StreamName'>) => (await client.send(new ListShardsCommand({ StreamName, ...input }))).Shards!.map((s) => s.ShardId)
   t.same(await ids({}), [0, 1, 2, 3, 4, 5, 6].map(id), 'all shards, open and closed, by default')
@@ -74,7 +75,8 @@ t.test('a closed shard leaves listings, and the disk, once its records are past 
   const dir_ = tempDir(t)
   let now = Date.now()
   const meta = new SqliteMetadataStore(join(dir_, 'meta.db'))
-  const logs = new FileLogStore({ root: join(dir_, 'streams') })
+  // One clock for the shard map and the records' arrival times.
+  const logs = openLogStore({ root: join(dir_, 'streams'), now: () => now })
   t.teardown(async () => { await logs.close(); await meta.close() })
   const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24, now: () => now })
   await streams.init()
@@ -100,7 +102,7 @@ t.test('closed shards that never held a record leave the disk too, and stay gone
   let now = Date.now()
   const open = async () => {
     const meta = new SqliteMetadataStore(join(dir_, 'meta.db'))
-    const logs = new FileLogStore({ root: join(dir_, 'streams') })
+    const logs = openLogStore({ root: join(dir_, 'streams'), now: () => now })
     const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24, now: () => now })
     await streams.init()
     return { streams, close: async () => { await logs.close(); await meta.close() } }
