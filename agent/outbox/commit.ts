@@ -13,7 +13,8 @@ import type { Ledger, LedgerState } from './ledger.js'
 import type { Policy } from './policy.js'
 import type { Records } from './records.js'
 import type { Store } from './store.js'
-import { frameBytes, type OutboxInput, type OutboxLog } from './types.js'
+import type { LogFn } from '../log.js'
+import { frameBytes, type OutboxInput } from './types.js'
 
 /** How many times a commit is retried after making room at the file cap. */
 const ROOM_ATTEMPTS = 3
@@ -31,7 +32,7 @@ export interface GroupCommitOptions {
   clock: Clock
   /** The outbox clock, stored with each record and persisted with each commit. */
   monoNow: () => number
-  log: OutboxLog
+  log: LogFn
   /** After each commit: how many records were stored and how many batches acknowledged. */
   committed: (stored: number, acked: number) => void
 }

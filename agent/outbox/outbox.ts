@@ -23,7 +23,8 @@ import { Policy } from './policy.js'
 import { Records } from './records.js'
 import { outboxStats, type OutboxStats } from './stats.js'
 import { Store } from './store.js'
-import type { Alarm, BatchRow, DeadLetter, FormedBatch, OutboxInput, OutboxLog, OutboxOptions, Refusal } from './types.js'
+import type { LogFn } from '../log.js'
+import type { Alarm, BatchRow, DeadLetter, FormedBatch, OutboxInput, OutboxOptions, Refusal } from './types.js'
 
 /**
  * Events: 'stored' (records committed), 'acked' (batches deleted), 'dropped' (stream, reason, n) and
@@ -43,7 +44,7 @@ export class Outbox extends EventEmitter {
   private readonly dead: DeadLetters
   private readonly batches: Batches
   private readonly committer: GroupCommit
-  private readonly log: OutboxLog
+  private readonly log: LogFn
   private closed = false
 
   constructor(options: OutboxOptions) {

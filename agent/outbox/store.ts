@@ -9,14 +9,12 @@ import { randomBytes } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { Clock } from '../clock.js'
 import { migrate } from './migrations.js'
-import type { Alarm, OutboxLog } from './types.js'
+import type { LogFn } from '../log.js'
+import type { Alarm, OutboxOptions } from './types.js'
 
-export interface StoreOptions {
-  path: string
-  maxBytes: number
-  synchronous: 'FULL' | 'NORMAL'
+export interface StoreOptions extends Pick<OutboxOptions, 'path' | 'maxBytes' | 'synchronous'> {
   clock: Clock
-  log: OutboxLog
+  log: LogFn
 }
 
 export class Store {

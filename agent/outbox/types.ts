@@ -1,7 +1,10 @@
 /** The outbox's public shapes: what producers hand over, what the uplink sends, and the options. */
 import { RECORD_HEADER_SIZE, HASH_KEY_SIZE } from '../../shared/frame.js'
-import type { StreamPolicy } from '../config.js'
+import type { AgentConfig, StreamPolicy } from '../config.js'
 import type { Clock } from '../clock.js'
+import type { LogFn } from '../log.js'
+
+type OutboxConfig = AgentConfig['outbox']
 
 export interface OutboxInput {
   stream: string
@@ -33,17 +36,12 @@ export interface BatchRow {
   clockSynced: boolean
 }
 
-export type OutboxLog = (event: string, fields?: Record<string, unknown>) => void
 
-export interface OutboxOptions {
-  path: string
-  maxBytes: number
-  synchronous: 'FULL' | 'NORMAL'
-  commitIntervalMs: number
-  commitRows: number
+/** The config's outbox section, with the streams' policies and the boundaries passed in. */
+export interface OutboxOptions extends OutboxConfig {
   policies: Record<string, StreamPolicy>
   clock?: Clock
-  log?: OutboxLog
+  log?: LogFn
 }
 
 /** Why records left without being delivered; each is counted under its stream. */
