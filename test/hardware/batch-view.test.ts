@@ -3,17 +3,9 @@
  * the header identity that names a batch even when it cannot be scanned.
  */
 import t from 'tap'
-import { loadAddon, loadCodec, batchIdentity, u128BEToBigint, BatchView, type Codec } from '../../hardware/index.js'
+import { loadCodec, batchIdentity, u128BEToBigint, BatchView } from '../../hardware/index.js'
 import { HASH_KEY_SIZE, HEADER_SIZE, OFF_BATCH_SEQ, RECORD_HEADER_SIZE, RecordFlag, type Batch } from '../../shared/frame.js'
-
-let why = ''
-try { loadAddon() } catch (err) { why = (err as Error).message }
-const nativeSkip = process.env.TRIBUTARY_NATIVE === '0' ? 'TRIBUTARY_NATIVE=0' : why ? `the addon is not built: ${why}` : false
-
-const implementations: [string, () => Codec, string | false][] = [
-  ['the TypeScript fallback', () => loadCodec({ TRIBUTARY_NATIVE: '0' }), false],
-  ['the C addon', () => loadCodec({}, () => {}), nativeSkip],
-]
+import { implementations } from '../helpers/codecs.js'
 
 const batch: Batch = {
   epoch: 0xfeedface12345678n,

@@ -5,20 +5,11 @@
  */
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { BATCH_DATA_START, BatchView, loadAddon, loadCodec, type Addon, type Codec } from '../../hardware/index.js'
+import { BATCH_DATA_START, BatchView, loadCodec, type Codec } from '../../hardware/index.js'
 import * as js from '../../hardware/native/fallback.js'
 import { LOG_HEADER_SIZE } from '../../shared/logframe.js'
 import type { BatchRecord } from '../../shared/frame.js'
-
-let addon: Addon | null = null
-let why = ''
-try { addon = loadAddon() } catch (err) { why = (err as Error).message }
-const nativeSkip = process.env.TRIBUTARY_NATIVE === '0' ? 'TRIBUTARY_NATIVE=0' : addon ? false : `the addon is not built: ${why}`
-
-const implementations: [string, () => Codec, string | false][] = [
-  ['the TypeScript fallback', () => loadCodec({ TRIBUTARY_NATIVE: '0' }), false],
-  ['the C addon', () => loadCodec({}, () => {}), nativeSkip],
-]
+import { addon, implementations, nativeSkip } from '../helpers/codecs.js'
 
 /** A log region of `n` records with random keys and data sizes. */
 function logRegion(n: number, firstOffset = 0): Buffer {

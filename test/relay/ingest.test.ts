@@ -1,28 +1,29 @@
 /**
- * Ingest of device batches on its own (real shard logs and metadata, no broker): what a batch that
- * fails half-way leaves behind, and how its resend is completed without duplicates.
+ * Ingest on its own (real shard logs and metadata, no broker): what a device batch that fails
+ * half-way leaves behind and how its resend is completed without duplicates; how a batch that cannot
+ * be scanned is named; PutRecords appending where the API layer already routed.
  */
 import t, { type Test } from 'tap'
-import { join } from 'node:path'
 import { codec, type Codec } from '../../hardware/index.js'
 import { OFF_BATCH_SEQ } from '../../shared/frame.js'
 import { ErrorCode, StorageError } from '../../shared/errors.js'
-import { FileLogStore } from '../../relay/log/filelog.js'
-import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
-import { Streams } from '../../relay/streams.js'
 import { Ingest } from '../../relay/ingest.js'
 import { Router } from '../../relay/router.js'
-import { tempDir } from '../helpers/tmp.js'
+import { fileStreams } from '../helpers/streams.js'
+
+/** A stream of `shards` shards with an Ingest whose codec counts the keys it hashes. */
+async function oneStream(t: Test, name: string, shards: number) {
+  const { logs, streams } = await fileStreams(t)
+  const state = await streams.create(name, shards)
+  let hashed = 0
+  const counting: Codec = { ...codec, md5Many: (keys) => { hashed += keys.length; return codec.md5Many(keys) } }
+  const router = new Router(counting)
+  const ingest = new Ingest({ streams, logs, codec: counting, router, autoCreateStreams: false, autoCreateShardCount: 1, maxBatchRecords: 10_000, maxDataBytes: 0 })
+  return { logs, streams, state, router, ingest, hashed: () => hashed }
+}
 
 t.test('a batch whose append fails on one shard is completed, not duplicated, when the device resends it', async (t) => {
-  const dir = tempDir(t)
-  const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
-  const logs = new FileLogStore({ root: join(dir, 'streams') })
-  t.teardown(async () => { await logs.close(); await meta.close() })
-  const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24 })
-  await streams.init()
-  const state = await streams.create('half', 4)
-  const ingest = new Ingest({ streams, logs, autoCreateStreams: false, autoCreateShardCount: 1, maxBatchRecords: 10_000, maxDataBytes: 0 })
+  const { logs, state, ingest } = await oneStream(t, 'half', 4)
   const frame = codec.encodeBatch({
     epoch: 5n, sequence: 1,
     records: Array.from({ length: 200 }, (_, i) => ({ partitionKey: `key-${i}`, data: Buffer.from(`r${i}`), producerTimeMs: i, clockSynced: true })),
@@ -48,25 +49,10 @@ t.test('a batch whose append fails on one shard is completed, not duplicated, wh
   t.equal(new Set(keys).size, 200, 'every record once')
 })
 
-async function oneStream(t: Test, shards: number) {
-  const dir = tempDir(t)
-  const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
-  const logs = new FileLogStore({ root: join(dir, 'streams') })
-  t.teardown(async () => { await logs.close(); await meta.close() })
-  const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24 })
-  await streams.init()
-  const state = await streams.create('s', shards)
-  let hashed = 0
-  const counting: Codec = { ...codec, md5Many: (keys) => { hashed += keys.length; return codec.md5Many(keys) } }
-  const router = new Router(counting)
-  const ingest = new Ingest({ streams, logs, codec: counting, router, autoCreateStreams: false, autoCreateShardCount: 1, maxBatchRecords: 10_000, maxDataBytes: 0 })
-  return { streams, state, router, ingest, hashed: () => hashed }
-}
-
 const putInputs = (n: number) => Array.from({ length: n }, (_, i) => ({ partitionKey: `p${i}`, data: Buffer.from(`d${i}`), producerTimeMs: 0, clockSynced: false }))
 
 t.test('PutRecords given the routes the API layer computed appends there without hashing the keys again', async (t) => {
-  const { state, router, ingest, hashed } = await oneStream(t, 4)
+  const { state, router, ingest, hashed } = await oneStream(t, 's', 4)
   const records = putInputs(50)
   const shards = router.routeRecords(state, records)
   t.equal(hashed(), 50, 'routed once, in one call')
@@ -77,7 +63,7 @@ t.test('PutRecords given the routes the API layer computed appends there without
 })
 
 t.test('routes computed before a split are computed again, so no record lands in a closed shard', async (t) => {
-  const { streams, state, router, ingest } = await oneStream(t, 2)
+  const { streams, state, router, ingest } = await oneStream(t, 's', 2)
   const records = putInputs(40)
   const stale = router.routeRecords(state, records)
   const parent = state.open[0]!
@@ -90,7 +76,7 @@ t.test('routes computed before a split are computed again, so no record lands in
 })
 
 t.test('a batch that cannot be scanned is named by its header, or as unreadable when it has none', async (t) => {
-  const { ingest } = await oneStream(t, 1)
+  const { ingest } = await oneStream(t, 's', 1)
   const good = codec.encodeBatch({ epoch: 42n, sequence: 7, records: putInputs(2) })
   const damaged = Buffer.from(good)
   damaged[damaged.length - 1]! ^= 1

@@ -5,23 +5,12 @@
  */
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { join } from 'node:path'
-import { loadAddon, loadCodec, type Codec } from '../../hardware/index.js'
-import { FileLogStore } from '../../relay/log/filelog.js'
-import { SqliteMetadataStore } from '../../relay/meta/sqlite.js'
-import { Streams, type ShardState, type StreamState } from '../../relay/streams.js'
+import type { Codec } from '../../hardware/index.js'
+import type { ShardState, StreamState } from '../../relay/streams.js'
 import { Ingest } from '../../relay/ingest.js'
 import { Router } from '../../relay/router.js'
-import { tempDir } from '../helpers/tmp.js'
-
-let why = ''
-try { loadAddon() } catch (err) { why = (err as Error).message }
-const nativeSkip = process.env.TRIBUTARY_NATIVE === '0' ? 'TRIBUTARY_NATIVE=0' : why ? `the addon is not built: ${why}` : false
-
-const implementations: [string, () => Codec, string | false][] = [
-  ['the TypeScript fallback', () => loadCodec({ TRIBUTARY_NATIVE: '0' }), false],
-  ['the C addon', () => loadCodec({}, () => {}), nativeSkip],
-]
+import { implementations } from '../helpers/codecs.js'
+import { fileStreams } from '../helpers/streams.js'
 
 const MAX = (1n << 128n) - 1n
 
@@ -42,12 +31,7 @@ function edges(state: StreamState): bigint[] {
 }
 
 async function splitStream(t: Test, codec: Codec) {
-  const dir = tempDir(t)
-  const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
-  const logs = new FileLogStore({ root: join(dir, 'streams') })
-  t.teardown(async () => { await logs.close(); await meta.close() })
-  const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24 })
-  await streams.init()
+  const { logs, streams } = await fileStreams(t)
   const state = await streams.create('routed', 3)
   // An uneven split, so a boundary falls where no even map would put one.
   const middle = state.open[1]!
