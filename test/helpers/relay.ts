@@ -39,6 +39,30 @@ export function manualClock(startMs = Date.now()): ManualClock {
   }
 }
 
+/** The count of successful Kinesis API calls of `action` the relay has served, read from its /metrics. */
+export async function apiCalls(endpoint: string, action: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/metrics`)).text()
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (line.startsWith('tributary_api_requests_total{') && line.includes(`action="${action}"`) && line.includes('outcome="ok"')) sum += Number(line.split(' ').pop())
+  }
+  return sum
+}
+
+/**
+ * Resolves once the relay has served `count` more successful `action` calls than `since` (by default,
+ * than when called). "Several polls later", counted rather than slept: a slow machine makes it take
+ * longer, never makes it check less. `timeoutMs` only bounds a client that has stopped polling.
+ */
+export async function afterCalls(endpoint: string, action: string, count: number, since?: number, timeoutMs = 30_000): Promise<void> {
+  const from = since ?? await apiCalls(endpoint, action)
+  const deadline = Date.now() + timeoutMs
+  while ((await apiCalls(endpoint, action)) < from + count) {
+    if (Date.now() > deadline) throw new Error(`the relay served fewer than ${count} ${action} calls in ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 export interface ChildRelay {
   process: ChildProcess
   mqttPort: number

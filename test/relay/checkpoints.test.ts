@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { getEventListeners } from 'node:events'
 import { KinesisClient } from '../../relay/kinesis/client.js'
 import { tail } from '../../relay/cli/tail.js'
-import { ROOT, testRelay } from '../helpers/relay.js'
+import { ROOT, afterCalls, apiCalls, testRelay } from '../helpers/relay.js'
 
 const ENTRY = join(ROOT, 'relay/cli/entry.ts')
 
@@ -120,7 +120,7 @@ t.test('tail --consumer resumes after its checkpoints, and follows a split shard
   await put(kinesis, StreamName, 50, 20)
   tail = startTail(t, [StreamName, '--consumer', 'app', ...ep])
   const lines = await tail.waitFor(40)
-  await new Promise((r) => setTimeout(r, 300))
+  await afterCalls(relay.endpoint, 'GetRecords', 6) // two more polls of each open shard: a record printed again would show now
   await tail.stop()
   t.same(tail.lines.map((l) => Number(l.data)).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => 30 + i), 'exactly the records written since, none again')
   t.ok(lines.some((l) => l.shardId === 'shardId-000000000002' || l.shardId === 'shardId-000000000003'), 'records from the children')
@@ -130,8 +130,9 @@ t.test('tail --consumer resumes after its checkpoints, and follows a split shard
   const { json } = await kinesis.request<{ Checkpoints: { ShardId: string; SequenceNumber: string }[] }>('GET', `/checkpoints/${StreamName}/app`)
   t.match(json.Checkpoints.find((c) => c.ShardId === 'shardId-000000000000'), { SequenceNumber: 'SHARD_END' }, 'the closed parent is checkpointed at its end')
 
+  const polled = await apiCalls(relay.endpoint, 'GetRecords')
   tail = startTail(t, [StreamName, '--consumer', 'app', ...ep])
-  await new Promise((r) => setTimeout(r, 1000))
+  await afterCalls(relay.endpoint, 'GetRecords', 6, polled) // it has read each open shard twice
   await tail.stop()
   t.same(tail.lines, [], 'a third run has nothing new to print')
 })
@@ -142,9 +143,10 @@ t.test('tail polling an idle stream for a while leaves no abort listeners behind
   t.teardown(() => client.close())
   await client.call('CreateStream', { StreamName: 'idle', ShardCount: 2 })
   const controller = new AbortController()
+  const polled = await apiCalls(relay.endpoint, 'GetRecords')
   const tailing = tail(client, { stream: 'idle', from: 'LATEST', signal: controller.signal, pollMs: 5, onRecord: () => {} })
-  await new Promise((r) => setTimeout(r, 400))
-  // About 80 idle polls per shard have run; each wait's listener must have gone with it.
+  await afterCalls(relay.endpoint, 'GetRecords', 160, polled)
+  // 160 idle polls have run, about 80 per shard (counted, not timed); each wait's listener must have gone with it.
   t.ok(getEventListeners(controller.signal, 'abort').length <= 2, `listeners now: ${getEventListeners(controller.signal, 'abort').length}`)
   controller.abort()
   await tailing

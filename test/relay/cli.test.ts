@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { testRelay } from '../helpers/relay.js'
+import { afterCalls, apiCalls, testRelay } from '../helpers/relay.js'
 import { cli, spawnCli } from '../helpers/cli.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -63,16 +63,6 @@ function startTail(t: Test, args: string[]): Tail {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** The count of successful Kinesis API calls of `action`, read from the relay's /metrics. */
-async function apiCalls(endpoint: string, action: string): Promise<number> {
-  const text = await (await fetch(`${endpoint}/metrics`)).text()
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (line.startsWith('tributary_api_requests_total{') && line.includes(`action="${action}"`) && line.includes('outcome="ok"')) sum += Number(line.split(' ').pop())
-  }
-  return sum
-}
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -217,7 +207,7 @@ t.test('put (arguments and stdin lines) then tail --json --from trim-horizon ret
 
   const tail = startTail(t, ['events', '--json', '--from', 'trim-horizon', ...ep])
   await tail.waitFor(expected.length)
-  await sleep(800) // several poll intervals: anything extra would show up now
+  await afterCalls(relay.endpoint, 'GetRecords', 6) // three more polls of each shard: anything extra would show up now
   await tail.stop()
   t.equal(tail.lines.length, expected.length, 'tail prints exactly the records that were put, no more')
   for (const e of expected) {
@@ -252,7 +242,7 @@ t.test('tail --from latest shows only records put after it started', async (t) =
 
   await putRecords(relay.endpoint, 'live', ['new-1', 'new-2', 'new-3', 'new-4'])
   await tail.waitFor(4)
-  await sleep(800)
+  await afterCalls(relay.endpoint, 'GetRecords', 6)
   await tail.stop()
   t.same(tail.lines.map((l) => Buffer.from(String(l.data), 'base64').toString()).sort(), ['new-1', 'new-2', 'new-3', 'new-4'], 'exactly the new records, none of the old ones')
 })
