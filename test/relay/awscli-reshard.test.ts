@@ -4,7 +4,7 @@
  * CLI v2 is installed (CI installs Debian's `awscli`).
  */
 import t from 'tap'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 import { awsCliSkip as skip, awsCliVersion, awsWith, type AwsRun } from '../helpers/awscli.js'
 
 if (awsCliVersion) t.comment(awsCliVersion)
@@ -12,14 +12,16 @@ if (awsCliVersion) t.comment(awsCliVersion)
 const ids = (run: AwsRun) => (run.json?.Shards ?? []).map((s: { ShardId: string }) => s.ShardId)
 
 t.test('the AWS CLI v2 reshards a stream and reads the shard map back with filters', { skip }, async (t) => {
-  const relay = await testRelay(t)
+  // The shard map's times come from the test's clock: the filter time lies between two changes whatever the machine's speed.
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { now: clock.now })
   const aws = awsWith(t, relay.endpoint, { id: 'x', secret: 'y' })
   const ok = (run: AwsRun, what: string) => t.equal(run.code, 0, `${what} exits 0 (stderr: ${run.stderr})`)
 
   ok(await aws('create-stream', '--stream-name', 'fleet', '--shard-count', '2'), 'create-stream')
-  await new Promise((r) => setTimeout(r, 20))
-  const beforeSplit = new Date().toISOString()
-  await new Promise((r) => setTimeout(r, 20))
+  clock.advance(1000)
+  const beforeSplit = new Date(clock.now()).toISOString()
+  clock.advance(1000)
   const split = await aws('split-shard', '--stream-name', 'fleet', '--shard-to-split', 'shardId-000000000000', '--new-starting-hash-key', String(2n ** 126n))
   ok(split, 'split-shard')
   t.equal(split.stdout.trim(), '', 'split-shard prints nothing, as against AWS')
