@@ -39,7 +39,7 @@ function contract(name: string, make: () => { clock: Clock; pass: Pass }): void 
   })
 }
 
-contract('the system clock', () => ({ clock: systemClock, pass: (ms) => sleep(ms + 20) }))
+contract('the system clock', () => ({ clock: systemClock, pass: async (ms) => { await sleep(ms + 20) } }))
 contract('the manual clock', () => {
   const clock = manualClock()
   return { clock, pass: async (ms) => clock.advance(ms) }

@@ -169,7 +169,7 @@ for (const damage of ['truncated', 'byte-flipped'] as const) {
     if (damage === 'truncated') truncateSync(path, Math.floor(statSync(path).size / 3))
     else {
       const buf = readFileSync(path)
-      for (let i = 4096; i < buf.length; i += 4096) buf[i + 100] ^= 0xff // every page after the first
+      for (let i = 4096; i < buf.length; i += 4096) buf[i + 100] = buf[i + 100]! ^ 0xff // every page after the first
       writeFileSync(path, buf)
     }
     const box = outbox(t, dir)

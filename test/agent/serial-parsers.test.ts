@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createParser, FramingError, type ParserConfig, type Reading } from '../../agent/sources/parsers/index.js'
 
 /** Feeds `input` in the given chunking and collects readings and errors. */
@@ -11,7 +11,7 @@ function run(config: ParserConfig, input: Buffer, chunk = Infinity) {
 }
 
 /** The same result whether the bytes come at once, one at a time, or in odd chunks. */
-function sameAnyChunking(t: Tap.Test, config: ParserConfig, input: Buffer) {
+function sameAnyChunking(t: Test, config: ParserConfig, input: Buffer) {
   const whole = run(config, input)
   for (const chunk of [1, 2, 3, 7, 64]) {
     const r = run(config, input, chunk)

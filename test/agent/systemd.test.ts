@@ -6,7 +6,7 @@
  * and STOPPING=1 on SIGTERM, which commits everything read
  * and exits well within TimeoutStopSec.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -26,7 +26,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p))
 
 /** A stand-in for systemd's notify socket: every message with the time it arrived. */
-async function notifySocket(t: Tap.Test, dir: string): Promise<{ path: string; messages: { at: number; text: string }[]; count(key: string, since?: number): number }> {
+async function notifySocket(t: Test, dir: string): Promise<{ path: string; messages: { at: number; text: string }[]; count(key: string, since?: number): number }> {
   const path = join(dir, 'notify.sock')
   const messages: { at: number; text: string }[] = []
   const socat: ChildProcess = spawn('socat', ['-u', `UNIX-RECV:${path}`, '-'], { stdio: ['ignore', 'pipe', 'ignore'] })
