@@ -134,6 +134,7 @@ export class GroupCommit {
     this.o.committed(stored, acked)
   }
 
+  /** Real time, not the agent's clock: the delay only gathers disk writes, and no outcome depends on it. */
   private schedule(ms: number): void {
     if (this.timer && ms > 0) return
     if (this.timer) clearTimeout(this.timer)

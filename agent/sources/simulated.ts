@@ -1,6 +1,6 @@
 /** Simulated sensors: plausible temperature, humidity and vibration readings at a configured rate. */
 import type { SimulatedSource } from '../config.js'
-import type { Clock } from '../clock.js'
+import { every, type Clock } from '../clock.js'
 import type { OutboxInput } from '../outbox/index.js'
 
 export interface Source {
@@ -17,7 +17,7 @@ function reading(kind: SimulatedSource['sensors'][number]['kind'], t: number, se
 
 export function startSimulated(config: SimulatedSource, clock: Clock, store: (rows: OutboxInput[]) => Promise<unknown>, onError: (err: Error) => void): Source {
   let n = 0
-  const timer = setInterval(() => {
+  const stop = every(clock, Math.max(1, 1000 / config.rateHz), () => {
     const now = clock.wallMs()
     const rows = config.sensors.map((s, i) => ({
       stream: config.stream,
@@ -28,6 +28,6 @@ export function startSimulated(config: SimulatedSource, clock: Clock, store: (ro
     }))
     n++
     store(rows).catch(onError)
-  }, Math.max(1, 1000 / config.rateHz))
-  return { stop: () => clearInterval(timer) }
+  })
+  return { stop }
 }
