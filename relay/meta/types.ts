@@ -84,7 +84,11 @@ export interface CheckpointMeta {
 
 /**
  * The metadata store. Async so that a PostgreSQL implementation (DESIGN.md, scale-out) can slot in;
- * the embedded one is SQLite.
+ * the embedded one is SQLite (sqlite.ts), and an in-memory one (memory.ts) keeps the same contract
+ * (test/contracts/metadata.ts). What every implementation keeps: values are copied in and out (a
+ * caller's later change never reaches the store); lists are ordered by text in UTF-8 byte order
+ * (SQLite's BINARY collation); a stream's name and id, a shard id within its stream and a consumer's
+ * ARN are unique (CONFLICT otherwise); a change of several rows is all or nothing.
  */
 export interface MetadataStore {
   createStream(stream: StreamMeta, shards: ShardMeta[]): Promise<void>
@@ -95,6 +99,7 @@ export interface MetadataStore {
   deleteStream(name: string): Promise<void>
   listShards(streamId: string): Promise<ShardMeta[]>
 
+  /** Adds a device, or replaces its secret (a replaced device keeps its createdMs). */
   putDevice(device: DeviceMeta): Promise<void>
   getDevice(id: string): Promise<DeviceMeta | undefined>
   listDevices(): Promise<DeviceMeta[]>
@@ -120,7 +125,7 @@ export interface MetadataStore {
   putCheckpoint(checkpoint: CheckpointMeta, expected?: string | null): Promise<void>
   listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]>
 
-  /** Enhanced fan-out consumers (relay/kinesis/consumers.ts). */
+  /** Enhanced fan-out consumers (relay/consumers.ts); put replaces by (stream, name), listed by stream, registration time, name. */
   putConsumer(consumer: ConsumerMeta): Promise<void>
   listConsumers(streamId?: string): Promise<ConsumerMeta[]>
   deleteConsumer(streamId: string, name: string): Promise<boolean>
