@@ -15,15 +15,17 @@ function derive(secret: string, salt: Buffer): Promise<Buffer> {
 
 export class Devices {
   private readonly meta: MetadataStore
-  constructor(meta: MetadataStore) {
+  private readonly now: () => number
+  constructor(meta: MetadataStore, now: () => number = Date.now) {
     this.meta = meta
+    this.now = now
   }
 
   private async issue(id: string, createdMs: number): Promise<string> {
     const secret = randomBytes(24).toString('base64url')
     const salt = randomBytes(16)
     const hash = await derive(secret, salt)
-    await this.meta.putDevice({ id, salt: salt.toString('hex'), hash: hash.toString('hex'), createdMs, rotatedMs: Date.now() })
+    await this.meta.putDevice({ id, salt: salt.toString('hex'), hash: hash.toString('hex'), createdMs, rotatedMs: this.now() })
     return secret
   }
 
@@ -31,7 +33,7 @@ export class Devices {
   async add(id: string): Promise<string> {
     if (!DEVICE_ID_PATTERN.test(id)) throw new TributaryError(ErrorCode.CONFIG_INVALID, `device id ${JSON.stringify(id)} must match ${DEVICE_ID_PATTERN}`)
     if (await this.meta.getDevice(id)) throw new TributaryError(ErrorCode.CONFLICT, `device ${id} already exists`)
-    return this.issue(id, Date.now())
+    return this.issue(id, this.now())
   }
 
   /** Replaces a device's secret; the old one stops working at once. */

@@ -91,11 +91,11 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   }
   const reader = new ShardReader(streams)
   const router = new Router(codec)
-  const fanout = new Fanout({ logs, streams, reader, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
-  const consumers = new Consumers({ meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
+  const fanout = new Fanout({ now, logs, streams, reader, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
+  const consumers = new Consumers({ now, meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
   await consumers.init()
-  const devices = new Devices(meta)
-  const checkpoints = new Checkpoints(meta, streams)
+  const devices = new Devices(meta, now)
+  const checkpoints = new Checkpoints(meta, streams, now)
   const rejected = (code: string, count: number) => metrics.rejections.inc({ code }, count)
   const ingest = new Ingest({
     streams, logs, router,
