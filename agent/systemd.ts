@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process'
 import { loadAddon } from '../hardware/index.js'
 import type { PipelineProgress } from './agent.js'
-import { every, type Clock } from './clock.js'
+import { every, type Clock } from '../hardware/index.js'
 import type { LogFn } from './log.js'
 
 export interface Notifier {

@@ -5,3 +5,5 @@ export {
 export type { Addon, BatchIdentity, BatchScan, Codec, DecodedBatch, DecodedRecord, LogScan } from './native/index.js'
 export { SerialLink, systemBinding, openError } from './serial/index.js'
 export type { SerialLinkOptions, LinkState, LinkStats, LossReason, SerialBinding, SerialPortBinding, SerialOpenOptions } from './serial/index.js'
+export { every, manualClock, runningTime, systemClock } from './clock.js'
+export type { Clock, ManualClock } from './clock.js'

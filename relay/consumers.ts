@@ -8,6 +8,7 @@
  * ARNs have AWS's layout: `<stream ARN>/consumer/<name>:<creation epoch seconds>`, so a consumer
  * registered again under the same name gets a different ARN.
  */
+import { systemClock, type Clock } from '../hardware/index.js'
 import type { ConsumerMeta, MetadataStore } from './meta/types.js'
 import type { StreamState, Streams } from './streams.js'
 
@@ -16,7 +17,7 @@ const ARN = /^(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream\/([a-zA-Z0-9_.-]+
 export interface ConsumersOptions {
   meta: MetadataStore
   streams: Streams
-  now?: () => number
+  clock?: Clock
   /** How long a new consumer stays CREATING. */
   activationMs?: number
   /** How long a deregistered consumer stays DELETING before it is gone. */
@@ -27,14 +28,19 @@ export interface ConsumersOptions {
 
 export class Consumers {
   private readonly o: ConsumersOptions
-  private readonly now: () => number
+  private readonly clock: Clock
   /** By stream id, in registration order. */
   private readonly byStream = new Map<string, ConsumerMeta[]>()
-  private readonly timers = new Set<NodeJS.Timeout>()
+  /** Cancels the pending status changes. */
+  private readonly timers = new Set<() => void>()
 
   constructor(options: ConsumersOptions) {
     this.o = options
-    this.now = options.now ?? Date.now
+    this.clock = options.clock ?? systemClock
+  }
+
+  private now(): number {
+    return this.clock.wallMs()
   }
 
   /** Loads consumers; finishes what a restart interrupted (CREATING becomes ACTIVE, DELETING goes) and drops those of streams that are gone. */
@@ -59,12 +65,11 @@ export class Consumers {
   }
 
   private later(ms: number, fn: () => Promise<void>): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer)
+    const cancel = this.clock.after(ms, () => {
+      this.timers.delete(cancel)
       fn().catch(() => {})
-    }, ms)
-    timer.unref()
-    this.timers.add(timer)
+    })
+    this.timers.add(cancel)
   }
 
   /** Consumers of a live stream (a stream deleted and created again starts with none). */
@@ -132,7 +137,7 @@ export class Consumers {
   }
 
   close(): void {
-    for (const t of this.timers) clearTimeout(t)
+    for (const cancel of this.timers) cancel()
     this.timers.clear()
   }
 }

@@ -10,6 +10,7 @@
  * A second subscription for the same (consumer, shard) within `takeoverMs` of the first is refused
  * (SubscriptionBusyError); a later one takes over and the earlier ends, saying why.
  */
+import { every, systemClock, type Clock } from '../hardware/index.js'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
 import type { LogRecord } from '../shared/logframe.js'
 import type { LogStore, ShardLog } from './log/types.js'
@@ -55,7 +56,8 @@ export interface FanoutOptions {
   logs: LogStore
   streams: Streams
   reader: ShardReader
-  now?: () => number
+  /** The clock subscriptions' lease, lifetime, heartbeat and waits run on. */
+  clock?: Clock
   /** How long one subscription lasts (AWS: 5 minutes). */
   lifetimeMs?: number
   /** An empty event after this long without one. */
@@ -88,7 +90,7 @@ const CLOSE_CHECK_MS = 200
 
 export class Fanout {
   private readonly o: FanoutOptions
-  private readonly now: () => number
+  private readonly clock: Clock
   private readonly subscriptions = new Map<string, Running>()
   /** Subscriptions waiting for records, by shard log key. */
   private readonly waiting = new Map<string, Set<() => void>>()
@@ -96,8 +98,12 @@ export class Fanout {
 
   constructor(options: FanoutOptions) {
     this.o = options
-    this.now = options.now ?? Date.now
+    this.clock = options.clock ?? systemClock
     this.unlisten = options.logs.onAppend((log) => this.wake(log))
+  }
+
+  private now(): number {
+    return this.clock.wallMs()
   }
 
   private wake(log: ShardLog): void {
@@ -117,14 +123,14 @@ export class Fanout {
       let set = this.waiting.get(log.key)
       if (!set) { set = new Set(); this.waiting.set(log.key, set) }
       const done = () => {
-        clearTimeout(timer)
-        clearInterval(watch)
+        cancelTimer()
+        cancelWatch()
         this.waiting.get(log.key)?.delete(done)
         sub.onEnd = undefined
         resolve()
       }
-      const timer = setTimeout(done, ms)
-      const watch = setInterval(() => { if (closed()) done() }, CLOSE_CHECK_MS)
+      const cancelTimer = this.clock.after(ms, done)
+      const cancelWatch = every(this.clock, CLOSE_CHECK_MS, () => { if (closed()) done() })
       set.add(done)
       sub.onEnd = done
       // A commit that landed between the read and now would otherwise wait for the heartbeat.

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { RelayConfig } from '../shared/config.js'
-import { codec } from '../hardware/index.js'
+import { codec, every, systemClock, type Clock } from '../hardware/index.js'
 import { adminRoutes, adminTokenOf } from './admin.js'
 import { startBroker, type Broker } from './broker.js'
 import { Checkpoints } from './checkpoints.js'
@@ -52,14 +52,15 @@ async function secret(meta: MetadataStore, key: string): Promise<Buffer> {
   return value
 }
 
-/** What the caller may substitute: the clock (ms) that iterators, tokens, throughput budgets, arrival times and retention read; a hook at each reshard step (crash tests). */
+/** What the caller may substitute: the clock that iterators, tokens, throughput budgets, arrival times, retention, fan-out and the housekeeping timers run on; a hook at each reshard step (crash tests). */
 export interface RelayDeps {
-  now?: () => number
+  clock?: Clock
   onReshardStep?: (step: ReshardStep, stream: string) => void
 }
 
 export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps: RelayDeps = {}): Promise<Relay> {
-  const now = deps.now ?? Date.now
+  const clock = deps.clock ?? systemClock
+  const now = () => clock.wallMs()
   mkdirSync(config.dataDir, { recursive: true })
   const metrics = relayMetrics()
   const meta = new SqliteMetadataStore(join(config.dataDir, 'meta.db'))
@@ -91,8 +92,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   }
   const reader = new ShardReader(streams)
   const router = new Router(codec)
-  const fanout = new Fanout({ now, logs, streams, reader, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
-  const consumers = new Consumers({ now, meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
+  const fanout = new Fanout({ clock, logs, streams, reader, onRead, lifetimeMs: config.subscriptionSeconds * 1000 })
+  const consumers = new Consumers({ clock, meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
   await consumers.init()
   const devices = new Devices(meta, now)
   const checkpoints = new Checkpoints(meta, streams, now)
@@ -142,15 +143,14 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   }))
 
   const timers = [
-    setInterval(() => {
+    every(clock, 60_000, () => {
       logs.enforceRetention((id) => streams.retentionMs(id)).then((freed) => freed && log('retention', { freedBytes: freed }), (err: Error) => log('retention_error', { error: err.message }))
       streams.expireClosedShards().then((n) => n && log('retention', { expiredShards: n }), (err: Error) => log('retention_error', { error: err.message }))
-    }, 60_000),
-    setInterval(() => {
+    }),
+    every(clock, 10_000, () => {
       streams.snapshotProducers().catch((err: Error) => log('snapshot_error', { error: err.message }))
-    }, 10_000),
+    }),
   ]
-  for (const t of timers) t.unref()
 
   return {
     config, streams, metrics, adminToken, kinesis,
@@ -158,7 +158,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     mqttTlsPort: broker.tlsPort,
     httpPort: http.port,
     close: async () => {
-      for (const t of timers) clearInterval(t)
+      for (const cancel of timers) cancel()
       fanout.close()
       consumers.close()
       await broker!.close()

@@ -7,7 +7,7 @@
  * oldest records of drop-oldest streams) and the commit is tried again; reject-new streams are refused.
  */
 import { ErrorCode, OutboxFullError, TributaryError } from '../../shared/errors.js'
-import type { Clock } from '../clock.js'
+import type { Clock } from '../../hardware/index.js'
 import type { Batches } from './batches.js'
 import type { Ledger, LedgerState } from './ledger.js'
 import type { Policy } from './policy.js'

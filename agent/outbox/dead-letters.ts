@@ -4,7 +4,7 @@
  * go, counted as drops.
  */
 import type Database from 'better-sqlite3'
-import type { Clock } from '../clock.js'
+import type { Clock } from '../../hardware/index.js'
 import type { Drops } from './drops.js'
 import type { Ledger, LedgerState } from './ledger.js'
 import type { Records } from './records.js'

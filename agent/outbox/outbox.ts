@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { StreamPolicy } from '../config.js'
-import { runningTime, systemClock } from '../clock.js'
+import { runningTime, systemClock } from '../../hardware/index.js'
 import { Batches } from './batches.js'
 import { GroupCommit } from './commit.js'
 import { DeadLetters } from './dead-letters.js'

@@ -1,7 +1,7 @@
 /** The outbox's public shapes: what producers hand over, what the uplink sends, and the options. */
 import { RECORD_HEADER_SIZE, HASH_KEY_SIZE } from '../../shared/frame.js'
 import type { AgentConfig, StreamPolicy } from '../config.js'
-import type { Clock } from '../clock.js'
+import type { Clock } from '../../hardware/index.js'
 import type { LogFn } from '../log.js'
 
 type OutboxConfig = AgentConfig['outbox']

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { Limits, parseExplicitHashKey, partitionKeyProblem } from '../../shared/limits.js'
 import { STREAM_NAME_PATTERN } from '../../shared/topics.js'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
-import type { Clock } from '../clock.js'
+import type { Clock } from '../../hardware/index.js'
 import { OutboxFullError, frameBytes, type OutboxInput } from '../outbox/index.js'
 import { HEADER_SIZE } from '../../shared/frame.js'
 

@@ -7,7 +7,7 @@
 import { SerialLink, type SerialBinding, type LinkStats } from '../../hardware/index.js'
 import { partitionKeyProblem } from '../../shared/limits.js'
 import type { SerialSource } from '../config.js'
-import type { Clock } from '../clock.js'
+import type { Clock } from '../../hardware/index.js'
 import type { OutboxInput } from '../outbox/index.js'
 import type { LogFn } from '../log.js'
 import { createParser, type FramingError, type Reading } from './parsers/index.js'

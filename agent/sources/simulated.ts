@@ -1,6 +1,6 @@
 /** Simulated sensors: plausible temperature, humidity and vibration readings at a configured rate. */
 import type { SimulatedSource } from '../config.js'
-import { every, type Clock } from '../clock.js'
+import { every, type Clock } from '../../hardware/index.js'
 import type { OutboxInput } from '../outbox/index.js'
 
 export interface Source {

@@ -2,7 +2,7 @@
  * The drain rate cap: a token bucket in records that may go into debt, so batches stay whole and
  * the average rate holds. It holds at most a second of records (or one batch, if that is more).
  */
-import type { Clock } from '../clock.js'
+import type { Clock } from '../../hardware/index.js'
 
 export class DrainBudget {
   private readonly ratePerSecond: number

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { DrainBudget } from '../../agent/uplink/index.js'
-import { manualClock } from '../../agent/clock.js'
+import { manualClock } from '../../hardware/index.js'
 
 t.test('the drain rate cap lets one batch go at once, then the rate, and batches stay whole', async (t) => {
   const clock = manualClock()

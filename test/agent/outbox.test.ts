@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { readFileSync, writeFileSync, statSync, readdirSync, truncateSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { Outbox, OutboxFullError, type OutboxOptions } from '../../agent/outbox/index.js'
-import { manualClock } from '../../agent/clock.js'
+import { manualClock } from '../../hardware/index.js'
 import type { StreamPolicy } from '../../agent/config.js'
 import { tempDir } from '../helpers/tmp.js'
 

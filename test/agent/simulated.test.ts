@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startSimulated } from '../../agent/sources/simulated.js'
-import { manualClock } from '../../agent/clock.js'
+import { manualClock } from '../../hardware/index.js'
 import type { OutboxInput } from '../../agent/outbox/index.js'
 
 t.test('simulated sensors give one reading per sensor on each tick of the clock, and none once stopped', async (t) => {

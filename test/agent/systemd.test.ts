@@ -19,7 +19,7 @@ import { renderUnit } from '../../agent/install.js'
 import { startAgent } from '../../agent/agent.js'
 import { validateAgentConfig } from '../../agent/config.js'
 import { startWatchdog, type Notifier } from '../../agent/systemd.js'
-import { manualClock } from '../../agent/clock.js'
+import { manualClock } from '../../hardware/index.js'
 import { loadCodec } from '../../hardware/index.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -5,14 +5,15 @@ import { dirname, join } from 'node:path'
 import type { Test } from 'tap'
 import { resolveRelayConfig, type RelayConfig } from '../../shared/config.js'
 import { startRelay, type Relay, type RelayDeps } from '../../relay/relay.js'
+import { manualClock as hardwareManualClock, type ManualClock } from '../../hardware/index.js'
 import { tempDir } from './tmp.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 /**
- * An in-process relay. `deps.now` replaces its clock (iterators, paging tokens, throughput budgets,
- * arrival times, retention): pass a `manualClock()`'s `now` so an outcome that depends on elapsed time
- * does not depend on how fast the machine is.
+ * An in-process relay. `deps.clock` replaces its clock (iterators, paging tokens, throughput budgets,
+ * arrival times, retention, fan-out, housekeeping timers): pass a `manualClock()` so an outcome that
+ * depends on elapsed time does not depend on how fast the machine is.
  */
 export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}, deps: RelayDeps = {}): Promise<Relay & { endpoint: string }> {
   const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, ...settings })
@@ -21,22 +22,13 @@ export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}, de
   return Object.assign(relay, { endpoint: `http://127.0.0.1:${relay.httpPort}` })
 }
 
-/** A millisecond clock that moves only when the test moves it. */
-export interface ManualClock {
-  now: () => number
-  advance(ms: number): void
-}
+/** The hardware's manual clock, with `now()` for the wall time the relay reads. */
+export type TestClock = ManualClock & { now: () => number }
 
 /** Starts at `startMs` (by default the real time when it is made, so timestamps look ordinary). */
-export function manualClock(startMs = Date.now()): ManualClock {
-  let ms = startMs
-  return {
-    now: () => ms,
-    advance: (by) => {
-      if (!(by >= 0)) throw new RangeError(`a clock only moves forward (asked for ${by} ms)`)
-      ms += by
-    },
-  }
+export function manualClock(startMs = Date.now()): TestClock {
+  const clock = hardwareManualClock({ wallMs: startMs })
+  return Object.assign(clock, { now: () => clock.wallMs() })
 }
 
 /** The count of successful Kinesis API calls of `action` the relay has served, read from its /metrics. */

@@ -14,7 +14,7 @@ const ids = (run: AwsRun) => (run.json?.Shards ?? []).map((s: { ShardId: string 
 t.test('the AWS CLI v2 reshards a stream and reads the shard map back with filters', { skip }, async (t) => {
   // The shard map's times come from the test's clock: the filter time lies between two changes whatever the machine's speed.
   const clock = manualClock()
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const aws = awsWith(t, relay.endpoint, { id: 'x', secret: 'y' })
   const ok = (run: AwsRun, what: string) => t.equal(run.code, 0, `${what} exits 0 (stderr: ${run.stderr})`)
 

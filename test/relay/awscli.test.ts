@@ -17,7 +17,7 @@ const HALF = 2n ** 127n
 t.test('the AWS CLI v2 creates, lists, describes, writes and reads a stream', { skip }, async (t) => {
   // The relay's clock is the test's: every record arrives at a time the test knows to the millisecond.
   const clock = manualClock(1_800_000_000_123)
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const aws = awsWith(t, relay.endpoint, { id: 'x', secret: 'y' })
 
   const created = await aws('create-stream', '--stream-name', 'telemetry', '--shard-count', '2')

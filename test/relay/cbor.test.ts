@@ -165,7 +165,7 @@ const json = (port: number, action: string, value: unknown) => call(port, action
 t.test('the Kinesis API in CBOR: Data as byte strings, timestamps as tag 1 integer milliseconds, the same answers as JSON', async (t) => {
   // The relay's clock is the test's, so every timestamp it reports is known to the millisecond.
   const clock = manualClock(1_800_000_000_123)
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const port = relay.httpPort
   const created = await cbor(port, 'CreateStream', { StreamName: 'cbor-s', ShardCount: 1 })
   const createdMs = clock.now()

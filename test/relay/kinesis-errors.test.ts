@@ -64,7 +64,7 @@ const violation = (value: string, member: string, constraint: string) => `Value 
 
 // Its clock is the test's (on a whole second), so the times it reports are known exactly.
 const clock = manualClock(Math.floor(Date.now() / 1000) * 1000)
-const relay = await testRelay(t, {}, { now: clock.now })
+const relay = await testRelay(t, {}, { clock })
 const E = relay.endpoint
 
 /** Streams that exist; no bad request may add or remove one. */

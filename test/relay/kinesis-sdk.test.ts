@@ -94,7 +94,7 @@ for (const handler of ['http2', 'http1.1'] as const) {
 t.test('iterators of all five types position reads as Kinesis does', async (t) => {
   // Arrival times come from the test's clock: AT_TIMESTAMP falls between two records whatever the machine's speed.
   const clock = manualClock()
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
   t.teardown(() => client.destroy())
   const StreamName = 'iters'

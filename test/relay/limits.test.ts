@@ -17,7 +17,7 @@ const LIMITS = 'tributary:throughput-limits'
 
 t.test('throughput limits are off by default, and switched on per stream answer as Kinesis does', async (t) => {
   const clock = manualClock()
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const client = sdk(relay.endpoint)
   t.teardown(() => client.destroy())
   const StreamName = 'metered'
@@ -133,7 +133,7 @@ t.test('DescribeLimits counts open shards; UpdateStreamMode switches capacity mo
 
 t.test('UpdateShardCount runs at most ten times per stream in a rolling 24 hours', async (t) => {
   const clock = manualClock()
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const client = sdk(relay.endpoint)
   t.teardown(() => client.destroy())
   await client.send(new CreateStreamCommand({ StreamName: 'busy', ShardCount: 2 }))

@@ -18,7 +18,7 @@ const id = (i: number) => `shardId-${String(i).padStart(12, '0')}`
 t.test('ListShards pages and filters a resharded stream as Kinesis does', async (t) => {
   // The shard map's times come from the test's clock: each filter time lies between two changes whatever the machine's speed.
   const clock = manualClock()
-  const relay = await testRelay(t, {}, { now: clock.now })
+  const relay = await testRelay(t, {}, { clock })
   const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
   t.teardown(() => client.destroy())
   const StreamName = 'filters'

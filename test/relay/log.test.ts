@@ -11,6 +11,21 @@ import { tempDir } from '../helpers/tmp.js'
 const rec = (i: number, size = 100) => ({ partitionKey: `k${i}`, data: Buffer.alloc(size, i & 0xff), producerTimeMs: i, flags: 0 })
 const SHARD = 'shardId-000000000000'
 
+/** The shard's oldest segment file. */
+const firstSegment = (root: string) => {
+  const dir = join(root, 's', SHARD)
+  return join(dir, readdirSync(dir).filter((n) => n.endsWith('.log')).sort()[0]!)
+}
+
+/** Flips bits of the byte of `file` that `at` picks; returns the file's size. */
+async function flipByte(file: string, at: (size: number) => number, mask: number): Promise<number> {
+  const buf = await fsp.readFile(file)
+  const i = at(buf.length)
+  buf[i] = buf[i]! ^ mask
+  await fsp.writeFile(file, buf)
+  return buf.length
+}
+
 async function fill(root: string, count: number, segmentBytes = 1 << 20) {
   const store = new FileLogStore({ root, segmentBytes })
   const log = await store.open('s', SHARD)
@@ -24,8 +39,7 @@ async function fill(root: string, count: number, segmentBytes = 1 << 20) {
 t.test('garbage appended to the active segment is cut on open', async (t) => {
   const root = tempDir(t)
   await fill(root, 100)
-  const dir = join(root, 's', SHARD)
-  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  const file = firstSegment(root)
   const goodSize = statSync(file).size
   await fsp.appendFile(file, Buffer.from('a torn write of garbage, not a record'))
   const store = new FileLogStore({ root })
@@ -44,15 +58,12 @@ t.test('garbage appended to the active segment is cut on open', async (t) => {
 t.test('damage in the last record of the active segment, with nothing good after it, is cut as a torn write', async (t) => {
   const root = tempDir(t)
   await fill(root, 100)
-  const dir = join(root, 's', SHARD)
-  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
-  const buf = await fsp.readFile(file)
-  buf[buf.length - 20] ^= 0x55 // inside record 99's data: a whole record whose checksum fails
-  await fsp.writeFile(file, buf)
+  const file = firstSegment(root)
+  const size = await flipByte(file, (size) => size - 20, 0x55) // inside record 99's data: a whole record whose checksum fails
   const store = new FileLogStore({ root })
   const log = await store.open('s', SHARD)
   t.equal(log.endOffset(), 99)
-  t.ok(statSync(file).size < buf.length, 'the damaged tail was truncated')
+  t.ok(statSync(file).size < size, 'the damaged tail was truncated')
   t.same(store.corruptions(), [], 'and not reported as a hole')
   log.append([rec(99)])
   await store.commit()
@@ -89,8 +100,7 @@ t.test('records larger than a read chunk, and records across chunk ends, are rec
 t.test('a half-written last record is cut on open', async (t) => {
   const root = tempDir(t)
   await fill(root, 20)
-  const dir = join(root, 's', SHARD)
-  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  const file = firstSegment(root)
   await fsp.truncate(file, statSync(file).size - 30)
   const store = new FileLogStore({ root })
   const log = await store.open('s', SHARD)
@@ -101,12 +111,8 @@ t.test('a half-written last record is cut on open', async (t) => {
 t.test('a flipped byte in the middle of a segment is detected, reported and not served', async (t) => {
   const root = tempDir(t)
   await fill(root, 100)
-  const dir = join(root, 's', SHARD)
-  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
-  const buf = await fsp.readFile(file)
-  const recordSize = buf.length / 100
-  buf[Math.floor(recordSize * 50 + recordSize / 2)] ^= 0xff // inside record 50's data
-  await fsp.writeFile(file, buf)
+  // Inside record 50's data.
+  await flipByte(firstSegment(root), (size) => Math.floor((size / 100) * 50 + size / 100 / 2), 0xff)
   const reports: CorruptionReport[] = []
   const store = new FileLogStore({ root, onCorruption: (r) => reports.push(r) })
   const log = await store.open('s', SHARD)
@@ -127,10 +133,7 @@ t.test('damage in a sealed segment is found when read, reported and skipped', as
   const dir = join(root, 's', SHARD)
   const logs = readdirSync(dir).filter((n) => n.endsWith('.log')).sort()
   t.ok(logs.length > 3, `rolled into ${logs.length} segments`)
-  const file = join(dir, logs[1]!)
-  const buf = await fsp.readFile(file)
-  buf[buf.length - 20] ^= 0x55 // the last record of a sealed segment
-  await fsp.writeFile(file, buf)
+  await flipByte(join(dir, logs[1]!), (size) => size - 20, 0x55) // the last record of a sealed segment
   const store = new FileLogStore({ root, segmentBytes: 4096 })
   const log = await store.open('s', SHARD)
   const seen: number[] = []
@@ -229,8 +232,7 @@ t.test('a torn record whose data looks like a record is cut, never adopted', asy
   log.append([{ partitionKey: 'carrier', data: forged.subarray(0, forgedLength), producerTimeMs: 0, flags: 0 }])
   await store.commit()
   await store.close()
-  const dir = join(root, 's', SHARD)
-  const file = join(dir, readdirSync(dir).find((n) => n.endsWith('.log'))!)
+  const file = firstSegment(root)
   const whole = statSync(file).size
   await fsp.truncate(file, whole - 5) // the carrier's write was torn
   const again = new FileLogStore({ root })

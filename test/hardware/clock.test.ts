@@ -4,7 +4,7 @@
  * clock moves only when told.
  */
 import t from 'tap'
-import { every, manualClock, runningTime, systemClock, type Clock } from '../../agent/clock.js'
+import { every, manualClock, runningTime, systemClock, type Clock } from '../../hardware/index.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

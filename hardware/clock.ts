@@ -1,5 +1,6 @@
 /**
- * The agent's clock, passed in so tests can jump the wall clock and run time forward by hand.
+ * The clock, passed in (to the agent and the relay) so tests can jump the wall clock and run time
+ * forward by hand.
  *
  * Decisions that depend on elapsed time (ages, backoff, the drain rate, the watchdog, periodic work)
  * read and wait on this clock. Bounds on I/O (a socket's connect timeout, the goodbye before a
