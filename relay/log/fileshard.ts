@@ -9,7 +9,7 @@ import { logBatchSize, readLogOffset, type Codec } from '../../hardware/index.js
 import type { LogRecord, LogRecordInput } from '../../shared/logframe.js'
 import type { ShardLogHost } from './host.js'
 import { recoverSegment, walkSegment, type WalkVisitor } from './recovery.js'
-import type { SegmentSpan } from './retention.js'
+import { oldestSealed, segmentIndex, takeExpired, totalSize, type SegmentSpan } from './segment-list.js'
 import { fsyncDir, isSegmentLog, Segment } from './segment.js'
 import { streamDeleted, type BatchSlice, type ReadResult, type ShardLog } from './types.js'
 
@@ -63,9 +63,7 @@ export class FileShardLog implements ShardLog {
     return last ? last.lastArrival : 0
   }
   sizeBytes(): number {
-    let n = 0
-    for (const s of this.segments) n += s.size
-    return n
+    return totalSize(this.segments)
   }
   pendingRecords(): number {
     return this.pendingCount
@@ -195,17 +193,6 @@ export class FileShardLog implements ShardLog {
 
   // ---- read ----
 
-  private segmentFor(offset: number): number {
-    let lo = 0
-    let hi = this.segments.length - 1
-    let found = -1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      if (this.segments[mid]!.base <= offset) { found = mid; lo = mid + 1 } else hi = mid - 1
-    }
-    return found
-  }
-
   async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
     if (this.dropped) throw streamDeleted(this.stream)
     this.activeReads++
@@ -247,7 +234,7 @@ export class FileShardLog implements ShardLog {
     while (offset < end && records.length < maxRecords && bytes < maxBytes) {
       // Found afresh each time: retention may remove segments while this read awaits.
       offset = Math.max(offset, this.startOffset())
-      const si = this.segmentFor(offset)
+      const si = segmentIndex(this.segments, offset)
       if (si < 0) break
       const segment = this.segments[si]!
       if (offset >= segment.end) {
@@ -288,17 +275,13 @@ export class FileShardLog implements ShardLog {
   // ---- retention ----
 
   oldestSealed(): SegmentSpan | null {
-    const first = this.segments[0]
-    return first && this.segments.length > 1 && first.sealed ? first : null
+    return oldestSealed(this.segments)
   }
 
   async trim(expired: (segment: SegmentSpan) => boolean): Promise<number> {
-    let freed = 0
-    while (this.segments.length > 1 && this.segments[0]!.sealed && expired(this.segments[0]!)) {
-      const segment = this.segments.shift()!
-      freed += segment.size
-      this.retired.push(segment)
-    }
+    const taken = takeExpired(this.segments, expired)
+    const freed = totalSize(taken)
+    this.retired.push(...taken)
     if (this.activeReads === 0) await this.closeRetired()
     this.host.freed(freed)
     return freed

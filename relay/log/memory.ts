@@ -7,7 +7,7 @@
 import type { Codec } from '../../hardware/index.js'
 import type { LogRecord, LogRecordInput } from '../../shared/logframe.js'
 import type { ShardLogHost } from './host.js'
-import type { SegmentSpan } from './retention.js'
+import { oldestSealed, segmentIndex, takeExpired, totalSize, type SegmentSpan } from './segment-list.js'
 import { ShardLogStore, type LogStoreOptions, type StoredLog } from './store.js'
 import { batchLogInputs, streamDeleted, type BatchSlice, type ReadResult } from './types.js'
 
@@ -95,9 +95,7 @@ export class MemoryShardLog implements StoredLog {
     return this.segments[this.segments.length - 1]?.lastArrival ?? 0
   }
   sizeBytes(): number {
-    let n = 0
-    for (const s of this.segments) n += s.size
-    return n
+    return totalSize(this.segments)
   }
   pendingRecords(): number {
     return this.pending.length
@@ -163,25 +161,13 @@ export class MemoryShardLog implements StoredLog {
     this.nextAssigned = this.committedEnd
   }
 
-  /** The segment holding `offset`, or -1 when it is below them all. */
-  private segmentFor(offset: number): number {
-    let lo = 0
-    let hi = this.segments.length - 1
-    let found = -1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      if (this.segments[mid]!.base <= offset) { found = mid; lo = mid + 1 } else hi = mid - 1
-    }
-    return found
-  }
-
   async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
     if (this.dropped) throw streamDeleted(this.stream)
     let offset = Math.max(fromOffset, this.startOffset())
     const end = this.committedEnd
     const records: LogRecord[] = []
     let bytes = 0
-    let si = this.segmentFor(offset)
+    let si = segmentIndex(this.segments, offset)
     while (si >= 0 && si < this.segments.length && offset < end && records.length < maxRecords && bytes < maxBytes) {
       const segment = this.segments[si]!
       const record = segment.records[offset - segment.base]
@@ -212,13 +198,11 @@ export class MemoryShardLog implements StoredLog {
   }
 
   oldestSealed(): SegmentSpan | null {
-    const first = this.segments[0]
-    return first && this.segments.length > 1 && first.sealed ? first : null
+    return oldestSealed(this.segments)
   }
 
   async trim(expired: (segment: SegmentSpan) => boolean): Promise<number> {
-    let freed = 0
-    while (this.segments.length > 1 && this.segments[0]!.sealed && expired(this.segments[0]!)) freed += this.segments.shift()!.size
+    const freed = totalSize(takeExpired(this.segments, expired))
     this.host.freed(freed)
     return freed
   }

@@ -3,12 +3,7 @@
  * stream's retention, or, while a stream is over its byte cap, the stream's oldest sealed segment
  * goes first, whichever shard holds it. The active (newest) segment of a shard never goes.
  */
-
-/** What retention needs to know of a segment. */
-export interface SegmentSpan {
-  /** Arrival time of its newest record. */
-  readonly lastArrival: number
-}
+import type { SegmentSpan } from './segment-list.js'
 
 /** A shard log whose oldest segments retention may delete. */
 export interface TrimmableLog {
