@@ -28,7 +28,7 @@ export interface StreamState {
   producers: ProducerTable
   /** The stream's tags, as stored (ListTagsForStream); `tributary:throughput-limits` switches limits on. */
   tags: Record<string, string>
-  /** Per-shard throughput budgets, made when the stream's limits are first used (relay/kinesis/limits.ts). */
+  /** Per-shard throughput budgets, made when the stream's limits are first used (relay/throughput.ts). */
   meter?: Throughput
 }
 

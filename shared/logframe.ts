@@ -48,7 +48,7 @@ export const LogFlag = {
   clockSynced: 1,
   explicitHashKey: 2,
   fromDevice: 4,
-  /** `data` is sealed (AES-256-GCM, relay/kinesis/encryption.ts); readers see it opened. */
+  /** `data` is sealed (AES-256-GCM by relay/encryption.ts, through the log wrapper relay/log/encrypted.ts); readers see it opened. */
   encrypted: 8,
 } as const
 

@@ -16,7 +16,7 @@ export const KinesisErrorType = {
   ExpiredNextTokenException: 'ExpiredNextTokenException',
   ProvisionedThroughputExceededException: 'ProvisionedThroughputExceededException',
   UnknownOperationException: 'UnknownOperationException',
-  /** Records sealed at rest that the relay's key cannot open (relay/kinesis/encryption.ts). */
+  /** Records sealed at rest that the relay's key cannot open (relay/encryption.ts). */
   KMSAccessDeniedException: 'KMSAccessDeniedException',
   AccessDeniedException: 'AccessDeniedException',
   MissingAuthenticationTokenException: 'MissingAuthenticationTokenException',
