@@ -1,7 +1,9 @@
 /**
  * Enhanced fan-out consumers through the unmodified AWS SDK: register, describe, list with paging,
  * deregister, the states they go through, AWS's ARN layout, limits and errors, and that they
- * survive a restart of the relay.
+ * survive a restart of the relay. Where a test looks at a status or a creation time, the relay runs
+ * on a manual clock: a consumer is ACTIVE exactly a second after it is registered and gone exactly a
+ * second after it is deregistered, whatever the machine's speed.
  */
 import t, { type Test } from 'tap'
 import {
@@ -11,7 +13,7 @@ import {
 } from '@aws-sdk/client-kinesis'
 import { resolveRelayConfig } from '../../shared/config.js'
 import { startRelay } from '../../relay/relay.js'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 
 function sdk(t: Test, endpoint: string): KinesisClient {
@@ -29,30 +31,28 @@ async function statusOf(client: KinesisClient, ConsumerARN: string): Promise<str
   return (await client.send(new DescribeStreamConsumerCommand({ ConsumerARN }))).ConsumerDescription?.ConsumerStatus
 }
 
-async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+/** How long a registered consumer stays CREATING, and a deregistered one DELETING (relay/consumers.ts). */
+const STATUS_CHANGE_MS = 1000
 
-t.test('a consumer is CREATING, then ACTIVE, with an ARN in AWS\'s layout; describe by ARN or by stream and name', async (t) => {
-  const relay = await testRelay(t)
+t.test('a consumer is CREATING, then ACTIVE a second later, with an ARN in AWS\'s layout; describe by ARN or by stream and name', async (t) => {
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { clock })
   const client = sdk(t, relay.endpoint)
   const StreamARN = await streamArn(client, 'consumers-a')
-  const before = Math.floor(Date.now() / 1000)
   const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app-1' }))
   t.equal(Consumer!.ConsumerStatus, 'CREATING')
   t.equal(Consumer!.ConsumerName, 'app-1')
   t.ok(Consumer!.ConsumerCreationTimestamp instanceof Date)
+  t.equal(Consumer!.ConsumerCreationTimestamp!.getTime(), clock.now(), "created at the time on the relay's clock, to the millisecond")
   const m = /^arn:aws:kinesis:us-east-1:(\d{12}):stream\/consumers-a\/consumer\/app-1:(\d+)$/.exec(Consumer!.ConsumerARN!)
   t.ok(m, `ARN layout: ${Consumer!.ConsumerARN}`)
-  const after = Math.floor(Date.now() / 1000)
   t.equal(Number(m![2]), Math.floor(Consumer!.ConsumerCreationTimestamp!.getTime() / 1000), 'the ARN ends with the creation time in epoch seconds')
-  t.ok(Number(m![2]) >= before && Number(m![2]) <= after, 'taken while the call ran')
+  t.equal(Number(m![2]), Math.floor(clock.now() / 1000), 'taken while the call ran')
   t.equal(Consumer!.ConsumerARN!.startsWith(`${StreamARN}/consumer/`), true)
-  await waitFor(async () => (await statusOf(client, Consumer!.ConsumerARN!)) === 'ACTIVE')
+  clock.advance(STATUS_CHANGE_MS - 1)
+  t.equal(await statusOf(client, Consumer!.ConsumerARN!), 'CREATING', 'still CREATING 1 ms before a second has passed')
+  clock.advance(1)
+  t.equal(await statusOf(client, Consumer!.ConsumerARN!), 'ACTIVE', 'ACTIVE once it has')
 
   const byName = await client.send(new DescribeStreamConsumerCommand({ StreamARN, ConsumerName: 'app-1' }))
   t.same(byName.ConsumerDescription, {
@@ -65,23 +65,25 @@ t.test('a consumer is CREATING, then ACTIVE, with an ARN in AWS\'s layout; descr
   await t.rejects(client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app-1' })), { name: 'ResourceInUseException', message: /app-1.*already exists/ })
 })
 
-t.test('deregistering goes through DELETING, then the consumer is gone; registering the name again gives a new ARN', async (t) => {
-  const relay = await testRelay(t)
+t.test('deregistering goes through DELETING, then the consumer is gone a second later; registering the name again gives a new ARN', async (t) => {
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { clock })
   const client = sdk(t, relay.endpoint)
   const StreamARN = await streamArn(client, 'consumers-d')
   const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'gone' }))
-  await waitFor(async () => (await statusOf(client, Consumer!.ConsumerARN!)) === 'ACTIVE')
+  clock.advance(STATUS_CHANGE_MS)
+  t.equal(await statusOf(client, Consumer!.ConsumerARN!), 'ACTIVE')
   await client.send(new DeregisterStreamConsumerCommand({ StreamARN, ConsumerName: 'gone' }))
   t.equal(await statusOf(client, Consumer!.ConsumerARN!), 'DELETING')
-  await waitFor(async () => {
-    try { await statusOf(client, Consumer!.ConsumerARN!); return false } catch (err) { return (err as Error).name === 'ResourceNotFoundException' }
-  })
+  clock.advance(STATUS_CHANGE_MS - 1)
+  t.equal(await statusOf(client, Consumer!.ConsumerARN!), 'DELETING', 'still DELETING 1 ms before a second has passed')
+  clock.advance(1)
+  await t.rejects(statusOf(client, Consumer!.ConsumerARN!), { name: 'ResourceNotFoundException' }, 'gone once it has')
   t.same((await client.send(new ListStreamConsumersCommand({ StreamARN }))).Consumers, [])
   await t.rejects(client.send(new DeregisterStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN })), { name: 'ResourceNotFoundException' })
-  // In a later second, so the creation time in the ARN differs (waited for on the clock the relay reads, not slept).
-  const second = Number(/:(\d+)$/.exec(Consumer!.ConsumerARN!)![1])
-  while (Math.floor(Date.now() / 1000) <= second) await new Promise((r) => setTimeout(r, 20))
+  // Two seconds on since the first registration, so the creation time in the ARN differs.
   const again = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'gone' }))
+  t.match(again.Consumer!.ConsumerARN, new RegExp(`/consumer/gone:${Math.floor(clock.now() / 1000)}$`), 'created in a later second')
   t.not(again.Consumer!.ConsumerARN, Consumer!.ConsumerARN, 'a new ARN for the new consumer')
   await t.rejects(client.send(new DescribeStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN })), { name: 'ResourceNotFoundException' }, 'the old ARN does not name the new consumer')
 })
@@ -130,17 +132,20 @@ t.test('requests that name nothing that exists, or break the constraints, get AW
 t.test('consumers survive a restart of the relay; deleting the stream removes them', async (t) => {
   const dataDir = tempDir(t)
   const config = resolveRelayConfig({}, {}, { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true })
-  let relay = await startRelay(config, () => {})
+  const clock = manualClock()
+  let relay = await startRelay(config, () => {}, { clock })
   let client = new KinesisClient({ endpoint: `http://127.0.0.1:${relay.httpPort}`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
   const StreamARN = await streamArn(client, 'consumers-r')
   const a = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'kept' }))
-  await waitFor(async () => (await statusOf(client, a.Consumer!.ConsumerARN!)) === 'ACTIVE')
-  // Restarted while the second is still CREATING: it comes back ACTIVE.
+  clock.advance(STATUS_CHANGE_MS)
+  t.equal(await statusOf(client, a.Consumer!.ConsumerARN!), 'ACTIVE')
+  // Restarted while the second is still CREATING (the clock does not move again): it comes back ACTIVE.
   const b = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'young' }))
+  t.equal(await statusOf(client, b.Consumer!.ConsumerARN!), 'CREATING', 'the second is CREATING when the relay stops')
   client.destroy()
   await relay.close()
 
-  relay = await startRelay(config, () => {})
+  relay = await startRelay(config, () => {}, { clock })
   t.teardown(() => relay.close())
   client = new KinesisClient({ endpoint: `http://127.0.0.1:${relay.httpPort}`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } })
   t.teardown(() => client.destroy())
@@ -171,7 +176,8 @@ t.test('a stream with consumers is deleted only with EnforceConsumerDeletion', a
 })
 
 t.test('a consumer keeps tags: given at registration, changed by TagResource and UntagResource, gone with it', async (t) => {
-  const relay = await testRelay(t)
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { clock })
   const client = sdk(t, relay.endpoint)
   const StreamARN = await streamArn(client, 'tagged-consumers')
   const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app', Tags: { team: 'edge', tier: 'gold' } }))
@@ -185,7 +191,9 @@ t.test('a consumer keeps tags: given at registration, changed by TagResource and
   await t.rejects(client.send(new TagResourceCommand({ ResourceARN, Tags: { 'bad%': 'x' } })), { name: 'InvalidArgumentException' })
   await t.rejects(client.send(new TagResourceCommand({ ResourceARN: `${StreamARN}/consumer/nobody:1`, Tags: { a: 'b' } })), { name: 'ResourceNotFoundException' })
   await client.send(new DeregisterStreamConsumerCommand({ ConsumerARN: ResourceARN }))
-  await waitFor(async () => (await client.send(new ListStreamConsumersCommand({ StreamARN }))).Consumers!.length === 0)
+  clock.advance(STATUS_CHANGE_MS)
+  t.same((await client.send(new ListStreamConsumersCommand({ StreamARN }))).Consumers, [], 'gone a second after it was deregistered')
+  await t.rejects(tags(), { name: 'ResourceNotFoundException' }, 'and its ARN has no tags to list')
   // Registered again under the same name: a new consumer, without the old one's tags.
   const again = await client.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: 'app' }))
   t.same(await tags(again.Consumer!.ConsumerARN!), [], 'a new consumer of the same name starts without tags')
