@@ -1,7 +1,8 @@
 /**
  * Server-side checkpoints: the relay's /checkpoints route (validation, conditional writes, SigV4 when
  * keys are set), and `tributary tail --consumer NAME` resuming from them, across a restart of the
- * tail and across a split of a shard it was reading.
+ * tail and across a split of a shard it was reading. A checkpoint's UpdatedAt is read from a manual
+ * clock, so it is checked exactly.
  */
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -9,7 +10,7 @@ import { join } from 'node:path'
 import { getEventListeners } from 'node:events'
 import { KinesisClient } from '../../relay/kinesis/client.js'
 import { tail } from '../../relay/cli/tail.js'
-import { ROOT, afterCalls, apiCalls, testRelay } from '../helpers/relay.js'
+import { ROOT, afterCalls, apiCalls, manualClock, testRelay } from '../helpers/relay.js'
 
 const ENTRY = join(ROOT, 'relay/cli/entry.ts')
 
@@ -54,7 +55,8 @@ async function put(kinesis: KinesisClient, StreamName: string, from: number, cou
 }
 
 t.test('the checkpoint route stores, returns and guards checkpoints, with clear errors', async (t) => {
-  const relay = await testRelay(t)
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { clock })
   const kinesis = new KinesisClient({ endpoint: relay.endpoint })
   t.teardown(() => kinesis.close())
   await kinesis.call('CreateStream', { StreamName: 'cp', ShardCount: 1 })
@@ -63,12 +65,14 @@ t.test('the checkpoint route stores, returns and guards checkpoints, with clear 
 
   t.same(await kinesis.request('GET', '/checkpoints/cp/app'), { status: 200, json: { Checkpoints: [] } }, 'none at first')
   t.match(await kinesis.request('PUT', path, { SequenceNumber, ExpectedSequenceNumber: null }), { status: 200 })
-  const got = await kinesis.request<{ Checkpoints: { ShardId: string; SequenceNumber: string; UpdatedAt: number }[] }>('GET', '/checkpoints/cp/app')
-  t.match(got.json.Checkpoints, [{ ShardId: 'shardId-000000000000', SequenceNumber }])
-  t.ok(Math.abs(got.json.Checkpoints[0]!.UpdatedAt * 1000 - Date.now()) < 60_000, 'with when it was stored')
+  const checkpoints = async () => (await kinesis.request<{ Checkpoints: { ShardId: string; SequenceNumber: string; UpdatedAt: number }[] }>('GET', '/checkpoints/cp/app')).json.Checkpoints
+  t.same(await checkpoints(), [{ ShardId: 'shardId-000000000000', SequenceNumber, UpdatedAt: clock.now() / 1000 }], "with when it was stored, in epoch seconds on the relay's clock")
   t.same((await kinesis.request('GET', '/checkpoints/cp/other')).json, { Checkpoints: [] }, 'per consumer')
 
   t.match(await kinesis.request('PUT', path, { SequenceNumber, ExpectedSequenceNumber: null }), { status: 409, json: { code: 'CONFLICT' } }, 'a second worker expecting none loses')
+  clock.advance(1500)
+  t.match(await kinesis.request('PUT', path, { SequenceNumber, ExpectedSequenceNumber: SequenceNumber }), { status: 200 }, 'a worker expecting the stored one wins')
+  t.same(await checkpoints(), [{ ShardId: 'shardId-000000000000', SequenceNumber, UpdatedAt: clock.now() / 1000 }], 'stored again 1.5 s later: UpdatedAt moves with it')
   t.match(await kinesis.request('PUT', path, { SequenceNumber: '12345' }), { status: 400, json: { code: 'REQUEST_INVALID', message: /not a sequence number of shard shardId-000000000000/ } })
   t.match(await kinesis.request('PUT', path, { SequenceNumber: 'SHARD_END' }), { status: 400, json: { message: /is open/ } })
   t.match(await kinesis.request('PUT', path, {}), { status: 400, json: { code: 'REQUEST_INVALID' } })
@@ -106,10 +110,11 @@ t.test('tail --consumer resumes after its checkpoints, and follows a split shard
 
   let tail = startTail(t, [StreamName, '--consumer', 'app', ...ep])
   await tail.waitFor(30)
-  // The checkpoint lands after the page is printed; wait until both shards have one.
-  for (let i = 0; i < 200; i++) {
+  // The checkpoint lands after the page is printed; wait until both shards have one (the bound only guards a hang).
+  for (const deadline = Date.now() + 30_000; ;) {
     const { json } = await kinesis.request<{ Checkpoints: unknown[] }>('GET', `/checkpoints/${StreamName}/app`)
     if (json.Checkpoints.length === 2) break
+    if (Date.now() > deadline) throw new Error(`tail checkpointed ${json.Checkpoints.length} of 2 shards`)
     await new Promise((r) => setTimeout(r, 25))
   }
   await tail.stop()
