@@ -1,29 +1,31 @@
 /**
  * The AWS CLI v2 against the relay for enhanced fan-out consumers, encryption and enhanced
  * monitoring, with the CLI's own signing, serialisation, paging and waiters. Skips when
- * no AWS CLI v2 is installed (CI installs Debian's `awscli`).
+ * no AWS CLI v2 is installed (CI installs Debian's `awscli`). Consumers change status on the relay's
+ * manual clock, so each status the CLI reads is the one expected, however slow the CLI starts.
  */
 import t from 'tap'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 import { awsCliSkip as skip, awsCliVersion, awsWith } from '../helpers/awscli.js'
 
 if (awsCliVersion) t.comment(awsCliVersion)
 
 t.test('the AWS CLI v2 registers, describes, lists and deregisters stream consumers', { skip }, async (t) => {
-  const relay = await testRelay(t)
+  const clock = manualClock()
+  const relay = await testRelay(t, {}, { clock })
   const aws = awsWith(t, relay.endpoint, { id: 'x', secret: 'y' })
   t.equal((await aws('create-stream', '--stream-name', 'fan', '--shard-count', '1')).code, 0)
   const arn = (await aws('describe-stream-summary', '--stream-name', 'fan')).json.StreamDescriptionSummary.StreamARN as string
 
   const reg = await aws('register-stream-consumer', '--stream-arn', arn, '--consumer-name', 'app')
   t.equal(reg.code, 0, reg.stderr)
-  t.match(reg.json?.Consumer, { ConsumerName: 'app', ConsumerStatus: 'CREATING', ConsumerARN: new RegExp(`^${arn}/consumer/app:\\d+$`) })
+  t.match(reg.json?.Consumer, { ConsumerName: 'app', ConsumerStatus: 'CREATING' })
+  t.equal(reg.json?.Consumer?.ConsumerARN, `${arn}/consumer/app:${Math.floor(clock.now() / 1000)}`, "AWS's layout, ending with the creation second on the relay's clock")
   t.match(reg.json?.Consumer?.ConsumerCreationTimestamp, /^\d{4}-\d\d-\d\dT/, 'the CLI parsed the timestamp')
-  for (let i = 0; i < 50; i++) {
-    const d = await aws('describe-stream-consumer', '--consumer-arn', reg.json.Consumer.ConsumerARN)
-    if (d.json?.ConsumerDescription?.ConsumerStatus === 'ACTIVE') break
-    await new Promise((r) => setTimeout(r, 200))
-  }
+  t.equal(Date.parse(reg.json?.Consumer?.ConsumerCreationTimestamp), clock.now(), "the relay's clock, to the millisecond")
+  const creating = await aws('describe-stream-consumer', '--consumer-arn', reg.json.Consumer.ConsumerARN)
+  t.equal(creating.json?.ConsumerDescription?.ConsumerStatus, 'CREATING', 'CREATING while the clock stands still')
+  clock.advance(1000)
   const byName = await aws('describe-stream-consumer', '--stream-arn', arn, '--consumer-name', 'app')
   t.match(byName.json?.ConsumerDescription, { ConsumerName: 'app', ConsumerStatus: 'ACTIVE', StreamARN: arn })
 
@@ -42,7 +44,11 @@ t.test('the AWS CLI v2 registers, describes, lists and deregisters stream consum
   const del = await aws('deregister-stream-consumer', '--stream-arn', arn, '--consumer-name', 'app')
   t.equal(del.code, 0, del.stderr)
   const after = await aws('describe-stream-consumer', '--stream-arn', arn, '--consumer-name', 'app')
-  t.ok(after.code !== 0 || after.json?.ConsumerDescription?.ConsumerStatus === 'DELETING', 'DELETING, or already gone')
+  t.equal(after.json?.ConsumerDescription?.ConsumerStatus, 'DELETING', 'DELETING')
+  clock.advance(1000)
+  const gone = await aws('describe-stream-consumer', '--stream-arn', arn, '--consumer-name', 'app')
+  t.not(gone.code, 0)
+  t.match(gone.stderr, /ResourceNotFoundException/, 'and gone a second later')
   const refused = await aws('delete-stream', '--stream-name', 'fan')
   t.match(refused.stderr, /ResourceInUseException.*EnforceConsumerDeletion/s, 'a stream with consumers needs --enforce-consumer-deletion')
   t.equal((await aws('delete-stream', '--stream-name', 'fan', '--enforce-consumer-deletion')).code, 0)
