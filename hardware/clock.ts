@@ -52,7 +52,15 @@ function makeSystemClock(): Clock {
       return synced
     },
     after: (ms, fn) => {
-      const timer = setTimeout(fn, ms)
+      // libuv runs timers on a millisecond loop clock, which can fire one up to a millisecond early
+      // against performance.now(): wait out the rest, so a timer is never early on monoMs().
+      const due = performance.now() + ms
+      const fire = () => {
+        const left = due - performance.now()
+        if (left > 0) timer = setTimeout(fire, Math.ceil(left))
+        else fn()
+      }
+      let timer = setTimeout(fire, ms)
       return () => clearTimeout(timer)
     },
   }

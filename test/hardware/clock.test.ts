@@ -1,5 +1,5 @@
 /**
- * The agent's clock: the system clock and the manual stand-in keep one contract (timers fire once,
+ * The clock (the agent's and the relay's): the system clock and the manual stand-in keep one contract (timers fire once,
  * in due order, never early, and can be cancelled; `every` repeats until stopped), and the manual
  * clock moves only when told.
  */
