@@ -33,6 +33,7 @@ export class Consumers {
   private readonly byStream = new Map<string, ConsumerMeta[]>()
   /** Cancels the pending status changes. */
   private readonly timers = new Set<() => void>()
+  private closed = false
 
   constructor(options: ConsumersOptions) {
     this.o = options
@@ -65,6 +66,8 @@ export class Consumers {
   }
 
   private later(ms: number, fn: () => Promise<void>): void {
+    // After close, the metadata store is going: a request that raced the shutdown changes nothing later.
+    if (this.closed) return
     const cancel = this.clock.after(ms, () => {
       this.timers.delete(cancel)
       fn().catch(() => {})
@@ -137,6 +140,7 @@ export class Consumers {
   }
 
   close(): void {
+    this.closed = true
     for (const cancel of this.timers) cancel()
     this.timers.clear()
   }

@@ -17,7 +17,7 @@ import type { LogStore, ShardLog } from './log/types.js'
 import type { ConsumerMeta } from './meta/types.js'
 import type { ShardReader } from './reader.js'
 import { sequenceOf } from './sequence.js'
-import type { ShardState, StreamState, Streams } from './streams.js'
+import { streamNameOf, type ShardState, type StreamState, type Streams } from './streams.js'
 
 /** One page as the sink sends it. */
 export interface FanoutEvent {
@@ -202,9 +202,9 @@ export class Fanout {
         if (now >= deadline) break
         const state = this.o.streams.getById(streamId)
         const shard = state?.shards.find((s) => s.meta.shardId === shardId)
-        if (!state || !shard || shard.log.dropped) return sub.end({ kind: 'shard-gone', shardId, stream: streamId.replace(/\.[0-9a-f]{12}$/, '') })
+        if (!state || !shard || shard.log.dropped) return sub.end({ kind: 'shard-gone', shardId, stream: streamNameOf(streamId) })
         continuation ??= await this.o.reader.sequenceBefore(shard, offset)
-        const page = await this.o.reader.page(state, shard, offset, 10_000, maxBytes, now)
+        const page = await this.o.reader.page(state, shard, offset, 10_000, maxBytes, () => now)
         const { records } = page
         if (records.length || page.shardEnded || now - lastEventMs >= heartbeat) {
           const last = records[records.length - 1]

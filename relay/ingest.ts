@@ -11,7 +11,7 @@ import { Limits, recordProblem } from '../shared/limits.js'
 import type { RejectMessage } from '../shared/messages.js'
 import type { LogStore } from './log/types.js'
 import { Router } from './router.js'
-import type { ShardState, StreamState, Streams } from './streams.js'
+import { streamNameOf, type ShardState, type StreamState, type Streams } from './streams.js'
 
 export interface IngestRecord {
   partitionKey: string
@@ -192,7 +192,7 @@ export class Ingest {
   /** A stream deleted while its records waited for the commit: they were discarded, so say so. */
   private checkNotDropped(shards: ShardState[]): void {
     for (const shard of shards) {
-      if (shard.log.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${shard.meta.streamId.replace(/\.[0-9a-f]{12}$/, '')} was deleted before the records were stored`)
+      if (shard.log.dropped) throw new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${streamNameOf(shard.meta.streamId)} was deleted before the records were stored`)
     }
   }
 

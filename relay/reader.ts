@@ -62,14 +62,16 @@ export class ShardReader {
     }
   }
 
-  async page(state: StreamState, shard: ShardState, offset: number, maxRecords: number, maxBytes: number, now: number): Promise<Page> {
+  /** `now` is read once the records are in, as MillisBehindLatest is measured then. */
+  async page(state: StreamState, shard: ShardState, offset: number, maxRecords: number, maxBytes: number, now: () => number): Promise<Page & { readAtMs: number }> {
     const { records, nextOffset } = await shard.log.read(offset, maxRecords, maxBytes)
+    const readAtMs = now()
     const caughtUp = nextOffset >= shard.log.endOffset()
     const last = records[records.length - 1]
     const shardEnded = shard.meta.endOffset !== null && nextOffset >= shard.meta.endOffset
     return {
-      records, nextOffset, shardEnded,
-      millisBehindLatest: caughtUp ? 0 : Math.max(0, now - (last?.arrivalMs ?? now)),
+      records, nextOffset, shardEnded, readAtMs,
+      millisBehindLatest: caughtUp ? 0 : Math.max(0, readAtMs - (last?.arrivalMs ?? readAtMs)),
       children: shardEnded ? this.streams.children(state, shard) : [],
     }
   }

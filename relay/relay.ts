@@ -137,7 +137,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
 
   const adminToken = adminTokenOf(config.dataDir)
   const http: HttpServer = await startHttp(config.httpHost, config.httpPort, routes({
-    kinesis, checkpoints, logs, metrics, log,
+    kinesis, checkpoints, logs, metrics, log, now,
     admin: adminRoutes({ token: adminToken, devices, onRejected: (code) => rejected(code, 1) }),
     accessKeys: config.accessKeys,
   }))

@@ -26,6 +26,8 @@ export interface RoutesOptions {
   metrics: RelayMetrics
   accessKeys: readonly AccessKey[]
   log: LogFn
+  /** The relay's clock (ms), against which signatures' times are checked. */
+  now: () => number
 }
 
 export function routes(o: RoutesOptions): RequestHandler {
@@ -38,7 +40,7 @@ export function routes(o: RoutesOptions): RequestHandler {
   const checkpoints = async (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => {
     if (o.accessKeys.length) {
       try {
-        verifySigV4({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }, o.accessKeys, { service: 'kinesis' })
+        verifySigV4({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }, o.accessKeys, { service: 'kinesis', now: o.now() })
       } catch (err) {
         if (!(err instanceof KinesisError)) throw err
         return sendJson(res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })

@@ -37,6 +37,11 @@ export type ReshardStep = 'updating' | 'children-opened' | 'map-committed'
 
 export { HASH_SPACE, hashRanges, shardIdOf }
 
+/** A stream's name from its id (`<name>.<12 hex digits>`: a stream created again under a name gets a new id). */
+export function streamNameOf(streamId: string): string {
+  return streamId.replace(/\.[0-9a-f]{12}$/, '')
+}
+
 /**
  * For crash tests: `TRIBUTARY_TEST_CRASH_AT=reshard:<step>` makes the relay kill itself with SIGKILL
  * at that step of its next reshard, exactly as `kill -9` would.

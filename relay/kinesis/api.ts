@@ -52,7 +52,7 @@ export class KinesisApi {
     const protocol = protocolOf(req.headers['content-type'])
     try {
       if (this.o.accessKeys.length) {
-        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, this.o.accessKeys, { service: 'kinesis' })
+        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, this.o.accessKeys, { service: 'kinesis', now: this.o.ctx.now() })
       }
       const handler = this.handlerOf(action)
       const result = await handler(protocol.decode(body), this.o.ctx)

@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { FileShardLog } from './fileshard.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
 
-export { FileShardLog } from './fileshard.js'
 
 export interface FileLogOptions extends LogStoreOptions {
   root: string

@@ -1,4 +1,5 @@
 /** The shard-log storage engine the relay runs on: the embedded segment-file store, sealed at rest when a cipher is given. */
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import { EncryptedLogStore } from './encrypted.js'
 import { FileLogStore, type FileLogOptions } from './filelog.js'
 import type { LogStore, RecordCipher } from './types.js'
@@ -10,8 +11,14 @@ export interface OpenLogOptions extends FileLogOptions {
   cipher?: RecordCipher
 }
 
+/** Without a key nothing is sealed, and a sealed record found on disk is refused, never served as data. */
+const NO_KEY: RecordCipher = {
+  seals: () => false,
+  seal: () => null,
+  open: (stream) => { throw new TributaryError(ErrorCode.DECRYPT_FAILED, `a record of stream ${stream} is encrypted and the relay has no key configured`) },
+}
+
 export function openLogStore(options: OpenLogOptions): LogStore {
   const { cipher, ...files } = options
-  const store = new FileLogStore(files)
-  return cipher ? new EncryptedLogStore(store, cipher) : store
+  return new EncryptedLogStore(new FileLogStore(files), cipher ?? NO_KEY)
 }

@@ -145,11 +145,8 @@ t.test('a record sealed under another key fails the read with DECRYPT_FAILED', a
   await store.close()
 })
 
-t.test('openLogStore seals at rest when given a cipher, and is the plain file store without one', async (t) => {
+t.test('openLogStore seals at rest when given a cipher; without one it seals nothing and refuses sealed records it finds', async (t) => {
   const { cipher } = countingCipher(join(tempDir(t), 'encryption.key'), new Set(['secret']))
-  const plain = openLogStore({ root: tempDir(t) })
-  t.ok(plain instanceof FileLogStore)
-  await plain.close()
   const root = tempDir(t)
   const sealing = openLogStore({ root, cipher })
   ;(await sealing.open('secret', SHARD)).append([rec(0)])
@@ -159,4 +156,15 @@ t.test('openLogStore seals at rest when given a cipher, and is the plain file st
   t.equal(stored?.flags, LogFlag.encrypted, 'what it wrote is sealed')
   t.equal(cipher.open('secret', stored!.data).toString(), 'secret-0')
   await files.close()
+
+  const keyless = openLogStore({ root })
+  const log = await keyless.open('secret', SHARD)
+  await t.rejects(log.read(0, 10, 1 << 20), { code: 'DECRYPT_FAILED', message: /no key configured/ }, 'a sealed record is never served as data')
+  log.append([rec(1)])
+  await keyless.commit()
+  await keyless.close()
+  const reread = new FileLogStore({ root })
+  const [, plain] = (await (await reread.open('secret', SHARD)).read(0, 10, 1 << 20)).records
+  t.equal(plain?.flags, 0, 'and what it appends is stored as it came')
+  await reread.close()
 })

@@ -4,6 +4,8 @@
  */
 import { Limits } from '../../../shared/limits.js'
 import { START_TYPES, type StartType } from '../../reader.js'
+import { shardIdOf } from '../../shardmap.js'
+import { streamNameOf } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
 import { childShardsJson, findShard, positionOf, recordJson, resolveStream, startOffset, type ApiContext } from '../context.js'
 import { KinesisError } from '../errors.js'
@@ -35,12 +37,12 @@ export async function getRecords(body: unknown, ctx: ApiContext) {
   const state = ctx.streams.getById(position.streamId)
   const shard = state?.shards.find((s) => s.meta.index === position.shardIndex)
   if (!state || !shard || ctx.streams.expired(state, shard)) {
-    throw ctx.errors.shardNotFound(`shardId-${String(position.shardIndex).padStart(12, '0')}`, position.streamId.replace(/\.[0-9a-f]{12}$/, ''))
+    throw ctx.errors.shardNotFound(shardIdOf(position.shardIndex), streamNameOf(position.streamId))
   }
   const budget = throughputOf(state)
   if (budget && !budget.read(shard, ctx.now())) throw ctx.errors.rateExceeded(shard.meta.shardId, state.meta.name)
-  const now = ctx.now()
-  const page = await ctx.reader.page(state, shard, position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes, now)
+  const page = await ctx.reader.page(state, shard, position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes, ctx.now)
+  const now = page.readAtMs
   let bytes = 0
   const out = page.records.map((r) => {
     bytes += r.data.length

@@ -7,8 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
-import { ErrorCode, TributaryError } from '../../../shared/errors.js'
-import type { EndReason, FanoutEvent, FanoutSink, Subscription } from '../../fanout.js'
+import { SubscriptionBusyError, type EndReason, type FanoutEvent, type FanoutSink, type Subscription } from '../../fanout.js'
 import type { AnyResponse } from '../../http.js'
 import { START_TYPES, type StartType } from '../../reader.js'
 import { childShardsJson, findShard, positionOf, recordJson, startOffset, StreamingResult, type ApiContext } from '../context.js'
@@ -18,7 +17,7 @@ import type { Protocol } from '../protocol.js'
 import { SequenceNumber, ShardId, validate, type Shape } from '../validate.js'
 import { ConsumerARN } from './consumers.js'
 
-export const EVENTSTREAM_TYPE = 'application/vnd.amazon.eventstream'
+const EVENTSTREAM_TYPE = 'application/vnd.amazon.eventstream'
 
 export async function subscribeToShard(body: unknown, ctx: ApiContext): Promise<StreamingResult> {
   const req = validate<{ ConsumerARN: string; ShardId: string; StartingPosition: { Type: StartType; SequenceNumber?: string; Timestamp?: number } }>(body, {
@@ -45,7 +44,7 @@ export async function subscribeToShard(body: unknown, ctx: ApiContext): Promise<
   try {
     subscription = ctx.fanout.subscribe(consumer, stream, shard, offset)
   } catch (err) {
-    if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
+    if (err instanceof SubscriptionBusyError) {
       throw new KinesisError('ResourceInUseException', `Another active subscription exists for this consumer: ${consumer.arn} on shard ${shard.meta.shardId}.`)
     }
     throw err
