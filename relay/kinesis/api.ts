@@ -9,7 +9,7 @@ import { send, type AnyRequest, type AnyResponse } from '../http.js'
 import type { LogFn, RelayMetrics } from '../observe.js'
 import { ACTIONS } from './actions/index.js'
 import { StreamingResult, type ApiContext, type Handler } from './context.js'
-import { KinesisError, toKinesisError } from './errors.js'
+import { internalFailure, missingTarget, toKinesisError, unsupportedOperation } from './errors.js'
 import { protocolOf } from './protocol.js'
 import { verifySigV4 } from './sigv4.js'
 
@@ -40,7 +40,7 @@ export class KinesisApi {
 
   private handlerOf(action: string): Handler {
     const handler = this.table.get(action)
-    if (!handler) throw new KinesisError('UnknownOperationException', action ? `Operation ${action} is not supported by Tributary.` : 'Missing or malformed X-Amz-Target header.')
+    if (!handler) throw action ? unsupportedOperation(action) : missingTarget()
     return handler
   }
 
@@ -65,7 +65,7 @@ export class KinesisApi {
       let error = toKinesisError(err, 'response')
       if (!error) {
         this.o.log('api_error', { action, error: (err as Error).stack ?? String(err) })
-        error = new KinesisError('InternalFailure', 'Internal service failure.')
+        error = internalFailure()
       }
       metrics.apiRequests.inc({ action: action || 'unknown', outcome: error.type })
       metrics.rejections.inc({ code: error.type }, 1)

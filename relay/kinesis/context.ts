@@ -15,7 +15,7 @@ import type { Router } from '../router.js'
 import { sequenceOf } from '../sequence.js'
 import type { StreamSettingsRegistry } from '../settings.js'
 import type { ShardState, StreamState, Streams } from '../streams.js'
-import { KinesisError, type AwsWording } from './errors.js'
+import { atTimestampWithoutTimestamp, streamNameArnMismatch, streamNameOrArnMissing, type AwsWording } from './errors.js'
 import type { IteratorCodec } from './iterator.js'
 import type { Protocol } from './protocol.js'
 import type { PageTokens } from './tokens.js'
@@ -57,12 +57,10 @@ export function resolveStream(req: { StreamName?: string; StreamARN?: string }, 
   if (req.StreamARN !== undefined) {
     const fromArn = ctx.streams.nameFromArn(req.StreamARN)
     if (fromArn === null || !req.StreamARN.includes(`:${ctx.accountId}:`)) throw ctx.errors.streamArnNotFound(req.StreamARN)
-    if (name !== undefined && name !== fromArn) {
-      throw new KinesisError('InvalidArgumentException', `StreamName ${name} and StreamARN ${req.StreamARN} do not refer to the same stream.`)
-    }
+    if (name !== undefined && name !== fromArn) throw streamNameArnMismatch(name, req.StreamARN)
     name = fromArn
   }
-  if (name === undefined) throw new KinesisError('InvalidArgumentException', 'Either StreamName or StreamARN should be provided.')
+  if (name === undefined) throw streamNameOrArnMissing()
   const state = ctx.streams.get(name)
   if (!state || state.meta.status === 'DELETING') throw ctx.errors.streamNotFound(name)
   return state
@@ -99,7 +97,7 @@ export function positionOf(type: StartType, sequenceNumber: string | undefined, 
     case 'AFTER_SEQUENCE_NUMBER':
       return { type, sequenceNumber: sequenceNumber! }
     case 'AT_TIMESTAMP':
-      if (timestampMs === undefined) throw new KinesisError('InvalidArgumentException', 'Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.')
+      if (timestampMs === undefined) throw atTimestampWithoutTimestamp()
       return { type, timestampMs }
     default:
       return { type }

@@ -6,21 +6,11 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { Limits } from '../../shared/limits.js'
-import { KinesisError } from './errors.js'
+import { invalidShardIterator, iteratorExpired } from './errors.js'
 
 const VERSION = 1
 const MAC_SIZE = 16
 const FIXED = 1 + 8 + 8 + 4
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
-
-/** An instant as java.util.Date#toString prints it in UTC ("Sun Mar 01 12:00:00 UTC 2026"), as AWS's messages do. */
-function javaDate(ms: number): string {
-  const d = new Date(ms)
-  const p = (n: number) => String(n).padStart(2, '0')
-  return `${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} UTC ${d.getUTCFullYear()}`
-}
 
 export interface IteratorPosition {
   streamId: string
@@ -53,16 +43,12 @@ export class IteratorCodec {
   /** Decodes and checks a token; throws InvalidArgumentException or ExpiredIteratorException as AWS does. */
   decode(token: string, now = Date.now()): IteratorPosition {
     const raw = Buffer.from(token, 'base64')
-    const invalid = () => new KinesisError('InvalidArgumentException', 'Invalid ShardIterator.')
-    if (raw.length < FIXED + MAC_SIZE + 1 || raw[0] !== VERSION || raw.toString('base64') !== token) throw invalid()
+    if (raw.length < FIXED + MAC_SIZE + 1 || raw[0] !== VERSION || raw.toString('base64') !== token) throw invalidShardIterator()
     const body = raw.subarray(0, raw.length - MAC_SIZE)
     const mac = raw.subarray(raw.length - MAC_SIZE)
-    if (!timingSafeEqual(mac, this.mac(body))) throw invalid()
+    if (!timingSafeEqual(mac, this.mac(body))) throw invalidShardIterator()
     const createdMs = body.readDoubleLE(1)
-    if (now - createdMs > Limits.iteratorTtlMs) {
-      throw new KinesisError('ExpiredIteratorException',
-        `Iterator expired. The iterator was created at time ${javaDate(createdMs)} while right now it is ${javaDate(now)} which is further in the future than the tolerated delay of ${Limits.iteratorTtlMs} milliseconds.`)
-    }
+    if (now - createdMs > Limits.iteratorTtlMs) throw iteratorExpired(createdMs, now, Limits.iteratorTtlMs)
     return { createdMs, offset: body.readDoubleLE(9), shardIndex: body.readUInt32LE(17), streamId: body.toString('utf8', FIXED) }
   }
 }

@@ -3,7 +3,7 @@
  * and the JSON position, so a token cannot be edited; expiring after 5 minutes like AWS's.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { KinesisError } from './errors.js'
+import { invalidNextToken, nextTokenExpired } from './errors.js'
 
 const MAC = 16
 const LIFETIME_MS = 300_000
@@ -23,12 +23,11 @@ export class PageTokens {
   /** The position a token holds; InvalidArgumentException when it was not made here, ExpiredNextTokenException when it is old. */
   decode<T>(token: string, action: string): T {
     const raw = Buffer.from(token, 'base64')
-    const invalid = () => new KinesisError('InvalidArgumentException', 'Invalid NextToken.')
-    if (raw.length <= MAC) throw invalid()
+    if (raw.length <= MAC) throw invalidNextToken()
     const body = raw.subarray(MAC)
-    if (!timingSafeEqual(raw.subarray(0, MAC), this.mac(body))) throw invalid()
+    if (!timingSafeEqual(raw.subarray(0, MAC), this.mac(body))) throw invalidNextToken()
     const value = JSON.parse(body.toString()) as T & { t: number }
-    if (this.now() - value.t > LIFETIME_MS) throw new KinesisError('ExpiredNextTokenException', `The timestamp of the ${action} NextToken is expired.`)
+    if (this.now() - value.t > LIFETIME_MS) throw nextTokenExpired(action)
     return value
   }
 }

@@ -5,7 +5,7 @@
 import type { ConsumerMeta } from '../../meta/types.js'
 import type { StreamState } from '../../streams.js'
 import { resolveStream, seconds, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { consumerArnNotOfStream, consumerNameArnMismatch, consumerRefMissing, invalidNextToken, TagAttempt } from '../errors.js'
 import { StreamARN, validate, type Shape } from '../validate.js'
 import { checkTagCharacters } from './tags.js'
 
@@ -31,20 +31,14 @@ function findConsumer(req: { StreamARN?: string; ConsumerName?: string; Consumer
   if (req.ConsumerARN !== undefined) {
     const found = ctx.consumers.byArn(req.ConsumerARN)
     if (!found) throw ctx.errors.consumerNotFound(req.ConsumerARN)
-    if (req.StreamARN !== undefined && req.StreamARN !== found.stream.meta.arn) {
-      throw new KinesisError('InvalidArgumentException', `ConsumerARN ${req.ConsumerARN} does not belong to stream ${req.StreamARN}.`)
-    }
-    if (req.ConsumerName !== undefined && req.ConsumerName !== found.consumer.name) {
-      throw new KinesisError('InvalidArgumentException', `ConsumerName ${req.ConsumerName} and ConsumerARN ${req.ConsumerARN} do not refer to the same consumer.`)
-    }
+    if (req.StreamARN !== undefined && req.StreamARN !== found.stream.meta.arn) throw consumerArnNotOfStream(req.ConsumerARN, req.StreamARN)
+    if (req.ConsumerName !== undefined && req.ConsumerName !== found.consumer.name) throw consumerNameArnMismatch(req.ConsumerName, req.ConsumerARN)
     return found
   }
-  if (req.StreamARN === undefined || req.ConsumerName === undefined) {
-    throw new KinesisError('InvalidArgumentException', 'Either ConsumerARN or both ConsumerName and StreamARN must be provided.')
-  }
+  if (req.StreamARN === undefined || req.ConsumerName === undefined) throw consumerRefMissing()
   const stream = streamByArn(req.StreamARN, ctx)
   const consumer = ctx.consumers.get(stream.meta.id, req.ConsumerName)
-  if (!consumer) throw new KinesisError('ResourceNotFoundException', `Consumer ${req.ConsumerName} under ${ctx.errors.stream(stream.meta.name)} not found.`)
+  if (!consumer) throw ctx.errors.consumerOfStreamNotFound(req.ConsumerName, stream.meta.name)
   return { consumer, stream }
 }
 
@@ -56,15 +50,10 @@ export async function registerStreamConsumer(body: unknown, ctx: ApiContext) {
     ConsumerName: { ...ConsumerName, required: true } as Shape,
     Tags: { type: 'map', value: { type: 'string', max: 256 }, max: 50 },
   })
-  if (req.Tags) checkTagCharacters(Object.entries(req.Tags).flat(), `register consumer ${req.ConsumerName} with tags`)
+  if (req.Tags) checkTagCharacters(Object.entries(req.Tags).flat(), TagAttempt.registerConsumer(req.ConsumerName))
   const stream = streamByArn(req.StreamARN, ctx)
-  if (ctx.consumers.get(stream.meta.id, req.ConsumerName)) {
-    throw new KinesisError('ResourceInUseException', `Consumer ${req.ConsumerName} under ${ctx.errors.stream(stream.meta.name)} already exists.`)
-  }
-  if (ctx.consumers.count(stream.meta.id) >= MAX_CONSUMERS_PER_STREAM) {
-    throw new KinesisError('LimitExceededException',
-      `${ctx.errors.Stream(stream.meta.name)} already has the maximum of ${MAX_CONSUMERS_PER_STREAM} registered consumers.`)
-  }
+  if (ctx.consumers.get(stream.meta.id, req.ConsumerName)) throw ctx.errors.consumerExists(req.ConsumerName, stream.meta.name)
+  if (ctx.consumers.count(stream.meta.id) >= MAX_CONSUMERS_PER_STREAM) throw ctx.errors.consumerLimitExceeded(stream.meta.name, MAX_CONSUMERS_PER_STREAM)
   const consumer = await ctx.consumers.register(stream, req.ConsumerName)
   if (req.Tags && Object.keys(req.Tags).length) await ctx.consumers.addTags(consumer, req.Tags)
   return { Consumer: consumerJson(consumer) }
@@ -97,7 +86,7 @@ export async function listStreamConsumers(body: unknown, ctx: ApiContext) {
   let after: string | undefined
   if (req.NextToken !== undefined) {
     const token = ctx.tokens.decode<{ id: string; after: string }>(req.NextToken, 'ListStreamConsumers')
-    if (token.id !== stream.meta.id) throw new KinesisError('InvalidArgumentException', 'Invalid NextToken.')
+    if (token.id !== stream.meta.id) throw invalidNextToken()
     after = token.after
   }
   const all = ctx.consumers.list(stream.meta.id).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).filter((c) => after === undefined || c.name > after)

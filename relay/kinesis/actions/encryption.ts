@@ -4,7 +4,7 @@
  */
 import type { StreamState } from '../../streams.js'
 import { resolveStream, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { encryptionTypeNotKms, invalidKeyId } from '../errors.js'
 import { StreamARN, StreamName, validate } from '../validate.js'
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
@@ -14,10 +14,7 @@ const MRK = 'mrk-[0-9a-f]{32}'
 const KEY_ID = new RegExp(`^(?:${UUID}|${MRK}|${ALIAS}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:(?:key/(?:${UUID}|${MRK})|${ALIAS}))$`)
 
 function checkKeyId(keyId: string): void {
-  if (!KEY_ID.test(keyId)) {
-    throw new KinesisError('InvalidArgumentException',
-      `Invalid KeyId ${keyId}. Specify a KMS key by its key ID, key ARN, alias name (alias/...) or alias ARN, for example alias/aws/kinesis.`)
-  }
+  if (!KEY_ID.test(keyId)) throw invalidKeyId(keyId)
 }
 
 interface EncryptionRequest { StreamName?: string; StreamARN?: string; EncryptionType: 'NONE' | 'KMS'; KeyId: string }
@@ -30,9 +27,7 @@ function request(body: unknown, action: string, ctx: ApiContext): { req: Encrypt
     KeyId: { type: 'string', required: true, min: 1, max: 2048 },
   })
   const state = resolveStream(req, ctx)
-  if (req.EncryptionType !== 'KMS') {
-    throw new KinesisError('InvalidArgumentException', `Encryption type ${req.EncryptionType} is not valid for ${action}. The only supported encryption type is KMS.`)
-  }
+  if (req.EncryptionType !== 'KMS') throw encryptionTypeNotKms(req.EncryptionType, action)
   checkKeyId(req.KeyId)
   return { req, state }
 }
@@ -48,9 +43,7 @@ export async function startStreamEncryption(body: unknown, ctx: ApiContext) {
 export async function stopStreamEncryption(body: unknown, ctx: ApiContext) {
   const { req, state } = request(body, 'StopStreamEncryption', ctx)
   const current = ctx.settings.get(state.meta.id)
-  if (current.encryptionType === 'KMS' && current.keyId !== req.KeyId) {
-    throw new KinesisError('InvalidArgumentException', `KeyId ${req.KeyId} does not match the key ${current.keyId} that ${ctx.errors.stream(state.meta.name)} is encrypted with.`)
-  }
+  if (current.encryptionType === 'KMS' && current.keyId !== req.KeyId) throw ctx.errors.keyIdMismatch(req.KeyId, current.keyId, state.meta.name)
   await ctx.settings.update(state.meta.id, { encryptionType: 'NONE', keyId: null })
   return {}
 }

@@ -4,7 +4,6 @@
  */
 import { Limits } from '../../../shared/limits.js'
 import { resolveStream, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
 import { StreamARN, validate } from '../validate.js'
 
 export async function describeLimits(body: unknown, ctx: ApiContext) {
@@ -25,9 +24,7 @@ export async function updateStreamMode(body: unknown, ctx: ApiContext) {
   })
   const state = resolveStream(req, ctx)
   if (state.meta.status !== 'ACTIVE') throw ctx.errors.notActive(state.meta.name, state.meta.status)
-  if (state.meta.mode === req.StreamModeDetails.StreamMode) {
-    throw new KinesisError('InvalidArgumentException', `${ctx.errors.Stream(state.meta.name)} is already in ${state.meta.mode} mode.`)
-  }
+  if (state.meta.mode === req.StreamModeDetails.StreamMode) throw ctx.errors.alreadyInMode(state.meta.name, state.meta.mode)
   await ctx.streams.setMode(state, req.StreamModeDetails.StreamMode)
   return {}
 }

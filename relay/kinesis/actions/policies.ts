@@ -4,7 +4,7 @@
  * does not enforce them (README.md says so): access is decided by SigV4 keys alone.
  */
 import type { ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { policyNotFound, policyNotJson, policyWithoutStatement } from '../errors.js'
 import { validate } from '../validate.js'
 
 const ResourceARN = { type: 'string', required: true, min: 1, max: 2048, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.*' } as const
@@ -33,11 +33,9 @@ export async function putResourcePolicy(body: unknown, ctx: ApiContext) {
   try {
     doc = JSON.parse(req.Policy)
   } catch (err) {
-    throw new KinesisError('InvalidArgumentException', `Policy is not a valid JSON document: ${(err as Error).message}`)
+    throw policyNotJson((err as Error).message)
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !('Statement' in doc)) {
-    throw new KinesisError('InvalidArgumentException', 'Policy must be a JSON object with a Statement.')
-  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !('Statement' in doc)) throw policyWithoutStatement()
   await ctx.meta.putResourcePolicy(req.ResourceARN, req.Policy)
   return {}
 }
@@ -52,8 +50,6 @@ export async function getResourcePolicy(body: unknown, ctx: ApiContext) {
 export async function deleteResourcePolicy(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
   checkResource(req.ResourceARN, ctx)
-  if (!(await ctx.meta.deleteResourcePolicy(req.ResourceARN))) {
-    throw new KinesisError('ResourceNotFoundException', `No resource policy found for resource ARN ${req.ResourceARN}.`)
-  }
+  if (!(await ctx.meta.deleteResourcePolicy(req.ResourceARN))) throw policyNotFound(req.ResourceARN)
   return {}
 }

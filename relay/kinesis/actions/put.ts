@@ -9,16 +9,14 @@ import { sequenceOf } from '../../sequence.js'
 import type { ShardState, StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
 import { resolveStream, streamExtras, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { hashKeyOutOfRange, recordsTooLarge, type KinesisError } from '../errors.js'
 import { Data, ExplicitHashKey, PartitionKey, SequenceNumber, validate } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
 function hashKeyOf(text: string | undefined): bigint | undefined {
   if (text === undefined) return undefined
   const value = BigInt(text)
-  if (value > MAX_HASH_KEY) {
-    throw new KinesisError('InvalidArgumentException', `Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was ${text}`)
-  }
+  if (value > MAX_HASH_KEY) throw hashKeyOutOfRange(text)
   return value
 }
 
@@ -67,7 +65,7 @@ export async function putRecords(body: unknown, ctx: ApiContext) {
     total += r.Data.length + Buffer.byteLength(r.PartitionKey)
     return recordOf(r)
   })
-  if (total > Limits.maxPutRecordsBytes) throw new KinesisError('InvalidArgumentException', `Records size exceeds 5 MB limit`)
+  if (total > Limits.maxPutRecordsBytes) throw recordsTooLarge()
   const metered = meter(state, records, ctx)
   const refused = metered?.refused ?? new Map<number, KinesisError>()
   const kept = <T>(list: T[]) => (refused.size ? list.filter((_, i) => !refused.has(i)) : list)

@@ -8,7 +8,7 @@ import { shardIdOf } from '../../shardmap.js'
 import { streamNameOf } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
 import { childShardsJson, findShard, positionOf, recordJson, resolveStream, startOffset, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { iteratorTypeForbidsSequence, iteratorTypeNeedsSequence } from '../errors.js'
 import { SequenceNumber, ShardId, ShardIterator, StreamARN, validate, type Shape } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
@@ -21,10 +21,8 @@ export async function getShardIterator(body: unknown, ctx: ApiContext) {
   const state = resolveStream(req, ctx)
   const shard = findShard(state, req.ShardId, ctx)
   const type = req.ShardIteratorType
-  const mustEither = (what: string) => new KinesisError('InvalidArgumentException',
-    `Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified ${type} and ${what}.`)
-  if ((type === 'AT_SEQUENCE_NUMBER' || type === 'AFTER_SEQUENCE_NUMBER') && req.StartingSequenceNumber === undefined) throw mustEither('no StartingSequenceNumber')
-  if ((type === 'TRIM_HORIZON' || type === 'LATEST') && req.StartingSequenceNumber !== undefined) throw mustEither('also a StartingSequenceNumber')
+  if ((type === 'AT_SEQUENCE_NUMBER' || type === 'AFTER_SEQUENCE_NUMBER') && req.StartingSequenceNumber === undefined) throw iteratorTypeNeedsSequence(type)
+  if ((type === 'TRIM_HORIZON' || type === 'LATEST') && req.StartingSequenceNumber !== undefined) throw iteratorTypeForbidsSequence(type)
   const offset = await startOffset(positionOf(type, req.StartingSequenceNumber, req.Timestamp), state, shard, 'GetShardIterator', ctx)
   return { ShardIterator: ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset, createdMs: ctx.now() }) }
 }

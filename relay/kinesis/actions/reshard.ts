@@ -6,21 +6,20 @@ import { ErrorCode, TributaryError } from '../../../shared/errors.js'
 import { Limits } from '../../../shared/limits.js'
 import type { ShardState, StreamState } from '../../streams.js'
 import { resolveStream, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
 import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
 const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
 const RequiredShardId = { ...ShardId, required: true } as Shape
 
 /**
- * SplitShard, MergeShards and UpdateShardCount are for provisioned streams only (Kinesis reshapes
- * on-demand ones itself), and for a stream no other change holds.
+ * The stream a reshard names. SplitShard, MergeShards and UpdateShardCount are for provisioned
+ * streams only (Kinesis reshapes on-demand ones itself), and for a stream no other change holds.
  */
-function requireReshardable(state: StreamState, ctx: ApiContext): void {
-  if (state.meta.mode === 'ON_DEMAND') {
-    throw new KinesisError('ValidationException', `Request is invalid. ${ctx.errors.Stream(state.meta.name)} is in On-Demand mode.`)
-  }
+function reshardableStream(req: { StreamName?: string; StreamARN?: string }, ctx: ApiContext): StreamState {
+  const state = resolveStream(req, ctx)
+  if (state.meta.mode === 'ON_DEMAND') throw ctx.errors.onDemandNotReshardable(state.meta.name)
   requireActive(state, ctx)
+  return state
 }
 
 function requireActive(state: StreamState, ctx: ApiContext): void {
@@ -30,12 +29,8 @@ function requireActive(state: StreamState, ctx: ApiContext): void {
 /** An open shard of the stream, by id; a closed one cannot be split or merged again. */
 function openShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
   const shard = state.shards.find((s) => s.meta.shardId === shardId)
-  if (!shard || ctx.streams.expired(state, shard)) {
-    throw new KinesisError('ResourceNotFoundException', `Could not find shard ${shardId} in ${ctx.errors.stream(state.meta.name)}.`)
-  }
-  if (shard.meta.endOffset !== null) {
-    throw new KinesisError('InvalidArgumentException', `Shard ${shardId} in ${ctx.errors.stream(state.meta.name)} has already been merged or split, and thus is not eligible for merging or splitting.`)
-  }
+  if (!shard || ctx.streams.expired(state, shard)) throw ctx.errors.reshardShardNotFound(shardId, state.meta.name)
+  if (shard.meta.endOffset !== null) throw ctx.errors.shardAlreadyMergedOrSplit(shardId, state.meta.name)
   return shard
 }
 
@@ -53,7 +48,7 @@ async function run(state: StreamState, ctx: ApiContext, change: () => Promise<vo
   } catch (err) {
     if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
       requireActive(state, ctx)
-      throw new KinesisError('ResourceInUseException', `${ctx.errors.Stream(state.meta.name)} is being changed by another request.`)
+      throw ctx.errors.streamBeingChanged(state.meta.name)
     }
     throw err
   }
@@ -63,13 +58,11 @@ export async function splitShard(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardToSplit: string; NewStartingHashKey: string }>(body, {
     StreamName, StreamARN, ShardToSplit: RequiredShardId, NewStartingHashKey: HashKey,
   })
-  const state = resolveStream(req, ctx)
-  requireReshardable(state, ctx)
+  const state = reshardableStream(req, ctx)
   const shard = openShard(state, req.ShardToSplit, ctx)
   const key = BigInt(req.NewStartingHashKey)
   if (key <= shard.start + 1n || key >= shard.end) {
-    throw new KinesisError('InvalidArgumentException',
-      `NewStartingHashKey ${req.NewStartingHashKey} used in SplitShard() on shard ${shard.meta.shardId} in ${ctx.errors.stream(state.meta.name)} is not both greater than one plus the shard's StartingHashKey ${shard.meta.hashStart} and less than the shard's EndingHashKey ${shard.meta.hashEnd}.`)
+    throw ctx.errors.splitKeyOutOfRange(req.NewStartingHashKey, shard.meta.shardId, shard.meta.hashStart, shard.meta.hashEnd, state.meta.name)
   }
   shardLimit(1, ctx)
   await run(state, ctx, () => ctx.streams.split(state, shard.meta.shardId, key))
@@ -80,14 +73,10 @@ export async function mergeShards(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardToMerge: string; AdjacentShardToMerge: string }>(body, {
     StreamName, StreamARN, ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId,
   })
-  const state = resolveStream(req, ctx)
-  requireReshardable(state, ctx)
+  const state = reshardableStream(req, ctx)
   const a = openShard(state, req.ShardToMerge, ctx)
   const b = openShard(state, req.AdjacentShardToMerge, ctx)
-  if (a.end + 1n !== b.start && b.end + 1n !== a.start) {
-    throw new KinesisError('InvalidArgumentException',
-      `Shards ${a.meta.shardId} and ${b.meta.shardId} in ${ctx.errors.stream(state.meta.name)} are not an adjacent pair of shards eligible for merging`)
-  }
+  if (a.end + 1n !== b.start && b.end + 1n !== a.start) throw ctx.errors.notAdjacent(a.meta.shardId, b.meta.shardId, state.meta.name)
   await run(state, ctx, () => ctx.streams.merge(state, a.meta.shardId, b.meta.shardId))
   return {}
 }
@@ -98,18 +87,16 @@ export async function updateShardCount(body: unknown, ctx: ApiContext) {
     TargetShardCount: { type: 'integer', required: true, min: 1, max: 100000 },
     ScalingType: { type: 'string', required: true, enum: ['UNIFORM_SCALING'] },
   })
-  const state = resolveStream(req, ctx)
+  const state = reshardableStream(req, ctx)
   const current = state.open.length
   const target = req.TargetShardCount
   const reply = () => ({ StreamName: state.meta.name, CurrentShardCount: current, TargetShardCount: target, StreamARN: state.meta.arn })
-  requireReshardable(state, ctx)
-  const refuse = (what: string) => new KinesisError('LimitExceededException',
-    `UpdateShardCount failed for ${ctx.errors.stream(state.meta.name)}. ${what} Current open shard count: ${current}. Target shard count: ${target}.`)
-  if (target > current * 2) throw refuse('Cannot scale up to more than double the current shard count.')
-  if (target * 2 < current) throw refuse('Cannot scale down below half the current shard count.')
-  if (target > Limits.maxShardsPerStream) throw refuse(`Cannot scale up to more than ${Limits.maxShardsPerStream} shards in a stream.`)
+  const name = state.meta.name
+  if (target > current * 2) throw ctx.errors.scaleUpBeyondDouble(name, current, target)
+  if (target * 2 < current) throw ctx.errors.scaleDownBelowHalf(name, current, target)
+  if (target > Limits.maxShardsPerStream) throw ctx.errors.scaleBeyondStreamShardLimit(name, current, target, Limits.maxShardsPerStream)
   if (target === current && state.open.every((s, i) => s.meta.hashStart === String(evenStart(i, target)))) return reply()
-  if ((await ctx.streams.recentScalings(state)).length >= MAX_SCALINGS_PER_DAY) throw refuse(`Cannot scale a stream more than ${MAX_SCALINGS_PER_DAY} times in a rolling 24-hour period.`)
+  if ((await ctx.streams.recentScalings(state)).length >= MAX_SCALINGS_PER_DAY) throw ctx.errors.scalingsPerDayExceeded(name, current, target, MAX_SCALINGS_PER_DAY)
   shardLimit(Math.max(0, target - current), ctx)
   await run(state, ctx, () => ctx.streams.scale(state, target))
   await ctx.streams.noteScaling(state)

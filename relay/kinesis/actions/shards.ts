@@ -3,7 +3,9 @@
  */
 import type { ShardState, StreamState } from '../../streams.js'
 import { resolveStream, shardJson, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import {
+  filterForbidsShardId, filterForbidsTimestamp, filterNeedsShardId, filterNeedsTimestamp, nextTokenOrStreamNameMissing, nextTokenWith,
+} from '../errors.js'
 import { ShardId, validate } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
@@ -22,12 +24,10 @@ export async function listShards(body: unknown, ctx: ApiContext) {
       ShardId, Timestamp: { type: 'timestamp' },
     } },
   })
-  if (req.NextToken !== undefined && (req.StreamName !== undefined || req.StreamARN !== undefined)) {
-    throw new KinesisError('InvalidArgumentException', 'NextToken and StreamName cannot be provided together.')
-  }
+  if (req.NextToken !== undefined && (req.StreamName !== undefined || req.StreamARN !== undefined)) throw nextTokenWith('StreamName')
   // The token names the stream, the position and the filter (a ShardFilter sent again with it is ignored).
-  if (req.NextToken !== undefined && req.ExclusiveStartShardId !== undefined) throw new KinesisError('InvalidArgumentException', 'NextToken and ExclusiveStartShardId cannot be provided together.')
-  if (req.NextToken !== undefined && req.StreamCreationTimestamp !== undefined) throw new KinesisError('InvalidArgumentException', 'NextToken and StreamCreationTimestamp cannot be provided together.')
+  if (req.NextToken !== undefined && req.ExclusiveStartShardId !== undefined) throw nextTokenWith('ExclusiveStartShardId')
+  if (req.NextToken !== undefined && req.StreamCreationTimestamp !== undefined) throw nextTokenWith('StreamCreationTimestamp')
   let state: StreamState
   let after = req.ExclusiveStartShardId
   let filter = req.ShardFilter
@@ -39,7 +39,7 @@ export async function listShards(body: unknown, ctx: ApiContext) {
     after = token.after
     filter = token.filter
   } else {
-    if (req.StreamName === undefined && req.StreamARN === undefined) throw new KinesisError('InvalidArgumentException', 'Either NextToken or StreamName should be provided.')
+    if (req.StreamName === undefined && req.StreamARN === undefined) throw nextTokenOrStreamNameMissing()
     state = resolveStream(req, ctx)
   }
   const shards = filterShards(state, filter, ctx).filter((s) => after === undefined || s.meta.shardId > after)
@@ -63,16 +63,10 @@ function filterShards(state: StreamState, filter: { Type: string; ShardId?: stri
   const startOf = (s: ShardState) => (rootOf(s) ? -Infinity : s.meta.createdMs)
   const endOf = (s: ShardState) => ctx.streams.closedMs(state, s) ?? Infinity
   const type = filter?.Type ?? 'FROM_TRIM_HORIZON'
-  if ((type === 'AT_TIMESTAMP' || type === 'FROM_TIMESTAMP') && filter?.Timestamp === undefined) {
-    throw new KinesisError('InvalidArgumentException', `Timestamp must be provided for ShardFilter of type ${type}.`)
-  }
-  if (type !== 'AT_TIMESTAMP' && type !== 'FROM_TIMESTAMP' && filter?.Timestamp !== undefined) {
-    throw new KinesisError('InvalidArgumentException', `Timestamp can only be provided for ShardFilter of type AT_TIMESTAMP or FROM_TIMESTAMP.`)
-  }
-  if (type === 'AFTER_SHARD_ID' && !filter?.ShardId) throw new KinesisError('InvalidArgumentException', 'ShardId must be provided for ShardFilter of type AFTER_SHARD_ID.')
-  if (type !== 'AFTER_SHARD_ID' && filter?.ShardId !== undefined) {
-    throw new KinesisError('InvalidArgumentException', `ShardId can only be provided for ShardFilter of type AFTER_SHARD_ID.`)
-  }
+  if ((type === 'AT_TIMESTAMP' || type === 'FROM_TIMESTAMP') && filter?.Timestamp === undefined) throw filterNeedsTimestamp(type)
+  if (type !== 'AT_TIMESTAMP' && type !== 'FROM_TIMESTAMP' && filter?.Timestamp !== undefined) throw filterForbidsTimestamp()
+  if (type === 'AFTER_SHARD_ID' && !filter?.ShardId) throw filterNeedsShardId()
+  if (type !== 'AFTER_SHARD_ID' && filter?.ShardId !== undefined) throw filterForbidsShardId()
   switch (type) {
     case 'AFTER_SHARD_ID': return retained.filter((s) => s.meta.shardId > filter!.ShardId!)
     case 'AT_TRIM_HORIZON': return retained.filter(rootOf)

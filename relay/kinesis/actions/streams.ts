@@ -5,7 +5,7 @@ import { ErrorCode, TributaryError } from '../../../shared/errors.js'
 import { Limits } from '../../../shared/limits.js'
 import type { StreamState } from '../../streams.js'
 import { resolveStream, seconds, shardJson, streamExtras, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { shardCountWithOnDemand } from '../errors.js'
 import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
 export const STREAM_REF: Record<string, Shape> = { StreamName, StreamARN }
@@ -19,7 +19,7 @@ export async function createStream(body: unknown, ctx: ApiContext) {
   }) as { StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string }; Tags?: Record<string, string> }
   const onDemand = req.StreamModeDetails?.StreamMode === 'ON_DEMAND' || req.ShardCount === undefined
   if (onDemand && req.ShardCount !== undefined && req.StreamModeDetails?.StreamMode === 'ON_DEMAND') {
-    throw new KinesisError('ValidationException', 'ShardCount must not be specified for streams in ON_DEMAND mode.')
+    throw shardCountWithOnDemand()
   }
   const shardCount = req.ShardCount ?? 4
   if (shardCount > Limits.maxShardsPerStream) {
@@ -29,7 +29,7 @@ export async function createStream(body: unknown, ctx: ApiContext) {
     await ctx.streams.create(req.StreamName, shardCount, undefined, { mode: onDemand ? 'ON_DEMAND' : 'PROVISIONED', tags: req.Tags })
   } catch (err) {
     if (err instanceof TributaryError && err.code === ErrorCode.CONFLICT) {
-      throw new KinesisError('ResourceInUseException', `${ctx.errors.Stream(req.StreamName)} already exists.`)
+      throw ctx.errors.streamExists(req.StreamName)
     }
     throw err
   }
@@ -39,10 +39,7 @@ export async function createStream(body: unknown, ctx: ApiContext) {
 export async function deleteStream(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; EnforceConsumerDeletion?: boolean }>(body, { ...STREAM_REF, EnforceConsumerDeletion: { type: 'boolean' } })
   const state = resolveStream(req, ctx)
-  if (!req.EnforceConsumerDeletion && streamExtras(state, ctx).ConsumerCount > 0) {
-    throw new KinesisError('ResourceInUseException',
-      `DeleteStream can't delete ${ctx.accountId}:${state.meta.name} because there are consumers associated with this data stream. To delete ${state.meta.name} anyway, set the EnforceConsumerDeletion parameter to true to force the deletion of all the consumers that are associated with it.`)
-  }
+  if (!req.EnforceConsumerDeletion && streamExtras(state, ctx).ConsumerCount > 0) throw ctx.errors.streamHasConsumers(state.meta.name)
   await ctx.streams.delete(state.meta.name)
   return {}
 }

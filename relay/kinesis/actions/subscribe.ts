@@ -11,7 +11,10 @@ import { SubscriptionBusyError, type EndReason, type FanoutEvent, type FanoutSin
 import type { AnyResponse } from '../../http.js'
 import { START_TYPES, type StartType } from '../../reader.js'
 import { childShardsJson, findShard, positionOf, recordJson, startOffset, StreamingResult, type ApiContext } from '../context.js'
-import { KinesisError, toKinesisError } from '../errors.js'
+import {
+  consumerDeregistered, consumerNotActive, positionTypeForbidsSequence, positionTypeNeedsSequence, subscriptionBusy, subscriptionTakenOver,
+  toKinesisError, type KinesisError,
+} from '../errors.js'
 import { eventMessage, exceptionMessage } from '../eventstream.js'
 import type { Protocol } from '../protocol.js'
 import { SequenceNumber, ShardId, validate, type Shape } from '../validate.js'
@@ -31,22 +34,18 @@ export async function subscribeToShard(body: unknown, ctx: ApiContext): Promise<
   const found = ctx.consumers.byArn(req.ConsumerARN)
   if (!found) throw ctx.errors.consumerNotFound(req.ConsumerARN)
   const { consumer, stream } = found
-  if (consumer.status !== 'ACTIVE') {
-    throw new KinesisError('ResourceInUseException', `Consumer ${consumer.arn} is not in ACTIVE state (it is ${consumer.status}).`)
-  }
+  if (consumer.status !== 'ACTIVE') throw consumerNotActive(consumer.arn, consumer.status)
   const shard = findShard(stream, req.ShardId, ctx)
   const p = req.StartingPosition
   const bySequence = p.Type === 'AT_SEQUENCE_NUMBER' || p.Type === 'AFTER_SEQUENCE_NUMBER'
-  if (bySequence && p.SequenceNumber === undefined) throw new KinesisError('InvalidArgumentException', `StartingPosition of type ${p.Type} requires a SequenceNumber.`)
-  if (!bySequence && p.SequenceNumber !== undefined) throw new KinesisError('InvalidArgumentException', `StartingPosition of type ${p.Type} must not have a SequenceNumber.`)
+  if (bySequence && p.SequenceNumber === undefined) throw positionTypeNeedsSequence(p.Type)
+  if (!bySequence && p.SequenceNumber !== undefined) throw positionTypeForbidsSequence(p.Type)
   const offset = await startOffset(positionOf(p.Type, p.SequenceNumber, p.Timestamp), stream, shard, 'SubscribeToShard', ctx)
   let subscription: Subscription
   try {
     subscription = ctx.fanout.subscribe(consumer, stream, shard, offset)
   } catch (err) {
-    if (err instanceof SubscriptionBusyError) {
-      throw new KinesisError('ResourceInUseException', `Another active subscription exists for this consumer: ${consumer.arn} on shard ${shard.meta.shardId}.`)
-    }
+    if (err instanceof SubscriptionBusyError) throw subscriptionBusy(consumer.arn, shard.meta.shardId)
     throw err
   }
   return new StreamingResult((res, protocol) => {
@@ -61,9 +60,9 @@ export async function subscribeToShard(body: unknown, ctx: ApiContext): Promise<
 function endError(reason: EndReason, ctx: ApiContext): KinesisError {
   switch (reason.kind) {
     case 'taken-over':
-      return new KinesisError('ResourceInUseException', `A newer subscription for consumer ${reason.consumerArn} on shard ${reason.shardId} took over.`)
+      return subscriptionTakenOver(reason.consumerArn, reason.shardId)
     case 'deregistered':
-      return new KinesisError('ResourceNotFoundException', `Consumer ${reason.consumerArn} was deregistered.`)
+      return consumerDeregistered(reason.consumerArn)
     case 'shard-gone':
       return ctx.errors.shardNotFound(reason.shardId, reason.stream)
     case 'failed':

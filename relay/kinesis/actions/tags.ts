@@ -9,7 +9,7 @@ import type { ConsumerMeta } from '../../meta/types.js'
 import type { StreamState } from '../../streams.js'
 import { THROUGHPUT_TAG } from '../../throughput.js'
 import { resolveStream, type ApiContext } from '../context.js'
-import { KinesisError } from '../errors.js'
+import { illegalTagCharacters, invalidTagCharacters, TagAttempt, tagsPerConsumerExceeded, throughputTagValue, type TagChange } from '../errors.js'
 import { StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
 export const MAX_TAGS_PER_STREAM = 50
@@ -21,36 +21,28 @@ const ResourceARN: Shape = { type: 'string', required: true, min: 1, max: 1011, 
 
 const ALLOWED = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u
 
-/** AWS's two checks and their wording: `%` has its own refusal ("Failed to <what> because …"). */
+/** AWS's two checks: `%` has its own refusal, naming `what` the change was trying to do (TagAttempt). */
 export function checkTagCharacters(texts: string[], what: string): void {
   if (texts.every((t) => ALLOWED.test(t))) return
-  if (texts.some((t) => t.includes('%'))) {
-    throw new KinesisError('InvalidArgumentException',
-      `Failed to ${what} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'.`)
-  }
-  throw new KinesisError('InvalidArgumentException', 'Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.')
+  if (texts.some((t) => t.includes('%'))) throw illegalTagCharacters(what)
+  throw invalidTagCharacters()
 }
 
-function checkCharacters(texts: string[], verb: 'add tags to' | 'remove tags from', state: StreamState, ctx: ApiContext): void {
-  checkTagCharacters(texts, `${verb} ${ctx.errors.stream(state.meta.name)}`)
+function checkCharacters(texts: string[], change: TagChange, state: StreamState, ctx: ApiContext): void {
+  checkTagCharacters(texts, ctx.errors.tagChangeOnStream(change, state.meta.name))
 }
 
 async function addTags(state: StreamState, tags: Record<string, string>, ctx: ApiContext): Promise<void> {
-  checkCharacters([...Object.keys(tags), ...Object.values(tags)], 'add tags to', state, ctx)
+  checkCharacters([...Object.keys(tags), ...Object.values(tags)], 'add', state, ctx)
   const limits = tags[THROUGHPUT_TAG]
-  if (limits !== undefined && limits !== 'on' && limits !== 'off') {
-    throw new KinesisError('InvalidArgumentException', `Tag ${THROUGHPUT_TAG} must be "on" or "off", not ${JSON.stringify(limits)}.`)
-  }
+  if (limits !== undefined && limits !== 'on' && limits !== 'off') throw throughputTagValue(THROUGHPUT_TAG, limits)
   const keys = new Set([...Object.keys(state.tags), ...Object.keys(tags)])
-  if (keys.size > MAX_TAGS_PER_STREAM) {
-    throw new KinesisError('InvalidArgumentException',
-      `Failed to add tags to ${ctx.errors.stream(state.meta.name)} because a given stream cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
-  }
+  if (keys.size > MAX_TAGS_PER_STREAM) throw ctx.errors.tagsPerStreamExceeded(state.meta.name, MAX_TAGS_PER_STREAM)
   await ctx.streams.addTags(state, tags)
 }
 
 async function removeTags(state: StreamState, keys: string[], ctx: ApiContext): Promise<void> {
-  checkCharacters(keys, 'remove tags from', state, ctx)
+  checkCharacters(keys, 'remove', state, ctx)
   await ctx.streams.removeTags(state, keys)
 }
 
@@ -94,11 +86,10 @@ export async function tagResource(body: unknown, ctx: ApiContext) {
     return {}
   }
   const consumers = ctx.consumers
-  checkTagCharacters(Object.entries(req.Tags).flat(), `add tags to consumer ${target.consumer.arn}`)
+  checkTagCharacters(Object.entries(req.Tags).flat(), TagAttempt.onConsumer('add', target.consumer.arn))
   const existing = await consumers.tags(target.consumer)
   if (new Set([...Object.keys(existing), ...Object.keys(req.Tags)]).size > MAX_TAGS_PER_STREAM) {
-    throw new KinesisError('InvalidArgumentException',
-      `Failed to add tags to consumer ${target.consumer.arn} because a given resource cannot have more than ${MAX_TAGS_PER_STREAM} tags associated with it.`)
+    throw tagsPerConsumerExceeded(target.consumer.arn, MAX_TAGS_PER_STREAM)
   }
   await consumers.addTags(target.consumer, req.Tags)
   return {}
@@ -109,7 +100,7 @@ export async function untagResource(body: unknown, ctx: ApiContext) {
   const target = resource(req.ResourceARN, ctx)
   if ('stream' in target) await removeTags(target.stream, req.TagKeys, ctx)
   else {
-    checkTagCharacters(req.TagKeys, `remove tags from consumer ${target.consumer.arn}`)
+    checkTagCharacters(req.TagKeys, TagAttempt.onConsumer('remove', target.consumer.arn))
     await ctx.consumers.removeTags(target.consumer, req.TagKeys)
   }
   return {}
