@@ -154,6 +154,34 @@ t.test('a request signed with the wrong secret is an InvalidSignatureException',
   t.equal(err.status, 400)
 })
 
+t.test('only the whole signature, exactly, is accepted: cut, lengthened, upper-cased or one digit changed, it is refused', async (t) => {
+  const req = await signPutRecord()
+  const { auth, signature } = authParts(req)
+  t.equal(signature.length, 64, 'the signature is 64 hex digits')
+  const withSignature = (sig: string): SignedRequest => ({ ...req, headers: { ...req.headers, authorization: auth.replace(`Signature=${signature}`, `Signature=${sig}`) } })
+  t.same(verifySigV4(withSignature(signature), KEYS, OPTS), { accessKeyId: KEY.accessKeyId, region: 'eu-west-1' }, 'the signature as signed passes')
+  const refused = (sig: string) => {
+    const err = failure(() => verifySigV4(withSignature(sig), KEYS, OPTS))
+    return err.type === 'InvalidSignatureException' && err.message === MSG_MISMATCH
+  }
+  // A comparison that accepted a prefix would let 16 guesses of one digit through.
+  const forgeries: [string, string][] = [
+    [signature.slice(0, 1), 'its first digit'],
+    [signature.slice(0, 32), 'its first half'],
+    [signature.slice(0, 63), 'all but its last digit'],
+    [signature + '0', 'one digit more'],
+    [signature + signature, 'itself twice'],
+    [signature.toUpperCase(), 'upper-cased'],
+  ]
+  for (const [sig, what] of forgeries) t.ok(refused(sig), `${what} is refused`)
+  let everyDigit = true
+  for (let i = 0; i < signature.length; i++) {
+    const changed = signature.slice(0, i) + (signature[i] === '0' ? '1' : '0') + signature.slice(i + 1)
+    if (!refused(changed)) { everyDigit = false; t.fail(`digit ${i} changed was accepted`) }
+  }
+  t.ok(everyDigit, 'a change of any one of the 64 digits is refused')
+})
+
 t.test('an access key id the relay does not know is an UnrecognizedClientException', async (t) => {
   const req = await signPutRecord({ credentials: { accessKeyId: 'AKIDSTRANGER', secretAccessKey: KEY.secretAccessKey } })
   const err = failure(() => verifySigV4(req, KEYS, OPTS))
