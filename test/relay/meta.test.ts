@@ -21,6 +21,9 @@ metadataContract(t, 'in-memory metadata', () => {
 t.test('the SQLite store runs in WAL mode with synchronous=FULL and a versioned schema', async (t) => {
   const path = join(tempDir(t), 'meta.db')
   const store = new SqliteMetadataStore(path)
+  // synchronous is a setting of the connection, not of the file: read it from the store's own.
+  const own = (store as unknown as { db: Database.Database }).db
+  t.equal(own.pragma('synchronous', { simple: true }), 2, 'synchronous=FULL (2): a commit is on disk, WAL included, before it returns')
   await store.close()
   const db = new Database(path)
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal')
