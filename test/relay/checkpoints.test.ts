@@ -37,7 +37,13 @@ function startTail(t: Test, args: string[]) {
     }
   })
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
-  const stop = async () => { child.kill('SIGTERM'); await exit }
+  /** Stops the tail; says whether it was still running (not exited on an error of its own) and what it wrote to stderr. */
+  const stop = async () => {
+    const wasRunning = child.exitCode === null && child.signalCode === null
+    child.kill('SIGTERM')
+    await exit
+    return { wasRunning, stderr }
+  }
   t.teardown(() => { child.kill('SIGKILL') })
   const waitFor = async (n: number, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs
@@ -138,8 +144,10 @@ t.test('tail --consumer resumes after its checkpoints, and follows a split shard
   const polled = await apiCalls(relay.endpoint, 'GetRecords')
   tail = startTail(t, [StreamName, '--consumer', 'app', ...ep])
   await afterCalls(relay.endpoint, 'GetRecords', 6, polled) // it has read each open shard twice
-  await tail.stop()
+  const third = await tail.stop()
   t.same(tail.lines, [], 'a third run has nothing new to print')
+  t.ok(third.wasRunning, 'it was still polling when stopped, not ended by an error')
+  t.notMatch(third.stderr, /error|exception/i, 'and it reported no error')
 })
 
 t.test('tail polling an idle stream for a while leaves no abort listeners behind', async (t) => {
