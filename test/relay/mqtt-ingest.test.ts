@@ -48,7 +48,9 @@ const batch = (sequence: number, items: [string, string][], epoch = 42n) => code
 })
 
 t.test('a batch is readable through the Kinesis API as soon as its PUBACK arrives', async (t) => {
-  const relay = await testRelay(t)
+  // The group commit waits its longest (1 s) before the fsync: a PUBACK sent before the commit would
+  // arrive while the records are still invisible to readers.
+  const relay = await testRelay(t, { groupCommitMs: 1000 })
   const kinesis = new KinesisClient({ endpoint: relay.endpoint })
   t.teardown(() => kinesis.close())
   await kinesis.call('CreateStream', { StreamName: 'temps', ShardCount: 2 })
