@@ -10,6 +10,7 @@ import { loadCodec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { freePort, testRelay, ROOT } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
+import { spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -100,7 +101,7 @@ t.test('the put API answers a clear error when a reject-new stream is full, and 
 
 const hasMosquitto = (() => { try { execFileSync('which', ['mosquitto']); return true } catch { return false } })()
 
-t.test('status is published retained on the device topic, and the will marks the device offline', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
+t.test('status is published retained on the device topic, and a stopping agent says goodbye (offline)', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
   const dir = tempDir(t)
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
@@ -123,3 +124,39 @@ t.test('status is published retained on the device topic, and the will marks the
   await until('the goodbye arrives', () => statuses[statuses.length - 1]?.online === false)
   t.match(statuses[statuses.length - 1], { online: false }, 'stopping marks the device offline')
 })
+
+t.test('the will marks a killed agent offline: the broker publishes it when the connection dies unannounced', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
+  const dir = tempDir(t)
+  const port = await freePort()
+  const conf = join(dir, 'mosquitto.conf')
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`)
+  const broker = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' })
+  t.teardown(() => { broker.kill('SIGKILL') })
+  let watcher: mqtt.MqttClient | null = null
+  for (const deadline = Date.now() + 20_000; !watcher; await sleep(50)) {
+    if (Date.now() > deadline) throw new Error('mosquitto did not come up')
+    watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'watcher-kill', protocolVersion: 4, reconnectPeriod: 0 }).catch(() => null)
+  }
+  t.teardown(() => watcher!.endAsync(true))
+  const statuses: { online: boolean; device: string; retained: boolean }[] = []
+  watcher.on('message', (_topic, payload, packet) => statuses.push({ ...JSON.parse(payload.toString()), retained: packet.retain }))
+  await watcher.subscribeAsync(topics.status('edge-kill'), { qos: 1 })
+  const config = writeAgentConfig(dir, {
+    device: 'edge-kill', relay: { url: `mqtt://127.0.0.1:${port}` }, outbox: { path: join(dir, 'outbox.db') },
+    status: { port: 0, publishIntervalMs: 200 }, streams: { s: {} }, sources: [{ type: 'put-api', port: 0 }],
+  })
+  const child = await spawnAgent(config)
+  t.teardown(() => { child.process.kill('SIGKILL') })
+  await until('the agent says it is online', () => statuses.some((s) => s.device === 'edge-kill' && s.online === true))
+  child.process.kill('SIGKILL')
+  await child.exited
+  // No goodbye could be sent: only the broker's will can say the device went offline.
+  await until('the will arrives', () => statuses[statuses.length - 1]?.online === false)
+  t.match(statuses[statuses.length - 1], { device: 'edge-kill', online: false }, 'the will marks the killed device offline')
+  const late = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'late-watcher', protocolVersion: 4 })
+  t.teardown(() => late.endAsync(true))
+  const retained = new Promise<{ online: boolean }>((resolve) => late.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()))))
+  await late.subscribeAsync(topics.status('edge-kill'), { qos: 1 })
+  t.match(await retained, { online: false }, 'and a subscriber arriving later is told so by the retained will')
+})
+
