@@ -32,7 +32,7 @@ async function count(streams: Streams, name: string): Promise<number> {
   return n
 }
 
-t.test('after a crash, resent batches from before and after the last snapshot are recognised', async (t) => {
+t.test('stores abandoned without a close or a last snapshot (as a crash leaves them): resent batches from before and after the snapshot are recognised', async (t) => {
   const dir = tempDir(t)
   const a = open(dir)
   await a.streams.init()
