@@ -43,6 +43,8 @@ export interface Page {
   shardEnded: boolean
   /** At the end of a closed shard, the shards to go on with; empty otherwise. */
   children: ShardState[]
+  /** The clock's time once the records were in (what MillisBehindLatest is measured against). */
+  readAtMs: number
 }
 
 export class ShardReader {
@@ -63,7 +65,7 @@ export class ShardReader {
   }
 
   /** `now` is read once the records are in, as MillisBehindLatest is measured then. */
-  async page(state: StreamState, shard: ShardState, offset: number, maxRecords: number, maxBytes: number, now: () => number): Promise<Page & { readAtMs: number }> {
+  async page(state: StreamState, shard: ShardState, offset: number, maxRecords: number, maxBytes: number, now: () => number): Promise<Page> {
     const { records, nextOffset } = await shard.log.read(offset, maxRecords, maxBytes)
     const readAtMs = now()
     const caughtUp = nextOffset >= shard.log.endOffset()

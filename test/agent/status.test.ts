@@ -99,15 +99,21 @@ t.test('the put API answers a clear error when a reject-new stream is full, and 
   void relay
 })
 
-const hasMosquitto = (() => { try { execFileSync('which', ['mosquitto']); return true } catch { return false } })()
-
-t.test('status is published retained on the device topic, and a stopping agent says goodbye (offline)', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
-  const dir = tempDir(t)
+/** A Mosquitto broker of the test's own on a free port (anonymous, nothing kept), killed at teardown. */
+async function startMosquitto(t: Tap, dir: string): Promise<number> {
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`)
   const broker = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' })
   t.teardown(() => { broker.kill('SIGKILL') })
+  return port
+}
+
+const hasMosquitto = (() => { try { execFileSync('which', ['mosquitto']); return true } catch { return false } })()
+
+t.test('status is published retained on the device topic, and a stopping agent says goodbye (offline)', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
+  const dir = tempDir(t)
+  const port = await startMosquitto(t, dir)
   const agent = await agentFor(t, dir, `mqtt://127.0.0.1:${port}`)
   // Until the broker is up the agent backs off and retries; connected, it has published its status.
   await until('the agent is connected', () => agent.uplink.stats.state === 'connected')
@@ -127,11 +133,7 @@ t.test('status is published retained on the device topic, and a stopping agent s
 
 t.test('the will marks a killed agent offline: the broker publishes it when the connection dies unannounced', { skip: hasMosquitto ? false : 'mosquitto is not installed' }, async (t) => {
   const dir = tempDir(t)
-  const port = await freePort()
-  const conf = join(dir, 'mosquitto.conf')
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`)
-  const broker = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' })
-  t.teardown(() => { broker.kill('SIGKILL') })
+  const port = await startMosquitto(t, dir)
   let watcher: mqtt.MqttClient | null = null
   for (const deadline = Date.now() + 20_000; !watcher; await sleep(50)) {
     if (Date.now() > deadline) throw new Error('mosquitto did not come up')
