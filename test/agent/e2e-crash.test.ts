@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { freePort, spawnRelay, type ChildRelay } from '../helpers/relay.js'
 import { putRecords, spawnAgent, writeAgentConfig, type ChildAgent } from '../helpers/agent.js'
 import { readStream } from '../helpers/kinesis.js'
@@ -28,7 +29,8 @@ t.test('100,000 records through an outage and kill -9 of both sides arrive exact
     device: 'edge-1',
     relay: { url: `mqtt://127.0.0.1:${mqttPort}`, maxInflight: 8 },
     outbox: { path: join(dir, 'agent', 'outbox.db') },
-    uplink: { backoffInitialMs: 100, backoffMaxMs: 1000 },
+    // Paced so that both kills land in the middle of the drain, however fast this machine is.
+    uplink: { backoffInitialMs: 100, backoffMaxMs: 1000, drainRatePerSecond: 20_000 },
     status: { port: 0 },
     streams: { readings: { priority: 1 } },
     sources: [{ type: 'put-api', port: 0 }],
@@ -52,11 +54,20 @@ t.test('100,000 records through an outage and kill -9 of both sides arrive exact
   while ((await acked(agent)).acked < 15_000) await sleep(20)
   relay.process.kill('SIGKILL')
   await relay.exited
+  // Nothing can be acknowledged while the relay is down, so this is the backlog at the kill.
+  const atRelayKill = (await acked(agent)).backlog
+  t.ok(atRelayKill > 0 && atRelayKill < TOTAL - 15_000 + 1, `the relay was killed mid-drain (${atRelayKill} records not yet acknowledged)`)
   relay = await spawnRelay(relayArgs)
   // kill -9 the agent in the middle of the drain, then bring it back on the same outbox.
   while ((await acked(agent)).backlog > 50_000) await sleep(20)
   agent.process.kill('SIGKILL')
   await agent.exited
+  // Read the dead agent's outbox as the restarted one will find it (read-only: the hot WAL stays).
+  const outbox = new Database(join(dir, 'agent', 'outbox.db'), { readonly: true })
+  const unsent = (outbox.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
+  const formed = (outbox.prepare('SELECT count(*) AS n FROM batches').get() as { n: number }).n
+  outbox.close()
+  t.ok(unsent > 0 && unsent <= 50_000, `the agent was killed with ${unsent} records unsent, ${formed} batches formed`)
   agent = await spawnAgent(config)
   const deadline = Date.now() + 120_000
   while ((await acked(agent)).backlog > 0 && Date.now() < deadline) await sleep(100)
