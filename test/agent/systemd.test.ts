@@ -25,20 +25,43 @@ import { loadCodec } from '../../hardware/index.js'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p))
 
-/** A stand-in for systemd's notify socket: every message with the time it arrived. */
-async function notifySocket(t: Test, dir: string): Promise<{ path: string; messages: { at: number; text: string }[]; count(key: string, since?: number): number }> {
+interface NotifySocket {
+  path: string
+  messages: { text: string }[]
+  count(key: string): number
+  /** Sends MARK=name to the socket and waits for it: everything queued before it has been read. */
+  mark(name: string): Promise<void>
+}
+
+/** Waits until /proc says the process is in the given state (T: stopped by a signal). */
+async function processState(pid: number, state: string): Promise<void> {
+  for (let i = 0; readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== state; i++) {
+    if (i > 500) throw new Error(`process ${pid} never reached state ${state}`)
+    await sleep(10)
+  }
+}
+
+/** A stand-in for systemd's notify socket: every message, in the order it arrived. */
+async function notifySocket(t: Test, dir: string): Promise<NotifySocket> {
   const path = join(dir, 'notify.sock')
-  const messages: { at: number; text: string }[] = []
+  const messages: { text: string }[] = []
   const socat: ChildProcess = spawn('socat', ['-u', `UNIX-RECV:${path}`, '-'], { stdio: ['ignore', 'pipe', 'ignore'] })
-  socat.stdout!.on('data', (d: Buffer) => messages.push({ at: performance.now(), text: d.toString() }))
+  socat.stdout!.on('data', (d: Buffer) => messages.push({ text: d.toString() }))
   t.teardown(() => { socat.kill() })
   for (let i = 0; !existsSync(path); i++) {
     if (i > 200) throw new Error('socat did not create the notify socket')
     await sleep(10)
   }
   // Messages may arrive joined (systemd-notify ends its last line without a newline): count tokens.
-  const count = (key: string, since = 0) => messages.filter((m) => m.at >= since).reduce((n, m) => n + (m.text.match(new RegExp(`(^|\\n|\\d)${key}`, 'g'))?.length ?? 0), 0)
-  return { path, messages, count }
+  const count = (key: string) => messages.reduce((n, m) => n + (m.text.match(new RegExp(`(^|\\n|\\d)${key}`, 'g'))?.length ?? 0), 0)
+  const mark = async (name: string) => {
+    execFileSync('socat', ['-u', '-', `UNIX-SENDTO:${path}`], { input: `MARK=${name}\n` })
+    for (let i = 0; !messages.some((m) => m.text.includes(`MARK=${name}\n`)); i++) {
+      if (i > 500) throw new Error(`marker ${name} never came back`)
+      await sleep(10)
+    }
+  }
+  return { path, messages, count, mark }
 }
 
 function agentProcess(config: string, env: Record<string, string>) {
@@ -102,16 +125,22 @@ t.test('READY=1 comes only after the outbox is open; WATCHDOG=1 while records mo
   }
   t.ok(notify.count('WATCHDOG=1') >= 2, 'fed while records move')
 
-  // A hung process feeds nothing: systemd would restart it.
+  // A hung process feeds nothing: systemd would restart it. Judged by order, not by arrival times:
+  // once the process is stopped (state T), a marker sent to the socket queues behind everything it
+  // sent before, so the count at the marker is the count at the stop.
   child.kill('SIGSTOP')
-  const stoppedAt = performance.now()
-  await sleep(2500)
-  const duringHang = notify.count('WATCHDOG=1', stoppedAt + 50)
+  await processState(child.pid!, 'T')
+  await notify.mark('hang-begins')
+  const beforeHang = notify.count('WATCHDOG=1')
+  await sleep(2500) // two and a half watchdog intervals
+  await notify.mark('hang-ends')
+  t.equal(notify.count('WATCHDOG=1'), beforeHang, 'no WATCHDOG=1 while the process hangs')
   child.kill('SIGCONT')
-  t.equal(duringHang, 0, 'no WATCHDOG=1 while the process hangs')
-  const resumedAt = performance.now()
-  for (let i = 0; notify.count('WATCHDOG=1', resumedAt) === 0 && i < 1000; i++) await sleep(10)
-  t.ok(notify.count('WATCHDOG=1', resumedAt) >= 1, 'fed again once it moves again')
+  for (let i = 0; notify.count('WATCHDOG=1') === beforeHang; i++) {
+    if (i > 1000) throw new Error('no WATCHDOG=1 within 10 s of SIGCONT')
+    await sleep(10)
+  }
+  t.ok(notify.count('WATCHDOG=1') > beforeHang, 'fed again once it moves again')
   feeding = false
   await feeder
   await sensor.close()
