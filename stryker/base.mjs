@@ -1,0 +1,32 @@
+/**
+ * What every mutation run shares. Each stryker/<group>.conf.mjs names the source it mutates and the
+ * tap files that exercise it, so one run takes minutes; scripts/mutation.mjs runs them in turn and
+ * prints the scores. Not part of `npm test` or CI (too slow): run `npm run test:mutation` before
+ * closing an issue that touches these modules.
+ */
+
+/**
+ * @param {{ group: string, mutate: string[], testFiles: string[], timeoutMS?: number }} o
+ * @returns {import('@stryker-mutator/api/core').PartialStrykerOptions}
+ */
+export function mutationConfig({ group, mutate, testFiles, timeoutMS = 10_000 }) {
+  return {
+    testRunner: 'tap',
+    plugins: ['@stryker-mutator/tap-runner'],
+    // The tap runner runs each file with node directly (not through tap's CLI), so it needs tsx itself.
+    tap: { testFiles, nodeArgs: ['--import=tsx'], forceBail: true },
+    mutate,
+    // Each test file is one "test": a mutant runs only against the files that reached it.
+    coverageAnalysis: 'perTest',
+    // The machine is shared: one test process at a time.
+    concurrency: 1,
+    timeoutMS,
+    reporters: ['progress', 'clear-text', 'json'],
+    jsonReporter: { fileName: `reports/mutation/${group}.json` },
+    clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
+    tempDirName: '.stryker-tmp',
+    cleanTempDir: 'always',
+    ignorePatterns: ['dist', 'bench', 'deploy', '.tap', '.ci/out', 'reports', 'data', 'tmp'],
+    thresholds: { high: 90, low: 80, break: null },
+  }
+}

@@ -1,0 +1,14 @@
+// Ingest and producer dedupe: validation, routing and appending of device batches and PutRecords, and
+// the per-record idempotency table that completes a resent batch instead of duplicating it.
+import { mutationConfig } from './base.mjs'
+
+export default mutationConfig({
+  group: 'ingest',
+  mutate: ['relay/ingest.ts', 'relay/producers.ts'],
+  testFiles: [
+    'test/relay/ingest.test.ts',
+    'test/relay/producers.test.ts',
+    'test/relay/streams.test.ts',
+    'test/relay/durability.test.ts',
+  ],
+})
