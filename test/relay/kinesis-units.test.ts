@@ -4,7 +4,7 @@
  * (relay/streams.ts `hashRanges`). Reference values come from FIELD-NOTES.md ("Kinesis wire").
  */
 import t from 'tap'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/sequence.js'
 import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
@@ -182,6 +182,26 @@ t.test('iterators that were truncated, extended, forged or made under another ke
     t.ok(err instanceof KinesisError && err.type === 'InvalidArgumentException' && err.message === 'Invalid ShardIterator.',
       `an iterator ${what} is refused (${String(err)})`)
   }
+})
+
+t.test('a token too short to be an iterator, or of another format version, is refused as invalid even when its MAC holds', async (t) => {
+  const codec = new IteratorCodec(KEY)
+  // Signed with the relay's own key, so only the length and version checks can refuse them.
+  const signed = (body: Buffer) => Buffer.concat([body, createHmac('sha256', KEY).update(body).digest().subarray(0, 16)]).toString('base64')
+  const body = Buffer.from(codec.encode(POSITION), 'base64').subarray(0, -16)
+  const cases: Record<string, string> = {
+    // Shorter than a MAC: a comparison of unequal lengths would throw a RangeError (an internal error, not a 400).
+    'of nine bytes starting with the version byte': Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0]).toString('base64'),
+    'of version 2': signed(Buffer.concat([Buffer.from([2]), body.subarray(1)])),
+    'of version 0': signed(Buffer.concat([Buffer.from([0]), body.subarray(1)])),
+    'naming no stream': codec.encode({ ...POSITION, streamId: '' }),
+  }
+  for (const [what, text] of Object.entries(cases)) {
+    const err = thrown(() => codec.decode(text, CREATED))
+    t.ok(err instanceof KinesisError && err.type === 'InvalidArgumentException' && err.message === 'Invalid ShardIterator.',
+      `a token ${what} is refused (${String(err)})`)
+  }
+  t.same(codec.decode(signed(body), CREATED), POSITION, 'while the same body of version 1, signed the same way, is accepted')
 })
 
 t.test('an iterator lives exactly 300 s, then fails with ExpiredIteratorException in AWS wording', async (t) => {
