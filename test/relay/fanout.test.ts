@@ -438,6 +438,16 @@ t.test('a subscriber that hangs up at once, before its stream starts, leaves no 
       req.end(payload, () => setTimeout(() => req.destroy(), i % 3))
     })
   }
+  // Each request reached the API: registered (ok), or refused because the one before was still
+  // registered within the takeover time. At least one subscription existed, so there was one to end.
+  const outcomes = async () => {
+    const text = await (await fetch(`${relay.endpoint}/metrics`)).text()
+    const of = (outcome: string) => Number(new RegExp(`^tributary_api_requests_total\\{action="SubscribeToShard",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+    return { ok: of('ok'), busy: of('ResourceInUseException') }
+  }
+  await until(async () => { const o = await outcomes(); return o.ok + o.busy === 20 }, 'all 20 requests answered')
+  const { ok, busy } = await outcomes()
+  t.ok(ok >= 1, `${ok} subscriptions were registered (${busy} refused while an earlier one was still registered)`)
   // The relay sees each hang-up over the network; waited for, not timed.
   await until(async () => (await openSubscriptions(relay.endpoint)) === 0, 'every subscription to end').catch(() => {})
   t.equal(await openSubscriptions(relay.endpoint), 0, 'every one of them ended')
