@@ -27,8 +27,14 @@ interface SignOpts {
   /** Whether the signer adds x-amz-content-sha256 itself (the SDK does). */
   applyChecksum?: boolean
   body?: string
-  query?: Record<string, string>
+  query?: Record<string, string | string[]>
   extraHeaders?: Record<string, string>
+  /** The request path as signed (the SDK normalizes it the way AWS does). */
+  path?: string
+  /** The query string as it reaches the relay, when it is not simply `query` encoded in order. */
+  rawQuery?: string
+  /** Leave out the host header, as an HTTP/2 request does. */
+  noHost?: boolean
 }
 
 /** Builds and signs a PutRecord POST the way the AWS SDK does, then shapes it as node would hand it over. */
@@ -39,7 +45,7 @@ async function signPutRecord(o: SignOpts = {}): Promise<SignedRequest> {
     protocol: 'http:',
     hostname: '127.0.0.1',
     port: 4567,
-    path: '/',
+    path: o.path ?? '/',
     query: o.query ?? {},
     headers: {
       'content-type': 'application/x-amz-json-1.1',
@@ -61,8 +67,9 @@ async function signPutRecord(o: SignOpts = {}): Promise<SignedRequest> {
     sha256: Hash.bind(null, 'sha256'),
     applyChecksum: o.applyChecksum ?? true,
   })
-  const signed = await signer.sign(request, { signingDate: o.signingDate ?? SIGNED_AT })
-  return toNodeShape(signed)
+  if (o.noHost) delete request.headers.host
+  const signed = toNodeShape(await signer.sign(request, { signingDate: o.signingDate ?? SIGNED_AT }))
+  return o.rawQuery === undefined ? signed : { ...signed, path: `${o.path ?? '/'}?${o.rawQuery}` }
 }
 
 function toNodeShape(r: { path: string; query?: Record<string, unknown>; headers: Record<string, string>; body?: unknown }): SignedRequest {
@@ -402,4 +409,171 @@ t.test('a request presigned with X-Amz-Algorithm in the query string is verified
   const partial = failure(() => verifySigV4({ ...presigned, path: presigned.path.replace(/&?X-Amz-Signature=[0-9a-f]+/, '') }, KEYS, OPTS))
   t.equal(partial.type, 'IncompleteSignatureException')
   t.equal(partial.message, "AWS query-string parameters must include 'X-Amz-Signature'. Re-examine the query-string parameters.")
+})
+
+const ACCEPTED = { accessKeyId: KEY.accessKeyId, region: 'eu-west-1' }
+const withAuth = (req: SignedRequest, authorization: string): SignedRequest => ({ ...req, headers: { ...req.headers, authorization } })
+
+t.test('a credential scoped to no region and to another terminator is refused, each fault named', async (t) => {
+  const req = await signPutRecord()
+  const { auth, credential } = authParts(req)
+  const bad = `${KEY.accessKeyId}/20260301//kinesis/aws5_request`
+  const err = failure(() => verifySigV4(withAuth(req, auth.replace(credential, bad)), KEYS, OPTS))
+  t.equal(err.type, 'InvalidSignatureException')
+  t.equal(err.message, "Credential should be scoped to a valid region, not ''. " +
+    "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'.")
+})
+
+t.test('slashes after the credential scope are ignored, as AWS ignores them', async (t) => {
+  const req = await signPutRecord()
+  const { auth, credential } = authParts(req)
+  t.same(verifySigV4(withAuth(req, auth.replace(credential, `${credential}//`)), KEYS, OPTS), ACCEPTED)
+})
+
+t.test('an Authorization header without SignedHeaders is an IncompleteSignatureException naming it', async (t) => {
+  const req = await signPutRecord()
+  const { auth, signedHeaders } = authParts(req)
+  const without = auth.replace(`SignedHeaders=${signedHeaders}, `, '')
+  const err = failure(() => verifySigV4(withAuth(req, without), KEYS, OPTS))
+  t.equal(err.type, 'IncompleteSignatureException')
+  t.equal(err.message, `Authorization header requires 'SignedHeaders' parameter. Authorization=${without}`)
+})
+
+t.test('a blank Authorization header counts as none: the request is unauthenticated, or authenticated by its query string', async (t) => {
+  const req = await signPutRecord()
+  for (const blank of ['', '   ']) {
+    const err = failure(() => verifySigV4(withAuth(req, blank), KEYS, OPTS))
+    t.equal(err.type, 'MissingAuthenticationTokenException', `Authorization '${blank}' is no authentication`)
+  }
+  const presigned = await presignPutRecord(300)
+  t.same(verifySigV4(withAuth(presigned, ' '), KEYS, OPTS), ACCEPTED, 'a presigned request with a blank Authorization header is verified by its query')
+})
+
+t.test('without x-amz-date the time is read from the HTTP Date header', async (t) => {
+  const req = await signPutRecord()
+  const { 'x-amz-date': _, ...headers } = req.headers
+  const dated = (date: string): SignedRequest => ({ ...req, headers: { ...headers, date } })
+  const old = failure(() => verifySigV4(dated('Sun, 01 Mar 2026 11:40:00 GMT'), KEYS, OPTS))
+  t.equal(old.type, 'InvalidSignatureException')
+  t.equal(old.message, 'Signature expired: 20260301T114000Z is now earlier than 20260301T114530Z (20260301T120030Z - 15 min.)')
+  // Within the window it is checked like any other: here the signature covered x-amz-date, now gone.
+  t.equal(failure(() => verifySigV4(dated('Sun, 01 Mar 2026 12:00:00 GMT'), KEYS, OPTS)).message, MSG_MISMATCH)
+  const garbled = failure(() => verifySigV4(dated('yesterday'), KEYS, OPTS))
+  t.equal(garbled.type, 'IncompleteSignatureException')
+  t.equal(garbled.message, "Date must be in ISO-8601 'basic format'. Got 'yesterday'. See http://en.wikipedia.org/wiki/ISO_8601")
+})
+
+t.test('an x-amz-date that names no real instant is an IncompleteSignatureException, not a date rolled over', async (t) => {
+  const req = await signPutRecord()
+  for (const date of ['20260230T120000Z', '20260301T240000Z', '20260301T120000', '20260301T120000Z0']) {
+    const err = failure(() => verifySigV4({ ...req, headers: { ...req.headers, 'x-amz-date': date } }, KEYS, OPTS))
+    t.equal(err.type, 'IncompleteSignatureException', `${date} is refused as a date`)
+  }
+})
+
+t.test('a signature is good for exactly 15 minutes either side of the clock', async (t) => {
+  const req = await signPutRecord()
+  const at = (now: number) => verifySigV4(req, KEYS, { service: 'kinesis', now })
+  const signed = SIGNED_AT.getTime()
+  t.same(at(signed + 15 * 60_000), ACCEPTED, '15 minutes old')
+  t.same(at(signed - 15 * 60_000), ACCEPTED, '15 minutes ahead')
+  t.match(failure(() => at(signed + 15 * 60_000 + 1)).message, /^Signature expired: /, '1 ms more is too old')
+  t.match(failure(() => at(signed - 15 * 60_000 - 1)).message, /^Signature not yet current: /, '1 ms more is too far ahead')
+})
+
+t.test('a path other than / is verified as AWS normalizes it: dot segments resolved, each segment encoded again', async (t) => {
+  for (const path of ['/prefix/kinesis', '/prefix/kinesis/', '/a/./b/../c/', '/a%20b/c']) {
+    const req = await signPutRecord({ path })
+    t.equal(req.path, path)
+    t.same(verifySigV4(req, KEYS, OPTS), ACCEPTED, `${path} as signed passes`)
+  }
+  const req = await signPutRecord({ path: '/prefix/kinesis' })
+  for (const other of ['/prefix/kinesis/', '/prefix', '/kinesis/prefix', '/prefix/kinesi']) {
+    t.equal(failure(() => verifySigV4({ ...req, path: other }, KEYS, OPTS)).message, MSG_MISMATCH, `${other} is not /prefix/kinesis`)
+  }
+})
+
+t.test('query strings are canonicalized as the signer does: repeated names by value, a bare name as empty, stray escapes and empty pairs', async (t) => {
+  const cases: [string, SignOpts][] = [
+    ['a repeated name in any order', { query: { a: ['2', '1'] }, rawQuery: 'a=2&a=1' }],
+    ['a name without =', { query: { flag: '' }, rawQuery: 'flag' }],
+    ['a malformed escape, taken literally', { query: { a: '%zz' }, rawQuery: 'a=%zz' }],
+    ['an empty pair', { query: { a: '1', b: '2' }, rawQuery: 'b=2&&a=1' }],
+  ]
+  for (const [what, o] of cases) t.same(verifySigV4(await signPutRecord(o), KEYS, OPTS), ACCEPTED, `${what} passes`)
+  const repeated = await signPutRecord({ query: { a: ['2', '1'] }, rawQuery: 'a=2&a=1' })
+  t.equal(failure(() => verifySigV4({ ...repeated, path: '/?a=2&a=3' }, KEYS, OPTS)).message, MSG_MISMATCH, 'another value is refused')
+  const bare = await signPutRecord({ query: { flag: '' }, rawQuery: 'flag' })
+  t.equal(failure(() => verifySigV4({ ...bare, path: '/?flag=1' }, KEYS, OPTS)).message, MSG_MISMATCH, 'a value given to a bare name is refused')
+})
+
+t.test('over HTTP/2 a signature over :authority stands for host, read from either header', async (t) => {
+  const req = await signPutRecord({ noHost: true, extraHeaders: { ':authority': '127.0.0.1:4567' } })
+  t.match(authParts(req).signedHeaders, /^:authority;/)
+  t.notMatch(authParts(req).signedHeaders, /(^|;)host(;|$)/)
+  t.same(verifySigV4(req, KEYS, OPTS), ACCEPTED)
+  const { ':authority': authority, ...rest } = req.headers
+  t.same(verifySigV4({ ...req, headers: { ...rest, host: authority } }, KEYS, OPTS), ACCEPTED, 'the host header stands in when :authority is absent')
+  t.equal(failure(() => verifySigV4({ ...req, headers: rest }, KEYS, OPTS)).message, MSG_MISMATCH, 'with neither, the signature does not hold')
+})
+
+t.test('header values are trimmed, and a header given twice is signed as its values joined with commas', async (t) => {
+  const padded = await signPutRecord({ extraHeaders: { 'x-amz-meta-note': '  a b  ' } })
+  t.same(verifySigV4(padded, KEYS, OPTS), ACCEPTED)
+  const joined = await signPutRecord({ extraHeaders: { 'x-amz-meta-note': 'a,b' } })
+  t.same(verifySigV4({ ...joined, headers: { ...joined.headers, 'x-amz-meta-note': ['a', 'b'] } }, KEYS, OPTS), ACCEPTED)
+  t.equal(failure(() => verifySigV4({ ...joined, headers: { ...joined.headers, 'x-amz-meta-note': ['b', 'a'] } }, KEYS, OPTS)).message,
+    MSG_MISMATCH, 'the values in another order are refused')
+})
+
+t.test('while a secret is rotated, either secret of one access key id is accepted, and no other', async (t) => {
+  const rotating = [{ ...KEY, secretAccessKey: 'the-old-secret' }, KEY]
+  t.same(verifySigV4(await signPutRecord(), rotating, OPTS), ACCEPTED, 'signed with the new secret')
+  t.same(verifySigV4(await signPutRecord({ credentials: rotating[0] }), rotating, OPTS), ACCEPTED, 'signed with the old secret')
+  const stranger = await signPutRecord({ credentials: { ...KEY, secretAccessKey: 'neither' } })
+  t.equal(failure(() => verifySigV4(stranger, rotating, OPTS)).message, MSG_MISMATCH)
+})
+
+async function presignPutRecord(expiresIn: number): Promise<SignedRequest> {
+  const signer = new SignatureV4({ credentials: KEY, region: 'eu-west-1', service: 'kinesis', sha256: Hash.bind(null, 'sha256') })
+  const request = new HttpRequest({
+    method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port: 4567, path: '/',
+    headers: { host: '127.0.0.1:4567', 'content-type': 'application/x-amz-json-1.1' },
+    body: BODY,
+  })
+  return toNodeShape(await signer.presign(request, { signingDate: SIGNED_AT, expiresIn }))
+}
+
+t.test('a presigned request lives for its X-Amz-Expires, past the 15-minute window and to the millisecond', async (t) => {
+  const signed = SIGNED_AT.getTime()
+  const hour = await presignPutRecord(3600)
+  t.same(verifySigV4(hour, KEYS, { service: 'kinesis', now: signed + 20 * 60_000 }), ACCEPTED, 'an hour-long one is good after 20 minutes')
+  t.same(verifySigV4(hour, KEYS, { service: 'kinesis', now: signed + 3_600_000 }), ACCEPTED, 'and at exactly an hour')
+  const late = failure(() => verifySigV4(hour, KEYS, { service: 'kinesis', now: signed + 3_600_001 }))
+  t.equal(late.type, 'InvalidSignatureException')
+  t.equal(late.message, 'Signature expired: 20260301T120000Z is now earlier than 20260301T120000Z (20260301T130000Z - 60 min.)')
+  const week = await presignPutRecord(7 * 24 * 3600)
+  t.same(verifySigV4(week, KEYS, { service: 'kinesis', now: signed + 7 * 24 * 3_600_000 }), ACCEPTED, 'a week, the longest allowed, is allowed')
+})
+
+t.test('an X-Amz-Expires that is not a whole number of seconds up to a week is an IncompleteSignatureException', async (t) => {
+  const req = await presignPutRecord(300)
+  const withExpires = (value: string) => ({ ...req, path: req.path.replace('X-Amz-Expires=300', `X-Amz-Expires=${value}`) })
+  const cases: [string, string][] = [
+    ['soon', 'X-Amz-Expires should be a number'],
+    ['300s', 'X-Amz-Expires should be a number'],
+    ['+300', 'X-Amz-Expires should be a number'],
+    ['-1', 'X-Amz-Expires must be non-negative'],
+    ['604801', 'X-Amz-Expires must be less than a week (in seconds) that is 604800'],
+  ]
+  for (const [value, message] of cases) {
+    const err = failure(() => verifySigV4(withExpires(value), KEYS, OPTS))
+    t.equal(err.type, 'IncompleteSignatureException', `${value} is refused`)
+    t.equal(err.message, message)
+  }
+  // In range, they are read: zero has expired 30 s after signing, a week reaches the signature (which covered 300).
+  t.match(failure(() => verifySigV4(withExpires('0'), KEYS, OPTS)).message, /^Signature expired: 20260301T120000Z is now earlier than 20260301T120030Z /)
+  t.equal(failure(() => verifySigV4(withExpires('604800'), KEYS, OPTS)).message, MSG_MISMATCH)
+  const without = { ...req, path: req.path.replace(/&?X-Amz-Expires=300/, '') }
+  t.equal(failure(() => verifySigV4(without, KEYS, OPTS)).message, MSG_MISMATCH, 'without one, the request reaches the signature check')
 })
