@@ -45,6 +45,12 @@ export interface RelayConfig {
   accountId: string
   accessKeys: AccessKey[]
   subscriptionSeconds: number
+  shardLimit: number
+  autoCreateMaxPerDevice: number
+  mqttMaxConnectBytes: number
+  mqttMaxPending: number
+  mqttMaxPendingPerAddress: number
+  mqttMaxRefusals: number
 }
 
 export const relaySchema: Record<keyof RelayConfig, Field> = {
@@ -70,6 +76,12 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   accountId: { type: 'string', default: '000000000000', env: 'TRIBUTARY_ACCOUNT_ID', flag: 'account-id', help: 'account id used in ARNs' },
   accessKeys: { type: 'accessKeys', default: [], env: 'TRIBUTARY_ACCESS_KEYS', flag: 'access-keys', help: 'ID:SECRET[,ID:SECRET…]; when set, SigV4 is verified' },
   subscriptionSeconds: { type: 'integer', default: 300, env: 'TRIBUTARY_SUBSCRIPTION_SECONDS', flag: 'subscription-seconds', min: 1, max: 300, help: 'how long one SubscribeToShard lasts before the consumer renews it (AWS: 300)' },
+  shardLimit: { type: 'integer', default: 1000, env: 'TRIBUTARY_SHARD_LIMIT', flag: 'shard-limit', min: 1, max: 100_000, help: 'open shards the whole relay may hold (DescribeLimits ShardLimit); every path that creates shards is refused past it' },
+  autoCreateMaxPerDevice: { type: 'integer', default: 100, env: 'TRIBUTARY_AUTO_CREATE_MAX_PER_DEVICE', flag: 'auto-create-max-per-device', min: 0, max: 100_000, help: 'streams one device may create by publishing to them (0: none)' },
+  mqttMaxConnectBytes: { type: 'integer', default: 64 * 1024, env: 'TRIBUTARY_MQTT_MAX_CONNECT_BYTES', flag: 'mqtt-max-connect-bytes', min: 1024, max: 256 * 1024 * 1024, help: 'largest MQTT packet accepted before a client has authenticated (a CONNECT needs no more)' },
+  mqttMaxPending: { type: 'integer', default: 1024, env: 'TRIBUTARY_MQTT_MAX_PENDING', flag: 'mqtt-max-pending', min: 1, max: 1_000_000, help: 'MQTT connections not yet authenticated, in all; more are closed at once' },
+  mqttMaxPendingPerAddress: { type: 'integer', default: 32, env: 'TRIBUTARY_MQTT_MAX_PENDING_PER_ADDRESS', flag: 'mqtt-max-pending-per-address', min: 1, max: 1_000_000, help: 'MQTT connections not yet authenticated from one address; more are closed at once' },
+  mqttMaxRefusals: { type: 'integer', default: 100, env: 'TRIBUTARY_MQTT_MAX_REFUSALS', flag: 'mqtt-max-refusals', min: 1, max: 1_000_000, help: 'refused subscriptions and publishes one MQTT connection may make before it is closed' },
 }
 
 function coerce(name: string, field: Field, raw: unknown): unknown {
@@ -132,6 +144,7 @@ export function resolveRelayConfig(
   const config = out as unknown as RelayConfig
   if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError(config.tlsCert ? 'tlsKey' : 'tlsCert', 'TLS needs both a certificate and a key')
   if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 ? '0.0.0.0' : '127.0.0.1'
+  if (config.mqttMaxConnectBytes > config.maxPacketBytes) throw new ConfigError('mqttMaxConnectBytes', `must be at most maxPacketBytes (${config.maxPacketBytes}), got ${config.mqttMaxConnectBytes}`)
   if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('accountId', 'must be 12 digits')
   return config
 }

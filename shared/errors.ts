@@ -32,6 +32,8 @@ export const ErrorCode = {
   NOT_AUTHORIZED: 'NOT_AUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
   CONFLICT: 'CONFLICT',
+  /** A limit of the relay's (its shard limit, a device's auto-created streams) would be passed. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   /** A request to one of the relay's own routes (not the Kinesis API) that is malformed. */
   REQUEST_INVALID: 'REQUEST_INVALID',
   // serial ports
