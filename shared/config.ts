@@ -51,6 +51,14 @@ export interface RelayConfig {
   mqttMaxPending: number
   mqttMaxPendingPerAddress: number
   mqttMaxRefusals: number
+  httpsCert: string
+  httpsKey: string
+  httpIdleMs: number
+  httpMinBodyRate: number
+  httpMaxBodyBytesInFlight: number
+  httpMaxBodyBytesPerAddress: number
+  httpMaxBodyBytesPerConnection: number
+  httpMaxConnectionsPerAddress: number
 }
 
 export const relaySchema: Record<keyof RelayConfig, Field> = {
@@ -82,6 +90,14 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   mqttMaxPending: { type: 'integer', default: 1024, env: 'TRIBUTARY_MQTT_MAX_PENDING', flag: 'mqtt-max-pending', min: 1, max: 1_000_000, help: 'MQTT connections not yet authenticated, in all; more are closed at once' },
   mqttMaxPendingPerAddress: { type: 'integer', default: 32, env: 'TRIBUTARY_MQTT_MAX_PENDING_PER_ADDRESS', flag: 'mqtt-max-pending-per-address', min: 1, max: 1_000_000, help: 'MQTT connections not yet authenticated from one address; more are closed at once' },
   mqttMaxRefusals: { type: 'integer', default: 100, env: 'TRIBUTARY_MQTT_MAX_REFUSALS', flag: 'mqtt-max-refusals', min: 1, max: 1_000_000, help: 'refused subscriptions and publishes one MQTT connection may make before it is closed' },
+  httpsCert: { type: 'string', default: '', env: 'TRIBUTARY_HTTPS_CERT', flag: 'https-cert', help: 'PEM certificate file: the HTTP port then speaks TLS only (HTTP/1.1 and HTTP/2 by ALPN)' },
+  httpsKey: { type: 'string', default: '', env: 'TRIBUTARY_HTTPS_KEY', flag: 'https-key', help: 'PEM private key file for --https-cert' },
+  httpIdleMs: { type: 'integer', default: 30_000, env: 'TRIBUTARY_HTTP_IDLE_MS', flag: 'http-idle-ms', min: 10, max: 3_600_000, help: 'an HTTP connection or HTTP/2 stream that moves no byte this long mid-request (or sends no request) is closed' },
+  httpMinBodyRate: { type: 'integer', default: 4096, env: 'TRIBUTARY_HTTP_MIN_BODY_RATE', flag: 'http-min-body-rate', min: 0, max: 1024 * 1024 * 1024, help: 'bytes/s a request body must arrive at, judged over each --http-idle-ms; slower bodies are cut off' },
+  httpMaxBodyBytesInFlight: { type: 'integer', default: 256 * 1024 * 1024, env: 'TRIBUTARY_HTTP_MAX_BODY_BYTES', flag: 'http-max-body-bytes', min: 65536, help: 'request body bytes held at once across the relay; past it requests get 503 with Retry-After' },
+  httpMaxBodyBytesPerAddress: { type: 'integer', default: 64 * 1024 * 1024, env: 'TRIBUTARY_HTTP_MAX_BODY_BYTES_PER_ADDRESS', flag: 'http-max-body-bytes-per-address', min: 65536, help: 'request body bytes held at once for one client address (503 past it)' },
+  httpMaxBodyBytesPerConnection: { type: 'integer', default: 32 * 1024 * 1024, env: 'TRIBUTARY_HTTP_MAX_BODY_BYTES_PER_CONNECTION', flag: 'http-max-body-bytes-per-connection', min: 65536, help: 'request body bytes held at once on one connection, all its HTTP/2 streams together (503 past it)' },
+  httpMaxConnectionsPerAddress: { type: 'integer', default: 256, env: 'TRIBUTARY_HTTP_MAX_CONNECTIONS_PER_ADDRESS', flag: 'http-max-connections-per-address', min: 1, max: 1_000_000, help: 'HTTP connections one client address may hold open; more are closed at once' },
 }
 
 function coerce(name: string, field: Field, raw: unknown): unknown {
@@ -143,6 +159,7 @@ export function resolveRelayConfig(
   }
   const config = out as unknown as RelayConfig
   if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError(config.tlsCert ? 'tlsKey' : 'tlsCert', 'TLS needs both a certificate and a key')
+  if ((config.httpsCert === '') !== (config.httpsKey === '')) throw new ConfigError(config.httpsCert ? 'httpsKey' : 'httpsCert', 'HTTPS needs both a certificate and a key')
   if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 ? '0.0.0.0' : '127.0.0.1'
   if (config.mqttMaxConnectBytes > config.maxPacketBytes) throw new ConfigError('mqttMaxConnectBytes', `must be at most maxPacketBytes (${config.maxPacketBytes}), got ${config.mqttMaxConnectBytes}`)
   if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('accountId', 'must be 12 digits')
