@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
-import type { Devices } from './devices.js'
+import { MAX_GRACE_MS, type Devices } from './devices.js'
 import { sendJson, type AnyRequest, type AnyResponse } from './http.js'
 
 /** The admin token lives in the data directory, created at first start, readable only by its owner. */
@@ -39,11 +39,18 @@ export function adminRoutes(o: AdminOptions): (req: AnyRequest, res: AnyResponse
       const id = m[1] ? decodeURIComponent(m[1]) : undefined
       if (req.method === 'GET' && !id) return sendJson(res, 200, { devices: await devices.list() })
       if (req.method === 'POST' && !id) {
-        const { id: newId } = JSON.parse(body.toString() || '{}') as { id?: unknown }
+        const { id: newId } = jsonObject(body)
         if (typeof newId !== 'string') return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: 'body must be {"id": "<device id>"}' })
         return sendJson(res, 201, { id: newId, secret: await devices.add(newId) })
       }
-      if (req.method === 'POST' && id && m[2]) return sendJson(res, 200, { id, secret: await devices.rotate(id) })
+      if (req.method === 'POST' && id && m[2]) {
+        const { graceSeconds = 0 } = jsonObject(body)
+        if (typeof graceSeconds !== 'number' || !Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds * 1000 > MAX_GRACE_MS) {
+          return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: `graceSeconds must be a whole number from 0 to ${MAX_GRACE_MS / 1000}, got ${JSON.stringify(graceSeconds)}` })
+        }
+        const { secret, previousUntilMs } = await devices.rotate(id, graceSeconds * 1000)
+        return sendJson(res, 200, { id, secret, previousValidUntil: previousUntilMs === null ? null : new Date(previousUntilMs).toISOString() })
+      }
       if (req.method === 'DELETE' && id && !m[2]) {
         await devices.remove(id)
         return sendJson(res, 200, { id, removed: true })
@@ -55,7 +62,15 @@ export function adminRoutes(o: AdminOptions): (req: AnyRequest, res: AnyResponse
         return sendJson(res, status, { code: err.code, message: err.message })
       }
       if (err instanceof SyntaxError) return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: `body is not JSON: ${err.message}` })
+      if (err instanceof URIError) return sendJson(res, 400, { code: ErrorCode.REQUEST_INVALID, message: `path ${path} is not valid percent-encoding` })
       throw err
     }
   }
+}
+
+/** The request body as a JSON object (empty: {}); anything else (null, a list, a number) is a 400. */
+function jsonObject(body: Buffer): Record<string, unknown> {
+  const value: unknown = JSON.parse(body.toString() || '{}')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TributaryError(ErrorCode.CONFIG_INVALID, `body must be a JSON object, got ${JSON.stringify(value)}`)
+  return value as Record<string, unknown>
 }

@@ -2,17 +2,26 @@
  * The MQTT side of the relay: aedes over TCP (and TLS when configured), device authentication,
  * the per-device ACL of DESIGN.md, and record batches handed to ingest from `authorizePublish`,
  * which aedes runs before it writes the PUBACK — so PUBACK means durable.
+ *
+ * Before a client has authenticated it is held to a small packet limit and counted as pending
+ * (relay/admission.ts); its live session is closed as soon as its credentials are revoked
+ * (relay/sessions.ts); refused subscriptions and publishes are logged in summary and an abuser is
+ * disconnected (relay/refusals.ts).
  */
 import net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { Aedes, Client, PublishPacket, Subscription, AuthenticateError } from 'aedes'
+import type { Clock } from '../hardware/index.js'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, parseTopic, topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
+import { PendingConnections } from './admission.js'
 import type { Devices } from './devices.js'
 import type { Ingest } from './ingest.js'
-import { guardPacketSize } from './packet-guard.js'
+import { guardPacketSize, PacketSizeChecker } from './packet-guard.js'
+import { Refusals, type RefusalKind } from './refusals.js'
+import { DeviceSessions, type Credential } from './sessions.js'
 
 export interface BrokerOptions {
   host: string
@@ -22,8 +31,15 @@ export interface BrokerOptions {
   tlsKey: string
   allowAnonymous: boolean
   maxPacketBytes: number
+  /** The packet limit until a client has authenticated. */
+  maxConnectBytes: number
+  maxPending: number
+  maxPendingPerAddress: number
+  /** Refused subscriptions and publishes a connection may make before it is closed. */
+  maxRefusals: number
   devices: Devices
   ingest: Ingest
+  clock: Clock
   log: (event: string, fields: Record<string, unknown>) => void
   onLatency?: (seconds: number) => void
   onRejected?: (code: string, count: number) => void
@@ -34,14 +50,24 @@ export interface Broker {
   port: number
   tlsPort: number | null
   connectedDevices(): number
+  /** Connections accepted and not yet authenticated. */
+  pendingConnections(): number
   close(): Promise<void>
 }
 
 /** The device id an authenticated client acts as. */
 const DEVICE = Symbol('device')
-type DeviceClient = Client & { [DEVICE]?: string }
+/** The connection's admission: settled (no longer pending) once the client authenticates. */
+const ADMISSION = Symbol('admission')
+type DeviceClient = Client & {
+  [DEVICE]?: string
+  [ADMISSION]?: { checker: PacketSizeChecker; settle(): void }
+}
 
-function authError(code: 4 | 5, message: string): AuthenticateError {
+/** How often refusals are logged per connection, at most (one line per kind with a count). */
+const REFUSAL_LOG_WINDOW_MS = 10_000
+
+function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
 }
 
@@ -52,22 +78,55 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const publishToDevice = (device: string, message: RelayToDeviceMessage) =>
     new Promise<void>((resolve) => aedes.publish({ cmd: 'publish', topic: topics.rejects(device), payload: Buffer.from(JSON.stringify(message)), qos: 1, retain: false, dup: false } as PublishPacket, () => resolve()))
 
-  aedes.authenticate = (client: DeviceClient, username, password, done) => {
+  const sessions = new DeviceSessions({ devices: o.devices, clock: o.clock, log: o.log })
+  const refusals = new Refusals({ clock: o.clock, windowMs: REFUSAL_LOG_WINDOW_MS, maxRefusals: o.maxRefusals, log: o.log })
+
+  /** Which device a CONNECT would act as, with what credential; an AuthenticateError when none. */
+  const identify = async (client: DeviceClient, username: string | undefined, password: Buffer | undefined): Promise<{ device: string; credential: Credential }> => {
     if (username === undefined || username === '') {
-      if (!o.allowAnonymous) return done(authError(5, 'anonymous clients are not allowed'), false)
-      if (!DEVICE_ID_PATTERN.test(client.id)) return done(authError(5, 'an anonymous client id must be a valid device id'), false)
-      client[DEVICE] = client.id
-      return done(null, true)
+      if (!o.allowAnonymous) throw authError(5, 'anonymous clients are not allowed')
+      if (!DEVICE_ID_PATTERN.test(client.id)) throw authError(5, 'an anonymous client id must be a valid device id')
+      // Else anyone could act as a registered device: publish as it, read its rejects.
+      if (await o.devices.isRegistered(client.id)) throw authError(5, `client id ${client.id} is a registered device: it must authenticate`)
+      return { device: client.id, credential: { kind: 'anonymous' } }
     }
-    o.devices.verify(username, password?.toString('utf8') ?? '').then((ok) => {
-      if (!ok) {
-        o.log('auth_failed', { device: username, client: client.id })
-        o.onRejected?.(ErrorCode.AUTH_FAILED, 1)
-        return done(authError(4, 'bad device id or secret'), false)
-      }
-      client[DEVICE] = username
-      done(null, true)
-    }, (err) => done(authError(5, `authentication failed: ${(err as Error).message}`), false))
+    // The client id is the session (and its queued rejects): one device may not take another's.
+    if (client.id !== username) throw authError(2, `a device's client id must be its device id (${username}), got ${client.id}`)
+    const proof = await o.devices.verify(username, password?.toString('utf8') ?? '')
+    if (!proof) {
+      o.log('auth_failed', { device: username, client: client.id })
+      o.onRejected?.(ErrorCode.AUTH_FAILED, 1)
+      throw authError(4, 'bad device id or secret')
+    }
+    return { device: username, credential: { kind: 'secret', proof } }
+  }
+
+  aedes.authenticate = (client: DeviceClient, username, password, done) => {
+    const stamp = sessions.stamp(username || client.id)
+    identify(client, username, password)
+      .then(async ({ device, credential }) => {
+        if (!(await sessions.admit(device, client, credential, stamp))) throw authError(4, `the credentials of ${device} changed while it connected`)
+        client[DEVICE] = device
+        client.conn.once('close', () => sessions.forget(device, client))
+        // Authenticated: no longer pending, and held to the full packet limit.
+        const admission = client[ADMISSION]
+        if (admission) {
+          admission.checker.limit = o.maxPacketBytes
+          admission.settle()
+        }
+        done(null, true)
+      })
+      .catch((err: Error) => done('returnCode' in err ? err as AuthenticateError : authError(5, `authentication failed: ${err.message}`), false))
+  }
+
+  /** Counts a refusal; closes a client whose refusals pass the limit. */
+  const refused = (client: DeviceClient, kind: RefusalKind, topic: string) => {
+    o.onRejected?.(ErrorCode.NOT_AUTHORIZED, 1)
+    if (client.closed) return
+    if (refusals.note(client, { device: client[DEVICE], client: client.id }, kind, topic)) {
+      o.log('client_disconnected', { device: client[DEVICE], client: client.id, reason: 'too_many_refusals', refusals: refusals.count(client) })
+      client.close()
+    }
   }
 
   aedes.authorizeSubscribe = (client: DeviceClient, sub: Subscription, done) => {
@@ -75,8 +134,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     const parsed = parseTopic(sub.topic)
     // A device may subscribe only to its own rejects and video-acks.
     if (device && parsed && parsed.device === device && (parsed.kind === 'rejects' || parsed.kind === 'video-acks')) return done(null, sub)
-    o.log('subscribe_refused', { device, topic: sub.topic })
-    o.onRejected?.(ErrorCode.NOT_AUTHORIZED, 1)
+    refused(client, 'subscribe_refused', sub.topic)
     done(null, null)
   }
 
@@ -85,8 +143,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     const device = client[DEVICE]
     const parsed = parseTopic(packet.topic)
     if (!device || !parsed || parsed.device !== device || (parsed.kind !== 'records' && parsed.kind !== 'status' && parsed.kind !== 'video')) {
-      o.log('publish_refused', { device, topic: packet.topic })
-      o.onRejected?.(ErrorCode.NOT_AUTHORIZED, 1)
+      refused(client, 'publish_refused', packet.topic)
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed instead.
       return done(new TributaryError(ErrorCode.NOT_AUTHORIZED, `device ${device} may not publish to ${packet.topic}`))
     }
@@ -128,7 +185,24 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     o.log('packet_too_large', { error: err.message })
     o.onRejected?.(ErrorCode.FRAME_TOO_LARGE, 1)
   }
-  const accept = (socket: net.Socket) => aedes.handle(guardPacketSize(socket, o.maxPacketBytes, onTooLarge))
+  const pending = new PendingConnections({ maxPending: o.maxPending, maxPendingPerAddress: o.maxPendingPerAddress })
+  let refusedConnections = 0
+  const accept = (socket: net.Socket) => {
+    const address = socket.remoteAddress ?? ''
+    const admission = pending.admit(address)
+    if (!admission.ok) {
+      // Logged once per 100, not per connection: refusing is what a flood gets.
+      if (refusedConnections++ % 100 === 0) o.log('connection_refused', { address, reason: admission.reason, refused: refusedConnections })
+      o.onRejected?.(ErrorCode.LIMIT_EXCEEDED, 1)
+      socket.destroy()
+      return
+    }
+    socket.once('close', admission.settle)
+    const checker = new PacketSizeChecker(o.maxConnectBytes)
+    const client = aedes.handle(guardPacketSize(socket, checker, onTooLarge)) as DeviceClient
+    client[ADMISSION] = { checker, settle: admission.settle }
+    client.conn.once('close', () => refusals.closed(client))
+  }
   const server = net.createServer(accept)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -147,6 +221,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     port: (server.address() as net.AddressInfo).port,
     tlsPort: tlsServer ? (tlsServer.address() as net.AddressInfo).port : null,
     connectedDevices: () => aedes.connectedClients,
+    pendingConnections: () => pending.pending(),
     close: async () => {
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await new Promise<void>((resolve) => server.close(() => resolve()))

@@ -11,7 +11,7 @@ import { Limits, recordProblem } from '../shared/limits.js'
 import type { RejectMessage } from '../shared/messages.js'
 import type { LogStore } from './log/types.js'
 import { Router } from './router.js'
-import { streamNameOf, type ShardState, type StreamState, type Streams } from './streams.js'
+import { ShardLimitError, streamNameOf, type ShardState, type StreamState, type Streams } from './streams.js'
 
 export interface IngestRecord {
   partitionKey: string
@@ -35,6 +35,8 @@ export interface IngestOptions {
   router?: Router
   autoCreateStreams: boolean
   autoCreateShardCount: number
+  /** Streams one device may create by publishing to them (streams still existing, plus those being created). */
+  autoCreateMaxPerDevice: number
   maxBatchRecords: number
   maxDataBytes: number
   /** Observers for /metrics. */
@@ -53,6 +55,8 @@ export class Ingest {
   private readonly o: IngestOptions
   private readonly codec: Codec
   private readonly router: Router
+  /** Auto-creations under way, by device (not yet tagged on a stream). */
+  private readonly autoCreating = new Map<string, number>()
 
   constructor(options: IngestOptions) {
     this.o = options
@@ -107,7 +111,12 @@ export class Ingest {
         this.o.onRejected?.(ErrorCode.STREAM_NOT_FOUND, count)
         return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.STREAM_NOT_FOUND, message: `stream ${streamName} does not exist and auto-create is off`, records: [] } }
       }
-      state = await this.o.streams.ensure(streamName, this.o.autoCreateShardCount)
+      const created = await this.autoCreate(device, streamName)
+      if ('reject' in created) {
+        this.o.onRejected?.(ErrorCode.LIMIT_EXCEEDED, count)
+        return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.LIMIT_EXCEEDED, message: created.reject, records: [] } }
+      }
+      state = created.state
     }
 
     // Validate and drop what is already stored, on the scan's table: no object per record.
@@ -168,6 +177,32 @@ export class Ingest {
       return { stored: kept, duplicates, reject: { ...base, records: refused.map((r) => ({ index: r.index, code: r.code, message: r.message })) } }
     }
     return { stored: kept, duplicates, reject: null }
+  }
+
+  /**
+   * Creates the stream a device publishes to, within the device's cap and the relay's shard limit;
+   * a refusal is said to the device (its batch is rejected, not left unacknowledged).
+   */
+  private async autoCreate(device: string, streamName: string): Promise<{ state: StreamState } | { reject: string }> {
+    const streams = this.o.streams
+    const joining = streams.has(streamName) // another device's creation under way: shared, not counted again
+    const mine = this.autoCreating.get(device) ?? 0
+    if (!joining && streams.autoCreatedBy(device) + mine >= this.o.autoCreateMaxPerDevice) {
+      return { reject: `device ${device} has created ${this.o.autoCreateMaxPerDevice} streams by publishing, its limit (auto-create-max-per-device); create ${streamName} through the API` }
+    }
+    if (!joining) this.autoCreating.set(device, mine + 1)
+    try {
+      return { state: await streams.ensure(streamName, this.o.autoCreateShardCount, device) }
+    } catch (err) {
+      if (err instanceof ShardLimitError) return { reject: err.message }
+      throw err
+    } finally {
+      if (!joining) {
+        const left = (this.autoCreating.get(device) ?? 1) - 1
+        if (left > 0) this.autoCreating.set(device, left)
+        else this.autoCreating.delete(device)
+      }
+    }
   }
 
   /**

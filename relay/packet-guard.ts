@@ -1,7 +1,9 @@
 /**
  * A byte-in/byte-out watcher of MQTT packet boundaries that refuses packets larger than the relay's
  * limit before they are buffered (aedes has no packet size limit of its own). It reads only each
- * fixed header: the type byte and the variable-length "remaining length" [MQTT-2.2.3].
+ * fixed header: the type byte and the variable-length "remaining length" [MQTT-2.2.3]. The limit may
+ * change between packets: the broker holds a new connection to a small one (a CONNECT needs little)
+ * and raises it once the client has authenticated.
  */
 import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream'
 import type { Socket } from 'node:net'
@@ -17,7 +19,8 @@ export class PacketSizeError extends Error {
 
 /** Walks fixed headers; `remaining` counts the bytes of the current packet body still to pass. */
 export class PacketSizeChecker {
-  private readonly limit: number
+  /** Applies from the next fixed header on. */
+  limit: number
   private state: 'type' | 'length' | 'body' = 'type'
   private length = 0
   private multiplier = 1
@@ -67,9 +70,12 @@ export class PacketSizeChecker {
   }
 }
 
-/** Wraps a socket so that its inbound bytes pass through the size check; the socket is destroyed on a breach. */
-export function guardPacketSize(socket: Socket, limit: number, onTooLarge: (err: PacketSizeError) => void): Duplex {
-  const checker = new PacketSizeChecker(limit)
+/**
+ * Wraps a socket so that its inbound bytes pass through the size check; the socket is destroyed on a
+ * breach. `limit` is a number, or a checker whose limit the caller changes later.
+ */
+export function guardPacketSize(socket: Socket, limit: number | PacketSizeChecker, onTooLarge: (err: PacketSizeError) => void): Duplex {
+  const checker = typeof limit === 'number' ? new PacketSizeChecker(limit) : limit
   const inbound = new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       try {

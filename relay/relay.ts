@@ -3,7 +3,7 @@
  * ingest, router, reader, fan-out, consumers), the MQTT broker, and the HTTP port with its routes
  * (relay/routes.ts), plus the housekeeping timers (retention, producer-state snapshots).
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { RelayConfig } from '../shared/config.js'
@@ -15,7 +15,7 @@ import { Consumers } from './consumers.js'
 import { Devices } from './devices.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
-import { startHttp, type HttpServer } from './http.js'
+import { HttpGuard, startHttp, type HttpServer } from './http.js'
 import { Ingest } from './ingest.js'
 import { KinesisApi } from './kinesis/api.js'
 import { AwsWording } from './kinesis/errors.js'
@@ -36,6 +36,8 @@ export interface Relay {
   mqttPort: number
   mqttTlsPort: number | null
   httpPort: number
+  /** Whether the HTTP port speaks TLS (https://). */
+  httpTls: boolean
   adminToken: string
   streams: Streams
   metrics: RelayMetrics
@@ -82,7 +84,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     cipher,
     now,
   })
-  const streams = new Streams({ now, meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, onReshardStep: deps.onReshardStep })
+  const streams = new Streams({ now, meta, logs, region: config.region, accountId: config.accountId, retentionHours: config.retentionHours, shardLimit: config.shardLimit, onReshardStep: deps.onReshardStep })
   await streams.init()
   // Encryption settings are known before the first append (device batches start with the broker).
   await settings.load(streams)
@@ -102,6 +104,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     streams, logs, router,
     autoCreateStreams: config.autoCreateStreams,
     autoCreateShardCount: config.autoCreateShardCount,
+    autoCreateMaxPerDevice: config.autoCreateMaxPerDevice,
     maxBatchRecords: config.maxBatchRecords,
     maxDataBytes: config.maxDataBytes,
     onStored: (stream, records, bytes, source) => {
@@ -130,17 +133,24 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
 
   broker = await startBroker({
     host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,
-    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, ingest, log,
+    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, ingest, log, clock,
+    maxConnectBytes: config.mqttMaxConnectBytes, maxPending: config.mqttMaxPending, maxPendingPerAddress: config.mqttMaxPendingPerAddress, maxRefusals: config.mqttMaxRefusals,
     onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),
     onRejected: rejected,
   })
 
   const adminToken = adminTokenOf(config.dataDir)
+  const guard = new HttpGuard({
+    idleMs: config.httpIdleMs, minBodyBytesPerSecond: config.httpMinBodyRate, maxBodyBytesInFlight: config.httpMaxBodyBytesInFlight,
+    maxBodyBytesPerAddress: config.httpMaxBodyBytesPerAddress, maxBodyBytesPerConnection: config.httpMaxBodyBytesPerConnection,
+    maxConnectionsPerAddress: config.httpMaxConnectionsPerAddress,
+  })
+  const httpsTls = config.httpsCert ? { cert: readFileSync(config.httpsCert), key: readFileSync(config.httpsKey) } : undefined
   const http: HttpServer = await startHttp(config.httpHost, config.httpPort, routes({
-    kinesis, checkpoints, logs, metrics, log, now,
+    kinesis, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, onRejected: (code) => rejected(code, 1) }),
     accessKeys: config.accessKeys,
-  }))
+  }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [
     every(clock, 60_000, () => {
@@ -157,6 +167,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     mqttPort: broker.port,
     mqttTlsPort: broker.tlsPort,
     httpPort: http.port,
+    httpTls: http.tls,
     close: async () => {
       for (const cancel of timers) cancel()
       fanout.close()

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
+import { Limits } from '../shared/limits.js'
 import { STREAM_NAME_PATTERN } from '../shared/topics.js'
 import type { LogStore, ShardLog } from './log/types.js'
 import type { MetadataStore, ShardMeta, StreamMeta } from './meta/types.js'
@@ -32,6 +33,30 @@ export interface StreamState {
   meter?: Throughput
 }
 
+/**
+ * A change would take the relay past its shard limit (DescribeLimits' ShardLimit): open shards in
+ * all streams, plus those being created. Every path that makes shards — CreateStream, auto-create
+ * from MQTT, SplitShard, UpdateShardCount — is checked here, in one place.
+ */
+export class ShardLimitError extends TributaryError {
+  readonly limit: number
+  readonly current: number
+  readonly extra: number
+  readonly accountId: string
+  readonly region: string
+  constructor(limit: number, current: number, extra: number, accountId: string, region: string) {
+    super(ErrorCode.LIMIT_EXCEEDED, `${extra} more shard${extra === 1 ? '' : 's'} would pass the relay's shard limit of ${limit} (${current} open or being created)`)
+    this.limit = limit
+    this.current = current
+    this.extra = extra
+    this.accountId = accountId
+    this.region = region
+  }
+}
+
+/** The tag an auto-created stream carries: the device that created it by publishing to it. */
+export const AUTO_CREATED_BY_TAG = 'tributary:auto-created-by'
+
 /** Points inside a reshard where a test may stop the relay (TRIBUTARY_TEST_CRASH_AT): before and after the map change commits. */
 export type ReshardStep = 'updating' | 'children-opened' | 'map-committed'
 
@@ -58,6 +83,8 @@ export interface StreamsOptions {
   region: string
   accountId: string
   retentionHours: number
+  /** Open shards the relay may hold in all (default: Kinesis's 1000). */
+  shardLimit?: number
   now?: () => number
   /** Called at each step of a reshard (tests kill the relay here to prove the change is atomic). */
   onReshardStep?: (step: ReshardStep, stream: string) => void
@@ -73,6 +100,9 @@ export class Streams {
   private readonly byName = new Map<string, StreamState>()
   private readonly byId = new Map<string, StreamState>()
   private readonly creating = new Map<string, Promise<StreamState>>()
+  /** Shards of creations and reshards under way, counted against the limit before they are open. */
+  private reserved = 0
+  readonly shardLimit: number
   private readonly onReshardStep: (step: ReshardStep, stream: string) => void
 
   constructor(options: StreamsOptions) {
@@ -82,6 +112,7 @@ export class Streams {
     this.accountId = options.accountId
     this.retentionHours = options.retentionHours
     this.now = options.now ?? Date.now
+    this.shardLimit = options.shardLimit ?? Limits.maxShardsPerStream
     this.onReshardStep = options.onReshardStep ?? (() => {})
   }
 
@@ -190,6 +221,12 @@ export class Streams {
   create(name: string, shardCount: number, retentionHours = this.retentionHours, extra: { mode?: StreamMeta['mode']; tags?: Record<string, string> } = {}): Promise<StreamState> {
     if (!STREAM_NAME_PATTERN.test(name)) return Promise.reject(new TributaryError(ErrorCode.STREAM_NAME_INVALID, `stream name ${JSON.stringify(name)} must match ${STREAM_NAME_PATTERN}`))
     if (this.byName.has(name) || this.creating.has(name)) return Promise.reject(new TributaryError(ErrorCode.CONFLICT, `stream ${name} already exists`))
+    let release: () => void
+    try {
+      release = this.reserve(shardCount)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const pending = (async () => {
       const now = this.now()
       const meta: StreamMeta = {
@@ -205,16 +242,31 @@ export class Streams {
       return this.load(meta)
     })()
     this.creating.set(name, pending)
-    pending.finally(() => this.creating.delete(name)).catch(() => {})
+    pending.finally(() => { this.creating.delete(name); release() }).catch(() => {})
     return pending
   }
 
-  /** Creates the stream unless it exists (or is being created); used by auto-create on ingest. */
-  ensure(name: string, shardCount: number): Promise<StreamState> {
+  /**
+   * Creates the stream unless it exists (or is being created); used by auto-create on ingest, which
+   * names the device (tagged on the stream, see AUTO_CREATED_BY_TAG).
+   */
+  ensure(name: string, shardCount: number, device?: string): Promise<StreamState> {
     // Checked and registered in one synchronous step, so two devices naming a new stream at once share one creation.
     const existing = this.byName.get(name)
     if (existing) return Promise.resolve(existing)
-    return this.creating.get(name) ?? this.create(name, shardCount)
+    return this.creating.get(name) ?? this.create(name, shardCount, undefined, device ? { tags: { [AUTO_CREATED_BY_TAG]: device } } : {})
+  }
+
+  /** Whether `name` exists or is being created. */
+  has(name: string): boolean {
+    return this.byName.has(name) || this.creating.has(name)
+  }
+
+  /** Streams that `device` created by publishing to them, and that still exist. */
+  autoCreatedBy(device: string): number {
+    let n = 0
+    for (const s of this.byName.values()) if (s.tags[AUTO_CREATED_BY_TAG] === device) n++
+    return n
   }
 
   async delete(name: string): Promise<void> {
@@ -260,9 +312,35 @@ export class Streams {
     return state.shards.reduce((n, s) => Math.max(n, s.meta.index + 1), 0)
   }
 
+  /**
+   * Holds `extra` shards against the limit until the returned function is called (once they are open,
+   * or the change failed). Throws ShardLimitError when they would pass it.
+   */
+  reserve(extra: number): () => void {
+    const current = this.openShardCount() + this.reserved
+    if (extra > 0 && current + extra > this.shardLimit) throw new ShardLimitError(this.shardLimit, current, extra, this.accountId, this.region)
+    this.reserved += extra
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.reserved -= extra
+    }
+  }
+
+  /** Applies a plan that adds `extra` open shards, held against the limit meanwhile. */
+  private async grow(state: StreamState, extra: number, plan: () => ReshardPlan): Promise<void> {
+    const release = this.reserve(extra)
+    try {
+      await this.apply(state, plan())
+    } finally {
+      release()
+    }
+  }
+
   /** SplitShard; the caller has checked that the shard is open and the key strictly inside its range. */
   split(state: StreamState, shardId: string, newStart: bigint): Promise<void> {
-    return this.apply(state, planSplit(this.openRanges(state), this.nextIndex(state), shardId, newStart))
+    return this.grow(state, 1, () => planSplit(this.openRanges(state), this.nextIndex(state), shardId, newStart))
   }
 
   /** MergeShards; the caller has checked that both are open and adjacent. */
@@ -272,7 +350,7 @@ export class Streams {
 
   /** UpdateShardCount with UNIFORM_SCALING: an even map of `target` open shards. */
   scale(state: StreamState, target: number): Promise<void> {
-    return this.apply(state, planUniformScaling(this.openRanges(state), this.nextIndex(state), target))
+    return this.grow(state, Math.max(0, target - state.open.length), () => planUniformScaling(this.openRanges(state), this.nextIndex(state), target))
   }
 
   /**

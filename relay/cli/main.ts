@@ -30,8 +30,10 @@ const USAGE = `tributary — a self-hosted streaming platform in the shape of Am
   tributary tail STREAM [--from trim-horizon|latest|TIME] [--json] [--consumer NAME]
                                                 follow a stream as a consumer sees it (parents before
                                                 children); --consumer resumes from and keeps server-side checkpoints
-${CONSUMERS_USAGE}  tributary devices add ID | list | remove ID | rotate ID
-                                                manage device credentials (add/rotate print the secret once)
+${CONSUMERS_USAGE}  tributary devices add ID | list | remove ID | rotate ID [--grace 1h]
+                                                manage device credentials (add/rotate print the secret once);
+                                                rotate --grace keeps the old secret valid for that long
+                                                (s, m, h or d), else it stops at once and its sessions close
   tributary agent run --config FILE | status    the edge agent (see tributary agent help)
 
 Client options: --endpoint URL (env TRIBUTARY_ENDPOINT, default http://127.0.0.1:4567); requests are
@@ -252,8 +254,11 @@ async function runDevices(args: Args): Promise<void> {
       return
     }
     case 'rotate': {
-      const out = await request('POST', `/admin/devices/${need()}/rotate`)
-      console.log(`device ${out.id} has a new secret (shown only now; the old one no longer works): ${out.secret}`)
+      const grace = args.flags.grace
+      const graceSeconds = grace === undefined ? 0 : durationSeconds(grace, '--grace')
+      const out = await request('POST', `/admin/devices/${need()}/rotate`, { graceSeconds })
+      const old = out.previousValidUntil ? `the old one keeps working until ${String(out.previousValidUntil)}` : 'the old one no longer works'
+      console.log(`device ${out.id} has a new secret (shown only now; ${old}): ${out.secret}`)
       return
     }
     case 'remove':
@@ -261,13 +266,25 @@ async function runDevices(args: Args): Promise<void> {
       console.log(`device ${id} removed`)
       return
     case 'list': {
-      const out = (await request('GET', '/admin/devices')) as { devices: { id: string; createdMs: number; rotatedMs: number }[] }
-      for (const d of out.devices) console.log(`${d.id}\tcreated ${new Date(d.createdMs).toISOString()}\tsecret set ${new Date(d.rotatedMs).toISOString()}`)
+      const out = (await request('GET', '/admin/devices')) as { devices: { id: string; createdMs: number; rotatedMs: number; previousUntilMs?: number }[] }
+      for (const d of out.devices) {
+        const grace = d.previousUntilMs ? `\told secret until ${new Date(d.previousUntilMs).toISOString()}` : ''
+        console.log(`${d.id}\tcreated ${new Date(d.createdMs).toISOString()}\tsecret set ${new Date(d.rotatedMs).toISOString()}${grace}`)
+      }
       return
     }
     default:
       throw new ConfigError('devices', `unknown subcommand ${JSON.stringify(verb ?? '')}; use add, list, remove or rotate`)
   }
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
+
+/** `90s`, `30m`, `1h`, `2d` (or plain seconds) as whole seconds. */
+function durationSeconds(raw: string | true, flag: string): number {
+  const m = raw === true ? null : /^(\d+)([smhd]?)$/.exec(raw)
+  if (!m) throw new ConfigError(flag, `must be a duration such as 90s, 30m, 1h or 2d, got ${JSON.stringify(raw === true ? '' : raw)}`)
+  return Number(m[1]) * DURATION_UNITS[m[2] || 's']!
 }
 
 export async function main(argv: readonly string[]): Promise<void> {

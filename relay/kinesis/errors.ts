@@ -6,6 +6,7 @@
  */
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
 import type { PositionProblem } from '../reader.js'
+import { ShardLimitError } from '../streams.js'
 
 export const KinesisErrorType = {
   ValidationException: 'ValidationException',
@@ -335,6 +336,8 @@ export const policyNotFound = (arn: string) => new KinesisError('ResourceNotFoun
 export function toKinesisError(err: unknown, where: 'response' | 'event'): KinesisError | null {
   if (err instanceof KinesisError) return err
   if (err instanceof StorageError) return new KinesisError(where === 'response' ? 'ServiceUnavailable' : 'InternalFailureException', err.message)
+  // The domain's shard limit (every path that creates shards), in AWS's wording.
+  if (err instanceof ShardLimitError) return new AwsWording(err.accountId, err.region).shardLimitExceeded(err.limit, err.current, err.extra)
   if (err instanceof TributaryError && err.code === ErrorCode.STREAM_NOT_FOUND) return new KinesisError('ResourceNotFoundException', err.message)
   if (err instanceof TributaryError && err.code === ErrorCode.DECRYPT_FAILED) return new KinesisError('KMSAccessDeniedException', err.message)
   return where === 'event' ? new KinesisError('InternalFailureException', (err as Error)?.message ?? 'Internal service failure.') : null

@@ -15,7 +15,10 @@ const copyShard = (s: ShardMeta, streamId = s.streamId): ShardMeta => ({
   streamId, shardId: s.shardId, index: s.index, hashStart: s.hashStart, hashEnd: s.hashEnd, createdMs: s.createdMs,
   parentShardId: s.parentShardId, adjacentParentShardId: s.adjacentParentShardId, endOffset: s.endOffset,
 })
-const copyDevice = (d: DeviceMeta): DeviceMeta => ({ id: d.id, salt: d.salt, hash: d.hash, createdMs: d.createdMs, rotatedMs: d.rotatedMs })
+const copyDevice = (d: DeviceMeta): DeviceMeta => ({
+  id: d.id, salt: d.salt, hash: d.hash, createdMs: d.createdMs, rotatedMs: d.rotatedMs,
+  ...(d.previous ? { previous: { salt: d.previous.salt, hash: d.previous.hash, untilMs: d.previous.untilMs } } : {}),
+})
 const copyConsumer = (c: ConsumerMeta): ConsumerMeta => ({ streamId: c.streamId, name: c.name, arn: c.arn, status: c.status, createdMs: c.createdMs })
 const copyCheckpoint = (c: CheckpointMeta): CheckpointMeta => ({
   streamId: c.streamId, consumer: c.consumer, shardId: c.shardId, sequenceNumber: c.sequenceNumber, updatedMs: c.updatedMs,

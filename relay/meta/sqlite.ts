@@ -27,11 +27,15 @@ const MIGRATIONS: string[] = [
    CREATE TABLE checkpoints (
      stream_id TEXT NOT NULL, consumer TEXT NOT NULL, shard_id TEXT NOT NULL, sequence_number TEXT NOT NULL, updated_ms INTEGER NOT NULL,
      PRIMARY KEY (stream_id, consumer, shard_id));`,
+  // A device's previous secret, accepted until prev_until_ms during a rotation's grace window.
+  `ALTER TABLE devices ADD COLUMN prev_salt TEXT;
+   ALTER TABLE devices ADD COLUMN prev_hash TEXT;
+   ALTER TABLE devices ADD COLUMN prev_until_ms INTEGER;`,
 ]
 
 interface StreamRow { name: string; id: string; arn: string; status: string; retention_hours: number; created_ms: number; mode: string }
 interface ShardRow { stream_id: string; shard_id: string; idx: number; hash_start: string; hash_end: string; created_ms: number; parent: string | null; adjacent_parent: string | null; end_offset: number | null }
-interface DeviceRow { id: string; salt: string; hash: string; created_ms: number; rotated_ms: number }
+interface DeviceRow { id: string; salt: string; hash: string; created_ms: number; rotated_ms: number; prev_salt: string | null; prev_hash: string | null; prev_until_ms: number | null }
 
 const toStream = (r: StreamRow): StreamMeta => ({
   name: r.name, id: r.id, arn: r.arn, status: r.status as StreamStatus, retentionHours: r.retention_hours,
@@ -43,7 +47,10 @@ const toShard = (r: ShardRow): ShardMeta => ({
 })
 interface ConsumerRow { stream_id: string; name: string; arn: string; status: string; created_ms: number }
 const toConsumer = (r: ConsumerRow): ConsumerMeta => ({ streamId: r.stream_id, name: r.name, arn: r.arn, status: r.status as ConsumerMeta['status'], createdMs: r.created_ms })
-const toDevice = (r: DeviceRow): DeviceMeta => ({ id: r.id, salt: r.salt, hash: r.hash, createdMs: r.created_ms, rotatedMs: r.rotated_ms })
+const toDevice = (r: DeviceRow): DeviceMeta => ({
+  id: r.id, salt: r.salt, hash: r.hash, createdMs: r.created_ms, rotatedMs: r.rotated_ms,
+  ...(r.prev_salt !== null && r.prev_hash !== null && r.prev_until_ms !== null ? { previous: { salt: r.prev_salt, hash: r.prev_hash, untilMs: r.prev_until_ms } } : {}),
+})
 
 export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database
@@ -122,8 +129,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putDevice(d: DeviceMeta): Promise<void> {
-    this.db.prepare('INSERT INTO devices (id, salt, hash, created_ms, rotated_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET salt = excluded.salt, hash = excluded.hash, rotated_ms = excluded.rotated_ms')
-      .run(d.id, d.salt, d.hash, d.createdMs, d.rotatedMs)
+    const p = d.previous
+    this.db.prepare(`INSERT INTO devices (id, salt, hash, created_ms, rotated_ms, prev_salt, prev_hash, prev_until_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET salt = excluded.salt, hash = excluded.hash, rotated_ms = excluded.rotated_ms,
+        prev_salt = excluded.prev_salt, prev_hash = excluded.prev_hash, prev_until_ms = excluded.prev_until_ms`)
+      .run(d.id, d.salt, d.hash, d.createdMs, d.rotatedMs, p?.salt ?? null, p?.hash ?? null, p?.untilMs ?? null)
   }
 
   async getDevice(id: string): Promise<DeviceMeta | undefined> {

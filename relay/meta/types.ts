@@ -41,6 +41,8 @@ export interface DeviceMeta {
   hash: string
   createdMs: number
   rotatedMs: number
+  /** The secret a rotation with a grace window replaced: still accepted until `untilMs` (wall clock). Absent when none. */
+  previous?: { salt: string; hash: string; untilMs: number }
 }
 
 /** An enhanced fan-out consumer registered on a stream (RegisterStreamConsumer). */
@@ -99,7 +101,7 @@ export interface MetadataStore {
   deleteStream(name: string): Promise<void>
   listShards(streamId: string): Promise<ShardMeta[]>
 
-  /** Adds a device, or replaces its secret (a replaced device keeps its createdMs). */
+  /** Adds a device, or replaces its secret and previous secret (a replaced device keeps its createdMs). */
   putDevice(device: DeviceMeta): Promise<void>
   getDevice(id: string): Promise<DeviceMeta | undefined>
   listDevices(): Promise<DeviceMeta[]>

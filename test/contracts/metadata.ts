@@ -214,6 +214,20 @@ export function metadataContract(t: Test, name: string, factory: MetadataStoreFa
     await store.close()
   })
 
+  t.test(`${name}: a device's previous secret is kept with its end, and dropped by a put without one`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    await store.putDevice({ id: 'd1', salt: 'aa', hash: 'bb', createdMs: 1, rotatedMs: 1 })
+    await store.putDevice({ id: 'd1', salt: 'cc', hash: 'dd', createdMs: 1, rotatedMs: 2, previous: { salt: 'aa', hash: 'bb', untilMs: 3_600_002 } })
+    await store.close()
+    store = await open()
+    t.strictSame(await store.getDevice('d1'), { id: 'd1', salt: 'cc', hash: 'dd', createdMs: 1, rotatedMs: 2, previous: { salt: 'aa', hash: 'bb', untilMs: 3_600_002 } }, 'kept across a reopen')
+    t.strictSame((await store.listDevices())[0]?.previous, { salt: 'aa', hash: 'bb', untilMs: 3_600_002 }, 'and listed')
+    await store.putDevice({ id: 'd1', salt: 'ee', hash: 'ff', createdMs: 1, rotatedMs: 3 })
+    t.strictSame(await store.getDevice('d1'), { id: 'd1', salt: 'ee', hash: 'ff', createdMs: 1, rotatedMs: 3 }, 'a put without one clears it')
+    await store.close()
+  })
+
   t.test(`${name}: settings and producer state are kept by key`, async (t) => {
     const open = factory(t)
     let store = await open()

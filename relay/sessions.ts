@@ -1,0 +1,110 @@
+/**
+ * The live MQTT sessions of each device and the credential each proved, so that a change of the
+ * device's credentials closes exactly the sessions it revoked, at once: a removal, a rotation without
+ * grace, the end of a rotation's grace window, or the registration of an id an anonymous client was
+ * using. The caller of the change (the admin API) waits until those sessions are closed.
+ */
+import type { Clock } from '../hardware/index.js'
+import type { Devices, SecretProof } from './devices.js'
+
+/** What a session proved at CONNECT. */
+export type Credential = { kind: 'secret'; proof: SecretProof } | { kind: 'anonymous' }
+
+/** A live session: an aedes client, as far as this module needs one. */
+export interface Session { close(): void }
+
+interface Entry { credential: Credential; cancel: () => void }
+
+export interface SessionsOptions {
+  devices: Devices
+  clock: Clock
+  log: (event: string, fields: Record<string, unknown>) => void
+}
+
+export class DeviceSessions {
+  private readonly o: SessionsOptions
+  private readonly byDevice = new Map<string, Map<Session, Entry>>()
+  /** Bumped by every credential change of a device, so an authentication that overlapped one is checked again. */
+  private readonly changes = new Map<string, number>()
+
+  constructor(options: SessionsOptions) {
+    this.o = options
+    options.devices.onChange((id) => this.revalidate(id))
+  }
+
+  /** Taken before a credential is checked; hand it to `admit`. */
+  stamp(device: string): number {
+    return this.changes.get(device) ?? 0
+  }
+
+  /**
+   * Records a session that proved `credential` (checked when `stamp` was taken). If the device's
+   * credentials changed meanwhile the credential is checked again; false when it no longer holds.
+   */
+  async admit(device: string, session: Session, credential: Credential, stamp: number): Promise<boolean> {
+    let sessions = this.byDevice.get(device)
+    if (!sessions) this.byDevice.set(device, sessions = new Map())
+    // Recorded first: a change from here on finds it.
+    sessions.set(session, { credential, cancel: () => {} })
+    if (stamp !== this.stamp(device) && !(await this.holds(device, session))) {
+      this.forget(device, session)
+      return false
+    }
+    this.armExpiry(device, session, credential)
+    return true
+  }
+
+  forget(device: string, session: Session): void {
+    const sessions = this.byDevice.get(device)
+    const entry = sessions?.get(session)
+    if (!sessions || !entry) return
+    entry.cancel()
+    sessions.delete(session)
+    if (!sessions.size) this.byDevice.delete(device)
+  }
+
+  /** Checks every live session of `device` against its credentials now; closes those no longer valid. */
+  async revalidate(device: string): Promise<void> {
+    this.changes.set(device, this.stamp(device) + 1)
+    const sessions = this.byDevice.get(device)
+    if (!sessions) return
+    await Promise.all([...sessions.keys()].map(async (session) => {
+      if (!(await this.holds(device, session))) this.close(device, session, 'credentials_changed')
+    }))
+  }
+
+  /** Whether the session's credential still holds; a proof's end may have moved (a new window). */
+  private async holds(device: string, session: Session): Promise<boolean> {
+    const entry = this.byDevice.get(device)?.get(session)
+    if (!entry) return false
+    if (entry.credential.kind === 'anonymous') return !(await this.o.devices.isRegistered(device))
+    const proof = await this.o.devices.check(entry.credential.proof)
+    if (!proof) return false
+    entry.credential = { kind: 'secret', proof }
+    this.armExpiry(device, session, entry.credential)
+    return true
+  }
+
+  private armExpiry(device: string, session: Session, credential: Credential): void {
+    const entry = this.byDevice.get(device)?.get(session)
+    if (!entry) return
+    entry.cancel()
+    entry.cancel = () => {}
+    if (credential.kind !== 'secret' || credential.proof.untilMs === null) return
+    const left = Math.max(0, credential.proof.untilMs - this.o.clock.wallMs())
+    entry.cancel = this.o.clock.after(left, () => {
+      void this.holds(device, session).then((ok) => { if (!ok) this.close(device, session, 'grace_ended') })
+    })
+  }
+
+  private close(device: string, session: Session, reason: string): void {
+    this.forget(device, session)
+    this.o.log('session_revoked', { device, reason })
+    session.close()
+  }
+
+  /** Live sessions of `device` (for tests and metrics). */
+  count(device: string): number {
+    return this.byDevice.get(device)?.size ?? 0
+  }
+}
