@@ -2,18 +2,15 @@
  * The admin REST API (`tributary devices …`): device credentials under `/admin/devices`, behind a
  * bearer token the relay creates at first start in its data directory.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
 import { MAX_GRACE_MS, type Devices } from './devices.js'
 import { sendJson, type AnyRequest, type AnyResponse } from './http.js'
+import { adminToken } from './secrets.js'
 
-/** The admin token lives in the data directory, created at first start, readable only by its owner. */
+/** The admin token lives in the data directory, created at first start (atomically), readable only by its owner; relay/secrets.ts refuses a short one or a loose mode. */
 export function adminTokenOf(dataDir: string): string {
-  const path = join(dataDir, 'admin.token')
-  if (!existsSync(path)) writeFileSync(path, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' })
-  return readFileSync(path, 'utf8').trim()
+  return adminToken(dataDir)
 }
 
 export interface AdminOptions {
