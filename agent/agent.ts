@@ -15,6 +15,8 @@ import { startSimulated, type Source } from './sources/simulated.js'
 import { startPutApi, type PutApi } from './sources/putapi.js'
 import { startSerial, type SerialSensor, type SerialStats } from './sources/serial.js'
 import { createLogger, type LogFn } from './log.js'
+import { localGuard } from './local-guard.js'
+import { securityWarnings, type SecurityWarning } from './warnings.js'
 import { systemBinding, type Codec, type SerialBinding } from '../hardware/index.js'
 
 export type { LogFn } from './log.js'
@@ -54,6 +56,8 @@ export interface AgentStatus {
   memory: { rssBytes: number; heapUsedBytes: number; externalBytes: number }
   /** Serial sensors by name: link state, opens and losses, readings, framing errors by code. */
   serial: Record<string, SerialStats>
+  /** What in the agent's setup exposes its credentials (found at start). */
+  warnings: SecurityWarning[]
 }
 
 /** What the agent is built from besides its config: the machine's boundaries, passed in. */
@@ -75,6 +79,8 @@ let stderrLog: LogFn | null = null
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
   const clock = deps.clock ?? systemClock
   const log = deps.log ?? (stderrLog ??= createLogger({ fd: 2 }))
+  const warnings = securityWarnings(config)
+  for (const w of warnings) log('security_warning', { code: w.code, message: w.message })
   mkdirSync(dirname(config.outbox.path), { recursive: true })
   const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
   const uplink = new Uplink({
@@ -153,6 +159,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       outbox: o,
       memory: (({ rss, heapUsed, external }) => ({ rssBytes: rss, heapUsedBytes: heapUsed, externalBytes: external }))(process.memoryUsage()),
       serial: Object.fromEntries(serial.map((s) => [s.name, { ...s.stats, link: { ...s.stats.link } }])),
+      warnings,
       drain: drain ? { delivered: uplink.stats.recordsAcked - drain.startedAcked, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
@@ -181,11 +188,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         onFramingError: (code) => framing.inc({ source: s.name, code }),
         onLoss: (reason) => losses.inc({ source: s.name, reason }),
       }))
-    } else putApi = await startPutApi(s.host, s.port, clock, store, config.uplink.batchBytes)
+    } else putApi = await startPutApi(s, clock, store, config.uplink.batchBytes)
   }
 
+  // Loopback only by default, and it serves the dead letters' data: the same checks as the put API
+  // (no web pages, no rebound names), without a body to type.
+  const guard = localGuard({ bindHost: config.status.host, allowedHosts: config.status.allowedHosts, token: null, json: false }, () => (server.address() as AddressInfo).port)
   const server = http.createServer((req, res) => {
-    if (req.url === '/status') {
+    const refusal = guard(req)
+    if (refusal) {
+      res.writeHead(refusal.status, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ __type: refusal.type, code: refusal.code, message: refusal.message }))
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'application/json', allow: 'GET, HEAD', connection: 'close' }).end(JSON.stringify({ __type: 'MethodNotAllowed', message: 'the status server answers GET only' }))
+    } else if (req.url === '/status') {
       const text = JSON.stringify(status())
       res.writeHead(200, { 'content-type': 'application/json' }).end(text)
     } else if (req.url === '/metrics') {

@@ -7,6 +7,7 @@ import { parseArgs, type Args } from '../shared/args.js'
 import { ConfigError, TributaryError } from '../shared/errors.js'
 import { loadCodec } from '../hardware/index.js'
 import { loadAgentConfig } from './config.js'
+import { securityWarnings } from './warnings.js'
 import { startAgent, type AgentStatus } from './agent.js'
 import { systemClock } from '../hardware/index.js'
 import { createLogger, loggerOptionsFromEnv, withoutCredentials } from './log.js'
@@ -82,8 +83,9 @@ async function check(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
   for (const s of c.sources) {
     if (s.type === 'serial') console.log(`  serial ${s.name}: ${s.path} at ${s.baudRate} baud ${s.dataBits}${s.parity[0]!.toUpperCase()}${s.stopBits}, parser ${s.parser.type} → stream ${s.stream}, key ${s.partitionKeyField ? `field ${s.partitionKeyField}, else ` : ''}${s.partitionKey}`)
     else if (s.type === 'simulated') console.log(`  simulated: ${s.sensors.length} sensors at ${s.rateHz} Hz → stream ${s.stream}`)
-    else console.log(`  put API on ${s.host}:${s.port}`)
+    else console.log(`  put API on ${s.host}:${s.port}${s.token ? ', bearer token required' : ''}`)
   }
+  for (const w of securityWarnings(c)) console.log(`warning: ${w.code}: ${w.message}`)
 }
 
 async function installCommand(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
@@ -133,6 +135,7 @@ export function formatStatus(s: AgentStatus): string {
     lines.push(`serial ${name}: ${p.link.state}${problem}   ${p.readings} readings → ${p.stream}   losses ${p.link.losses}   framing errors: ${errors}`)
   }
   for (const a of s.outbox.alarms) lines.push(`ALARM ${a.code}: ${a.message}`)
+  for (const w of s.warnings ?? []) lines.push(`WARNING ${w.code}: ${w.message}`)
   if (s.drain) {
     // The backlog may grow while it drains: progress is delivered out of delivered plus remaining.
     const { delivered, remaining } = s.drain
@@ -150,6 +153,12 @@ async function status(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
       res = await fetch(new URL('/status', url))
     } catch (err) {
       throw new TributaryError('NOT_FOUND', `no agent answers at ${url} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`)
+    }
+    if (!res.ok) {
+      const body = await res.text()
+      let message = body
+      try { message = (JSON.parse(body) as { message?: string }).message ?? body } catch { /* not JSON: shown as it came */ }
+      throw new TributaryError('NOT_AUTHORIZED', `the agent at ${url} refused: ${res.status} ${message.slice(0, 500)}`)
     }
     return (await res.json()) as AgentStatus
   }

@@ -36,6 +36,12 @@ export interface PutApiSource {
   type: 'put-api'
   host: string
   port: number
+  /** A bearer token every put must carry (from `token` or `tokenFile`), or null. */
+  token: string | null
+  /** Where the token was read from ('' when inline or none), for the file-mode warning. */
+  tokenFile: string
+  /** Host names accepted besides loopback and the bind address. */
+  allowedHosts: string[]
 }
 
 /** A serial sensor: the port's settings (path, framing, health timings) as the link takes them, then what to make of its bytes. */
@@ -58,6 +64,8 @@ export interface AgentConfig {
     url: string
     username: string
     password: string
+    /** Where the password was read from ('' when inline or none), for the file-mode warning. */
+    passwordFile: string
     /** PEM file of the CA that signed the relay's certificate, for mqtts:// */
     ca: string
     keepaliveSeconds: number
@@ -87,6 +95,8 @@ export interface AgentConfig {
     /** Loopback HTTP port for `tributary agent status` and /metrics (0 picks a free one). */
     port: number
     publishIntervalMs: number
+    /** Host names accepted besides loopback and the bind address (a status server scraped by name). */
+    allowedHosts: string[]
   }
   streams: Record<string, StreamPolicy>
   sources: SourceConfig[]
@@ -147,13 +157,14 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
   const url = str(r, 'url', 'relay.')
   if (!/^mqtts?:\/\/[^/]+(:\d+)?\/?$/.test(url)) throw new ConfigError('relay.url', `must be mqtt://host:port or mqtts://host:port, got ${JSON.stringify(url)}`)
   let password = str(r, 'password', 'relay.', '')
+  let passwordFile = ''
   if (r.passwordFile !== undefined) {
-    const file = str(r, 'passwordFile', 'relay.')
+    passwordFile = str(r, 'passwordFile', 'relay.')
     if (options.skipFiles) password = '(from passwordFile)'
-    else try { password = readFileSync(file, 'utf8').trim() } catch (err) { throw new ConfigError('relay.passwordFile', `cannot be read: ${(err as Error).message}`) }
+    else try { password = readFileSync(passwordFile, 'utf8').trim() } catch (err) { throw new ConfigError('relay.passwordFile', `cannot be read: ${(err as Error).message}`) }
   }
   const relay = {
-    url, password,
+    url, password, passwordFile,
     username: str(r, 'username', 'relay.', password ? device : ''),
     ca: str(r, 'ca', 'relay.', ''),
     keepaliveSeconds: num(r, 'keepaliveSeconds', 'relay.', 30, 5, 3600),
@@ -185,11 +196,12 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
   }
 
   const s = object(root.status, 'status')
-  only(s, 'status', ['host', 'port', 'publishIntervalMs'])
+  only(s, 'status', ['host', 'port', 'publishIntervalMs', 'allowedHosts'])
   const status = {
     host: str(s, 'host', 'status.', '127.0.0.1'),
     port: num(s, 'port', 'status.', 4568, 0, 65535),
     publishIntervalMs: num(s, 'publishIntervalMs', 'status.', 5000, 100, 3_600_000),
+    allowedHosts: hostList(s, 'status.'),
   }
 
   const streams: Record<string, StreamPolicy> = {}
@@ -230,8 +242,8 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
       })
       sources.push({ type, stream, rateHz: num(src, 'rateHz', field, 1, 0.001, 10_000, false), sensors })
     } else {
-      only(src, `sources[${i}]`, ['type', 'host', 'port'])
-      sources.push({ type, host: str(src, 'host', field, '127.0.0.1'), port: num(src, 'port', field, 4569, 0, 65535) })
+      only(src, `sources[${i}]`, ['type', 'host', 'port', 'token', 'tokenFile', 'allowedHosts'])
+      sources.push({ type, host: str(src, 'host', field, '127.0.0.1'), port: num(src, 'port', field, 4569, 0, 65535), ...putApiToken(src, field, options), allowedHosts: hostList(src, field) })
     }
   })
   const se = object(root.serial, 'serial')
@@ -246,6 +258,31 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
     }
   })
   return { device, relay, outbox, uplink, status, streams, sources, serial }
+}
+
+/** A bearer token must be long enough not to be guessed over a local socket. */
+export const MIN_TOKEN_LENGTH = 16
+
+function putApiToken(src: Obj, field: string, options: { skipFiles?: boolean }): { token: string | null; tokenFile: string } {
+  if (src.token !== undefined && src.tokenFile !== undefined) throw new ConfigError(`${field}token`, 'give token or tokenFile, not both')
+  let token: string
+  let tokenFile = ''
+  if (src.tokenFile !== undefined) {
+    tokenFile = str(src, 'tokenFile', field)
+    if (options.skipFiles) return { token: 'x'.repeat(MIN_TOKEN_LENGTH), tokenFile }
+    try { token = readFileSync(tokenFile, 'utf8').trim() } catch (err) { throw new ConfigError(`${field}tokenFile`, `cannot be read: ${(err as Error).message}`) }
+  } else if (src.token !== undefined) token = str(src, 'token', field)
+  else return { token: null, tokenFile }
+  const where = tokenFile ? `${field}tokenFile` : `${field}token`
+  if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError(where, `the token must be at least ${MIN_TOKEN_LENGTH} characters (got ${token.length}); make one with: openssl rand -hex 32`)
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new ConfigError(where, 'the token must be printable ASCII without spaces (it travels in an Authorization header)')
+  return { token, tokenFile }
+}
+
+function hostList(obj: Obj, field: string): string[] {
+  const v = obj.allowedHosts ?? []
+  if (!Array.isArray(v) || !v.every((h) => typeof h === 'string' && /^[A-Za-z0-9._:-]+$/.test(h))) throw new ConfigError(`${field}allowedHosts`, 'must be a list of host names or addresses (without ports)')
+  return v as string[]
 }
 
 function bytesOption(obj: Obj, key: string, field: string): Buffer {

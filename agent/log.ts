@@ -13,7 +13,7 @@ export type LogFn = (event: string, fields?: Record<string, unknown>) => void
 /** Field names whose values are never written. */
 export const SECRET_FIELDS = ['password', 'passwordFile', 'secret', 'token', 'authorization', 'key', 'accessKey', 'secretAccessKey']
 
-const WARN = /(failed|error|lost|refused|quarantin|alarm|timeout|withheld)/
+const WARN = /(failed|error|lost|refused|quarantin|alarm|timeout|withheld|warning)/
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi
 const PRIORITY: Record<string, number> = { fatal: 2, error: 3, warn: 4, info: 6, debug: 7, trace: 7 }
 

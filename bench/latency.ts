@@ -149,7 +149,7 @@ for (const kind of kinds) {
       if (tick === warmTicks) measuredFrom = stamp
       const counted = tick >= warmTicks
       const data = Buffer.from(String(stamp)).toString('base64')
-      calls.push(fetch(`http://127.0.0.1:${putPort}/PutRecords`, { method: 'POST', body: JSON.stringify({ StreamName: 'latency', Records: Array.from({ length: perTick }, (_, i) => ({ PartitionKey: `s${i % 16}`, Data: data })) }) })
+      calls.push(fetch(`http://127.0.0.1:${putPort}/PutRecords`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ StreamName: 'latency', Records: Array.from({ length: perTick }, (_, i) => ({ PartitionKey: `s${i % 16}`, Data: data })) }) })
         .then(async (r) => {
           const body = await r.text()
           if (counted) answered.push(wallNow() - stamp)

@@ -14,6 +14,8 @@ import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { Clock } from '../../hardware/index.js'
 import { OutboxFullError, frameBytes, type OutboxInput } from '../outbox/index.js'
 import { HEADER_SIZE } from '../../shared/frame.js'
+import type { PutApiSource } from '../config.js'
+import { localGuard } from '../local-guard.js'
 
 const MAX_BODY = 12 * 1024 * 1024
 
@@ -57,13 +59,21 @@ function toInput(stream: string, r: RecordJson, where: string, now: number, sync
   return { stream, partitionKey: r.PartitionKey, data, explicitHashKey, capturedMs: now, clockSynced: synced }
 }
 
-export async function startPutApi(host: string, port: number, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>, maxFrameBytes: number): Promise<PutApi> {
+export async function startPutApi(source: PutApiSource, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>, maxFrameBytes: number): Promise<PutApi> {
+  const guard = localGuard({ bindHost: source.host, allowedHosts: source.allowedHosts, token: source.token, json: true }, () => (server.address() as AddressInfo).port)
   const server = http.createServer((req, res) => {
-    const answer = (status: number, body: unknown) => {
+    const answer = (status: number, body: unknown, close = false) => {
       const text = JSON.stringify(body)
-      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) })
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text), ...(close ? { connection: 'close' } : {}) })
       res.end(text)
     }
+    // A client that hangs up mid-body: nothing to answer, and no unhandled 'error'.
+    req.on('error', () => {})
+    // Refused on the headers alone: the body is never read, and the connection is closed.
+    const refusal = guard(req)
+    if (refusal) return answer(refusal.status, { __type: refusal.type, code: refusal.code, message: refusal.message }, true)
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > MAX_BODY) return answer(413, { __type: 'ValidationException', message: `request body is over ${MAX_BODY} bytes` }, true)
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (c: Buffer) => {
@@ -108,7 +118,7 @@ export async function startPutApi(host: string, port: number, clock: Clock, stor
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => resolve())
+    server.listen(source.port, source.host, () => resolve())
   })
   return {
     port: (server.address() as AddressInfo).port,

@@ -41,7 +41,7 @@ async function agentFor(t: Tap, dir: string, url: string, extra: { streams?: obj
 }
 
 const put = (agent: Agent, stream: string, n: number, from = 0) => fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecords`, {
-  method: 'POST', body: JSON.stringify({ StreamName: stream, Records: Array.from({ length: n }, (_, i) => ({ PartitionKey: `k${i % 4}`, Data: Buffer.from(`r${from + i}`).toString('base64') })) }),
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ StreamName: stream, Records: Array.from({ length: n }, (_, i) => ({ PartitionKey: `k${i % 4}`, Data: Buffer.from(`r${from + i}`).toString('base64') })) }),
 })
 
 t.test('tributary agent status shows backlog, link and a progress bar while a backlog drains', async (t) => {
@@ -93,7 +93,7 @@ t.test('the put API answers a clear error when a reject-new stream is full, and 
   const withData = await (await fetch(`http://127.0.0.1:${agent.statusPort}/dead-letters?data=1&after=0`)).json() as { data: string }[]
   t.equal(Buffer.from(withData[0]!.data, 'base64').toString(), 'x', 'and with it when asked')
   t.same(await (await fetch(`http://127.0.0.1:${agent.statusPort}/dead-letters?after=${listed[0]!.id}`)).json(), [], 'paging goes past the last one')
-  const bad = await fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecord`, { method: 'POST', body: JSON.stringify({ StreamName: 'tight', PartitionKey: '', Data: 'AA==' }) })
+  const bad = await fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecord`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ StreamName: 'tight', PartitionKey: '', Data: 'AA==' }) })
   t.equal(bad.status, 400)
   t.match(await bad.json(), { __type: 'ValidationException', message: /partition key/ })
   void relay

@@ -39,7 +39,7 @@ async function agentFor(t: Tap, dir: string, url: string, extra: Record<string, 
 type Tap = { teardown(fn: () => unknown): void }
 
 const put = (agent: Agent, stream: string, records: { key: string; data: string }[]) => fetch(`http://127.0.0.1:${agent.putApiPort}/PutRecords`, {
-  method: 'POST', body: JSON.stringify({ StreamName: stream, Records: records.map((r) => ({ PartitionKey: r.key, Data: Buffer.from(r.data).toString('base64') })) }),
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ StreamName: stream, Records: records.map((r) => ({ PartitionKey: r.key, Data: Buffer.from(r.data).toString('base64') })) }),
 })
 
 t.test('a record the relay rejects lands in the dead-letter table and does not hold back the records behind it', async (t) => {

@@ -1,0 +1,48 @@
+/**
+ * What in the agent's own setup exposes its credentials: a secret file other users can read, or the
+ * relay password sent in clear over the network. Said once in the log at start and on every
+ * `tributary agent status`; the agent runs regardless (the operator decides).
+ */
+import { statSync } from 'node:fs'
+import { isIP } from 'node:net'
+import type { AgentConfig } from './config.js'
+
+export interface SecurityWarning {
+  /** Stable: SECRET_FILE_READABLE, PASSWORD_IN_CLEAR. */
+  code: 'SECRET_FILE_READABLE' | 'PASSWORD_IN_CLEAR'
+  message: string
+}
+
+/** Whether a host (as in a URL, IPv6 bracketed or not) is this machine's loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  if (isIP(h) === 4) return h.startsWith('127.')
+  return h === '::1'
+}
+
+/** The warning for a secret file that its group or others may read, or null (also when it cannot be read: that fails elsewhere). */
+export function secretFileWarning(path: string, what: string): SecurityWarning | null {
+  let mode: number
+  try { mode = statSync(path).mode & 0o777 } catch { return null }
+  if ((mode & 0o077) === 0) return null
+  return { code: 'SECRET_FILE_READABLE', message: `${what} ${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}, or hand it over as a systemd credential (tributary agent install --password-file)` }
+}
+
+export function securityWarnings(config: AgentConfig): SecurityWarning[] {
+  const out: SecurityWarning[] = []
+  if (config.relay.passwordFile) {
+    const w = secretFileWarning(config.relay.passwordFile, 'the relay password file')
+    if (w) out.push(w)
+  }
+  for (const s of config.sources) {
+    if (s.type !== 'put-api' || !s.tokenFile) continue
+    const w = secretFileWarning(s.tokenFile, 'the put API token file')
+    if (w) out.push(w)
+  }
+  const url = new URL(config.relay.url)
+  if (url.protocol === 'mqtt:' && (config.relay.password || url.password) && !isLoopbackHost(url.hostname)) {
+    out.push({ code: 'PASSWORD_IN_CLEAR', message: `the relay password goes to ${url.host} in clear over mqtt://: anyone on the path can read it and act as this device; use mqtts:// (relay.ca names the relay's CA)` })
+  }
+  return out
+}
