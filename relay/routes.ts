@@ -1,18 +1,21 @@
 /**
  * The HTTP port's routes: `/healthz`, `/metrics`, the admin API (`/admin/…`), server-side
  * checkpoints (`/checkpoints/…`) and the Kinesis API (`POST /` with X-Amz-Target). Request bodies
- * are read here, within one budget for the whole relay.
+ * are read here, within the HTTP guard's caps, and only once the headers have passed what can be
+ * checked without them (the admin token; SigV4's key id, scope and date): a caller without
+ * credentials is answered at once and its body is never read.
  */
+import { timingSafeEqual } from 'node:crypto'
 import type { AccessKey } from '../shared/config.js'
 import { ErrorCode } from '../shared/errors.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
 import { codec } from '../hardware/index.js'
 import type { Checkpoints } from './checkpoints.js'
-import { BodyBudgetError, readBody, send, sendJson, type AnyRequest, type AnyResponse, type RequestHandler } from './http.js'
+import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, stopBody, type AnyRequest, type AnyResponse, type HttpGuard, type RequestHandler } from './http.js'
 import type { KinesisApi } from './kinesis/api.js'
 import { KinesisError } from './kinesis/errors.js'
-import { AMZ_JSON } from './kinesis/protocol.js'
-import { verifySigV4 } from './kinesis/sigv4.js'
+import { AMZ_JSON, protocolOf } from './kinesis/protocol.js'
+import { checkSigV4Headers, kinesisPolicy, verifySigV4 } from './kinesis/sigv4.js'
 import type { LogStore } from './log/types.js'
 import type { LogFn, RelayMetrics } from './observe.js'
 
@@ -28,19 +31,72 @@ export interface RoutesOptions {
   log: LogFn
   /** The relay's clock (ms), against which signatures' times are checked. */
   now: () => number
+  /** The region SigV4 credential scopes must name. */
+  region: string
+  /** The admin API's bearer token, checked here before a body is read (and again by the admin routes). */
+  adminToken: string
+  guard: HttpGuard
 }
 
+/** Seconds a client is told to wait when a cap on held body bytes refuses it. */
+const RETRY_AFTER_S = '1'
+
 export function routes(o: RoutesOptions): RequestHandler {
+  const adminToken = Buffer.from(o.adminToken)
+
   const health = (res: AnyResponse) => {
     const failed = o.logs.failed
-    sendJson(res, failed ? 503 : 200, { status: failed ? 'failing' : 'ok', storage: failed ? failed.message : 'ok', corruptions: o.logs.corruptions().length, native: codec.implementation })
+    const http = o.guard.status()
+    const status = failed ? 'failing' : http.saturated ? 'saturated' : 'ok'
+    sendJson(res, status === 'ok' ? 200 : 503, { status, storage: failed ? failed.message : 'ok', corruptions: o.logs.corruptions().length, native: codec.implementation, http })
+  }
+
+  /**
+   * Answers a request that may not send its body, before a byte of it is read; the connection
+   * (HTTP/1.1) or stream (HTTP/2) ends after the answer, so the body is never taken in.
+   */
+  const refuse = (req: AnyRequest, res: AnyResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
+    const close: Record<string, string> = 'stream' in req ? {} : { connection: 'close' }
+    stopBody(req, res)
+    // The Kinesis API answers in the request's protocol (JSON or CBOR); the other routes in JSON.
+    const protocol = isKinesis(req, (req.url ?? '/').split('?')[0]!) ? protocolOf(req.headers['content-type']) : null
+    if (protocol) send(res, status, protocol.contentType, protocol.encode(value), { ...close, ...headers })
+    else sendJson(res, status, value, 'application/json', { ...close, ...headers })
+  }
+
+  /** What the headers alone can refuse: a null answer lets the body be read. */
+  const preflight = (req: AnyRequest, res: AnyResponse, path: string): boolean => {
+    if (path.startsWith('/admin/')) {
+      const auth = String(req.headers.authorization ?? '')
+      const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7).trim() : '')
+      if (adminToken.length > 0 && given.length === adminToken.length && timingSafeEqual(given, adminToken)) return true
+      o.metrics.rejections.inc({ code: ErrorCode.AUTH_FAILED })
+      refuse(req, res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
+      return false
+    }
+    const kinesis = isKinesis(req, path)
+    if (!kinesis && !path.startsWith('/checkpoints/')) {
+      refuse(req, res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
+      return false
+    }
+    if (!o.accessKeys.length) return true
+    try {
+      checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, kinesisPolicy(o.region, o.now()))
+      return true
+    } catch (err) {
+      if (!(err instanceof KinesisError)) throw err
+      o.metrics.rejections.inc({ code: err.type })
+      if (kinesis) refuse(req, res, err.status, err.toJSON())
+      else refuse(req, res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })
+      return false
+    }
   }
 
   /** Checkpoint requests are signed like the API's when the relay has access keys. */
   const checkpoints = async (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => {
     if (o.accessKeys.length) {
       try {
-        verifySigV4({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }, o.accessKeys, { service: 'kinesis', now: o.now() })
+        verifySigV4({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }, o.accessKeys, kinesisPolicy(o.region, o.now()))
       } catch (err) {
         if (!(err instanceof KinesisError)) throw err
         return sendJson(res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })
@@ -54,18 +110,25 @@ export function routes(o: RoutesOptions): RequestHandler {
     const path = (req.url ?? '/').split('?')[0]!
     if (req.method === 'GET' && path === '/healthz') return health(res)
     if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, o.metrics.registry.render())
+    if (!preflight(req, res, path)) return
+    const kinesis = isKinesis(req, path)
     let body: Buffer | null
     try {
-      body = await readBody(req, MAX_BODY)
+      body = await readBody(req, MAX_BODY, o.guard)
     } catch (err) {
-      if (err instanceof BodyBudgetError) return sendJson(res, 503, { __type: 'ServiceUnavailable', message: 'the relay is holding too many request bytes; retry' }, AMZ_JSON)
+      if (err instanceof BodyTimeoutError) return
+      if (err instanceof BodyBudgetError) {
+        o.metrics.rejections.inc({ code: 'ServiceUnavailable' })
+        const message = `the relay is holding too many request bytes (${err.limit} limit); retry`
+        const value = kinesis ? new KinesisError('ServiceUnavailable', message).toJSON() : { code: 'SERVICE_UNAVAILABLE', message }
+        return refuse(req, res, 503, value, { 'retry-after': RETRY_AFTER_S })
+      }
       throw err
     }
     if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
     if (path.startsWith('/admin/')) return o.admin(req, res, path, body)
     if (path.startsWith('/checkpoints/')) return checkpoints(req, res, path, body)
-    if (req.method === 'POST' && (path === '/' || req.headers['x-amz-target'])) return o.kinesis.serve(req, res, body)
-    sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
+    return o.kinesis.serve(req, res, body)
   }
 
   return (req, res) => {
@@ -74,4 +137,8 @@ export function routes(o: RoutesOptions): RequestHandler {
       if (!res.headersSent) sendJson(res, 500, { __type: 'InternalFailure', message: 'Internal service failure.' })
     })
   }
+}
+
+function isKinesis(req: AnyRequest, path: string): boolean {
+  return req.method === 'POST' && (path === '/' || Boolean(req.headers['x-amz-target']))
 }

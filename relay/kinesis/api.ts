@@ -11,7 +11,7 @@ import { ACTIONS } from './actions/index.js'
 import { StreamingResult, type ApiContext, type Handler } from './context.js'
 import { internalFailure, missingTarget, toKinesisError, unsupportedOperation } from './errors.js'
 import { protocolOf } from './protocol.js'
-import { verifySigV4 } from './sigv4.js'
+import { kinesisPolicy, verifySigV4 } from './sigv4.js'
 
 const TARGET_PREFIX = 'Kinesis_20131202.'
 const ACTION_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/
@@ -48,26 +48,31 @@ export class KinesisApi {
     const { metrics } = this.o
     const target = String(req.headers['x-amz-target'] ?? '')
     const action = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : ''
+    // Only actions the relay serves become metric labels: a header cannot mint series.
+    const label = this.table.has(action) ? action : 'unknown'
     const started = performance.now()
     const protocol = protocolOf(req.headers['content-type'])
+    let authenticated = this.o.accessKeys.length === 0
     try {
-      if (this.o.accessKeys.length) {
-        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, this.o.accessKeys, { service: 'kinesis', now: this.o.ctx.now() })
+      if (!authenticated) {
+        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, this.o.accessKeys, kinesisPolicy(this.o.ctx.region, this.o.ctx.now()))
+        authenticated = true
       }
       const handler = this.handlerOf(action)
       const result = await handler(protocol.decode(body), this.o.ctx)
       if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
-      metrics.apiRequests.inc({ action, outcome: 'ok' })
+      metrics.apiRequests.inc({ action: label, outcome: 'ok' })
       // SubscribeToShard answers with an event stream that outlives this call.
       if (result instanceof StreamingResult) return result.start(res, protocol)
       send(res, 200, protocol.contentType, protocol.encode(result))
     } catch (err) {
       let error = toKinesisError(err, 'response')
       if (!error) {
-        this.o.log('api_error', { action, error: (err as Error).stack ?? String(err) })
+        this.o.log('api_error', { action: label, error: (err as Error).stack ?? String(err) })
         error = internalFailure()
       }
-      metrics.apiRequests.inc({ action: action || 'unknown', outcome: error.type })
+      // A caller that did not authenticate is counted by error code only (a fixed set), never by action.
+      if (authenticated) metrics.apiRequests.inc({ action: label, outcome: error.type })
       metrics.rejections.inc({ code: error.type }, 1)
       send(res, error.status, protocol.contentType, protocol.encode(error.toJSON()))
     }

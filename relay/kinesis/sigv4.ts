@@ -6,8 +6,10 @@
  *   1. is there any authentication at all (Authorization header or X-Amz-Algorithm query auth)
  *   2. are all parts present (Credential, SignedHeaders, Signature, a date)
  *   3. the date's format, then its skew against the clock (15 minutes by default)
- *   4. 'host' among the signed headers, the algorithm, the credential's shape, its scope
- *   5. the access key id, then the signature, then x-amz-content-sha256 against the body
+ *   4. 'host' (and what the caller requires) among the signed headers, the algorithm, the
+ *      credential's shape, its scope (and region, when the caller names one)
+ *   5. the access key id — steps 1-5 need only the headers (checkSigV4Headers, run before a body
+ *      is read) — then the signature, then x-amz-content-sha256 against the body
  *
  * The host header: over HTTP/1.1 clients sign `host`; over HTTP/2 the AWS JS SDK signs the
  * pseudo-header `:authority` itself (SignedHeaders=:authority;…). Either satisfies the "host must be
@@ -38,6 +40,21 @@ export interface VerifyOptions {
   now?: number
   /** How far x-amz-date may be from the clock either way; defaults to 15 minutes. */
   maxSkewMs?: number
+  /** The region the credential scope must name; any region when absent. */
+  region?: string
+  /** Headers that must be among the signed ones when the request carries them (e.g. x-amz-target, so a signature cannot be replayed against another action). */
+  requiredSignedHeaders?: readonly string[]
+  /** Refuse x-amz-content-sha256: UNSIGNED-PAYLOAD (the body is then not covered by the signature). */
+  refuseUnsignedPayload?: boolean
+}
+
+/**
+ * What the relay requires of a Kinesis request beyond SigV4 itself, as AWS does for this service:
+ * its region, the action (x-amz-target) and the body's hash (x-amz-content-sha256, when sent)
+ * signed, no unsigned payload.
+ */
+export function kinesisPolicy(region: string, now: number): VerifyOptions {
+  return { service: 'kinesis', now, region, requiredSignedHeaders: ['x-amz-target', 'x-amz-content-sha256'], refuseUnsignedPayload: true }
 }
 
 export interface VerifiedCaller {
@@ -73,55 +90,11 @@ interface AuthParts {
 
 /**
  * Verifies the SigV4 signature of a request against a set of keys. Returns the access key id
- * that signed it and the region of its credential scope (any region is accepted). Throws a
- * KinesisError otherwise.
+ * that signed it and the region of its credential scope (any region, unless opts.region names
+ * one). Throws a KinesisError otherwise.
  */
 export function verifySigV4(req: SignedRequest, keys: readonly Credentials[], opts: VerifyOptions): VerifiedCaller {
-  const now = opts.now ?? Date.now()
-  const maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS
-  const qIndex = req.path.indexOf('?')
-  const rawPath = qIndex === -1 ? req.path : req.path.slice(0, qIndex)
-  const query = parseQuery(qIndex === -1 ? '' : req.path.slice(qIndex + 1))
-
-  const parts = readAuthParts(req, query)
-
-  checkSkew(parts, now, maxSkewMs)
-
-  const signedHeaders = parts.signedHeaders.split(';').map((h) => h.trim().toLowerCase())
-  if (!signedHeaders.includes('host') && !signedHeaders.includes(':authority')) {
-    throw invalid("'Host' must be a 'SignedHeader' in the AWS Authorization.")
-  }
-  if (parts.algorithm !== ALGORITHM) {
-    throw incomplete(`Unsupported AWS 'algorithm': '${parts.algorithm}' (only ${ALGORITHM} for now). `)
-  }
-
-  // keyid/date/region/service/aws4_request; trailing slashes are ignored, as AWS does.
-  const credential = parts.credential.replace(/\/+$/, '')
-  const scopeParts = credential.split('/')
-  if (scopeParts.length !== 5) {
-    throw incomplete(
-      `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${credential}'`,
-    )
-  }
-  const [accessKeyId, scopeDate, region, service, terminator] = scopeParts as [string, string, string, string, string]
-  const scopeErrors: string[] = []
-  if (region === '') scopeErrors.push(`Credential should be scoped to a valid region, not '${region}'.`)
-  if (service !== opts.service) scopeErrors.push(`Credential should be scoped to correct service: '${opts.service}'.`)
-  if (terminator !== TERMINATOR) {
-    scopeErrors.push(`Credential should be scoped with a valid terminator: '${TERMINATOR}', not '${terminator}'.`)
-  }
-  if (scopeDate !== parts.amzDate.slice(0, 8)) {
-    scopeErrors.push(
-      'Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: ' +
-        `'${scopeDate}' != '${parts.amzDate.slice(0, 8)}', from '${parts.amzDate}'.`,
-    )
-  }
-  if (scopeErrors.length > 0) throw invalid(scopeErrors.join(' '))
-
-  const candidates = keys.filter((k) => k.accessKeyId === accessKeyId)
-  if (candidates.length === 0) {
-    throw new KinesisError(KinesisErrorType.UnrecognizedClientException, MSG_UNKNOWN_KEY)
-  }
+  const { parts, query, rawPath, signedHeaders, accessKeyId, scopeDate, region, service, candidates } = checkHeaders(req, keys, opts)
 
   const bodyHash = sha256Hex(req.body)
   const declaredHash = headerValue(req.headers, 'x-amz-content-sha256')
@@ -157,7 +130,74 @@ export function verifySigV4(req: SignedRequest, keys: readonly Credentials[], op
   return { accessKeyId, region }
 }
 
-function readAuthParts(req: SignedRequest, query: ReadonlyArray<[string, string]>): AuthParts {
+/**
+ * The checks a request's headers allow, before its body is read: authentication present and whole,
+ * its time, the signed headers, the algorithm, the credential's scope and a known key id. Throws a
+ * KinesisError; the relay runs it first so an unauthenticated body is never read.
+ */
+export function checkSigV4Headers(req: Omit<SignedRequest, 'body'>, keys: readonly Credentials[], opts: VerifyOptions): void {
+  checkHeaders(req, keys, opts)
+}
+
+function checkHeaders(req: Omit<SignedRequest, 'body'>, keys: readonly Credentials[], opts: VerifyOptions) {
+  const now = opts.now ?? Date.now()
+  const maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS
+  const qIndex = req.path.indexOf('?')
+  const rawPath = qIndex === -1 ? req.path : req.path.slice(0, qIndex)
+  const query = parseQuery(qIndex === -1 ? '' : req.path.slice(qIndex + 1))
+
+  const parts = readAuthParts(req, query)
+
+  checkSkew(parts, now, maxSkewMs)
+
+  const signedHeaders = parts.signedHeaders.split(';').map((h) => h.trim().toLowerCase())
+  if (!signedHeaders.includes('host') && !signedHeaders.includes(':authority')) {
+    throw invalid("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+  }
+  for (const name of opts.requiredSignedHeaders ?? []) {
+    if (headerValue(req.headers, name) !== undefined && !signedHeaders.includes(name)) {
+      throw invalid(`'${name}' must be a 'SignedHeader' in the AWS Authorization.`)
+    }
+  }
+  if (opts.refuseUnsignedPayload && headerValue(req.headers, 'x-amz-content-sha256') === UNSIGNED_PAYLOAD) {
+    throw invalid(`x-amz-content-sha256 '${UNSIGNED_PAYLOAD}' is not accepted: the body must be signed.`)
+  }
+  if (parts.algorithm !== ALGORITHM) {
+    throw incomplete(`Unsupported AWS 'algorithm': '${parts.algorithm}' (only ${ALGORITHM} for now). `)
+  }
+
+  // keyid/date/region/service/aws4_request; trailing slashes are ignored, as AWS does.
+  const credential = parts.credential.replace(/\/+$/, '')
+  const scopeParts = credential.split('/')
+  if (scopeParts.length !== 5) {
+    throw incomplete(
+      `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${credential}'`,
+    )
+  }
+  const [accessKeyId, scopeDate, region, service, terminator] = scopeParts as [string, string, string, string, string]
+  const scopeErrors: string[] = []
+  if (region === '') scopeErrors.push(`Credential should be scoped to a valid region, not '${region}'.`)
+  else if (opts.region !== undefined && region !== opts.region) scopeErrors.push(`Credential should be scoped to a valid region, not '${region}'.`)
+  if (service !== opts.service) scopeErrors.push(`Credential should be scoped to correct service: '${opts.service}'.`)
+  if (terminator !== TERMINATOR) {
+    scopeErrors.push(`Credential should be scoped with a valid terminator: '${TERMINATOR}', not '${terminator}'.`)
+  }
+  if (scopeDate !== parts.amzDate.slice(0, 8)) {
+    scopeErrors.push(
+      'Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: ' +
+        `'${scopeDate}' != '${parts.amzDate.slice(0, 8)}', from '${parts.amzDate}'.`,
+    )
+  }
+  if (scopeErrors.length > 0) throw invalid(scopeErrors.join(' '))
+
+  const candidates = keys.filter((k) => k.accessKeyId === accessKeyId)
+  if (candidates.length === 0) {
+    throw new KinesisError(KinesisErrorType.UnrecognizedClientException, MSG_UNKNOWN_KEY)
+  }
+  return { parts, query, rawPath, signedHeaders, accessKeyId, scopeDate, region, service, candidates }
+}
+
+function readAuthParts(req: Omit<SignedRequest, 'body'>, query: ReadonlyArray<[string, string]>): AuthParts {
   const rawAuth = headerValue(req.headers, 'authorization')
   const authHeader = rawAuth === undefined || rawAuth.trim() === '' ? undefined : rawAuth
   const queryAuth = query.some(([k]) => k === 'X-Amz-Algorithm')
@@ -172,7 +212,7 @@ function readAuthParts(req: SignedRequest, query: ReadonlyArray<[string, string]
 }
 
 /** `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` */
-function readHeaderAuth(req: SignedRequest, auth: string): AuthParts {
+function readHeaderAuth(req: Omit<SignedRequest, 'body'>, auth: string): AuthParts {
   const tokens = auth.trim().split(/[, ]+/).filter(Boolean)
   const algorithm = tokens[0] ?? ''
   const params = new Map<string, string>()
