@@ -1,6 +1,6 @@
 /**
  * Encryption at rest around any LogStore: records appended to a stream the cipher seals are stored
- * sealed (flagged `LogFlag.encrypted`), and every sealed record read is opened, whatever the stream's
+ * sealed, data and partition key together (flagged `LogFlag.encrypted`, stored with an empty key), and every sealed record read is opened, whatever the stream's
  * setting is now. The store underneath only ever sees bytes. An unencrypted stream's appends go
  * straight through; its reads cost one flag test per record.
  */
@@ -110,16 +110,18 @@ class EncryptedShardLog implements ShardLog {
     const out = new Array<LogRecordInput>(records.length)
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!
-      const sealed = this.cipher.seal(this.stream, r.data)
+      const sealed = this.cipher.seal(this.stream, r.data, r.partitionKey)
       if (sealed === null) return records
-      out[i] = { ...r, data: sealed, flags: r.flags | LogFlag.encrypted }
+      out[i] = { ...r, partitionKey: '', data: sealed, flags: r.flags | LogFlag.encrypted }
     }
     return out
   }
 
-  /** A record as readers see it: opened when it was stored sealed. Keeps the flag, so readers can tell. */
+  /** A record as readers see it: opened (data, and the partition key when that was sealed too) when it was stored sealed. Keeps the flag, so readers can tell. */
   private open(record: LogRecord): LogRecord {
-    record.data = this.cipher.open(this.stream, record.data)
+    const { partitionKey, data } = this.cipher.openRecord(this.stream, record.data)
+    record.data = data
+    if (partitionKey !== null) record.partitionKey = partitionKey
     return record
   }
 

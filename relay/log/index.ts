@@ -12,10 +12,12 @@ export interface OpenLogOptions extends FileLogOptions {
 }
 
 /** Without a key nothing is sealed, and a sealed record found on disk is refused, never served as data. */
+const noKey = (stream: string) => new TributaryError(ErrorCode.DECRYPT_FAILED, `a record of stream ${stream} is encrypted and the relay has no key configured`)
 const NO_KEY: RecordCipher = {
   seals: () => false,
   seal: () => null,
-  open: (stream) => { throw new TributaryError(ErrorCode.DECRYPT_FAILED, `a record of stream ${stream} is encrypted and the relay has no key configured`) },
+  open: (stream) => { throw noKey(stream) },
+  openRecord: (stream) => { throw noKey(stream) },
 }
 
 export function openLogStore(options: OpenLogOptions): LogStore {

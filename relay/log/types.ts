@@ -27,10 +27,15 @@ export interface ReadResult {
 export interface RecordCipher {
   /** True when records appended to `stream` now are sealed. */
   seals(stream: string): boolean
-  /** The bytes to store for `data` appended to `stream` now; null when the stream is not encrypted. */
-  seal(stream: string, data: Uint8Array): Uint8Array | null
+  /**
+   * The bytes to store for `data` appended to `stream` now; null when the stream is not encrypted.
+   * Given `partitionKey`, that is sealed with the data (and the record is stored with an empty key).
+   */
+  seal(stream: string, data: Uint8Array, partitionKey?: string): Uint8Array | null
   /** The original data of a sealed record; throws a TributaryError when it cannot be opened. */
   open(stream: string, sealed: Buffer): Buffer
+  /** The original data and, when it was sealed with them, the partition key (else null) of a sealed record. */
+  openRecord(stream: string, sealed: Buffer): { partitionKey: string | null; data: Buffer }
 }
 
 /** Some records of one device batch frame, as ingest hands them to a shard. */

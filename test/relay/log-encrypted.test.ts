@@ -32,7 +32,7 @@ function countingCipher(keyPath: string, sealed: Set<string>) {
   const counts = { seal: 0, open: 0 }
   const seal = cipher.seal.bind(cipher)
   const open = cipher.open.bind(cipher)
-  cipher.seal = (stream, data) => { counts.seal++; return seal(stream, data) }
+  cipher.seal = (stream, data, partitionKey) => { counts.seal++; return seal(stream, data, partitionKey) }
   cipher.open = (stream, data) => { counts.open++; return open(stream, data) }
   return { cipher, counts }
 }
@@ -57,7 +57,8 @@ t.test('records of a sealed stream are stored sealed and flagged, on disk too, a
   await store.commit()
   const stored = (await files.get('secret', SHARD)!.read(0, 10, 1 << 20)).records
   t.same(stored.map((r) => r.flags & LogFlag.encrypted), [LogFlag.encrypted, LogFlag.encrypted], 'the store holds them flagged')
-  t.same(stored.map((r) => r.data.length), [8 + SEAL_OVERHEAD, 8 + SEAL_OVERHEAD], 'and sealed')
+  t.same(stored.map((r) => r.data.length), [2 + 2 + 8 + SEAL_OVERHEAD, 2 + 2 + 8 + SEAL_OVERHEAD], 'and sealed, the partition key (a 2-byte length and the key) with the data')
+  t.same(stored.map((r) => r.partitionKey), ['', ''], 'with no partition key in clear')
   const dir = join(root, 'secret', SHARD)
   const bytes = Buffer.concat(readdirSync(dir).filter((n) => n.endsWith('.log')).map((n) => readFileSync(join(dir, n))))
   t.equal(bytes.indexOf('secret-0'), -1, 'no plaintext reaches the disk')
@@ -96,8 +97,8 @@ t.test("a sealed stream's device batch takes the general path: the records of th
   t.equal(calls.appendBatch.length, 0, 'the fast path is not taken')
   const expected = batchLogInputs(slice)
   const handed = calls.append[0]!
-  t.same(handed.map((r) => ({ ...r, data: null })), expected.map((r) => ({ ...r, flags: r.flags | LogFlag.encrypted, data: null })), 'the same records, flagged sealed')
-  t.same(handed.map((r) => cipher.open('secret', Buffer.from(r.data)).toString()), expected.map((r) => Buffer.from(r.data).toString()), 'each one sealed')
+  t.same(handed.map((r) => ({ ...r, data: null })), expected.map((r) => ({ ...r, partitionKey: '', flags: r.flags | LogFlag.encrypted, data: null })), 'the same records, flagged sealed, their partition keys blank')
+  t.same(handed.map((r) => cipher.openRecord('secret', Buffer.from(r.data))), expected.map((r) => ({ partitionKey: r.partitionKey, data: Buffer.from(r.data) })), 'each one sealed, with its partition key')
   await store.close()
 })
 
