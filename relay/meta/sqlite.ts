@@ -1,4 +1,5 @@
 /** The embedded metadata store: one SQLite file (better-sqlite3 12), schema changes as versioned migrations. */
+import { existsSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { CheckpointMeta, ConsumerMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
@@ -51,6 +52,20 @@ const toDevice = (r: DeviceRow): DeviceMeta => ({
   id: r.id, salt: r.salt, hash: r.hash, createdMs: r.created_ms, rotatedMs: r.rotated_ms,
   ...(r.prev_salt !== null && r.prev_hash !== null && r.prev_until_ms !== null ? { previous: { salt: r.prev_salt, hash: r.prev_hash, untilMs: r.prev_until_ms } } : {}),
 })
+
+/**
+ * Whether `path` holds metadata a relay wrote (a schema of version 1 or more); false when there is no
+ * file, an empty one (SQLite would start it afresh), or one with no schema yet. Nothing is created.
+ */
+export function holdsMetadata(path: string): boolean {
+  if (!existsSync(path) || statSync(path).size === 0) return false
+  const db = new Database(path, { fileMustExist: true })
+  try {
+    return (db.pragma('user_version', { simple: true }) as number) > 0
+  } finally {
+    db.close()
+  }
+}
 
 export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database
