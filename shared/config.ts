@@ -44,6 +44,7 @@ export interface RelayConfig {
   region: string
   accountId: string
   accessKeys: AccessKey[]
+  accessKeysFile: string
   subscriptionSeconds: number
   shardLimit: number
   autoCreateMaxPerDevice: number
@@ -82,7 +83,8 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   maxPacketBytes: { type: 'integer', default: 4 * 1024 * 1024, env: 'TRIBUTARY_MAX_PACKET_BYTES', flag: 'max-packet-bytes', min: 65536, max: 256 * 1024 * 1024, help: 'largest MQTT packet the broker accepts' },
   region: { type: 'string', default: 'us-east-1', env: 'TRIBUTARY_REGION', flag: 'region', help: 'region used in ARNs and SigV4 scope' },
   accountId: { type: 'string', default: '000000000000', env: 'TRIBUTARY_ACCOUNT_ID', flag: 'account-id', help: 'account id used in ARNs' },
-  accessKeys: { type: 'accessKeys', default: [], env: 'TRIBUTARY_ACCESS_KEYS', flag: 'access-keys', help: 'ID:SECRET[,ID:SECRET…]; when set, SigV4 is verified' },
+  accessKeys: { type: 'accessKeys', default: [], env: 'TRIBUTARY_ACCESS_KEYS', flag: 'access-keys', help: 'ID:SECRET[,ID:SECRET…]; when set, SigV4 is verified (visible in ps: prefer accessKeysFile)' },
+  accessKeysFile: { type: 'string', default: '', env: 'TRIBUTARY_ACCESS_KEYS_FILE', flag: 'access-keys-file', help: 'a file of access keys, one ID:SECRET a line (# comments), mode 600; added to accessKeys, read again on SIGHUP' },
   subscriptionSeconds: { type: 'integer', default: 300, env: 'TRIBUTARY_SUBSCRIPTION_SECONDS', flag: 'subscription-seconds', min: 1, max: 300, help: 'how long one SubscribeToShard lasts before the consumer renews it (AWS: 300)' },
   shardLimit: { type: 'integer', default: 1000, env: 'TRIBUTARY_SHARD_LIMIT', flag: 'shard-limit', min: 1, max: 100_000, help: 'open shards the whole relay may hold (DescribeLimits ShardLimit); every path that creates shards is refused past it' },
   autoCreateMaxPerDevice: { type: 'integer', default: 100, env: 'TRIBUTARY_AUTO_CREATE_MAX_PER_DEVICE', flag: 'auto-create-max-per-device', min: 0, max: 100_000, help: 'streams one device may create by publishing to them (0: none)' },
@@ -160,7 +162,7 @@ export function resolveRelayConfig(
   const config = out as unknown as RelayConfig
   if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError(config.tlsCert ? 'tlsKey' : 'tlsCert', 'TLS needs both a certificate and a key')
   if ((config.httpsCert === '') !== (config.httpsKey === '')) throw new ConfigError(config.httpsCert ? 'httpsKey' : 'httpsCert', 'HTTPS needs both a certificate and a key')
-  if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 ? '0.0.0.0' : '127.0.0.1'
+  if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 || config.accessKeysFile !== '' ? '0.0.0.0' : '127.0.0.1'
   if (config.mqttMaxConnectBytes > config.maxPacketBytes) throw new ConfigError('mqttMaxConnectBytes', `must be at most maxPacketBytes (${config.maxPacketBytes}), got ${config.mqttMaxConnectBytes}`)
   if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('accountId', 'must be 12 digits')
   return config
