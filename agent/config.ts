@@ -4,6 +4,7 @@
  * (`streams.sensors.onFull: must be one of drop-oldest, reject-new`).
  */
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, STREAM_NAME_PATTERN } from '../shared/topics.js'
@@ -281,8 +282,9 @@ function putApiToken(src: Obj, field: string, options: { skipFiles?: boolean }):
 
 function hostList(obj: Obj, field: string): string[] {
   const v = obj.allowedHosts ?? []
-  if (!Array.isArray(v) || !v.every((h) => typeof h === 'string' && /^[A-Za-z0-9._:-]+$/.test(h))) throw new ConfigError(`${field}allowedHosts`, 'must be a list of host names or addresses (without ports)')
-  return v as string[]
+  const host = (h: unknown) => typeof h === 'string' && (/^[A-Za-z0-9._-]+$/.test(h) || isIP(h.replace(/^\[(.*)\]$/, '$1')) === 6)
+  if (!Array.isArray(v) || !v.every(host)) throw new ConfigError(`${field}allowedHosts`, 'must be a list of host names or addresses (without ports)')
+  return (v as string[]).map((h) => h.replace(/^\[(.*)\]$/, '$1'))
 }
 
 function bytesOption(obj: Obj, key: string, field: string): Buffer {

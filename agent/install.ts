@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { ConfigError, TributaryError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN } from '../shared/topics.js'
 import { loadAgentConfig } from './config.js'
+import { secretFileWarning } from './warnings.js'
 
 export const UNIT_NAME = 'tributary-agent.service'
 /** Where systemd puts a credential loaded with LoadCredential= for this unit. */
@@ -68,6 +69,9 @@ export function install(o: InstallOptions): InstallReport {
   if (o.passwordFile !== null && !existsSync(o.passwordFile)) throw new ConfigError('--password-file', `${o.passwordFile} does not exist`)
   const root = packageRoot()
   const lines: string[] = []
+  // systemd hands the agent a private copy, but the file itself stays where other users may read it.
+  const readable = o.passwordFile === null ? null : secretFileWarning(o.passwordFile, 'the password file')
+  if (readable) lines.push(`warning: ${readable.code}: ${readable.message}`)
   const configPath = join(resolve(o.configDir), 'agent.yaml')
   const unitPath = join(resolve(o.unitDir), UNIT_NAME)
 

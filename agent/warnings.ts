@@ -13,6 +13,9 @@ export interface SecurityWarning {
   message: string
 }
 
+/** Where systemd puts LoadCredential= files, per unit (mode 0500 directories). */
+const CREDENTIALS_ROOT = '/run/credentials/'
+
 /** Whether a host (as in a URL, IPv6 bracketed or not) is this machine's loopback. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '')
@@ -22,17 +25,19 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** The warning for a secret file that its group or others may read, or null (also when it cannot be read: that fails elsewhere). */
-export function secretFileWarning(path: string, what: string): SecurityWarning | null {
+export function secretFileWarning(path: string, what: string, hint = ''): SecurityWarning | null {
+  // systemd credentials live in a directory only the unit may enter, whatever the file's own mode.
+  if (path.startsWith(CREDENTIALS_ROOT)) return null
   let mode: number
   try { mode = statSync(path).mode & 0o777 } catch { return null }
   if ((mode & 0o077) === 0) return null
-  return { code: 'SECRET_FILE_READABLE', message: `${what} ${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}, or hand it over as a systemd credential (tributary agent install --password-file)` }
+  return { code: 'SECRET_FILE_READABLE', message: `${what} ${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}${hint}` }
 }
 
 export function securityWarnings(config: AgentConfig): SecurityWarning[] {
   const out: SecurityWarning[] = []
   if (config.relay.passwordFile) {
-    const w = secretFileWarning(config.relay.passwordFile, 'the relay password file')
+    const w = secretFileWarning(config.relay.passwordFile, 'the relay password file', ', or let systemd hand it over (tributary agent install --password-file: LoadCredential=)')
     if (w) out.push(w)
   }
   for (const s of config.sources) {

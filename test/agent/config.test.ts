@@ -45,3 +45,28 @@ t.test('a config file that is not YAML is refused with its path', async (t) => {
   t.throws(() => loadAgentConfig(file), { field: 'config', message: /not valid YAML/ })
   t.throws(() => loadAgentConfig(join(dir, 'missing.yaml')), { field: 'config', message: /cannot read/ })
 })
+
+t.test('a put API token is at least 16 printable characters, from token or tokenFile (not both)', async (t) => {
+  const dir = tempDir(t)
+  const put = (extra: object) => ({ ...base, sources: [{ type: 'put-api', ...extra }] })
+  const file = join(dir, 'token')
+  writeFileSync(file, '0123456789abcdef0123\n')
+  const source = (extra: object) => validateAgentConfig(put(extra)).sources[0]
+  t.match(source({}), { token: null, tokenFile: '', allowedHosts: [] }, 'no token by default')
+  t.match(source({ tokenFile: file }), { token: '0123456789abcdef0123', tokenFile: file }, 'read from the file, trimmed')
+  t.match(source({ token: 'x'.repeat(16) }), { token: 'x'.repeat(16), tokenFile: '' })
+  t.match(validateAgentConfig(put({ tokenFile: join(dir, 'missing') }), { skipFiles: true }).sources[0], { tokenFile: join(dir, 'missing') }, 'check --skip-files does not read it')
+  const bad: [object, string, RegExp][] = [
+    [{ token: 'short' }, 'sources[0].token', /at least 16 characters \(got 5\).*openssl rand/],
+    [{ token: '' }, 'sources[0].token', /at least 16/],
+    [{ token: 'has a space in it, long enough' }, 'sources[0].token', /printable ASCII without spaces/],
+    [{ token: 'x'.repeat(16), tokenFile: file }, 'sources[0].token', /not both/],
+    [{ tokenFile: join(dir, 'missing') }, 'sources[0].tokenFile', /cannot be read/],
+    [{ allowedHosts: 'edge.lan' }, 'sources[0].allowedHosts', /list of host names/],
+    [{ allowedHosts: ['edge.lan:4569'] }, 'sources[0].allowedHosts', /without ports/],
+  ]
+  for (const [extra, field, message] of bad) t.throws(() => validateAgentConfig(put(extra)), { name: 'ConfigError', field, message }, JSON.stringify(extra))
+  writeFileSync(file, 'too-short\n')
+  t.throws(() => validateAgentConfig(put({ tokenFile: file })), { field: 'sources[0].tokenFile', message: /at least 16/ }, 'a short token in the file is named by the file setting')
+  t.same(validateAgentConfig({ ...base, status: { allowedHosts: ['edge-1.lan', '10.0.0.5'] } }).status.allowedHosts, ['edge-1.lan', '10.0.0.5'])
+})
