@@ -3,7 +3,7 @@
  * ingest, router, reader, fan-out, consumers), the MQTT broker, and the HTTP port with its routes
  * (relay/routes.ts), plus the housekeeping timers (retention, producer-state snapshots).
  */
-import { mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { RelayConfig } from '../shared/config.js'
@@ -12,6 +12,7 @@ import { adminRoutes, adminTokenOf } from './admin.js'
 import { startBroker, type Broker } from './broker.js'
 import { Checkpoints } from './checkpoints.js'
 import { Consumers } from './consumers.js'
+import { prepareDataDir } from './datadir.js'
 import { Devices } from './devices.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
@@ -28,6 +29,7 @@ import { jsonLog, relayMetrics, type LogFn, type RelayMetrics } from './observe.
 import { ShardReader } from './reader.js'
 import { Router } from './router.js'
 import { routes } from './routes.js'
+import { readAccessKeysFile } from './secrets.js'
 import { StreamSettingsRegistry } from './settings.js'
 import { Streams, type ReshardStep } from './streams.js'
 
@@ -43,6 +45,8 @@ export interface Relay {
   metrics: RelayMetrics
   /** The Kinesis endpoint, to which an extension (or a test) can add an action. */
   kinesis: KinesisApi
+  /** Reads the access-keys file again and replaces the file's keys (SIGHUP); how many keys there are now. Throws, keeping the old keys, on a bad file. */
+  reloadAccessKeys(): number
   close(): Promise<void>
 }
 
@@ -63,11 +67,17 @@ export interface RelayDeps {
 export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps: RelayDeps = {}): Promise<Relay> {
   const clock = deps.clock ?? systemClock
   const now = () => clock.wallMs()
-  mkdirSync(config.dataDir, { recursive: true })
+  // Secrets and the data directory are checked before anything listens or is written.
+  const layout = prepareDataDir(config.dataDir, (count) => log('data_dir_modes_tightened', { dataDir: config.dataDir, count }))
+  const adminToken = adminTokenOf(config.dataDir)
+  const fileKeys = () => config.accessKeysFile ? readAccessKeysFile(config.accessKeysFile) : []
+  // One list, replaced in place on reload, so the HTTP routes and the Kinesis API see the new keys at once.
+  const accessKeys = [...config.accessKeys, ...fileKeys()]
   const metrics = relayMetrics()
-  const meta = new SqliteMetadataStore(join(config.dataDir, 'meta.db'))
-  const settings = new StreamSettingsRegistry(meta)
   const cipher = new LocalKeyCipher(join(config.dataDir, 'encryption.key'), (streamId) => settings.isEncrypted(streamId))
+  if (existsSync(join(config.dataDir, 'encryption.key'))) cipher.ensureKey()
+  const meta = new SqliteMetadataStore(layout.metaPath)
+  const settings = new StreamSettingsRegistry(meta)
   const logs = openLogStore({
     root: join(config.dataDir, 'streams'),
     segmentBytes: config.segmentBytes,
@@ -122,7 +132,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
       accountId: config.accountId,
       region: config.region,
     },
-    accessKeys: config.accessKeys, metrics, log,
+    accessKeys, metrics, log,
   })
 
   let broker: Broker | null = null
@@ -139,7 +149,6 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     onRejected: rejected,
   })
 
-  const adminToken = adminTokenOf(config.dataDir)
   const guard = new HttpGuard({
     idleMs: config.httpIdleMs, minBodyBytesPerSecond: config.httpMinBodyRate, maxBodyBytesInFlight: config.httpMaxBodyBytesInFlight,
     maxBodyBytesPerAddress: config.httpMaxBodyBytesPerAddress, maxBodyBytesPerConnection: config.httpMaxBodyBytesPerConnection,
@@ -149,7 +158,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const http: HttpServer = await startHttp(config.httpHost, config.httpPort, routes({
     kinesis, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, onRejected: (code) => rejected(code, 1) }),
-    accessKeys: config.accessKeys,
+    accessKeys,
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [
@@ -164,6 +173,11 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
 
   return {
     config, streams, metrics, adminToken, kinesis,
+    reloadAccessKeys: () => {
+      const next = [...config.accessKeys, ...fileKeys()]
+      accessKeys.splice(0, accessKeys.length, ...next)
+      return accessKeys.length
+    },
     mqttPort: broker.port,
     mqttTlsPort: broker.tlsPort,
     httpPort: http.port,

@@ -63,8 +63,10 @@ async function runRelay(args: Args): Promise<void> {
   const known = new Set([...Object.values(relaySchema).map((f) => f.flag), 'config'])
   for (const name of Object.keys(args.flags)) if (!known.has(name)) throw new ConfigError(`--${name}`, 'is not a relay flag (see tributary help)')
   const config = resolveRelayConfig(args.flags, process.env, fileConfig)
+  // Everything the relay creates (data directory, segments, meta.db and its -wal/-shm) is for its user alone.
+  process.umask(0o077)
   const relay = await startRelay(config, jsonLog, { onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
-  console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} http://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length ? ' sigv4=on' : ' sigv4=off (loopback only)'}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
+  console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} http://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length || config.accessKeysFile ? ' sigv4=on' : ' sigv4=off (loopback only)'}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return
@@ -75,6 +77,14 @@ async function runRelay(args: Args): Promise<void> {
   }
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGTERM', () => void stop('SIGTERM'))
+  // Access keys are read again from their file; connections stay open, and a bad file keeps the old keys.
+  process.on('SIGHUP', () => {
+    try {
+      jsonLog('access_keys_reloaded', { file: config.accessKeysFile || null, keys: relay.reloadAccessKeys() })
+    } catch (err) {
+      jsonLog('access_keys_reload_failed', { file: config.accessKeysFile, error: (err as Error).message })
+    }
+  })
 }
 
 async function runStreams(args: Args): Promise<void> {

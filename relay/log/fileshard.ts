@@ -75,7 +75,8 @@ export class FileShardLog implements ShardLog {
   // ---- open ----
 
   async open(): Promise<void> {
-    const created = await fsp.mkdir(this.dir, { recursive: true })
+    // Private to the relay's user, whatever the process umask (data at rest is not for others to read).
+    const created = await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
     if (created) {
       // New directories must survive power loss too: fsync each new level and its parent.
       let dir = this.dir

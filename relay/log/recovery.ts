@@ -169,6 +169,6 @@ export async function recoverSegment(segment: Segment, last: boolean, nextBase: 
     }
     segment.size = stop.position
   }
-  if (!indexed && !last && segment.size > 0) await fsp.writeFile(segment.indexPath, segment.encodeIndex())
+  if (!indexed && !last && segment.size > 0) await fsp.writeFile(segment.indexPath, segment.encodeIndex(), { mode: 0o600 })
   segment.sealed = !last
 }

@@ -65,7 +65,7 @@ export class Segment {
 
   /** A new, empty segment file whose name is durable before anything is written to it. */
   static async create(dir: string, base: number): Promise<Segment> {
-    const handle = await fsp.open(join(dir, segmentName(base, 'log')), 'wx+')
+    const handle = await fsp.open(join(dir, segmentName(base, 'log')), 'wx+', 0o600)
     await fsyncDir(dir)
     return new Segment(dir, base, handle)
   }
@@ -87,7 +87,7 @@ export class Segment {
 
   /** No more records go here: the index is saved beside it, durably, for the next open. */
   async seal(): Promise<void> {
-    await fsp.writeFile(this.indexPath, this.encodeIndex())
+    await fsp.writeFile(this.indexPath, this.encodeIndex(), { mode: 0o600 })
     const idx = await fsp.open(this.indexPath, 'r')
     try { await idx.sync() } finally { await idx.close() }
     this.sealed = true
