@@ -11,6 +11,7 @@ export default mutationConfig({
     'relay/log/segment.ts:79-86',
   ],
   testFiles: [
+    'test/relay/log-commit.test.ts',
     'test/relay/log.test.ts',
     'test/relay/log-contract.test.ts',
     'test/relay/log-encrypted.test.ts',
