@@ -10,5 +10,7 @@ export default mutationConfig({
     'test/relay/producers.test.ts',
     'test/relay/streams.test.ts',
     'test/relay/durability.test.ts',
+    // The ingest path end to end through the broker, in this process: limits, rejects, a full store.
+    'test/relay/mqtt-ingest.test.ts',
   ],
 })
