@@ -110,6 +110,7 @@ export function routes(o: RoutesOptions): RequestHandler {
     const path = (req.url ?? '/').split('?')[0]!
     if (req.method === 'GET' && path === '/healthz') return health(res)
     if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, o.metrics.registry.render())
+    if (!wellEncoded(path)) return refuse(req, res, 400, { code: ErrorCode.REQUEST_INVALID, message: `path ${JSON.stringify(path.slice(0, 200))} has broken percent-encoding` })
     if (!preflight(req, res, path)) return
     const kinesis = isKinesis(req, path)
     let body: Buffer | null
@@ -136,6 +137,16 @@ export function routes(o: RoutesOptions): RequestHandler {
       o.log('http_error', { error: err.stack ?? String(err) })
       if (!res.headersSent) sendJson(res, 500, { __type: 'InternalFailure', message: 'Internal service failure.' })
     })
+  }
+}
+
+/** Whether every %XX of the path decodes (the admin routes decode ids; a broken one is the caller's error, not a 500). */
+function wellEncoded(path: string): boolean {
+  try {
+    decodeURIComponent(path)
+    return true
+  } catch {
+    return false
   }
 }
 

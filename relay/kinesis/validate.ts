@@ -132,7 +132,10 @@ function check(value: unknown, shape: Shape, path: string, errors: string[]): vo
       const list = value as unknown[]
       if (shape.min !== undefined && list.length < shape.min) fail(`Member must have length greater than or equal to ${shape.min}`)
       if (shape.max !== undefined && list.length > shape.max) fail(`Member must have length less than or equal to ${shape.max}`)
-      list.forEach((v, i) => check(v, shape.member, `${path}.${i + 1}.member`, errors))
+      // A null member of a list (Records: [null]) is refused here, in one place, as AWS refuses it:
+      // a handler never sees a hole in a list it walks.
+      const member = { ...shape.member, required: true } as Shape
+      list.forEach((v, i) => check(v, member, `${path}.${i + 1}.member`, errors))
       return
     }
     case 'map': {
@@ -143,7 +146,8 @@ function check(value: unknown, shape: Shape, path: string, errors: string[]): vo
       if (key && entries.some(([k]) => (key.min !== undefined && k.length < key.min) || (key.max !== undefined && k.length > key.max))) {
         fail(`Map keys must satisfy constraint: [Member must have length less than or equal to ${key.max}, Member must have length greater than or equal to ${key.min}]`)
       }
-      for (const [k, v] of entries) check(v, shape.value, `${path}.${k}`, errors)
+      const mapValue = { ...shape.value, required: true } as Shape
+      for (const [k, v] of entries) check(v, mapValue, `${path}.${k}`, errors)
       return
     }
     case 'structure':
