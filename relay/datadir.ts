@@ -41,7 +41,7 @@ export function prepareDataDir(dataDir: string, onTightened: (count: number) => 
       const state = existsSync(metaPath) ? (statSync(metaPath).size === 0 ? 'empty (zero bytes)' : 'without a schema') : 'missing'
       throw new ConfigError('dataDir', `${metaPath} is ${state} but ${streamsDir} holds the data of ${orphans.length} stream${orphans.length === 1 ? '' : 's'} ` +
         `(${orphans.slice(0, 5).join(', ')}${orphans.length > 5 ? ', …' : ''}); starting would serve an empty relay and leave that data orphaned. ` +
-        `Stream names, shard maps, devices and checkpoints are kept only in meta.db, so the data cannot be re-attached automatically: ` +
+        `shard hash ranges and lineage, stream settings, devices and checkpoints are kept only in meta.db, so the data cannot be re-attached automatically: ` +
         `restore meta.db (with its -wal file, if any) from a backup; or, to start with no streams, move the data aside first: ` +
         `mv ${streamsDir} ${streamsDir}.orphaned-${new Date().toISOString().replace(/[:.]/g, '-')}` +
         (existsSync(metaPath) ? ` && mv ${metaPath} ${metaPath}.broken` : ''))
