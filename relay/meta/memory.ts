@@ -6,7 +6,7 @@
  * copied in and out, as rows are, so a caller's later mutation never reaches the store.
  */
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
-import type { CheckpointMeta, ConsumerMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
+import type { CheckpointMeta, ConsumerMeta, DeviceCertificateMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
 
 const copyStream = (s: StreamMeta): StreamMeta => ({
   name: s.name, id: s.id, arn: s.arn, status: s.status, retentionHours: s.retentionHours, createdMs: s.createdMs, mode: s.mode,
@@ -18,6 +18,9 @@ const copyShard = (s: ShardMeta, streamId = s.streamId): ShardMeta => ({
 const copyDevice = (d: DeviceMeta): DeviceMeta => ({
   id: d.id, salt: d.salt, hash: d.hash, createdMs: d.createdMs, rotatedMs: d.rotatedMs,
   ...(d.previous ? { previous: { salt: d.previous.salt, hash: d.previous.hash, untilMs: d.previous.untilMs } } : {}),
+})
+const copyCertificate = (c: DeviceCertificateMeta): DeviceCertificateMeta => ({
+  serial: c.serial, device: c.device, issuedMs: c.issuedMs, notAfterMs: c.notAfterMs, revokedMs: c.revokedMs,
 })
 const copyConsumer = (c: ConsumerMeta): ConsumerMeta => ({ streamId: c.streamId, name: c.name, arn: c.arn, status: c.status, createdMs: c.createdMs })
 const copyCheckpoint = (c: CheckpointMeta): CheckpointMeta => ({
@@ -44,6 +47,8 @@ export class MetadataTables {
   /** By stream id, in insertion order (listed by index). */
   readonly shards = new Map<string, ShardMeta[]>()
   readonly devices = new Map<string, DeviceMeta>()
+  /** By serial. */
+  readonly deviceCertificates = new Map<string, DeviceCertificateMeta>()
   readonly settings = new Map<string, string>()
   readonly producerState = new Map<string, string>()
   /** By keyOf(streamId, name). */
@@ -170,6 +175,22 @@ export class MemoryMetadataStore implements MetadataStore {
 
   async deleteDevice(id: string): Promise<boolean> {
     return this.tables.devices.delete(id)
+  }
+
+  async putDeviceCertificate(c: DeviceCertificateMeta): Promise<void> {
+    this.tables.deviceCertificates.set(c.serial, copyCertificate(c))
+  }
+
+  async getDeviceCertificate(serial: string): Promise<DeviceCertificateMeta | undefined> {
+    const c = this.tables.deviceCertificates.get(serial)
+    return c && copyCertificate(c)
+  }
+
+  async listDeviceCertificates(device?: string): Promise<DeviceCertificateMeta[]> {
+    return [...this.tables.deviceCertificates.values()]
+      .filter((c) => device === undefined || c.device === device)
+      .sort((a, b) => byteOrder(a.serial, b.serial))
+      .map(copyCertificate)
   }
 
   async getSetting(key: string): Promise<string | undefined> {

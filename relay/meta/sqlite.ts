@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
-import type { CheckpointMeta, ConsumerMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
+import type { CheckpointMeta, ConsumerMeta, DeviceCertificateMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE streams (
@@ -32,6 +32,10 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE devices ADD COLUMN prev_salt TEXT;
    ALTER TABLE devices ADD COLUMN prev_hash TEXT;
    ALTER TABLE devices ADD COLUMN prev_until_ms INTEGER;`,
+  // Device certificates the relay issued, and revoked serials (issued here or elsewhere by the device CA).
+  `CREATE TABLE device_certificates (
+     serial TEXT PRIMARY KEY, device TEXT NOT NULL, issued_ms INTEGER, not_after_ms INTEGER, revoked_ms INTEGER);
+   CREATE INDEX device_certificates_by_device ON device_certificates (device, serial);`,
 ]
 
 interface StreamRow { name: string; id: string; arn: string; status: string; retention_hours: number; created_ms: number; mode: string }
@@ -45,6 +49,10 @@ const toStream = (r: StreamRow): StreamMeta => ({
 const toShard = (r: ShardRow): ShardMeta => ({
   streamId: r.stream_id, shardId: r.shard_id, index: r.idx, hashStart: r.hash_start, hashEnd: r.hash_end,
   createdMs: r.created_ms, parentShardId: r.parent, adjacentParentShardId: r.adjacent_parent, endOffset: r.end_offset,
+})
+interface DeviceCertificateRow { serial: string; device: string; issued_ms: number | null; not_after_ms: number | null; revoked_ms: number | null }
+const toDeviceCertificate = (r: DeviceCertificateRow): DeviceCertificateMeta => ({
+  serial: r.serial, device: r.device, issuedMs: r.issued_ms, notAfterMs: r.not_after_ms, revokedMs: r.revoked_ms,
 })
 interface ConsumerRow { stream_id: string; name: string; arn: string; status: string; created_ms: number }
 const toConsumer = (r: ConsumerRow): ConsumerMeta => ({ streamId: r.stream_id, name: r.name, arn: r.arn, status: r.status as ConsumerMeta['status'], createdMs: r.created_ms })
@@ -162,6 +170,24 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteDevice(id: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes > 0
+  }
+
+  async putDeviceCertificate(c: DeviceCertificateMeta): Promise<void> {
+    this.db.prepare(`INSERT INTO device_certificates (serial, device, issued_ms, not_after_ms, revoked_ms) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(serial) DO UPDATE SET device = excluded.device, issued_ms = excluded.issued_ms, not_after_ms = excluded.not_after_ms, revoked_ms = excluded.revoked_ms`)
+      .run(c.serial, c.device, c.issuedMs, c.notAfterMs, c.revokedMs)
+  }
+
+  async getDeviceCertificate(serial: string): Promise<DeviceCertificateMeta | undefined> {
+    const row = this.db.prepare('SELECT * FROM device_certificates WHERE serial = ?').get(serial) as DeviceCertificateRow | undefined
+    return row && toDeviceCertificate(row)
+  }
+
+  async listDeviceCertificates(device?: string): Promise<DeviceCertificateMeta[]> {
+    const rows = device === undefined
+      ? this.db.prepare('SELECT * FROM device_certificates ORDER BY serial').all()
+      : this.db.prepare('SELECT * FROM device_certificates WHERE device = ? ORDER BY serial').all(device)
+    return (rows as DeviceCertificateRow[]).map(toDeviceCertificate)
   }
 
   async getSetting(key: string): Promise<string | undefined> {

@@ -45,6 +45,21 @@ export interface DeviceMeta {
   previous?: { salt: string; hash: string; untilMs: number }
 }
 
+/**
+ * A device certificate: one the relay issued (signed by its device CA), or a serial revoked that it
+ * did not issue (a certificate signed elsewhere by the same CA). Keyed by serial: upper-case hex
+ * without leading zeros.
+ */
+export interface DeviceCertificateMeta {
+  serial: string
+  device: string
+  /** When the relay issued it and its end of validity (wall clock); null when the relay did not issue it. */
+  issuedMs: number | null
+  notAfterMs: number | null
+  /** When it was revoked; null while it is not. */
+  revokedMs: number | null
+}
+
 /** An enhanced fan-out consumer registered on a stream (RegisterStreamConsumer). */
 export interface ConsumerMeta {
   streamId: string
@@ -106,6 +121,11 @@ export interface MetadataStore {
   getDevice(id: string): Promise<DeviceMeta | undefined>
   listDevices(): Promise<DeviceMeta[]>
   deleteDevice(id: string): Promise<boolean>
+
+  /** Device certificates by serial: put replaces the one of that serial; listed by serial, of one device or all. */
+  putDeviceCertificate(certificate: DeviceCertificateMeta): Promise<void>
+  getDeviceCertificate(serial: string): Promise<DeviceCertificateMeta | undefined>
+  listDeviceCertificates(device?: string): Promise<DeviceCertificateMeta[]>
 
   getSetting(key: string): Promise<string | undefined>
   putSetting(key: string, value: string): Promise<void>

@@ -228,6 +228,31 @@ export function metadataContract(t: Test, name: string, factory: MetadataStoreFa
     await store.close()
   })
 
+  t.test(`${name}: device certificates are kept by serial, replaced, listed by serial per device, and copied in and out`, async (t) => {
+    const open = factory(t)
+    let store = await open()
+    const issued = { serial: 'A1', device: 'd1', issuedMs: 10, notAfterMs: 1000, revokedMs: null }
+    await store.putDeviceCertificate(issued)
+    issued.device = 'changed'
+    await store.putDeviceCertificate({ serial: '1F', device: 'd1', issuedMs: 11, notAfterMs: 1001, revokedMs: null })
+    await store.putDeviceCertificate({ serial: '0B', device: 'd2', issuedMs: null, notAfterMs: null, revokedMs: 12 })
+    await store.close()
+    store = await open()
+    t.strictSame(await store.getDeviceCertificate('A1'), { serial: 'A1', device: 'd1', issuedMs: 10, notAfterMs: 1000, revokedMs: null }, 'kept across a reopen, as it was put')
+    t.strictSame(await store.getDeviceCertificate('0B'), { serial: '0B', device: 'd2', issuedMs: null, notAfterMs: null, revokedMs: 12 }, 'a revoked serial the relay did not issue')
+    t.equal(await store.getDeviceCertificate('a1'), undefined, 'serials are compared exactly')
+    t.same((await store.listDeviceCertificates('d1')).map((c) => c.serial), ['1F', 'A1'], "one device's, by serial")
+    t.same((await store.listDeviceCertificates()).map((c) => c.serial), ['0B', '1F', 'A1'], 'all, by serial')
+    t.same(await store.listDeviceCertificates('none'), [])
+    await store.putDeviceCertificate({ serial: 'A1', device: 'd1', issuedMs: 10, notAfterMs: 1000, revokedMs: 50 })
+    t.equal((await store.getDeviceCertificate('A1'))?.revokedMs, 50, 'a put replaces the one of its serial')
+    t.equal((await store.listDeviceCertificates('d1')).length, 2, 'and adds none')
+    ;(await store.getDeviceCertificate('A1'))!.revokedMs = null
+    ;(await store.listDeviceCertificates())[2]!.revokedMs = null
+    t.equal((await store.getDeviceCertificate('A1'))?.revokedMs, 50, 'outputs changed after they were read leave the store as it was')
+    await store.close()
+  })
+
   t.test(`${name}: settings and producer state are kept by key`, async (t) => {
     const open = factory(t)
     let store = await open()
