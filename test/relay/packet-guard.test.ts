@@ -31,3 +31,12 @@ t.test('a packet over the limit is refused from its header alone', async (t) => 
 t.test('a malformed remaining length is refused', async (t) => {
   t.throws(() => new PacketSizeChecker(1 << 30).feed(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])), { name: 'PacketSizeError' })
 })
+
+t.test('a raised limit applies from the next fixed header (the broker raises it once a client has authenticated)', async (t) => {
+  const checker = new PacketSizeChecker(1000)
+  t.throws(() => new PacketSizeChecker(1000).feed(packet(5000).subarray(0, 3)), { name: 'PacketSizeError' }, 'over the small limit: refused')
+  checker.feed(packet(900))
+  checker.limit = 10_000
+  t.doesNotThrow(() => checker.feed(packet(5000)), 'the same packet after the raise passes')
+  t.throws(() => checker.feed(packet(20_000).subarray(0, 4)), { name: 'PacketSizeError', size: 20_004 }, 'and the raised limit still holds')
+})
