@@ -48,6 +48,7 @@ export const DEFAULT_LIMITS: HttpLimits = {
 interface Conn {
   address: string
   bodyBytes: number
+  left: boolean
 }
 
 interface AddressUse {
@@ -114,19 +115,27 @@ export class HttpGuard {
     use.connections++
     this.connections++
     this.byAddress.set(address, use)
-    const conn = { address, bodyBytes: 0 }
+    const conn = { address, bodyBytes: 0, left: false }
     this.bySocket.set(socket, conn)
-    socket.once('close', () => {
-      use.connections--
-      this.connections--
-      if (use.connections === 0 && use.bodyBytes === 0) this.byAddress.delete(address)
-    })
+    socket.once('close', () => this.leave(conn))
     return conn
   }
 
-  /** Records that `socket` (the one node's servers see: TLS or plain) belongs to `conn`. */
-  bind(socket: object, conn: Conn): void {
+  /** Records that `socket` (the one node's servers see: TLS or plain) belongs to `conn`; its close ends the connection too. */
+  bind(socket: net.Socket, conn: Conn): void {
     this.bySocket.set(socket, conn)
+    socket.once('close', () => this.leave(conn))
+  }
+
+  /** A connection has gone (once, whichever of its sockets says so first). */
+  private leave(conn: Conn): void {
+    if (conn.left) return
+    conn.left = true
+    const use = this.byAddress.get(conn.address)
+    this.connections--
+    if (!use) return
+    use.connections--
+    if (use.connections === 0 && use.bodyBytes === 0) this.byAddress.delete(conn.address)
   }
 
   handOver(conn: Conn, fn: () => void): void {
@@ -292,21 +301,35 @@ export async function startHttp(host: string, port: number, handler: RequestHand
       socket.destroy()
     })
     if (!o.tls) return dispatch(socket, conn)
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['h2', 'http/1.1'] })
-    sockets.add(secure)
-    secure.on('close', () => { sockets.delete(secure); socket.destroy() })
-    secure.on('error', () => secure.destroy())
-    secure.once('secure', () => {
-      // Idle from here on is judged on the TLS socket (records, not raw bytes).
-      socket.setTimeout(0)
-      secure.setTimeout(idleMs, () => {
-        onGuard('idle', { protocol: 'tls', what: 'connection' })
-        secure.destroy()
-      })
-      dispatch(secure, conn)
-    })
+    // Until its handshake is done, a TLS connection is known by its remote address and port.
+    const key = `${socket.remoteAddress}:${socket.remotePort}`
+    pendingTls.set(key, conn)
+    socket.once('close', () => { if (pendingTls.get(key) === conn) pendingTls.delete(key) })
+    tlsServer!.emit('connection', socket)
   }
-  const secureContext = o.tls ? tls.createSecureContext({ cert: o.tls.cert, key: o.tls.key }) : undefined
+  const pendingTls = new Map<string, Conn>()
+  // TLS: node's TLS server does the handshake (over the sockets accepted above) and hands over
+  // the secured socket; ALPN has then chosen HTTP/2 or HTTP/1.1.
+  const tlsServer = o.tls ? tls.createServer({ cert: o.tls.cert, key: o.tls.key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: idleMs }) : undefined
+  tlsServer?.on('tlsClientError', (_err, secure) => secure.destroy())
+  tlsServer?.on('secureConnection', (secure: tls.TLSSocket) => {
+    const key = `${secure.remoteAddress}:${secure.remotePort}`
+    const conn = pendingTls.get(key)
+    pendingTls.delete(key)
+    if (!conn) return secure.destroy()
+    sockets.add(secure)
+    secure.on('close', () => sockets.delete(secure))
+    secure.on('error', () => secure.destroy())
+    secure.setTimeout(idleMs, () => {
+      onGuard('idle', { protocol: 'tls', what: 'connection' })
+      secure.destroy()
+    })
+    if (secure.alpnProtocol !== 'h2') return dispatch(secure, conn)
+    // ALPN chose HTTP/2: the session reads the preface itself.
+    guard.bind(secure, conn)
+    secure.setTimeout(0)
+    guard.handOver(conn, () => h2.emit('connection', secure))
+  })
   const server = net.createServer(accept)
 
   await new Promise<void>((resolve, reject) => {
