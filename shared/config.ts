@@ -29,6 +29,9 @@ export interface RelayConfig {
   mqttTlsPort: number
   tlsCert: string
   tlsKey: string
+  deviceCaCert: string
+  deviceCaKey: string
+  deviceCertDays: number
   httpHost: string
   httpPort: number
   allowAnonymous: boolean
@@ -69,6 +72,9 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   mqttTlsPort: { type: 'integer', default: 8883, env: 'TRIBUTARY_MQTT_TLS_PORT', flag: 'mqtt-tls-port', min: 0, max: 65535, help: 'MQTT over TLS, when a certificate and key are set' },
   tlsCert: { type: 'string', default: '', env: 'TRIBUTARY_TLS_CERT', flag: 'tls-cert', help: 'PEM certificate file for MQTT over TLS' },
   tlsKey: { type: 'string', default: '', env: 'TRIBUTARY_TLS_KEY', flag: 'tls-key', help: 'PEM private key file for MQTT over TLS' },
+  deviceCaCert: { type: 'string', default: '', env: 'TRIBUTARY_DEVICE_CA_CERT', flag: 'device-ca-cert', help: 'PEM certificate of the CA whose device certificates MQTT over TLS accepts; default: the relay\'s own, created in <dataDir>/device-ca.pem' },
+  deviceCaKey: { type: 'string', default: '', env: 'TRIBUTARY_DEVICE_CA_KEY', flag: 'device-ca-key', help: 'PEM private key of --device-ca-cert (mode 600), so devices add --cert can sign; without it the relay only verifies' },
+  deviceCertDays: { type: 'integer', default: 365, env: 'TRIBUTARY_DEVICE_CERT_DAYS', flag: 'device-cert-days', min: 1, max: 36_500, help: 'validity of the device certificates the relay signs' },
   httpHost: { type: 'string', default: '', env: 'TRIBUTARY_HTTP_HOST', flag: 'http-host', help: 'address the HTTP API binds; default 0.0.0.0 with access keys, 127.0.0.1 without' },
   httpPort: { type: 'integer', default: 4567, env: 'TRIBUTARY_HTTP_PORT', flag: 'http-port', min: 0, max: 65535, help: 'Kinesis API, admin, /metrics and /healthz' },
   allowAnonymous: { type: 'boolean', default: false, env: 'TRIBUTARY_ALLOW_ANONYMOUS', flag: 'allow-anonymous', help: 'accept MQTT clients without credentials' },
@@ -161,6 +167,8 @@ export function resolveRelayConfig(
   }
   const config = out as unknown as RelayConfig
   if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError(config.tlsCert ? 'tlsKey' : 'tlsCert', 'TLS needs both a certificate and a key')
+  if (config.deviceCaKey !== '' && config.deviceCaCert === '') throw new ConfigError('deviceCaKey', 'needs deviceCaCert, the certificate of that key')
+  if (config.deviceCaCert !== '' && config.tlsCert === '') throw new ConfigError('deviceCaCert', 'device certificates are presented over MQTT over TLS: set tlsCert and tlsKey too')
   if ((config.httpsCert === '') !== (config.httpsKey === '')) throw new ConfigError(config.httpsCert ? 'httpsKey' : 'httpsCert', 'HTTPS needs both a certificate and a key')
   if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 || config.accessKeysFile !== '' ? '0.0.0.0' : '127.0.0.1'
   if (config.mqttMaxConnectBytes > config.maxPacketBytes) throw new ConfigError('mqttMaxConnectBytes', `must be at most maxPacketBytes (${config.maxPacketBytes}), got ${config.mqttMaxConnectBytes}`)
