@@ -106,6 +106,8 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     identify(client, username, password)
       .then(async ({ device, credential }) => {
         if (!(await sessions.admit(device, client, credential, stamp))) throw authError(4, `the credentials of ${device} changed while it connected`)
+        // Gone while it authenticated: nothing will close it again, so it must not stay recorded.
+        if (client.closed || client.conn.destroyed) return sessions.forget(device, client)
         client[DEVICE] = device
         client.conn.once('close', () => sessions.forget(device, client))
         // Authenticated: no longer pending, and held to the full packet limit.
