@@ -127,17 +127,24 @@ t.test('a flipped byte in the middle of a segment is detected, reported and not 
   await store.close()
 })
 
-t.test('damage in a sealed segment is found when read, reported and skipped', async (t) => {
+t.test('damage in a sealed segment is found when read, reported once and skipped, and reads go on into the next segment', async (t) => {
   const root = tempDir(t)
   await fill(root, 200, 4096)
   const dir = join(root, 's', SHARD)
   const logs = readdirSync(dir).filter((n) => n.endsWith('.log')).sort()
   t.ok(logs.length > 3, `rolled into ${logs.length} segments`)
+  const lastOfSecond = Number(logs[2]!.slice(0, 20)) - 1
   const store = new FileLogStore({ root, segmentBytes: 4096 })
   const log = await store.open('s', SHARD)
   t.same(store.corruptions(), [], 'nothing is damaged at open')
   // Damaged while the store runs (a failing disk): only a read can find it.
   await flipByte(join(dir, logs[1]!), (size) => size - 20, 0x55) // the last record of a sealed segment
+  const all = await log.read(0, 1000, 1 << 20)
+  t.equal(all.records.length, 199, 'one read returns every record but the damaged one, across the hole')
+  t.notOk(all.records.some((r) => r.offset === lastOfSecond), `record ${lastOfSecond} is withheld`)
+  t.match(store.corruptions(), [{ firstOffset: lastOfSecond, lastOffset: lastOfSecond }], 'the report names the damaged record')
+  t.equal(store.corruptions().length, 1)
+  // Again in pages: the hole is known now.
   const seen: number[] = []
   let next = 0
   for (;;) {
@@ -148,7 +155,7 @@ t.test('damage in a sealed segment is found when read, reported and skipped', as
   }
   t.equal(seen.length, 199, 'one record is withheld')
   t.equal(new Set(seen).size, 199, 'no record is served twice')
-  t.ok(store.corruptions().length >= 1, 'the damage is reported when the read finds it')
+  t.equal(store.corruptions().length, 1, 'and the damage is not reported again')
   await store.close()
 })
 
@@ -279,4 +286,119 @@ t.test('a commit landing while a read waits for the disk does not make the read 
   t.equal(first.nextOffset, 3, 'and continues right after it, not after the commit that landed meanwhile')
   const second = await log.read(first.nextOffset, 100, 1 << 20)
   t.same(second.records.map((r) => r.offset), [3, 4, 5])
+})
+
+/**
+ * Records 0..99 where record 50 carries `inner` (bytes that look like log records) in its data; returns
+ * where the carrier and its inner bytes start in the segment file.
+ */
+async function withCarrier(root: string, inner: Buffer) {
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  for (let i = 0; i < 100; i++) {
+    log.append([i === 50 ? { partitionKey: 'carrier', data: Buffer.concat([Buffer.alloc(100, 0xab), inner, Buffer.alloc(100, 0xcd)]), producerTimeMs: 50, flags: 0 } : rec(i)])
+  }
+  await store.commit()
+  await store.close()
+  const file = firstSegment(root)
+  const bytes = await fsp.readFile(file)
+  const innerAt = bytes.indexOf(inner)
+  const carrierAt = bytes.lastIndexOf(Buffer.from('carrier'), innerAt) - 64
+  return { file, bytes, innerAt, carrierAt }
+}
+
+/** A whole, checksummed log record numbered `offset`, from a device that never sent it. */
+async function forgedRecord(offset: number): Promise<Buffer> {
+  const { codec } = await import('../../hardware/index.js')
+  const buf = Buffer.alloc(300)
+  const n = codec.encodeLogRecord(buf, 0, offset, 1, { partitionKey: 'x', data: Buffer.from(`forged-${offset}`), producerTimeMs: 0, flags: 4, device: 'victim', epoch: 7n, batchSequence: 42, batchIndex: 0 })
+  return buf.subarray(0, n)
+}
+
+/** Reopens the store and reads every record it serves, with the damage it reports. */
+async function reopenAndRead(root: string) {
+  const reports: CorruptionReport[] = []
+  const store = new FileLogStore({ root, onCorruption: (r) => reports.push(r) })
+  const log = await store.open('s', SHARD)
+  const { records } = await log.read(0, 1000, 1 << 24)
+  const endOffset = log.endOffset()
+  await store.close()
+  return { reports, records, endOffset }
+}
+
+const allBut50 = [...Array.from({ length: 50 }, (_, i) => i), ...Array.from({ length: 49 }, (_, i) => 51 + i)]
+
+t.test('damage inside a record whose data holds a whole record: the hole ends where the damaged record says it ends, and the record inside is never adopted', async (t) => {
+  const root = tempDir(t)
+  const { file, bytes, innerAt } = await withCarrier(root, await forgedRecord(50))
+  bytes[innerAt - 50] = bytes[innerAt - 50]! ^ 0xff // in the carrier's data, before the record inside it
+  await fsp.writeFile(file, bytes)
+  const { reports, records, endOffset } = await reopenAndRead(root)
+  t.equal(endOffset, 100)
+  t.same(records.map((r) => r.offset), allBut50, 'every record but the damaged one is served')
+  t.notOk(records.some((r) => r.device === 'victim'), 'the record inside the damaged one is not')
+  t.same(records.map((r) => r.data.equals(rec(r.offset).data)), records.map(() => true), 'each with its own data')
+  t.match(reports, [{ firstOffset: 50, lastOffset: 50 }], 'one hole, of record 50')
+  t.equal(reports.length, 1)
+})
+
+t.test('when a length field is damaged, resync takes only a record that verifies and is numbered where the log expects it', async (t) => {
+  const root = tempDir(t)
+  const badChecksum = Buffer.from(await forgedRecord(50))
+  badChecksum[badChecksum.length - 1] = badChecksum[badChecksum.length - 1]! ^ 0xff
+  // Numbered as record 50 but not checksummed right; a whole copy of an old record; one numbered far beyond.
+  const inner = Buffer.concat([badChecksum, await forgedRecord(3), await forgedRecord(50 + 10_000_001)])
+  const { file, bytes, carrierAt } = await withCarrier(root, inner)
+  bytes.writeUInt32LE(10, carrierAt) // the carrier's length: shorter than any header, so no end can be believed
+  await fsp.writeFile(file, bytes)
+  const { reports, records, endOffset } = await reopenAndRead(root)
+  t.equal(endOffset, 100)
+  t.same(records.map((r) => r.offset), allBut50, 'the walk resumes at record 51')
+  t.notOk(records.some((r) => r.device === 'victim'), 'none of the look-alikes is served')
+  t.match(reports, [{ firstOffset: 50, lastOffset: 50 }])
+  t.equal(reports.length, 1)
+})
+
+t.test('a read never serves records whose write has not been synced, even when their bytes are already in the file', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  log.append([rec(0), rec(1), rec(2)])
+  await store.commit()
+  // The next sync of the segment waits until the test lets it finish.
+  const segment = (log as unknown as { segments: { handle: { datasync: () => Promise<void> } }[] }).segments[0]!
+  const datasync = segment.handle.datasync.bind(segment.handle)
+  let release = () => {}
+  let syncing = () => {}
+  const reached = new Promise<void>((resolve) => { syncing = resolve })
+  segment.handle.datasync = async () => {
+    syncing()
+    await new Promise<void>((resolve) => { release = resolve })
+    return datasync()
+  }
+  log.append([rec(3), rec(4)])
+  const committed = store.commit()
+  await reached
+  t.ok(statSync(firstSegment(root)).size > 0, 'the new records are written')
+  const during = await log.read(0, 100, 1 << 20)
+  t.same(during.records.map((r) => r.offset), [0, 1, 2], 'a read before the sync sees only what was synced')
+  t.equal(during.nextOffset, 3)
+  release()
+  await committed
+  t.same((await log.read(0, 100, 1 << 20)).records.map((r) => r.offset), [0, 1, 2, 3, 4], 'and all of them after it')
+  await store.close()
+})
+
+t.test('damage in the record before the last: resync still finds the last record, which ends where the file ends', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 100)
+  const file = firstSegment(root)
+  const bytes = await fsp.readFile(file)
+  bytes.writeUInt32LE(10, bytes.lastIndexOf(Buffer.from('k98')) - 64) // record 98's length field
+  await fsp.writeFile(file, bytes)
+  const { reports, records, endOffset } = await reopenAndRead(root)
+  t.equal(endOffset, 100, 'nothing was cut')
+  t.same(records.slice(-2).map((r) => r.offset), [97, 99], 'record 99 is served, 98 is not')
+  t.equal(records.length, 99)
+  t.match(reports, [{ firstOffset: 98, lastOffset: 98 }])
 })
