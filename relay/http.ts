@@ -231,6 +231,9 @@ export async function startHttp(host: string, port: number, handler: RequestHand
   const onGuard = o.onGuard ?? (() => {})
   // Node's own timeouts need a listening server; ours are set on each socket and stream below.
   const h1 = http.createServer({ keepAliveTimeout: idleMs, headersTimeout: 0, requestTimeout: 0 }, handler)
+  // Node puts a socket's timeout back to the server's own at each request after the first: the
+  // server's must be ours, or a keep-alive connection's second request would have none.
+  h1.setTimeout(idleMs)
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, handler)
   h2.on('session', (session: Http2Session) => {
     guard.onSession(session)
