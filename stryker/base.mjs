@@ -5,6 +5,22 @@
  * closing an issue that touches these modules.
  */
 
+import { readFileSync } from 'node:fs'
+
+/**
+ * `file:first-last` for the lines from the first one matching `from` to the line before the next one
+ * matching `to` (or to the end), so a mutated range follows the code when lines move.
+ * @param {string} file @param {RegExp} from @param {RegExp | null} to
+ */
+export function linesBetween(file, from, to) {
+  const lines = readFileSync(file, 'utf8').split('\n')
+  const first = lines.findIndex((l) => from.test(l))
+  if (first < 0) throw new Error(`${file}: no line matches ${from}`)
+  const after = to ? lines.findIndex((l, i) => i > first && to.test(l)) : -1
+  const last = after < 0 ? lines.length : after
+  return `${file}:${first + 1}-${last}`
+}
+
 /**
  * @param {{ group: string, mutate: string[], testFiles: string[], timeoutMS?: number }} o
  * @returns {import('@stryker-mutator/api/core').PartialStrykerOptions}

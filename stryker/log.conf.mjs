@@ -1,14 +1,14 @@
 // The shard log's commit and recovery: the group commit, the recovery walk, and the commit path of the
 // file store (fileshard.ts: append, pend, flush, discardPending; segment.ts: the write and its datasync).
-import { mutationConfig } from './base.mjs'
+import { linesBetween, mutationConfig } from './base.mjs'
 
 export default mutationConfig({
   group: 'log',
   mutate: [
     'relay/log/commit.ts',
     'relay/log/recovery.ts',
-    'relay/log/fileshard.ts:104-192',
-    'relay/log/segment.ts:79-86',
+    linesBetween('relay/log/fileshard.ts', /---- append and commit ----/, /---- read ----/),
+    linesBetween('relay/log/segment.ts', /async write\(data/, /No more records go here/),
   ],
   testFiles: [
     'test/relay/log-commit.test.ts',

@@ -4,7 +4,7 @@ import { SignatureV4 } from '@smithy/signature-v4'
 import { HttpRequest } from '@smithy/core/protocols'
 import { Hash } from '@smithy/core/serde'
 import { KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis'
-import { verifySigV4, type Credentials, type SignedRequest } from '../../relay/kinesis/sigv4.js'
+import { checkSigV4Headers, kinesisPolicy, verifySigV4, type Credentials, type SignedRequest } from '../../relay/kinesis/sigv4.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
 
 const KEY: Credentials = { accessKeyId: 'AKIDTRIBUTARY0001', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' }
@@ -35,6 +35,8 @@ interface SignOpts {
   rawQuery?: string
   /** Leave out the host header, as an HTTP/2 request does. */
   noHost?: boolean
+  /** Headers sent but not signed. */
+  unsignable?: string[]
 }
 
 /** Builds and signs a PutRecord POST the way the AWS SDK does, then shapes it as node would hand it over. */
@@ -68,7 +70,7 @@ async function signPutRecord(o: SignOpts = {}): Promise<SignedRequest> {
     applyChecksum: o.applyChecksum ?? true,
   })
   if (o.noHost) delete request.headers.host
-  const signed = toNodeShape(await signer.sign(request, { signingDate: o.signingDate ?? SIGNED_AT }))
+  const signed = toNodeShape(await signer.sign(request, { signingDate: o.signingDate ?? SIGNED_AT, unsignableHeaders: new Set(o.unsignable ?? []) }))
   return o.rawQuery === undefined ? signed : { ...signed, path: `${o.path ?? '/'}?${o.rawQuery}` }
 }
 
@@ -576,4 +578,40 @@ t.test('an X-Amz-Expires that is not a whole number of seconds up to a week is a
   t.equal(failure(() => verifySigV4(withExpires('604800'), KEYS, OPTS)).message, MSG_MISMATCH)
   const without = { ...req, path: req.path.replace(/&?X-Amz-Expires=300/, '') }
   t.equal(failure(() => verifySigV4(without, KEYS, OPTS)).message, MSG_MISMATCH, 'without one, the request reaches the signature check')
+})
+
+t.test("under the Kinesis policy a credential scoped to a region other than the relay's is refused", async (t) => {
+  const req = await signPutRecord({ region: 'eu-west-1' })
+  t.same(verifySigV4(req, KEYS, kinesisPolicy('eu-west-1', NOW)), ACCEPTED, "the relay's own region passes")
+  const err = failure(() => verifySigV4(req, KEYS, kinesisPolicy('us-east-1', NOW)))
+  t.equal(err.type, 'InvalidSignatureException')
+  t.equal(err.message, "Credential should be scoped to a valid region, not 'eu-west-1'.")
+})
+
+t.test('under the Kinesis policy x-amz-target and x-amz-content-sha256 must be signed when sent, and UNSIGNED-PAYLOAD is refused', async (t) => {
+  const policy = kinesisPolicy('eu-west-1', NOW)
+  for (const name of ['x-amz-target', 'x-amz-content-sha256']) {
+    const req = await signPutRecord({ unsignable: [name] })
+    t.notMatch(authParts(req).signedHeaders, new RegExp(`(^|;)${name}(;|$)`), `${name} is sent unsigned`)
+    t.same(verifySigV4(req, KEYS, OPTS), ACCEPTED, 'which plain SigV4 allows')
+    const err = failure(() => verifySigV4(req, KEYS, policy))
+    t.equal(err.type, 'InvalidSignatureException')
+    t.equal(err.message, `'${name}' must be a 'SignedHeader' in the AWS Authorization.`)
+  }
+  t.same(verifySigV4(await signPutRecord({ applyChecksum: false }), KEYS, policy), ACCEPTED, 'a request that sends no x-amz-content-sha256 passes')
+  const unsigned = await signPutRecord({ extraHeaders: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } })
+  const err = failure(() => verifySigV4(unsigned, KEYS, policy))
+  t.equal(err.type, 'InvalidSignatureException')
+  t.equal(err.message, "x-amz-content-sha256 'UNSIGNED-PAYLOAD' is not accepted: the body must be signed.")
+})
+
+t.test('the header checks run without the body: they pass a well-signed request and refuse an unknown key, a stale date or a missing signature', async (t) => {
+  const req = await signPutRecord()
+  const { body: _, ...headersOnly } = req
+  t.equal(checkSigV4Headers(headersOnly, KEYS, OPTS), undefined)
+  const stranger = await signPutRecord({ credentials: { accessKeyId: 'AKIDSTRANGER', secretAccessKey: KEY.secretAccessKey } })
+  t.throws(() => checkSigV4Headers(stranger, KEYS, OPTS), { type: 'UnrecognizedClientException' })
+  t.throws(() => checkSigV4Headers(headersOnly, KEYS, { service: 'kinesis', now: NOW + 20 * 60_000 }), { type: 'InvalidSignatureException', message: /^Signature expired/ })
+  const { authorization: __, ...unsigned } = req.headers
+  t.throws(() => checkSigV4Headers({ ...headersOnly, headers: unsigned }, KEYS, OPTS), { type: 'MissingAuthenticationTokenException' })
 })
