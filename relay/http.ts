@@ -237,10 +237,12 @@ export async function startHttp(host: string, port: number, handler: RequestHand
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, handler)
   h2.on('session', (session: Http2Session) => {
     guard.onSession(session)
-    // A session that carries nothing for idleMs is destroyed, open streams and all (close() would wait for them).
+    // A session that carries nothing for idleMs is closed (GOAWAY, so a client does not start a
+    // request on it), and destroyed soon after, open streams and all: close() alone waits for them.
     session.setTimeout(idleMs, () => {
       onGuard('idle', { protocol: 'h2', what: 'session' })
-      session.destroy()
+      session.close()
+      setTimeout(() => session.destroy(), Math.min(idleMs, 1000)).unref()
     })
   })
   // A stream's request must keep arriving until its body ends; the response side is the session's.
