@@ -186,21 +186,67 @@ t.test('segments roll at the size limit and retention deletes only whole sealed 
   const again = await reopened.open('s', SHARD)
   t.equal(again.endOffset(), 60)
   await reopened.close()
+  // Reopened from files that held several segments: only the last is active, and retention keeps it.
+  await fill(root, 40, 2048)
+  const third = new FileLogStore({ root, segmentBytes: 2048 })
+  const log3 = await third.open('s', SHARD)
+  t.ok(readdirSync(dir).filter((n) => n.endsWith('.log')).length >= 3)
+  await third.enforceRetention(() => 0, Date.now() + 3_600_000)
+  t.equal(readdirSync(dir).filter((n) => n.endsWith('.log')).length, 1, 'after a reopen too, only the active segment is left')
+  log3.append([rec(1000)])
+  await third.commit()
+  t.equal(log3.endOffset(), 101, 'and appends go on in it')
+  await third.close()
 })
 
-t.test('a missing or damaged index file is rebuilt from the log', async (t) => {
+t.test('a missing or damaged index file is rebuilt from the log, saved again as it was, and finds every record', async (t) => {
   const root = tempDir(t)
   await fill(root, 300, 4096)
   const dir = join(root, 's', SHARD)
   const idx = readdirSync(dir).filter((n) => n.endsWith('.idx')).sort()
-  t.ok(idx.length >= 2)
+  t.ok(idx.length >= 3)
+  const saved = await Promise.all(idx.slice(0, 3).map((n) => fsp.readFile(join(dir, n))))
   await fsp.rm(join(dir, idx[0]!))
   await fsp.writeFile(join(dir, idx[1]!), Buffer.from('nonsense'))
+  // Its first entries still good, then one that goes backwards: half-loaded, it must be thrown away whole.
+  const partly = Buffer.from(saved[2]!)
+  t.ok(partly.length >= 2 * 24, 'an index of two entries or more')
+  partly.writeDoubleLE(0, partly.length - 24)
+  await fsp.writeFile(join(dir, idx[2]!), partly)
   const store = new FileLogStore({ root, segmentBytes: 4096 })
   const log = await store.open('s', SHARD)
   t.equal(log.endOffset(), 300)
   const { records } = await log.read(0, 1000, 1 << 20)
   t.same(records.map((r) => r.offset), Array.from({ length: 300 }, (_, i) => i))
+  let exact = 0
+  for (let from = 0; from < 300; from++) {
+    const page = await log.read(from, 2, 1 << 20)
+    if (page.records[0]?.offset === from && page.records.length === 2 - Number(from === 299)) exact++
+    else t.fail(`a read from ${from} returned ${page.records.map((r) => r.offset)}`)
+  }
+  t.equal(exact, 300, 'a read from any offset starts exactly there')
+  await store.close()
+  for (const [i, name] of idx.slice(0, 3).entries()) {
+    t.same(await fsp.readFile(join(dir, name)), saved[i], `${name} was saved again, as sealing wrote it`)
+  }
+})
+
+t.test('damage in the last record of a sealed segment is found at open, its index notwithstanding', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 200, 4096)
+  const dir = join(root, 's', SHARD)
+  const logs = readdirSync(dir).filter((n) => n.endsWith('.log')).sort()
+  const lastOfFirst = Number(logs[1]!.slice(0, 20)) - 1
+  await flipByte(join(dir, logs[0]!), (size) => size - 20, 0x55)
+  const reports: CorruptionReport[] = []
+  const store = new FileLogStore({ root, segmentBytes: 4096, onCorruption: (r) => reports.push(r) })
+  const log = await store.open('s', SHARD)
+  t.match(reports, [{ firstOffset: lastOfFirst, lastOffset: lastOfFirst }], `record ${lastOfFirst} is reported at open`)
+  t.equal(reports.length, 1)
+  const { records } = await log.read(0, 1000, 1 << 20)
+  t.equal(records.length, 199)
+  t.notOk(records.some((r) => r.offset === lastOfFirst))
+  t.equal(log.endOffset(), 200)
   await store.close()
 })
 
