@@ -7,6 +7,7 @@
  *
  *   npm run test:mutation              every group
  *   npm run test:mutation -- log sigv4  only these groups
+ *   npm run test:mutation -- --table    only the table, from the reports of the last runs
  *
  * Stryker's own output goes to reports/mutation/<group>.log, its JSON report beside it.
  */
@@ -25,7 +26,8 @@ const REPORTS = 'reports/mutation'
 const require = createRequire(import.meta.url)
 const strykerBin = join(dirname(require.resolve('@stryker-mutator/core/package.json')), 'bin', 'stryker.js')
 
-const asked = process.argv.slice(2)
+const tableOnly = process.argv.includes('--table')
+const asked = process.argv.slice(2).filter((a) => a !== '--table')
 const unknown = asked.filter((g) => !GROUPS.includes(g))
 if (unknown.length) {
   console.error(`unknown group(s): ${unknown.join(', ')}; the groups are ${GROUPS.join(', ')}`)
@@ -82,19 +84,21 @@ await mkdir(REPORTS, { recursive: true })
 
 for (const group of groups) {
   const started = Date.now()
-  process.stderr.write(`${group}: running (log in ${join(REPORTS, `${group}.log`)})\n`)
-  const { code, logPath } = await runGroup(group)
-  const seconds = Math.round((Date.now() - started) / 1000)
-  if (code !== 0) {
-    process.stderr.write(`${group}: Stryker exited with ${code} after ${seconds} s; see ${logPath}\n`)
-    failed = true
-    continue
+  if (!tableOnly) {
+    process.stderr.write(`${group}: running (log in ${join(REPORTS, `${group}.log`)})\n`)
+    const { code, logPath } = await runGroup(group)
+    const seconds = Math.round((Date.now() - started) / 1000)
+    if (code !== 0) {
+      process.stderr.write(`${group}: Stryker exited with ${code} after ${seconds} s; see ${logPath}\n`)
+      failed = true
+      continue
+    }
+    process.stderr.write(`${group}: done in ${seconds} s\n`)
   }
-  process.stderr.write(`${group}: done in ${seconds} s\n`)
   const report = JSON.parse(await readFile(join(REPORTS, `${group}.json`), 'utf8'))
   for (const [file, { source, mutants }] of Object.entries(report.files)) {
     const t = tally(mutants)
-    rows.push({ group, file, seconds, ...t })
+    rows.push({ group, file, ...t })
     if (t.score < GOAL) failed = true
     const lines = source.split('\n')
     for (const m of mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage')) {
