@@ -113,6 +113,8 @@ export function routes(o: RoutesOptions): RequestHandler {
     if (!wellEncoded(path)) return refuse(req, res, 400, { code: ErrorCode.REQUEST_INVALID, message: `path ${JSON.stringify(path.slice(0, 200))} has broken percent-encoding` })
     if (!preflight(req, res, path)) return
     const kinesis = isKinesis(req, path)
+    // A body declared too large is refused before it is read, not read to be thrown away.
+    if (Number(req.headers['content-length']) > MAX_BODY) return refuse(req, res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` })
     let body: Buffer | null
     try {
       body = await readBody(req, MAX_BODY, o.guard)

@@ -278,3 +278,11 @@ t.test('without credentials a body is never read: the answer comes after the hea
   t.match(s.body, /MissingAuthenticationTokenException/)
   t.equal((await health(relay.endpoint)).json.http.bodyBytesInFlight, 0, 'no body byte was held')
 })
+
+t.test('a body declared over 12 MiB is refused before it is read', async (t) => {
+  const relay = await testRelay(t, { httpIdleMs: 120_000 })
+  const ans = await h1Slow(relay.httpPort, { headers: apiHeaders({}), declared: 1024 * MiB, send: 10, localAddress: '127.0.0.1' }).ended
+  t.equal(ans?.status, 413)
+  t.match(ans?.body, /SerializationException/)
+  t.match(ans?.headers, /connection: close/)
+})
