@@ -12,7 +12,7 @@ import { holdsMetadata } from './meta/sqlite.js'
 import { checkSecretMode } from './secrets.js'
 
 /** Secret files the relay keeps in its data directory; a loose mode on one is refused, not tightened (it may have leaked). */
-const SECRET_FILES = ['admin.token', 'encryption.key'] as const
+const SECRET_FILES = ['admin.token', 'encryption.key', 'device-ca.pem'] as const
 
 export interface DataDirLayout {
   metaPath: string

@@ -29,7 +29,7 @@ import { jsonLog, relayMetrics, type LogFn, type RelayMetrics } from './observe.
 import { ShardReader } from './reader.js'
 import { Router } from './router.js'
 import { routes } from './routes.js'
-import { readAccessKeysFile } from './secrets.js'
+import { looseKeyWarning, readAccessKeysFile } from './secrets.js'
 import { StreamSettingsRegistry } from './settings.js'
 import { Streams, type ReshardStep } from './streams.js'
 
@@ -73,6 +73,10 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const fileKeys = () => config.accessKeysFile ? readAccessKeysFile(config.accessKeysFile) : []
   // One list, replaced in place on reload, so the HTTP routes and the Kinesis API see the new keys at once.
   const accessKeys = [...config.accessKeys, ...fileKeys()]
+  for (const key of [config.tlsKey, config.httpsKey]) {
+    const warning = key && existsSync(key) ? looseKeyWarning(key) : null
+    if (warning) log('secret_file_mode', { file: key, warning })
+  }
   const metrics = relayMetrics()
   const cipher = new LocalKeyCipher(join(config.dataDir, 'encryption.key'), (streamId) => settings.isEncrypted(streamId))
   if (existsSync(join(config.dataDir, 'encryption.key'))) cipher.ensureKey()

@@ -74,6 +74,17 @@ export function checkSecretMode(path: string, what: string): void {
   }
 }
 
+/**
+ * A warning for a private key file (TLS) the group or others may read, else null. Warned, not refused:
+ * a group-readable key is an ordinary setup (Debian's `ssl-cert` group, a certificate manager's), and
+ * the operator owns those files.
+ */
+export function looseKeyWarning(path: string): string | null {
+  const mode = statSync(path).mode & 0o777
+  if (!(mode & 0o077)) return null
+  return `${path} has mode ${mode.toString(8).padStart(4, '0')}: ${mode & 0o007 ? 'every user' : 'its group'} can read this private key; chmod 600 ${path} unless a group must read it`
+}
+
 /** The relay's admin token, from `<dataDir>/admin.token`, created at first start. */
 export function adminToken(dataDir: string, hooks: SecretWriteHooks = {}): string {
   const path = join(dataDir, 'admin.token')

@@ -232,3 +232,23 @@ t.test('a fresh data directory, and one with stream directories holding no data,
   const relay = await start(t, dataDir)
   t.same((await relay.kinesis.call<{ StreamNames: string[] }>('ListStreams', {})).StreamNames, [])
 })
+
+t.test('a TLS private key the group or others can read is warned about at start (the operator owns it; a group-readable key is an ordinary setup)', async (t) => {
+  const { execFileSync } = await import('node:child_process')
+  const dir = tempDir(t)
+  const key = join(dir, 'key.pem')
+  const cert = join(dir, 'cert.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+  const warnings = async () => {
+    const events: { event: string; fields: Record<string, unknown> }[] = []
+    const relay = await startRelay(configFor(join(dir, 'data'), { httpsCert: cert, httpsKey: key }), (event, fields = {}) => events.push({ event, fields }))
+    await relay.close()
+    return events.filter((e) => e.event === 'secret_file_mode')
+  }
+  chmodSync(key, 0o644)
+  t.match(await warnings(), [{ fields: { file: key, warning: `${key} has mode 0644: every user can read this private key; chmod 600 ${key} unless a group must read it` } }], '0644: warned')
+  chmodSync(key, 0o640)
+  t.match(await warnings(), [{ fields: { file: key, warning: /mode 0640: its group can read/ } }], '0640: warned')
+  chmodSync(key, 0o600)
+  t.same(await warnings(), [], '0600: nothing to say')
+})
