@@ -221,14 +221,25 @@ export interface HttpOptions {
   guard: HttpGuard
   /** PEM certificate and key: the port then speaks TLS only. */
   tls?: { cert: Buffer | string; key: Buffer | string }
-  /** Told of each connection or stream the guards close. */
+  /** Told of connections and streams the guards close: the first of each kind per idle period, with the count since the last report. */
   onGuard?: (event: 'idle' | 'connections', fields: Record<string, unknown>) => void
 }
 
 export async function startHttp(host: string, port: number, handler: RequestHandler, o: HttpOptions): Promise<HttpServer> {
   const { guard } = o
   const { idleMs } = guard.limits
-  const onGuard = o.onGuard ?? (() => {})
+  // At most one report per kind each idle period, with how many it stands for: a flood of
+  // connections must not become a flood of log lines.
+  const last = { idle: -Infinity, connections: -Infinity }
+  const counts = { idle: 0, connections: 0 }
+  const onGuard = (event: 'idle' | 'connections', fields: Record<string, unknown>) => {
+    counts[event]++
+    const now = performance.now()
+    if (now - last[event] < idleMs) return
+    last[event] = now
+    o.onGuard?.(event, { ...fields, count: counts[event] })
+    counts[event] = 0
+  }
   // Node's own timeouts need a listening server; ours are set on each socket and stream below.
   const h1 = http.createServer({ keepAliveTimeout: idleMs, headersTimeout: 0, requestTimeout: 0 }, handler)
   // Node puts a socket's timeout back to the server's own at each request after the first: the
