@@ -286,3 +286,18 @@ t.test('a body declared over 12 MiB is refused before it is read', async (t) => 
   t.match(ans?.body, /SerializationException/)
   t.match(ans?.headers, /connection: close/)
 })
+
+t.test('HTTP/2 streams of one connection share its body cap; another connection from the address is served', async (t) => {
+  const relay = await testRelay(t, { httpMaxBodyBytesPerConnection: 1 * MiB, httpIdleMs: 120_000 })
+  const h2 = h2Session(relay.httpPort)
+  t.teardown(() => h2.session.destroy())
+  const first = h2.stalled(apiHeaders({}), 600 * 1024, 500 * 1024)
+  await healthUntil(relay.endpoint, (h) => h.json.http.bodyBytesInFlight === 500 * 1024, 'the first stream\'s bytes were not taken in')
+  const second = await h2.stalled(apiHeaders({}), 600 * 1024, 500 * 1024).ended
+  t.equal(second.status, 503, 'a second stream that would pass the connection\'s cap is refused')
+  t.equal(second.retryAfter, '1')
+  t.match(second.body, /connection limit/)
+  t.equal(first.stream.closed, false, 'the first stream is still open')
+  const other = await fetch(`${relay.endpoint}/`, { method: 'POST', headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.ListStreams' }, body: '{}' })
+  t.equal(other.status, 200, 'another connection is served')
+})
