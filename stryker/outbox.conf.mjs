@@ -6,5 +6,5 @@ import { linesBetween, mutationConfig } from './base.mjs'
 export default mutationConfig({
   group: 'outbox',
   mutate: ['agent/outbox/commit.ts', 'agent/outbox/ledger.ts', linesBetween('agent/outbox/batches.ts', /an acknowledged batch leaves, with its records/, /^}$/)],
-  testFiles: ['test/agent/outbox.test.ts'],
+  testFiles: ['test/agent/outbox.test.ts', 'test/agent/outbox-commit.test.ts'],
 })
