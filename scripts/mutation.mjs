@@ -18,7 +18,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 
-const GROUPS = ['sigv4', 'ingest', 'log', 'outbox', 'iterator']
+const GROUPS = ['log', 'outbox', 'sigv4', 'ingest', 'iterator']
 /** Percent of valid mutants that must be detected in each module. */
 const GOAL = 80
 const REPORTS = 'reports/mutation'
