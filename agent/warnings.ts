@@ -8,8 +8,8 @@ import { isIP } from 'node:net'
 import type { AgentConfig } from './config.js'
 
 export interface SecurityWarning {
-  /** Stable: SECRET_FILE_READABLE, PASSWORD_IN_CLEAR. */
-  code: 'SECRET_FILE_READABLE' | 'PASSWORD_IN_CLEAR'
+  /** Stable: SECRET_FILE_READABLE, PASSWORD_IN_CLEAR, OPEN_TO_NETWORK. */
+  code: 'SECRET_FILE_READABLE' | 'PASSWORD_IN_CLEAR' | 'OPEN_TO_NETWORK'
   message: string
 }
 
@@ -44,6 +44,15 @@ export function securityWarnings(config: AgentConfig): SecurityWarning[] {
     if (s.type !== 'put-api' || !s.tokenFile) continue
     const w = secretFileWarning(s.tokenFile, 'the put API token file')
     if (w) out.push(w)
+  }
+  // Bound beyond loopback, the endpoints serve whoever reaches the port (Host checks stop browsers, not hosts).
+  if (!isLoopbackHost(config.status.host)) {
+    out.push({ code: 'OPEN_TO_NETWORK', message: `the status server listens on ${config.status.host}: anyone who reaches port ${config.status.port} reads the agent's status, metrics and dead-lettered records; bind it to 127.0.0.1 unless a firewall keeps others out` })
+  }
+  for (const s of config.sources) {
+    if (s.type === 'put-api' && !s.token && !isLoopbackHost(s.host)) {
+      out.push({ code: 'OPEN_TO_NETWORK', message: `the put API listens on ${s.host} without a token: anyone who reaches port ${s.port} can write records as this device; set sources[].tokenFile, or bind it to 127.0.0.1` })
+    }
   }
   const url = new URL(config.relay.url)
   if (url.protocol === 'mqtt:' && (config.relay.password || url.password) && !isLoopbackHost(url.hostname)) {

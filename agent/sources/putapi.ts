@@ -86,7 +86,7 @@ export async function startPutApi(source: PutApiSource, clock: Clock, store: (ro
         try {
           if (req.method !== 'POST') throw new BadRequest('UnknownOperationException', 'use POST')
           if (size > MAX_BODY) return
-          const target = String(req.headers['x-amz-target'] ?? '').replace('Kinesis_20131202.', '') || (req.url ?? '').replace(/^\//, '')
+          const target = String(req.headers['x-amz-target'] ?? '').replace('Kinesis_20131202.', '') || (req.url ?? '').split('?')[0]!.replace(/^\//, '')
           if (target !== 'PutRecord' && target !== 'PutRecords') throw new BadRequest('UnknownOperationException', `the local put API serves PutRecord and PutRecords, not ${JSON.stringify(target)}`)
           let body: Record<string, unknown>
           try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch (err) { throw new BadRequest('SerializationException', `body is not JSON: ${(err as Error).message}`) }

@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import http from 'node:http'
+import net from 'node:net'
 import { execFile } from 'node:child_process'
 import { writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
@@ -104,6 +105,15 @@ t.test('a web page cannot write records through the put API, and a process on th
   })
   t.same(refusedEarly, { status: 415, connection: 'close' }, 'refused on the headers, before any body')
 
+  // A client that hangs up in the middle of a body costs the agent nothing but that request.
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(`POST /PutRecord HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"StreamName":`, () => { socket.resetAndDestroy(); resolve() })
+    })
+  })
+  const queried = await send(port, { path: '/PutRecord?x=1', headers: { host, 'content-type': 'application/json' }, body: record })
+  t.equal(queried.status, 200, 'a query string does not change the operation (and the agent is still up)')
+
   // The device's own processes: the test helper (x-amz-json-1.1), fetch with JSON, localhost, curl.
   t.equal((await putRecords(port, 's', [{ key: 'k', data: 'helper' }])).status, 200)
   const fetched = await fetch(`http://127.0.0.1:${port}/PutRecord`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: record })
@@ -114,7 +124,7 @@ t.test('a web page cannot write records through the put API, and a process on th
   t.match(curl, /"Stored":true.* 200$/, 'curl with a JSON content type is served')
   const curlForm = await new Promise<string>((resolve) => execFile('curl', ['-s', '-w', ' %{http_code}', `http://127.0.0.1:${port}/PutRecord`, '-d', record], (_e, stdout) => resolve(stdout)))
   t.match(curlForm, /CONTENT_TYPE_REFUSED.* 415$/, 'curl -d alone sends a form type, and is told what to send')
-  t.equal(await backlog(agent), 4, 'exactly the four local puts are stored')
+  t.equal(await backlog(agent), 5, 'exactly the five local puts are stored')
 })
 
 t.test('a rebound page cannot read the status server, and the CLI still can', async (t) => {

@@ -107,3 +107,12 @@ t.test('agent install warns about a password file others can read', async (t) =>
   t.equal(closed.status, 0, closed.stderr)
   t.notMatch(closed.stdout, /warning/)
 })
+
+t.test('endpoints bound beyond loopback are named: the status server always, the put API without a token', async (t) => {
+  const base = { device: 'd1', relay: { url: 'mqtts://relay.example:8883' } }
+  t.same(codes({ ...base, sources: [{ type: 'put-api' }] }), [], 'the defaults (127.0.0.1) say nothing')
+  t.match(securityWarnings(validateAgentConfig({ ...base, status: { host: '0.0.0.0' } })), [{ code: 'OPEN_TO_NETWORK', message: /status server listens on 0\.0\.0\.0: .*dead-lettered records/ }])
+  t.match(securityWarnings(validateAgentConfig({ ...base, sources: [{ type: 'put-api', host: '::' }] })), [{ code: 'OPEN_TO_NETWORK', message: /put API listens on :: without a token: .*tokenFile/ }])
+  t.same(codes({ ...base, sources: [{ type: 'put-api', host: '0.0.0.0', token: 'x'.repeat(16) }] }), [], 'with a token the put API may listen on the network')
+  t.same(codes({ ...base, status: { host: 'localhost' }, sources: [{ type: 'put-api', host: '::1' }] }), [], 'loopback names and addresses')
+})
