@@ -18,6 +18,14 @@ import type { PutApiSource } from '../config.js'
 import { localGuard } from '../local-guard.js'
 
 const MAX_BODY = 12 * 1024 * 1024
+/**
+ * Body bytes held at once across all requests (declared or received, whichever is more): two
+ * bodies of the largest size. Past it a put is answered 503 with Retry-After before its body is
+ * read, so a flood of large bodies from one process cannot run the agent out of memory.
+ */
+export const MAX_INFLIGHT_BYTES = 2 * MAX_BODY
+/** A request must arrive whole within this (loopback is fast; a trickle must not hold its share). */
+const REQUEST_TIMEOUT_MS = 30_000
 
 export interface PutApi {
   port: number
@@ -61,7 +69,8 @@ function toInput(stream: string, r: RecordJson, where: string, now: number, sync
 
 export async function startPutApi(source: PutApiSource, clock: Clock, store: (rows: OutboxInput[]) => Promise<number[]>, maxFrameBytes: number): Promise<PutApi> {
   const guard = localGuard({ bindHost: source.host, allowedHosts: source.allowedHosts, token: source.token, json: true }, () => (server.address() as AddressInfo).port)
-  const server = http.createServer((req, res) => {
+  let held = 0
+  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: 10_000 }, (req, res) => {
     const answer = (status: number, body: unknown, close = false) => {
       const text = JSON.stringify(body)
       res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text), ...(close ? { connection: 'close' } : {}) })
@@ -74,12 +83,26 @@ export async function startPutApi(source: PutApiSource, clock: Clock, store: (ro
     if (refusal) return answer(refusal.status, { __type: refusal.type, code: refusal.code, message: refusal.message }, true)
     const declared = Number(req.headers['content-length'] ?? 0)
     if (declared > MAX_BODY) return answer(413, { __type: 'ValidationException', message: `request body is over ${MAX_BODY} bytes` }, true)
+    const busy = () => {
+      res.setHeader('retry-after', '1')
+      answer(503, { __type: 'ServiceUnavailable', code: ErrorCode.LIMIT_EXCEEDED, message: `the put API holds ${MAX_INFLIGHT_BYTES} bytes of request bodies already; retry shortly` }, true)
+    }
+    if (held + declared > MAX_INFLIGHT_BYTES) return busy()
+    // This request's share of the budget, given back when its answer is done or its connection gone.
+    let reserved = declared
+    held += reserved
+    res.on('close', () => { held -= reserved; reserved = 0 })
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (c: Buffer) => {
       size += c.length
+      if (size > reserved) {
+        if (held + (size - reserved) > MAX_INFLIGHT_BYTES) { busy(); req.destroy(); return }
+        held += size - reserved
+        reserved = size
+      }
       if (size <= MAX_BODY) chunks.push(c)
-      else { answer(413, { __type: 'ValidationException', message: `request body is over ${MAX_BODY} bytes` }); req.destroy() }
+      else { answer(413, { __type: 'ValidationException', message: `request body is over ${MAX_BODY} bytes` }, true); req.destroy() }
     })
     req.on('end', () => {
       void (async () => {

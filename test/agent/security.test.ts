@@ -169,3 +169,35 @@ t.test('with a token, the put API serves only requests that carry it', async (t)
   t.equal((await put(`bearer  ${token}`)).status, 200, 'the scheme is case-insensitive')
   t.equal(await backlog(agent), 2)
 })
+
+t.test('large bodies held open cannot run the agent out of memory: past the budget a put is answered 503 at once', async (t) => {
+  const dir = tempDir(t)
+  const agent = await agentWith(t, dir)
+  const port = agent.putApiPort!
+  const host = `127.0.0.1:${port}`
+  // Two bodies of the largest size (12 MiB) declared and barely begun: the whole budget. With
+  // Expect: 100-continue the agent says Continue as it takes the request, so the test knows both
+  // are held before it goes on.
+  const hogs = await Promise.all([0, 1].map(() => new Promise<net.Socket>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(`POST /PutRecords HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: ${12 * 1024 * 1024}\r\nexpect: 100-continue\r\n\r\n`)
+    })
+    socket.once('data', (d: Buffer) => { if (/^HTTP\/1\.1 100/.test(d.toString())) { socket.write('{"StreamName":"s","Records":['); resolve(socket) } else reject(new Error(d.toString())) })
+    socket.on('error', () => {})
+  })))
+  const refused = await send(port, { path: '/PutRecord', headers: { host, 'content-type': 'application/json' }, body: record })
+  t.equal(refused.status, 503, 'a small put is refused while the budget is held')
+  t.equal(refused.headers['retry-after'], '1', 'with Retry-After, which SDKs honour')
+  t.match(JSON.parse(refused.body), { __type: 'ServiceUnavailable', code: 'LIMIT_EXCEEDED', message: /retry shortly/ })
+  const closed = hogs.map((s) => new Promise((resolve) => s.once('close', resolve)))
+  for (const s of hogs) s.destroy()
+  await Promise.all(closed)
+  // The server sees the hang-ups a moment after the client: the budget comes back then.
+  let status = 0
+  for (let i = 0; i < 200 && status !== 200; i++) {
+    status = (await send(port, { path: '/PutRecord', headers: { host, 'content-type': 'application/json' }, body: record })).status
+    if (status !== 200) await new Promise((r) => setTimeout(r, 25))
+  }
+  t.equal(status, 200, 'once the hogs hang up, puts are served again')
+  t.equal(await backlog(agent), 1, 'and only that put was stored')
+})
