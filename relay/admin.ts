@@ -4,6 +4,7 @@
  */
 import { timingSafeEqual } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
+import type { DeviceCertificates } from './device-certs.js'
 import { MAX_GRACE_MS, type Devices } from './devices.js'
 import { sendJson, type AnyRequest, type AnyResponse } from './http.js'
 import { adminToken } from './secrets.js'
@@ -16,6 +17,8 @@ export function adminTokenOf(dataDir: string): string {
 export interface AdminOptions {
   token: string
   devices: Devices
+  /** Device certificates (`devices add --cert`, `devices revoke`). */
+  certificates: DeviceCertificates
   /** Told of each refused request, by code (for /metrics). */
   onRejected: (code: string) => void
 }
@@ -31,6 +34,8 @@ export function adminRoutes(o: AdminOptions): (req: AnyRequest, res: AnyResponse
       return sendJson(res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
     }
     try {
+      const c = /^\/admin\/devices\/([^/]+)\/(certificates|revoke)$/.exec(path)
+      if (c) return await certificateRoute(o.certificates, req, res, decodeURIComponent(c[1]!), c[2]!, body)
       const m = /^\/admin\/devices(?:\/([^/]+))?(\/rotate)?$/.exec(path)
       if (!m) return sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: `no admin route ${path}` })
       const id = m[1] ? decodeURIComponent(m[1]) : undefined
@@ -63,6 +68,32 @@ export function adminRoutes(o: AdminOptions): (req: AnyRequest, res: AnyResponse
       throw err
     }
   }
+}
+
+/**
+ * POST …/certificates {"csr": PEM}: signs a certificate for the device (registering it if new); the
+ * private key stays with whoever made the request. GET …/certificates lists them. POST …/revoke
+ * {"serial"?: hex}: revokes one serial, or every certificate the relay issued the device.
+ */
+async function certificateRoute(certificates: DeviceCertificates, req: AnyRequest, res: AnyResponse, id: string, action: string, body: Buffer): Promise<void> {
+  if (action === 'certificates' && req.method === 'GET') {
+    return sendJson(res, 200, { id, certificates: await certificates.list(id) })
+  }
+  if (action === 'certificates' && req.method === 'POST') {
+    const { csr } = jsonObject(body)
+    if (typeof csr !== 'string') return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: 'body must be {"csr": "<PEM certificate request>"}' })
+    const issued = await certificates.issue(id, csr)
+    return sendJson(res, 201, {
+      id, created: issued.created, serial: issued.serial, certificate: issued.certificatePem,
+      caCertificate: issued.caCertificatePem, notAfter: new Date(issued.notAfterMs).toISOString(),
+    })
+  }
+  if (action === 'revoke' && req.method === 'POST') {
+    const { serial } = jsonObject(body)
+    if (serial !== undefined && typeof serial !== 'string') return sendJson(res, 400, { code: ErrorCode.CONFIG_INVALID, message: `serial must be a string of hex digits, got ${JSON.stringify(serial)}` })
+    return sendJson(res, 200, { id, revoked: await certificates.revoke(id, serial) })
+  }
+  return sendJson(res, 405, { code: ErrorCode.NOT_FOUND, message: `${req.method} ${action} is not an admin operation` })
 }
 
 /** The request body as a JSON object (empty: {}); anything else (null, a list, a number) is a 400. */

@@ -17,6 +17,7 @@ import { ErrorCode, TributaryError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, parseTopic, topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
 import { PendingConnections } from './admission.js'
+import type { DeviceCertificates, TlsPeer } from './device-certs.js'
 import type { Devices } from './devices.js'
 import type { Ingest } from './ingest.js'
 import { guardPacketSize, PacketSizeChecker } from './packet-guard.js'
@@ -38,6 +39,8 @@ export interface BrokerOptions {
   /** Refused subscriptions and publishes a connection may make before it is closed. */
   maxRefusals: number
   devices: Devices
+  /** Device certificates over TLS: the client certificate is asked for and, when given, is the only credential looked at. */
+  certificates?: DeviceCertificates
   ingest: Ingest
   clock: Clock
   log: (event: string, fields: Record<string, unknown>) => void
@@ -59,9 +62,12 @@ export interface Broker {
 const DEVICE = Symbol('device')
 /** The connection's admission: settled (no longer pending) once the client authenticates. */
 const ADMISSION = Symbol('admission')
+/** The certificate a TLS client presented, if any. */
+const PEER = Symbol('peer')
 type DeviceClient = Client & {
   [DEVICE]?: string
   [ADMISSION]?: { checker: PacketSizeChecker; settle(): void }
+  [PEER]?: TlsPeer
 }
 
 /** How often refusals are logged per connection, at most (one line per kind with a count). */
@@ -78,11 +84,13 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const publishToDevice = (device: string, message: RelayToDeviceMessage) =>
     new Promise<void>((resolve) => aedes.publish({ cmd: 'publish', topic: topics.rejects(device), payload: Buffer.from(JSON.stringify(message)), qos: 1, retain: false, dup: false } as PublishPacket, () => resolve()))
 
-  const sessions = new DeviceSessions({ devices: o.devices, clock: o.clock, log: o.log })
+  const sessions = new DeviceSessions({ devices: o.devices, certificates: o.certificates, clock: o.clock, log: o.log })
   const refusals = new Refusals({ clock: o.clock, windowMs: REFUSAL_LOG_WINDOW_MS, maxRefusals: o.maxRefusals, log: o.log })
 
   /** Which device a CONNECT would act as, with what credential; an AuthenticateError when none. */
   const identify = async (client: DeviceClient, username: string | undefined, password: Buffer | undefined): Promise<{ device: string; credential: Credential }> => {
+    const peer = client[PEER]
+    if (peer) return identifyByCertificate(client, username, peer)
     if (username === undefined || username === '') {
       if (!o.allowAnonymous) throw authError(5, 'anonymous clients are not allowed')
       if (!DEVICE_ID_PATTERN.test(client.id)) throw authError(5, 'an anonymous client id must be a valid device id')
@@ -99,6 +107,20 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       throw authError(4, 'bad device id or secret')
     }
     return { device: username, credential: { kind: 'secret', proof } }
+  }
+
+  /** A client that presented a certificate is the device it names, or nobody: a password beside a bad certificate does not count. */
+  const identifyByCertificate = async (client: DeviceClient, username: string | undefined, peer: TlsPeer): Promise<{ device: string; credential: Credential }> => {
+    const outcome = o.certificates ? await o.certificates.identify(peer) : { ok: false as const, reason: 'device certificates are not accepted here' }
+    if (!outcome.ok) {
+      o.log('auth_failed', { client: client.id, credential: 'certificate', reason: outcome.reason })
+      o.onRejected?.(ErrorCode.AUTH_FAILED, 1)
+      throw authError(5, outcome.reason)
+    }
+    const { device, serial } = outcome
+    if (client.id !== device) throw authError(2, `a device's client id must be its certificate's CN (${device}), got ${client.id}`)
+    if (username && username !== device) throw authError(5, `username ${username} is not the device of the certificate (${device})`)
+    return { device, credential: { kind: 'certificate', serial } }
   }
 
   aedes.authenticate = (client: DeviceClient, username, password, done) => {
@@ -203,6 +225,12 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     const checker = new PacketSizeChecker(o.maxConnectBytes)
     const client = aedes.handle(guardPacketSize(socket, checker, onTooLarge)) as DeviceClient
     client[ADMISSION] = { checker, settle: admission.settle }
+    if (socket instanceof tls.TLSSocket) {
+      const certificate = socket.getPeerX509Certificate()
+      // node gives OpenSSL's code as a string here, though typed as an Error.
+      const why = socket.authorizationError as unknown
+      if (certificate) client[PEER] = { authorized: socket.authorized, error: why == null ? null : String((why as Error).message ?? why), certificate, commonName: socket.getPeerCertificate().subject?.CN }
+    }
     client.conn.once('close', () => refusals.closed(client))
   }
   const server = net.createServer(accept)
@@ -212,7 +240,10 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   })
   let tlsServer: tls.Server | null = null
   if (o.tlsCert && o.tlsKey) {
-    tlsServer = tls.createServer({ cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) }, accept)
+    const ca = o.certificates?.caCertificatePem
+    // A client certificate is asked for but not required (password devices use TLS too); only the device CA is trusted for one.
+    const clientCerts: tls.TlsOptions = ca ? { requestCert: true, rejectUnauthorized: false, ca: [ca] } : {}
+    tlsServer = tls.createServer({ cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey), ...clientCerts }, accept)
     await new Promise<void>((resolve, reject) => {
       tlsServer!.once('error', reject)
       tlsServer!.listen(o.tlsPort, o.host, () => resolve())

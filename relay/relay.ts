@@ -13,6 +13,8 @@ import { startBroker, type Broker } from './broker.js'
 import { Checkpoints } from './checkpoints.js'
 import { Consumers } from './consumers.js'
 import { prepareDataDir } from './datadir.js'
+import { DeviceCa } from './device-ca.js'
+import { DeviceCertificates } from './device-certs.js'
 import { Devices } from './devices.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
@@ -112,6 +114,9 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const consumers = new Consumers({ clock, meta, streams, onDeregister: (c) => fanout.endConsumer(c) })
   await consumers.init()
   const devices = new Devices(meta, now)
+  // The device CA exists only with MQTT over TLS, where certificates are presented.
+  const deviceCa = config.tlsCert ? await DeviceCa.open({ dataDir: config.dataDir, certFile: config.deviceCaCert, keyFile: config.deviceCaKey, certDays: config.deviceCertDays, now }) : null
+  const certificates = new DeviceCertificates({ meta, devices, ca: deviceCa, now })
   const checkpoints = new Checkpoints(meta, streams, now)
   const rejected = (code: string, count: number) => metrics.rejections.inc({ code }, count)
   const ingest = new Ingest({
@@ -147,7 +152,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
 
   broker = await startBroker({
     host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,
-    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, ingest, log, clock,
+    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, certificates, ingest, log, clock,
     maxConnectBytes: config.mqttMaxConnectBytes, maxPending: config.mqttMaxPending, maxPendingPerAddress: config.mqttMaxPendingPerAddress, maxRefusals: config.mqttMaxRefusals,
     onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),
     onRejected: rejected,
@@ -161,7 +166,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const httpsTls = config.httpsCert ? { cert: readFileSync(config.httpsCert), key: readFileSync(config.httpsKey) } : undefined
   const http: HttpServer = await startHttp(config.httpHost, config.httpPort, routes({
     kinesis, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
-    admin: adminRoutes({ token: adminToken, devices, onRejected: (code) => rejected(code, 1) }),
+    admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 

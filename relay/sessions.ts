@@ -5,10 +5,11 @@
  * using. The caller of the change (the admin API) waits until those sessions are closed.
  */
 import type { Clock } from '../hardware/index.js'
+import type { DeviceCertificates } from './device-certs.js'
 import type { Devices, SecretProof } from './devices.js'
 
 /** What a session proved at CONNECT. */
-export type Credential = { kind: 'secret'; proof: SecretProof } | { kind: 'anonymous' }
+export type Credential = { kind: 'secret'; proof: SecretProof } | { kind: 'certificate'; serial: string } | { kind: 'anonymous' }
 
 /** A live session: an aedes client, as far as this module needs one. */
 export interface Session { close(): void }
@@ -17,6 +18,8 @@ interface Entry { credential: Credential; cancel: () => void }
 
 export interface SessionsOptions {
   devices: Devices
+  /** Certificate sessions hold while their certificate does; a revocation is a change of its device. */
+  certificates?: Pick<DeviceCertificates, 'holds' | 'onChange'>
   clock: Clock
   log: (event: string, fields: Record<string, unknown>) => void
 }
@@ -30,6 +33,7 @@ export class DeviceSessions {
   constructor(options: SessionsOptions) {
     this.o = options
     options.devices.onChange((id) => this.revalidate(id))
+    options.certificates?.onChange((id) => this.revalidate(id))
   }
 
   /** Taken before a credential is checked; hand it to `admit`. */
@@ -78,6 +82,7 @@ export class DeviceSessions {
     const entry = this.byDevice.get(device)?.get(session)
     if (!entry) return false
     if (entry.credential.kind === 'anonymous') return !(await this.o.devices.isRegistered(device))
+    if (entry.credential.kind === 'certificate') return (await this.o.certificates?.holds(device, entry.credential.serial)) ?? false
     const proof = await this.o.devices.check(entry.credential.proof)
     if (!proof) return false
     entry.credential = { kind: 'secret', proof }

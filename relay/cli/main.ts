@@ -14,6 +14,7 @@ import { KinesisError } from '../kinesis/errors.js'
 import { parseArgs, type Args } from '../../shared/args.js'
 import { formatJson, formatPretty, tail } from './tail.js'
 import { CONSUMERS_USAGE, runConsumers } from './consumers.js'
+import { addCertificate, DEVICE_CERTS_USAGE, listCertificates, revokeCertificates } from './device-certs.js'
 
 const USAGE = `tributary — a self-hosted streaming platform in the shape of Amazon Kinesis
 
@@ -34,7 +35,7 @@ ${CONSUMERS_USAGE}  tributary devices add ID | list | remove ID | rotate ID [--g
                                                 manage device credentials (add/rotate print the secret once);
                                                 rotate --grace keeps the old secret valid for that long
                                                 (s, m, h or d), else it stops at once and its sessions close
-  tributary agent run --config FILE | status    the edge agent (see tributary agent help)
+${DEVICE_CERTS_USAGE}  tributary agent run --config FILE | status    the edge agent (see tributary agent help)
 
 Client options: --endpoint URL (env TRIBUTARY_ENDPOINT, default http://127.0.0.1:4567); requests are
 signed with SigV4 when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set. Device commands need the
@@ -43,7 +44,7 @@ admin token: --token T, env TRIBUTARY_ADMIN_TOKEN, or --data-dir DIR to read DIR
 Relay settings (flag, environment variable, setting: meaning):
 `
 
-const BOOLEAN_FLAGS = new Set(['allow-anonymous', 'auto-create-streams', 'json', 'help', 'wait'])
+const BOOLEAN_FLAGS = new Set(['allow-anonymous', 'auto-create-streams', 'json', 'help', 'wait', 'cert'])
 
 function client(args: Args): KinesisClient {
   const endpoint = String(args.flags.endpoint ?? process.env.TRIBUTARY_ENDPOINT ?? 'http://127.0.0.1:4567')
@@ -259,6 +260,7 @@ async function runDevices(args: Args): Promise<void> {
   const need = () => { if (!id) throw new ConfigError('devices', `name the device: tributary devices ${verb} ID`) ; return encodeURIComponent(id) }
   switch (verb) {
     case 'add': {
+      if (args.flags.cert) return addCertificate(request, need() && id!, args.flags.out)
       const out = await request('POST', '/admin/devices', { id: need() && id })
       console.log(`device ${out.id} added; its secret (shown only now): ${out.secret}`)
       return
@@ -271,6 +273,10 @@ async function runDevices(args: Args): Promise<void> {
       console.log(`device ${out.id} has a new secret (shown only now; ${old}): ${out.secret}`)
       return
     }
+    case 'revoke':
+      return revokeCertificates(request, need() && id!, args.flags.serial)
+    case 'certificates':
+      return listCertificates(request, need() && id!)
     case 'remove':
       await request('DELETE', `/admin/devices/${need()}`)
       console.log(`device ${id} removed`)
@@ -284,7 +290,7 @@ async function runDevices(args: Args): Promise<void> {
       return
     }
     default:
-      throw new ConfigError('devices', `unknown subcommand ${JSON.stringify(verb ?? '')}; use add, list, remove or rotate`)
+      throw new ConfigError('devices', `unknown subcommand ${JSON.stringify(verb ?? '')}; use add, list, remove, rotate, revoke or certificates`)
   }
 }
 
