@@ -4,6 +4,7 @@
  * (`streams.sensors.onFull: must be one of drop-oldest, reject-new`).
  */
 import { readFileSync } from 'node:fs'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { isIP } from 'node:net'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from '../shared/errors.js'
@@ -69,6 +70,9 @@ export interface AgentConfig {
     passwordFile: string
     /** PEM file of the CA that signed the relay's certificate, for mqtts:// */
     ca: string
+    /** PEM files of this device's client certificate (CN = the device id, signed by the relay's device CA) and its key, for mqtts:// ('' for none). */
+    cert: string
+    key: string
     keepaliveSeconds: number
     /** Largest MQTT packet the broker accepts: batches are sized to stay under it. */
     maxPacketBytes: number
@@ -146,6 +150,38 @@ function oneOf<T extends string>(obj: Obj, key: string, field: string, fallback:
 
 const MiB = 1024 * 1024
 
+/**
+ * relay.cert and relay.key: both or neither, over mqtts:// only; unless `skipFiles`, the certificate
+ * must be this device's (its CN) and the key its key, so a mix-up is found at start, not as a refused
+ * connection later.
+ */
+function clientCertificate(r: Obj, url: string, device: string, skipFiles: boolean): { cert: string; key: string } {
+  const cert = str(r, 'cert', 'relay.', '')
+  const key = str(r, 'key', 'relay.', '')
+  if (!cert && !key) return { cert, key }
+  if (!key) throw new ConfigError('relay.key', 'is required with relay.cert: the private key of that certificate (PEM)')
+  if (!cert) throw new ConfigError('relay.cert', 'is required with relay.key: the device certificate (PEM) from tributary devices add --cert')
+  if (!url.startsWith('mqtts://')) throw new ConfigError('relay.cert', `a client certificate is presented over TLS: relay.url must be mqtts://, got ${JSON.stringify(url)}`)
+  if (skipFiles) return { cert, key }
+  const read = (path: string, field: string) => {
+    try { return readFileSync(path) } catch (err) { throw new ConfigError(field, `cannot be read: ${(err as Error).message}`) }
+  }
+  let certificate: X509Certificate
+  try { certificate = new X509Certificate(read(cert, 'relay.cert')) } catch (err) {
+    if (err instanceof ConfigError) throw err
+    throw new ConfigError('relay.cert', `${cert} is not a PEM certificate: ${(err as Error).message}`)
+  }
+  const cn = /^CN=(.*)$/m.exec(certificate.subject)?.[1]
+  if (cn !== device) throw new ConfigError('relay.cert', `${cert} is the certificate of ${JSON.stringify(cn ?? certificate.subject)} (its CN), not of this device ${JSON.stringify(device)}`)
+  let privateKey: ReturnType<typeof createPrivateKey>
+  try { privateKey = createPrivateKey(read(key, 'relay.key')) } catch (err) {
+    if (err instanceof ConfigError) throw err
+    throw new ConfigError('relay.key', `${key} is not a PEM private key: ${(err as Error).message}`)
+  }
+  if (!certificate.checkPrivateKey(privateKey)) throw new ConfigError('relay.key', `${key} is not the private key of ${cert}`)
+  return { cert, key }
+}
+
 /** `skipFiles`: do not read relay.passwordFile (for checking a config on another machine or before its credential exists). */
 export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean } = {}): AgentConfig {
   const root = object(raw, 'config')
@@ -154,7 +190,7 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
   if (!DEVICE_ID_PATTERN.test(device)) throw new ConfigError('device', `must match ${DEVICE_ID_PATTERN}, got ${JSON.stringify(device)}`)
 
   const r = object(root.relay, 'relay')
-  only(r, 'relay', ['url', 'username', 'password', 'passwordFile', 'ca', 'keepaliveSeconds', 'maxPacketBytes', 'maxInflight'])
+  only(r, 'relay', ['url', 'username', 'password', 'passwordFile', 'ca', 'cert', 'key', 'keepaliveSeconds', 'maxPacketBytes', 'maxInflight'])
   const url = str(r, 'url', 'relay.')
   if (!/^mqtts?:\/\/[^/]+(:\d+)?\/?$/.test(url)) throw new ConfigError('relay.url', `must be mqtt://host:port or mqtts://host:port, got ${JSON.stringify(url)}`)
   let password = str(r, 'password', 'relay.', '')
@@ -168,6 +204,7 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
     url, password, passwordFile,
     username: str(r, 'username', 'relay.', password ? device : ''),
     ca: str(r, 'ca', 'relay.', ''),
+    ...clientCertificate(r, url, device, options.skipFiles ?? false),
     keepaliveSeconds: num(r, 'keepaliveSeconds', 'relay.', 30, 5, 3600),
     maxPacketBytes: num(r, 'maxPacketBytes', 'relay.', 4 * MiB, 64 * 1024, 256 * MiB),
     maxInflight: num(r, 'maxInflight', 'relay.', 8, 1, 1000),

@@ -26,8 +26,9 @@ export type ConnectOptions = Pick<IClientOptions, 'clientId' | 'protocolVersion'
 export type Transport = (options: ConnectOptions) => UplinkClient
 
 /**
- * The relay the config names, over mqtt:// or mqtts://. The CA file is read at each attempt: one
- * that vanished is an error of that attempt (retried later), never a crash.
+ * The relay the config names, over mqtt:// or mqtts://, with the device's client certificate when it
+ * has one. The CA, certificate and key files are read at each attempt: one that vanished is an error
+ * of that attempt (retried later), never a crash, and a renewed certificate is used at the next one.
  */
 export function relayTransport(relay: AgentConfig['relay']): Transport {
   return (options) => mqtt.connect(relay.url, {
@@ -35,5 +36,7 @@ export function relayTransport(relay: AgentConfig['relay']): Transport {
     username: relay.username || undefined,
     password: relay.password || undefined,
     ca: relay.ca ? readFileSync(relay.ca) : undefined,
+    cert: relay.cert ? readFileSync(relay.cert) : undefined,
+    key: relay.key ? readFileSync(relay.key) : undefined,
   })
 }
