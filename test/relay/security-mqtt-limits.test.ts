@@ -167,6 +167,7 @@ t.test('the shard limit holds on CreateStream, UpdateShardCount, SplitShard and 
   const limited = { type: 'LimitExceededException', message: /shard limit/ }
 
   await kinesis.call('CreateStream', { StreamName: 'a', ShardCount: 3 })
+  t.match(await kinesis.call('DescribeLimits', {}), { ShardLimit: 5, OpenShardCount: 3 }, 'DescribeLimits states the configured limit')
   await t.rejects(kinesis.call('CreateStream', { StreamName: 'b', ShardCount: 3 }), limited, 'CreateStream past the limit (3 + 3 > 5)')
   await t.rejects(kinesis.call('UpdateShardCount', { StreamName: 'a', TargetShardCount: 6, ScalingType: 'UNIFORM_SCALING' }), limited, 'UpdateShardCount past it')
   await kinesis.call('CreateStream', { StreamName: 'b', ShardCount: 2 })

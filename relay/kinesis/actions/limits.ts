@@ -2,7 +2,6 @@
  * Capacity: DescribeLimits and UpdateStreamMode. (The per-shard throughput budgets are the domain's,
  * relay/throughput.ts; PutRecord(s) and GetRecords meter against them.)
  */
-import { Limits } from '../../../shared/limits.js'
 import { resolveStream, type ApiContext } from '../context.js'
 import { StreamARN, validate } from '../validate.js'
 
@@ -10,7 +9,7 @@ export async function describeLimits(body: unknown, ctx: ApiContext) {
   validate(body, {})
   const streams = ctx.streams.list()
   return {
-    ShardLimit: Limits.maxShardsPerStream,
+    ShardLimit: ctx.streams.shardLimit,
     OpenShardCount: ctx.streams.openShardCount(),
     OnDemandStreamCount: streams.filter((s) => s.meta.mode === 'ON_DEMAND').length,
     OnDemandStreamCountLimit: 50,
