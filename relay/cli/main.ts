@@ -67,7 +67,7 @@ async function runRelay(args: Args): Promise<void> {
   // Everything the relay creates (data directory, segments, meta.db and its -wal/-shm) is for its user alone.
   process.umask(0o077)
   const relay = await startRelay(config, jsonLog, { onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
-  console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} http://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length || config.accessKeysFile ? ' sigv4=on' : ' sigv4=off (loopback only)'}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
+  console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} ${relay.httpTls ? 'https' : 'http'}://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length || config.accessKeysFile ? ' sigv4=on' : ' sigv4=off (loopback only)'}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return

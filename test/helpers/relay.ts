@@ -71,8 +71,9 @@ export interface ChildRelay {
 export async function spawnRelay(args: string[], env: Record<string, string> = {}): Promise<ChildRelay> {
   const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'relay/cli/entry.ts'), 'relay', ...args], 'tributary relay ready', env)
   const mqttPort = Number(/mqtt:\/\/[^:]+:(\d+)/.exec(ready)![1])
-  const httpPort = Number(/http:\/\/[^:]+:(\d+)/.exec(ready)![1])
-  return { process: child, mqttPort, httpPort, endpoint: `http://127.0.0.1:${httpPort}`, exited }
+  const [, scheme, port] = /(https?):\/\/[^:]+:(\d+)/.exec(ready)!
+  const httpPort = Number(port)
+  return { process: child, mqttPort, httpPort, endpoint: `${scheme}://127.0.0.1:${httpPort}`, exited }
 }
 
 /** Runs a TypeScript entry point through tsx and resolves with the first stdout line starting with `prefix`. */

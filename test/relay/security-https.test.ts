@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CreateStreamCommand, DescribeStreamSummaryCommand, KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis'
 import { NodeHttp2Handler, NodeHttpHandler } from '@smithy/node-http-handler'
-import { testRelay } from '../helpers/relay.js'
+import { spawnRelay, testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { awsCliSkip, awsCliVersion, awsWith } from '../helpers/awscli.js'
 
@@ -104,4 +104,18 @@ t.test('the AWS CLI over TLS with --ca-bundle', { skip: awsCliSkip }, async (t) 
   const untrusted = await aws('list-streams')
   t.not(untrusted.code, 0, 'without the CA bundle the CLI refuses the certificate')
   t.match(untrusted.stderr, /SSL|certificate/i)
+})
+
+t.test('the relay process announces https:// when its HTTP port speaks TLS', async (t) => {
+  const dir = tempDir(t)
+  const files = makeCertificates(dir)
+  const relay = await spawnRelay(['--data-dir', join(dir, 'data'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--mqtt-tls-port', '0', '--http-port', '0', '--https-cert', files.cert, '--https-key', files.key])
+  t.teardown(() => { relay.process.kill('SIGKILL') })
+  t.match(relay.endpoint, /^https:\/\/127\.0\.0\.1:\d+$/, 'the ready line names https://')
+  const health = await new Promise<number>((resolve, reject) => {
+    https.get(`${relay.endpoint}/healthz`, { ca: readFileSync(files.ca) }, (res) => { res.resume(); resolve(res.statusCode!) }).on('error', reject)
+  })
+  t.equal(health, 200, 'and serves there')
+  relay.process.kill('SIGTERM')
+  t.equal(await relay.exited, 0)
 })
