@@ -117,10 +117,10 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       o.onRejected?.(ErrorCode.AUTH_FAILED, 1)
       throw authError(5, outcome.reason)
     }
-    const { device, serial } = outcome
+    const { device, serial, untilMs } = outcome
     if (client.id !== device) throw authError(2, `a device's client id must be its certificate's CN (${device}), got ${client.id}`)
     if (username && username !== device) throw authError(5, `username ${username} is not the device of the certificate (${device})`)
-    return { device, credential: { kind: 'certificate', serial } }
+    return { device, credential: { kind: 'certificate', serial, untilMs } }
   }
 
   aedes.authenticate = (client: DeviceClient, username, password, done) => {

@@ -24,7 +24,7 @@ export interface TlsPeer {
   commonName: unknown
 }
 
-export type PeerOutcome = { ok: true; device: string; serial: string } | { ok: false; reason: string }
+export type PeerOutcome = { ok: true; device: string; serial: string; untilMs: number } | { ok: false; reason: string }
 
 export interface IssuedDeviceCertificate {
   device: string
@@ -134,7 +134,8 @@ export class DeviceCertificates {
     const serial = normalizeSerial(peer.certificate.serialNumber)
     if (serial === null) return { ok: false, reason: `the certificate's serial ${peer.certificate.serialNumber} is not hexadecimal` }
     if (!(await this.holds(device, serial))) return { ok: false, reason: `the certificate ${serial} of ${device} is revoked, or ${device} is not a registered device` }
-    return { ok: true, device, serial }
+    // TLS checked the dates at the handshake; the session is closed when the certificate ends.
+    return { ok: true, device, serial, untilMs: new Date(peer.certificate.validTo).getTime() }
   }
 
   /** Whether a certificate still makes its client `device`: the device is registered and the serial not revoked (nor another device's). */

@@ -9,10 +9,13 @@ import type { DeviceCertificates } from './device-certs.js'
 import type { Devices, SecretProof } from './devices.js'
 
 /** What a session proved at CONNECT. */
-export type Credential = { kind: 'secret'; proof: SecretProof } | { kind: 'certificate'; serial: string } | { kind: 'anonymous' }
+export type Credential = { kind: 'secret'; proof: SecretProof } | { kind: 'certificate'; serial: string; untilMs: number } | { kind: 'anonymous' }
 
 /** A live session: an aedes client, as far as this module needs one. */
 export interface Session { close(): void }
+
+/** The longest timer node's setTimeout keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 interface Entry { credential: Credential; cancel: () => void }
 
@@ -82,7 +85,10 @@ export class DeviceSessions {
     const entry = this.byDevice.get(device)?.get(session)
     if (!entry) return false
     if (entry.credential.kind === 'anonymous') return !(await this.o.devices.isRegistered(device))
-    if (entry.credential.kind === 'certificate') return (await this.o.certificates?.holds(device, entry.credential.serial)) ?? false
+    if (entry.credential.kind === 'certificate') {
+      if (entry.credential.untilMs <= this.o.clock.wallMs()) return false
+      return (await this.o.certificates?.holds(device, entry.credential.serial)) ?? false
+    }
     const proof = await this.o.devices.check(entry.credential.proof)
     if (!proof) return false
     entry.credential = { kind: 'secret', proof }
@@ -95,10 +101,16 @@ export class DeviceSessions {
     if (!entry) return
     entry.cancel()
     entry.cancel = () => {}
-    if (credential.kind !== 'secret' || credential.proof.untilMs === null) return
-    const left = Math.max(0, credential.proof.untilMs - this.o.clock.wallMs())
+    // A secret in a rotation's grace window ends with the window; a certificate at its notAfter.
+    const untilMs = credential.kind === 'secret' ? credential.proof.untilMs : credential.kind === 'certificate' ? credential.untilMs : null
+    if (untilMs === null) return
+    // A timer longer than setTimeout's 2^31-1 ms would fire at once: wake up at that at most, and check again.
+    const left = Math.min(MAX_TIMER_MS, Math.max(0, untilMs - this.o.clock.wallMs()))
     entry.cancel = this.o.clock.after(left, () => {
-      void this.holds(device, session).then((ok) => { if (!ok) this.close(device, session, 'grace_ended') })
+      void this.holds(device, session).then((ok) => {
+        if (!ok) this.close(device, session, credential.kind === 'certificate' ? 'certificate_expired' : 'grace_ended')
+        else if (credential.kind === 'certificate') this.armExpiry(device, session, credential) // holds re-arms a secret's itself
+      })
     })
   }
 

@@ -17,7 +17,7 @@ import { topics } from '../../shared/topics.js'
 import { ConfigError } from '../../shared/errors.js'
 import { resolveRelayConfig } from '../../shared/config.js'
 import { createKeyAndRequest, DeviceCa, OWN_CA_FILE } from '../../relay/device-ca.js'
-import { testRelay } from '../helpers/relay.js'
+import { manualClock, testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { cli } from '../helpers/cli.js'
 
@@ -31,10 +31,10 @@ function serverCert(dir: string): { cert: string; key: string } {
   return { cert, key }
 }
 
-async function tlsRelay(t: Test, settings: Parameters<typeof testRelay>[1] = {}): Promise<Relay & { serverCa: Buffer }> {
+async function tlsRelay(t: Test, settings: Parameters<typeof testRelay>[1] = {}, deps: Parameters<typeof testRelay>[2] = {}): Promise<Relay & { serverCa: Buffer }> {
   const dir = tempDir(t)
   const { cert, key } = serverCert(dir)
-  const relay = await testRelay(t, { tlsCert: cert, tlsKey: key, mqttTlsPort: 0, allowAnonymous: false, ...settings })
+  const relay = await testRelay(t, { tlsCert: cert, tlsKey: key, mqttTlsPort: 0, allowAnonymous: false, ...settings }, deps)
   return Object.assign(relay, { serverCa: readFileSync(cert) })
 }
 
@@ -225,6 +225,26 @@ t.test('a revoked certificate is refused and its live session closed within 1 s;
   // A serial the relay did not issue (signed elsewhere by the same CA) can be revoked ahead of use.
   const ahead = await admin(relay, 'POST', '/admin/devices/dev-r/revoke', { serial: '0d:ea:db:ee:f0' })
   t.same(ahead.json.revoked, ['DEADBEEF0'], 'kept normalized: upper case, no separators or leading zeros')
+})
+
+t.test("a certificate session is closed when the certificate ends, on the relay's clock", async (t) => {
+  const clock = manualClock()
+  // A year: past setTimeout's 2^31-1 ms, so the expiry timer wakes up on the way and is armed again.
+  const relay = await tlsRelay(t, { deviceCertDays: 365 }, { clock })
+  const issued = await issue(relay, 'dev-e')
+  const notAfterMs = new x509.X509Certificate(issued.cert).notAfter.getTime()
+  const live = await connect(relay, 'dev-e', issued)
+  t.teardown(() => live.endAsync(true))
+  let closed = false
+  live.once('close', () => { closed = true })
+  clock.advance(notAfterMs - clock.now() - 1_000)
+  await live.publishAsync(topics.records('dev-e', 'until-end'), batch(0, 'before the end'), { qos: 1 })
+  t.notOk(closed, 'open until its notAfter')
+  const cut = new Promise<void>((resolve) => live.once('close', () => resolve()))
+  clock.advance(1_000)
+  await cut
+  t.pass('closed at its notAfter')
+  t.same(await stored(relay, 'until-end'), ['before the end'])
 })
 
 t.test('the admin API refuses bad certificate requests with clear 4xx errors and issues nothing', async (t) => {
