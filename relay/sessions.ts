@@ -14,7 +14,7 @@ export type Credential = { kind: 'secret'; proof: SecretProof } | { kind: 'certi
 /** A live session: an aedes client, as far as this module needs one. */
 export interface Session { close(): void }
 
-/** The longest timer node's setTimeout keeps (a longer one fires at once). */
+/** The longest timer node's setTimeout keeps (a longer one fires after 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 interface Entry { credential: Credential; cancel: () => void }
@@ -104,7 +104,8 @@ export class DeviceSessions {
     // A secret in a rotation's grace window ends with the window; a certificate at its notAfter.
     const untilMs = credential.kind === 'secret' ? credential.proof.untilMs : credential.kind === 'certificate' ? credential.untilMs : null
     if (untilMs === null) return
-    // A timer longer than setTimeout's 2^31-1 ms would fire at once: wake up at that at most, and check again.
+    // setTimeout takes at most 2^31-1 ms (a longer one fires after 1 ms: the system clock then re-arms
+    // every millisecond, with a warning each time): wake up at that at most, and check again.
     const left = Math.min(MAX_TIMER_MS, Math.max(0, untilMs - this.o.clock.wallMs()))
     entry.cancel = this.o.clock.after(left, () => {
       void this.holds(device, session).then((ok) => {
