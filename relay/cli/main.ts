@@ -50,7 +50,9 @@ function client(args: Args): KinesisClient {
   const endpoint = String(args.flags.endpoint ?? process.env.TRIBUTARY_ENDPOINT ?? 'http://127.0.0.1:4567')
   const id = process.env.AWS_ACCESS_KEY_ID
   const secret = process.env.AWS_SECRET_ACCESS_KEY
-  return new KinesisClient({ endpoint, region: process.env.AWS_REGION, credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined })
+  // As the AWS CLI: AWS_CA_BUNDLE names extra certificates to trust for an https:// endpoint.
+  const ca = process.env.AWS_CA_BUNDLE ? readFileSync(process.env.AWS_CA_BUNDLE, 'utf8') : undefined
+  return new KinesisClient({ endpoint, region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION, credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined, ca })
 }
 
 async function runRelay(args: Args): Promise<void> {

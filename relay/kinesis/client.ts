@@ -1,8 +1,12 @@
 /**
- * A small Kinesis JSON 1.1 client over HTTP/1.1 for Tributary's own CLI (the AWS SDK stays a
- * development dependency). Signs with SigV4 when credentials are given.
+ * A small Kinesis JSON 1.1 client over HTTP/1.1 (or HTTPS, for an https:// endpoint) for Tributary's
+ * own CLI (the AWS SDK stays a development dependency). Signs with SigV4 when credentials are given.
+ * An HTTPS endpoint is trusted by the system's CAs, or by `ca` (the CLI passes AWS_CA_BUNDLE's file,
+ * as the AWS CLI reads it).
  */
 import http from 'node:http'
+import https from 'node:https'
+import { rootCertificates } from 'node:tls'
 import { KinesisError, type KinesisErrorType } from './errors.js'
 import { signSigV4, type Credentials } from './sigv4.js'
 
@@ -10,13 +14,16 @@ export interface KinesisClientOptions {
   endpoint: string
   region?: string
   credentials?: Credentials
+  /** PEM certificates to trust for an https:// endpoint, besides the system's. */
+  ca?: string | Buffer
 }
 
 export class KinesisClient {
   private readonly url: URL
   private readonly region: string
   private readonly credentials?: Credentials
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16 })
+  private readonly agent: http.Agent
+  private readonly transport: typeof http | typeof https
 
   readonly endpoint: string
 
@@ -25,6 +32,9 @@ export class KinesisClient {
     this.url = new URL(o.endpoint)
     this.region = o.region ?? 'us-east-1'
     this.credentials = o.credentials
+    const tls = this.url.protocol === 'https:'
+    this.transport = tls ? https : http
+    this.agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 16, ...(o.ca ? { ca: [...rootCertificates, String(o.ca)] } : {}) }) : new http.Agent({ keepAlive: true, maxSockets: 16 })
   }
 
   async call<T = Record<string, unknown>>(action: string, body: object): Promise<T> {
@@ -44,7 +54,7 @@ export class KinesisClient {
     const headers: Record<string, string> = { host: this.url.host, ...extra }
     if (this.credentials) signSigV4({ method, path, headers, body: payload }, this.credentials, this.region, 'kinesis')
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: this.url.hostname, port: this.url.port || 80, method, path, headers: { ...headers, 'content-length': String(payload.length) }, agent: this.agent }, (res) => {
+      const req = this.transport.request({ host: this.url.hostname, port: this.url.port || (this.transport === https ? 443 : 80), method, path, headers: { ...headers, 'content-length': String(payload.length) }, agent: this.agent }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => {

@@ -17,14 +17,14 @@ export function cleanEnv(): NodeJS.ProcessEnv {
 
 export interface CliRun { code: number | null; stdout: string; stderr: string }
 
-export function spawnCli(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
 }
 
 /** Runs the CLI to completion, feeding `input` on stdin (stdin is always closed). */
-export function cli(args: string[], input = '', timeoutMs = 30_000): Promise<CliRun> {
+export function cli(args: string[], input = '', timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args)
+    const child = spawnCli(args, env)
     let stdout = ''
     let stderr = ''
     child.stdout!.on('data', (d: Buffer) => { stdout += d.toString() })

@@ -16,6 +16,7 @@ import { CreateStreamCommand, DescribeStreamSummaryCommand, KinesisClient, PutRe
 import { NodeHttp2Handler, NodeHttpHandler } from '@smithy/node-http-handler'
 import { spawnRelay, testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
+import { cli } from '../helpers/cli.js'
 import { awsCliSkip, awsCliVersion, awsWith } from '../helpers/awscli.js'
 
 const KEY = { accessKeyId: 'AKIDTLS', secretAccessKey: 'tls-secret' }
@@ -116,6 +117,15 @@ t.test('the relay process announces https:// when its HTTP port speaks TLS', asy
     https.get(`${relay.endpoint}/healthz`, { ca: readFileSync(files.ca) }, (res) => { res.resume(); resolve(res.statusCode!) }).on('error', reject)
   })
   t.equal(health, 200, 'and serves there')
+  // The tributary CLI over TLS trusts AWS_CA_BUNDLE's certificates, as the AWS CLI does.
+  const endpoint = ['--endpoint', relay.endpoint]
+  const created = await cli(['streams', 'create', 'over-tls', ...endpoint], '', 30_000, { AWS_CA_BUNDLE: files.ca })
+  t.equal(created.code, 0, `tributary streams create over https://${created.stderr ? ` (${created.stderr.trim()})` : ''}`)
+  const listed = await cli(['streams', 'list', ...endpoint], '', 30_000, { AWS_CA_BUNDLE: files.ca })
+  t.match(listed.stdout, /over-tls/, 'and lists it')
+  const untrusted = await cli(['streams', 'list', ...endpoint])
+  t.not(untrusted.code, 0, 'without the CA bundle the certificate is refused')
+  t.match(untrusted.stderr, /certificate/i)
   relay.process.kill('SIGTERM')
   t.equal(await relay.exited, 0)
 })
