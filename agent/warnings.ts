@@ -40,6 +40,10 @@ export function securityWarnings(config: AgentConfig): SecurityWarning[] {
     const w = secretFileWarning(config.relay.passwordFile, 'the relay password file', ', or let systemd hand it over (tributary agent install --password-file: LoadCredential=)')
     if (w) out.push(w)
   }
+  if (config.relay.key) {
+    const w = secretFileWarning(config.relay.key, 'the device certificate\'s private key (relay.key)')
+    if (w) out.push(w)
+  }
   for (const s of config.sources) {
     if (s.type !== 'put-api' || !s.tokenFile) continue
     const w = secretFileWarning(s.tokenFile, 'the put API token file')

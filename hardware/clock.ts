@@ -37,6 +37,9 @@ export function runningTime(clock: Clock, carriedMs: number): () => number {
 /** systemd-timesyncd creates this file once the clock has been synchronised. */
 const TIMESYNC_FLAG = '/run/systemd/timesync/synchronized'
 
+/** The longest delay one Node timer holds. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 function makeSystemClock(): Clock {
   let checkedAt = -Infinity
   let synced = false
@@ -54,13 +57,15 @@ function makeSystemClock(): Clock {
     after: (ms, fn) => {
       // libuv runs timers on a millisecond loop clock, which can fire one up to a millisecond early
       // against performance.now(): wait out the rest, so a timer is never early on monoMs().
+      // Node holds at most 2^31-1 ms in one timer (a longer one fires at once, with a warning):
+      // a longer wait is taken in such steps.
       const due = performance.now() + ms
       const fire = () => {
         const left = due - performance.now()
-        if (left > 0) timer = setTimeout(fire, Math.ceil(left))
+        if (left > 0) timer = setTimeout(fire, Math.min(MAX_TIMER_MS, Math.ceil(left)))
         else fn()
       }
-      let timer = setTimeout(fire, ms)
+      let timer = setTimeout(fire, Math.min(MAX_TIMER_MS, ms))
       return () => clearTimeout(timer)
     },
   }

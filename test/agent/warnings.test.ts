@@ -45,6 +45,13 @@ t.test('a password file readable by others is named with its mode and the fix', 
   t.match(token, [{ code: 'SECRET_FILE_READABLE', message: /put API token file/ }], 'the put API token file too')
 })
 
+t.test('a device certificate key readable by others is named (relay.key)', async (t) => {
+  const dir = tempDir(t)
+  const config = (key: string) => validateAgentConfig({ device: 'd1', relay: { url: 'mqtts://relay.example:8883', cert: join(dir, 'd1.crt'), key } }, { skipFiles: true })
+  t.match(securityWarnings(config(secret(dir, 'loose.key', 0o644))), [{ code: 'SECRET_FILE_READABLE', message: /private key \(relay\.key\) .*loose\.key is readable by every user \(mode 0644\): chmod 600/ }])
+  t.same(securityWarnings(config(secret(dir, 'tight.key', 0o600))), [], 'mode 600 says nothing')
+})
+
 t.test('a password over plain mqtt:// to another machine is a warning; over mqtts:// or to loopback it is not', async (t) => {
   const base = (url: string, password?: string) => ({ device: 'd1', relay: { url, ...(password ? { password } : {}) } })
   t.match(securityWarnings(validateAgentConfig(base('mqtt://relay.example:1883', 's3cret'))), [{ code: 'PASSWORD_IN_CLEAR', message: /relay\.example:1883 in clear over mqtt:\/\/.*use mqtts:\/\// }])

@@ -75,3 +75,16 @@ t.test('running time goes on from what was carried over, on monotonic time only'
   clock.jumpWall(86_400_000)
   t.equal(now(), 5250)
 })
+
+t.test('a system-clock wait longer than one Node timer holds (24.8 days) neither fires early nor warns', async (t) => {
+  const warnings: string[] = []
+  const onWarning = (w: Error) => warnings.push(w.name)
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  let fired = 0
+  const cancel = systemClock.after(365 * 24 * 3600 * 1000, () => { fired++ })
+  await new Promise((r) => setTimeout(r, 50))
+  cancel()
+  t.equal(fired, 0, 'a year-long wait has not fired')
+  t.same(warnings, [], 'and no TimeoutOverflowWarning')
+})
