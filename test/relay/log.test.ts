@@ -448,3 +448,49 @@ t.test('damage in the record before the last: resync still finds the last record
   t.equal(records.length, 99)
   t.match(reports, [{ firstOffset: 98, lastOffset: 98 }])
 })
+
+t.test('damage inside a record larger than a read chunk is found: the record is reported and not served', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  log.append([rec(0), rec(1, 1_500_000), rec(2), rec(3)])
+  await store.commit()
+  await store.close()
+  const file = firstSegment(root)
+  const bytes = await fsp.readFile(file)
+  bytes[200 + 750_000] = bytes[200 + 750_000]! ^ 0x01 // the middle of record 1's data
+  await fsp.writeFile(file, bytes)
+  const { reports, records, endOffset } = await reopenAndRead(root)
+  t.equal(endOffset, 4)
+  t.same(records.map((r) => r.offset), [0, 2, 3], 'the damaged large record is withheld')
+  t.match(reports, [{ firstOffset: 1, lastOffset: 1 }])
+})
+
+t.test('a write the disk takes in pieces is completed in order, and several appends in one commit are each found where they were put', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root })
+  const log = await store.open('s', SHARD)
+  log.append([rec(0)])
+  await store.commit()
+  // From now on the segment's file takes at most 100 bytes per write call.
+  const segment = (log as unknown as { segments: { handle: { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> } }[] }).segments[0]!
+  const write = segment.handle.write.bind(segment.handle)
+  let calls = 0
+  segment.handle.write = (buf: unknown, offset: unknown, length: unknown, position: unknown) => {
+    calls++
+    return write(buf, offset, Math.min(Number(length), 100), position)
+  }
+  // Three appends gather into one commit; records large enough that each gets an index entry.
+  log.append([rec(1, 5000), rec(2, 5000)])
+  log.append([rec(3, 5000)])
+  log.append([rec(4, 5000), rec(5, 5000), rec(6, 5000)])
+  await store.commit()
+  t.ok(calls > 100, `the commit took ${calls} write calls`)
+  for (let from = 0; from < 7; from++) {
+    t.same((await log.read(from, 1, 1 << 20)).records.map((r) => [r.offset, r.data.equals(rec(r.offset, from ? 5000 : 100).data)]), [[from, true]], `record ${from} is read from its own offset, whole`)
+  }
+  await store.close()
+  const { records, reports } = await reopenAndRead(root)
+  t.same(records.map((r) => r.offset), [0, 1, 2, 3, 4, 5, 6], 'and after a reopen')
+  t.same(reports, [])
+})
