@@ -46,13 +46,16 @@ Relay settings (flag, environment variable, setting: meaning):
 
 const BOOLEAN_FLAGS = new Set(['allow-anonymous', 'auto-create-streams', 'json', 'help', 'wait', 'cert'])
 
+/** As the AWS CLI: AWS_CA_BUNDLE names extra certificates to trust for an https:// endpoint. */
+function caBundle(): string | undefined {
+  return process.env.AWS_CA_BUNDLE ? readFileSync(process.env.AWS_CA_BUNDLE, 'utf8') : undefined
+}
+
 function client(args: Args): KinesisClient {
   const endpoint = String(args.flags.endpoint ?? process.env.TRIBUTARY_ENDPOINT ?? 'http://127.0.0.1:4567')
   const id = process.env.AWS_ACCESS_KEY_ID
   const secret = process.env.AWS_SECRET_ACCESS_KEY
-  // As the AWS CLI: AWS_CA_BUNDLE names extra certificates to trust for an https:// endpoint.
-  const ca = process.env.AWS_CA_BUNDLE ? readFileSync(process.env.AWS_CA_BUNDLE, 'utf8') : undefined
-  return new KinesisClient({ endpoint, region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION, credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined, ca })
+  return new KinesisClient({ endpoint, region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION, credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined, ca: caBundle() })
 }
 
 async function runRelay(args: Args): Promise<void> {
@@ -253,10 +256,10 @@ async function runDevices(args: Args): Promise<void> {
       throw new ConfigError('--token', `no admin token: pass --token, set TRIBUTARY_ADMIN_TOKEN, or point --data-dir at the relay's data directory (${dir}/admin.token not readable)`)
     }
   }
+  const admin = new KinesisClient({ endpoint, ca: caBundle() })
   const request = async (method: string, path: string, body?: object) => {
-    const res = await fetch(new URL(path, endpoint), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined })
-    const json = (await res.json()) as Record<string, unknown>
-    if (!res.ok) throw new TributaryError((json.code as never) ?? 'NOT_FOUND', String(json.message ?? res.statusText))
+    const { status, json } = await admin.request(method, path, body, { authorization: `Bearer ${token}` })
+    if (status < 200 || status > 299) throw new TributaryError((json.code as never) ?? 'NOT_FOUND', String(json.message ?? `HTTP ${status}`))
     return json
   }
   const need = () => { if (!id) throw new ConfigError('devices', `name the device: tributary devices ${verb} ID`) ; return encodeURIComponent(id) }

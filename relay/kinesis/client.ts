@@ -44,9 +44,9 @@ export class KinesisClient {
     throw new KinesisError(type, String(json.message ?? json.Message ?? text))
   }
 
-  /** A signed request to one of the relay's own routes (e.g. checkpoints): the status and the JSON answer. */
-  async request<T = Record<string, unknown>>(method: string, path: string, body?: object): Promise<{ status: number; json: T }> {
-    const { status, json } = await this.send(method, path, body ? { 'content-type': 'application/json' } : {}, Buffer.from(body ? JSON.stringify(body) : ''))
+  /** A request to one of the relay's own routes (checkpoints, admin), signed when credentials are set: the status and the JSON answer. */
+  async request<T = Record<string, unknown>>(method: string, path: string, body?: object, headers: Record<string, string> = {}): Promise<{ status: number; json: T }> {
+    const { status, json } = await this.send(method, path, { ...(body ? { 'content-type': 'application/json' } : {}), ...headers }, Buffer.from(body ? JSON.stringify(body) : ''))
     return { status, json: json as T }
   }
 

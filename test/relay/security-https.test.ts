@@ -123,6 +123,8 @@ t.test('the relay process announces https:// when its HTTP port speaks TLS', asy
   t.equal(created.code, 0, `tributary streams create over https://${created.stderr ? ` (${created.stderr.trim()})` : ''}`)
   const listed = await cli(['streams', 'list', ...endpoint], '', 30_000, { AWS_CA_BUNDLE: files.ca })
   t.match(listed.stdout, /over-tls/, 'and lists it')
+  const added = await cli(['devices', 'add', 'dev-tls', '--data-dir', join(dir, 'data'), ...endpoint], '', 30_000, { AWS_CA_BUNDLE: files.ca })
+  t.match(added.stdout, /device dev-tls added; its secret/, `tributary devices add over https:// too${added.stderr ? ` (${added.stderr.trim()})` : ''}`)
   const untrusted = await cli(['streams', 'list', ...endpoint])
   t.not(untrusted.code, 0, 'without the CA bundle the certificate is refused')
   t.match(untrusted.stderr, /certificate/i)
