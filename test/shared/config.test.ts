@@ -1,5 +1,6 @@
 import t from 'tap'
-import { resolveRelayConfig } from '../../shared/config.js'
+import { readFileSync } from 'node:fs'
+import { relaySchema, resolveRelayConfig } from '../../shared/config.js'
 import { ConfigError } from '../../shared/errors.js'
 
 t.test('defaults apply when nothing is set', async (t) => {
@@ -32,4 +33,10 @@ t.test('a bad value is refused with an error naming its field and source', async
   t.throws(() => resolveRelayConfig({}, {}, { tlsCert: '/x.pem' }), { field: 'tlsKey' })
   t.throws(() => resolveRelayConfig({}, {}, { accessKeys: [{ accessKeyId: 'bad id!', secretAccessKey: 'x' }] }), { field: 'accessKeys[0].accessKeyId' })
   t.throws(() => resolveRelayConfig({}, {}, { allowAnonymous: 'maybe' }), ConfigError)
+})
+
+t.test('docs/relay-settings.md names every setting with its flag, environment variable and config key', async (t) => {
+  const doc = readFileSync(new URL('../../docs/relay-settings.md', import.meta.url), 'utf8')
+  const missing = Object.entries(relaySchema).filter(([key, f]) => !doc.includes(`| \`--${f.flag}\` | \`${f.env}\` | \`${key}\` |`)).map(([key]) => key)
+  t.same(missing, [], 'no setting is missing from the table')
 })
