@@ -1,17 +1,10 @@
 import t from 'tap'
 import { PacketSizeChecker } from '../../relay/packet-guard.js'
+import { remainingLength } from '../helpers/mqtt-wire.js'
 
-/** An MQTT packet: type byte, variable-length remaining length, body. */
+/** An MQTT PUBLISH of `bodyLength` bytes: type byte, variable-length remaining length, body. */
 function packet(bodyLength: number): Buffer {
-  const len: number[] = []
-  let n = bodyLength
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    len.push(byte)
-  } while (n > 0)
-  return Buffer.concat([Buffer.from([0x32, ...len]), Buffer.alloc(bodyLength, 7)])
+  return Buffer.concat([Buffer.from([0x32]), remainingLength(bodyLength), Buffer.alloc(bodyLength, 7)])
 }
 
 t.test('packets within the limit pass, fed whole or one byte at a time', async (t) => {
