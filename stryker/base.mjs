@@ -42,7 +42,7 @@ export function mutationConfig({ group, mutate, testFiles, timeoutMS = 10_000 })
     clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
     tempDirName: '.stryker-tmp',
     cleanTempDir: 'always',
-    ignorePatterns: ['dist', 'bench', 'deploy', '.tap', '.ci/out', 'reports', 'data', 'tmp'],
+    ignorePatterns: ['dist', 'bench', 'deploy', '.tap', '.ci/out', 'reports', 'data', 'tmp', '.stryker-tmp*'],
     thresholds: { high: 90, low: 80, break: null },
   }
 }

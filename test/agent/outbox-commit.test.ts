@@ -60,6 +60,9 @@ t.test('records wait for the commit interval, unless commitRows of them have gat
 t.test("an acknowledged batch leaves with the next commit, with its records and bytes; 'acked' counts each batch once", async (t) => {
   const box = outbox(t, tempDir(t))
   const heard = events(box)
+  const deadLetters: unknown[] = []
+  box.on('deadLetter', (...a: unknown[]) => deadLetters.push(a))
+  box.on('dropped', (...a: unknown[]) => deadLetters.push(a))
   const stored = box.enqueue(rows('s', 0, 30))
   box.commit()
   await stored
@@ -83,6 +86,7 @@ t.test("an acknowledged batch leaves with the next commit, with its records and 
   box.ack(batches[2]!.seq)
   box.commit()
   t.same([box.backlog(), box.stats().streams.s!.bytes], [1, 28], 'the record left after the last batch, and only its 28 bytes')
+  t.same(deadLetters, [], 'and no record was dropped or dead-lettered on the way')
 })
 
 t.test('a commit that fails on the disk refuses its producers with the cause, logs it, and leaves the outbox as it was', async (t) => {
