@@ -18,6 +18,7 @@ import { createLogger, type LogFn } from './log.js'
 import { localGuard } from './local-guard.js'
 import { securityWarnings, type SecurityWarning } from './warnings.js'
 import { systemBinding, type Codec, type SerialBinding } from '../hardware/index.js'
+import { startVideo, type CameraDeps, type Video, type VideoStatus } from './video/cameras.js'
 
 export type { LogFn } from './log.js'
 
@@ -28,6 +29,8 @@ export interface Agent {
   config: AgentConfig
   outbox: Outbox
   uplink: Uplink
+  /** The cameras, their buffer and their sender; null without cameras. */
+  video: Video | null
   statusPort: number
   putApiPort: number | null
   status(): AgentStatus
@@ -58,6 +61,8 @@ export interface AgentStatus {
   serial: Record<string, SerialStats>
   /** What in the agent's setup exposes its credentials (found at start). */
   warnings: SecurityWarning[]
+  /** Cameras by name (capture state, restarts, fragments captured/sent/persisted, drops, backlog) and their buffer; null without cameras. */
+  video: VideoStatus | null
 }
 
 /** What the agent is built from besides its config: the machine's boundaries, passed in. */
@@ -72,6 +77,8 @@ export interface AgentDeps {
   transport?: Transport
   /** The reconnect jitter's source (0 ≤ x < 1); default Math.random. */
   random?: () => number
+  /** How cameras run ffmpeg (its path, restart delays); default ffmpeg on the PATH. */
+  camera?: CameraDeps
 }
 
 let stderrLog: LogFn | null = null
@@ -160,9 +167,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       memory: (({ rss, heapUsed, external }) => ({ rssBytes: rss, heapUsedBytes: heapUsed, externalBytes: external }))(process.memoryUsage()),
       serial: Object.fromEntries(serial.map((s) => [s.name, { ...s.stats, link: { ...s.stats.link } }])),
       warnings,
+      video: video?.status() ?? null,
       drain: drain ? { delivered: uplink.stats.recordsAcked - drain.startedAcked, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
+
+  // Cameras write into their own buffer beside the outbox; their fragments share the uplink's connection.
+  const video = startVideo({ config, uplink, clock, log, codec: deps.codec, registry, camera: deps.camera })
 
   const sources: Source[] = []
   const serial: SerialSensor[] = []
@@ -188,7 +199,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         onFramingError: (code) => framing.inc({ source: s.name, code }),
         onLoss: (reason) => losses.inc({ source: s.name, reason }),
       }))
-    } else putApi = await startPutApi(s, clock, store, config.uplink.batchBytes)
+    } else if (s.type === 'put-api') putApi = await startPutApi(s, clock, store, config.uplink.batchBytes)
   }
 
   // Loopback only by default, and it serves the dead letters' data: the same checks as the put API
@@ -206,6 +217,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       const text = JSON.stringify(status())
       res.writeHead(200, { 'content-type': 'application/json' }).end(text)
     } else if (req.url === '/metrics') {
+      video?.beforeScrape()
       res.writeHead(200, { 'content-type': CONTENT_TYPE }).end(registry.render())
     } else if (req.url?.startsWith('/dead-letters')) {
       // Paged: ?after=<id>&limit=<n>&data=1 to include the records' data.
@@ -225,13 +237,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const timers = [
     ...(serial.length && config.serial.flushMs > 0 ? [every(clock, config.serial.flushMs, flushSerial)] : []),
     every(clock, config.status.publishIntervalMs, () => uplink.publishStatus()),
-    every(clock, EXPIRE_EVERY_MS, () => { try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) } }),
+    every(clock, EXPIRE_EVERY_MS, () => {
+      try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) }
+      video?.expire()
+    }),
   ]
   uplink.start()
   log('agent_started', { device: config.device, codec: deps.codec.implementation, outbox: config.outbox.path, epoch: outbox.epoch.toString(), backlog: outbox.backlog(), alarms: outbox.alarms.map((a) => a.code) })
 
   return {
-    config, outbox, uplink,
+    config, outbox, uplink, video,
     statusPort: (server.address() as AddressInfo).port,
     putApiPort: putApi?.port ?? null,
     status,
@@ -242,7 +257,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       await Promise.all(serial.map((s) => s.stop()))
       flushSerial()
       await putApi?.close()
+      // Cameras first (no new fragments), then the connection, then the buffer once its writes are done.
+      const videoStopped = video?.stop()
       await uplink.stop()
+      await videoStopped
       await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })
       outbox.close()
     },

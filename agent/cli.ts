@@ -83,6 +83,7 @@ async function check(args: Args, env: NodeJS.ProcessEnv): Promise<void> {
   for (const s of c.sources) {
     if (s.type === 'serial') console.log(`  serial ${s.name}: ${s.path} at ${s.baudRate} baud ${s.dataBits}${s.parity[0]!.toUpperCase()}${s.stopBits}, parser ${s.parser.type} → stream ${s.stream}, key ${s.partitionKeyField ? `field ${s.partitionKeyField}, else ` : ''}${s.partitionKey}`)
     else if (s.type === 'simulated') console.log(`  simulated: ${s.sensors.length} sensors at ${s.rateHz} Hz → stream ${s.stream}`)
+    else if (s.type === 'camera') console.log(`  camera ${s.name}: ${s.kind}${s.device ? ` ${withoutCredentials(s.device)}` : ''} ${s.width}x${s.height}@${s.fps} (${s.codec}), ${s.fragmentMs} ms fragments → video stream ${s.stream}, buffer ${s.maxBytes} bytes ${s.onFull}`)
     else console.log(`  put API on ${s.host}:${s.port}${s.token ? ', bearer token required' : ''}`)
   }
   for (const w of securityWarnings(c)) console.log(`warning: ${w.code}: ${w.message}`)
@@ -134,7 +135,13 @@ export function formatStatus(s: AgentStatus): string {
     const problem = p.link.state === 'open' ? '' : p.link.lastOpenError ? ` (${p.link.lastOpenError.code}: ${p.link.lastOpenError.message})` : p.link.lastLoss ? ` (lost: ${p.link.lastLoss.reason})` : ''
     lines.push(`serial ${name}: ${p.link.state}${problem}   ${p.readings} readings → ${p.stream}   losses ${p.link.losses}   framing errors: ${errors}`)
   }
-  for (const a of s.outbox.alarms) lines.push(`ALARM ${a.code}: ${a.message}`)
+  for (const [name, c] of Object.entries(s.video?.cameras ?? {})) {
+    const restarts = Object.entries(c.restarts).filter(([, n]) => n > 0).map(([why, n]) => `${why} ${n}`).join(', ') || 'none'
+    const drops = Object.entries(c.dropped).map(([why, n]) => `${why} ${n}`).join(', ') || 'none'
+    lines.push(`camera ${name}: ${c.state} → video stream ${c.stream}   sessions ${c.sessions}   restarts: ${restarts}${c.lastError && c.state !== 'running' ? ` (${c.lastError})` : ''}`)
+    lines.push(`  fragments captured ${c.fragments.captured}, sent ${c.fragments.sent}, persisted ${c.fragments.persisted}   backlog ${c.backlog.fragments} (${c.backlog.seconds.toFixed(1)} s, ${(c.backlog.bytes / 1048576).toFixed(1)} MiB), oldest ${c.oldestAgeSeconds.toFixed(1)} s   drops: ${drops}`)
+  }
+  for (const a of [...s.outbox.alarms, ...(s.video?.alarms ?? [])]) lines.push(`ALARM ${a.code}: ${a.message}`)
   for (const w of s.warnings ?? []) lines.push(`WARNING ${w.code}: ${w.message}`)
   if (s.drain) {
     // The backlog may grow while it drains: progress is delivered out of delivered plus remaining.

@@ -12,6 +12,8 @@ import { DEVICE_ID_PATTERN, STREAM_NAME_PATTERN } from '../shared/topics.js'
 import { Limits, partitionKeyProblem } from '../shared/limits.js'
 import type { ParserConfig } from './sources/parsers/index.js'
 import type { SerialLinkOptions } from '../hardware/serial/link.js'
+import type { CameraInput } from '../hardware/video/types.js'
+import { MAX_CHUNK_PAYLOAD } from '../shared/video.js'
 
 export type OnFull = 'drop-oldest' | 'reject-new'
 
@@ -58,7 +60,32 @@ export interface SerialSource extends SerialLinkOptions {
   partitionKeyField: string | null
 }
 
-export type SourceConfig = SimulatedSource | PutApiSource | SerialSource
+/** What a camera's offline buffer does when it is at maxBytes. */
+export type CameraOnFull = 'drop-oldest' | 'pause-capture'
+
+/**
+ * A camera: where its video comes from and how it is encoded (CameraInput, as hardware/video takes
+ * it), and the caps of its own offline buffer, apart from the records' outbox.
+ */
+export interface CameraSource extends CameraInput {
+  type: 'camera'
+  /** Names the camera in logs, metrics, status and its buffer directory; defaults to the stream. */
+  name: string
+  /** The video stream (Kinesis Video) its fragments go to. */
+  stream: string
+  /** ffmpeg writing no bytes for this long is a hung capture: it is killed and restarted. */
+  stallMs: number
+  /** Bytes of fragments (and init segments) this camera's buffer may hold. */
+  maxBytes: number
+  /** Fragments older than this (agent running time, seconds) are dropped (0: no limit). */
+  maxAgeSeconds: number
+  /** At maxBytes: drop the oldest fragments (never the newest), or drop new fragments while capture keeps running. */
+  onFull: CameraOnFull
+  /** After an outage the backlog is sent at most this fast, behind the live fragment (0: no cap). */
+  backfillBytesPerSecond: number
+}
+
+export type SourceConfig = SimulatedSource | PutApiSource | SerialSource | CameraSource
 
 export interface AgentConfig {
   device: string
@@ -264,9 +291,11 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
   list.forEach((value, i) => {
     const field = `sources[${i}].`
     const src = object(value, `sources[${i}]`)
-    const type = oneOf(src, 'type', field, 'simulated' as const, ['simulated', 'put-api', 'serial'] as const)
+    const type = oneOf(src, 'type', field, 'simulated' as const, ['simulated', 'put-api', 'serial', 'camera'] as const)
     if (type === 'serial') {
       sources.push(serialSource(src, i, streams, uplink.batchBytes))
+    } else if (type === 'camera') {
+      sources.push(cameraSource(src, i))
     } else if (type === 'simulated') {
       only(src, `sources[${i}]`, ['type', 'stream', 'rateHz', 'sensors'])
       const stream = str(src, 'stream', field)
@@ -289,12 +318,19 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
   const serial = { flushMs: num(se, 'flushMs', 'serial.', 1000, 0, 10_000) }
   const seen = new Map<string, number>()
   sources.forEach((src, i) => {
-    if (src.type !== 'serial') return
-    for (const key of [`name ${src.name}`, `path ${src.path}`]) {
+    const keys = src.type === 'serial' ? [`name ${src.name}`, `path ${src.path}`]
+      : src.type === 'camera' ? [`camera name ${src.name}`, `video stream ${src.stream}`, ...(src.kind === 'synthetic' ? [] : [`device ${src.device}`])]
+        : []
+    for (const key of keys) {
       if (seen.has(key)) throw new ConfigError(`sources[${i}]`, `has the same ${key} as sources[${seen.get(key)}]`)
       seen.set(key, i)
     }
   })
+  // A video chunk is one MQTT packet of up to MAX_CHUNK_PAYLOAD bytes, plus the topic and the MQTT header.
+  const cameraAt = sources.findIndex((src) => src.type === 'camera')
+  if (cameraAt >= 0 && relay.maxPacketBytes < MAX_CHUNK_PAYLOAD + VIDEO_PACKET_OVERHEAD) {
+    throw new ConfigError('relay.maxPacketBytes', `must be at least ${MAX_CHUNK_PAYLOAD + VIDEO_PACKET_OVERHEAD} with a camera (sources[${cameraAt}]): video travels in chunks of up to ${MAX_CHUNK_PAYLOAD} bytes`)
+  }
   return { device, relay, outbox, uplink, status, streams, sources, serial }
 }
 
@@ -414,6 +450,64 @@ function serialSource(src: Obj, i: number, streams: Record<string, StreamPolicy>
     checkIntervalMs: num(src, 'checkIntervalMs', field, 1000, 50, 60_000),
     reopenInitialMs,
     reopenMaxMs: num(src, 'reopenMaxMs', field, 5000, reopenInitialMs, 600_000),
+  }
+}
+
+/** Room for the MQTT fixed header, the topic and the packet id beside a video chunk. */
+const VIDEO_PACKET_OVERHEAD = 512
+
+const CAMERA_KEYS = ['type', 'name', 'stream', 'input', 'device', 'url', 'width', 'height', 'fps', 'bitrateKbps', 'fragmentMs', 'codec', 'inputFormat', 'stallMs', 'maxBytes', 'maxAgeSeconds', 'onFull', 'backfillBytesPerSecond'] as const
+
+function cameraSource(src: Obj, i: number): CameraSource {
+  const field = `sources[${i}].`
+  only(src, `sources[${i}]`, CAMERA_KEYS)
+  const stream = str(src, 'stream', field)
+  // A video stream is the relay's (Kinesis Video), not one of the record streams under streams:.
+  if (!STREAM_NAME_PATTERN.test(stream)) throw new ConfigError(`${field}stream`, `must match ${STREAM_NAME_PATTERN}, got ${JSON.stringify(stream)}`)
+  const name = str(src, 'name', field, stream)
+  // It names a directory too: no dot first (so never . or ..), no slash.
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/.test(name)) throw new ConfigError(`${field}name`, `must be 1-64 letters, digits or . _ -, not starting with a dot, got ${JSON.stringify(name)}`)
+  const kind = oneOf(src, 'input', field, 'synthetic', ['synthetic', 'v4l2', 'rtsp'] as const)
+  let device = ''
+  if (kind === 'v4l2') {
+    if (src.url !== undefined) throw new ConfigError(`${field}url`, 'is for input: rtsp; a v4l2 camera is named by device')
+    device = str(src, 'device', field)
+    if (!/^\/dev\/\S+$/.test(device)) throw new ConfigError(`${field}device`, `must be a V4L2 device path (/dev/video0, or /dev/v4l/by-id/...), got ${JSON.stringify(device)}`)
+  } else if (kind === 'rtsp') {
+    if (src.device !== undefined) throw new ConfigError(`${field}device`, 'is for input: v4l2; an rtsp camera is named by url')
+    device = str(src, 'url', field)
+    let parsed: URL | null = null
+    try { parsed = new URL(device) } catch { /* named below */ }
+    if (!parsed || (parsed.protocol !== 'rtsp:' && parsed.protocol !== 'rtsps:') || !parsed.hostname) throw new ConfigError(`${field}url`, `must be an rtsp://host[:port]/path URL, got ${JSON.stringify(device)}`)
+  } else {
+    for (const key of ['device', 'url'] as const) if (src[key] !== undefined) throw new ConfigError(`${field}${key}`, 'is not used by input: synthetic (ffmpeg draws its own test pattern)')
+  }
+  const even = (key: string, fallback: number, max: number) => {
+    const v = num(src, key, field, fallback, 16, max)
+    if (v % 2 !== 0) throw new ConfigError(`${field}${key}`, `must be even (H.264 in 4:2:0), got ${v}`)
+    return v
+  }
+  const width = even('width', 640, 7680)
+  const height = even('height', 480, 4320)
+  const fps = num(src, 'fps', field, 15, 1, 120)
+  const bitrateKbps = num(src, 'bitrateKbps', field, 600, 16, 100_000)
+  const fragmentMs = num(src, 'fragmentMs', field, 2000, 1000, 10_000)
+  const codec = oneOf(src, 'codec', field, kind === 'rtsp' ? 'copy' : 'encode', ['encode', 'copy', 'v4l2m2m'] as const)
+  const inputFormat = src.inputFormat === undefined ? '' : oneOf(src, 'inputFormat', field, '', ['mjpeg', 'yuyv422', 'h264'] as const)
+  if (inputFormat && kind !== 'v4l2') throw new ConfigError(`${field}inputFormat`, `is the pixel format asked of a v4l2 camera; input: ${kind} has none`)
+  if (codec === 'copy' && kind === 'synthetic') throw new ConfigError(`${field}codec`, 'copy needs H.264 from the input; input: synthetic is raw video: use encode or v4l2m2m')
+  if (codec === 'copy' && kind === 'v4l2' && inputFormat !== 'h264') throw new ConfigError(`${field}codec`, 'copy needs H.264 from the camera: set inputFormat: h264 (or codec: encode for mjpeg/yuyv422)')
+  if (inputFormat === 'h264' && codec !== 'copy') throw new ConfigError(`${field}inputFormat`, `h264 from the camera is copied, not decoded and encoded again: set codec: copy, got ${codec}`)
+  // ffmpeg writes to its pipe once per fragment: a capture is hung only after several fragments' time of silence.
+  const stallMs = num(src, 'stallMs', field, Math.max(10_000, 3 * fragmentMs), 2 * fragmentMs, 600_000)
+  const backfillBytesPerSecond = num(src, 'backfillBytesPerSecond', field, MiB, 0, 1024 * MiB)
+  if (backfillBytesPerSecond > 0 && backfillBytesPerSecond < 1024) throw new ConfigError(`${field}backfillBytesPerSecond`, `must be 0 (no cap) or at least 1024, got ${backfillBytesPerSecond}`)
+  return {
+    type: 'camera', name, stream, kind, device, width, height, fps, bitrateKbps, fragmentMs, codec, inputFormat, stallMs,
+    maxBytes: num(src, 'maxBytes', field, 256 * MiB, 4 * MiB, 1024 * 1024 * MiB),
+    maxAgeSeconds: num(src, 'maxAgeSeconds', field, 0, 0, 10 * 365 * 86400),
+    onFull: oneOf(src, 'onFull', field, 'drop-oldest', ['drop-oldest', 'pause-capture'] as const),
+    backfillBytesPerSecond,
   }
 }
 

@@ -4,7 +4,7 @@
  * `tributary agent status`; the agent runs regardless (the operator decides).
  */
 import { statSync } from 'node:fs'
-import { isIP } from 'node:net'
+import { isLoopbackHost } from '../shared/config.js'
 import type { AgentConfig } from './config.js'
 
 export interface SecurityWarning {
@@ -15,14 +15,6 @@ export interface SecurityWarning {
 
 /** Where systemd puts LoadCredential= files, per unit (mode 0500 directories). */
 const CREDENTIALS_ROOT = '/run/credentials/'
-
-/** Whether a host (as in a URL, IPv6 bracketed or not) is this machine's loopback. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
-  if (h === 'localhost' || h.endsWith('.localhost')) return true
-  if (isIP(h) === 4) return h.startsWith('127.')
-  return h === '::1'
-}
 
 /** The warning for a secret file that its group or others may read, or null (also when it cannot be read: that fails elsewhere). */
 export function secretFileWarning(path: string, what: string, hint = ''): SecurityWarning | null {

@@ -2,15 +2,17 @@
  * Publishers for bench/mqtt-ingest.ts, run in their own process so the broker under test has its
  * own core: N connections, batches of 500 records of 100 bytes, QoS 1 with a window of unacknowledged
  * batches each. Prints one JSON line: {"records": acknowledged, "seconds": elapsed}.
- * Usage: tsx bench/mqtt-publishers.ts PORT PUBLISHERS SECONDS
+ * Usage: tsx bench/mqtt-publishers.ts PORT PUBLISHERS SECONDS [json]
+ * (`json`: each record is a ~100-byte JSON object, for delivery streams that convert records.)
  */
 import mqtt from 'mqtt'
 import { codec } from '../hardware/index.js'
 import { topics } from '../shared/topics.js'
 
 const [port, publishers, seconds] = process.argv.slice(2).map(Number) as [number, number, number]
+const json = process.argv[5] === 'json'
 const WINDOW = 16
-const payload = Buffer.alloc(100, 0x61)
+const payload = json ? Buffer.from(JSON.stringify({ device: 'd7', seq: 123456, value: 512.345, ts: 1_800_000_000_000, site: 'north-ridge-7' }).padEnd(100, ' ')) : Buffer.alloc(100, 0x61)
 let acked = 0
 const deadline = Date.now() + seconds * 1000
 

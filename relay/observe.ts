@@ -25,6 +25,7 @@ export function relayMetrics() {
     rejections: registry.counter('tributary_rejections_total', 'Records, batches or requests refused, by error code.', ['code']),
     corruptions: registry.counter('tributary_log_corruptions_total', 'Damaged regions found in shard logs (never served).'),
     apiRequests: registry.counter('tributary_api_requests_total', 'Kinesis API requests, by action and outcome.', ['action', 'outcome']),
+    firehoseRequests: registry.counter('tributary_firehose_requests_total', 'Firehose API requests, by action and outcome.', ['action', 'outcome']),
   }
 }
 export type RelayMetrics = ReturnType<typeof relayMetrics>

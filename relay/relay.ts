@@ -1,7 +1,8 @@
 /**
  * The relay, assembled: metadata (SQLite), shard logs (segment files), the stream domain (streams,
  * ingest, router, reader, fan-out, consumers), the MQTT broker, and the HTTP port with its routes
- * (relay/routes.ts), plus the housekeeping timers (retention, producer-state snapshots).
+ * (relay/routes.ts), plus the housekeeping timers (retention, producer-state snapshots). Video streams
+ * (relay/video/) add their store, MQTT ingest, API and timers.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,11 +14,13 @@ import { startBroker, type Broker } from './broker.js'
 import { Checkpoints } from './checkpoints.js'
 import { Consumers } from './consumers.js'
 import { prepareDataDir } from './datadir.js'
+import { openDeliveries, readDeliveryFile, type Deliveries } from './delivery/index.js'
 import { DeviceCa } from './device-ca.js'
 import { DeviceCertificates } from './device-certs.js'
 import { Devices } from './devices.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
+import { FirehoseApi } from './firehose/index.js'
 import { HttpGuard, startHttp, type HttpServer } from './http.js'
 import { Ingest } from './ingest.js'
 import { KinesisApi } from './kinesis/api.js'
@@ -34,6 +37,10 @@ import { routes } from './routes.js'
 import { looseKeyWarning, readAccessKeysFile } from './secrets.js'
 import { StreamSettingsRegistry } from './settings.js'
 import { Streams, type ReshardStep } from './streams.js'
+import { countingVideo, openVideo, type VideoService } from './video/index.js'
+import { VideoConsole } from './video/viewer/index.js'
+import { topics } from '../shared/topics.js'
+import type { PublishPacket } from 'aedes'
 
 export interface Relay {
   config: RelayConfig
@@ -47,6 +54,10 @@ export interface Relay {
   metrics: RelayMetrics
   /** The Kinesis endpoint, to which an extension (or a test) can add an action. */
   kinesis: KinesisApi
+  /** Video streams: their store, MQTT ingest and API. */
+  video: VideoService
+  /** Delivery streams (Firehose): their runners and the service the Firehose API uses. */
+  delivery: Deliveries
   /** Reads the access-keys file again and replaces the file's keys (SIGHUP); how many keys there are now. Throws, keeping the old keys, on a bad file. */
   reloadAccessKeys(): number
   close(): Promise<void>
@@ -72,6 +83,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   // Secrets and the data directory are checked before anything listens or is written.
   const layout = prepareDataDir(config.dataDir, (count) => log('data_dir_modes_tightened', { dataDir: config.dataDir, count }))
   const adminToken = adminTokenOf(config.dataDir)
+  const deliveryFile = config.deliveryFile ? readDeliveryFile(config.deliveryFile) : { buckets: {}, transforms: {}, deliveryStreams: [] }
   const fileKeys = () => config.accessKeysFile ? readAccessKeysFile(config.accessKeysFile) : []
   // One list, replaced in place on reload, so the HTTP routes and the Kinesis API see the new keys at once.
   const accessKeys = [...config.accessKeys, ...fileKeys()]
@@ -119,8 +131,23 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const certificates = new DeviceCertificates({ meta, devices, ca: deviceCa, now })
   const checkpoints = new Checkpoints(meta, streams, now)
   const rejected = (code: string, count: number) => metrics.rejections.inc({ code }, count)
+  let broker: Broker | null = null
+  // Video: its catalog in meta.db, fragments under <dataDir>/video; acks go out through the broker.
+  const video = await openVideo({
+    config, metaPath: layout.metaPath, clock, registry: metrics.registry, log,
+    logBytes: () => logs.totalBytes(),
+    tokenKey: await secret(meta, 'video-token-key'),
+    publish: (device, ack) => new Promise<void>((resolve) => {
+      // Closed: a store that finishes while the relay stops has no one to tell (the device resends).
+      if (!broker || broker.aedes.closed) return resolve()
+      broker.aedes.publish({ cmd: 'publish', topic: topics.videoAcks(device), payload: Buffer.from(JSON.stringify(ack)), qos: 1, retain: false, dup: false } as PublishPacket, () => resolve())
+    }),
+    disconnect: (device) => broker?.disconnect(device),
+  })
   const ingest = new Ingest({
-    streams, logs, router,
+    streams, router,
+    // The data directory's cap counts video too.
+    logs: countingVideo(logs, () => video.store.totalBytes()),
     autoCreateStreams: config.autoCreateStreams,
     autoCreateShardCount: config.autoCreateShardCount,
     autoCreateMaxPerDevice: config.autoCreateMaxPerDevice,
@@ -132,6 +159,13 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     },
     onRejected: rejected,
   })
+  // Delivery streams read through the same shard reader; direct put goes through the same ingest.
+  const delivery = await openDeliveries({
+    dataDir: config.dataDir, metaPath: layout.metaPath, meta, streams, reader, ingest, clock, log,
+    region: config.region, accountId: config.accountId, registry: metrics.registry,
+    file: deliveryFile,
+  })
+  const firehose = new FirehoseApi({ service: delivery, accessKeys, now, log, onRequest: (action, outcome) => metrics.firehoseRequests.inc({ action, outcome }) })
   const kinesis = new KinesisApi({
     ctx: {
       streams, ingest, router, reader, fanout, consumers, settings, cipher, meta, onRead, now,
@@ -144,7 +178,6 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     accessKeys, metrics, log,
   })
 
-  let broker: Broker | null = null
   metrics.registry.gauge('tributary_connected_devices', 'MQTT clients connected now.', [], () => broker?.connectedDevices() ?? 0)
   metrics.registry.gauge('tributary_storage_bytes', 'Bytes in shard log segments.', [], () => logs.totalBytes())
   metrics.registry.gauge('tributary_streams', 'Streams on this relay.', [], () => streams.list().length)
@@ -152,7 +185,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
 
   broker = await startBroker({
     host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,
-    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, certificates, ingest, log, clock,
+    allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, certificates, ingest, video: video.ingest, log, clock,
     maxConnectBytes: config.mqttMaxConnectBytes, maxPending: config.mqttMaxPending, maxPendingPerAddress: config.mqttMaxPendingPerAddress, maxRefusals: config.mqttMaxRefusals,
     onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),
     onRejected: rejected,
@@ -165,9 +198,10 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   })
   const httpsTls = config.httpsCert ? { cert: readFileSync(config.httpsCert), key: readFileSync(config.httpsKey) } : undefined
   const http: HttpServer = await startHttp(config.httpHost, config.httpPort, routes({
-    kinesis, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
+    kinesis, firehose, video: video.api, putMedia: video.putMedia, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
+    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard }),
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [
@@ -181,7 +215,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   ]
 
   return {
-    config, streams, metrics, adminToken, kinesis,
+    config, streams, metrics, adminToken, kinesis, video, delivery,
     reloadAccessKeys: () => {
       const next = [...config.accessKeys, ...fileKeys()]
       accessKeys.splice(0, accessKeys.length, ...next)
@@ -197,8 +231,10 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
       consumers.close()
       await broker!.close()
       await http.close()
+      await delivery.close()
       if (!logs.failed) await streams.snapshotProducers().catch(() => {})
       await logs.close()
+      await video.close()
       await meta.close()
     },
   }

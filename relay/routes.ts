@@ -1,6 +1,9 @@
 /**
  * The HTTP port's routes: `/healthz`, `/metrics`, the admin API (`/admin/…`), server-side
- * checkpoints (`/checkpoints/…`) and the Kinesis API (`POST /` with X-Amz-Target). Request bodies
+ * checkpoints (`/checkpoints/…`), the Kinesis API and the Firehose API (`POST /`, told apart by
+ * X-Amz-Target), the Kinesis Video API (`POST /createStream`, `/listFragments`, …: relay/video/api.ts; `POST /putMedia`, streamed:
+ * relay/video/putmedia.ts; `GET /hls/v1/…`, authenticated by the HLS session token:
+ * relay/video/playback/; `/console/…`, the video console with its session cookie: relay/video/viewer/). Request bodies
  * are read here, within the HTTP guard's caps, and only once the headers have passed what can be
  * checked without them (the admin token; SigV4's key id, scope and date): a caller without
  * credentials is answered at once and its body is never read.
@@ -12,17 +15,25 @@ import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
 import { codec } from '../hardware/index.js'
 import type { Checkpoints } from './checkpoints.js'
 import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, stopBody, type AnyRequest, type AnyResponse, type HttpGuard, type RequestHandler } from './http.js'
+import { firehosePolicy, isFirehoseTarget, type FirehoseApi } from './firehose/index.js'
 import type { KinesisApi } from './kinesis/api.js'
 import { KinesisError } from './kinesis/errors.js'
 import { AMZ_JSON, protocolOf } from './kinesis/protocol.js'
 import { checkSigV4Headers, kinesisPolicy, verifySigV4 } from './kinesis/sigv4.js'
 import type { LogStore } from './log/types.js'
 import type { LogFn, RelayMetrics } from './observe.js'
+import { VideoConsole } from './video/viewer/index.js'
+import { HLS_PREFIX, VIDEO_API_PATHS, VideoApiError, sendVideoError, videoPolicy, type PutMedia, type VideoApi, type VideoErrorType } from './video/index.js'
 
 const MAX_BODY = 12 * 1024 * 1024
 
 export interface RoutesOptions {
   kinesis: KinesisApi
+  /** The Firehose API: `POST /` with X-Amz-Target Firehose_20150804.*, on the same port as Kinesis's. */
+  firehose?: FirehoseApi
+  video: VideoApi
+  /** Kinesis Video PutMedia: its body is streamed, never read whole. */
+  putMedia: PutMedia
   admin: (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => Promise<void>
   checkpoints: Checkpoints
   logs: LogStore
@@ -36,6 +47,8 @@ export interface RoutesOptions {
   /** The admin API's bearer token, checked here before a body is read (and again by the admin routes). */
   adminToken: string
   guard: HttpGuard
+  /** The video console (`/console/…`: its page, assets and cookie-authenticated API). */
+  console?: VideoConsole
 }
 
 /** Seconds a client is told to wait when a cap on held body bytes refuses it. */
@@ -58,6 +71,12 @@ export function routes(o: RoutesOptions): RequestHandler {
   const refuse = (req: AnyRequest, res: AnyResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
     const close: Record<string, string> = 'stream' in req ? {} : { connection: 'close' }
     stopBody(req, res)
+    // The Kinesis Video API answers in REST-JSON: the type in x-amzn-errortype, {message} in the body.
+    if (isVideo(req, (req.url ?? '/').split('?')[0]!)) {
+      const v = value as { __type?: string; message?: string }
+      const error = value instanceof VideoApiError ? value : new VideoApiError((v.__type ?? 'InternalFailure') as VideoApiError['type'], v.message ?? '', { status })
+      return sendVideoError(res, error, { ...close, ...headers })
+    }
     // The Kinesis API answers in the request's protocol (JSON or CBOR); the other routes in JSON.
     const protocol = isKinesis(req, (req.url ?? '/').split('?')[0]!) ? protocolOf(req.headers['content-type']) : null
     if (protocol) send(res, status, protocol.contentType, protocol.encode(value), { ...close, ...headers })
@@ -74,6 +93,18 @@ export function routes(o: RoutesOptions): RequestHandler {
       refuse(req, res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
       return false
     }
+    if (isVideo(req, path)) {
+      if (!o.accessKeys.length) return true
+      try {
+        checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, videoPolicy(o.region, o.now()))
+        return true
+      } catch (err) {
+        const error = toVideoError(err)
+        o.metrics.rejections.inc({ code: error.type })
+        refuse(req, res, error.status, error)
+        return false
+      }
+    }
     const kinesis = isKinesis(req, path)
     if (!kinesis && !path.startsWith('/checkpoints/')) {
       refuse(req, res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
@@ -81,7 +112,8 @@ export function routes(o: RoutesOptions): RequestHandler {
     }
     if (!o.accessKeys.length) return true
     try {
-      checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, kinesisPolicy(o.region, o.now()))
+      const firehose = kinesis && isFirehoseTarget(req.headers['x-amz-target'])
+      checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, (firehose ? firehosePolicy : kinesisPolicy)(o.region, o.now()))
       return true
     } catch (err) {
       if (!(err instanceof KinesisError)) throw err
@@ -106,11 +138,49 @@ export function routes(o: RoutesOptions): RequestHandler {
     sendJson(res, out.status, out.json)
   }
 
+  /** Kinesis Video requests are signed with the signing name kinesisvideo when the relay has access keys. */
+  const video = async (req: AnyRequest, res: AnyResponse, path: string, body: Buffer) => {
+    if (o.accessKeys.length) {
+      try {
+        verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, o.accessKeys, videoPolicy(o.region, o.now()))
+      } catch (err) {
+        const error = toVideoError(err)
+        o.metrics.rejections.inc({ code: error.type })
+        return sendVideoError(res, error)
+      }
+    }
+    return o.video.serve(req, res, path, body)
+  }
+
+  /**
+   * PutMedia streams its body through ffmpeg as it arrives: the signature is checked on the headers
+   * (a streamed body is signed UNSIGNED-PAYLOAD), then the headers, then the stream is served.
+   */
+  const putMedia = async (req: AnyRequest, res: AnyResponse) => {
+    if (o.accessKeys.length) {
+      try {
+        verifySigV4({ method: 'POST', path: req.url ?? '/', headers: req.headers, body: Buffer.alloc(0) }, o.accessKeys, { ...videoPolicy(o.region, o.now()), refuseUnsignedPayload: false })
+      } catch (err) {
+        const error = toVideoError(err)
+        o.metrics.rejections.inc({ code: error.type })
+        return refuse(req, res, error.status, error)
+      }
+    }
+    const plan = o.putMedia.check(req.headers)
+    if (plan instanceof VideoApiError) return refuse(req, res, plan.status, plan)
+    return o.putMedia.serve(plan, req, res)
+  }
+
   const route = async (req: AnyRequest, res: AnyResponse) => {
     const path = (req.url ?? '/').split('?')[0]!
     if (req.method === 'GET' && path === '/healthz') return health(res)
     if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, o.metrics.registry.render())
     if (!wellEncoded(path)) return refuse(req, res, 400, { code: ErrorCode.REQUEST_INVALID, message: `path ${JSON.stringify(path.slice(0, 200))} has broken percent-encoding` })
+    if (req.method === 'POST' && path === PUT_MEDIA) return putMedia(req, res)
+    // HLS playlists and media: their session token is the credential (as AWS's), not SigV4.
+    if (path.startsWith(HLS_PREFIX)) return o.video.serveHls(req, res)
+    // The console: its own auth (the admin token once, then a session cookie), never SigV4.
+    if (o.console && VideoConsole.owns(path)) return o.console.serve(req, res, path)
     if (!preflight(req, res, path)) return
     const kinesis = isKinesis(req, path)
     // A body declared too large is refused before it is read, not read to be thrown away.
@@ -123,7 +193,7 @@ export function routes(o: RoutesOptions): RequestHandler {
       if (err instanceof BodyBudgetError) {
         o.metrics.rejections.inc({ code: 'ServiceUnavailable' })
         const message = `the relay is holding too many request bytes (${err.limit} limit); retry`
-        const value = kinesis ? new KinesisError('ServiceUnavailable', message).toJSON() : { code: 'SERVICE_UNAVAILABLE', message }
+        const value = kinesis || isVideo(req, path) ? new KinesisError('ServiceUnavailable', message).toJSON() : { code: 'SERVICE_UNAVAILABLE', message }
         return refuse(req, res, 503, value, { 'retry-after': RETRY_AFTER_S })
       }
       throw err
@@ -131,6 +201,8 @@ export function routes(o: RoutesOptions): RequestHandler {
     if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
     if (path.startsWith('/admin/')) return o.admin(req, res, path, body)
     if (path.startsWith('/checkpoints/')) return checkpoints(req, res, path, body)
+    if (isVideo(req, path)) return video(req, res, path, body)
+    if (o.firehose && isFirehoseTarget(req.headers['x-amz-target'])) return o.firehose.serve(req, res, body)
     return o.kinesis.serve(req, res, body)
   }
 
@@ -150,6 +222,18 @@ function wellEncoded(path: string): boolean {
   } catch {
     return false
   }
+}
+
+/** A SigV4 failure (a KinesisError named by AWS's common error types) as the Kinesis Video API answers it. */
+function toVideoError(err: unknown): VideoApiError {
+  if (!(err instanceof KinesisError)) throw err
+  return new VideoApiError(err.type as VideoErrorType, err.message, { status: err.status })
+}
+
+const PUT_MEDIA = '/putMedia'
+
+function isVideo(req: AnyRequest, path: string): boolean {
+  return req.method === 'POST' && (VIDEO_API_PATHS.has(path) || path === PUT_MEDIA)
 }
 
 function isKinesis(req: AnyRequest, path: string): boolean {

@@ -121,6 +121,11 @@ export class DeviceSessions {
     session.close()
   }
 
+  /** Closes every live session of `device` (the relay cannot serve it now: it reconnects and retries). */
+  closeAll(device: string): void {
+    for (const session of [...(this.byDevice.get(device)?.keys() ?? [])]) session.close()
+  }
+
   /** Live sessions of `device` (for tests and metrics). */
   count(device: string): number {
     return this.byDevice.get(device)?.size ?? 0

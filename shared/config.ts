@@ -3,6 +3,7 @@
  * and a command-line flag; values come from flags, then the environment, then a config file, then
  * the default (DESIGN.md, "Defaults"). Validation names the offending field.
  */
+import { isIP } from 'node:net'
 import { ConfigError } from './errors.js'
 
 type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'accessKeys'
@@ -63,6 +64,13 @@ export interface RelayConfig {
   httpMaxBodyBytesPerAddress: number
   httpMaxBodyBytesPerConnection: number
   httpMaxConnectionsPerAddress: number
+  videoLiveBufferSeconds: number
+  videoMaxPendingFragments: number
+  videoMaxPendingBytes: number
+  videoMaxPendingFragmentsTotal: number
+  videoMaxPendingBytesTotal: number
+  videoPendingTimeoutMs: number
+  deliveryFile: string
 }
 
 export const relaySchema: Record<keyof RelayConfig, Field> = {
@@ -78,12 +86,12 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   httpHost: { type: 'string', default: '', env: 'TRIBUTARY_HTTP_HOST', flag: 'http-host', help: 'address the HTTP API binds; default 0.0.0.0 with access keys, 127.0.0.1 without' },
   httpPort: { type: 'integer', default: 4567, env: 'TRIBUTARY_HTTP_PORT', flag: 'http-port', min: 0, max: 65535, help: 'Kinesis API, admin, /metrics and /healthz' },
   allowAnonymous: { type: 'boolean', default: false, env: 'TRIBUTARY_ALLOW_ANONYMOUS', flag: 'allow-anonymous', help: 'accept MQTT clients without credentials' },
-  autoCreateStreams: { type: 'boolean', default: true, env: 'TRIBUTARY_AUTO_CREATE_STREAMS', flag: 'auto-create-streams', help: 'create a stream a device names on first use' },
+  autoCreateStreams: { type: 'boolean', default: true, env: 'TRIBUTARY_AUTO_CREATE_STREAMS', flag: 'auto-create-streams', help: 'create a stream (data or video) a device names on first use' },
   autoCreateShardCount: { type: 'integer', default: 1, env: 'TRIBUTARY_AUTO_CREATE_SHARDS', flag: 'auto-create-shards', min: 1, max: 1000, help: 'shards of an auto-created stream' },
-  retentionHours: { type: 'integer', default: 24, env: 'TRIBUTARY_RETENTION_HOURS', flag: 'retention-hours', min: 1, max: 8760, help: 'default retention of new streams' },
+  retentionHours: { type: 'integer', default: 24, env: 'TRIBUTARY_RETENTION_HOURS', flag: 'retention-hours', min: 1, max: 8760, help: 'default retention of new streams (and of video streams devices create; CreateStream\'s video default is 0, the live buffer)' },
   segmentBytes: { type: 'integer', default: 64 * 1024 * 1024, env: 'TRIBUTARY_SEGMENT_BYTES', flag: 'segment-bytes', min: 4096, max: 1024 * 1024 * 1024, help: 'roll a shard segment at this size' },
   maxStreamBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_STREAM_BYTES', flag: 'max-stream-bytes', min: 0, help: 'per-stream size cap, oldest segments go first (0: none)' },
-  maxDataBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_DATA_BYTES', flag: 'max-data-bytes', min: 0, help: 'disk cap on all shard logs; at the cap ingest stops acknowledging (0: none)' },
+  maxDataBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_DATA_BYTES', flag: 'max-data-bytes', min: 0, help: 'disk cap on all shard logs and video fragments together; at the cap ingest stops acknowledging (0: none)' },
   groupCommitMs: { type: 'number', default: 2, env: 'TRIBUTARY_GROUP_COMMIT_MS', flag: 'group-commit-ms', min: 0, max: 1000, help: 'longest wait to gather appends into one fsync' },
   maxBatchRecords: { type: 'integer', default: 500, env: 'TRIBUTARY_MAX_BATCH_RECORDS', flag: 'max-batch-records', min: 1, max: 10_000, help: 'records a device batch may hold' },
   maxPacketBytes: { type: 'integer', default: 4 * 1024 * 1024, env: 'TRIBUTARY_MAX_PACKET_BYTES', flag: 'max-packet-bytes', min: 65536, max: 256 * 1024 * 1024, help: 'largest MQTT packet the broker accepts' },
@@ -106,6 +114,13 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   httpMaxBodyBytesPerAddress: { type: 'integer', default: 64 * 1024 * 1024, env: 'TRIBUTARY_HTTP_MAX_BODY_BYTES_PER_ADDRESS', flag: 'http-max-body-bytes-per-address', min: 65536, help: 'request body bytes held at once for one client address (503 past it)' },
   httpMaxBodyBytesPerConnection: { type: 'integer', default: 32 * 1024 * 1024, env: 'TRIBUTARY_HTTP_MAX_BODY_BYTES_PER_CONNECTION', flag: 'http-max-body-bytes-per-connection', min: 65536, help: 'request body bytes held at once on one connection, all its HTTP/2 streams together (503 past it)' },
   httpMaxConnectionsPerAddress: { type: 'integer', default: 256, env: 'TRIBUTARY_HTTP_MAX_CONNECTIONS_PER_ADDRESS', flag: 'http-max-connections-per-address', min: 1, max: 1_000_000, help: 'HTTP connections one client address may hold open; more are closed at once' },
+  videoLiveBufferSeconds: { type: 'integer', default: 300, env: 'TRIBUTARY_VIDEO_LIVE_BUFFER_SECONDS', flag: 'video-live-buffer-seconds', min: 10, max: 86_400, help: 'what a video stream with DataRetentionInHours 0 keeps: its fragments of the last this many seconds (the live buffer)' },
+  videoMaxPendingFragments: { type: 'integer', default: 16, env: 'TRIBUTARY_VIDEO_MAX_PENDING_FRAGMENTS', flag: 'video-max-pending-fragments', min: 1, max: 100_000, help: 'incomplete video fragments (chunks still to come) one device may have in the relay\'s memory; past it: ERROR TOO_MANY_PENDING' },
+  videoMaxPendingBytes: { type: 'integer', default: 64 * 1024 * 1024, env: 'TRIBUTARY_VIDEO_MAX_PENDING_BYTES', flag: 'video-max-pending-bytes', min: 1024 * 1024, help: 'bytes one device\'s incomplete video fragments may reserve (each its whole size); a larger fragment gets ERROR FRAGMENT_TOO_LARGE' },
+  videoMaxPendingFragmentsTotal: { type: 'integer', default: 4096, env: 'TRIBUTARY_VIDEO_MAX_PENDING_FRAGMENTS_TOTAL', flag: 'video-max-pending-fragments-total', min: 1, max: 10_000_000, help: 'incomplete video fragments of all devices together' },
+  videoMaxPendingBytesTotal: { type: 'integer', default: 256 * 1024 * 1024, env: 'TRIBUTARY_VIDEO_MAX_PENDING_BYTES_TOTAL', flag: 'video-max-pending-bytes-total', min: 1024 * 1024, help: 'bytes all incomplete video fragments together may reserve' },
+  deliveryFile: { type: 'string', default: '', env: 'TRIBUTARY_DELIVERY_FILE', flag: 'delivery-file', help: 'JSON file of delivery streams (Firehose) the relay runs, the S3 buckets they write and the transform modules they call (docs/delivery.md)' },
+  videoPendingTimeoutMs: { type: 'integer', default: 30_000, env: 'TRIBUTARY_VIDEO_PENDING_TIMEOUT_MS', flag: 'video-pending-timeout-ms', min: 100, max: 3_600_000, help: 'an incomplete video fragment that receives no chunk this long is dropped (the device sends it again)' },
 }
 
 function coerce(name: string, field: Field, raw: unknown): unknown {
@@ -181,4 +196,12 @@ export function describeRelaySettings(): string {
   return Object.entries(relaySchema)
     .map(([name, f]) => `  --${f.flag.padEnd(22)} ${f.env.padEnd(32)} ${name}: ${f.help} (default ${JSON.stringify(f.default)})`)
     .join('\n')
+}
+
+/** Whether a host (as in a URL, IPv6 bracketed or not) is this machine's loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  if (isIP(h) === 4) return h.startsWith('127.')
+  return h === '::1'
 }

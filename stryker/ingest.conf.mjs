@@ -7,6 +7,7 @@ export default mutationConfig({
   mutate: ['relay/ingest.ts', 'relay/producers.ts'],
   testFiles: [
     'test/relay/ingest.test.ts',
+    'test/relay/ingest-autocreate.test.ts',
     'test/relay/producers.test.ts',
     'test/relay/streams.test.ts',
     'test/relay/durability.test.ts',

@@ -13,6 +13,7 @@ export default mutationConfig({
   testFiles: [
     'test/relay/log-commit.test.ts',
     'test/relay/log.test.ts',
+    'test/relay/log-recovery.test.ts',
     'test/relay/log-contract.test.ts',
     'test/relay/log-encrypted.test.ts',
     'test/relay/durability.test.ts',

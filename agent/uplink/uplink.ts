@@ -28,6 +28,18 @@ export interface UplinkStats {
   reconnects: number
 }
 
+/**
+ * Something else that travels on the uplink's one MQTT connection (the video sender): told of each
+ * connection once the relay accepted it and of its end, and handed the messages on its topics,
+ * which the uplink subscribes to on every connection.
+ */
+export interface UplinkAttachment {
+  readonly topics: readonly string[]
+  connected(client: UplinkClient): void
+  disconnected(): void
+  message(topic: string, payload: Buffer): void
+}
+
 export interface UplinkDeps {
   config: AgentConfig
   outbox: Outbox
@@ -62,6 +74,7 @@ export class Uplink {
   private cancelReconnect: (() => void) | null = null
   private cancelPump: (() => void) | null = null
   private stopped = false
+  private readonly attachments: UplinkAttachment[] = []
   readonly stats: UplinkStats = { state: 'connecting', lastPubackWallMs: 0, lastError: null, inFlight: 0, batchesSent: 0, batchesAcked: 0, recordsAcked: 0, reconnects: 0 }
 
   constructor(deps: UplinkDeps) {
@@ -81,6 +94,11 @@ export class Uplink {
 
   start(): void {
     this.connect()
+  }
+
+  /** Shares the connection with `a` from the next CONNACK on (attach before start()). */
+  attach(a: UplinkAttachment): void {
+    this.attachments.push(a)
   }
 
   private connect(): void {
@@ -117,10 +135,16 @@ export class Uplink {
       this.stats.lastError = null
       this.log('uplink_connected', { url: r.url })
       client.subscribe(topics.rejects(this.config.device), { qos: 1 })
+      for (const a of this.attachments) for (const topic of a.topics) client.subscribe(topic, { qos: 1 })
       this.publishStatus()
       this.pump()
+      for (const a of this.attachments) a.connected(client)
     })
-    client.on('message', (_topic: string, payload: Buffer) => this.onRelayMessage(payload))
+    client.on('message', (topic: string, payload: Buffer) => {
+      const a = this.attachments.find((x) => x.topics.includes(topic))
+      if (!a) this.onRelayMessage(payload)
+      else if (this.client === client) a.message(topic, payload)
+    })
     client.on('error', (err: Error) => {
       this.stats.lastError = err.message
       this.log('uplink_error', { error: err.message })
@@ -131,6 +155,7 @@ export class Uplink {
       // Whatever was in flight stays formed in the outbox and is resent, as the same batches, next time.
       this.inFlight.clear()
       this.stats.inFlight = 0
+      for (const a of this.attachments) a.disconnected()
       client.removeAllListeners('connect')
       client.end(true)
       this.scheduleReconnect()
@@ -258,6 +283,7 @@ export class Uplink {
     const client = this.client
     this.client = null
     if (client) {
+      for (const a of this.attachments) a.disconnected()
       // Say goodbye properly: the retained status marks the device offline. Unacknowledged batches
       // need no waiting for: they stay in the outbox and are resent next time.
       if (client.connected) client.publish(topics.status(this.config.device), JSON.stringify({ ...this.statusDocument(), online: false }), { qos: 1, retain: true })

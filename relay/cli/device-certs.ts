@@ -8,7 +8,6 @@
 import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from '../../shared/errors.js'
-import { createKeyAndRequest } from '../device-ca.js'
 
 /** The admin API as the devices commands call it. */
 export type AdminRequest = (method: string, path: string, body?: object) => Promise<Record<string, unknown>>
@@ -27,6 +26,8 @@ export async function addCertificate(request: AdminRequest, id: string, out: str
   const certPath = out === undefined ? null : join(out, `${id}.crt`)
   // Checked before the relay signs anything: an existing key is never overwritten.
   for (const path of [keyPath, certPath]) if (path && existsSync(path)) throw new ConfigError('--out', `${path} exists; choose another directory or move it away`)
+  // X.509 is loaded only to make a key and request (it costs the other commands ~0.2 s at start).
+  const { createKeyAndRequest } = await import('../device-ca.js')
   const { keyPem, csrPem } = await createKeyAndRequest(id)
   const issued = await request('POST', `/admin/devices/${encodeURIComponent(id)}/certificates`, { csr: csrPem })
   const what = `device ${id} ${issued.created ? 'added with' : 'has'} a new certificate, serial ${String(issued.serial)}, valid until ${String(issued.notAfter)}`

@@ -50,9 +50,47 @@ export class KinesisClient {
     return { status, json: json as T }
   }
 
-  private send(method: string, path: string, extra: Record<string, string>, payload: Buffer): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
+  /**
+   * A REST-JSON call (the Kinesis Video APIs: `POST /listFragments` and the like), signed for
+   * `service`; an error answer throws a KinesisError of the type AWS names in `x-amzn-errortype`.
+   */
+  async rest<T = Record<string, unknown>>(path: string, body: object, service = 'kinesisvideo'): Promise<T> {
+    const { status, json, text, errorType } = await this.send('POST', path, { 'content-type': 'application/json' }, Buffer.from(JSON.stringify(body)), service)
+    if (status === 200) return json as T
+    const type = String(errorType ?? json.__type ?? `HTTP${status}`).split(':')[0]!.split('#').pop() as KinesisErrorType
+    throw new KinesisError(type, String(json.message ?? json.Message ?? text))
+  }
+
+  /**
+   * A REST-JSON call whose answer is a media body (GetClip): the body as a stream, its type and its
+   * length when sent, once the status says it succeeded; an error answer throws as `rest` does.
+   */
+  async restStream(path: string, body: object, service = 'kinesisvideo'): Promise<{ contentType: string; length: number | undefined; body: http.IncomingMessage }> {
+    const payload = Buffer.from(JSON.stringify(body))
+    const headers: Record<string, string> = { host: this.url.host, 'content-type': 'application/json' }
+    if (this.credentials) signSigV4({ method: 'POST', path, headers, body: payload }, this.credentials, this.region, service)
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = this.transport.request({ host: this.url.hostname, port: this.url.port || (this.transport === https ? 443 : 80), method: 'POST', path, headers: { ...headers, 'content-length': String(payload.length) }, agent: this.agent }, resolve)
+      req.on('error', reject)
+      req.end(payload)
+    })
+    if (res.statusCode !== 200) {
+      const chunks: Buffer[] = []
+      for await (const c of res) chunks.push(c as Buffer)
+      const text = Buffer.concat(chunks).toString('utf8')
+      let json: Record<string, unknown> = {}
+      try { json = text ? JSON.parse(text) : {} } catch { /* non-JSON error body */ }
+      const header = res.headers['x-amzn-errortype']
+      const type = String((Array.isArray(header) ? header[0] : header) ?? json.__type ?? `HTTP${res.statusCode}`).split(':')[0]!.split('#').pop() as KinesisErrorType
+      throw new KinesisError(type, String(json.message ?? json.Message ?? text))
+    }
+    const length = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length'])
+    return { contentType: String(res.headers['content-type'] ?? ''), length, body: res }
+  }
+
+  private send(method: string, path: string, extra: Record<string, string>, payload: Buffer, service = 'kinesis'): Promise<{ status: number; json: Record<string, unknown>; text: string; errorType?: string }> {
     const headers: Record<string, string> = { host: this.url.host, ...extra }
-    if (this.credentials) signSigV4({ method, path, headers, body: payload }, this.credentials, this.region, 'kinesis')
+    if (this.credentials) signSigV4({ method, path, headers, body: payload }, this.credentials, this.region, service)
     return new Promise((resolve, reject) => {
       const req = this.transport.request({ host: this.url.hostname, port: this.url.port || (this.transport === https ? 443 : 80), method, path, headers: { ...headers, 'content-length': String(payload.length) }, agent: this.agent }, (res) => {
         const chunks: Buffer[] = []
@@ -61,7 +99,8 @@ export class KinesisClient {
           const text = Buffer.concat(chunks).toString('utf8')
           let json: Record<string, unknown> = {}
           try { json = text ? JSON.parse(text) : {} } catch { /* non-JSON error body */ }
-          resolve({ status: res.statusCode ?? 0, json, text })
+          const errorType = res.headers['x-amzn-errortype']
+          resolve({ status: res.statusCode ?? 0, json, text, errorType: Array.isArray(errorType) ? errorType[0] : errorType })
         })
         res.on('error', reject)
       })

@@ -250,6 +250,14 @@ export class MemoryMetadataStore implements MetadataStore {
       .map(copyCheckpoint)
   }
 
+  async deleteCheckpoints(streamId: string, consumer: string): Promise<number> {
+    let n = 0
+    for (const [key, c] of this.tables.checkpoints) {
+      if (c.streamId === streamId && c.consumer === consumer) n += Number(this.tables.checkpoints.delete(key))
+    }
+    return n
+  }
+
   async putConsumer(c: ConsumerMeta): Promise<void> {
     const t = this.tables
     const key = keyOf(c.streamId, c.name)

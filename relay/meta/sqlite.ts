@@ -2,6 +2,7 @@
 import { existsSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
+import { openDurable } from './durable-db.js'
 import type { CheckpointMeta, ConsumerMeta, DeviceCertificateMeta, DeviceMeta, MetadataStore, ShardMapChange, ShardMeta, StreamMeta, StreamSettings, StreamStatus } from './types.js'
 
 const MIGRATIONS: string[] = [
@@ -79,11 +80,8 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database
 
   constructor(path: string) {
-    this.db = new Database(path)
-    this.db.pragma('journal_mode = WAL')
-    // better-sqlite3 defaults to NORMAL under WAL; metadata changes are rare and must survive power loss.
-    this.db.pragma('synchronous = FULL')
-    this.db.pragma('busy_timeout = 5000')
+    // Durable: metadata changes are rare and must survive power loss.
+    this.db = openDurable(path)
     this.migrate()
   }
 
@@ -306,6 +304,10 @@ export class SqliteMetadataStore implements MetadataStore {
   async listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]> {
     const rows = this.db.prepare('SELECT * FROM checkpoints WHERE stream_id = ? AND consumer = ? ORDER BY shard_id').all(streamId, consumer) as { stream_id: string; consumer: string; shard_id: string; sequence_number: string; updated_ms: number }[]
     return rows.map((r) => ({ streamId: r.stream_id, consumer: r.consumer, shardId: r.shard_id, sequenceNumber: r.sequence_number, updatedMs: r.updated_ms }))
+  }
+
+  async deleteCheckpoints(streamId: string, consumer: string): Promise<number> {
+    return this.db.prepare('DELETE FROM checkpoints WHERE stream_id = ? AND consumer = ?').run(streamId, consumer).changes
   }
 
   async close(): Promise<void> {

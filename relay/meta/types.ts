@@ -146,6 +146,8 @@ export interface MetadataStore {
   /** Stores a checkpoint; with `expected`, only if the stored one is that (null: none), else CONFLICT. */
   putCheckpoint(checkpoint: CheckpointMeta, expected?: string | null): Promise<void>
   listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]>
+  /** Removes a consumer's checkpoints on every shard of a stream (a delivery stream deleted); how many there were. */
+  deleteCheckpoints(streamId: string, consumer: string): Promise<number>
 
   /** Enhanced fan-out consumers (relay/consumers.ts); put replaces by (stream, name), listed by stream, registration time, name. */
   putConsumer(consumer: ConsumerMeta): Promise<void>

@@ -30,7 +30,7 @@ t.test('every mistake is named by its field', async (t) => {
     [{ ...base, streams: { 'bad name!': {} } }, 'streams.bad name!', /must match/],
     [{ ...base, streams: { s: { prio: 1 } } }, 'streams.s.prio', /not a setting/],
     [{ ...base, sources: [{ type: 'simulated', stream: 'nope' }] }, 'sources[0].stream', /not under streams/],
-    [{ ...base, sources: [{ type: 'camera' }] }, 'sources[0].type', /simulated, put-api/],
+    [{ ...base, sources: [{ type: 'webcam' }] }, 'sources[0].type', /simulated, put-api, serial, camera/],
     [{ ...base, surprise: true }, 'surprise', /not a setting/],
   ]
   for (const [config, field, message] of bad) {

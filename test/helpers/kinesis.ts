@@ -1,10 +1,11 @@
 import { KinesisClient } from '../../relay/kinesis/client.js'
+import type { Credentials } from '../../relay/kinesis/sigv4.js'
 
 export interface ReadRecord { shardId: string; key: string; data: string; seq: string }
 
-/** Every record of a stream, shard by shard from TRIM_HORIZON, in shard order. */
-export async function readStream(endpoint: string, stream: string): Promise<ReadRecord[]> {
-  const kinesis = new KinesisClient({ endpoint })
+/** Every record of a stream, shard by shard from TRIM_HORIZON, in shard order (signed when given credentials). */
+export async function readStream(endpoint: string, stream: string, credentials?: Credentials): Promise<ReadRecord[]> {
+  const kinesis = new KinesisClient({ endpoint, credentials })
   try {
     const { Shards } = await kinesis.call<{ Shards: { ShardId: string }[] }>('ListShards', { StreamName: stream })
     const out: ReadRecord[] = []

@@ -62,7 +62,7 @@ t.test('PutRecords given the routes the API layer computed appends there without
   const stored = await ingest.putRecords(state, records, shards)
   t.equal(hashed(), 50, 'not hashed again')
   t.ok(stored.every((s, i) => s.shard === shards[i]), 'each record went where it was routed')
-  await t.rejects(ingest.putRecords(state, records, shards.slice(1)), { name: 'RangeError' }, 'a route list of another length is refused')
+  await t.rejects(ingest.putRecords(state, records, shards.slice(1)), { name: 'RangeError', message: 'putRecords: 49 shards for 50 records' }, 'a route list of another length is refused, saying so')
 })
 
 t.test('routes computed before a split are computed again, so no record lands in a closed shard', async (t) => {
@@ -83,12 +83,20 @@ t.test('a batch that cannot be scanned is named by its header, or as unreadable 
   const good = codec.encodeBatch({ epoch: 42n, sequence: 7, records: putInputs(2) })
   const damaged = Buffer.from(good)
   damaged[damaged.length - 1]! ^= 1
-  t.match((await ingest.ingestBatch('d', 's', damaged)).reject, { code: 'FRAME_BAD_CHECKSUM', epoch: '42', batchSequence: 7 }, 'a damaged body: named')
+  t.match((await ingest.ingestBatch('d', 's', damaged)), { stored: 0, duplicates: 0, reject: { type: 'reject', stream: 's', code: 'FRAME_BAD_CHECKSUM', epoch: '42', batchSequence: 7, records: [] } }, 'a damaged body: named')
+  t.same((await ingest.ingestBatch('d', 's', damaged)).reject?.records, [], 'the whole batch is refused, no record singled out')
   t.match((await ingest.ingestBatch('d', 's', Buffer.from('{"not":"a frame at all, but long enough"}'))).reject, { code: 'FRAME_BAD_MAGIC', epoch: '0', batchSequence: -1 }, 'another format: unreadable')
   t.match((await ingest.ingestBatch('d', 's', good.subarray(0, 10))).reject, { code: 'FRAME_TRUNCATED', epoch: '0', batchSequence: -1 }, 'shorter than a header: unreadable')
   const huge = Buffer.from(good)
   huge.writeUInt32LE(0x0020_0000, OFF_BATCH_SEQ + 4)
   t.match((await ingest.ingestBatch('d', 's', huge)).reject, { epoch: '42', batchSequence: -1 }, 'a sequence above 2^53-1 is not echoed inexactly')
+})
+
+t.test('a scan that fails for another reason than a bad frame is not answered as a bad frame: the batch is left unacknowledged', async (t) => {
+  const { streams, logs } = await fileStreams(t)
+  const faulty: Codec = { ...codec, scanBatch: () => { throw new Error('the frame scanner failed') } }
+  const ingest = new Ingest({ streams, logs, codec: faulty, autoCreateStreams: true, autoCreateShardCount: 1, autoCreateMaxPerDevice: 10, maxBatchRecords: 500, maxDataBytes: 0 })
+  await t.rejects(ingest.ingestBatch('d', 's', codec.encodeBatch({ epoch: 1n, sequence: 0, records: putInputs(2) })), { message: 'the frame scanner failed' })
 })
 
 /** A stream with an Ingest of the given limits, recording what it tells the metrics. */
@@ -163,6 +171,29 @@ t.test('records whose key breaks the rules are refused by index; the rest of the
   t.same([again.stored, again.duplicates], [0, 4], 'the resend finds the four stored')
   t.same(again.reject?.records.map((r) => r.index), [1, 2, 4, 7], 'and refuses the same records again')
   t.equal((await held(streams, 's')).length, 4)
+  t.equal(stored.length, 1, 'the metrics hear of no stored records for the resend')
+})
+
+t.test('a resend whose records are all stored already is answered without routing them again', async (t) => {
+  const { streams, logs } = await fileStreams(t)
+  let routed = 0
+  const counting: Codec = { ...codec, hashRoute: (frame, fields, bounds) => { routed++; return codec.hashRoute(frame, fields, bounds) } }
+  const ingest = new Ingest({ streams, logs, codec: counting, autoCreateStreams: true, autoCreateShardCount: 4, autoCreateMaxPerDevice: 10, maxBatchRecords: 500, maxDataBytes: 0 })
+  const frame = framed(1, items(['a', 'b', 'c', 'd']))
+  t.same(await ingest.ingestBatch('d', 's', frame), { stored: 4, duplicates: 0, reject: null })
+  t.equal(routed, 1, 'the batch was routed once')
+  t.same(await ingest.ingestBatch('d', 's', frame), { stored: 0, duplicates: 4, reject: null })
+  t.equal(routed, 1, 'its resend was not routed again')
+})
+
+t.test('an Ingest with no metrics observers answers every refusal the same way', async (t) => {
+  const { streams, logs } = await fileStreams(t)
+  const ingest = (o: { autoCreateStreams: boolean; autoCreateMaxPerDevice: number }) => new Ingest({ streams, logs, autoCreateShardCount: 1, maxBatchRecords: 2, maxDataBytes: 0, ...o })
+  const open = ingest({ autoCreateStreams: true, autoCreateMaxPerDevice: 1 })
+  t.match(await open.ingestBatch('d', 's', framed(0, items(['a', 'b', 'c']))), { stored: 0, reject: { code: 'BATCH_TOO_LARGE' } })
+  t.match(await open.ingestBatch('d', 's', framed(1, items(['a', '']))), { stored: 1, reject: { records: [{ index: 1, code: 'PARTITION_KEY_INVALID' }] } })
+  t.match(await open.ingestBatch('d', 'another', framed(2, items(['a']))), { stored: 0, reject: { code: 'LIMIT_EXCEEDED' } })
+  t.match(await ingest({ autoCreateStreams: false, autoCreateMaxPerDevice: 1 }).ingestBatch('d', 'nowhere', framed(3, items(['a']))), { stored: 0, reject: { code: 'STREAM_NOT_FOUND' } })
 })
 
 t.test('a batch appended while its stream is deleted is not acknowledged: the caller hears the stream is gone', async (t) => {

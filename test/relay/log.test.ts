@@ -494,3 +494,36 @@ t.test('a write the disk takes in pieces is completed in order, and several appe
   t.same(records.map((r) => r.offset), [0, 1, 2, 3, 4, 5, 6], 'and after a reopen')
   t.same(reports, [])
 })
+
+t.test('a segment that holds exactly its size limit is sealed: the next commit starts a new segment', async (t) => {
+  const root = tempDir(t)
+  const probe = tempDir(t)
+  await fill(probe, 10)
+  const tenRecords = statSync(firstSegment(probe)).size
+  await fill(root, 20, tenRecords) // two commits of ten records; the first fills the segment exactly
+  const dir = join(root, 's', SHARD)
+  t.same(readdirSync(dir).filter((n) => n.endsWith('.log')).sort(), ['00000000000000000000.log', '00000000000000000010.log'])
+  t.equal(statSync(join(dir, '00000000000000000000.log')).size, tenRecords)
+})
+
+t.test('the index saved when a segment is sealed is the one a rebuild from the log makes, for appends gathered into one commit too', async (t) => {
+  const root = tempDir(t)
+  const store = new FileLogStore({ root, segmentBytes: 32 * 1024 })
+  const log = await store.open('s', SHARD)
+  let next = 0
+  // Each commit gathers three appends of records large enough that each gets an index entry.
+  for (let c = 0; c < 6; c++) {
+    for (let a = 0; a < 3; a++) log.append([rec(next++, 5000), rec(next++, 5000)])
+    await store.commit()
+  }
+  await store.close()
+  const dir = join(root, 's', SHARD)
+  const idx = readdirSync(dir).filter((n) => n.endsWith('.idx')).sort()
+  t.ok(idx.length >= 2, `${idx.length} sealed segments`)
+  const saved = await Promise.all(idx.map((n) => fsp.readFile(join(dir, n))))
+  for (const n of idx) await fsp.rm(join(dir, n))
+  const again = new FileLogStore({ root, segmentBytes: 32 * 1024 })
+  await again.open('s', SHARD)
+  await again.close()
+  for (const [i, n] of idx.entries()) t.same(await fsp.readFile(join(dir, n)), saved[i], `${n}: rebuilt as sealing saved it`)
+})

@@ -1,0 +1,7 @@
+export { Camera } from './camera.js'
+export type { CameraOptions, CameraEvents, CameraRestart, RestartReason, SpawnProcess } from './camera.js'
+export { ffmpegArgs, validateCameraInput } from './ffmpeg.js'
+export { Mp4Splitter, parseInit, parseFragment, isSyncSample, ntpToUnixMs, DEFAULT_MAX_UNIT_BYTES } from './mp4.js'
+export type { InitInfo, FragmentInfo, VideoTrack, Mp4Unit, Mp4SplitterOptions } from './mp4.js'
+export { Mp4Error, Mp4Problem, CameraError, CameraProblem } from './errors.js'
+export type { CameraInput, CameraSession, CapturedFragment, CameraStats, CameraState } from './types.js'

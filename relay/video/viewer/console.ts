@@ -1,0 +1,166 @@
+/**
+ * The relay's video console (`/console/video`): a page that lists the video streams, plays one LIVE or
+ * from a chosen time with hls.js (served from node_modules, never a CDN), draws where fragments exist
+ * and where the gaps are, and shows GetImages thumbnails.
+ *
+ * Auth, always (with or without access keys): the admin token (DATA_DIR/admin.token) is given once
+ * on a login form, and the relay answers with a session cookie (HttpOnly, SameSite=Strict,
+ * Path=/console, 12 hours on the relay's clock, HMAC-signed: cookie.ts). The page's JSON calls go to
+ * `POST /console/api/…`, which need the cookie and the header `X-Tributary-Console: 1` (a cross-site
+ * form cannot send a custom header; SameSite=Strict keeps the cookie off cross-site requests anyway)
+ * and call the Kinesis Video API in-process — the browser never signs SigV4. The HLS URL the page gets
+ * carries its own expiring session token, as AWS's does. The static assets (page script, style,
+ * hls.js) hold no data and are served without the cookie, so the login page can load its script.
+ */
+import { timingSafeEqual } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, type AnyRequest, type AnyResponse, type HttpGuard } from '../../http.js'
+import type { VideoApi } from '../api.js'
+import type { VideoStore } from '../store.js'
+import type { VideoStreams } from '../streams.js'
+import { VideoApiError } from '../errors.js'
+import { LOGIN_HTML, LOGIN_JS, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './assets.js'
+import { ConsoleCookies, cookieOf } from './cookie.js'
+import { timelineOf } from './timeline.js'
+
+export const CONSOLE_PREFIX = '/console'
+/** The header every console POST must carry (CSRF: a cross-site form cannot set it). */
+export const CSRF_HEADER = 'x-tributary-console'
+const MAX_BODY = 64 * 1024
+/** A timeline covers at most this much (the page asks for 1 h, 6 h or 24 h). */
+const MAX_TIMELINE_MS = 7 * 24 * 3600_000
+
+/** The console API's calls that pass a JSON body to a Kinesis Video action. */
+const ACTIONS: Record<string, string> = {
+  '/console/api/streams': '/listStreams',
+  '/console/api/describe': '/describeStream',
+  '/console/api/fragments': '/listFragments',
+  '/console/api/hls': '/getHLSStreamingSessionURL',
+  '/console/api/images': '/getImages',
+}
+
+const PAGE_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  // hls.js runs its transmuxer in a blob: worker and plays through MSE (blob: media).
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+}
+
+export interface ConsoleOptions {
+  api: VideoApi
+  store: VideoStore
+  streams: VideoStreams
+  adminToken: string
+  /** The relay's clock (ms): cookie expiry. */
+  now: () => number
+  guard: HttpGuard
+}
+
+export class VideoConsole {
+  private readonly cookies: ConsoleCookies
+  private readonly token: Buffer
+  private hls: Buffer | null = null
+
+  constructor(private readonly o: ConsoleOptions) {
+    this.cookies = new ConsoleCookies(o.adminToken, o.now)
+    this.token = Buffer.from(o.adminToken)
+  }
+
+  /** Whether `path` is the console's. */
+  static owns(path: string): boolean {
+    return path === CONSOLE_PREFIX || path.startsWith(`${CONSOLE_PREFIX}/`)
+  }
+
+  private hlsJs(): Buffer {
+    this.hls ??= readFileSync(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js'))
+    return this.hls
+  }
+
+  private signedIn(req: AnyRequest): boolean {
+    return this.cookies.valid(cookieOf(req.headers.cookie))
+  }
+
+  async serve(req: AnyRequest, res: AnyResponse, path: string): Promise<void> {
+    const method = req.method ?? 'GET'
+    if (method === 'GET' || method === 'HEAD') return this.get(req, res, path)
+    if (method !== 'POST') return sendJson(res, 405, { code: 'NOT_FOUND', message: `${method} ${path} is not a console operation` }, 'application/json', { allow: 'GET, POST' })
+    // Checked on the headers, before a byte of the body is read.
+    if (req.headers[CSRF_HEADER] !== '1') return sendJson(res, 403, { code: 'AUTH_FAILED', message: `console POSTs need the header ${CSRF_HEADER}: 1` })
+    const login = path === '/console/login'
+    if (!login && path !== '/console/logout' && !this.signedIn(req)) return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' })
+    let body: Buffer | null
+    try {
+      body = await readBody(req, MAX_BODY, this.o.guard)
+    } catch (err) {
+      if (err instanceof BodyTimeoutError) return
+      if (err instanceof BodyBudgetError) return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: 'the relay is holding too many request bytes; retry' }, 'application/json', { 'retry-after': '1' })
+      throw err
+    }
+    if (body === null) return sendJson(res, 413, { code: 'REQUEST_INVALID', message: `console requests are at most ${MAX_BODY} bytes` })
+    const secure = 'encrypted' in req.socket && Boolean(req.socket.encrypted)
+    if (login) return this.login(res, body, secure)
+    if (path === '/console/logout') return send(res, 204, 'text/plain', '', { 'set-cookie': this.cookies.clear(secure) })
+    if (path === '/console/api/timeline') return this.timeline(res, body)
+    const action = ACTIONS[path]
+    if (!action) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console route POST ${path}` })
+    return this.o.api.serve(req, res, action, body)
+  }
+
+  private get(req: AnyRequest, res: AnyResponse, path: string): void {
+    const page = (html: string) => send(res, 200, 'text/html; charset=utf-8', html, PAGE_HEADERS)
+    const asset = (type: string, body: string | Buffer) => send(res, 200, type, body, { 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' })
+    switch (path) {
+      case '/console':
+      case '/console/':
+        return send(res, 302, 'text/plain', '', { location: '/console/video' })
+      case '/console/video':
+        return page(this.signedIn(req) ? VIEWER_HTML : LOGIN_HTML)
+      case '/console/assets/login.js': return asset('text/javascript; charset=utf-8', LOGIN_JS)
+      case '/console/assets/viewer.js': return asset('text/javascript; charset=utf-8', VIEWER_JS)
+      case '/console/assets/viewer.css': return asset('text/css; charset=utf-8', VIEWER_CSS)
+      case '/console/assets/hls.min.js': return asset('text/javascript; charset=utf-8', this.hlsJs())
+      default:
+        return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console page ${path}` })
+    }
+  }
+
+  private login(res: AnyResponse, body: Buffer, secure: boolean): void {
+    let token: unknown
+    try {
+      token = (JSON.parse(body.toString() || '{}') as { token?: unknown }).token
+    } catch {
+      return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'the login body must be JSON: {"token": "<admin token>"}' })
+    }
+    if (typeof token !== 'string') return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'the login body must be {"token": "<admin token>"}' })
+    const given = Buffer.from(token.trim())
+    if (this.token.length === 0 || given.length !== this.token.length || !timingSafeEqual(given, this.token)) {
+      return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'admin token wrong' })
+    }
+    send(res, 204, 'text/plain', '', { 'set-cookie': this.cookies.header(this.cookies.issue(), secure), 'cache-control': 'no-store' })
+  }
+
+  /** `{StreamName, StartTimestamp, EndTimestamp}` (seconds, as the API's timestamps) → where the fragments are. */
+  private timeline(res: AnyResponse, body: Buffer): void {
+    let r: { StreamName?: unknown; StartTimestamp?: unknown; EndTimestamp?: unknown }
+    try {
+      r = JSON.parse(body.toString() || '{}') as typeof r
+    } catch {
+      return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'the timeline body must be JSON' })
+    }
+    const { StreamName: name, StartTimestamp: start, EndTimestamp: end } = r ?? {}
+    if (typeof name !== 'string') return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'StreamName must be a string' })
+    if (typeof start !== 'number' || typeof end !== 'number' || !Number.isFinite(start) || !Number.isFinite(end)) return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'StartTimestamp and EndTimestamp must be numbers (seconds since the epoch)' })
+    if (end < start || (end - start) * 1000 > MAX_TIMELINE_MS) return sendJson(res, 400, { code: 'REQUEST_INVALID', message: `EndTimestamp must be after StartTimestamp and at most ${MAX_TIMELINE_MS / 3600_000} h after it` })
+    let streamId: string
+    try {
+      streamId = this.o.streams.resolve(name, undefined).id
+    } catch (err) {
+      if (err instanceof VideoApiError) return sendJson(res, err.status, { code: err.type, message: err.message })
+      throw err
+    }
+    sendJson(res, 200, timelineOf(this.o.store, streamId, Math.round(start * 1000), Math.round(end * 1000)))
+  }
+}
