@@ -24,6 +24,12 @@ export const ErrorCode = {
   STORAGE_FAILED: 'STORAGE_FAILED',
   LOG_CORRUPT: 'LOG_CORRUPT',
   OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
+  /** A cluster's shard log was written by another writer (or this one's end was stale): the records were refused, the end read again. */
+  LOG_FENCED: 'LOG_FENCED',
+  /** A device record (device, epoch, batch, index) is already in the cluster's shard log, at another offset. */
+  LOG_DUPLICATE: 'LOG_DUPLICATE',
+  /** The cluster's log (NATS JetStream) did not acknowledge in time or cannot be reached: the records may or may not be stored. */
+  LOG_UNAVAILABLE: 'LOG_UNAVAILABLE',
   /** A record sealed at rest could not be opened (missing or different key, or tampered data). */
   DECRYPT_FAILED: 'DECRYPT_FAILED',
   // configuration and credentials

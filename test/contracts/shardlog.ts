@@ -17,8 +17,11 @@ export interface StoreSetup {
 export interface LogStoreHarness {
   /** Opens a store over the same backing state (a directory, a volume) each time it is called within one test. */
   open(setup?: StoreSetup): Promise<LogStore>
-  /** From now on, every commit of this shard of the store opened last fails, as a failing disk would. */
-  breakWrites(stream: string, shard: string): void
+  /**
+   * From now on, every commit of this shard of the store opened last fails, as a failing disk would.
+   * A store whose backing service must be told (a JetStream stream sealed) returns a promise.
+   */
+  breakWrites(stream: string, shard: string): void | Promise<void>
 }
 
 export type LogStoreFactory = (t: Test) => LogStoreHarness
@@ -397,7 +400,7 @@ export function shardLogContract(t: Test, name: string, factory: LogStoreFactory
     const b = await store.open('s', shard(1))
     a.append([rec(0)])
     await store.commit()
-    harness.breakWrites('s', shard(0))
+    await harness.breakWrites('s', shard(0))
     a.append([rec(1), rec(2)])
     b.append([rec(0)])
     await t.rejects(store.commit(), { code: 'STORAGE_FAILED' })
