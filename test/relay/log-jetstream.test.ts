@@ -139,10 +139,12 @@ t.test('a three-server cluster loses a server (the leader) mid-commits: nothing 
   const acknowledged: string[] = []
   const outcomes = { resolved: 0, refused: new Map<string, number>() }
   let round = 0
+  let committing = false
   const commitOnce = async () => {
     const data = Array.from({ length: 20 }, (_, j) => `r${round}-${j}`)
     round++
     log.append(data.map(rec))
+    committing = true
     try {
       await store.commit()
       acknowledged.push(...data)
@@ -152,14 +154,23 @@ t.test('a three-server cluster loses a server (the leader) mid-commits: nothing 
       const code = (err as TributaryError).code ?? String(err)
       outcomes.refused.set(code, (outcomes.refused.get(code) ?? 0) + 1)
       return false
+    } finally {
+      committing = false
     }
   }
-  for (let i = 0; i < 30; i++) await commitOnce()
-  const killedAt = performance.now()
-  cluster.kill(victim)
-  // Commits during the election: each resolves or is refused, until the new leader takes them.
+  // The writer keeps committing; the leader dies while a commit's publishes are in flight.
+  let killedAt = 0
   let afterKill = 0
-  while (afterKill < 30 && performance.now() - killedAt < 20_000) if (await commitOnce()) afterKill++
+  const writer = (async () => {
+    while (afterKill < 30 && (!killedAt || performance.now() - killedAt < 20_000)) {
+      if ((await commitOnce()) && killedAt) afterKill++
+    }
+  })()
+  while (acknowledged.length < 600) await new Promise((r) => setTimeout(r, 1))
+  killedAt = performance.now()
+  cluster.kill(victim)
+  t.ok(committing, 'the kill lands while a commit waits for its acknowledgements')
+  await writer
   t.equal(afterKill, 30, `commits go on after the leader died (${(performance.now() - killedAt).toFixed(0)} ms for 30 more)`)
   const refused = [...outcomes.refused.keys()]
   t.ok(refused.every((code) => code === 'LOG_UNAVAILABLE' || code === 'LOG_FENCED'), `refusals are typed (${JSON.stringify([...outcomes.refused])})`)
