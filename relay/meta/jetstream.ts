@@ -46,7 +46,7 @@
  * manifest, after which the parts it replaced are removed.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv'
 import { randomBytes } from 'node:crypto'
 import { ErrorCode, StorageError, TributaryError } from '../../shared/errors.js'
@@ -67,6 +67,8 @@ const MAX_RACES = 100
 /** Room left in a message for headers and the subject. */
 const HEADER_ROOM = 8 * 1024
 const RECORD_VERSION = 1
+/** The header a KV delete or purge marker carries. */
+const KV_OPERATION = 'KV-Operation'
 
 interface StreamRecord {
   v: number
@@ -121,6 +123,8 @@ export class JetStreamMetadataStore implements MetadataStore {
 
   private constructor(
     private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
     private readonly watcher: { stop(): void },
     maxPayload: number,
   ) {
@@ -134,9 +138,10 @@ export class JetStreamMetadataStore implements MetadataStore {
     if (!/^[-_a-zA-Z0-9]+$/.test(cluster)) throw new TypeError(`cluster name ${JSON.stringify(cluster)} may hold only letters, digits, - and _`)
     if (replicas !== 1 && replicas !== 3) throw new TypeError(`replicas must be 1 or 3, not ${String(replicas)}`)
     try {
-      const kv = await new Kvm(nc).create(`${cluster}-meta`, { replicas, history: 1, allow_direct: false })
+      const bucket = `${cluster}-meta`
+      const kv = await new Kvm(nc).create(bucket, { replicas, history: 1, allow_direct: false })
       const updates = await kv.watch({ key: 'stream.*', include: KvWatchInclude.UpdatesOnly })
-      const store = new JetStreamMetadataStore(kv, updates, nc.info?.max_payload ?? 1024 * 1024)
+      const store = new JetStreamMetadataStore(kv, await jetstreamManager(nc), bucket, updates, nc.info?.max_payload ?? 1024 * 1024)
       void (async () => {
         for await (const e of updates) store.announce(untoken(e.key.slice('stream.'.length)))
       })().catch(() => { /* the watch ends with close(); a broken one leaves reads and writes working */ })
@@ -227,17 +232,34 @@ export class JetStreamMetadataStore implements MetadataStore {
     throw new StorageError(ErrorCode.STORAGE_FAILED, `${k} kept changing: gave up after ${MAX_RACES} lost races`)
   }
 
-  /** The live values of every key matching `filter` (NATS subject wildcards over the tokens). */
-  private async values(filter: string): Promise<KvEntry[]> {
-    const keys: string[] = []
-    for await (const k of await this.kv.keys(filter)) keys.push(k)
-    return (await Promise.all(keys.map((k) => this.kv.get(k)))).filter(live)
+  /**
+   * The live values of every key matching `filter` (NATS subject wildcards over the tokens), read
+   * by walking the bucket's stream with "next message on this subject from this sequence" requests
+   * to its leader, rather than kv.keys(), which creates a consumer per listing: that needs the
+   * cluster's meta leader as well, and is slower. With history 1 the stream holds one message per key
+   * (a later write of a key passed during the walk is seen again; the last one read wins).
+   */
+  private async values(filter: string): Promise<Map<string, { value: Uint8Array; revision: number }>> {
+    const found = new Map<string, { value: Uint8Array; revision: number }>()
+    const prefix = `$KV.${this.bucket}.`
+    for (let seq = 1; ;) {
+      const request = { seq, next_by_subj: `${prefix}${filter}` } as unknown as { seq: number }
+      const m = await this.jsm.streams.getMessage(`KV_${this.bucket}`, request)
+      if (m === null) return found
+      const k = m.subject.slice(prefix.length)
+      const op = m.header?.get(KV_OPERATION)
+      if (op === 'DEL' || op === 'PURGE') found.delete(k)
+      else found.set(k, { value: m.data, revision: m.seq })
+      seq = m.seq + 1
+    }
+  }
+
+  private async parsed<T>(filter: string): Promise<T[]> {
+    return [...(await this.values(filter)).values()].map((v) => JSON.parse(Buffer.from(v.value).toString('utf8')) as T)
   }
 
   private async keysOf(filter: string): Promise<string[]> {
-    const keys: string[] = []
-    for await (const k of await this.kv.keys(filter)) keys.push(k)
-    return keys
+    return [...(await this.values(filter)).keys()]
   }
 
   // --- streams
@@ -324,7 +346,7 @@ export class JetStreamMetadataStore implements MetadataStore {
 
   async listStreams(): Promise<StreamMeta[]> {
     return this.run('listStreams', async () => {
-      const recs = (await this.values('stream.*')).map((e) => json<StreamRecord>(e)).filter((r) => !r.deleting)
+      const recs = (await this.parsed<StreamRecord>('stream.*')).filter((r) => !r.deleting)
       return recs.map((r) => r.stream).sort((a, b) => byteOrder(a.name, b.name))
     })
   }
@@ -363,7 +385,9 @@ export class JetStreamMetadataStore implements MetadataStore {
     const consumerPrefix = `${arn}/consumer/`
     const ofStream = (text: string) => text === arn || text.startsWith(consumerPrefix)
     await this.dropProducerState(id)
-    for (const e of await this.values(`consumer.${token(id)}.*`)) await this.dropConsumer(json<ConsumerMeta>(e), e.revision)
+    for (const [, e] of await this.values(`consumer.${token(id)}.*`)) {
+      await this.dropConsumer(JSON.parse(Buffer.from(e.value).toString('utf8')) as ConsumerMeta, e.revision)
+    }
     const tagged = (await this.keysOf('tags.*')).filter((k) => {
       const resource = untoken(k.slice('tags.'.length))
       return resource === id || resource.startsWith(consumerPrefix)
@@ -443,7 +467,7 @@ export class JetStreamMetadataStore implements MetadataStore {
   }
 
   async listDevices(): Promise<DeviceMeta[]> {
-    return this.run('listDevices', async () => (await this.values('device.*')).map((e) => json<DeviceMeta>(e)).sort((a, b) => byteOrder(a.id, b.id)))
+    return this.run('listDevices', async () => (await this.parsed<DeviceMeta>('device.*')).sort((a, b) => byteOrder(a.id, b.id)))
   }
 
   async deleteDevice(id: string): Promise<boolean> {
@@ -464,8 +488,7 @@ export class JetStreamMetadataStore implements MetadataStore {
   }
 
   async listDeviceCertificates(device?: string): Promise<DeviceCertificateMeta[]> {
-    return this.run('listDeviceCertificates', async () => (await this.values('certificate.*'))
-      .map((e) => json<DeviceCertificateMeta>(e))
+    return this.run('listDeviceCertificates', async () => (await this.parsed<DeviceCertificateMeta>('certificate.*'))
       .filter((c) => device === undefined || c.device === device)
       .sort((a, b) => byteOrder(a.serial, b.serial)))
   }
@@ -570,8 +593,7 @@ export class JetStreamMetadataStore implements MetadataStore {
   }
 
   async listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]> {
-    return this.run('listCheckpoints', async () => (await this.values(`checkpoint.${token(streamId)}.${token(consumer)}.*`))
-      .map((e) => json<CheckpointMeta>(e))
+    return this.run('listCheckpoints', async () => (await this.parsed<CheckpointMeta>(`checkpoint.${token(streamId)}.${token(consumer)}.*`))
       .sort((a, b) => byteOrder(a.shardId, b.shardId)))
   }
 
@@ -598,7 +620,10 @@ export class JetStreamMetadataStore implements MetadataStore {
 
   /**
    * A claim held by another consumer is taken over only when that consumer no longer has the ARN
-   * (it was deleted, or registered again under another ARN, and a crash kept its claim).
+   * (it was deleted, or registered again under another ARN, and a crash kept its claim). A register
+   * between its claim and its write could lose the claim so to a register of another consumer with
+   * the same ARN; ARNs hold the consumer's stream and name, so only a caller reusing another
+   * consumer's ARN at that moment could meet it.
    */
   private async claimArn(c: ConsumerMeta): Promise<void> {
     const k = key('consumer-arn', c.arn)
@@ -627,8 +652,7 @@ export class JetStreamMetadataStore implements MetadataStore {
   }
 
   async listConsumers(streamId?: string): Promise<ConsumerMeta[]> {
-    return this.run('listConsumers', async () => (await this.values(streamId === undefined ? 'consumer.>' : `consumer.${token(streamId)}.*`))
-      .map((e) => json<ConsumerMeta>(e))
+    return this.run('listConsumers', async () => (await this.parsed<ConsumerMeta>(streamId === undefined ? 'consumer.>' : `consumer.${token(streamId)}.*`))
       .sort((a, b) => byteOrder(a.streamId, b.streamId) || a.createdMs - b.createdMs || byteOrder(a.name, b.name)))
   }
 
