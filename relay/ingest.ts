@@ -42,6 +42,27 @@ export interface IngestOptions {
   /** Observers for /metrics. */
   onStored?: (stream: string, records: number, bytes: number, source: 'mqtt' | 'api') => void
   onRejected?: (code: string, count: number) => void
+  /** In a cluster: which relay writes a stream. Without it this relay writes every stream. */
+  placement?: WritePlacement
+}
+
+/**
+ * In a cluster, one relay writes each stream (relay/cluster/): where a stream's writes go. `remote`
+ * resolves to null when this relay writes it, else to a writer that sends them to the relay that
+ * does; that writer resolves to null when the owner has gone meanwhile (ask again).
+ */
+export interface WritePlacement {
+  remote(state: StreamState): Promise<RemoteWriter | null>
+}
+
+export interface RemoteWriter {
+  ingestBatch(device: string, streamName: string, payload: Buffer): Promise<BatchOutcome | null>
+  putRecords(records: IngestRecord[]): Promise<StoredRecord[] | null>
+}
+
+/** How a write is run: `local` for one another relay forwarded here, which must not be forwarded again. */
+export interface WriteHow {
+  local?: boolean
 }
 
 /** The outcome of one device batch that was acknowledged (PUBACK): what, if anything, was refused. */
@@ -78,7 +99,7 @@ export class Ingest {
    * publishes `reject` when it is set. Rejects with a StorageError when nothing can be stored now
    * (the caller must not PUBACK).
    */
-  async ingestBatch(device: string, streamName: string, payload: Buffer): Promise<BatchOutcome> {
+  async ingestBatch(device: string, streamName: string, payload: Buffer, how: WriteHow = {}): Promise<BatchOutcome> {
     let scan: BatchScan
     try {
       scan = this.codec.scanBatch(payload)
@@ -117,6 +138,15 @@ export class Ingest {
         return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.LIMIT_EXCEEDED, message: created.reject, records: [] } }
       }
       state = created.state
+    }
+    if (this.o.placement && !how.local) {
+      for (;;) {
+        const remote = await this.o.placement.remote(state)
+        if (!remote) break
+        const outcome = await remote.ingestBatch(device, streamName, payload)
+        if (outcome) return outcome
+        await new Promise((r) => setTimeout(r, 100))
+      }
     }
 
     // Validate and drop what is already stored, on the scan's table: no object per record.
@@ -211,9 +241,18 @@ export class Ingest {
    * routes once for its throughput meter and for this append); a list a reshard has since closed a
    * shard of is routed again, as it would have been without it.
    */
-  async putRecords(state: StreamState, records: IngestRecord[], shards?: ShardState[]): Promise<StoredRecord[]> {
+  async putRecords(state: StreamState, records: IngestRecord[], shards?: ShardState[], how: WriteHow = {}): Promise<StoredRecord[]> {
     if (shards && shards.length !== records.length) throw new RangeError(`putRecords: ${shards.length} shards for ${records.length} records`)
     this.checkCapacity()
+    if (this.o.placement && !how.local) {
+      for (;;) {
+        const remote = await this.o.placement.remote(state)
+        if (!remote) break
+        const stored = await remote.putRecords(records)
+        if (stored) return stored
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
     const routes = shards && shards.every((s) => s.meta.endOffset === null) ? shards : this.router.routeRecords(state, records)
     const stored = this.append(state, records, routes, 'api', (record) => ({
       partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,

@@ -27,7 +27,7 @@ import { KinesisApi } from './kinesis/api.js'
 import { AwsWording } from './kinesis/errors.js'
 import { IteratorCodec } from './kinesis/iterator.js'
 import { PageTokens } from './kinesis/tokens.js'
-import { openLogStore } from './log/index.js'
+import { openLogStore, sealedLogStore } from './log/index.js'
 import type { MetadataStore } from './meta/types.js'
 import { SqliteMetadataStore } from './meta/sqlite.js'
 import { jsonLog, relayMetrics, type LogFn, type RelayMetrics } from './observe.js'
@@ -94,9 +94,20 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const metrics = relayMetrics()
   const cipher = new LocalKeyCipher(join(config.dataDir, 'encryption.key'), (streamId) => settings.isEncrypted(streamId))
   if (existsSync(join(config.dataDir, 'encryption.key'))) cipher.ensureKey()
-  const meta = new SqliteMetadataStore(layout.metaPath)
+  const onCommit = (records: number, ms: number) => {
+    metrics.commitRecords.observe(records)
+    metrics.commitSeconds.observe(ms / 1000)
+  }
+  // In a cluster, shard logs and metadata live in NATS JetStream; loaded only then, so the embedded relay starts as fast as ever.
+  const cluster = config.cluster
+    ? await (await import('./cluster/index.js')).openCluster({
+      servers: config.cluster, name: config.clusterName, replicas: config.replicas,
+      groupCommitMs: config.groupCommitMs, maxStreamBytes: config.maxStreamBytes, now, onCommit, log,
+    })
+    : null
+  const meta: MetadataStore = cluster ? cluster.meta : new SqliteMetadataStore(layout.metaPath)
   const settings = new StreamSettingsRegistry(meta)
-  const logs = openLogStore({
+  const logs = cluster ? sealedLogStore(cluster.logs, cipher) : openLogStore({
     root: join(config.dataDir, 'streams'),
     segmentBytes: config.segmentBytes,
     groupCommitMs: config.groupCommitMs,
@@ -105,10 +116,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
       metrics.corruptions.inc()
       log('log_corruption', { ...report })
     },
-    onCommit: (records, ms) => {
-      metrics.commitRecords.observe(records)
-      metrics.commitSeconds.observe(ms / 1000)
-    },
+    onCommit,
     cipher,
     now,
   })
@@ -158,7 +166,9 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
       metrics.bytesIn.inc({ stream, source }, bytes)
     },
     onRejected: rejected,
+    placement: cluster?.placement,
   })
+  cluster?.attach(streams, ingest)
   // Delivery streams read through the same shard reader; direct put goes through the same ingest.
   const delivery = await openDeliveries({
     dataDir: config.dataDir, metaPath: layout.metaPath, meta, streams, reader, ingest, clock, log,
@@ -236,6 +246,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
       await logs.close()
       await video.close()
       await meta.close()
+      await cluster?.close()
     },
   }
 }

@@ -100,10 +100,14 @@ export class Streams {
   private readonly byName = new Map<string, StreamState>()
   private readonly byId = new Map<string, StreamState>()
   private readonly creating = new Map<string, Promise<StreamState>>()
+  /** Syncs with the metadata store under way, by stream name (cluster). */
+  private readonly syncing = new Map<string, Promise<void>>()
   /** Shards of creations and reshards under way, counted against the limit before they are open. */
   private reserved = 0
   readonly shardLimit: number
   private readonly onReshardStep: (step: ReshardStep, stream: string) => void
+  /** Whether this relay writes a stream (in a cluster, only the lease holder does); only its producer tables are saved. */
+  writes: (streamId: string) => boolean = () => true
 
   constructor(options: StreamsOptions) {
     this.meta = options.meta
@@ -137,8 +141,75 @@ export class Streams {
     }
   }
 
-  private async load(meta: StreamMeta): Promise<StreamState> {
-    if (meta.status === 'UPDATING') {
+  /**
+   * Brings one stream up to date with the metadata store after another relay changed it (cluster:
+   * the store's watch calls this). A stream created elsewhere is loaded; one deleted elsewhere is
+   * forgotten (its logs are the deleting relay's to drop); a known one takes the stored status,
+   * retention, mode, tags and shard map (a reshard's closed parents and new children). Calls for
+   * one stream run one after another.
+   */
+  sync(name: string): Promise<void> {
+    const previous = this.syncing.get(name) ?? Promise.resolve()
+    const next = previous.then(() => this.syncNow(name))
+    const tracked = next.catch(() => {}).finally(() => { if (this.syncing.get(name) === tracked) this.syncing.delete(name) })
+    this.syncing.set(name, tracked)
+    return next
+  }
+
+  private async syncNow(name: string): Promise<void> {
+    if (this.creating.has(name)) return // this relay's own creation: loaded when it finishes
+    const stored = await this.meta.getStream(name)
+    const state = this.byName.get(name)
+    if (!stored || stored.status === 'DELETING') {
+      if (state) {
+        this.byName.delete(name)
+        this.byId.delete(state.meta.id)
+      }
+      return
+    }
+    if (!state || state.meta.id !== stored.id) {
+      if (state) this.byId.delete(state.meta.id)
+      await this.load(stored, { recover: false })
+      return
+    }
+    state.meta.status = stored.status
+    state.meta.retentionHours = stored.retentionHours
+    state.meta.mode = stored.mode
+    state.tags = await this.meta.getTags(stored.id)
+    const shards = await this.meta.listShards(stored.id)
+    let changed = false
+    for (const s of shards) {
+      const known = state.shards.find((k) => k.meta.shardId === s.shardId)
+      if (known) {
+        if (known.meta.endOffset === null && s.endOffset !== null) { known.meta.endOffset = s.endOffset; changed = true }
+        continue
+      }
+      const log = await this.logs.open(stored.id, s.shardId)
+      state.shards.push({ meta: s, log, start: BigInt(s.hashStart), end: BigInt(s.hashEnd), createdSec: Math.floor(s.createdMs / 1000) })
+      changed = true
+    }
+    if (changed) {
+      state.shards.sort((a, b) => a.meta.index - b.meta.index)
+      state.open = openShards(state.shards)
+    }
+  }
+
+  /**
+   * Makes this relay fit to write a stream another relay wrote before (cluster: it has just taken the
+   * stream's lease): the shard map and each log's end are read again from the cluster, and the
+   * producer table is rebuilt from the last snapshot plus the log after it, as after a restart.
+   */
+  async takeOver(name: string): Promise<void> {
+    await this.sync(name)
+    const state = this.byName.get(name)
+    if (!state) return
+    for (const shard of state.shards) if (!shard.log.dropped) await shard.log.refresh?.()
+    state.producers = new ProducerTable()
+    await this.restoreProducers(state)
+  }
+
+  private async load(meta: StreamMeta, how: { recover: boolean } = { recover: true }): Promise<StreamState> {
+    if (meta.status === 'UPDATING' && how.recover) {
       // Stopped in the middle of a reshard or mode change: the map change commits whole or not at all, so whichever map is stored stands.
       await this.meta.setStreamStatus(meta.name, 'ACTIVE')
       meta.status = 'ACTIVE'
@@ -190,7 +261,7 @@ export class Streams {
 
   /** Saves each stream's producer table. Covered offsets are taken first, then the log is committed, then the snapshot written. */
   async snapshotProducers(): Promise<void> {
-    const snapshots = [...this.byName.values()].map((state) => {
+    const snapshots = [...this.byName.values()].filter((state) => this.writes(state.meta.id)).map((state) => {
       const covered: Record<string, number> = {}
       for (const s of state.shards) covered[s.meta.shardId] = s.log.nextOffset()
       return { state, snapshot: state.producers.snapshot(covered) }
@@ -218,7 +289,7 @@ export class Streams {
    * promise, so they resume in the order they arrived: device batches queued behind an auto-create
    * keep their order.
    */
-  create(name: string, shardCount: number, retentionHours = this.retentionHours, extra: { mode?: StreamMeta['mode']; tags?: Record<string, string> } = {}): Promise<StreamState> {
+  create(name: string, shardCount: number, retentionHours = this.retentionHours, extra: { mode?: StreamMeta['mode']; tags?: Record<string, string>; adopt?: boolean } = {}): Promise<StreamState> {
     if (!STREAM_NAME_PATTERN.test(name)) return Promise.reject(new TributaryError(ErrorCode.STREAM_NAME_INVALID, `stream name ${JSON.stringify(name)} must match ${STREAM_NAME_PATTERN}`))
     if (this.byName.has(name) || this.creating.has(name)) return Promise.reject(new TributaryError(ErrorCode.CONFLICT, `stream ${name} already exists`))
     let release: () => void
@@ -237,7 +308,14 @@ export class Streams {
         streamId: meta.id, shardId: shardIdOf(i), index: i, hashStart: start.toString(), hashEnd: end.toString(),
         createdMs: now, parentShardId: null, adjacentParentShardId: null, endOffset: null,
       }))
-      await this.meta.createStream(meta, shards)
+      try {
+        await this.meta.createStream(meta, shards)
+      } catch (err) {
+        // `adopt` (auto-create): in a cluster another relay may have created it a moment ago; take that one.
+        const stored = extra.adopt && err instanceof TributaryError && err.code === ErrorCode.CONFLICT ? await this.meta.getStream(name) : undefined
+        if (!stored || stored.status === 'DELETING') throw err
+        return this.load(stored, { recover: false })
+      }
       if (extra.tags && Object.keys(extra.tags).length) await this.meta.putTags(meta.id, extra.tags)
       return this.load(meta)
     })()
@@ -254,7 +332,7 @@ export class Streams {
     // Checked and registered in one synchronous step, so two devices naming a new stream at once share one creation.
     const existing = this.byName.get(name)
     if (existing) return Promise.resolve(existing)
-    return this.creating.get(name) ?? this.create(name, shardCount, undefined, device ? { tags: { [AUTO_CREATED_BY_TAG]: device } } : {})
+    return this.creating.get(name) ?? this.create(name, shardCount, undefined, { adopt: true, ...(device ? { tags: { [AUTO_CREATED_BY_TAG]: device } } : {}) })
   }
 
   /** Whether `name` exists or is being created. */

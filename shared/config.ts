@@ -71,6 +71,9 @@ export interface RelayConfig {
   videoMaxPendingBytesTotal: number
   videoPendingTimeoutMs: number
   deliveryFile: string
+  cluster: string
+  clusterName: string
+  replicas: number
 }
 
 export const relaySchema: Record<keyof RelayConfig, Field> = {
@@ -120,6 +123,9 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   videoMaxPendingFragmentsTotal: { type: 'integer', default: 4096, env: 'TRIBUTARY_VIDEO_MAX_PENDING_FRAGMENTS_TOTAL', flag: 'video-max-pending-fragments-total', min: 1, max: 10_000_000, help: 'incomplete video fragments of all devices together' },
   videoMaxPendingBytesTotal: { type: 'integer', default: 256 * 1024 * 1024, env: 'TRIBUTARY_VIDEO_MAX_PENDING_BYTES_TOTAL', flag: 'video-max-pending-bytes-total', min: 1024 * 1024, help: 'bytes all incomplete video fragments together may reserve' },
   deliveryFile: { type: 'string', default: '', env: 'TRIBUTARY_DELIVERY_FILE', flag: 'delivery-file', help: 'JSON file of delivery streams (Firehose) the relay runs, the S3 buckets they write and the transform modules they call (docs/delivery.md)' },
+  cluster: { type: 'string', default: '', env: 'TRIBUTARY_CLUSTER', flag: 'cluster', help: 'NATS servers with JetStream (nats://host:port[,nats://…]): shard logs and metadata are kept there, so several relays serve one fleet (docs/cluster.md); empty: the embedded segment files and SQLite' },
+  clusterName: { type: 'string', default: 'tributary', env: 'TRIBUTARY_CLUSTER_NAME', flag: 'cluster-name', help: 'prefix of the JetStream streams, buckets and subjects of one cluster of relays (several clusters can share NATS servers)' },
+  replicas: { type: 'integer', default: 1, env: 'TRIBUTARY_REPLICAS', flag: 'replicas', min: 1, max: 5, help: 'JetStream replicas of each shard log and of the metadata (R1, or R3 for a three-server cluster); with --cluster only' },
   videoPendingTimeoutMs: { type: 'integer', default: 30_000, env: 'TRIBUTARY_VIDEO_PENDING_TIMEOUT_MS', flag: 'video-pending-timeout-ms', min: 100, max: 3_600_000, help: 'an incomplete video fragment that receives no chunk this long is dropped (the device sends it again)' },
 }
 
@@ -187,6 +193,14 @@ export function resolveRelayConfig(
   if ((config.httpsCert === '') !== (config.httpsKey === '')) throw new ConfigError(config.httpsCert ? 'httpsKey' : 'httpsCert', 'HTTPS needs both a certificate and a key')
   if (config.httpHost === '') config.httpHost = config.accessKeys.length > 0 || config.accessKeysFile !== '' ? '0.0.0.0' : '127.0.0.1'
   if (config.mqttMaxConnectBytes > config.maxPacketBytes) throw new ConfigError('mqttMaxConnectBytes', `must be at most maxPacketBytes (${config.maxPacketBytes}), got ${config.mqttMaxConnectBytes}`)
+  if (config.cluster !== '') {
+    for (const url of config.cluster.split(',')) {
+      if (!/^(nats|tls):\/\/[^\s/,]+$/.test(url.trim())) throw new ConfigError('cluster', `must be NATS server URLs (nats://host:port, comma-separated), got ${JSON.stringify(url)}`)
+    }
+  } else if (config.replicas !== 1) {
+    throw new ConfigError('replicas', 'applies to JetStream: set cluster (NATS servers) too')
+  }
+  if (!/^[A-Za-z0-9-]{1,32}$/.test(config.clusterName)) throw new ConfigError('clusterName', `must be 1-32 letters, digits or -, got ${JSON.stringify(config.clusterName)}`)
   if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('accountId', 'must be 12 digits')
   return config
 }

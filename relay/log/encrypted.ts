@@ -89,6 +89,7 @@ class EncryptedShardLog implements ShardLog {
   sizeBytes(): number { return this.log.sizeBytes() }
   pendingRecords(): number { return this.log.pendingRecords() }
   nextOffset(): number { return this.log.nextOffset() }
+  async refresh(): Promise<void> { await this.log.refresh?.() }
   offsetAtTime(ms: number): Promise<number> { return this.log.offsetAtTime(ms) }
 
   append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number } {

@@ -22,5 +22,10 @@ const NO_KEY: RecordCipher = {
 
 export function openLogStore(options: OpenLogOptions): LogStore {
   const { cipher, ...files } = options
-  return new EncryptedLogStore(new FileLogStore(files), cipher ?? NO_KEY)
+  return sealedLogStore(new FileLogStore(files), cipher)
+}
+
+/** Any store (the cluster's, on JetStream) behind the same encryption at rest. */
+export function sealedLogStore(store: LogStore, cipher?: RecordCipher): LogStore {
+  return new EncryptedLogStore(store, cipher ?? NO_KEY)
 }

@@ -82,6 +82,11 @@ export interface ShardLog {
   pendingRecords(): number
   /** The offset the next appended record will get (committed and pending records come before it). */
   nextOffset(): number
+  /**
+   * Reads the log's end again from where it is kept, for a log other processes write (a cluster's
+   * shared log, before this relay starts writing it). Absent where only this process writes.
+   */
+  refresh?(): Promise<void>
 }
 
 /**

@@ -15,6 +15,7 @@ export async function readStream(endpoint: string, stream: string, credentials?:
         const page = await kinesis.call<{ Records: { PartitionKey: string; Data: string; SequenceNumber: string }[]; NextShardIterator: string }>('GetRecords', { ShardIterator: it })
         if (!page.Records.length) break
         for (const r of page.Records) out.push({ shardId: s.ShardId, key: r.PartitionKey, data: Buffer.from(r.Data, 'base64').toString(), seq: r.SequenceNumber })
+        if (!page.NextShardIterator) break // the end of a closed shard
         it = page.NextShardIterator
       }
     }

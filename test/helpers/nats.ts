@@ -64,6 +64,7 @@ export async function startNats(t: Test, size: 1 | 3 = 1): Promise<NatsCluster> 
     writeFileSync(node.conf, [
       `server_name: n${i}`,
       `listen: 127.0.0.1:${node.port}`,
+      `max_payload: 8MB`,
       `jetstream { store_dir: "${join(dir, `store-${i}`)}", max_memory_store: 256MB, max_file_store: 2GB }`,
       ...(size > 1 ? [`cluster { name: tributary, listen: 127.0.0.1:${node.route}, routes: [${routes.join(', ')}] }`] : []),
     ].join('\n') + '\n')

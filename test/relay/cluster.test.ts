@@ -1,0 +1,92 @@
+/**
+ * Two relays on one NATS JetStream (`--cluster`): any relay serves any request. A stream created on
+ * one is described on the other; records written through either (PutRecords from the AWS SDK, device
+ * batches over MQTT) are read through both, once each, in order; a relay started again finds them.
+ */
+import t from 'tap'
+import mqtt from 'mqtt'
+import { KinesisClient as SdkKinesis, CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand, SplitShardCommand, ListShardsCommand } from '@aws-sdk/client-kinesis'
+import { codec } from '../../hardware/index.js'
+import { topics } from '../../shared/topics.js'
+import { startNats, natsMissing } from '../helpers/nats.js'
+import { testRelay } from '../helpers/relay.js'
+import { readStream } from '../helpers/kinesis.js'
+
+const missing = natsMissing()
+const sdk = (endpoint: string) => new SdkKinesis({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 })
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+t.test('two relays on one JetStream serve the same streams', { skip: missing ?? false }, async (t) => {
+  const nats = await startNats(t)
+  const a = await testRelay(t, { cluster: nats.servers })
+  const b = await testRelay(t, { cluster: nats.servers })
+  const [ka, kb] = [sdk(a.endpoint), sdk(b.endpoint)]
+  t.teardown(() => { ka.destroy(); kb.destroy() })
+
+  await ka.send(new CreateStreamCommand({ StreamName: 'shared', ShardCount: 2 }))
+  const started = Date.now()
+  const seen = await until('stream seen on B', async () => {
+    const r = await kb.send(new DescribeStreamSummaryCommand({ StreamName: 'shared' }))
+    return r.StreamDescriptionSummary?.OpenShardCount
+  })
+  t.equal(seen, 2, 'relay B describes the stream relay A created, with its two shards')
+  t.comment(`seen on B ${Date.now() - started} ms after the creation on A`)
+
+  // Writes through both relays: one of them owns the stream, the other forwards.
+  const put = async (k: SdkKinesis, prefix: string, n: number) => {
+    for (let i = 0; i < n; i += 10) {
+      const out = await k.send(new PutRecordsCommand({
+        StreamName: 'shared',
+        Records: Array.from({ length: 10 }, (_, j) => ({ PartitionKey: `${prefix}-${(i + j) % 4}`, Data: Buffer.from(`${prefix}-${i + j}`) })),
+      }))
+      t.equal(out.FailedRecordCount, 0)
+    }
+  }
+  await Promise.all([put(ka, 'a', 100), put(kb, 'b', 100)])
+
+  // A device on relay B, another on relay A.
+  const device = async (port: number, id: string) => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 })
+    for (let seq = 0; seq < 5; seq++) {
+      const frame = codec.encodeBatch({ epoch: 7n, sequence: seq, records: Array.from({ length: 4 }, (_, i) => ({ partitionKey: `${id}-${i}`, data: Buffer.from(`${id}-${seq}-${i}`), producerTimeMs: Date.now(), flags: 0 })) })
+      await client.publishAsync(topics.records(id, 'shared'), frame, { qos: 1 })
+    }
+    await client.endAsync()
+  }
+  await Promise.all([device(b.mqttPort, 'dev-b'), device(a.mqttPort, 'dev-a')])
+
+  const fromA = await readStream(a.endpoint, 'shared')
+  const fromB = await readStream(b.endpoint, 'shared')
+  t.equal(fromA.length, 240, 'every record once, read through A')
+  t.same(fromB, fromA, 'relay B reads exactly what relay A reads: same shards, order and sequence numbers')
+  t.equal(new Set(fromA.map((r) => r.data)).size, 240, 'no record stored twice')
+  for (const prefix of ['a', 'b']) {
+    // Per partition key, records keep the order they were put in.
+    for (let k = 0; k < 4; k++) {
+      const mine = fromA.filter((r) => r.key === `${prefix}-${k}`).map((r) => Number(r.data.split('-')[1]))
+      t.same(mine, [...mine].sort((x, y) => x - y), `key ${prefix}-${k} in order`)
+    }
+  }
+
+  // A reshard on B reaches A: both route by the new map.
+  const shards = (await kb.send(new ListShardsCommand({ StreamName: 'shared' }))).Shards!
+  await kb.send(new SplitShardCommand({ StreamName: 'shared', ShardToSplit: shards[0]!.ShardId!, NewStartingHashKey: (BigInt(shards[0]!.HashKeyRange!.EndingHashKey!) / 2n).toString() }))
+  const open = await until('new map on A', async () => {
+    const r = await ka.send(new ListShardsCommand({ StreamName: 'shared' }))
+    const n = r.Shards!.filter((s) => s.SequenceNumberRange?.EndingSequenceNumber === undefined).length
+    return n === 3 ? n : undefined
+  })
+  t.equal(open, 3, 'relay A lists the three open shards relay B made')
+  await put(ka, 'c', 20)
+  const after = await readStream(b.endpoint, 'shared')
+  t.equal(after.length, 260, 'records written after the reshard are read on B too')
+})
