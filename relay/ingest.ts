@@ -72,6 +72,9 @@ export interface BatchOutcome {
   reject: RejectMessage | null
 }
 
+/** Commit refusals a shared log survives (relay/log/jetstream.ts): the store goes on, this commit did not happen. */
+const REFUSED_COMMIT: ReadonlySet<string> = new Set([ErrorCode.LOG_FENCED, ErrorCode.LOG_DUPLICATE, ErrorCode.LOG_UNAVAILABLE])
+
 export class Ingest {
   private readonly o: IngestOptions
   private readonly codec: Codec
@@ -149,6 +152,8 @@ export class Ingest {
       }
     }
 
+    // Throws while the cluster cannot be read: the batch is not acknowledged, the device resends.
+    if (state.producersStale) await this.o.streams.takeOver(state.meta.name)
     // Validate and drop what is already stored, on the scan's table: no object per record.
     const refused: RecordError[] = []
     const accepted = new Uint32Array(count)
@@ -200,7 +205,17 @@ export class Ingest {
       this.o.onStored?.(state.meta.name, kept, bytes, 'mqtt')
     }
     // Even an all-duplicate batch waits: its first copy may still be on its way to disk.
-    await this.o.logs.commit()
+    try {
+      await this.o.logs.commit()
+    } catch (err) {
+      if (err instanceof TributaryError && REFUSED_COMMIT.has(err.code)) {
+        // A shared log (cluster) refused the commit and lives on: the producer table holds marks for
+        // records that were not stored, or lacks ones another writer stored. It is rebuilt from what
+        // the log holds before the next batch (the device's resend) is checked against it.
+        state.producersStale = true
+      }
+      throw err
+    }
     this.checkNotDropped(touched)
     if (refused.length) {
       for (const r of refused) this.o.onRejected?.(r.code, 1)

@@ -31,6 +31,8 @@ export interface StreamState {
   tags: Record<string, string>
   /** Per-shard throughput budgets, made when the stream's limits are first used (relay/throughput.ts). */
   meter?: Throughput
+  /** A shared log refused a commit (cluster): the producer table must be rebuilt before it is trusted again. */
+  producersStale?: boolean
 }
 
 /**
@@ -204,8 +206,16 @@ export class Streams {
     const state = this.byName.get(name)
     if (!state) return
     for (const shard of state.shards) if (!shard.log.dropped) await shard.log.refresh?.()
-    state.producers = new ProducerTable()
-    await this.restoreProducers(state)
+    const stale = state.producersStale
+    state.producersStale = false
+    try {
+      const producers = new ProducerTable()
+      await this.restoreProducers(state, producers)
+      state.producers = producers
+    } catch (err) {
+      if (stale) state.producersStale = true
+      throw err
+    }
   }
 
   private async load(meta: StreamMeta, how: { recover: boolean } = { recover: true }): Promise<StreamState> {
@@ -232,7 +242,7 @@ export class Streams {
   }
 
   /** Snapshot, then the log written after it: every device record's identity goes back into the table. */
-  private async restoreProducers(state: StreamState): Promise<void> {
+  private async restoreProducers(state: StreamState, producers = state.producers): Promise<void> {
     const saved = await this.meta.loadProducerState(state.meta.id)
     let covered: Record<string, number> = {}
     if (saved) {
@@ -241,7 +251,7 @@ export class Streams {
       // (A dropped shard, expired, holds nothing and has nothing left to restore.)
       const consistent = state.shards.every((s) => s.log.dropped || (snapshot.covered[s.meta.shardId] ?? 0) <= s.log.endOffset())
       if (consistent) {
-        state.producers.load(snapshot)
+        producers.load(snapshot)
         covered = snapshot.covered
       }
     }
@@ -251,7 +261,7 @@ export class Streams {
       while (offset < shard.log.endOffset()) {
         const { records, nextOffset } = await shard.log.read(offset, 10_000, 64 * 1024 * 1024)
         for (const r of records) {
-          if (r.device) state.producers.mark(r.device, r.epoch, r.batchSequence, r.batchIndex, r.batchIndex + 1)
+          if (r.device) producers.mark(r.device, r.epoch, r.batchSequence, r.batchIndex, r.batchIndex + 1)
         }
         if (nextOffset <= offset) break
         offset = nextOffset
@@ -261,7 +271,8 @@ export class Streams {
 
   /** Saves each stream's producer table. Covered offsets are taken first, then the log is committed, then the snapshot written. */
   async snapshotProducers(): Promise<void> {
-    const snapshots = [...this.byName.values()].filter((state) => this.writes(state.meta.id)).map((state) => {
+    // A stale table (a refused commit) is not saved: it may mark records that were never stored.
+    const snapshots = [...this.byName.values()].filter((state) => this.writes(state.meta.id) && !state.producersStale).map((state) => {
       const covered: Record<string, number> = {}
       for (const s of state.shards) covered[s.meta.shardId] = s.log.nextOffset()
       return { state, snapshot: state.producers.snapshot(covered) }

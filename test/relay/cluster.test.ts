@@ -90,3 +90,41 @@ t.test('two relays on one JetStream serve the same streams', { skip: missing ?? 
   const after = await readStream(b.endpoint, 'shared')
   t.equal(after.length, 260, 'records written after the reshard are read on B too')
 })
+
+t.test('a device batch whose commit JetStream refused is stored when it is resent, not taken for a duplicate', { skip: missing ?? false }, async (t) => {
+  const nats = await startNats(t)
+  const relay = await testRelay(t, { cluster: nats.servers })
+  const batch = (seq: number) => codec.encodeBatch({ epoch: 9n, sequence: seq, records: [0, 1, 2].map((i) => ({ partitionKey: `k${i}`, data: Buffer.from(`b${seq}-${i}`), producerTimeMs: Date.now(), flags: 0 })) })
+  const connect = () => mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: 'dev-r', protocolVersion: 4, reconnectPeriod: 0 })
+  let client = await connect()
+  await client.publishAsync(topics.records('dev-r', 'refused'), batch(0), { qos: 1 })
+
+  // JetStream goes away while batch 1 waits for its commit: no PUBACK, the connection is closed.
+  nats.kill(0)
+  const outcome = await Promise.race([
+    client.publishAsync(topics.records('dev-r', 'refused'), batch(1), { qos: 1 }).then(() => 'acknowledged', () => 'refused'),
+    new Promise<string>((resolve) => client.once('close', () => resolve('refused'))),
+  ])
+  t.equal(outcome, 'refused', 'the batch is not acknowledged while JetStream cannot store it')
+  client.end(true)
+
+  await nats.start(0)
+  await nats.ready()
+  // The device resends batch 1 (same epoch and sequence), then goes on.
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      client = await connect()
+      await client.publishAsync(topics.records('dev-r', 'refused'), batch(1), { qos: 1 })
+      break
+    } catch (err) {
+      client.end(true)
+      if (Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  }
+  await client.publishAsync(topics.records('dev-r', 'refused'), batch(2), { qos: 1 })
+  await client.endAsync()
+  const data = (await readStream(relay.endpoint, 'refused')).map((r) => r.data).sort()
+  t.same(data, ['b0-0', 'b0-1', 'b0-2', 'b1-0', 'b1-1', 'b1-2', 'b2-0', 'b2-1', 'b2-2'], 'the resent batch is stored once, with the others')
+})
