@@ -59,6 +59,16 @@ export class Consumers {
     }
   }
 
+  /**
+   * Reads a stream's consumers again from the metadata store, after another relay of a cluster
+   * registered, activated or removed one. Timers stay with the relay that started them.
+   */
+  async refresh(streamId: string): Promise<void> {
+    const stored = await this.o.meta.listConsumers(streamId)
+    if (stored.length) this.byStream.set(streamId, stored)
+    else this.byStream.delete(streamId)
+  }
+
   private listOf(streamId: string): ConsumerMeta[] {
     let list = this.byStream.get(streamId)
     if (!list) { list = []; this.byStream.set(streamId, list) }

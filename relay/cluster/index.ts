@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { Kvm } from '@nats-io/kv'
 import { ErrorCode, StorageError } from '../../shared/errors.js'
+import type { Consumers } from '../consumers.js'
 import type { Ingest, WritePlacement } from '../ingest.js'
 import { JetStreamLogStore } from '../log/jetstream.js'
 import type { LogStore } from '../log/types.js'
@@ -39,7 +40,7 @@ export interface Cluster {
   logs: LogStore
   placement: WritePlacement
   /** Starts serving forwarded writes and following other relays' changes of streams. */
-  attach(streams: Streams, ingest: Ingest): void
+  attach(parts: { streams: Streams; ingest: Ingest; consumers: Consumers }): void
   close(): Promise<void>
 }
 
@@ -80,14 +81,18 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   }
   return {
     relayId, nc, meta, logs, placement,
-    attach(s, ingest) {
+    attach({ streams: s, ingest, consumers }) {
       streams = s
       s.writes = (streamId) => leases.holds(streamId)
       forwarder = new Forwarder({ nc, cluster: options.name, relayId, leases, streams: s, leaseMs })
       forwarder.serve(ingest)
-      unwatch = meta.watchStreams((name) => {
+      const stopStreams = meta.watchStreams((name) => {
         s.sync(name).catch((err: Error) => options.log('cluster_sync_error', { stream: name, error: err.message }))
       })
+      const stopConsumers = meta.watchConsumers((streamId) => {
+        consumers.refresh(streamId).catch((err: Error) => options.log('cluster_sync_error', { stream: streamId, error: err.message }))
+      })
+      unwatch = () => { stopStreams(); stopConsumers() }
     },
     async close() {
       unwatch?.()

@@ -118,6 +118,8 @@ const conflict = (message: string) => new TributaryError(ErrorCode.CONFLICT, mes
 export class JetStreamMetadataStore implements MetadataStore {
   private closed = false
   private readonly listeners = new Set<(name: string) => void>()
+  private readonly consumerListeners = new Set<(streamId: string) => void>()
+  private consumerUpdates: { stop(): void } | null = null
   private readonly maxValueBytes: number
   private readonly partBytes: number
 
@@ -141,10 +143,16 @@ export class JetStreamMetadataStore implements MetadataStore {
       const bucket = `${cluster}-meta`
       const kv = await new Kvm(nc).create(bucket, { replicas, history: 1, allow_direct: false })
       const updates = await kv.watch({ key: 'stream.*', include: KvWatchInclude.UpdatesOnly })
+      // A second watch: one watch takes one key filter on server 2.9.
+      const consumerUpdates = await kv.watch({ key: 'consumer.*.*', include: KvWatchInclude.UpdatesOnly })
       const store = new JetStreamMetadataStore(kv, await jetstreamManager(nc), bucket, updates, nc.info?.max_payload ?? 1024 * 1024)
+      store.consumerUpdates = consumerUpdates
       void (async () => {
         for await (const e of updates) store.announce(untoken(e.key.slice('stream.'.length)))
       })().catch(() => { /* the watch ends with close(); a broken one leaves reads and writes working */ })
+      void (async () => {
+        for await (const e of consumerUpdates) store.announceConsumer(untoken(e.key.split('.')[1]!))
+      })().catch(() => {})
       return store
     } catch (err) {
       throw new StorageError(ErrorCode.STORAGE_FAILED, `cannot open the metadata bucket ${cluster}-meta: ${(err as Error).message}`, { cause: err })
@@ -159,6 +167,21 @@ export class JetStreamMetadataStore implements MetadataStore {
   watchStreams(listener: (name: string) => void): () => void {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
+  }
+
+  /**
+   * Calls `listener` with a stream's id whenever any relay registers, activates, deregisters or
+   * removes one of its enhanced fan-out consumers. Returns the function that stops it.
+   */
+  watchConsumers(listener: (streamId: string) => void): () => void {
+    this.consumerListeners.add(listener)
+    return () => { this.consumerListeners.delete(listener) }
+  }
+
+  private announceConsumer(streamId: string): void {
+    for (const listener of this.consumerListeners) {
+      try { listener(streamId) } catch { /* one listener's failure is not the others' */ }
+    }
   }
 
   private announce(name: string): void {
@@ -698,6 +721,8 @@ export class JetStreamMetadataStore implements MetadataStore {
     if (this.closed) return
     this.closed = true
     this.listeners.clear()
+    this.consumerListeners.clear()
     this.watcher.stop()
+    this.consumerUpdates?.stop()
   }
 }

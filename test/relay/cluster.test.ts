@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import mqtt from 'mqtt'
-import { KinesisClient as SdkKinesis, CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand, SplitShardCommand, ListShardsCommand } from '@aws-sdk/client-kinesis'
+import { KinesisClient as SdkKinesis, CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand, SplitShardCommand, ListShardsCommand, RegisterStreamConsumerCommand, DescribeStreamConsumerCommand, SubscribeToShardCommand } from '@aws-sdk/client-kinesis'
 import { codec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { startNats, natsMissing } from '../helpers/nats.js'
@@ -127,4 +127,37 @@ t.test('a device batch whose commit JetStream refused is stored when it is resen
   await client.endAsync()
   const data = (await readStream(relay.endpoint, 'refused')).map((r) => r.data).sort()
   t.same(data, ['b0-0', 'b0-1', 'b0-2', 'b1-0', 'b1-1', 'b1-2', 'b2-0', 'b2-1', 'b2-2'], 'the resent batch is stored once, with the others')
+})
+
+t.test('a consumer registered on one relay subscribes on the other and gets what the first acknowledges', { skip: missing ?? false }, async (t) => {
+  const nats = await startNats(t)
+  const a = await testRelay(t, { cluster: nats.servers })
+  const b = await testRelay(t, { cluster: nats.servers })
+  const [ka, kb] = [sdk(a.endpoint), new SdkKinesis({ endpoint: b.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } })]
+  t.teardown(() => { ka.destroy(); kb.destroy() })
+  await ka.send(new CreateStreamCommand({ StreamName: 'efo', ShardCount: 1 }))
+  const arn = (await ka.send(new DescribeStreamSummaryCommand({ StreamName: 'efo' }))).StreamDescriptionSummary!.StreamARN!
+  const { Consumer } = await ka.send(new RegisterStreamConsumerCommand({ StreamARN: arn, ConsumerName: 'reader' }))
+  await until('consumer active on B', async () => {
+    const d = await kb.send(new DescribeStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN }))
+    return d.ConsumerDescription!.ConsumerStatus === 'ACTIVE' ? true : undefined
+  })
+  const abort = new AbortController()
+  t.teardown(() => abort.abort())
+  const out = await kb.send(new SubscribeToShardCommand({ ConsumerARN: Consumer!.ConsumerARN!, ShardId: 'shardId-000000000000', StartingPosition: { Type: 'LATEST' } }), { abortSignal: abort.signal })
+  const received: string[] = []
+  const reading = (async () => {
+    for await (const ev of out.EventStream!) {
+      for (const r of ev.SubscribeToShardEvent?.Records ?? []) received.push(Buffer.from(r.Data!).toString())
+      if (received.length >= 30) break
+    }
+  })().catch(() => {})
+  for (let i = 0; i < 3; i++) {
+    await ka.send(new PutRecordsCommand({ StreamName: 'efo', Records: Array.from({ length: 10 }, (_, j) => ({ PartitionKey: 'k', Data: Buffer.from(`r${i * 10 + j}`) })) }))
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  await until('events on B', async () => (received.length >= 30 ? true : undefined), 10_000)
+  t.same(received, Array.from({ length: 30 }, (_, i) => `r${i}`), 'the subscription on B pushes every record written through A, in order')
+  abort.abort()
+  await reading
 })
