@@ -168,7 +168,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     onRejected: rejected,
     placement: cluster?.placement,
   })
-  cluster?.attach({ streams, ingest, consumers })
+  cluster?.attach({ streams, ingest, consumers, settings })
   // Delivery streams read through the same shard reader; direct put goes through the same ingest.
   const delivery = await openDeliveries({
     dataDir: config.dataDir, metaPath: layout.metaPath, meta, streams, reader, ingest, clock, log,

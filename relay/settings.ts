@@ -24,6 +24,13 @@ export class StreamSettingsRegistry {
     }
   }
 
+  /** Reads one stream's settings again (cluster: another relay changed them). */
+  async refresh(streamId: string): Promise<void> {
+    const saved = await this.meta.getStreamSettings(streamId)
+    if (saved) this.byStream.set(streamId, saved)
+    else this.byStream.delete(streamId)
+  }
+
   get(streamId: string): StreamSettings {
     return this.byStream.get(streamId) ?? DEFAULTS
   }

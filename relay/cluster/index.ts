@@ -12,6 +12,7 @@ import { Kvm } from '@nats-io/kv'
 import { ErrorCode, StorageError } from '../../shared/errors.js'
 import type { Consumers } from '../consumers.js'
 import type { Ingest, WritePlacement } from '../ingest.js'
+import type { StreamSettingsRegistry } from '../settings.js'
 import { JetStreamLogStore } from '../log/jetstream.js'
 import type { LogStore } from '../log/types.js'
 import { JetStreamMetadataStore } from '../meta/jetstream.js'
@@ -40,7 +41,7 @@ export interface Cluster {
   logs: LogStore
   placement: WritePlacement
   /** Starts serving forwarded writes and following other relays' changes of streams. */
-  attach(parts: { streams: Streams; ingest: Ingest; consumers: Consumers }): void
+  attach(parts: { streams: Streams; ingest: Ingest; consumers: Consumers; settings: StreamSettingsRegistry }): void
   close(): Promise<void>
 }
 
@@ -81,13 +82,17 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   }
   return {
     relayId, nc, meta, logs, placement,
-    attach({ streams: s, ingest, consumers }) {
+    attach({ streams: s, ingest, consumers, settings }) {
       streams = s
       s.writes = (streamId) => leases.holds(streamId)
       forwarder = new Forwarder({ nc, cluster: options.name, relayId, leases, streams: s, leaseMs })
       forwarder.serve(ingest)
       const stopStreams = meta.watchStreams((name) => {
-        s.sync(name).catch((err: Error) => options.log('cluster_sync_error', { stream: name, error: err.message }))
+        // Then its settings: a relay that writes the stream must know at once that it is now encrypted.
+        s.sync(name).then(async () => {
+          const state = s.get(name)
+          if (state) await settings.refresh(state.meta.id)
+        }).catch((err: Error) => options.log('cluster_sync_error', { stream: name, error: err.message }))
       })
       const stopConsumers = meta.watchConsumers((streamId) => {
         consumers.refresh(streamId).catch((err: Error) => options.log('cluster_sync_error', { stream: streamId, error: err.message }))
