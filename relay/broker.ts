@@ -8,13 +8,20 @@
  * (relay/admission.ts); its live session is closed as soon as its credentials are revoked
  * (relay/sessions.ts); refused subscriptions and publishes are logged in summary and an abuser is
  * disconnected (relay/refusals.ts).
+ *
+ * With `mqttRedis` set, aedes keeps its sessions, subscriptions, retained messages, wills and
+ * offline QoS 1 queues in Redis (aedes-persistence-redis) and passes messages between relays through
+ * it (mqemitter-redis), so a device may connect to any relay of a cluster (docs/cluster.md).
  */
 import net from 'node:net'
+import { randomUUID } from 'node:crypto'
+import type { EventEmitter } from 'node:events'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { Aedes, Client, PublishPacket, Subscription, AuthenticateError } from 'aedes'
 import type { Clock } from '../hardware/index.js'
-import { ErrorCode, TributaryError } from '../shared/errors.js'
+import type { Redis, RedisOptions } from 'ioredis'
+import { ConfigError, ErrorCode, TributaryError } from '../shared/errors.js'
 import { DEVICE_ID_PATTERN, parseTopic, topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
 import { PendingConnections } from './admission.js'
@@ -40,6 +47,8 @@ export interface BrokerOptions {
   maxPendingPerAddress: number
   /** Refused subscriptions and publishes a connection may make before it is closed. */
   maxRefusals: number
+  /** Redis shared by the relays' brokers (redis://host:port[/db]); '' keeps MQTT state in this process. */
+  mqttRedis: string
   devices: Devices
   /** Device certificates over TLS: the client certificate is asked for and, when given, is the only credential looked at. */
   certificates?: DeviceCertificates
@@ -83,9 +92,93 @@ function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
 }
 
+/** The connection options of a Redis URL (validated by shared/config.ts). */
+function redisOptions(url: string): RedisOptions {
+  const u = new URL(url)
+  const db = u.pathname.replace(/\//g, '')
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port === '' ? 6379 : Number(u.port),
+    db: db === '' ? 0 : Number(db),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  }
+}
+
+/** What mqemitter-redis is beyond its declared type: its two connections and where their errors go. */
+interface RedisEmitter {
+  pubConn: Redis
+  subConn: Redis
+  state: EventEmitter
+  emit(packet: { topic: string }, cb?: (err?: Error) => void): void
+  close(cb: () => void): void
+}
+interface RedisPersistence {
+  destroy(): Promise<void>
+}
+
+/** The emitter and persistence of a broker that shares its MQTT state through Redis. */
+interface SharedMqttState {
+  mq: RedisEmitter
+  persistence: RedisPersistence
+}
+
+/**
+ * Connects to the Redis of `mqttRedis`; throws, naming the setting, when it cannot be reached. The
+ * packages are loaded here, so a relay without the setting never loads them.
+ */
+async function connectSharedState(url: string, log: BrokerOptions['log']): Promise<SharedMqttState> {
+  const options = redisOptions(url)
+  const shown = url.replace(/\/\/[^/]*@/, '//***@')
+  const { default: MQEmitterRedis } = await import('mqemitter-redis')
+  // Redis pub/sub ignores database numbers: channels carry the database, so that relays on another
+  // database of the same Redis (another cluster, or another test) never see these messages.
+  const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: new (prefix: string, opts: RedisOptions) => RedisEmitter }).MQEmitterRedisPrefix
+  const mq = new Prefixed(`db${options.db}/`, options)
+  // Without a listener the emitter's errors would be thrown; ioredis reconnects by itself.
+  let failed: (err: Error) => void = () => {}
+  mq.state.on('error', (err: Error) => {
+    failed(err)
+    log('mqtt_redis_error', { redis: shown, error: err.message })
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      failed = reject
+      mq.pubConn.ping().then(() => resolve(), reject)
+    })
+  } catch (err) {
+    mq.pubConn.disconnect()
+    mq.subConn.disconnect()
+    throw new ConfigError('mqttRedis', `cannot reach Redis at ${shown} (--mqtt-redis, TRIBUTARY_MQTT_REDIS): ${(err as Error).message}`)
+  } finally {
+    failed = () => {}
+  }
+  // Batches and video chunks have no subscribers (authorizeForward below keeps them from any): they
+  // are not sent through Redis, which would otherwise carry every byte devices upload.
+  const emit = mq.emit.bind(mq)
+  mq.emit = (packet, cb) => {
+    const kind = parseTopic(packet.topic)?.kind
+    if (kind === 'records' || kind === 'video') return void (cb && queueMicrotask(() => cb()))
+    emit(packet, cb)
+  }
+  // @ts-expect-error: aedes-persistence-redis ships no type declarations
+  const { default: persistenceRedis } = (await import('aedes-persistence-redis')) as { default: (opts: RedisOptions) => RedisPersistence }
+  return { mq, persistence: persistenceRedis(options) }
+}
+
 export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const { Aedes } = await import('aedes')
-  const aedes = await Aedes.createBroker({ id: 'tributary-relay', connectTimeout: 30_000 })
+  const shared = o.mqttRedis === '' ? null : await connectSharedState(o.mqttRedis, o.log)
+  // Brokers that share Redis tell each other apart by id: which one holds a client (a takeover
+  // closes the old connection), whose wills to publish when one stops beating, and duplicates.
+  const aedes = shared
+    ? await Aedes.createBroker({ id: `tributary-relay-${randomUUID()}`, connectTimeout: 30_000, mq: shared.mq, persistence: shared.persistence }).catch(async (err: Error) => {
+      await new Promise<void>((resolve) => shared.mq.close(resolve))
+      await shared.persistence.destroy().catch(() => {})
+      throw new ConfigError('mqttRedis', `the MQTT broker could not load its state from Redis: ${err.message}`)
+    })
+    : await Aedes.createBroker({ id: 'tributary-relay', connectTimeout: 30_000 })
 
   const publishToDevice = (device: string, message: RelayToDeviceMessage) =>
     new Promise<void>((resolve) => aedes.publish({ cmd: 'publish', topic: topics.rejects(device), payload: Buffer.from(JSON.stringify(message)), qos: 1, retain: false, dup: false } as PublishPacket, () => resolve()))
@@ -269,6 +362,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       tlsServer!.listen(o.tlsPort, o.host, () => resolve())
     })
   }
+  let closing: Promise<void> | undefined
   return {
     aedes,
     port: (server.address() as net.AddressInfo).port,
@@ -276,10 +370,12 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     connectedDevices: () => aedes.connectedClients,
     pendingConnections: () => pending.pending(),
     disconnect: (device) => sessions.closeAll(device),
-    close: async () => {
+    close: () => closing ??= (async () => {
+      // aedes closes its clients (publishing their wills), then the emitter; the persistence is ours to close.
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      await shared?.persistence.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
       if (tlsServer) await new Promise<void>((resolve) => tlsServer!.close(() => resolve()))
-    },
+    })(),
   }
 }

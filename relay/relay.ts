@@ -197,6 +197,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,
     allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, certificates, ingest, video: video.ingest, log, clock,
     maxConnectBytes: config.mqttMaxConnectBytes, maxPending: config.mqttMaxPending, maxPendingPerAddress: config.mqttMaxPendingPerAddress, maxRefusals: config.mqttMaxRefusals,
+    mqttRedis: config.mqttRedis,
     onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),
     onRejected: rejected,
   })
