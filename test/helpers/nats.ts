@@ -4,10 +4,19 @@
  * cluster of three joined by routes (R3 streams need all three up to start, two to write). `kill(i)`
  * is kill -9; `start(i)` brings a server back on the same ports and store; `stop()` runs at teardown.
  * .ci/run installs the nats-server package; without it startNats fails saying so.
+ *
+ * `{ partitionable: true }` (three servers) adds network partitions without root: every route goes
+ * through a TCP proxy of this process, one per ordered pair of servers (server i dials j's proxy, which
+ * dials j's route port). `partition(groups)` destroys the proxies' connections between groups and
+ * refuses new ones; `heal()` accepts them again. The servers must not find each other around the
+ * proxies: route gossip tells a server the route address a peer advertises, so each advertises a
+ * port of this process that closes every connection (`no_advertise` keeps the client URLs out of it
+ * too). Both calls return once each server's monitoring endpoint (/routez) shows the routes the
+ * groups allow and no others.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { connect as natsConnect } from '@nats-io/transport-node'
@@ -35,6 +44,23 @@ export interface NatsCluster {
   logs(): string
 }
 
+export interface PartitionableNats extends NatsCluster {
+  /**
+   * Cuts every route between servers in different groups (each server in exactly one group) and
+   * resolves once every server's /routez lists exactly its own group's other servers.
+   */
+  partition(groups: number[][]): Promise<void>
+  /** Lets every route through again; resolves once every server has routes to all the others. */
+  heal(): Promise<void>
+  /** The names (n0, n1, …) of the servers server i has a route to now, from its /routez. */
+  routes(i: number): Promise<string[]>
+}
+
+export interface NatsOptions {
+  /** Routes through proxies this process can cut (three servers only): see the top of this file. */
+  partitionable?: boolean
+}
+
 /** Why NATS cannot run here, or null. */
 export function natsMissing(): string | null {
   return existsSync(NATS_SERVER) ? null : `nats-server is not installed (${NATS_SERVER}): apt-get install nats-server`
@@ -53,20 +79,31 @@ async function listening(port: number, deadline: number): Promise<void> {
 }
 
 /** Starts `size` NATS servers with JetStream (1, or 3 clustered with routes). */
-export async function startNats(t: Test, size: 1 | 3 = 1): Promise<NatsCluster> {
+export async function startNats(t: Test, size: 3, options: NatsOptions & { partitionable: true }): Promise<PartitionableNats>
+export async function startNats(t: Test, size?: 1 | 3, options?: NatsOptions): Promise<NatsCluster>
+export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions = {}): Promise<NatsCluster | PartitionableNats> {
   const missing = natsMissing()
   if (missing !== null) throw new Error(missing)
+  if (options.partitionable && size !== 3) throw new TypeError('partitionable NATS needs a cluster of three servers')
   const dir = tempDir(t, 'tributary-nats-')
-  const nodes: { port: number; route: number; conf: string; child: ChildProcess | null; out: string[] }[] = []
-  for (let i = 0; i < size; i++) nodes.push({ port: await freePort(), route: await freePort(), conf: join(dir, `n${i}.conf`), child: null, out: [] })
+  const nodes: { port: number; route: number; http: number; conf: string; child: ChildProcess | null; out: string[] }[] = []
+  // The proxies listen first: a port freePort hands out is free until its server binds it, and a proxy taking it meanwhile would stop that server.
+  const links = options.partitionable ? await routeProxies(t, size, (j) => nodes[j]!.route) : null
+  for (let i = 0; i < size; i++) {
+    nodes.push({ port: await freePort(), route: await freePort(), http: links ? await freePort() : 0, conf: join(dir, `n${i}.conf`), child: null, out: [] })
+  }
   nodes.forEach((node, i) => {
-    const routes = nodes.filter((_, j) => j !== i).map((other) => `"nats-route://127.0.0.1:${other.route}"`)
+    const routes = links
+      ? nodes.flatMap((_, j) => (j === i ? [] : [`"nats-route://127.0.0.1:${links.proxyPort(i, j)}"`]))
+      : nodes.filter((_, j) => j !== i).map((other) => `"nats-route://127.0.0.1:${other.route}"`)
+    const hidden = links ? `, no_advertise: true, advertise: "127.0.0.1:${links.sinkPort}"` : ''
     writeFileSync(node.conf, [
       `server_name: n${i}`,
       `listen: 127.0.0.1:${node.port}`,
+      ...(links ? [`http: 127.0.0.1:${node.http}`] : []),
       `max_payload: 8MB`,
       `jetstream { store_dir: "${join(dir, `store-${i}`)}", max_memory_store: 256MB, max_file_store: 2GB }`,
-      ...(size > 1 ? [`cluster { name: tributary, listen: 127.0.0.1:${node.route}, routes: [${routes.join(', ')}] }`] : []),
+      ...(size > 1 ? [`cluster { name: tributary, listen: 127.0.0.1:${node.route}, routes: [${routes.join(', ')}]${hidden} }`] : []),
     ].join('\n') + '\n')
   })
 
@@ -106,7 +143,7 @@ export async function startNats(t: Test, size: 1 | 3 = 1): Promise<NatsCluster> 
     }
   }
   await ready()
-  return {
+  const cluster: NatsCluster = {
     urls,
     servers: urls.join(','),
     kill,
@@ -114,5 +151,131 @@ export async function startNats(t: Test, size: 1 | 3 = 1): Promise<NatsCluster> 
     running: (i) => nodes[i]!.child !== null,
     ready,
     logs: () => nodes.map((node, i) => `--- n${i}\n${node.out.join('')}`).join('\n'),
+  }
+  if (!links) return cluster
+
+  const names = new Map<string, string>() // server id → n<i>
+  const routes = async (i: number): Promise<string[]> => {
+    const get = async (path: string) => (await fetch(`http://127.0.0.1:${nodes[i]!.http}${path}`)).json() as Promise<Record<string, unknown>>
+    // A server's id is new at each start: looked up again when one is unknown.
+    if (!names.has(((await get('/varz')) as { server_id: string }).server_id)) {
+      for (let j = 0; j < nodes.length; j++) {
+        const varz = await fetch(`http://127.0.0.1:${nodes[j]!.http}/varz`).then((r) => r.json() as Promise<{ server_id: string }>, () => null)
+        if (varz) names.set(varz.server_id, `n${j}`)
+      }
+    }
+    const routez = (await get('/routez')) as { routes?: { remote_id: string }[] }
+    return (routez.routes ?? []).map((r) => names.get(r.remote_id) ?? r.remote_id).sort()
+  }
+  /** Waits until each server's routes are those `allowed` says. */
+  const settle = async (allowed: (i: number, j: number) => boolean, what: string) => {
+    const deadline = Date.now() + READY_TIMEOUT_MS
+    for (;;) {
+      const seen = await Promise.all(nodes.map((_, i) => routes(i)))
+      const wrong = seen.map((got, i) => ({ i, got, want: nodes.flatMap((_, j) => (j !== i && allowed(i, j) ? [`n${j}`] : [])) }))
+        .filter(({ got, want }) => got.join() !== want.join())
+      if (!wrong.length) return
+      if (Date.now() > deadline) {
+        throw new Error(`${what}: routes did not settle within ${READY_TIMEOUT_MS} ms (${wrong.map(({ i, got, want }) => `n${i} has [${got}], wants [${want}]`).join('; ')})`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  // All routes are up (each through its proxy: the advertised address leads nowhere) before a caller can cut one.
+  await settle(() => true, 'start')
+  return {
+    ...cluster,
+    routes,
+    async partition(groups) {
+      const groupOf = new Map<number, number>()
+      groups.forEach((group, g) => { for (const i of group) groupOf.set(i, g) })
+      if (groupOf.size !== nodes.length || groups.flat().length !== nodes.length || [...groupOf.keys()].some((i) => !nodes[i])) {
+        throw new TypeError(`partition needs every server in exactly one group: ${JSON.stringify(groups)}`)
+      }
+      await links.cut((i, j) => groupOf.get(i) !== groupOf.get(j))
+      await settle((i, j) => groupOf.get(i) === groupOf.get(j), `partition ${JSON.stringify(groups)}`)
+    },
+    async heal() {
+      await links.cut(() => false)
+      await settle(() => true, 'heal')
+    },
+  }
+}
+
+interface RouteProxies {
+  /** The port server i dials to reach server j's route port. */
+  proxyPort(i: number, j: number): number
+  /** A port that closes every connection: what each server advertises for routes, so gossip finds no way around. */
+  sinkPort: number
+  /**
+   * Cuts the pairs `cut` says and lets every other pair through. A cut pair's connections are
+   * destroyed and its proxies stop listening, so a server's redial is refused and it waits its
+   * reconnect delay, as against a host that is down (a proxy that accepted and closed at once would
+   * have it redial in a busy loop).
+   */
+  cut(cut: (i: number, j: number) => boolean): Promise<void>
+}
+
+/** One TCP proxy per ordered pair of servers, closed at teardown. */
+async function routeProxies(t: Test, size: number, routePort: (j: number) => number): Promise<RouteProxies> {
+  const listenOnce = (server: Server, port: number) => new Promise<number>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve((server.address() as import('node:net').AddressInfo).port)
+    })
+  })
+  /** Listens on `port` (0: any); a port given back may be in a client's hands for a moment, so that is retried. */
+  const listen = async (server: Server, port = 0): Promise<number> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await listenOnce(server, port)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 100) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+  }
+  const pairKey = (i: number, j: number) => `${Math.min(i, j)}-${Math.max(i, j)}`
+  const open = new Map<string, Set<Socket>>() // live sockets by unordered pair
+  const proxies: { i: number; j: number; server: Server; port: number }[] = []
+  for (let i = 0; i < size; i++) {
+    for (let j = 0; j < size; j++) {
+      if (i === j) continue
+      const pair = pairKey(i, j)
+      const server = createServer({ noDelay: true }, (inbound) => {
+        const outbound = connect({ port: routePort(j), host: '127.0.0.1', noDelay: true })
+        const live = open.get(pair) ?? new Set<Socket>()
+        open.set(pair, live)
+        for (const socket of [inbound, outbound]) {
+          live.add(socket)
+          socket.on('error', () => {})
+          socket.on('close', () => { live.delete(socket); inbound.destroy(); outbound.destroy() })
+        }
+        inbound.pipe(outbound)
+        outbound.pipe(inbound)
+      })
+      proxies.push({ i, j, server, port: await listen(server) })
+    }
+  }
+  const sink = createServer((socket) => { socket.on('error', () => {}); socket.destroy() })
+  const sinkPort = await listen(sink)
+  t.teardown(() => {
+    for (const live of open.values()) for (const socket of live) socket.destroy()
+    for (const { server } of proxies) if (server.listening) server.close()
+    sink.close()
+  })
+  return {
+    proxyPort: (i, j) => proxies.find((p) => p.i === i && p.j === j)!.port,
+    sinkPort,
+    async cut(cut) {
+      for (const proxy of proxies) {
+        const cutNow = cut(proxy.i, proxy.j)
+        if (cutNow && proxy.server.listening) proxy.server.close()
+        if (cutNow) for (const socket of open.get(pairKey(proxy.i, proxy.j)) ?? []) socket.destroy()
+        // The same port again: the servers' configurations name it.
+        if (!cutNow && !proxy.server.listening) await listen(proxy.server, proxy.port)
+      }
+    },
   }
 }
