@@ -56,7 +56,7 @@ t.test('a partition of one NATS server mid-load: the majority writes on, the min
   for (const [name, relay] of [['A', a], ['B', b]] as const) {
     for (const out of [relay.process.stdout!, relay.process.stderr!]) {
       out.on('data', (d: Buffer) => {
-        for (const l of d.toString().split('\n')) if (/"event":"(cluster_|api_error|http_error)/.test(l)) events.push(`${name} ${cutAt ? `${Date.now() - cutAt} ms after the cut` : 'before the cut'}: ${l.slice(0, 600)}`)
+        for (const l of d.toString().split('\n')) if (/"event":"(cluster_|api_error|http_error)/.test(l)) events.push(`${name} ${cutAt ? `${Date.now() - cutAt} ms after the cut` : 'before the cut'}: ${l.slice(0, 2000)}`)
       })
     }
   }
@@ -224,7 +224,8 @@ t.test('a partition of one NATS server mid-load: the majority writes on, the min
         const consumer = await jetstream(nc).consumers.get(name, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: offset + 1 })
         try {
           for await (const _ of await consumer.fetch({ max_messages: 10, expires: 5000 })) got++
-          return `an ordered consumer fetched ${got} of 10 in ${Date.now() - started} ms`
+          const on = await consumer.info(false).then((i) => i.cluster?.leader ?? '?', () => '?')
+          return `an ordered consumer (on ${on}) fetched ${got} of 10 in ${Date.now() - started} ms`
         } finally {
           consumer.delete().catch(() => {})
         }
