@@ -176,6 +176,8 @@ t.test('a partition of one NATS server mid-load: the majority writes on, the min
     for (const [error, n] of s.refused) t.comment(`  ${s.name.toUpperCase()} refused ${n}×: ${error}`)
     for (const [code, n] of s.recordErrors) t.comment(`  ${s.name.toUpperCase()} record errors ${n}×: ${code}`)
     t.same(s.broken, [], `every failed call through ${s.name.toUpperCase()} was an error answer from the relay or a stall, not a dropped connection`)
+    // A cluster that cannot store is a retryable 503 with its cause, never an internal failure.
+    t.same([...s.refused.keys()].filter((e) => !e.startsWith('503 ')), [], `every call refused through ${s.name.toUpperCase()} was a 503 naming why`)
   }
   t.comment(`during the partition B's writers made ${bDuring.calls} calls; ${bDuring.refused} were refused and ${bDuring.stalled} stalled in that time, none was acknowledged`)
   t.comment(`recovery: A (majority) ${recoveredA ?? '—'} ms after the cut, B (minority) ${recoveredB ?? '—'} ms after the heal`)
