@@ -1,8 +1,8 @@
 /**
  * The relay as a cluster on NATS JetStream, against JetStream itself, in one run: for R1 (one NATS
  * server) and R3 (three, clustered with routes), first JetStream's own async publish rate for the
- * same records (one message per record, as the shard logs store them, 8 publishers with 1,000
- * publishes in flight each, into one stream per shard), then PutRecords through two relays (the AWS
+ * same records (one message per record, as the shard logs store them, 8 publishers each keeping
+ * 1,000 publishes in flight, into one stream per shard), then PutRecords through two relays (the AWS
  * SDK, 500 records of 100 bytes per call, 8 calls in flight per relay) and device batches over MQTT
  * through two relays (QoS 1, 500 records per batch, 4 devices per relay). The relay's share of the
  * ceiling is its rate over JetStream's. CSV on stdout, progress on stderr.
@@ -58,21 +58,33 @@ async function jetstreamRate(servers: string, replicas: number): Promise<number>
   const nc = await connect({ servers: servers.split(',') })
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)
-  for (let s = 0; s < SHARDS; s++) await jsm.streams.add({ name: `peer-${s}`, subjects: [`peer.${s}`], num_replicas: replicas })
+  for (let s = 0; s < SHARDS; s++) {
+    // Until every server has joined, an R3 stream has no place to go.
+    for (let i = 0; ; i++) {
+      try { await jsm.streams.add({ name: `peer-${s}`, subjects: [`peer.${s}`], num_replicas: replicas }); break } catch (err) { if (i > 120) throw err; await new Promise((r) => setTimeout(r, 250)) }
+    }
+  }
   // About the size of a stored record: the framing and the 56-digit sequence's worth of fields.
   const body = Buffer.alloc(data.length + 60, 0x61)
   let sent = 0
   const deadline = Date.now() + seconds * 1000
   const started = performance.now()
+  // Each publisher keeps 1,000 publishes in flight all the time (a sliding window, as an async publisher does).
   await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+    let inflight = 0
+    let wake: (() => void) | null = null
     let n = 0
     while (Date.now() < deadline) {
-      const acks: Promise<unknown>[] = []
-      for (let i = 0; i < 1000; i++) acks.push(js.publish(`peer.${(w + i) % SHARDS}`, body, { msgID: `${w}-${n}-${i}` }))
-      await Promise.all(acks)
-      sent += 1000
+      inflight++
+      js.publish(`peer.${(w + n) % SHARDS}`, body, { msgID: `${w}-${n}` }).then(() => {
+        sent++
+        inflight--
+        if (wake) { const w2 = wake; wake = null; w2() }
+      })
       n++
+      if (inflight >= 1000) await new Promise<void>((resolve) => { wake = resolve })
     }
+    while (inflight > 0) await new Promise<void>((resolve) => { wake = resolve })
   }))
   const rate = sent / ((performance.now() - started) / 1000)
   await nc.close()

@@ -108,6 +108,8 @@ export class Streams {
   private reserved = 0
   readonly shardLimit: number
   private readonly onReshardStep: (step: ReshardStep, stream: string) => void
+  /** True in a cluster: other relays change the streams too (relay/cluster/). */
+  shared = false
   /** Whether this relay writes a stream (in a cluster, only the lease holder does); only its producer tables are saved. */
   writes: (streamId: string) => boolean = () => true
 

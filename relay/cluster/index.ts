@@ -84,6 +84,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     relayId, nc, meta, logs, placement,
     attach({ streams: s, ingest, consumers, settings }) {
       streams = s
+      s.shared = true
       s.writes = (streamId) => leases.holds(streamId)
       forwarder = new Forwarder({ nc, cluster: options.name, relayId, leases, streams: s, leaseMs })
       forwarder.serve(ingest)

@@ -32,6 +32,22 @@ export class KinesisApi {
   }
 
   /** Adds an action (an extension of the relay's, or a test's). An action that exists is not replaced. */
+  /**
+   * In a cluster, a stream created on another relay a moment ago may not be loaded here yet: a
+   * request naming a stream this relay does not know reads it from the cluster and runs once more,
+   * so a client that created a stream through one relay can use it through any other at once.
+   */
+  private async againAfterSync(err: unknown, request: unknown, handler: Handler): Promise<unknown> {
+    const streams = this.o.ctx.streams
+    if (!streams.shared || toKinesisError(err, 'response')?.type !== 'ResourceNotFoundException') throw err
+    const req = request as { StreamName?: unknown; StreamARN?: unknown }
+    const name = typeof req?.StreamName === 'string' ? req.StreamName : typeof req?.StreamARN === 'string' ? streams.nameFromArn(req.StreamARN) : null
+    if (!name || streams.get(name)) throw err
+    await streams.sync(name)
+    if (!streams.get(name)) throw err
+    return handler(request, this.o.ctx)
+  }
+
   register(action: string, handler: Handler): void {
     if (!ACTION_NAME.test(action)) throw new TributaryError(ErrorCode.REQUEST_INVALID, `action name ${JSON.stringify(action)} must be a capitalised word of letters and digits`)
     if (this.table.has(action)) throw new TributaryError(ErrorCode.CONFLICT, `action ${action} is already registered`)
@@ -59,7 +75,8 @@ export class KinesisApi {
         authenticated = true
       }
       const handler = this.handlerOf(action)
-      const result = await handler(protocol.decode(body), this.o.ctx)
+      const request = protocol.decode(body)
+      const result = await handler(request, this.o.ctx).catch((err: unknown) => this.againAfterSync(err, request, handler))
       if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
       metrics.apiRequests.inc({ action: label, outcome: 'ok' })
       // SubscribeToShard answers with an event stream that outlives this call.

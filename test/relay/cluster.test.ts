@@ -32,6 +32,12 @@ t.test('two relays on one JetStream serve the same streams', { skip: missing ?? 
   const [ka, kb] = [sdk(a.endpoint), sdk(b.endpoint)]
   t.teardown(() => { ka.destroy(); kb.destroy() })
 
+  // Created through A and used through B at once, without waiting for B to hear of it (40 shards:
+  // B takes a while to open them all, and the request arrives meanwhile).
+  await ka.send(new CreateStreamCommand({ StreamName: 'at-once', ShardCount: 40 }))
+  const atOnce = await kb.send(new PutRecordsCommand({ StreamName: 'at-once', Records: [{ PartitionKey: 'k', Data: Buffer.from('first') }] }))
+  t.equal(atOnce.FailedRecordCount, 0, 'a stream created through A takes records through B at once')
+
   await ka.send(new CreateStreamCommand({ StreamName: 'shared', ShardCount: 2 }))
   const started = Date.now()
   const seen = await until('stream seen on B', async () => {
