@@ -92,6 +92,14 @@ const JETSTREAM_BYTES_FACTOR = 4
 /** Reads of at most this many records not in memory get them one by one (no consumer to create). */
 const SINGLE_GETS = 4
 const FETCH_CHUNK = 2000
+/** How long one pull of a read's consumer waits for records that should be there (at most). */
+const FETCH_WAIT_MS = 2000
+/** A read the consumer could not serve gets at most this many records one by one from the stream's leader… */
+const FALLBACK_GETS = 1000
+/** …this many at a time. */
+const PARALLEL_GETS = 32
+/** A read finding nothing new reads the end from JetStream again when the last look is older than this. */
+const RESYNC_MS = 1000
 const NS_PER_MS = 1_000_000
 
 /**
@@ -118,8 +126,10 @@ function overheadRange(subjectBytes: number, first: number, last: number): numbe
 
 type Refusal = { kind: 'fenced' | 'unavailable' | 'duplicate'; error: StorageError }
 
-const UNAVAILABLE = new Set(['TimeoutError', 'RequestError', 'NoRespondersError', 'ClosedConnectionError', 'ConnectionError',
+const UNAVAILABLE = new Set(['TimeoutError', 'RequestError', 'NoResponders', 'NoRespondersError', 'ClosedConnectionError', 'ConnectionError',
   'DrainingConnectionError', 'JetStreamNotEnabled'])
+/** What NATS and JetStream say, in messages, when they cannot answer now (any error class). */
+const UNAVAILABLE_MESSAGE = /temporarily unavailable|no responders|not enabled|timeout|timed out|connection (was )?closed|disconnect|draining|heartbeats? missed|no (stream )?leader|not current/i
 const WRONG_LAST_SEQUENCE = 10071
 const NO_MESSAGE = 10037
 const STREAM_NOT_FOUND = 10059
@@ -128,16 +138,52 @@ const STREAM_EXISTS = 10058
 const apiCode = (err: unknown): number | undefined => (err as { name?: string }).name?.endsWith('Error') && typeof (err as { code?: unknown }).code === 'number'
   ? (err as { code: number }).code : undefined
 
+/** True when `err` says NATS or JetStream could not answer now (a cluster recovers from it), not that the request was wrong. */
+function isUnavailable(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false
+  const e = err as Error & { status?: number; code?: unknown }
+  if (UNAVAILABLE.has(e.name) || e.status === 503) return true
+  if (e.name === 'JetStreamStatusError' && (e.code === 503 || e.code === 408)) return true
+  // Ordered consumers and the request layer wrap the cause; JetStream API errors carry a status.
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message) && apiCode(err) !== WRONG_LAST_SEQUENCE) return true
+  return e.cause !== undefined && e.cause !== err && isUnavailable(e.cause)
+}
+
+/** Why JetStream could not answer, in words for a client. */
+function unavailableReason(err: unknown): string {
+  const e = err as Error
+  // The client says "jetstream is not enabled" when no server with JetStream answered at all.
+  if (e.name === 'JetStreamNotEnabled' || /not enabled/i.test(e.message ?? '')) return `JetStream could not be reached (no JetStream server answered: ${e.message})`
+  return e.message
+}
+
+/** LOG_UNAVAILABLE for `err` when NATS or JetStream could not answer, else null. `doing` says what failed. */
+function unavailable(err: unknown, key: string, doing: string): StorageError | null {
+  if (err instanceof StorageError && err.code === ErrorCode.LOG_UNAVAILABLE) return err
+  if (!isUnavailable(err)) return null
+  return new StorageError(ErrorCode.LOG_UNAVAILABLE, `${doing} shard ${key} failed: ${unavailableReason(err)}`, { cause: err })
+}
+
 /** What a failed publish or request means to the caller, or null when it is not one the cluster recovers from. */
 function refusal(err: unknown, key: string): Refusal | null {
   const e = err as Error & { status?: number }
   if (apiCode(err) === WRONG_LAST_SEQUENCE) {
     return { kind: 'fenced', error: new StorageError(ErrorCode.LOG_FENCED, `shard ${key} was written by another writer; its end was read again (${e.message})`, { cause: err }) }
   }
-  if (UNAVAILABLE.has(e.name) || e.status === 503) {
-    return { kind: 'unavailable', error: new StorageError(ErrorCode.LOG_UNAVAILABLE, `JetStream did not store shard ${key}'s records: ${e.message}`, { cause: err }) }
+  if (isUnavailable(err)) {
+    return { kind: 'unavailable', error: new StorageError(ErrorCode.LOG_UNAVAILABLE, `JetStream did not store shard ${key}'s records: ${unavailableReason(err)}`, { cause: err }) }
   }
   return null
+}
+
+/** Runs a JetStream read, refresh or open, turning NATS or JetStream being unreachable into LOG_UNAVAILABLE. */
+async function guarded<T>(key: string, doing: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    if (err instanceof TributaryError) throw err
+    throw unavailable(err, key, doing) ?? err
+  }
 }
 
 // ---- the store ----
@@ -187,6 +233,7 @@ export class JetStreamLogStore implements LogStore {
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null
   private failure: Error | null = null
   private closed = false
+  private status: { stop(): void } | null = null
 
   constructor(options: JetStreamLogOptions) {
     const cluster = options.cluster ?? 'tributary'
@@ -222,6 +269,24 @@ export class JetStreamLogStore implements LogStore {
         this.logs.get(decodeShardKey(token))?.heard(msg.json())
       },
     })
+    void this.watchConnection()
+  }
+
+  /**
+   * Commit notices are core NATS, at most once: those sent while this connection was away are lost.
+   * After every reconnect each open shard reads its end again from JetStream.
+   */
+  private async watchConnection(): Promise<void> {
+    const status = this.nc.status()
+    this.status = status as unknown as { stop(): void }
+    try {
+      for await (const s of status) {
+        if (this.closed) break
+        if (s.type === 'reconnect') for (const log of this.logs.values()) log.resyncSoon(true)
+      }
+    } catch {
+      // The connection closed: nothing more to hear.
+    }
   }
 
   // ---- opening and dropping ----
@@ -238,7 +303,7 @@ export class JetStreamLogStore implements LogStore {
     if (!pending) {
       pending = (async () => {
         const log = new JetStreamShardLog(this.host, stream, key)
-        await log.open()
+        await guarded(key, 'opening', () => log.open())
         this.logs.set(key, log)
         return log
       })()
@@ -421,6 +486,7 @@ export class JetStreamLogStore implements LogStore {
     if ((this.dirty.size || this.waiting.length) && !this.failure) await this.run()
     await this.idle()
     this.closed = true
+    this.status?.stop()
     this.sub.unsubscribe()
     this.logs.clear()
   }
@@ -460,6 +526,11 @@ class JetStreamShardLog implements ShardLog {
   private cacheSize = 0
   /** The end could not be read again after a refused commit: read it before the next publish. */
   private stale = false
+  /** When the stream was created (stream info): another time means it was deleted and made again. */
+  private created = ''
+  /** performance.now() of the last look at the stream's state; the look running now, if any. */
+  private lastResync = 0
+  private resyncing: Promise<void> | null = null
 
   constructor(host: JetStreamHost, stream: string, key: string) {
     this.host = host
@@ -503,30 +574,68 @@ class JetStreamShardLog implements ShardLog {
     }
   }
 
-  /** Takes start, end, size and the newest arrival time from the stream's state. */
+  /**
+   * Takes start, end, size and the newest arrival time from the stream's state. The end never moves
+   * back: an answer behind what this store knows (its own acknowledged commits, other relays'
+   * notices) is an older state, from a request that raced a commit or a server catching up. Only a
+   * stream deleted and made again (another `created` time) may end before it did.
+   */
   private async adopt(info: StreamInfo): Promise<void> {
     const { messages, first_seq: first, last_seq: last, bytes } = info.state
+    this.lastResync = performance.now()
+    const opening = this.created === ''
+    const recreated = !opening && info.created !== this.created && last < this.committedEnd
+    this.created = info.created
+    if (!recreated && last < this.committedEnd) return
+    const before = this.committedEnd
+    if (recreated) {
+      this.cache = []
+      this.cacheBase = last
+      this.cacheSize = 0
+      this.lastArrival = 0
+    }
     this.committedEnd = last
-    this.start = messages > 0 ? first - 1 : last
+    const start = messages > 0 ? first - 1 : last
+    this.start = recreated ? start : Math.max(this.start, start)
     this.size = messages > 0 ? bytes - overheadRange(this.subjectBytes, first, last) : 0
-    if (messages > 0) {
+    if (messages > 0 && (last !== before || recreated || !this.lastArrival)) {
       const arrival = await this.arrivalAt(last - 1)
-      if (arrival !== null) this.lastArrival = arrival
+      // A commit heard meanwhile knows a newer arrival.
+      if (arrival !== null && this.committedEnd === last) this.lastArrival = arrival
     }
     if (this.lastArrival > this.lastAssignedArrival) this.lastAssignedArrival = this.lastArrival
     if (!this.pendingFrames.length && !this.flushing) this.nextAssigned = this.committedEnd
+    // Readers waiting at the old end wake (not while opening: nobody has the log yet).
+    if (!opening && this.committedEnd !== before) this.host.committed(this)
   }
 
   /** Reads the end again from JetStream (another relay may have written). */
   async refresh(): Promise<void> {
     if (this.flushing) return
-    await this.resync()
+    await guarded(this.key, 'reading the end of', () => this.resync())
   }
 
   private async resync(): Promise<void> {
     const jsm = await this.host.manager()
     await this.adopt(await jsm.streams.info(this.name))
     this.stale = false
+  }
+
+  /**
+   * Reads the end again in the background (commit notices are at most once: one may have been
+   * lost), unless it was read less than RESYNC_MS ago; `now` after a reconnect. A new end wakes
+   * this shard's readers.
+   */
+  resyncSoon(now = false): void {
+    if (this.dropped || this.resyncing) return
+    if (this.flushing) {
+      // The commit reads the end itself if refused; otherwise the next read looks.
+      if (now) this.lastResync = 0
+      return
+    }
+    if (!now && performance.now() - this.lastResync < RESYNC_MS) return
+    this.lastResync = performance.now()
+    this.resyncing = this.resync().catch(() => {}).finally(() => { this.resyncing = null })
   }
 
   startOffset(): number { return this.start }
@@ -750,52 +859,90 @@ class JetStreamShardLog implements ShardLog {
       const full = await this.fetch(offset, upTo, take)
       if (!full) break
     }
+    // Nothing new: a commit notice may have been lost; look at JetStream's end now and then.
+    if (!records.length && offset >= this.committedEnd) this.resyncSoon()
     return { records, nextOffset: offset }
   }
 
-  /** Feeds records [from, to) from JetStream to `take` until it refuses one; false when it did. */
+  /**
+   * Feeds records [from, to) from JetStream to `take` until it refuses one; false when it did or
+   * when only part of the range could be read (the caller returns what it has).
+   *
+   * Every record below the committed end is stored, quorum-acknowledged: a consumer that returns
+   * none or too few (it runs on a server still catching up after a partition, or its pull expired)
+   * does not make the read fail. The rest comes one by one from the stream's leader, up to
+   * FALLBACK_GETS records a read.
+   */
   private async fetch(from: number, to: number, take: (record: LogRecord) => boolean): Promise<boolean> {
-    try {
-      if (to - from <= SINGLE_GETS) {
-        const jsm = await this.host.manager()
-        for (let offset = from; offset < to; offset++) {
-          const msg = await this.getMessage(jsm, offset)
-          if (!msg) continue
-          const record = this.decode(msg, offset, true)
-          if (offset === this.cacheBase + this.cache.length) this.remember([msg], offset)
-          if (!take(record)) return false
-        }
-        return true
-      }
-      const consumer = await this.host.js.consumers.get(this.name, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 })
+    return guarded(this.key, 'reading', async () => {
       try {
-        let next = from
-        while (next < to) {
-          const batch = await consumer.fetch({ max_messages: Math.min(FETCH_CHUNK, to - next), expires: this.host.timeoutMs })
-          let got = 0
-          for await (const msg of batch) {
-            const offset = msg.seq - 1
-            if (offset < next) continue
-            // Records before it went meanwhile (retention here or on another relay).
-            if (offset > next && offset > this.start) this.start = offset
-            const frame = Buffer.from(msg.data)
-            const record = this.decode(frame, offset, true)
-            if (offset === this.cacheBase + this.cache.length && offset >= this.cacheBase) this.remember([frame], offset)
-            got++
-            next = offset + 1
-            if (!take(record)) { batch.stop(); return false }
-            if (next >= to) { batch.stop(); break }
-          }
-          if (!got) throw new StorageError(ErrorCode.LOG_UNAVAILABLE, `JetStream returned no record of shard ${this.key} from offset ${next}`)
+        if (to - from <= SINGLE_GETS) return await this.getEach(from, to, take)
+        const progress = { next: from }
+        try {
+          if (!(await this.consume(progress, to, take))) return false
+        } catch (err) {
+          // A damaged record or a deleted stream is no reason to ask the leader.
+          if (err instanceof TributaryError || apiCode(err) === STREAM_NOT_FOUND) throw err
         }
-        return true
-      } finally {
-        // Ordered consumers otherwise linger for minutes; nobody waits for this.
-        consumer.delete().catch(() => {})
+        if (progress.next >= to) return true
+        const upTo = Math.min(to, progress.next + FALLBACK_GETS)
+        return (await this.getEach(progress.next, upTo, take)) && upTo === to
+      } catch (err) {
+        if (apiCode(err) === STREAM_NOT_FOUND) throw streamDeleted(this.stream)
+        throw err
       }
-    } catch (err) {
-      if (apiCode(err) === STREAM_NOT_FOUND) throw streamDeleted(this.stream)
-      throw err instanceof TributaryError ? err : refusal(err, this.key)?.error ?? err
+    })
+  }
+
+  /** Records [from, to) one by one from the stream's leader, a few requests at a time; false when `take` refused one. */
+  private async getEach(from: number, to: number, take: (record: LogRecord) => boolean): Promise<boolean> {
+    const jsm = await this.host.manager()
+    for (let base = from; base < to; base += PARALLEL_GETS) {
+      const count = Math.min(PARALLEL_GETS, to - base)
+      const msgs = await Promise.all(Array.from({ length: count }, (_, i) => this.getMessage(jsm, base + i)))
+      for (let i = 0; i < count; i++) {
+        const msg = msgs[i]
+        // Gone: retention (here or on another relay) purged it.
+        if (!msg) continue
+        const offset = base + i
+        const record = this.decode(msg, offset, true)
+        if (offset === this.cacheBase + this.cache.length) this.remember([msg], offset)
+        if (!take(record)) return false
+      }
+    }
+    return true
+  }
+
+  /**
+   * Records from `progress.next` up to `to` through one ordered consumer; `progress.next` follows
+   * what was taken. False when `take` refused one; true when done or when a pull brought nothing.
+   */
+  private async consume(progress: { next: number }, to: number, take: (record: LogRecord) => boolean): Promise<boolean> {
+    const consumer = await this.host.js.consumers.get(this.name, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: progress.next + 1 })
+    try {
+      while (progress.next < to) {
+        const expires = Math.max(1000, Math.min(this.host.timeoutMs, FETCH_WAIT_MS))
+        const batch = await consumer.fetch({ max_messages: Math.min(FETCH_CHUNK, to - progress.next), expires })
+        let got = 0
+        for await (const msg of batch) {
+          const offset = msg.seq - 1
+          if (offset < progress.next) continue
+          // Records before it went meanwhile (retention here or on another relay).
+          if (offset > progress.next && offset > this.start) this.start = offset
+          const frame = Buffer.from(msg.data)
+          const record = this.decode(frame, offset, true)
+          if (offset === this.cacheBase + this.cache.length && offset >= this.cacheBase) this.remember([frame], offset)
+          got++
+          progress.next = offset + 1
+          if (!take(record)) { batch.stop(); return false }
+          if (progress.next >= to) { batch.stop(); break }
+        }
+        if (!got) return true
+      }
+      return true
+    } finally {
+      // Ordered consumers otherwise linger for minutes; nobody waits for this.
+      consumer.delete().catch(() => {})
     }
   }
 
@@ -805,7 +952,7 @@ class JetStreamShardLog implements ShardLog {
       return msg ? Buffer.from(msg.data) : null
     } catch (err) {
       if (apiCode(err) === NO_MESSAGE) return null
-      throw err
+      throw unavailable(err, this.key, 'reading') ?? err
     }
   }
 

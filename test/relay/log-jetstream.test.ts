@@ -6,13 +6,15 @@
  */
 import t, { type Test } from 'tap'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { JetStreamApiError, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
+import { spawn } from 'node:child_process'
 import { JetStreamLogStore, decodeShardKey, encodeShardKey } from '../../relay/log/jetstream.js'
 import type { LogStore } from '../../relay/log/types.js'
-import { TributaryError } from '../../shared/errors.js'
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { LogRecordInput } from '../../shared/logframe.js'
 import { shardLogContract, type LogStoreFactory } from '../contracts/shardlog.js'
-import { startNats, type NatsCluster } from '../helpers/nats.js'
+import { NATS_SERVER, startNats, type NatsCluster } from '../helpers/nats.js'
+import { freePort } from '../helpers/relay.js'
 
 const shard = (n: number) => `shardId-${String(n).padStart(12, '0')}`
 const rec = (data: string): LogRecordInput => ({ partitionKey: 'k', data: Buffer.from(data), producerTimeMs: 0, flags: 0 })
@@ -191,4 +193,142 @@ t.test('a three-server cluster loses a server (the leader) mid-commits: nothing 
   t.same(missing, [], `every one of ${acknowledged.length} acknowledged records is there`)
   const order = acknowledged.map((d) => position.get(d)!)
   t.ok(order.every((p, i) => i === 0 || p > order[i - 1]!), 'in the order they were acknowledged')
+})
+
+// ---- recovering from what a partition leaves behind ----
+
+/** The store's private parts a test reaches into to stand in for a misbehaving server. */
+interface StoreInternals {
+  host: { js: JetStreamClient; manager: () => Promise<JetStreamManager> }
+  sub: { unsubscribe(): void }
+}
+const internals = (store: JetStreamLogStore) => store as unknown as StoreInternals
+const until = async (what: () => boolean | Promise<boolean>, ms: number): Promise<boolean> => {
+  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) if (await what()) return true
+  return what()
+}
+const unavailableError = (err: unknown) => err instanceof TributaryError && err.code === ErrorCode.LOG_UNAVAILABLE
+  ? 'LOG_UNAVAILABLE' : `${(err as Error).name}: ${(err as Error).message}`
+
+t.test('a read below the known end gets its records from the stream leader when the consumer returns none (its server is catching up)', async (t) => {
+  const nc = await connection(t, single.urls)
+  const writer = new JetStreamLogStore({ nc, cluster: 'behind' })
+  const reader = new JetStreamLogStore({ nc, cluster: 'behind', timeoutMs: 1000 })
+  t.teardown(async () => { await writer.close(); await reader.close() })
+  const log = await writer.open('s', shard(0))
+  log.append(Array.from({ length: 50 }, (_, i) => rec(`r${i}`)))
+  await writer.commit()
+  // Every consumer of the reader runs on a server that has none of the records yet.
+  const host = internals(reader).host
+  const real = host.js
+  let pulls = 0
+  const lagging = {
+    get: async () => ({
+      fetch: async () => {
+        pulls++
+        return Object.assign((async function* () {})(), { stop() {} })
+      },
+      delete: async () => true,
+    }),
+  }
+  host.js = new Proxy(real, { get: (target, prop) => prop === 'consumers' ? lagging : Reflect.get(target, prop) })
+  const other = await reader.open('s', shard(0))
+  t.equal(other.endOffset(), 50)
+  const { records, nextOffset } = await other.read(0, 100, 1 << 20)
+  t.ok(pulls > 0, 'the read tried a consumer first')
+  t.same(records.map((r) => r.data.toString()), Array.from({ length: 50 }, (_, i) => `r${i}`), 'and got every record all the same')
+  t.equal(nextOffset, 50)
+})
+
+t.test('a store that missed a commit notice finds the end again: from a read at its end, from refresh, after a reconnect; a stale answer never moves the end back', async (t) => {
+  const nats = await startNats(t, 1)
+  const a = new JetStreamLogStore({ nc: await connection(t, nats.urls), cluster: 'deaf' })
+  const b = new JetStreamLogStore({ nc: await connection(t, nats.urls), cluster: 'deaf' })
+  t.teardown(async () => { await a.close(); await b.close() })
+  const writer = await a.open('s', shard(0))
+  const reader = await b.open('s', shard(0))
+  const name = `deaf_${encodeShardKey(`s/${shard(0)}`)}`
+  const jsm = await jetstreamManager(await connection(t, nats.urls))
+  const before = await jsm.streams.info(name)
+  // B hears no more notices (as when one is lost while a route or a client connection is down).
+  internals(b).sub.unsubscribe()
+  const write = async (n: number) => {
+    writer.append(Array.from({ length: n }, (_, i) => rec(`w${writer.endOffset() + i}`)))
+    await a.commit()
+  }
+
+  await write(3)
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(reader.endOffset(), 0, 'the notice did not reach B')
+  await new Promise((r) => setTimeout(r, 1100))
+  const woken = new Promise<void>((resolve) => { const stop = b.onAppend((log) => { if (log === reader && log.endOffset() === 3) { stop(); resolve() } }) })
+  t.same((await reader.read(0, 10, 1 << 20)).records, [], 'a read at the end finds nothing yet…')
+  t.ok(await Promise.race([woken.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]), '…and looks at JetStream\'s end, waking B\'s readers')
+  t.same((await reader.read(0, 10, 1 << 20)).records.map((r) => r.data.toString()), ['w0', 'w1', 'w2'])
+
+  await write(2)
+  await reader.refresh!()
+  t.equal(reader.endOffset(), 5, 'refresh reads the end')
+
+  // A stream-info answer from before (a request that raced commits) leaves the end where it is.
+  await (reader as unknown as { adopt(info: unknown): Promise<void> }).adopt(before)
+  t.same([reader.endOffset(), reader.startOffset()], [5, 0], 'an older answer does not move the end back')
+
+  await write(4)
+  t.equal(reader.endOffset(), 5)
+  nats.kill(0)
+  await nats.start(0)
+  t.ok(await until(() => reader.endOffset() === 9, 10_000), `after a reconnect B reads the end again (${reader.endOffset()})`)
+})
+
+t.test('JetStream unreachable or failing while reading, refreshing or opening: LOG_UNAVAILABLE, never a raw NATS error', async (t) => {
+  const nats = await startNats(t, 1)
+  const a = new JetStreamLogStore({ nc: await connection(t, nats.urls), cluster: 'down' })
+  const b = new JetStreamLogStore({ nc: await connection(t, nats.urls), cluster: 'down', timeoutMs: 500 })
+  t.teardown(async () => { await a.close(); await b.close() })
+  const writer = await a.open('s', shard(0))
+  writer.append(Array.from({ length: 20 }, (_, i) => rec(`r${i}`)))
+  await a.commit()
+  const reader = await b.open('s', shard(0))
+  writer.append([rec('r20')])
+  await a.commit()
+
+  // "JetStream system temporarily unavailable" (a 503 API error) from the message lookup a refresh makes.
+  const host = internals(b).host
+  const manager = host.manager
+  const real = await manager()
+  const failing = Object.create(real) as JetStreamManager
+  Object.defineProperty(failing, 'streams', {
+    value: new Proxy(real.streams, {
+      get: (target, prop) => prop === 'getMessage'
+        ? () => Promise.reject(new JetStreamApiError({ err_code: 10008, code: 503, description: 'JetStream system temporarily unavailable' }))
+        : Reflect.get(target, prop),
+    }),
+  })
+  host.manager = async () => failing
+  internals(b).sub.unsubscribe()
+  await reader.refresh!().then(() => t.fail('refresh should fail'), (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'a 503 from the lookup of the newest record'))
+  await reader.read(0, 3, 1 << 20).then(() => t.fail('read should fail'), (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'a 503 from single gets'))
+  host.manager = manager
+
+  nats.kill(0)
+  await reader.refresh!().then(() => t.fail('refresh should fail'), (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'refresh with the server gone'))
+  await reader.read(0, 3, 1 << 20).then(() => t.fail('read should fail'), (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'a short read with the server gone'))
+  await reader.read(0, 15, 1 << 20).then(() => t.fail('read should fail'), (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'a consumer read with the server gone'))
+  await b.open('s', shard(1)).then(() => t.fail('open should fail'), (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'opening with the server gone'))
+})
+
+t.test('a NATS server without JetStream: opening a shard is LOG_UNAVAILABLE saying JetStream could not be reached', async (t) => {
+  const port = await freePort()
+  const server = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
+  t.teardown(() => { server.kill('SIGKILL') })
+  let nc: NatsConnection | null = null
+  await until(async () => { nc = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(() => null); return nc !== null }, 10_000)
+  t.ok(nc, 'connected to a server without JetStream')
+  t.teardown(() => nc!.close())
+  const store = new JetStreamLogStore({ nc: nc!, cluster: 'nojs', timeoutMs: 1000 })
+  t.teardown(() => store.close())
+  const err = await store.open('s', shard(0)).then(() => null, (e: unknown) => e)
+  t.equal(unavailableError(err), 'LOG_UNAVAILABLE')
+  t.match((err as Error).message, /JetStream could not be reached/)
 })
