@@ -100,6 +100,8 @@ const FALLBACK_GETS = 1000
 const PARALLEL_GETS = 32
 /** A read finding nothing new reads the end from JetStream again when the last look is older than this. */
 const RESYNC_MS = 1000
+/** A stream whose created time is this much later than the one opened was deleted and made again. */
+const RECREATED_MS = 1000
 const NS_PER_MS = 1_000_000
 
 /**
@@ -584,8 +586,9 @@ class JetStreamShardLog implements ShardLog {
     const { messages, first_seq: first, last_seq: last, bytes } = info.state
     this.lastResync = performance.now()
     const opening = this.created === ''
-    const recreated = !opening && info.created !== this.created && last < this.committedEnd
-    this.created = info.created
+    // Made again: created well after the stream this store opened (replicas may differ by moments).
+    const recreated = !opening && last < this.committedEnd && Date.parse(info.created) > Date.parse(this.created) + RECREATED_MS
+    if (opening || recreated) this.created = info.created
     if (!recreated && last < this.committedEnd) return
     const before = this.committedEnd
     if (recreated) {
