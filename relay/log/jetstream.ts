@@ -154,8 +154,9 @@ function isUnavailable(err: unknown): boolean {
 /** Why JetStream could not answer, in words for a client. */
 function unavailableReason(err: unknown): string {
   const e = err as Error
-  // The client says "jetstream is not enabled" when no server with JetStream answered at all.
-  if (e.name === 'JetStreamNotEnabled' || /not enabled/i.test(e.message ?? '')) return `JetStream could not be reached (no JetStream server answered: ${e.message})`
+  // The client says "jetstream is not enabled" when a request had no responders: no server with
+  // JetStream answered, or (a publish) the shard's stream has no leader now.
+  if (e.name === 'JetStreamNotEnabled' || /not enabled/i.test(e.message ?? '')) return `JetStream could not be reached (no JetStream server, or no leader of the shard's stream, answered: ${e.message})`
   return e.message
 }
 
