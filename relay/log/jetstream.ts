@@ -563,6 +563,13 @@ class JetStreamShardLog implements ShardLog {
         info = await jsm.streams.info(this.name)
       }
     }
+    // A replicated stream just made has no leader for a moment, and a publish then finds no one to
+    // answer it: wait (bounded) until it has one, so the first commit after a CreateStream succeeds.
+    const deadline = Date.now() + this.host.timeoutMs
+    while (info.cluster && !info.cluster.leader && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50))
+      info = await jsm.streams.info(this.name)
+    }
     this.maxAgeMs = Math.round(info.config.max_age / NS_PER_MS)
     await this.adopt(info)
     this.cacheBase = this.committedEnd

@@ -78,6 +78,30 @@ async function listening(port: number, deadline: number): Promise<void> {
   }
 }
 
+/**
+ * Waits until a stream replicated on every server can be created (a new cluster answers JetStream
+ * requests before its meta leader places streams: "jetstream is not enabled", "no suitable peers").
+ */
+async function placeable(urls: string[]): Promise<void> {
+  const nc = await natsConnect({ servers: urls })
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 2000 })
+    for (;;) {
+      try {
+        await jsm.streams.add({ name: 'tributary-test-probe', subjects: ['tributary-test-probe'], num_replicas: urls.length })
+        await jsm.streams.delete('tributary-test-probe')
+        return
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`JetStream could not place a stream on ${urls.length} servers within ${READY_TIMEOUT_MS} ms: ${(err as Error).message}`)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
+  } finally {
+    await nc.close()
+  }
+}
+
 /** Starts `size` NATS servers with JetStream (1, or 3 clustered with routes). */
 export async function startNats(t: Test, size: 3, options: NatsOptions & { partitionable: true }): Promise<PartitionableNats>
 export async function startNats(t: Test, size?: 1 | 3, options?: NatsOptions): Promise<NatsCluster>
@@ -142,7 +166,9 @@ export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions =
       await nc.close()
     }
   }
-  await ready()
+  // Every server, each on its own: a client of any of them must find JetStream there.
+  for (const url of urls) await ready([url])
+  if (size > 1) await placeable(urls)
   const cluster: NatsCluster = {
     urls,
     servers: urls.join(','),

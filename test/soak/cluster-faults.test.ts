@@ -3,7 +3,8 @@
  * with --replicas 3, an SDK writer and a device on each relay. In the middle of the load one NATS
  * server is killed with -9, then the relay that writes the stream; the killed server comes back.
  * Every acknowledged record is stored exactly once, device batches resent to the surviving relay
- * are completed and not duplicated, and readers on the surviving relay continue.
+ * are completed and not duplicated, readers on the surviving relay continue, and the killed relay,
+ * started again, rejoins: it reads everything and its writes reach the stream's new writer.
  */
 import t from 'tap'
 import { join } from 'node:path'
@@ -109,6 +110,17 @@ t.test('kill -9 of a NATS server and of the writing relay mid-load: nothing ackn
   const batchesLost = [...deviceAcked].filter((seq) => ![0, 1, 2, 3, 4, 5, 6, 7, 8, 9].every((i) => counts.has(`dev-1-${seq}-${i}`)))
   t.same(batchesLost, [], `every acknowledged device batch is stored whole (${deviceAcked.size})`)
   t.ok(deviceAcked.size > 0, 'the device got acknowledgements')
+  // Relay A comes back (kill -9 left its data directory as it was) and rejoins: it reads what B
+  // wrote while it was gone, and its writes reach the stream's writer now, relay B.
+  const back = await spawnRelay(relayArgs('a'))
+  t.teardown(() => { back.process.kill('SIGKILL') })
+  const kBack = client(back.endpoint)
+  t.teardown(() => kBack.destroy())
+  const rejoined = await kBack.send(new PutRecordsCommand({ StreamName: 'faults', Records: [{ PartitionKey: 'back', Data: Buffer.from('sdk-back') }] }))
+  t.equal(rejoined.FailedRecordCount, 0, 'a write through the restarted relay is acknowledged')
+  const fromBack = await readStream(back.endpoint, 'faults')
+  t.equal(fromBack.length, records.length + 1, 'the restarted relay reads every record, and the one it wrote')
+  t.same(fromBack.filter((r) => r.data !== 'sdk-back'), records, 'in the same shards, order and sequence numbers as relay B')
   // Per partition key, the writer's records are in the order they were put.
   for (const name of ['a', 'b']) {
     const order = records.filter((r) => r.data.startsWith(`sdk-${name}-`)).map((r) => ({ key: r.key, n: Number(r.data.split('-')[2]) }))
