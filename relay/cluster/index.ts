@@ -62,7 +62,8 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const leaseMs = options.leaseMs ?? 6000
   const replicas = options.replicas
   const meta = await JetStreamMetadataStore.open({ nc, cluster: options.name, replicas })
-  const kv = await new Kvm(nc).create(`${options.name}-leases`, { replicas, history: 1, ttl: leaseMs })
+  // Reads from the leader only (allow_direct off): a lagging replica would name an owner that has gone.
+  const kv = await new Kvm(nc).create(`${options.name}-leases`, { replicas, history: 1, ttl: leaseMs, allow_direct: false })
   const logs = new JetStreamLogStore({
     nc, cluster: options.name, replicas: replicas as 1 | 3,
     groupCommitMs: options.groupCommitMs, maxStreamBytes: options.maxStreamBytes, now: options.now, onCommit: options.onCommit,
