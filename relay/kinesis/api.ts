@@ -31,7 +31,6 @@ export class KinesisApi {
     this.o = options
   }
 
-  /** Adds an action (an extension of the relay's, or a test's). An action that exists is not replaced. */
   /**
    * In a cluster, a stream created on another relay a moment ago may not be loaded here yet: a
    * request naming a stream this relay does not know reads it from the cluster and runs once more,
@@ -48,6 +47,7 @@ export class KinesisApi {
     return handler(request, this.o.ctx)
   }
 
+  /** Adds an action (an extension of the relay's, or a test's). An action that exists is not replaced. */
   register(action: string, handler: Handler): void {
     if (!ACTION_NAME.test(action)) throw new TributaryError(ErrorCode.REQUEST_INVALID, `action name ${JSON.stringify(action)} must be a capitalised word of letters and digits`)
     if (this.table.has(action)) throw new TributaryError(ErrorCode.CONFLICT, `action ${action} is already registered`)
