@@ -106,7 +106,9 @@ export class Forwarder implements WritePlacement {
       const owner = await this.o.leases.ownerOf(id).catch(() => undefined)
       if (owner === null || owner === this.o.relayId) {
         if (await this.o.leases.acquire(id)) {
-          // Offsets and the producer table are taken from the cluster before this relay writes.
+          // Offsets and the producer table are taken from the cluster before this relay writes; until
+          // that has worked (the cluster may be unreachable just now) the table is not trusted.
+          state.producersStale = true
           const taking = this.o.streams.takeOver(state.meta.name)
           this.taking.set(id, taking)
           try {
