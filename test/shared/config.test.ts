@@ -40,3 +40,16 @@ t.test('docs/relay-settings.md names every setting with its flag, environment va
   const missing = Object.entries(relaySchema).filter(([key, f]) => !doc.includes(`| \`--${f.flag}\` | \`${f.env}\` | \`${key}\` |`)).map(([key]) => key)
   t.same(missing, [], 'no setting is missing from the table')
 })
+
+t.test('cluster settings: NATS URLs, replicas only with a cluster, a name fit for JetStream', async (t) => {
+  const ok = resolveRelayConfig({ cluster: 'nats://a:4222, nats://b:4222', replicas: '3', 'cluster-name': 'fleet-1' })
+  t.equal(ok.cluster, 'nats://a:4222, nats://b:4222')
+  t.equal(ok.replicas, 3)
+  t.equal(ok.clusterName, 'fleet-1')
+  t.equal(resolveRelayConfig().cluster, '', 'the embedded relay by default')
+  t.throws(() => resolveRelayConfig({ cluster: 'http://a:4222' }), { name: 'ConfigError', field: 'cluster', message: /NATS server URLs/ })
+  t.throws(() => resolveRelayConfig({}, { TRIBUTARY_CLUSTER: 'nats://a:4222,' }), { field: 'cluster' })
+  t.throws(() => resolveRelayConfig({ replicas: '3' }), { field: 'replicas', message: /set cluster/ })
+  t.throws(() => resolveRelayConfig({ cluster: 'nats://a:4222', replicas: '6' }), { field: '--replicas', message: /at most 5/ })
+  t.throws(() => resolveRelayConfig({ cluster: 'nats://a:4222', 'cluster-name': 'a.b' }), { field: 'clusterName' })
+})
