@@ -142,15 +142,8 @@ export class Ingest {
       }
       state = created.state
     }
-    if (this.o.placement && !how.local) {
-      for (;;) {
-        const remote = await this.o.placement.remote(state)
-        if (!remote) break
-        const outcome = await remote.ingestBatch(device, streamName, payload)
-        if (outcome) return outcome
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
+    const sent = await this.forwarded(state, how, (remote) => remote.ingestBatch(device, streamName, payload))
+    if (sent) return sent
 
     // Throws while the cluster cannot be read: the batch is not acknowledged, the device resends.
     if (state.producersStale) await this.o.streams.takeOver(state.meta.name)
@@ -259,15 +252,8 @@ export class Ingest {
   async putRecords(state: StreamState, records: IngestRecord[], shards?: ShardState[], how: WriteHow = {}): Promise<StoredRecord[]> {
     if (shards && shards.length !== records.length) throw new RangeError(`putRecords: ${shards.length} shards for ${records.length} records`)
     this.checkCapacity()
-    if (this.o.placement && !how.local) {
-      for (;;) {
-        const remote = await this.o.placement.remote(state)
-        if (!remote) break
-        const stored = await remote.putRecords(records)
-        if (stored) return stored
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
+    const sent = await this.forwarded(state, how, (remote) => remote.putRecords(records))
+    if (sent) return sent
     const routes = shards && shards.every((s) => s.meta.endOffset === null) ? shards : this.router.routeRecords(state, records)
     const stored = this.append(state, records, routes, 'api', (record) => ({
       partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
@@ -276,6 +262,21 @@ export class Ingest {
     await this.o.logs.commit()
     this.checkNotDropped(stored.map((s) => s.shard))
     return stored
+  }
+
+  /**
+   * In a cluster, a write for a stream another relay writes goes to that relay: its answer, or null
+   * when this relay writes the stream (or the write came forwarded). Asked again while the owner moves.
+   */
+  private async forwarded<T>(state: StreamState, how: WriteHow, send: (remote: RemoteWriter) => Promise<T | null>): Promise<T | null> {
+    if (!this.o.placement || how.local) return null
+    for (;;) {
+      const remote = await this.o.placement.remote(state)
+      if (!remote) return null
+      const answer = await send(remote)
+      if (answer) return answer
+      await new Promise((r) => setTimeout(r, 100))
+    }
   }
 
   /** A stream deleted while its records waited for the commit: they were discarded, so say so. */
