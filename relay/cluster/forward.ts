@@ -127,6 +127,12 @@ export class Forwarder implements WritePlacement {
     }
   }
 
+  /** Notes since when the stream's owner has been gone (the first time only), for the caller to throw. */
+  private gone(state: StreamState, why: string): OwnerGone {
+    if (!this.goneSince.has(state.meta.id)) this.goneSince.set(state.meta.id, Date.now())
+    return new OwnerGone(why)
+  }
+
   private writerTo(owner: string, state: StreamState): RemoteWriter {
     const send = async (h: Record<string, string>, body: Uint8Array): Promise<Reply> => {
       const hdrs = natsHeaders()
@@ -136,20 +142,13 @@ export class Forwarder implements WritePlacement {
         msg = await this.o.nc.request(subjectOf(this.o.cluster, owner), body, { timeout: this.timeoutMs, headers: hdrs })
       } catch (err) {
         const text = (err as Error).message
-        if (/no responders|503/i.test(text) || (err as { code?: string }).code === '503') {
-          if (!this.goneSince.has(state.meta.id)) this.goneSince.set(state.meta.id, Date.now())
-          throw new OwnerGone(text)
-        }
+        if (/no responders|503/i.test(text) || (err as { code?: string }).code === '503') throw this.gone(state, text)
         throw new StorageError(ErrorCode.STORAGE_FAILED, `relay ${owner}, which writes stream ${state.meta.name}, did not answer: ${text}`)
       }
       const reply = JSON.parse(Buffer.from(msg.data).toString()) as Reply
-      if (!('error' in reply)) this.goneSince.delete(state.meta.id)
+      if ('error' in reply && reply.error.code === NOT_OWNER) throw this.gone(state, reply.error.message)
+      this.goneSince.delete(state.meta.id)
       if ('error' in reply) {
-        if (reply.error.code === NOT_OWNER) {
-          if (!this.goneSince.has(state.meta.id)) this.goneSince.set(state.meta.id, Date.now())
-          throw new OwnerGone(reply.error.message)
-        }
-        this.goneSince.delete(state.meta.id)
         throw reply.error.name === 'StorageError'
           ? new StorageError(reply.error.code as ErrorCode, reply.error.message)
           : new TributaryError(reply.error.code as ErrorCode, reply.error.message)
