@@ -1,7 +1,11 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
-/** Every file under `dir` (none when it does not exist yet), by path relative to it, sorted; names starting with `.` (temporary files) are left out. */
+/**
+ * Every file under `dir` (none when it does not exist yet), by path relative to it, sorted; names
+ * starting with `.` (temporary files) are left out before they are looked at, since a running writer
+ * renames them away at any moment.
+ */
 export function filesUnder(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>()
   const walk = (d: string) => {
@@ -12,9 +16,10 @@ export function filesUnder(dir: string): Map<string, Buffer> {
       return
     }
     for (const name of names.sort()) {
+      if (name.startsWith('.')) continue
       const p = join(d, name)
       if (statSync(p).isDirectory()) walk(p)
-      else if (!name.startsWith('.')) out.set(relative(dir, p), readFileSync(p))
+      else out.set(relative(dir, p), readFileSync(p))
     }
   }
   walk(dir)

@@ -5,11 +5,16 @@
  * `start()` take the proxy down and bring it back on the same port, so a test can make the sink
  * unreachable. Credentials are tempauth's: access key `test:tester`, secret `testing`.
  *
+ * Tests run in parallel and each picks free ports, so a port can be taken by another test between
+ * being picked and being bound (Swift then retries its bind for 30 s). A server counts as ready only
+ * when its own process holds the listening socket (read from /proc), never because something else
+ * answers on its port; a start that finds a port taken begins again on new ports.
+ *
  * Swift needs a file system with xattrs for its devices (ext4 or xfs; /tmp is ext4 here). .ci/run
  * installs the Debian packages; without them startSwift fails saying which are missing.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -44,6 +49,7 @@ const SERVERS = {
 const MEMCACHED = '/usr/bin/memcached'
 const SETPRIV = '/usr/bin/setpriv'
 const READY_TIMEOUT_MS = 45_000   // ~5 s idle, ~10 s with two test files running beside it on 2 cores
+const START_ATTEMPTS = 3
 const REGION = 'us-east-1'
 
 type Backend = 'object' | 'container' | 'account'
@@ -55,9 +61,23 @@ export function swiftMissing(): string | null {
   return absent.length === 0 ? null : `Swift is not installed (missing ${absent.join(', ')}): apt-get install swift-proxy swift-object swift-container swift-account memcached python3-swift`
 }
 
+/** A port picked for one of the servers is held by another process. */
+class PortTaken extends Error {}
+
 export async function startSwift(t: Test): Promise<Swift> {
   const missing = swiftMissing()
   if (missing !== null) throw new Error(missing)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(t)
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === START_ATTEMPTS) throw err
+      t.comment(`${err.message}; starting Swift again on new ports`)
+    }
+  }
+}
+
+async function startOnce(t: Test): Promise<Swift> {
   const dir = tempDir(t, 'tributary-swift-')
   const devices = join(dir, 'devices')
   mkdirSync(join(devices, 'sdb1'), { recursive: true })
@@ -92,9 +112,10 @@ export async function startSwift(t: Test): Promise<Swift> {
     await exited
     clearTimeout(killer)
   }
-  t.teardown(async () => {
+  const stopAll = async (): Promise<void> => {
     await Promise.all([...children.keys()].map(stopChild))
-  })
+  }
+  t.teardown(stopAll)
 
   const began = Date.now()
   launch('memcached', MEMCACHED, ['-l', '127.0.0.1', '-p', String(ports.memcached), '-U', '0', '-m', '16', '-u', user])
@@ -107,17 +128,27 @@ export async function startSwift(t: Test): Promise<Swift> {
     while (pending.size > 0) {
       for (const name of pending) {
         const child = children.get(name)
+        const port = ports[name as keyof typeof ports]
+        const holder = listener(port, child?.pid)
+        if (holder !== undefined && holder !== child?.pid) throw new PortTaken(`port ${port}, picked for Swift's ${name} server, is held by process ${holder}`)
         if (child !== undefined && (child.exitCode !== null || child.signalCode !== null)) {
           throw new Error(`Swift's ${name} server exited (${child.exitCode ?? child.signalCode}) before it was ready\n${logs()}`)
         }
-        if (await answers(ports[name as keyof typeof ports])) pending.delete(name)
+        if (holder === undefined) continue
+        // memcached speaks its own protocol; the others must answer their healthcheck too.
+        if (name === 'memcached' || (await answers(port))) pending.delete(name)
       }
       if (pending.size === 0) break
       if (Date.now() > deadline) throw new Error(`Swift's ${[...pending].join(', ')} did not answer /healthcheck within ${READY_TIMEOUT_MS} ms\n${logs()}`)
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }
-  await waitFor(['proxy', ...BACKENDS])
+  try {
+    await waitFor(['memcached', 'proxy', ...BACKENDS])
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
   const startupMs = Date.now() - began
 
   const endpoint = `http://127.0.0.1:${ports.proxy}`
@@ -145,6 +176,52 @@ export async function startSwift(t: Test): Promise<Swift> {
     },
     logs,
   }
+}
+
+/**
+ * The pid of the process holding the listening TCP socket on 127.0.0.1:`port` (or on any address),
+ * looking at `likely`'s descriptors first; undefined when nothing listens there, -1 when a process this
+ * user cannot see holds it.
+ */
+function listener(port: number, likely?: number): number | undefined {
+  const inodes = new Set<string>()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      // local_address is HEXADDR:HEXPORT; state 0A is LISTEN; the inode is the tenth field.
+      if (fields.length < 10 || fields[3] !== '0A') continue
+      if (Number.parseInt(fields[1]!.split(':')[1]!, 16) === port) inodes.add(fields[9]!)
+    }
+  }
+  if (inodes.size === 0) return undefined
+  const pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))
+  // The server we launched is the usual holder: look at its descriptors first.
+  if (likely !== undefined) pids.unshift(String(likely))
+  for (const entry of pids) {
+    let fds: string[]
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      let target: string
+      try {
+        target = readlinkSync(`/proc/${entry}/fd/${fd}`)
+      } catch {
+        continue
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+      if (inode !== undefined && inodes.has(inode)) return Number(entry)
+    }
+  }
+  return -1
 }
 
 /** Whether a server answers GET /healthcheck with 200. */
