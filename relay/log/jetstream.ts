@@ -911,11 +911,18 @@ class JetStreamShardLog implements ShardLog {
     for (let base = from; base < to; base += PARALLEL_GETS) {
       const count = Math.min(PARALLEL_GETS, to - base)
       const msgs = await Promise.all(Array.from({ length: count }, (_, i) => this.getMessage(jsm, base + i)))
+      // Retention only ever takes the oldest records: one missing is gone only below the stream's first.
+      const first = msgs.includes(null) ? await this.firstOffset(jsm) : 0
       for (let i = 0; i < count; i++) {
         const msg = msgs[i]
-        // Gone: retention (here or on another relay) purged it.
-        if (!msg) continue
         const offset = base + i
+        if (!msg) {
+          if (offset >= first) {
+            throw new StorageError(ErrorCode.LOG_UNAVAILABLE, `record ${offset} of shard ${this.key} is stored, but JetStream's leader did not return it (a server still catching up?); try again`)
+          }
+          if (first > this.start) this.start = first
+          continue
+        }
         const record = this.decode(msg, offset, true)
         if (offset === this.cacheBase + this.cache.length) this.remember([msg], offset)
         if (!take(record)) return false
@@ -938,8 +945,9 @@ class JetStreamShardLog implements ShardLog {
         for await (const msg of batch) {
           const offset = msg.seq - 1
           if (offset < progress.next) continue
-          // Records before it went meanwhile (retention here or on another relay).
-          if (offset > progress.next && offset > this.start) this.start = offset
+          // A gap: retention took records meanwhile, or this consumer runs on a server that lacks
+          // some. Only the stream's leader can say which (getEach, after this).
+          if (offset > progress.next) { batch.stop(); return true }
           const frame = Buffer.from(msg.data)
           const record = this.decode(frame, offset, true)
           if (offset === this.cacheBase + this.cache.length && offset >= this.cacheBase) this.remember([frame], offset)
@@ -954,6 +962,17 @@ class JetStreamShardLog implements ShardLog {
     } finally {
       // Ordered consumers otherwise linger for minutes; nobody waits for this.
       consumer.delete().catch(() => {})
+    }
+  }
+
+  /** The offset of the oldest record the shard's stream holds, as its leader says. */
+  private async firstOffset(jsm: JetStreamManager): Promise<number> {
+    try {
+      const info = await jsm.streams.info(this.name)
+      // An empty stream reports first_seq = last_seq + 1: its first offset is its end.
+      return Math.max(0, info.state.first_seq - 1)
+    } catch (err) {
+      throw unavailable(err, this.key, 'reading') ?? err
     }
   }
 

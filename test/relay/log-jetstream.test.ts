@@ -240,6 +240,76 @@ t.test('a read below the known end gets its records from the stream leader when 
   t.equal(nextOffset, 50)
 })
 
+t.test('a read never takes a gap for retention unless the stream leader says the records are gone', async (t) => {
+  const nc = await connection(t, single.urls)
+  const writer = new JetStreamLogStore({ nc, cluster: 'gaps' })
+  t.teardown(() => writer.close())
+  const log = await writer.open('s', shard(0))
+  log.append(Array.from({ length: 50 }, (_, i) => rec(`r${i}`)))
+  await writer.commit()
+  const name = `gaps_${encodeShardKey(`s/${shard(0)}`)}`
+  const all = Array.from({ length: 50 }, (_, i) => `r${i}`)
+
+  // A consumer on a server that lacks records 10..19 delivers 0..9, then 20.. (stream sequences skip).
+  const skipping = new JetStreamLogStore({ nc, cluster: 'gaps', timeoutMs: 1000 })
+  t.teardown(() => skipping.close())
+  const host = internals(skipping).host
+  const real = host.js
+  host.js = new Proxy(real, {
+    get: (target, prop) => prop !== 'consumers' ? Reflect.get(target, prop) : {
+      get: async (stream: string, opts: { opt_start_seq: number }) => {
+        const consumer = await real.consumers.get(stream, opts)
+        return {
+          fetch: async (fetchOpts: { max_messages: number; expires: number }) => {
+            const batch = await consumer.fetch(fetchOpts)
+            return Object.assign((async function* () {
+              for await (const msg of batch) if (msg.seq <= 10 || msg.seq > 20) yield msg
+            })(), { stop: () => batch.stop() })
+          },
+          delete: () => consumer.delete(),
+        }
+      },
+    },
+  })
+  const viaGap = await skipping.open('s', shard(0))
+  const read = await viaGap.read(0, 100, 1 << 20)
+  t.same(read.records.map((r) => r.data.toString()), all, 'records a consumer skipped come from the stream leader instead')
+  t.equal(viaGap.startOffset(), 0, 'and the shard still starts at 0')
+
+  // The leader itself answers "no message" for a record below the committed end and above its first.
+  const missing = new JetStreamLogStore({ nc, cluster: 'gaps', timeoutMs: 1000 })
+  t.teardown(() => missing.close())
+  const mhost = internals(missing).host
+  const realManager = mhost.manager
+  mhost.manager = async () => {
+    const jsm = await realManager()
+    return new Proxy(jsm, {
+      get: (target, prop) => prop !== 'streams' ? Reflect.get(target, prop) : new Proxy(target.streams, {
+        get: (streams, sp) => sp !== 'getMessage' ? Reflect.get(streams, sp)
+          : async (stream: string, query: { seq: number }) => query.seq === 3 ? null : streams.getMessage(stream, query),
+      }),
+    })
+  }
+  const holed = await missing.open('s', shard(0))
+  await holed.read(0, 3, 1 << 20).then(
+    (r) => t.fail(`the read returned ${r.records.length} records past a hole`),
+    (err) => t.equal(unavailableError(err), 'LOG_UNAVAILABLE', 'a record the leader does not return is LOG_UNAVAILABLE (try again), not skipped'))
+  t.equal(holed.startOffset(), 0, 'the hole did not move the start')
+
+  // Retention did take records 0..19: a read from 0 starts at 20, and the start moves there.
+  const jsm = await jetstreamManager(nc)
+  await jsm.streams.purge(name, { seq: 21 })
+  for (const [label, count] of [['one by one', 3], ['through a consumer', 100]] as const) {
+    const fresh = new JetStreamLogStore({ nc, cluster: 'gaps', timeoutMs: 1000 })
+    const after = await fresh.open('s', shard(0))
+    // A store opened now may know the new start already; a read from 0 must begin at 20 either way.
+    const got = await after.read(0, count, 1 << 20)
+    t.same(got.records.map((r) => r.data.toString()), all.slice(20, 20 + count), `${label}: records gone by retention are skipped`)
+    t.ok(after.startOffset() >= 20, `${label}: the start moved past them (${after.startOffset()})`)
+    await fresh.close()
+  }
+})
+
 t.test('a store that missed a commit notice finds the end again: from a read at its end, from refresh, after a reconnect; a stale answer never moves the end back', async (t) => {
   const nats = await startNats(t, 1)
   const a = new JetStreamLogStore({ nc: await connection(t, nats.urls), cluster: 'deaf' })
