@@ -448,9 +448,11 @@ export function readBody(req: AnyRequest, limit: number, guard: HttpGuard): Prom
   })
 }
 
-export function send(res: AnyResponse, status: number, contentType: string, body: string | Buffer, headers: Record<string, string> = {}): void {
+/** Answers with a body; a null content type sends none (as AWS's XML refusals and CORS preflights have none). */
+export function send(res: AnyResponse, status: number, contentType: string | null, body: string | Buffer, headers: Record<string, string> = {}): void {
   const payload = typeof body === 'string' ? Buffer.from(body) : body
-  res.writeHead(status, { 'content-type': contentType, 'content-length': String(payload.length), 'x-amzn-requestid': randomUUID(), ...headers })
+  const type: Record<string, string> = contentType === null ? {} : { 'content-type': contentType }
+  res.writeHead(status, { ...type, 'content-length': String(payload.length), 'x-amzn-requestid': randomUUID(), ...headers })
   res.end(payload)
 }
 

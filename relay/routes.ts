@@ -1,7 +1,7 @@
 /**
  * The HTTP port's routes: `/healthz`, `/metrics`, the admin API (`/admin/…`), server-side
  * checkpoints (`/checkpoints/…`), the Kinesis API and the Firehose API (`POST /`, told apart by
- * X-Amz-Target), the Kinesis Video API (`POST /createStream`, `/listFragments`, …: relay/video/api.ts; `POST /putMedia`, streamed:
+ * X-Amz-Target, behind AWS's front door: relay/kinesis/frontdoor.ts), the Kinesis Video API (`POST /createStream`, `/listFragments`, …: relay/video/api.ts; `POST /putMedia`, streamed:
  * relay/video/putmedia.ts; `GET /hls/v1/…`, authenticated by the HLS session token:
  * relay/video/playback/; `/console/…`, the video console with its session cookie: relay/video/viewer/). Request bodies
  * are read here, within the HTTP guard's caps, and only once the headers have passed what can be
@@ -18,6 +18,7 @@ import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, stopBody, 
 import { firehosePolicy, isFirehoseTarget, type FirehoseApi } from './firehose/index.js'
 import type { KinesisApi } from './kinesis/api.js'
 import { KinesisError } from './kinesis/errors.js'
+import { answerPreflight, answerWrongMethod, awsHeaders, carriesCredentials } from './kinesis/frontdoor.js'
 import { AMZ_JSON, protocolOf } from './kinesis/protocol.js'
 import { checkSigV4Headers, kinesisPolicy, verifySigV4 } from './kinesis/sigv4.js'
 import type { LogStore } from './log/types.js'
@@ -73,13 +74,14 @@ export function routes(o: RoutesOptions): RequestHandler {
     stopBody(req, res)
     // The Kinesis Video API answers in REST-JSON: the type in x-amzn-errortype, {message} in the body.
     if (isVideo(req, (req.url ?? '/').split('?')[0]!)) {
-      const v = value as { __type?: string; message?: string }
+      const v = value instanceof KinesisError ? { __type: value.type, message: value.message } : value as { __type?: string; message?: string }
       const error = value instanceof VideoApiError ? value : new VideoApiError((v.__type ?? 'InternalFailure') as VideoApiError['type'], v.message ?? '', { status })
       return sendVideoError(res, error, { ...close, ...headers })
     }
     // The Kinesis API answers in the request's protocol (JSON or CBOR); the other routes in JSON.
     const protocol = isKinesis(req, (req.url ?? '/').split('?')[0]!) ? protocolOf(req.headers['content-type']) : null
-    if (protocol) send(res, status, protocol.contentType, protocol.encode(value), { ...close, ...headers })
+    if (protocol && value instanceof KinesisError) send(res, status, protocol.contentType, protocol.encodeError(value), { ...close, 'x-amzn-errortype': value.type, ...headers })
+    else if (protocol) send(res, status, protocol.contentType, protocol.encode(value), { ...close, ...headers })
     else sendJson(res, status, value, 'application/json', { ...close, ...headers })
   }
 
@@ -118,7 +120,7 @@ export function routes(o: RoutesOptions): RequestHandler {
     } catch (err) {
       if (!(err instanceof KinesisError)) throw err
       o.metrics.rejections.inc({ code: err.type })
-      if (kinesis) refuse(req, res, err.status, err.toJSON())
+      if (kinesis) refuse(req, res, err.status, err)
       else refuse(req, res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })
       return false
     }
@@ -171,8 +173,29 @@ export function routes(o: RoutesOptions): RequestHandler {
     return o.putMedia.serve(plan, req, res)
   }
 
+  /**
+   * `/` is AWS's endpoint: every answer carries AWS's headers (and CORS for a page's request), and a
+   * method other than POST gets AWS's answer (relay/kinesis/frontdoor.ts), its body never read.
+   */
+  const frontDoor = (req: AnyRequest, res: AnyResponse): boolean => {
+    if (req.method === 'OPTIONS' && req.headers.origin !== undefined) {
+      answerPreflight(req, res)
+      return false
+    }
+    const headers = awsHeaders(req)
+    if (req.method === 'POST') {
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
+      return true
+    }
+    stopBody(req, res)
+    const close: Record<string, string> = 'stream' in req ? {} : { connection: 'close' }
+    answerWrongMethod(res, o.accessKeys.length > 0 && !carriesCredentials(req), { ...close, ...headers })
+    return false
+  }
+
   const route = async (req: AnyRequest, res: AnyResponse) => {
     const path = (req.url ?? '/').split('?')[0]!
+    if (path === '/' && !frontDoor(req, res)) return
     if (req.method === 'GET' && path === '/healthz') return health(res)
     if (req.method === 'GET' && path === '/metrics') return send(res, 200, METRICS_TYPE, o.metrics.registry.render())
     if (!wellEncoded(path)) return refuse(req, res, 400, { code: ErrorCode.REQUEST_INVALID, message: `path ${JSON.stringify(path.slice(0, 200))} has broken percent-encoding` })
@@ -184,7 +207,7 @@ export function routes(o: RoutesOptions): RequestHandler {
     if (!preflight(req, res, path)) return
     const kinesis = isKinesis(req, path)
     // A body declared too large is refused before it is read, not read to be thrown away.
-    if (Number(req.headers['content-length']) > MAX_BODY) return refuse(req, res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` })
+    if (Number(req.headers['content-length']) > MAX_BODY) return refuse(req, res, 413, tooLarge())
     let body: Buffer | null
     try {
       body = await readBody(req, MAX_BODY, o.guard)
@@ -193,12 +216,12 @@ export function routes(o: RoutesOptions): RequestHandler {
       if (err instanceof BodyBudgetError) {
         o.metrics.rejections.inc({ code: 'ServiceUnavailable' })
         const message = `the relay is holding too many request bytes (${err.limit} limit); retry`
-        const value = kinesis || isVideo(req, path) ? new KinesisError('ServiceUnavailable', message).toJSON() : { code: 'SERVICE_UNAVAILABLE', message }
+        const value = kinesis || isVideo(req, path) ? new KinesisError('ServiceUnavailable', message) : { code: 'SERVICE_UNAVAILABLE', message }
         return refuse(req, res, 503, value, { 'retry-after': RETRY_AFTER_S })
       }
       throw err
     }
-    if (body === null) return sendJson(res, 413, { __type: 'SerializationException', message: `request body is over ${MAX_BODY} bytes` }, AMZ_JSON)
+    if (body === null) return sendJson(res, 413, tooLarge().toJSON(), AMZ_JSON)
     if (path.startsWith('/admin/')) return o.admin(req, res, path, body)
     if (path.startsWith('/checkpoints/')) return checkpoints(req, res, path, body)
     if (isVideo(req, path)) return video(req, res, path, body)
@@ -231,6 +254,8 @@ function toVideoError(err: unknown): VideoApiError {
 }
 
 const PUT_MEDIA = '/putMedia'
+
+const tooLarge = () => new KinesisError('SerializationException', `request body is over ${MAX_BODY} bytes`)
 
 function isVideo(req: AnyRequest, path: string): boolean {
   return req.method === 'POST' && (VIDEO_API_PATHS.has(path) || path === PUT_MEDIA)

@@ -1,6 +1,7 @@
 /**
  * The Kinesis endpoint: `POST /` with `X-Amz-Target: Kinesis_20131202.<Action>`, JSON 1.1 or CBOR
- * 1.1 answered in kind (errors too), SigV4 verified when the relay has access keys, dispatched
+ * 1.1 answered in kind (errors too). The front door (frontdoor.ts) judges the request as AWS does
+ * first; then SigV4 is verified when the relay has access keys, and the action is dispatched
  * through one table (actions/index.ts) to which `register` can add.
  */
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
@@ -9,11 +10,11 @@ import { send, type AnyRequest, type AnyResponse } from '../http.js'
 import type { LogFn, RelayMetrics } from '../observe.js'
 import { ACTIONS } from './actions/index.js'
 import { StreamingResult, type ApiContext, type Handler } from './context.js'
-import { internalFailure, missingTarget, toKinesisError, unsupportedOperation } from './errors.js'
-import { protocolOf } from './protocol.js'
+import { internalFailure, toKinesisError } from './errors.js'
+import { admit } from './frontdoor.js'
+import { checkReservedMembers } from './reserved.js'
 import { kinesisPolicy, verifySigV4 } from './sigv4.js'
 
-const TARGET_PREFIX = 'Kinesis_20131202.'
 const ACTION_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/
 
 export interface KinesisApiOptions {
@@ -54,44 +55,41 @@ export class KinesisApi {
     this.table.set(action, handler)
   }
 
-  private handlerOf(action: string): Handler {
-    const handler = this.table.get(action)
-    if (!handler) throw action ? unsupportedOperation(action) : missingTarget()
-    return handler
-  }
-
   async serve(req: AnyRequest, res: AnyResponse, body: Buffer): Promise<void> {
     const { metrics } = this.o
-    const target = String(req.headers['x-amz-target'] ?? '')
-    const action = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : ''
-    // Only actions the relay serves become metric labels: a header cannot mint series.
-    const label = this.table.has(action) ? action : 'unknown'
     const started = performance.now()
-    const protocol = protocolOf(req.headers['content-type'])
+    const door = admit(req, body, (action) => this.table.has(action))
+    if (door.kind === 'answer') {
+      // Only a relay without access keys counts these by action: with keys, the caller is not authenticated yet.
+      if (this.o.accessKeys.length === 0) metrics.apiRequests.inc({ action: door.action ?? 'unknown', outcome: door.errorType })
+      metrics.rejections.inc({ code: door.errorType }, 1)
+      return send(res, door.status, door.contentType, door.body, door.headers)
+    }
+    const { action, protocol, request } = door
+    const handler = this.table.get(action)!
     let authenticated = this.o.accessKeys.length === 0
     try {
       if (!authenticated) {
         verifySigV4({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers, body }, this.o.accessKeys, kinesisPolicy(this.o.ctx.region, this.o.ctx.now()))
         authenticated = true
       }
-      const handler = this.handlerOf(action)
-      const request = protocol.decode(body)
+      if (Object.hasOwn(ACTIONS, action)) checkReservedMembers(action, request)
       const result = await handler(request, this.o.ctx).catch((err: unknown) => this.againAfterSync(err, request, handler))
       if (action === 'PutRecord' || action === 'PutRecords') metrics.ingestLatency.observe((performance.now() - started) / 1000, { source: 'api' })
-      metrics.apiRequests.inc({ action: label, outcome: 'ok' })
+      metrics.apiRequests.inc({ action, outcome: 'ok' })
       // SubscribeToShard answers with an event stream that outlives this call.
       if (result instanceof StreamingResult) return result.start(res, protocol)
       send(res, 200, protocol.contentType, protocol.encode(result))
     } catch (err) {
       let error = toKinesisError(err, 'response')
       if (!error) {
-        this.o.log('api_error', { action: label, error: (err as Error).stack ?? String(err) })
+        this.o.log('api_error', { action, error: (err as Error).stack ?? String(err) })
         error = internalFailure()
       }
       // A caller that did not authenticate is counted by error code only (a fixed set), never by action.
-      if (authenticated) metrics.apiRequests.inc({ action: label, outcome: error.type })
+      if (authenticated) metrics.apiRequests.inc({ action, outcome: error.type })
       metrics.rejections.inc({ code: error.type }, 1)
-      send(res, error.status, protocol.contentType, protocol.encode(error.toJSON()))
+      send(res, error.status, protocol.contentType, protocol.encodeError(error), { 'x-amzn-errortype': error.type })
     }
   }
 }

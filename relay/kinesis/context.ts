@@ -13,11 +13,13 @@ import type { MetadataStore } from '../meta/types.js'
 import { PositionError, type ShardReader, type StartingPosition, type StartType } from '../reader.js'
 import type { Router } from '../router.js'
 import { sequenceOf } from '../sequence.js'
+import { shardIdOf } from '../shardmap.js'
 import type { StreamSettingsRegistry } from '../settings.js'
 import type { ShardState, StreamState, Streams } from '../streams.js'
 import { atTimestampWithoutTimestamp, streamNameArnMismatch, streamNameOrArnMissing, type AwsWording } from './errors.js'
 import type { IteratorCodec } from './iterator.js'
 import type { Protocol } from './protocol.js'
+import { shardIndexOf } from './shardid.js'
 import type { PageTokens } from './tokens.js'
 import type { AnyResponse } from '../http.js'
 
@@ -66,10 +68,26 @@ export function resolveStream(req: { StreamName?: string; StreamARN?: string }, 
   return state
 }
 
-/** A shard of the stream by id. A closed shard past retention is gone, as in Kinesis (its id lives on as a parent of its children). */
+/** The name of the stream a request names, by StreamName or from its StreamARN, for messages that quote it. */
+export function namedStream(req: { StreamName?: string; StreamARN?: string }, ctx: ApiContext): string {
+  return req.StreamName ?? (req.StreamARN !== undefined ? ctx.streams.nameFromArn(req.StreamARN) ?? '' : '')
+}
+
+/** The index a shard id names (shardid.ts), or AWS's "Could not find shard" naming the id as given. */
+export function shardIndexIn(shardId: string, stream: string, ctx: ApiContext): number {
+  const index = shardIndexOf(shardId)
+  if (index === null) throw ctx.errors.couldNotFindShard(shardId, stream)
+  return index
+}
+
+/**
+ * A shard of the stream by id, in any of the forms Kinesis reads (shardid.ts). A closed shard past
+ * retention is gone, as in Kinesis (its id lives on as a parent of its children).
+ */
 export function findShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
-  const shard = state.shards.find((s) => s.meta.shardId === shardId)
-  if (!shard || ctx.streams.expired(state, shard)) throw ctx.errors.shardNotFound(shardId, state.meta.name)
+  const index = shardIndexIn(shardId, state.meta.name, ctx)
+  const shard = state.shards.find((s) => s.meta.index === index)
+  if (!shard || ctx.streams.expired(state, shard)) throw ctx.errors.shardNotFound(shardIdOf(index), state.meta.name)
   return shard
 }
 

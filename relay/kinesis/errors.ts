@@ -44,17 +44,23 @@ const STATUS: Partial<Record<KinesisErrorType, number>> = {
   ServiceUnavailable: 503,
 }
 
+/**
+ * One refusal of the API. An empty message is left out of the body, as AWS leaves it out of the
+ * front door's refusals ({"__type":"UnknownOperationException"}).
+ */
 export class KinesisError extends Error {
   readonly type: KinesisErrorType
   readonly status: number
-  constructor(type: KinesisErrorType, message: string) {
+  constructor(type: KinesisErrorType, message = '') {
     super(message)
     this.type = type
     this.name = type
     this.status = STATUS[type] ?? 400
   }
-  toJSON(): { __type: string; message: string } {
-    return { __type: this.type, message: this.message }
+  /** The error body: AWS spells the member `Message` in a SerializationException and `message` in every other. */
+  toJSON(): Record<string, string> {
+    if (!this.message) return { __type: this.type }
+    return { __type: this.type, [this.type === 'SerializationException' ? 'Message' : 'message']: this.message }
   }
 }
 
@@ -176,8 +182,12 @@ export class AwsWording {
     return new KinesisError('ValidationException', `Request is invalid. ${this.Stream(stream)} is in On-Demand mode.`)
   }
 
-  /** Resharding's own wording for a shard the stream does not have (reads say shardNotFound). */
-  reshardShardNotFound(shardId: string, stream: string): KinesisError {
+  /**
+   * "Could not find shard …": resharding's wording for a shard the stream does not have (reads say
+   * shardNotFound), and every action's for an id that names no shard at all (shardid.ts), which
+   * is then quoted as given.
+   */
+  couldNotFindShard(shardId: string, stream: string): KinesisError {
     return new KinesisError('ResourceNotFoundException', `Could not find shard ${shardId} in ${this.stream(stream)}.`)
   }
 
@@ -233,9 +243,10 @@ export class AwsWording {
 // The messages that name no account, by action family. Where two actions word the same refusal
 // differently, both wordings stand side by side.
 
-// The endpoint (api.ts).
-export const unsupportedOperation = (action: string) => new KinesisError('UnknownOperationException', `Operation ${action} is not supported by Tributary.`)
-export const missingTarget = () => new KinesisError('UnknownOperationException', 'Missing or malformed X-Amz-Target header.')
+// The endpoint (api.ts, frontdoor.ts): AWS names the problem by type alone.
+export const unknownOperation = () => new KinesisError('UnknownOperationException')
+/** A body that is empty, is not JSON (or CBOR), or is not a structure where the request belongs. */
+export const unreadableBody = () => new KinesisError('SerializationException')
 export const internalFailure = () => new KinesisError('InternalFailure', 'Internal service failure.')
 
 // The stream a request names (context.ts).

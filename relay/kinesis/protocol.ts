@@ -10,7 +10,7 @@
  * the way out, so each action is written once.
  */
 import { CborError, Tagged, decodeCbor, encodeCbor } from './cbor.js'
-import { KinesisError } from './errors.js'
+import { KinesisError, unreadableBody } from './errors.js'
 
 export const AMZ_JSON = 'application/x-amz-json-1.1'
 export const AMZ_CBOR = 'application/x-amz-cbor-1.1'
@@ -23,8 +23,10 @@ export interface Protocol {
   readonly contentType: string
   /** The request body as a JSON-shaped object; SerializationException when it cannot be read. */
   decode(body: Buffer): Record<string, unknown>
-  /** A JSON-shaped result or error body in this protocol. */
+  /** A JSON-shaped result body in this protocol. */
   encode(value: unknown): Buffer
+  /** An error body ({__type, message}) in this protocol, as AWS writes it. */
+  encodeError(error: KinesisError): Buffer
 }
 
 const notAStructure = () => new KinesisError('SerializationException', 'Start of list found where not expected')
@@ -32,19 +34,27 @@ const notAStructure = () => new KinesisError('SerializationException', 'Start of
 export const json: Protocol = {
   contentType: AMZ_JSON,
   decode(body) {
+    // AWS answers a body that is empty, not JSON, or a JSON scalar with a bare {"__type":"SerializationException"}.
     let parsed: unknown
     try {
-      parsed = body.length ? JSON.parse(body.toString('utf8')) : {}
-    } catch (err) {
-      throw new KinesisError('SerializationException', `Request body is not valid JSON: ${(err as Error).message}`)
+      parsed = JSON.parse(body.toString('utf8'))
+    } catch {
+      throw unreadableBody()
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw notAStructure()
+    if (parsed === null || typeof parsed !== 'object') throw unreadableBody()
+    if (Array.isArray(parsed)) throw notAStructure()
     return parsed as Record<string, unknown>
   },
   encode(value) {
     return Buffer.from(JSON.stringify(value))
   },
+  encodeError(error) {
+    return Buffer.from(JSON.stringify(error.toJSON()))
+  },
 }
+
+const CBOR_MAP_INDEFINITE = 0xbf
+const CBOR_BREAK = 0xff
 
 /** CBOR request values in the JSON shape: byte strings to base64, tag-1 milliseconds to seconds. */
 function fromCbor(value: unknown): unknown {
@@ -80,7 +90,7 @@ function toCbor(value: unknown, key?: string): unknown {
 export const cbor: Protocol = {
   contentType: AMZ_CBOR,
   decode(body) {
-    if (!body.length) return {}
+    if (!body.length) throw unreadableBody()
     let decoded: unknown
     try {
       decoded = decodeCbor(body)
@@ -94,10 +104,19 @@ export const cbor: Protocol = {
   encode(value) {
     return encodeCbor(toCbor(value))
   },
+  /** As AWS writes it (recorded by kinesalite): an indefinite-length map, `bf 66 "__type" … ff`. */
+  encodeError(error) {
+    const members = Object.entries(error.toJSON()).flatMap(([k, v]) => [encodeCbor(k), encodeCbor(v)])
+    return Buffer.concat([Buffer.from([CBOR_MAP_INDEFINITE]), ...members, Buffer.from([CBOR_BREAK])])
+  },
+}
+
+/** A Content-Type's media type, lower-cased, without parameters or surrounding spaces. */
+export function mediaTypeOf(contentType: string | string[] | undefined): string {
+  return String(Array.isArray(contentType) ? contentType[0] : contentType ?? '').split(';')[0]!.trim().toLowerCase()
 }
 
 /** The protocol a request speaks, by its Content-Type (parameters such as charset ignored); JSON otherwise. */
 export function protocolOf(contentType: string | string[] | undefined): Protocol {
-  const type = String(Array.isArray(contentType) ? contentType[0] : contentType ?? '').split(';')[0]!.trim().toLowerCase()
-  return type === AMZ_CBOR ? cbor : json
+  return mediaTypeOf(contentType) === AMZ_CBOR ? cbor : json
 }

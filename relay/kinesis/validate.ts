@@ -161,6 +161,11 @@ function check(value: unknown, shape: Shape, path: string, errors: string[]): vo
   }
 }
 
+/** Checks only the JSON types of `fields` in a request body (a SerializationException for the first wrong one). */
+export function checkTypes(body: Record<string, unknown>, fields: Record<string, Shape>): void {
+  coerce(body, { type: 'structure', fields })
+}
+
 /** Validates a request body against an action's input shape; returns the coerced request. */
 export function validate<T>(body: unknown, fields: Record<string, Shape>): T {
   const shape: Shape = { type: 'structure', fields }

@@ -35,8 +35,8 @@ t.test('an action added through the public registration is served with the reque
     status: 400, json: { __type: 'InvalidArgumentException', message: 'refused as asked' },
   }, 'its own errors reach the client in AWS shape')
   t.same(await call(relay.endpoint, 'CountClosedShards', {}), {
-    status: 400, json: { __type: 'UnknownOperationException', message: 'Operation CountClosedShards is not supported by Tributary.' },
-  }, 'an action nobody registered is unknown')
+    status: 400, json: { __type: 'UnknownOperationException' },
+  }, 'an action nobody registered is unknown, without a message as AWS answers')
 })
 
 t.test('the table refuses a name that is taken or malformed', async (t) => {

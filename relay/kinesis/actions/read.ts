@@ -5,10 +5,10 @@
 import { Limits } from '../../../shared/limits.js'
 import { START_TYPES, type StartType } from '../../reader.js'
 import { shardIdOf } from '../../shardmap.js'
-import { streamNameOf } from '../../streams.js'
+import { streamNameOf, type StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
-import { childShardsJson, findShard, positionOf, recordJson, resolveStream, startOffset, type ApiContext } from '../context.js'
-import { iteratorTypeForbidsSequence, iteratorTypeNeedsSequence } from '../errors.js'
+import { childShardsJson, findShard, namedStream, positionOf, recordJson, resolveStream, shardIndexIn, startOffset, type ApiContext } from '../context.js'
+import { KinesisError, iteratorTypeForbidsSequence, iteratorTypeNeedsSequence } from '../errors.js'
 import { SequenceNumber, ShardId, ShardIterator, StreamARN, validate, type Shape } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
@@ -18,7 +18,16 @@ export async function getShardIterator(body: unknown, ctx: ApiContext) {
     ShardIteratorType: { type: 'string', required: true, enum: START_TYPES },
     StartingSequenceNumber: SequenceNumber, Timestamp: { type: 'timestamp' },
   })
-  const state = resolveStream(req, ctx)
+  // The shard id is read before the stream is looked up; a stream that is not there is reported as its shard.
+  const name = namedStream(req, ctx)
+  const index = shardIndexIn(req.ShardId, name, ctx)
+  let state: StreamState
+  try {
+    state = resolveStream(req, ctx)
+  } catch (err) {
+    if (err instanceof KinesisError && err.type === 'ResourceNotFoundException' && req.StreamARN === undefined) throw ctx.errors.shardNotFound(shardIdOf(index), name)
+    throw err
+  }
   const shard = findShard(state, req.ShardId, ctx)
   const type = req.ShardIteratorType
   if ((type === 'AT_SEQUENCE_NUMBER' || type === 'AFTER_SEQUENCE_NUMBER') && req.StartingSequenceNumber === undefined) throw iteratorTypeNeedsSequence(type)

@@ -5,7 +5,8 @@
 import { ErrorCode, TributaryError } from '../../../shared/errors.js'
 import { Limits } from '../../../shared/limits.js'
 import type { ShardState, StreamState } from '../../streams.js'
-import { resolveStream, type ApiContext } from '../context.js'
+import { shardIdOf } from '../../shardmap.js'
+import { namedStream, resolveStream, shardIndexIn, type ApiContext } from '../context.js'
 import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
 const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
@@ -26,11 +27,12 @@ function requireActive(state: StreamState, ctx: ApiContext): void {
   if (state.meta.status !== 'ACTIVE') throw ctx.errors.notActive(state.meta.name, state.meta.status)
 }
 
-/** An open shard of the stream, by id; a closed one cannot be split or merged again. */
+/** An open shard of the stream, by id in any form Kinesis reads (shardid.ts); a closed one cannot be split or merged again. */
 function openShard(state: StreamState, shardId: string, ctx: ApiContext): ShardState {
-  const shard = state.shards.find((s) => s.meta.shardId === shardId)
-  if (!shard || ctx.streams.expired(state, shard)) throw ctx.errors.reshardShardNotFound(shardId, state.meta.name)
-  if (shard.meta.endOffset !== null) throw ctx.errors.shardAlreadyMergedOrSplit(shardId, state.meta.name)
+  const index = shardIndexIn(shardId, state.meta.name, ctx)
+  const shard = state.shards.find((s) => s.meta.index === index)
+  if (!shard || ctx.streams.expired(state, shard)) throw ctx.errors.couldNotFindShard(shardIdOf(index), state.meta.name)
+  if (shard.meta.endOffset !== null) throw ctx.errors.shardAlreadyMergedOrSplit(shard.meta.shardId, state.meta.name)
   return shard
 }
 
@@ -58,6 +60,8 @@ export async function splitShard(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardToSplit: string; NewStartingHashKey: string }>(body, {
     StreamName, StreamARN, ShardToSplit: RequiredShardId, NewStartingHashKey: HashKey,
   })
+  // Shard ids are read before the stream is looked up, as Kinesis reads them.
+  shardIndexIn(req.ShardToSplit, namedStream(req, ctx), ctx)
   const state = reshardableStream(req, ctx)
   const shard = openShard(state, req.ShardToSplit, ctx)
   const key = BigInt(req.NewStartingHashKey)
@@ -73,6 +77,7 @@ export async function mergeShards(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardToMerge: string; AdjacentShardToMerge: string }>(body, {
     StreamName, StreamARN, ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId,
   })
+  for (const id of [req.ShardToMerge, req.AdjacentShardToMerge]) shardIndexIn(id, namedStream(req, ctx), ctx)
   const state = reshardableStream(req, ctx)
   const a = openShard(state, req.ShardToMerge, ctx)
   const b = openShard(state, req.AdjacentShardToMerge, ctx)

@@ -2,10 +2,11 @@
  * ListShards: paging with NextToken and MaxResults, and every ShardFilter type.
  */
 import type { ShardState, StreamState } from '../../streams.js'
-import { resolveStream, shardJson, type ApiContext } from '../context.js'
+import { namedStream, resolveStream, shardIndexIn, shardJson, type ApiContext } from '../context.js'
 import {
   filterForbidsShardId, filterForbidsTimestamp, filterNeedsShardId, filterNeedsTimestamp, nextTokenOrStreamNameMissing, nextTokenWith,
 } from '../errors.js'
+import { shardIndexOf } from '../shardid.js'
 import { ShardId, validate } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
@@ -31,6 +32,8 @@ export async function listShards(body: unknown, ctx: ApiContext) {
   let state: StreamState
   let after = req.ExclusiveStartShardId
   let filter = req.ShardFilter
+  // Shard ids in any form Kinesis reads (shardid.ts), checked before the stream is looked up.
+  for (const id of [after, filter?.ShardId]) if (id !== undefined) shardIndexIn(id, namedStream(req, ctx), ctx)
   if (req.NextToken !== undefined) {
     const token = ctx.tokens.decode<{ stream: string; id: string; after: string; filter?: typeof filter }>(req.NextToken, 'ListShards')
     const s = ctx.streams.get(token.stream)
@@ -42,7 +45,8 @@ export async function listShards(body: unknown, ctx: ApiContext) {
     if (req.StreamName === undefined && req.StreamARN === undefined) throw nextTokenOrStreamNameMissing()
     state = resolveStream(req, ctx)
   }
-  const shards = filterShards(state, filter, ctx).filter((s) => after === undefined || s.meta.shardId > after)
+  const afterIndex = after === undefined ? -1 : shardIndexOf(after) ?? -1
+  const shards = filterShards(state, filter, ctx).filter((s) => s.meta.index > afterIndex)
   const max = req.MaxResults ?? 1000
   const page = shards.slice(0, max)
   const more = shards.length > page.length
@@ -68,7 +72,7 @@ function filterShards(state: StreamState, filter: { Type: string; ShardId?: stri
   if (type === 'AFTER_SHARD_ID' && !filter?.ShardId) throw filterNeedsShardId()
   if (type !== 'AFTER_SHARD_ID' && filter?.ShardId !== undefined) throw filterForbidsShardId()
   switch (type) {
-    case 'AFTER_SHARD_ID': return retained.filter((s) => s.meta.shardId > filter!.ShardId!)
+    case 'AFTER_SHARD_ID': return retained.filter((s) => s.meta.index > shardIndexOf(filter!.ShardId!)!)
     case 'AT_TRIM_HORIZON': return retained.filter(rootOf)
     case 'AT_LATEST': return retained.filter((s) => s.meta.endOffset === null)
     case 'AT_TIMESTAMP': return retained.filter((s) => startOf(s) <= filter!.Timestamp! && endOf(s) >= filter!.Timestamp!)

@@ -4,7 +4,7 @@
 import { ErrorCode, TributaryError } from '../../../shared/errors.js'
 import { Limits } from '../../../shared/limits.js'
 import type { StreamState } from '../../streams.js'
-import { resolveStream, seconds, shardJson, streamExtras, type ApiContext } from '../context.js'
+import { namedStream, resolveStream, seconds, shardIndexIn, shardJson, streamExtras, type ApiContext } from '../context.js'
 import { shardCountWithOnDemand } from '../errors.js'
 import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
 
@@ -61,10 +61,11 @@ export async function describeStream(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; Limit?: number; ExclusiveStartShardId?: string }>(body, {
     ...STREAM_REF, Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartShardId: ShardId,
   })
+  // An ExclusiveStartShardId in any form Kinesis reads (shardid.ts), checked before the stream is looked up.
+  const after = req.ExclusiveStartShardId === undefined ? -1 : shardIndexIn(req.ExclusiveStartShardId, namedStream(req, ctx), ctx)
   const state = resolveStream(req, ctx)
   const limit = req.Limit ?? 100
-  let shards = ctx.streams.retained(state)
-  if (req.ExclusiveStartShardId) shards = shards.filter((s) => s.meta.shardId > req.ExclusiveStartShardId!)
+  const shards = ctx.streams.retained(state).filter((s) => s.meta.index > after)
   const page = shards.slice(0, limit)
   return {
     StreamDescription: {

@@ -1,0 +1,191 @@
+/**
+ * The conformance table (test/relay/conformance/): every row sent to a real relay on loopback, over
+ * HTTP/1.1 and over HTTP/2 (h2c, as the AWS SDK for JavaScript speaks it on http:// endpoints), and
+ * every row of an action in both of the API's protocols, JSON 1.1 and CBOR 1.1. Each row is one
+ * assertion naming the row, the HTTP version and the protocol, with every difference from AWS's
+ * answer listed when it fails.
+ */
+import t from 'tap'
+import http from 'node:http'
+import http2 from 'node:http2'
+import { isDeepStrictEqual } from 'node:util'
+import { Tagged, decodeCbor, encodeCbor } from '../../relay/kinesis/cbor.js'
+import { testRelay } from '../helpers/relay.js'
+import { rows as frontDoor } from './conformance/front-door.js'
+import { valueOf, type Fixture, type HeaderExpectation, type Row } from './conformance/rows.js'
+import { rows as serialization } from './conformance/serialization.js'
+import { rows as shardIds } from './conformance/shard-ids.js'
+
+const CLASSES: [string, Row[]][] = [['serialization', serialization], ['shard-ids', shardIds], ['front-door', frontDoor]]
+const JSON_11 = 'application/x-amz-json-1.1'
+const CBOR_11 = 'application/x-amz-cbor-1.1'
+
+interface Answer {
+  status: number
+  headers: Record<string, string | undefined>
+  body: Buffer
+}
+
+interface Wire {
+  send(method: string, path: string, headers: Record<string, string>, body: Buffer | null): Promise<Answer>
+  close(): void
+}
+
+const flat = (headers: Record<string, string | string[] | number | undefined>): Record<string, string | undefined> =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v === undefined ? undefined : Array.isArray(v) ? v.join(', ') : String(v)]))
+
+/** HTTP/1.1, a connection per request (a refused request's connection is closed by the relay). */
+function http1(port: number): Wire {
+  return {
+    send: (method, path, headers, body) => new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, headers: body ? { ...headers, 'content-length': String(body.length) } : headers }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: flat(res.headers), body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+      req.end(body ?? undefined)
+    }),
+    close: () => {},
+  }
+}
+
+/** HTTP/2 in cleartext, one session for every request, as the SDK keeps one. */
+function http2Wire(port: number): Wire {
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  session.on('error', () => {})
+  return {
+    send: (method, path, headers, body) => new Promise((resolve, reject) => {
+      const stream = session.request({ ':method': method, ':path': path, ...headers, ...(body ? { 'content-length': String(body.length) } : {}) }, { endStream: !body })
+      const chunks: Buffer[] = []
+      let head: Record<string, string | undefined> = {}
+      stream.on('response', (h) => { head = flat(h as Record<string, string>) })
+      stream.on('data', (c: Buffer) => chunks.push(c))
+      stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, body: Buffer.concat(chunks) }))
+      stream.on('error', reject)
+      if (body) stream.end(body)
+    }),
+    close: () => session.close(),
+  }
+}
+
+/** A CBOR answer in the JSON shape the rows are written in. */
+function jsonShape(v: unknown): unknown {
+  if (Buffer.isBuffer(v)) return v.toString('base64')
+  if (v instanceof Tagged) return typeof v.value === 'number' ? v.value / 1000 : v.value
+  if (Array.isArray(v)) return v.map(jsonShape)
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonShape(x)]))
+  return v
+}
+
+function decode(answer: Answer): unknown {
+  const type = answer.headers['content-type'] ?? ''
+  if (type.startsWith(CBOR_11)) return jsonShape(decodeCbor(answer.body))
+  return JSON.parse(answer.body.toString('utf8'))
+}
+
+const headerProblem = (name: string, want: HeaderExpectation, got: string | undefined): string | null => {
+  if (want === null) return got === undefined ? null : `header ${name} should be absent, is ${JSON.stringify(got)}`
+  if (got === undefined) return `header ${name} is missing`
+  if (want instanceof RegExp) return want.test(got) ? null : `header ${name} ${JSON.stringify(got)} does not match ${want}`
+  return want === got ? null : `header ${name} is ${JSON.stringify(got)}, not ${JSON.stringify(want)}`
+}
+
+/** A pattern: a RegExp a string must match, an object whose members each match, or an equal value. */
+function matches(value: unknown, pattern: unknown): boolean {
+  if (pattern instanceof RegExp) return typeof value === 'string' && pattern.test(value)
+  if (pattern !== null && typeof pattern === 'object') {
+    if (value === null || typeof value !== 'object') return false
+    return Object.entries(pattern).every(([k, p]) => matches((value as Record<string, unknown>)[k], p))
+  }
+  return isDeepStrictEqual(value, pattern)
+}
+
+/** Every way the answer differs from the row's expectation. */
+function problems(row: Row, answer: Answer, f: Fixture, protocol: 'json' | 'cbor' | null): string[] {
+  const out: string[] = []
+  const e = row.expect
+  const shown = answer.body.length > 400 ? `${answer.body.subarray(0, 400).toString()}…` : answer.body.toString()
+  if (answer.status !== e.status) out.push(`status ${answer.status}, not ${e.status} (body ${JSON.stringify(shown)})`)
+  for (const [name, want] of Object.entries(e.headers ?? {})) {
+    const p = headerProblem(name, want, answer.headers[name])
+    if (p) out.push(p)
+  }
+  if (e.raw !== undefined && !answer.body.equals(Buffer.from(e.raw))) out.push(`body ${JSON.stringify(shown)} (${answer.body.toString('hex').slice(0, 120)}), not ${JSON.stringify(e.raw.toString())}`)
+  if (protocol) {
+    const type = protocol === 'json' ? JSON_11 : CBOR_11
+    if (!answer.headers['content-type']?.startsWith(type)) out.push(`content-type ${answer.headers['content-type']}, not ${type}`)
+    // AWS writes a CBOR error as an indefinite-length map (bf … ff).
+    if (protocol === 'cbor' && answer.status >= 400 && (answer.body[0] !== 0xbf || answer.body[answer.body.length - 1] !== 0xff)) out.push('a CBOR error body is not an indefinite-length map')
+    let body: unknown
+    try {
+      body = decode(answer)
+    } catch (err) {
+      out.push(`body does not decode: ${(err as Error).message}: ${JSON.stringify(shown)}`)
+      return out
+    }
+    if (e.body !== undefined && !isDeepStrictEqual(body, valueOf(e.body, f))) out.push(`body ${JSON.stringify(body)}, not ${JSON.stringify(valueOf(e.body, f))}`)
+    if (e.match !== undefined && !matches(body, valueOf(e.match, f))) out.push(`body ${JSON.stringify(body).slice(0, 400)} does not match the pattern`)
+    if (e.pick && !isDeepStrictEqual(e.pick.of(body), valueOf(e.pick.equals, f))) out.push(`picked ${JSON.stringify(e.pick.of(body))}, not ${JSON.stringify(valueOf(e.pick.equals, f))}`)
+  }
+  return out
+}
+
+async function sendRow(wire: Wire, row: Row, f: Fixture, protocol: 'json' | 'cbor' | null): Promise<Answer> {
+  const r = row.request
+  if ('action' in r) {
+    const value = valueOf(r.body, f)
+    const body = protocol === 'cbor' ? encodeCbor(value) : Buffer.from(JSON.stringify(value))
+    return wire.send('POST', '/', { 'content-type': protocol === 'cbor' ? CBOR_11 : JSON_11, 'x-amz-target': `Kinesis_20131202.${r.action}` }, body)
+  }
+  const raw = r.raw === undefined ? null : Buffer.from(r.raw)
+  return wire.send(r.method, r.path ?? '/', r.headers ?? {}, raw)
+}
+
+// One relay for the table, with a stream every row may read and none changes.
+const relay = await testRelay(t)
+const setup = http1(relay.httpPort)
+
+async function call(action: string, body: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const answer = await setup.send('POST', '/', { 'content-type': JSON_11, 'x-amz-target': `Kinesis_20131202.${action}` }, Buffer.from(JSON.stringify(body)))
+  if (answer.status !== 200) throw new Error(`${action} failed in setup: ${answer.status} ${answer.body.toString()}`)
+  return JSON.parse(answer.body.toString())
+}
+
+const STREAM = 'conformance'
+await call('CreateStream', { StreamName: STREAM, ShardCount: 3 })
+const put = await call('PutRecord', { StreamName: STREAM, PartitionKey: 'k', ExplicitHashKey: '0', Data: Buffer.from('first').toString('base64') })
+const { Shards } = await call('ListShards', { StreamName: STREAM })
+const summary = await call('DescribeStreamSummary', { StreamName: STREAM })
+const fixture: Fixture = {
+  stream: STREAM,
+  streamArn: summary.StreamDescriptionSummary.StreamARN,
+  account: '000000000000',
+  seq0: put.SequenceNumber,
+  shard0: { start: Shards[0].HashKeyRange.StartingHashKey, end: Shards[0].HashKeyRange.EndingHashKey },
+}
+
+for (const [version, connect] of [['HTTP/1.1', http1], ['HTTP/2', http2Wire]] as const) {
+  t.test(`over ${version}`, async (t) => {
+    const wire = connect(relay.httpPort)
+    t.teardown(() => wire.close())
+    for (const [name, rows] of CLASSES) {
+      await t.test(`class ${name}: ${rows.length} rows`, async (t) => {
+        for (const row of rows) {
+          if (row.only && row.only.version !== version) {
+            t.pass(`${row.name} [only over ${row.only.version}: ${row.only.why}]`, { skip: true } as never)
+            continue
+          }
+          for (const protocol of 'action' in row.request ? (['json', 'cbor'] as const) : [null]) {
+            const answer = await sendRow(wire, row, fixture, protocol)
+            const found = problems(row, answer, fixture, protocol)
+            const label = `${row.name}${protocol ? ` [${protocol === 'json' ? 'JSON 1.1' : 'CBOR 1.1'}]` : ''}`
+            if (found.length) t.fail(label, { problems: found, source: row.source })
+            else t.pass(label)
+          }
+        }
+      })
+    }
+  })
+}
