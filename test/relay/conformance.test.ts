@@ -12,7 +12,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { Tagged, decodeCbor, encodeCbor } from '../../relay/kinesis/cbor.js'
 import { testRelay } from '../helpers/relay.js'
 import { rows as frontDoor } from './conformance/front-door.js'
-import { valueOf, type Fixture, type HeaderExpectation, type Row } from './conformance/rows.js'
+import { ID_2, REQUEST_ID, valueOf, type Fixture, type HeaderExpectation, type Row } from './conformance/rows.js'
 import { rows as serialization } from './conformance/serialization.js'
 import { rows as shardIds } from './conformance/shard-ids.js'
 
@@ -125,6 +125,14 @@ function problems(row: Row, answer: Answer, f: Fixture, protocol: 'json' | 'cbor
       out.push(`body does not decode: ${(err as Error).message}: ${JSON.stringify(shown)}`)
       return out
     }
+    // AWS's headers on every answer of an action, and the error's type in x-amzn-ErrorType (front-door.ts says where from).
+    for (const [name, want] of Object.entries({ 'x-amzn-requestid': REQUEST_ID, 'x-amz-id-2': ID_2 })) {
+      const p = headerProblem(name, want, answer.headers[name])
+      if (p) out.push(p)
+    }
+    const errorType = answer.status >= 400 ? (body as { __type?: string } | null)?.__type ?? '(none)' : null
+    const p = headerProblem('x-amzn-errortype', errorType, answer.headers['x-amzn-errortype'])
+    if (p) out.push(p)
     if (e.body !== undefined && !isDeepStrictEqual(body, valueOf(e.body, f))) out.push(`body ${JSON.stringify(body)}, not ${JSON.stringify(valueOf(e.body, f))}`)
     if (e.match !== undefined && !matches(body, valueOf(e.match, f))) out.push(`body ${JSON.stringify(body).slice(0, 400)} does not match the pattern`)
     if (e.pick && !isDeepStrictEqual(e.pick.of(body), valueOf(e.pick.equals, f))) out.push(`picked ${JSON.stringify(e.pick.of(body))}, not ${JSON.stringify(valueOf(e.pick.equals, f))}`)
@@ -158,12 +166,18 @@ await call('CreateStream', { StreamName: STREAM, ShardCount: 3 })
 const put = await call('PutRecord', { StreamName: STREAM, PartitionKey: 'k', ExplicitHashKey: '0', Data: Buffer.from('first').toString('base64') })
 const { Shards } = await call('ListShards', { StreamName: STREAM })
 const summary = await call('DescribeStreamSummary', { StreamName: STREAM })
+const registered = await call('RegisterStreamConsumer', { StreamARN: summary.StreamDescriptionSummary.StreamARN, ConsumerName: 'conformance' })
+// A consumer is CREATING a moment, as on AWS; clients poll until it is ACTIVE.
+while ((await call('DescribeStreamConsumer', { ConsumerARN: registered.Consumer.ConsumerARN })).ConsumerDescription.ConsumerStatus !== 'ACTIVE') {
+  await new Promise((r) => setTimeout(r, 50))
+}
 const fixture: Fixture = {
   stream: STREAM,
   streamArn: summary.StreamDescriptionSummary.StreamARN,
   account: '000000000000',
   seq0: put.SequenceNumber,
   shard0: { start: Shards[0].HashKeyRange.StartingHashKey, end: Shards[0].HashKeyRange.EndingHashKey },
+  consumerArn: registered.Consumer.ConsumerARN,
 }
 
 for (const [version, connect] of [['HTTP/1.1', http1], ['HTTP/2', http2Wire]] as const) {

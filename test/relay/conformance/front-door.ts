@@ -125,6 +125,8 @@ row('an error names its type in x-amzn-ErrorType', { method: 'POST', headers: { 
   'AWS JSON 1.1 protocol, error responses: https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html; message: kinesalite test/describeStream.js')
 
 // The relay's other routes stay as they were.
+row('the Firehose API is still served at / by its own target, with AWS\'s headers', { method: 'POST', headers: { 'content-type': JSON_11, 'x-amz-target': 'Firehose_20150804.ListDeliveryStreams' }, raw: '{}' },
+  { status: 200, headers: { ...AWS, 'content-type': JSON_11 } }, "the relay's Firehose API (test/relay/firehose-api.test.ts), behind the same door as Kinesis's")
 row('GET /healthz is still the health check', { method: 'GET', path: '/healthz' }, { status: 200, headers: { 'content-type': 'application/json', 'x-amz-id-2': null } }, "the relay's own route (test/relay/healthcheck.test.ts)")
 row('GET /no-such-route is still the relay\'s 404', { method: 'GET', path: '/no-such-route' }, { status: 404, headers: { 'x-amz-id-2': null } }, "the relay's own routes (docs/compatibility.md: AWS's door is at / only)")
 

@@ -15,6 +15,8 @@ export interface Fixture {
   seq0: string
   /** Shard 0's hash key range. */
   shard0: { start: string; end: string }
+  /** An ACTIVE consumer of the stream. */
+  consumerArn: string
 }
 
 export type Value<T> = T | ((f: Fixture) => T)

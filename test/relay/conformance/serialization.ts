@@ -64,26 +64,44 @@ function wrongValues(kind: Kind): [unknown, string][] {
   }
 }
 
-/** One row per member of every action the relay serves, per wrong JSON type of that member. */
+type Schema = unknown[]
+const schemaOf = (type: unknown): Schema => (type as () => Schema)()
+
+/**
+ * Every wrong value of a member, placed in a request body by `place`, with AWS's message; then the
+ * same for the members of a structure, the member of a list and the values of a map, one level down.
+ */
+function* wrongs(type: unknown, place: (v: unknown) => unknown, path: string, depth: number): Generator<[string, unknown, unknown, string, Kind]> {
+  const kind = kindOf(type)
+  if (!kind) throw new Error(`${path}: a schema type the table does not know: ${String(type)}`)
+  for (const [value, message] of wrongValues(kind)) yield [path, value, place(value), message, kind]
+  if (depth >= 2) return
+  if (kind === 'structure') {
+    const [, , , , members, types] = schemaOf(type) as [number, string, string, number, string[], unknown[]]
+    for (const [i, member] of members.entries()) yield* wrongs(types[i], (v) => place({ [member]: v }), `${path}.${member}`, depth + 1)
+  }
+  if (kind === 'list') yield* wrongs(typeof type === 'function' ? schemaOf(type)[4] : (type as number) & ~64, (v) => place([v]), `${path}[0]`, depth + 1)
+  if (kind === 'map') yield* wrongs(typeof type === 'function' ? schemaOf(type)[5] : (type as number) & ~128, (v) => place({ key: v }), `${path}.key`, depth + 1)
+}
+
+/** One row per member of every action the relay serves (and per member of its structures, lists and maps), per wrong JSON type. */
 function generated(): Row[] {
   const rows: Row[] = []
   for (const action of Object.keys(ACTIONS).sort()) {
     const schema = (model as Record<string, unknown>)[`${action}Input$`] as [number, string, string, number, string[], unknown[]] | undefined
     if (!schema) throw new Error(`the SDK model has no input for ${action}`)
     const [, , , , members, types] = schema
-    members.forEach((member, i) => {
-      const kind = kindOf(types[i])
-      if (!kind) throw new Error(`${action}.${member}: a schema type the table does not know: ${String(types[i])}`)
-      for (const [value, message] of wrongValues(kind)) {
+    for (const [i, member] of members.entries()) {
+      for (const [path, value, body, message, kind] of wrongs(types[i], (v) => ({ [member]: v }), member, 0)) {
         rows.push({
           class: CLASS,
-          name: `${action} with ${member} (${kind}) as ${JSON.stringify(value)} is a SerializationException with Message`,
-          request: { action, body: { [member]: value } },
+          name: `${action} with ${path} (${kind}) as ${JSON.stringify(value)} is a SerializationException with Message`,
+          request: { action, body },
           expect: { status: 400, body: { __type: 'SerializationException', Message: message } },
           source: MODEL,
         })
       }
-    })
+    }
   }
   return rows
 }

@@ -191,6 +191,27 @@ for (const id of ['shardId-1', '1']) {
   })
 }
 
+// SubscribeToShard: AWS's wording for its shard ids is not recorded; GetShardIterator's is the closest.
+const SUBSCRIBE = `SubscribeToShard's ShardId: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_SubscribeToShard.html; wording as ${GSI}`
+for (const id of ['ABKLFD8', 'shardId-002147483648', 'shardId-1-2']) {
+  rows.push({
+    class: CLASS,
+    name: `SubscribeToShard with ${JSON.stringify(id)}, which names no shard, is "Could not find shard" quoting it`,
+    request: { action: 'SubscribeToShard', body: (f) => ({ ConsumerARN: f.consumerArn, ShardId: id, StartingPosition: { Type: 'LATEST' } }) },
+    expect: { status: 400, body: (f) => couldNotFind(f, id) },
+    source: SUBSCRIBE,
+  })
+}
+for (const id of ['shardId-9', '9', 'abc-0009']) {
+  rows.push({
+    class: CLASS,
+    name: `SubscribeToShard with ${JSON.stringify(id)}, a shard the stream does not have, names it canonically`,
+    request: { action: 'SubscribeToShard', body: (f) => ({ ConsumerARN: f.consumerArn, ShardId: id, StartingPosition: { Type: 'LATEST' } }) },
+    expect: { status: 400, body: (f) => doesNotExist(f, 9) },
+    source: SUBSCRIBE,
+  })
+}
+
 rows.push({
   class: CLASS,
   name: 'ListShards answers every shard id in the canonical form',
