@@ -452,7 +452,8 @@ export function readBody(req: AnyRequest, limit: number, guard: HttpGuard): Prom
 export function send(res: AnyResponse, status: number, contentType: string | null, body: string | Buffer, headers: Record<string, string> = {}): void {
   const payload = typeof body === 'string' ? Buffer.from(body) : body
   const type: Record<string, string> = contentType === null ? {} : { 'content-type': contentType }
-  res.writeHead(status, { ...type, 'content-length': String(payload.length), 'x-amzn-requestid': randomUUID(), ...headers })
+  // AWS's spelling, as its API reference shows the header (HTTP/1.1 keeps a header name's case).
+  res.writeHead(status, { ...type, 'content-length': String(payload.length), 'x-amzn-RequestId': randomUUID(), ...headers })
   res.end(payload)
 }
 

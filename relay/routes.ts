@@ -80,7 +80,7 @@ export function routes(o: RoutesOptions): RequestHandler {
     }
     // The Kinesis API answers in the request's protocol (JSON or CBOR); the other routes in JSON.
     const protocol = isKinesis(req, (req.url ?? '/').split('?')[0]!) ? protocolOf(req.headers['content-type']) : null
-    if (protocol && value instanceof KinesisError) send(res, status, protocol.contentType, protocol.encodeError(value), { ...close, 'x-amzn-errortype': value.type, ...headers })
+    if (protocol && value instanceof KinesisError) send(res, status, protocol.contentType, protocol.encodeError(value), { ...close, 'x-amzn-ErrorType': value.type, ...headers })
     else if (protocol) send(res, status, protocol.contentType, protocol.encode(value), { ...close, ...headers })
     else sendJson(res, status, value, 'application/json', { ...close, ...headers })
   }

@@ -89,7 +89,7 @@ export class KinesisApi {
       // A caller that did not authenticate is counted by error code only (a fixed set), never by action.
       if (authenticated) metrics.apiRequests.inc({ action, outcome: error.type })
       metrics.rejections.inc({ code: error.type }, 1)
-      send(res, error.status, protocol.contentType, protocol.encodeError(error), { 'x-amzn-errortype': error.type })
+      send(res, error.status, protocol.contentType, protocol.encodeError(error), { 'x-amzn-ErrorType': error.type })
     }
   }
 }

@@ -49,19 +49,19 @@ const header = (req: AnyRequest, name: string): string | undefined => {
 export function awsHeaders(req: AnyRequest): Record<string, string> {
   const out: Record<string, string> = { 'x-amz-id-2': randomBytes(ID2_BYTES).toString('base64') }
   if (header(req, 'origin') !== undefined) {
-    out['access-control-allow-origin'] = '*'
-    out['access-control-expose-headers'] = CORS_EXPOSE_HEADERS
+    out['Access-Control-Allow-Origin'] = '*'
+    out['Access-Control-Expose-Headers'] = CORS_EXPOSE_HEADERS
   }
   return out
 }
 
 /** A CORS preflight (OPTIONS with Origin): what the browser asked for is allowed, for two days. */
 export function answerPreflight(req: AnyRequest, res: AnyResponse): void {
-  const headers: Record<string, string> = { 'access-control-allow-origin': '*', 'access-control-max-age': CORS_MAX_AGE }
+  const headers: Record<string, string> = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Max-Age': CORS_MAX_AGE }
   const method = header(req, 'access-control-request-method')
   const asked = header(req, 'access-control-request-headers')
-  if (asked !== undefined) headers['access-control-allow-headers'] = asked
-  if (method !== undefined) headers['access-control-allow-methods'] = method
+  if (asked !== undefined) headers['Access-Control-Allow-Headers'] = asked
+  if (method !== undefined) headers['Access-Control-Allow-Methods'] = method
   send(res, 200, null, Buffer.alloc(0), headers)
 }
 
@@ -101,7 +101,7 @@ export interface Refused {
 }
 
 function refusal(protocol: Protocol, error: KinesisError, action: string | null): Refused {
-  return { kind: 'answer', status: error.status, contentType: protocol.contentType, body: protocol.encodeError(error), errorType: error.type, headers: { 'x-amzn-errortype': error.type }, action }
+  return { kind: 'answer', status: error.status, contentType: protocol.contentType, body: protocol.encodeError(error), errorType: error.type, headers: { 'x-amzn-ErrorType': error.type }, action }
 }
 
 /** AWS's old JSON envelope: `{"Output":{"__type":"com.amazon.coral.service#…","message":null},"Version":"1.0"}`, HTTP 200. */

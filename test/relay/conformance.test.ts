@@ -1,7 +1,9 @@
 /**
  * The conformance table (test/relay/conformance/): every row sent to a real relay on loopback, over
  * HTTP/1.1 and over HTTP/2 (h2c, as the AWS SDK for JavaScript speaks it on http:// endpoints), and
- * every row of an action in both of the API's protocols, JSON 1.1 and CBOR 1.1. Each row is one
+ * every row of an action in both of the API's protocols, JSON 1.1 and CBOR 1.1; then all of it again
+ * to a relay with access keys, each request signed by the AWS SDK's own signer (AWS's recorded
+ * answers are to signed requests). Each row is one
  * assertion naming the row, the HTTP version and the protocol, with every difference from AWS's
  * answer listed when it fails.
  */
@@ -9,6 +11,9 @@ import t from 'tap'
 import http from 'node:http'
 import http2 from 'node:http2'
 import { isDeepStrictEqual } from 'node:util'
+import { SignatureV4 } from '@smithy/signature-v4'
+import { HttpRequest } from '@smithy/core/protocols'
+import { Hash } from '@smithy/core/serde'
 import { Tagged, decodeCbor, encodeCbor } from '../../relay/kinesis/cbor.js'
 import { testRelay } from '../helpers/relay.js'
 import { rows as frontDoor } from './conformance/front-door.js'
@@ -24,6 +29,8 @@ interface Answer {
   status: number
   headers: Record<string, string | undefined>
   body: Buffer
+  /** HTTP/1.1's header names as sent (HTTP/2 lower-cases every name). */
+  rawNames?: string[]
 }
 
 interface Wire {
@@ -41,7 +48,8 @@ function http1(port: number): Wire {
       const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, headers: body ? { ...headers, 'content-length': String(body.length) } : headers }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: flat(res.headers), body: Buffer.concat(chunks) }))
+        const rawNames = res.rawHeaders.filter((_, i) => i % 2 === 0)
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: flat(res.headers), body: Buffer.concat(chunks), rawNames }))
         res.on('error', reject)
       })
       req.on('error', reject)
@@ -130,6 +138,8 @@ function problems(row: Row, answer: Answer, f: Fixture, protocol: 'json' | 'cbor
       const p = headerProblem(name, want, answer.headers[name])
       if (p) out.push(p)
     }
+    // Spelled as AWS's API reference shows it, where the HTTP version keeps a name's case.
+    if (answer.rawNames && !answer.rawNames.includes('x-amzn-RequestId')) out.push(`no header spelled x-amzn-RequestId among ${answer.rawNames.join(', ')}`)
     const errorType = answer.status >= 400 ? (body as { __type?: string } | null)?.__type ?? '(none)' : null
     const p = headerProblem('x-amzn-errortype', errorType, answer.headers['x-amzn-errortype'])
     if (p) out.push(p)
@@ -140,49 +150,87 @@ function problems(row: Row, answer: Answer, f: Fixture, protocol: 'json' | 'cbor
   return out
 }
 
-async function sendRow(wire: Wire, row: Row, f: Fixture, protocol: 'json' | 'cbor' | null): Promise<Answer> {
+/** Signs a request as the AWS SDK does (its own signer), for the relay with access keys. */
+type Signer = (method: string, path: string, headers: Record<string, string>, body: Buffer | null) => Promise<Record<string, string>>
+
+const KEY = { accessKeyId: 'AKIDCONFORMANCE', secretAccessKey: 'conformance-secret' }
+
+function sdkSigner(port: number, version: 'HTTP/1.1' | 'HTTP/2'): Signer {
+  const signers = new Map(['kinesis', 'firehose'].map((service) => [service, new SignatureV4({ credentials: KEY, region: 'us-east-1', service, sha256: Hash.bind(null, 'sha256') })]))
+  return async (method, path, headers, body) => {
+    const host = `127.0.0.1:${port}`
+    const [pathname, query] = path.split('?')
+    const request = new HttpRequest({
+      method, protocol: 'http:', hostname: '127.0.0.1', port, path: pathname!, headers: { ...headers, host },
+      query: Object.fromEntries(new URLSearchParams(query ?? '')), ...(body ? { body } : {}),
+    })
+    const service = (headers['x-amz-target'] ?? '').startsWith('Firehose_20150804.') ? 'firehose' : 'kinesis'
+    const signed = (await signers.get(service)!.sign(request)).headers as Record<string, string>
+    // Over HTTP/2 the signed host travels as :authority (the session's), not as a host header.
+    if (version === 'HTTP/2') delete signed.host
+    return signed
+  }
+}
+
+async function sendRow(wire: Wire, row: Row, f: Fixture, protocol: 'json' | 'cbor' | null, sign: Signer | null): Promise<Answer> {
   const r = row.request
+  let method: string, path: string, headers: Record<string, string>, body: Buffer | null
   if ('action' in r) {
     const value = valueOf(r.body, f)
-    const body = protocol === 'cbor' ? encodeCbor(value) : Buffer.from(JSON.stringify(value))
-    return wire.send('POST', '/', { 'content-type': protocol === 'cbor' ? CBOR_11 : JSON_11, 'x-amz-target': `Kinesis_20131202.${r.action}` }, body)
+    ;[method, path, body] = ['POST', '/', protocol === 'cbor' ? encodeCbor(value) : Buffer.from(JSON.stringify(value))]
+    headers = { 'content-type': protocol === 'cbor' ? CBOR_11 : JSON_11, 'x-amz-target': `Kinesis_20131202.${r.action}` }
+  } else {
+    ;[method, path, headers, body] = [r.method, r.path ?? '/', r.headers ?? {}, r.raw === undefined ? null : Buffer.from(r.raw)]
   }
-  const raw = r.raw === undefined ? null : Buffer.from(r.raw)
-  return wire.send(r.method, r.path ?? '/', r.headers ?? {}, raw)
+  return wire.send(method, path, sign ? await sign(method, path, headers, body) : headers, body)
 }
 
-// One relay for the table, with a stream every row may read and none changes.
-const relay = await testRelay(t)
-const setup = http1(relay.httpPort)
+// A relay for the table without access keys (the default), and one with them, to which every row is signed.
+const open = await testRelay(t)
+const keyed = await testRelay(t, { accessKeys: [KEY] })
 
-async function call(action: string, body: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const answer = await setup.send('POST', '/', { 'content-type': JSON_11, 'x-amz-target': `Kinesis_20131202.${action}` }, Buffer.from(JSON.stringify(body)))
-  if (answer.status !== 200) throw new Error(`${action} failed in setup: ${answer.status} ${answer.body.toString()}`)
-  return JSON.parse(answer.body.toString())
+async function fixtureOf(port: number, sign: Signer | null): Promise<Fixture> {
+  const setup = http1(port)
+  const call = async (action: string, body: unknown): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const payload = Buffer.from(JSON.stringify(body))
+    const headers = { 'content-type': JSON_11, 'x-amz-target': `Kinesis_20131202.${action}` }
+    const answer = await setup.send('POST', '/', sign ? await sign('POST', '/', headers, payload) : headers, payload)
+    if (answer.status !== 200) throw new Error(`${action} failed in setup: ${answer.status} ${answer.body.toString()}`)
+    return JSON.parse(answer.body.toString())
+  }
+  const stream = 'conformance'
+  await call('CreateStream', { StreamName: stream, ShardCount: 3 })
+  const put = await call('PutRecord', { StreamName: stream, PartitionKey: 'k', ExplicitHashKey: '0', Data: Buffer.from('first').toString('base64') })
+  const { Shards } = await call('ListShards', { StreamName: stream })
+  const summary = await call('DescribeStreamSummary', { StreamName: stream })
+  const registered = await call('RegisterStreamConsumer', { StreamARN: summary.StreamDescriptionSummary.StreamARN, ConsumerName: 'conformance' })
+  // A consumer is CREATING a moment, as on AWS; clients poll until it is ACTIVE.
+  while ((await call('DescribeStreamConsumer', { ConsumerARN: registered.Consumer.ConsumerARN })).ConsumerDescription.ConsumerStatus !== 'ACTIVE') {
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    stream,
+    streamArn: summary.StreamDescriptionSummary.StreamARN,
+    account: '000000000000',
+    seq0: put.SequenceNumber,
+    shard0: { start: Shards[0].HashKeyRange.StartingHashKey, end: Shards[0].HashKeyRange.EndingHashKey },
+    consumerArn: registered.Consumer.ConsumerARN,
+  }
 }
 
-const STREAM = 'conformance'
-await call('CreateStream', { StreamName: STREAM, ShardCount: 3 })
-const put = await call('PutRecord', { StreamName: STREAM, PartitionKey: 'k', ExplicitHashKey: '0', Data: Buffer.from('first').toString('base64') })
-const { Shards } = await call('ListShards', { StreamName: STREAM })
-const summary = await call('DescribeStreamSummary', { StreamName: STREAM })
-const registered = await call('RegisterStreamConsumer', { StreamARN: summary.StreamDescriptionSummary.StreamARN, ConsumerName: 'conformance' })
-// A consumer is CREATING a moment, as on AWS; clients poll until it is ACTIVE.
-while ((await call('DescribeStreamConsumer', { ConsumerARN: registered.Consumer.ConsumerARN })).ConsumerDescription.ConsumerStatus !== 'ACTIVE') {
-  await new Promise((r) => setTimeout(r, 50))
-}
-const fixture: Fixture = {
-  stream: STREAM,
-  streamArn: summary.StreamDescriptionSummary.StreamARN,
-  account: '000000000000',
-  seq0: put.SequenceNumber,
-  shard0: { start: Shards[0].HashKeyRange.StartingHashKey, end: Shards[0].HashKeyRange.EndingHashKey },
-  consumerArn: registered.Consumer.ConsumerARN,
-}
+const passes = [
+  { relay: open, version: 'HTTP/1.1', keys: false },
+  { relay: open, version: 'HTTP/2', keys: false },
+  { relay: keyed, version: 'HTTP/1.1', keys: true },
+  { relay: keyed, version: 'HTTP/2', keys: true },
+] as const
+const fixtures = new Map([[open, await fixtureOf(open.httpPort, null)], [keyed, await fixtureOf(keyed.httpPort, sdkSigner(keyed.httpPort, 'HTTP/1.1'))]])
 
-for (const [version, connect] of [['HTTP/1.1', http1], ['HTTP/2', http2Wire]] as const) {
-  t.test(`over ${version}`, async (t) => {
-    const wire = connect(relay.httpPort)
+for (const { relay, version, keys } of passes) {
+  t.test(`over ${version}${keys ? ', with access keys, every request signed by the AWS SDK\'s signer' : ''}`, async (t) => {
+    const wire = version === 'HTTP/1.1' ? http1(relay.httpPort) : http2Wire(relay.httpPort)
+    const sign = keys ? sdkSigner(relay.httpPort, version) : null
+    const fixture = fixtures.get(relay)!
     t.teardown(() => wire.close())
     for (const [name, rows] of CLASSES) {
       await t.test(`class ${name}: ${rows.length} rows`, async (t) => {
@@ -192,7 +240,7 @@ for (const [version, connect] of [['HTTP/1.1', http1], ['HTTP/2', http2Wire]] as
             continue
           }
           for (const protocol of 'action' in row.request ? (['json', 'cbor'] as const) : [null]) {
-            const answer = await sendRow(wire, row, fixture, protocol)
+            const answer = await sendRow(wire, row, fixture, protocol, sign)
             const found = problems(row, answer, fixture, protocol)
             const label = `${row.name}${protocol ? ` [${protocol === 'json' ? 'JSON 1.1' : 'CBOR 1.1'}]` : ''}`
             if (found.length) t.fail(label, { problems: found, source: row.source })

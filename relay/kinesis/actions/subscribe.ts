@@ -80,7 +80,7 @@ class EventStreamSink implements FanoutSink {
     this.res = res
     this.protocol = protocol
     this.ctx = ctx
-    res.writeHead(200, { 'content-type': EVENTSTREAM_TYPE, 'x-amzn-requestid': randomUUID() })
+    res.writeHead(200, { 'content-type': EVENTSTREAM_TYPE, 'x-amzn-RequestId': randomUUID() })
     void this.write(eventMessage('initial-response', protocol.encode({}), protocol.contentType))
   }
 

@@ -4,7 +4,9 @@
  * answer (x-amzn-RequestId, x-amz-id-2, the Content-Type of the protocol, x-amzn-ErrorType on
  * errors).
  *
- * Where the expectations come from: AWS's answers as kinesalite records them in
+ * Where the expectations come from: the API reference's example answers for x-amzn-RequestId's
+ * spelling (e.g. https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecord.html#API_PutRecord_Examples);
+ * AWS's answers as kinesalite records them in
  * https://github.com/mhart/kinesalite/blob/master/test/connection.js (the version with CBOR: "should
  * return CBOR UnknownOperationException if POST with no body", "AccessDeniedException if GET",
  * "set CORS if OPTIONS and Origin and Headers and Method", the CBOR bodies byte for byte, the
