@@ -384,6 +384,14 @@ export function stopBody(req: AnyRequest, res: AnyResponse): void {
   }
 }
 
+/** Whether a request says, in its headers, that it has no body (Content-Length 0, or neither a length nor chunks; over HTTP/2, a stream ended with its headers). */
+export function declaresNoBody(req: AnyRequest): boolean {
+  const length = req.headers['content-length']
+  if (length !== undefined) return Number(length) === 0
+  if ('stream' in req) return req.stream.endAfterHeaders
+  return req.headers['transfer-encoding'] === undefined
+}
+
 /**
  * Reads a request body up to `limit` bytes; null when it is larger. Throws BodyBudgetError when a
  * cap on held body bytes would be passed (the caller answers 503), BodyTimeoutError when the body

@@ -14,7 +14,7 @@ import { ErrorCode } from '../shared/errors.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
 import { codec } from '../hardware/index.js'
 import type { Checkpoints } from './checkpoints.js'
-import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, stopBody, type AnyRequest, type AnyResponse, type HttpGuard, type RequestHandler } from './http.js'
+import { BodyBudgetError, BodyTimeoutError, declaresNoBody, readBody, send, sendJson, stopBody, type AnyRequest, type AnyResponse, type HttpGuard, type RequestHandler } from './http.js'
 import { firehosePolicy, isFirehoseTarget, type FirehoseApi } from './firehose/index.js'
 import type { KinesisApi } from './kinesis/api.js'
 import { KinesisError } from './kinesis/errors.js'
@@ -113,8 +113,11 @@ export function routes(o: RoutesOptions): RequestHandler {
       return false
     }
     if (!o.accessKeys.length) return true
+    const firehose = kinesis && isFirehoseTarget(req.headers['x-amz-target'])
+    // AWS judges a request at its front door before its credentials, and a Kinesis request without a
+    // body never gets past the door (frontdoor.ts): it is answered there, with nothing to read.
+    if (kinesis && !firehose && declaresNoBody(req)) return true
     try {
-      const firehose = kinesis && isFirehoseTarget(req.headers['x-amz-target'])
       checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, (firehose ? firehosePolicy : kinesisPolicy)(o.region, o.now()))
       return true
     } catch (err) {

@@ -39,7 +39,8 @@ const EXPOSE = 'x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-
 const AWS = { 'x-amzn-requestid': REQUEST_ID, 'x-amz-id-2': ID_2 }
 
 const rows: Row[] = []
-const row = (name: string, request: Row['request'], expect: Row['expect'], source = RECORDED, only?: Row['only']) => rows.push({ class: CLASS, name, request, expect, source, ...(only ? { only } : {}) })
+const row = (name: string, request: Row['request'], expect: Row['expect'], source = RECORDED, only?: Row['only'], unsigned?: Row['unsigned']) =>
+  rows.push({ class: CLASS, name, request, expect, source, ...(only ? { only } : {}), ...(unsigned ? { unsigned } : {}) })
 /** HTTP/2 forbids a field value that starts or ends with white space (RFC 9113 §8.2.1): such a header cannot be sent over it. */
 const SPACES = { version: 'HTTP/1.1', why: 'a header value with surrounding white space is malformed in HTTP/2 (RFC 9113 §8.2.1)' } as const
 
@@ -125,6 +126,23 @@ row("a page's POST (with Origin) is answered with CORS headers", { method: 'POST
 row('an error names its type in x-amzn-ErrorType', { method: 'POST', headers: { 'content-type': JSON_11, 'x-amz-target': 'Kinesis_20131202.DescribeStream' }, raw: '{"StreamName":"no-such-stream"}' },
   { status: 400, raw: '{"__type":"ResourceNotFoundException","message":"Stream no-such-stream under account 000000000000 not found."}', headers: { ...AWS, 'content-type': JSON_11, 'x-amzn-errortype': 'ResourceNotFoundException' } },
   'AWS JSON 1.1 protocol, error responses: https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html; message: kinesalite test/describeStream.js')
+
+// Without credentials: what AWS answers before it looks at them (recorded unsigned: "… with no auth").
+const MISSING_TOKEN = '<MissingAuthenticationTokenException>\n  <Message>Missing Authentication Token</Message>\n</MissingAuthenticationTokenException>\n'
+const OLDER = 'AWS answers recorded by kinesalite before CBOR (its earlier test/connection.js: "MissingAuthenticationTokenException if GET with no auth", "… if OPTIONS with no auth")'
+row('POST with no body and no credentials is UnknownOperationException in CBOR, before credentials are looked at', { method: 'POST' },
+  cborError(CBOR_UNKNOWN, 'UnknownOperationException'), RECORDED, undefined, {})
+row('JSON 1.1 with no target, no body and no credentials is UnknownOperationException', { method: 'POST', headers: { 'content-type': JSON_11 } },
+  jsonError(JSON_UNKNOWN, 'UnknownOperationException'), RECORDED, undefined, {})
+row('JSON 1.1 to a served target with no body and no credentials is SerializationException', { method: 'POST', headers: { 'content-type': JSON_11, 'x-amz-target': LIST_STREAMS } },
+  jsonError(JSON_SERIALIZATION, 'SerializationException'), RECORDED, undefined, {})
+row('a preflight carries no credentials and is answered all the same', { method: 'OPTIONS', headers: { origin: 'whatever', 'access-control-request-method': 'POST' } },
+  { status: 200, raw: '', headers: { ...PREFLIGHT, 'access-control-allow-methods': 'POST' } }, RECORDED, undefined, {})
+for (const method of ['GET', 'PUT', 'OPTIONS']) {
+  row(`${method} / with no credentials is AccessDenied XML, or MissingAuthenticationToken XML where keys are required`, { method },
+    { status: 403, raw: ACCESS_DENIED, headers: { ...AWS, 'content-type': null } }, OLDER, undefined,
+    { keyed: { status: 403, raw: MISSING_TOKEN, headers: { ...AWS, 'content-type': null } } })
+}
 
 // The relay's other routes stay as they were.
 row('the Firehose API is still served at / by its own target, with AWS\'s headers', { method: 'POST', headers: { 'content-type': JSON_11, 'x-amz-target': 'Firehose_20150804.ListDeliveryStreams' }, raw: '{}' },

@@ -58,6 +58,11 @@ export interface Row {
   expect: Expectation
   /** Where the expectation comes from: an AWS documentation URL, a recorded answer, the SDK model. */
   source: string
+  /**
+   * Sent without credentials even to the relay with access keys (every other row is signed there),
+   * for what AWS answers before it looks at credentials; `keyed` is the answer there when it differs.
+   */
+  unsigned?: { keyed?: Expectation }
   /** Only over this HTTP version, and why (a request the other cannot carry). */
   only?: { version: 'HTTP/1.1' | 'HTTP/2'; why: string }
 }
