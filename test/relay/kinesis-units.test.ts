@@ -1,6 +1,7 @@
 /**
  * Unit tests of the pieces the Kinesis API is built on: sequence numbers (relay/sequence.ts),
- * shard iterators (relay/kinesis/iterator.ts) and the hash-key split of a new stream
+ * shard iterators (relay/kinesis/iterator.ts), shard ids (relay/kinesis/shardid.ts), error bodies
+ * (relay/kinesis/errors.ts, protocol.ts) and the hash-key split of a new stream
  * (relay/streams.ts `hashRanges`). Reference values come from FIELD-NOTES.md ("Kinesis wire").
  */
 import t from 'tap'
@@ -8,6 +9,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/sequence.js'
 import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
+import { cbor, json } from '../../relay/kinesis/protocol.js'
+import { canonicalShardId, shardIndexOf } from '../../relay/kinesis/shardid.js'
 import { hashRanges, HASH_SPACE } from '../../relay/streams.js'
 
 /** Runs `fn` and returns what it threw (undefined when it did not throw). */
@@ -278,4 +281,28 @@ t.test('MD5("a") is 16955237001963240173058271559858726497 and routes to shard 0
   // and a key that belongs to the last shard, to show the lookup discriminates
   const high = ['b', 'c', 'd', 'e', 'f', 'g'].map(md5Key).find((k) => k >= 3n * (HASH_SPACE / 4n))
   if (high !== undefined) t.equal(hashRanges(4).findIndex(([a, b]) => high >= a && high <= b), 3)
+})
+
+// ---------------------------------------------------------------------------------------------
+// Shard ids and error bodies (the wire-level rows are in test/relay/conformance/)
+// ---------------------------------------------------------------------------------------------
+
+t.test('a shard id is the decimal index after its first hyphen, or the whole id without one', async (t) => {
+  const cases: [string, number | null][] = [
+    ['shardId-000000000001', 1], ['shardId-1', 1], ['1', 1], ['abc-1', 1], ['-1', 1], ['0', 0], ['shardId-', null],
+    ['shardId-2147483647', 2147483647], ['2147483648', null], ['shardId-002147483648', null], ['ABKLFD8', null],
+    ['2.14E4', null], ['shardId-1-2', null], ['shardId-0x1', null], ['9'.repeat(400), null], ['', null],
+  ]
+  for (const [id, index] of cases) t.equal(shardIndexOf(id), index, JSON.stringify(id))
+  t.equal(canonicalShardId('a-00002147483647'), 'shardId-002147483647')
+  t.equal(canonicalShardId('nope'), null)
+})
+
+t.test('a SerializationException says Message, every other error message, and an empty message is left out', async (t) => {
+  t.same(new KinesisError('SerializationException', 'Expected null').toJSON(), { __type: 'SerializationException', Message: 'Expected null' })
+  t.same(new KinesisError('ResourceNotFoundException', 'gone').toJSON(), { __type: 'ResourceNotFoundException', message: 'gone' })
+  t.same(new KinesisError('UnknownOperationException').toJSON(), { __type: 'UnknownOperationException' })
+  t.equal(json.encodeError(new KinesisError('UnknownOperationException')).toString(), '{"__type":"UnknownOperationException"}')
+  // AWS writes a CBOR error as an indefinite-length map (kinesalite's recorded bytes).
+  t.equal(cbor.encodeError(new KinesisError('SerializationException')).toString('hex'), `bf66${Buffer.from('__type').toString('hex')}76${Buffer.from('SerializationException').toString('hex')}ff`)
 })
