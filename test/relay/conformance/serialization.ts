@@ -22,7 +22,7 @@ import { ACTIONS } from '../../../relay/kinesis/actions/index.js'
 import type { Row } from './rows.js'
 
 const CLASS = 'serialization'
-const KINESALITE = 'AWS answers recorded by kinesalite: https://github.com/mhart/kinesalite/blob/master/validations/index.js'
+const KINESALITE = 'AWS answers recorded by kinesalite: https://github.com/mhart/kinesalite/blob/master/test/helpers.js (assertType), validations/index.js'
 const MODEL = `member types from the AWS SDK model (@aws-sdk/client-kinesis schemas); wording: ${KINESALITE}`
 
 const NUMBER = 'class com.amazon.coral.value.json.numbers.TruncatingBigNumber'
@@ -50,17 +50,29 @@ function kindOf(type: unknown): Kind | null {
   return null
 }
 
-/** Each wrong JSON value for a kind of member, with the message AWS answers it with. */
+const NUMBERS = [23, -2147483648, 2147483648, 34.56]
+
+/**
+ * Each wrong JSON value for a kind of member, with the message AWS answers it with: the values and
+ * answers kinesalite's test/helpers.js `assertType` records for each type (timestamps: its
+ * validations/index.js). AWS takes a number with a fraction for a Boolean ("for some reason,
+ * doubles are fine"): not a row.
+ */
 function wrongValues(kind: Kind): [unknown, string][] {
   switch (kind) {
-    case 'string': return [[true, `${BOOLEAN} can not be converted to an String`], [12, `${NUMBER} can not be converted to an String`], [[], LIST_HERE], [{}, MAP_HERE]]
-    case 'integer': return [[true, `${BOOLEAN} can not be converted to an Integer`], ['12', `${STRING} can not be converted to an Integer`], [[], LIST_HERE], [{}, MAP_HERE]]
-    case 'boolean': return [['maybe', "'MAYBE' can not be converted to an Boolean"], [1, `${NUMBER} can not be converted to an Boolean`], [[], LIST_HERE], [{}, MAP_HERE]]
-    case 'timestamp': return [[true, `${BOOLEAN} can not be converted to milliseconds since epoch`], ['soon', `${STRING} can not be converted to milliseconds since epoch`], [[], LIST_HERE], [{}, MAP_HERE]]
-    case 'blob': return [[true, `${BOOLEAN} can not be converted to a Blob`], [12, `${NUMBER} can not be converted to a Blob`], [[], LIST_HERE], [{}, MAP_HERE]]
-    case 'list': return [[true, 'Expected list or null'], [12, 'Expected list or null'], ['x', 'Expected list or null'], [{}, MAP_HERE]]
-    case 'map': return [[true, 'Expected map or null'], [12, 'Expected map or null'], ['x', 'Expected map or null'], [[], LIST_HERE]]
-    case 'structure': return [[true, 'Expected null'], [12, 'Expected null'], ['x', 'Expected null'], [[], LIST_HERE]]
+    case 'string': return [[true, `${BOOLEAN} can not be converted to an String`], ...NUMBERS.map((n): [unknown, string] => [n, `${NUMBER} can not be converted to an String`]), [[], LIST_HERE], [{}, MAP_HERE]]
+    case 'integer': return [['23', `${STRING} can not be converted to an Integer`], [true, `${BOOLEAN} can not be converted to an Integer`], [[], LIST_HERE], [{}, MAP_HERE]]
+    case 'boolean': return [['23', "'23' can not be converted to an Boolean"], ...NUMBERS.slice(0, 3).map((n): [unknown, string] => [n, `${NUMBER} can not be converted to an Boolean`]), [[], LIST_HERE], [{}, MAP_HERE]]
+    case 'timestamp': return [[true, `${BOOLEAN} can not be converted to milliseconds since epoch`], ['23', `${STRING} can not be converted to milliseconds since epoch`], [[], LIST_HERE], [{}, MAP_HERE]]
+    case 'blob': return [
+      [true, `${BOOLEAN} can not be converted to a Blob`], ...NUMBERS.map((n): [unknown, string] => [n, `${NUMBER} can not be converted to a Blob`]), [[], LIST_HERE], [{}, MAP_HERE],
+      ['23456', "'23456' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: 5"],
+      ['=+/=', "'=+/=' can not be converted to a Blob: Invalid Base64 character: '='"],
+      ['+/+=', "'+/+=' can not be converted to a Blob: Invalid last non-pad Base64 character dectected"],
+    ]
+    case 'list': return [...['23', true, ...NUMBERS].map((v): [unknown, string] => [v, 'Expected list or null']), [{}, MAP_HERE]]
+    case 'map': return [...['23', true, ...NUMBERS].map((v): [unknown, string] => [v, 'Expected map or null']), [[], LIST_HERE]]
+    case 'structure': return [...['23', true, ...NUMBERS].map((v): [unknown, string] => [v, 'Expected null']), [[], LIST_HERE]]
   }
 }
 
