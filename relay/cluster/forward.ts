@@ -103,6 +103,11 @@ export class Forwarder implements WritePlacement {
         await this.taking.get(id)
         return null
       }
+      // Ours, but not confirmed: no other relay may write it yet, and neither may this one. Refused
+      // at once (retryable), not held until a deadline, so clients back off and try again.
+      if (this.o.leases.unconfirmed(id)) {
+        throw new StorageError(ErrorCode.LOG_UNAVAILABLE, `relay ${this.o.relayId} writes stream ${state.meta.name} but cannot confirm its lease now (the cluster's majority is unreachable); try again`)
+      }
       const owner = await this.o.leases.ownerOf(id).catch(() => undefined)
       if (owner === null || owner === this.o.relayId) {
         if (await this.o.leases.acquire(id)) {

@@ -71,7 +71,11 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   let streams: Streams | null = null
   const leases = new StreamLeases({
     kv, relayId, leaseMs,
-    onLost: (streamId) => options.log('cluster_lease_lost', { stream: streams?.getById(streamId)?.meta.name ?? streamId }),
+    onLost: (streamId) => {
+      const state = streams?.getById(streamId)
+      options.log('cluster_lease_lost', { stream: state?.meta.name ?? streamId })
+      for (const shard of state?.shards ?? []) shard.log.forget?.()
+    },
   })
   let forwarder: Forwarder | null = null
   let unwatch: (() => void) | null = null

@@ -90,6 +90,7 @@ class EncryptedShardLog implements ShardLog {
   pendingRecords(): number { return this.log.pendingRecords() }
   nextOffset(): number { return this.log.nextOffset() }
   async refresh(): Promise<void> { await this.log.refresh?.() }
+  forget(): void { this.log.forget?.() }
   offsetAtTime(ms: number): Promise<number> { return this.log.offsetAtTime(ms) }
 
   append(records: readonly LogRecordInput[]): { firstOffset: number; arrivalMs: number } {

@@ -620,6 +620,16 @@ class JetStreamShardLog implements ShardLog {
     if (!opening && this.committedEnd !== before) this.host.committed(this)
   }
 
+  /**
+   * Drops the tail cache. A relay that wrote the shard and lost its lease may hold records that
+   * JetStream never made durable (a server cut off from its cluster answered for them): from now on
+   * its readers get what the stream's leader has.
+   */
+  forget(): void {
+    this.cache = []
+    this.cacheBase = this.committedEnd
+  }
+
   /** Reads the end again from JetStream (another relay may have written). */
   async refresh(): Promise<void> {
     if (this.flushing) return

@@ -87,6 +87,11 @@ export interface ShardLog {
    * shared log, before this relay starts writing it). Absent where only this process writes.
    */
   refresh?(): Promise<void>
+  /**
+   * Forgets the records this relay keeps in memory (a cluster's shared log, when the stream's
+   * writer changes): later reads take them from where the log is kept. Absent where there is no such copy.
+   */
+  forget?(): void
 }
 
 /**

@@ -9,12 +9,12 @@
 import t from 'tap'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { KinesisClient as SdkKinesis, CreateStreamCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis'
+import { KinesisClient as SdkKinesis, PutRecordsCommand } from '@aws-sdk/client-kinesis'
 import { codec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { startNats, natsMissing } from '../helpers/nats.js'
 import { spawnRelay, type ChildRelay } from '../helpers/relay.js'
-import { readStream } from '../helpers/kinesis.js'
+import { createStreamAndWait, readStream } from '../helpers/kinesis.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -32,7 +32,7 @@ t.test('kill -9 of a NATS server and of the writing relay mid-load: nothing ackn
   const ka = client(a.endpoint)
   const kb = client(b.endpoint)
   t.teardown(() => { ka.destroy(); kb.destroy() })
-  await ka.send(new CreateStreamCommand({ StreamName: 'faults', ShardCount: 2 }))
+  await createStreamAndWait(ka, 'faults', 2)
   // The first write through A makes A the stream's writer: B forwards to it until A dies.
   await ka.send(new PutRecordsCommand({ StreamName: 'faults', Records: [{ PartitionKey: 'first', Data: Buffer.from('sdk-first') }] }))
 
