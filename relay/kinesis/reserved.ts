@@ -24,8 +24,15 @@ const EXTRA: Record<string, Record<string, Shape>> = {
   SubscribeToShard: { DryRun },
 }
 
+/** Each action's reserved members, made once per action (PutRecords runs this on every call). */
+const FIELDS = new Map<string, Record<string, Shape>>()
+
 /** Checks the JSON types of the members of `action` the relay does not act on (SerializationException in AWS's wording). */
 export function checkReservedMembers(action: string, request: Record<string, unknown>): void {
-  const fields = { ...(WITHOUT_STREAM_ID.has(action) ? {} : { StreamId }), ...EXTRA[action] }
+  let fields = FIELDS.get(action)
+  if (!fields) {
+    fields = { ...(WITHOUT_STREAM_ID.has(action) ? {} : { StreamId }), ...EXTRA[action] }
+    FIELDS.set(action, fields)
+  }
   checkTypes(request, fields)
 }
