@@ -139,14 +139,24 @@ t.test('with access keys configured, the relay accepts the AWS CLI\'s signatures
   const put = await good('put-record', '--stream-name', 'signed', '--partition-key', 'k', '--cli-binary-format', 'raw-in-base64-out', '--data', 'signed payload')
   t.equal(put.code, 0, `a signed put-record is accepted (stderr: ${put.stderr})`)
 
-  const [wrong, unknown] = await Promise.all([
+  const [wrong, wrongList, unknown] = await Promise.all([
     badSecret('put-record', '--stream-name', 'signed', '--partition-key', 'k', '--cli-binary-format', 'raw-in-base64-out', '--data', 'forged'),
+    badSecret('list-streams'),
     unknownKey('list-streams'),
   ])
-  t.not(wrong.code, 0, 'a request signed with the wrong secret fails')
-  t.match(wrong.stderr, /InvalidSignatureException/, `with InvalidSignatureException: ${wrong.stderr.trim()}`)
-  t.not(unknown.code, 0, 'a request from an unknown access key fails')
-  t.match(unknown.stderr, /UnrecognizedClientException/, `with UnrecognizedClientException: ${unknown.stderr.trim()}`)
+  // AWS's own texts, as the CLI prints a service error to stderr; 254 is the CLI's exit code for one.
+  // The note "(reached max retries: 0)" is there only because awsWith sets AWS_MAX_ATTEMPTS=1: the
+  // CLI's standard retry mode marks the last allowed attempt before asking whether the error could be
+  // retried. With the CLI's defaults it prints the same line without the note.
+  const cliError = (type: string, operation: string, message: string) => `An error occurred (${type}) when calling the ${operation} operation (reached max retries: 0): ${message}`
+  const signatureText = 'The request signature we calculated does not match the signature you provided. ' +
+    'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.'
+  t.equal(wrong.code, 254, 'a request signed with the wrong secret fails as a service error (exit 254)')
+  t.equal(wrong.stderr.trim(), cliError('InvalidSignatureException', 'PutRecord', signatureText), 'with InvalidSignatureException and AWS\'s message')
+  t.equal(wrongList.code, 254, 'list-streams signed with the wrong secret exits 254')
+  t.equal(wrongList.stderr.trim(), cliError('InvalidSignatureException', 'ListStreams', signatureText), 'and the CLI prints AWS\'s text')
+  t.equal(unknown.code, 254, 'a request from an unknown access key fails as a service error (exit 254)')
+  t.equal(unknown.stderr.trim(), cliError('UnrecognizedClientException', 'ListStreams', 'The security token included in the request is invalid.'), 'with UnrecognizedClientException and AWS\'s message')
 
   const it = await good('get-shard-iterator', '--stream-name', 'signed', '--shard-id', 'shardId-000000000000', '--shard-iterator-type', 'TRIM_HORIZON')
   const got = await good('get-records', '--shard-iterator', it.json?.ShardIterator)
