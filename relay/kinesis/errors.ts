@@ -33,8 +33,8 @@ export const KinesisErrorType = {
 } as const
 export type KinesisErrorType = (typeof KinesisErrorType)[keyof typeof KinesisErrorType]
 
+/** AWS's statuses where not 400. An unsigned request's MissingAuthenticationTokenException is 400 in JSON and CBOR (403 only in the XML of a wrong method: frontdoor.ts). */
 const STATUS: Partial<Record<KinesisErrorType, number>> = {
-  MissingAuthenticationTokenException: 403,
   UnrecognizedClientException: 400,
   InvalidSignatureException: 400,
   IncompleteSignatureException: 400,
