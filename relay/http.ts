@@ -384,20 +384,13 @@ export function stopBody(req: AnyRequest, res: AnyResponse): void {
   }
 }
 
-/** Whether a request says, in its headers, that it has no body (Content-Length 0, or neither a length nor chunks; over HTTP/2, a stream ended with its headers). */
-export function declaresNoBody(req: AnyRequest): boolean {
-  const length = req.headers['content-length']
-  if (length !== undefined) return Number(length) === 0
-  if ('stream' in req) return req.stream.endAfterHeaders
-  return req.headers['transfer-encoding'] === undefined
-}
-
 /**
- * Reads a request body up to `limit` bytes; null when it is larger. Throws BodyBudgetError when a
+ * Reads a request body up to `limit` bytes; null when it is larger (at its end, or as soon as it
+ * passes the limit with `stopWhenOver`). Throws BodyBudgetError when a
  * cap on held body bytes would be passed (the caller answers 503), BodyTimeoutError when the body
  * crawls (its stream or connection is then destroyed).
  */
-export function readBody(req: AnyRequest, limit: number, guard: HttpGuard): Promise<Buffer | null> {
+export function readBody(req: AnyRequest, limit: number, guard: HttpGuard, opts: { stopWhenOver?: boolean } = {}): Promise<Buffer | null> {
   const conn = guard.connOf(req)
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > 0 && declared <= limit) {
@@ -435,7 +428,15 @@ export function readBody(req: AnyRequest, limit: number, guard: HttpGuard): Prom
       size += chunk.length
       windowBytes += chunk.length
       if (over || settled) return
-      if (size > limit) { over = true; chunks.length = 0; guard.release(conn, held); held = 0; return }
+      if (size > limit) {
+        over = true
+        chunks.length = 0
+        guard.release(conn, held)
+        held = 0
+        // The caller answers now and ends the exchange (stopBody), the rest unread.
+        if (opts.stopWhenOver) { settled = true; finish(); resolve(null) }
+        return
+      }
       try {
         guard.reserve(conn, chunk.length)
       } catch (err) {

@@ -6,7 +6,8 @@
  * relay/video/playback/; `/console/…`, the video console with its session cookie: relay/video/viewer/). Request bodies
  * are read here, within the HTTP guard's caps, and only once the headers have passed what can be
  * checked without them (the admin token; SigV4's key id, scope and date): a caller without
- * credentials is answered at once and its body is never read.
+ * credentials is answered at once and its body is never read — except a Kinesis request's first
+ * 64 KiB, which AWS's front door judges before credentials (see `preflight`).
  */
 import { timingSafeEqual } from 'node:crypto'
 import type { AccessKey } from '../shared/config.js'
@@ -14,7 +15,7 @@ import { ErrorCode } from '../shared/errors.js'
 import { CONTENT_TYPE as METRICS_TYPE } from '../shared/metrics.js'
 import { codec } from '../hardware/index.js'
 import type { Checkpoints } from './checkpoints.js'
-import { BodyBudgetError, BodyTimeoutError, declaresNoBody, readBody, send, sendJson, stopBody, type AnyRequest, type AnyResponse, type HttpGuard, type RequestHandler } from './http.js'
+import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, stopBody, type AnyRequest, type AnyResponse, type HttpGuard, type RequestHandler } from './http.js'
 import { firehosePolicy, isFirehoseTarget, type FirehoseApi } from './firehose/index.js'
 import type { KinesisApi } from './kinesis/api.js'
 import { KinesisError } from './kinesis/errors.js'
@@ -27,6 +28,19 @@ import { VideoConsole } from './video/viewer/index.js'
 import { HLS_PREFIX, VIDEO_API_PATHS, VideoApiError, sendVideoError, videoPolicy, type PutMedia, type VideoApi, type VideoErrorType } from './video/index.js'
 
 const MAX_BODY = 12 * 1024 * 1024
+/**
+ * The body read from a Kinesis request whose credentials failed, for AWS's front door to judge
+ * before the credentials' error is answered: enough for any malformed request a client sends, small
+ * enough that a caller without credentials cannot make the relay hold much.
+ */
+const UNAUTHENTICATED_BODY = 64 * 1024
+
+/** A request the headers let through: how much body may be read, and a credentials' error answered once the front door has judged the body. */
+interface Admission {
+  bodyLimit: number
+  deferred?: KinesisError
+}
+const ADMITTED: Admission = { bodyLimit: MAX_BODY }
 
 export interface RoutesOptions {
   kinesis: KinesisApi
@@ -85,47 +99,52 @@ export function routes(o: RoutesOptions): RequestHandler {
     else sendJson(res, status, value, 'application/json', { ...close, ...headers })
   }
 
-  /** What the headers alone can refuse: a null answer lets the body be read. */
-  const preflight = (req: AnyRequest, res: AnyResponse, path: string): boolean => {
+  /**
+   * What the headers alone can refuse, and how much body may then be read; null when the request
+   * has been answered. A Kinesis request whose credentials fail is still judged at AWS's front door
+   * first (no body, an unknown target, a body that is not JSON: frontdoor.ts), as AWS judges it, so
+   * up to UNAUTHENTICATED_BODY of its body is read for that and the credentials' error waits
+   * (`deferred`); a body declared or streamed past that is refused with the error at once.
+   */
+  const preflight = (req: AnyRequest, res: AnyResponse, path: string): Admission | null => {
     if (path.startsWith('/admin/')) {
       const auth = String(req.headers.authorization ?? '')
       const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7).trim() : '')
-      if (adminToken.length > 0 && given.length === adminToken.length && timingSafeEqual(given, adminToken)) return true
+      if (adminToken.length > 0 && given.length === adminToken.length && timingSafeEqual(given, adminToken)) return ADMITTED
       o.metrics.rejections.inc({ code: ErrorCode.AUTH_FAILED })
       refuse(req, res, 401, { code: ErrorCode.AUTH_FAILED, message: 'admin token missing or wrong' })
-      return false
+      return null
     }
     if (isVideo(req, path)) {
-      if (!o.accessKeys.length) return true
+      if (!o.accessKeys.length) return ADMITTED
       try {
         checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, videoPolicy(o.region, o.now()))
-        return true
+        return ADMITTED
       } catch (err) {
         const error = toVideoError(err)
         o.metrics.rejections.inc({ code: error.type })
         refuse(req, res, error.status, error)
-        return false
+        return null
       }
     }
     const kinesis = isKinesis(req, path)
     if (!kinesis && !path.startsWith('/checkpoints/')) {
       refuse(req, res, 404, { code: ErrorCode.NOT_FOUND, message: `no route ${req.method} ${path}` })
-      return false
+      return null
     }
-    if (!o.accessKeys.length) return true
+    if (!o.accessKeys.length) return ADMITTED
     const firehose = kinesis && isFirehoseTarget(req.headers['x-amz-target'])
-    // AWS judges a request at its front door before its credentials, and a Kinesis request without a
-    // body never gets past the door (frontdoor.ts): it is answered there, with nothing to read.
-    if (kinesis && !firehose && declaresNoBody(req)) return true
     try {
       checkSigV4Headers({ method: req.method ?? 'POST', path: req.url ?? '/', headers: req.headers }, o.accessKeys, (firehose ? firehosePolicy : kinesisPolicy)(o.region, o.now()))
-      return true
+      return ADMITTED
     } catch (err) {
       if (!(err instanceof KinesisError)) throw err
+      // Counted where it is answered: here, or by the API once the front door has judged the body.
+      if (kinesis && !firehose && !(Number(req.headers['content-length']) > UNAUTHENTICATED_BODY)) return { bodyLimit: UNAUTHENTICATED_BODY, deferred: err }
       o.metrics.rejections.inc({ code: err.type })
       if (kinesis) refuse(req, res, err.status, err)
       else refuse(req, res, err.status === 400 ? 403 : err.status, { code: ErrorCode.AUTH_FAILED, message: err.message })
-      return false
+      return null
     }
   }
 
@@ -207,13 +226,15 @@ export function routes(o: RoutesOptions): RequestHandler {
     if (path.startsWith(HLS_PREFIX)) return o.video.serveHls(req, res)
     // The console: its own auth (the admin token once, then a session cookie), never SigV4.
     if (o.console && VideoConsole.owns(path)) return o.console.serve(req, res, path)
-    if (!preflight(req, res, path)) return
+    const admission = preflight(req, res, path)
+    if (!admission) return
     const kinesis = isKinesis(req, path)
     // A body declared too large is refused before it is read, not read to be thrown away.
     if (Number(req.headers['content-length']) > MAX_BODY) return refuse(req, res, 413, tooLarge())
+    const { bodyLimit, deferred } = admission
     let body: Buffer | null
     try {
-      body = await readBody(req, MAX_BODY, o.guard)
+      body = await readBody(req, bodyLimit, o.guard, { stopWhenOver: deferred !== undefined })
     } catch (err) {
       if (err instanceof BodyTimeoutError) return
       if (err instanceof BodyBudgetError) {
@@ -223,6 +244,10 @@ export function routes(o: RoutesOptions): RequestHandler {
         return refuse(req, res, 503, value, { 'retry-after': RETRY_AFTER_S })
       }
       throw err
+    }
+    if (body === null && deferred) {
+      o.metrics.rejections.inc({ code: deferred.type })
+      return refuse(req, res, deferred.status, deferred)
     }
     if (body === null) return sendJson(res, 413, tooLarge().toJSON(), AMZ_JSON)
     if (path.startsWith('/admin/')) return o.admin(req, res, path, body)
@@ -250,10 +275,10 @@ function wellEncoded(path: string): boolean {
   }
 }
 
-/** A SigV4 failure (a KinesisError named by AWS's common error types) as the Kinesis Video API answers it. */
+/** A SigV4 failure (a KinesisError named by AWS's common error types) as the Kinesis Video API answers it, with its statuses (a missing token is 403 there). */
 function toVideoError(err: unknown): VideoApiError {
   if (!(err instanceof KinesisError)) throw err
-  return new VideoApiError(err.type as VideoErrorType, err.message, { status: err.status })
+  return new VideoApiError(err.type as VideoErrorType, err.message)
 }
 
 const PUT_MEDIA = '/putMedia'

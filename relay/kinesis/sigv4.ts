@@ -188,7 +188,8 @@ function checkHeaders(req: Omit<SignedRequest, 'body'>, keys: readonly Credentia
         `'${scopeDate}' != '${parts.amzDate.slice(0, 8)}', from '${parts.amzDate}'.`,
     )
   }
-  if (scopeErrors.length > 0) throw invalid(scopeErrors.join(' '))
+  // Each fault's sentence ends in '. ', the last one too, as AWS's answers show ("… not 'eu-west-1'. ").
+  if (scopeErrors.length > 0) throw invalid(scopeErrors.map((e) => `${e} `).join(''))
 
   const candidates = keys.filter((k) => k.accessKeyId === accessKeyId)
   if (candidates.length === 0) {

@@ -17,13 +17,14 @@ import { Hash } from '@smithy/core/serde'
 import { Tagged, decodeCbor, encodeCbor } from '../../relay/kinesis/cbor.js'
 import { testRelay } from '../helpers/relay.js'
 import { rows as frontDoor } from './conformance/front-door.js'
-import { ID_2, REQUEST_ID, valueOf, type Fixture, type HeaderExpectation, type Row } from './conformance/rows.js'
+import { ID_2, REQUEST_ID, valueOf, type Fixture, type HeaderExpectation, type Row, type Signing } from './conformance/rows.js'
+import { rows as auth } from './conformance/auth.js'
 import { rows as serialization } from './conformance/serialization.js'
 import { rows as shardIds } from './conformance/shard-ids.js'
 import { rows as validation } from './conformance/validation.js'
 import { rows as responses } from './conformance/responses.js'
 
-const CLASSES: [string, Row[]][] = [['serialization', serialization], ['shard-ids', shardIds], ['front-door', frontDoor], ['validation', validation], ['responses', responses]]
+const CLASSES: [string, Row[]][] = [['serialization', serialization], ['shard-ids', shardIds], ['front-door', frontDoor], ['validation', validation], ['responses', responses], ['auth', auth]]
 const JSON_11 = 'application/x-amz-json-1.1'
 const CBOR_11 = 'application/x-amz-cbor-1.1'
 
@@ -115,7 +116,7 @@ function matches(value: unknown, pattern: unknown): boolean {
 /** Every way the answer differs from the row's expectation (`keys`: the relay has access keys). */
 function problems(row: Row, answer: Answer, f: Fixture, protocol: 'json' | 'cbor' | null, keys: boolean): string[] {
   const out: string[] = []
-  const e = (keys && row.unsigned?.keyed) || row.expect
+  const e = (keys && (row.keyed ?? row.unsigned?.keyed)) || row.expect
   const shown = answer.body.length > 400 ? `${answer.body.subarray(0, 400).toString()}…` : answer.body.toString()
   if (answer.status !== e.status) out.push(`status ${answer.status}, not ${e.status} (body ${JSON.stringify(shown)})`)
   for (const [name, want] of Object.entries(e.headers ?? {})) {
@@ -152,13 +153,14 @@ function problems(row: Row, answer: Answer, f: Fixture, protocol: 'json' | 'cbor
   return out
 }
 
-/** Signs a request as the AWS SDK does (its own signer), for the relay with access keys. */
-type Signer = (method: string, path: string, headers: Record<string, string>, body: Buffer | null) => Promise<Record<string, string>>
+/** Signs a request as the AWS SDK does (its own signer), for the relay with access keys: the path (a presigned one carries the signature) and headers to send. */
+type Signer = (method: string, path: string, headers: Record<string, string>, body: Buffer | null) => Promise<{ path: string; headers: Record<string, string> }>
 
 const KEY = { accessKeyId: 'AKIDCONFORMANCE', secretAccessKey: 'conformance-secret' }
 
-function sdkSigner(port: number, version: 'HTTP/1.1' | 'HTTP/2'): Signer {
-  const signers = new Map(['kinesis', 'firehose'].map((service) => [service, new SignatureV4({ credentials: KEY, region: 'us-east-1', service, sha256: Hash.bind(null, 'sha256') })]))
+function sdkSigner(port: number, version: 'HTTP/1.1' | 'HTTP/2', how: Signing = {}): Signer {
+  const credentials = { accessKeyId: how.accessKeyId ?? KEY.accessKeyId, secretAccessKey: how.secretAccessKey ?? KEY.secretAccessKey }
+  const signers = new Map(['kinesis', 'firehose'].map((service) => [service, new SignatureV4({ credentials, region: how.region ?? 'us-east-1', service, sha256: Hash.bind(null, 'sha256') })]))
   return async (method, path, headers, body) => {
     const host = `127.0.0.1:${port}`
     const [pathname, query] = path.split('?')
@@ -167,10 +169,17 @@ function sdkSigner(port: number, version: 'HTTP/1.1' | 'HTTP/2'): Signer {
       query: Object.fromEntries(new URLSearchParams(query ?? '')), ...(body ? { body } : {}),
     })
     const service = (headers['x-amz-target'] ?? '').startsWith('Firehose_20150804.') ? 'firehose' : 'kinesis'
-    const signed = (await signers.get(service)!.sign(request)).headers as Record<string, string>
+    const signingDate = new Date(Date.now() + (how.skewMs ?? 0))
+    const signer = signers.get(service)!
+    const signed = how.presignExpiresS === undefined
+      ? await signer.sign(request, { signingDate })
+      // The target stays a header: AWS reads the action from X-Amz-Target only (the SDK's presigner would move every x-amz-* header into the query).
+      : await signer.presign(request, { signingDate, expiresIn: how.presignExpiresS, unhoistableHeaders: new Set(['x-amz-target']) })
+    const out = { ...(signed.headers as Record<string, string>) }
     // Over HTTP/2 the signed host travels as :authority (the session's), not as a host header.
-    if (version === 'HTTP/2') delete signed.host
-    return signed
+    if (version === 'HTTP/2') delete out.host
+    const q = new URLSearchParams(Object.entries(signed.query ?? {}).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : v === null ? [] : [[k, v]])) as [string, string][]).toString()
+    return { path: q ? `${pathname}?${q}` : pathname!, headers: out }
   }
 }
 
@@ -179,12 +188,14 @@ async function sendRow(wire: Wire, row: Row, f: Fixture, protocol: 'json' | 'cbo
   let method: string, path: string, headers: Record<string, string>, body: Buffer | null
   if ('action' in r) {
     const value = valueOf(r.body, f)
-    ;[method, path, body] = ['POST', '/', protocol === 'cbor' ? encodeCbor(value) : Buffer.from(JSON.stringify(value))]
-    headers = { 'content-type': protocol === 'cbor' ? CBOR_11 : JSON_11, 'x-amz-target': `Kinesis_20131202.${r.action}` }
+    ;[method, path, body] = ['POST', r.path ?? '/', protocol === 'cbor' ? encodeCbor(value) : Buffer.from(JSON.stringify(value))]
+    headers = { 'content-type': protocol === 'cbor' ? CBOR_11 : JSON_11, 'x-amz-target': `Kinesis_20131202.${r.action}`, ...r.headers }
   } else {
     ;[method, path, headers, body] = [r.method, r.path ?? '/', r.headers ?? {}, r.raw === undefined ? null : Buffer.from(r.raw)]
   }
-  return wire.send(method, path, sign ? await sign(method, path, headers, body) : headers, body)
+  if (!sign) return wire.send(method, path, headers, body)
+  const signed = await sign(method, path, headers, body)
+  return wire.send(method, signed.path, signed.headers, body)
 }
 
 // A relay for the table without access keys (the default), and one with them, to which every row is signed.
@@ -196,7 +207,7 @@ async function fixtureOf(port: number, sign: Signer | null): Promise<Fixture> {
   const call = async (action: string, body: unknown): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any
     const payload = Buffer.from(JSON.stringify(body))
     const headers = { 'content-type': JSON_11, 'x-amz-target': `Kinesis_20131202.${action}` }
-    const answer = await setup.send('POST', '/', sign ? await sign('POST', '/', headers, payload) : headers, payload)
+    const answer = await setup.send('POST', '/', sign ? (await sign('POST', '/', headers, payload)).headers : headers, payload)
     if (answer.status !== 200) throw new Error(`${action} failed in setup: ${answer.status} ${answer.body.toString()}`)
     return JSON.parse(answer.body.toString())
   }
@@ -242,7 +253,7 @@ for (const { relay, version, keys } of passes) {
             continue
           }
           for (const protocol of 'action' in row.request ? (['json', 'cbor'] as const) : [null]) {
-            const answer = await sendRow(wire, row, fixture, protocol, row.unsigned ? null : sign)
+            const answer = await sendRow(wire, row, fixture, protocol, row.signing ? sdkSigner(relay.httpPort, version, row.signing) : row.unsigned ? null : sign)
             const found = problems(row, answer, fixture, protocol, keys)
             const label = `${row.name}${protocol ? ` [${protocol === 'json' ? 'JSON 1.1' : 'CBOR 1.1'}]` : ''}`
             if (found.length) t.fail(label, { problems: found, source: row.source })

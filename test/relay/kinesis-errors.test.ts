@@ -614,10 +614,10 @@ t.test('with access keys configured, only correctly signed requests get through'
     t.same(await read(good.h1), locked, 'the stream holds only the signed records')
   })
 
-  await t.test('an unsigned request is MissingAuthenticationTokenException with HTTP 403', async (t) => {
+  await t.test('an unsigned request is MissingAuthenticationTokenException with HTTP 400', async (t) => {
     isError(t, await call(secured.endpoint, 'PutRecord', { StreamName: 'locked', PartitionKey: 'pk', Data: b64('unsigned') }),
-      'MissingAuthenticationTokenException', 'Missing Authentication Token', 403)
-    isError(t, await call(secured.endpoint, 'ListStreams', {}), 'MissingAuthenticationTokenException', 'Missing Authentication Token', 403)
+      'MissingAuthenticationTokenException', 'Missing Authentication Token', 400)
+    isError(t, await call(secured.endpoint, 'ListStreams', {}), 'MissingAuthenticationTokenException', 'Missing Authentication Token', 400)
     isError(t, await call(secured.endpoint, 'PutRecord', { StreamName: 'locked', PartitionKey: 'pk', Data: b64('fake') },
       { headers: { authorization: 'Bearer not-sigv4' } }), 'IncompleteSignatureException', undefined, 400)
     t.same(await read(good.h1), locked, 'the stream holds only the signed records')

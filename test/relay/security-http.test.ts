@@ -251,11 +251,11 @@ t.test('connections past the per-address cap are closed at once; other addresses
   t.equal(res.status, 200, 'another address is served')
 })
 
-t.test('without credentials a body is never read: the answer comes after the headers alone', async (t) => {
+t.test('without credentials a large body is never read: the answer comes after the headers alone, or after 64 KiB of a streamed body', async (t) => {
   const relay = await testRelay(t, { accessKeys: [KEY], httpIdleMs: 120_000 })
   const port = relay.httpPort
   const cases: [string, Record<string, string>, number, RegExp][] = [
-    ['no Authorization', apiHeaders({}), 403, /MissingAuthenticationTokenException/],
+    ['no Authorization', apiHeaders({}), 400, /MissingAuthenticationTokenException/],
     ['an unknown key id', apiHeaders(forgedAuth('AKIDNOBODY')), 400, /UnrecognizedClientException/],
     ['a scope in another region', apiHeaders({ ...forgedAuth(), authorization: forgedAuth().authorization!.replace('us-east-1', 'eu-west-1') }), 400, /InvalidSignatureException/],
   ]
@@ -274,9 +274,23 @@ t.test('without credentials a body is never read: the answer comes after the hea
   const h2 = h2Session(port)
   t.teardown(() => h2.session.destroy())
   const s = await h2.stalled(apiHeaders({}), 12 * MiB, 10).ended
-  t.equal(s.status, 403, 'HTTP/2: answered before the body')
+  t.equal(s.status, 400, 'HTTP/2: answered before the body')
   t.match(s.body, /MissingAuthenticationTokenException/)
   t.equal((await health(relay.endpoint)).json.http.bodyBytesInFlight, 0, 'no body byte was held')
+
+  // A body with no declared length is read only as far as AWS's front door needs (64 KiB), then answered.
+  const chunked = net.connect({ port, host: '127.0.0.1', localAddress: ATTACKER })
+  chunked.on('error', () => {})
+  chunked.write(['POST / HTTP/1.1', 'host: 127.0.0.1', 'transfer-encoding: chunked', ...Object.entries(apiHeaders({})).map(([k, v]) => `${k}: ${v}`)].join('\r\n') + '\r\n\r\n')
+  const piece = Buffer.alloc(16 * 1024, 0x61)
+  for (let i = 0; i < 8; i++) chunked.write(Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]))
+  let raw = ''
+  chunked.on('data', (d: Buffer) => { raw += d.toString('latin1') })
+  await new Promise((r) => chunked.on('close', r))
+  t.match(raw, /^HTTP\/1\.1 400 /, 'a streamed body past 64 KiB without credentials: answered 400 without its end')
+  t.match(raw, /MissingAuthenticationTokenException/)
+  t.match(raw.toLowerCase(), /connection: close/)
+  t.equal((await health(relay.endpoint)).json.http.bodyBytesInFlight, 0, 'and none of it is held')
 })
 
 t.test('a body declared over 12 MiB is refused before it is read', async (t) => {

@@ -25,11 +25,11 @@ export const valueOf = <T>(v: Value<T>, f: Fixture): T => (typeof v === 'functio
 
 /**
  * The request. With `action`, the body is a JSON-shaped object sent as JSON 1.1 and again as CBOR
- * 1.1 (Content-Type and X-Amz-Target set by the runner). Without it, the request is sent exactly as
+ * 1.1 (Content-Type and X-Amz-Target set by the runner, beside `headers`, to `path` or `/`). Without it, the request is sent exactly as
  * given (method, path, headers, raw body), once per HTTP version.
  */
 export type Request =
-  | { action: string; body: Value<unknown> }
+  | { action: string; body: Value<unknown>; headers?: Record<string, string>; path?: string }
   | { method: string; path?: string; headers?: Record<string, string>; raw?: string | Buffer }
 
 /** A header's expectation: its exact value, a pattern, or null when it must be absent. */
@@ -63,8 +63,26 @@ export interface Row {
    * for what AWS answers before it looks at credentials; `keyed` is the answer there when it differs.
    */
   unsigned?: { keyed?: Expectation }
+  /**
+   * Signed by the AWS SDK's signer in a way other than the usual, on both relays (the one without
+   * access keys takes any signature): another key or secret, another region, a clock `skewMs` off,
+   * or presigned (query-string auth) with `presignExpiresS`.
+   */
+  signing?: Signing
+  /** The answer of the relay with access keys, where it differs from `expect` (a row with `signing`). */
+  keyed?: Expectation
   /** Only over this HTTP version, and why (a request the other cannot carry). */
   only?: { version: 'HTTP/1.1' | 'HTTP/2'; why: string }
+}
+
+export interface Signing {
+  accessKeyId?: string
+  secretAccessKey?: string
+  region?: string
+  /** The signing time's distance from now, in ms (negative: in the past). */
+  skewMs?: number
+  /** Presigned, valid for this many seconds from the signing time. */
+  presignExpiresS?: number
 }
 
 /** AWS's headers on every answer: a request id (a UUID) and an x-amz-id-2 (base64 of 64–80 bytes). */
