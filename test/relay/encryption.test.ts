@@ -170,7 +170,7 @@ t.test('enhanced monitoring is recorded and reported, with Current and Desired m
   t.equal(off.CurrentShardLevelMetrics!.length, 7)
   t.same(off.DesiredShardLevelMetrics, ['IncomingRecords', 'OutgoingBytes', 'OutgoingRecords', 'WriteProvisionedThroughputExceeded', 'ReadProvisionedThroughputExceeded'])
   t.same((await client.send(new DescribeStreamSummaryCommand({ StreamName: 'mon' }))).StreamDescriptionSummary!.EnhancedMonitoring, [{ ShardLevelMetrics: off.DesiredShardLevelMetrics }])
-  await t.rejects(client.send(new EnableEnhancedMonitoringCommand({ StreamName: 'mon', ShardLevelMetrics: ['Bogus' as 'ALL'] })), { name: 'ValidationException', message: /at 'shardLevelMetrics.1.member' failed to satisfy constraint: Member must satisfy enum value set/ })
+  await t.rejects(client.send(new EnableEnhancedMonitoringCommand({ StreamName: 'mon', ShardLevelMetrics: ['Bogus' as 'ALL'] })), { name: 'ValidationException', message: /Value '\[Bogus\]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: \[Member must satisfy enum value set: \[/ })
   await t.rejects(client.send(new EnableEnhancedMonitoringCommand({ StreamName: 'mon', ShardLevelMetrics: [] })), { name: 'ValidationException', message: /Member must have length greater than or equal to 1/ })
 })
 

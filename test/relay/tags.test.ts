@@ -68,7 +68,7 @@ t.test('tag limits and refusals, with AWS types and wording', async (t) => {
   await t.rejects(client.send(new AddTagsToStreamCommand({ StreamName, Tags: { ['k'.repeat(129)]: 'x' } })), {
     name: 'ValidationException', message: /at 'tags' failed to satisfy constraint: Map keys must satisfy constraint: \[Member must have length less than or equal to 128, Member must have length greater than or equal to 1\]/,
   })
-  await t.rejects(client.send(new AddTagsToStreamCommand({ StreamName, Tags: { k: 'v'.repeat(257) } })), { name: 'ValidationException', message: /at 'tags.k' failed to satisfy constraint: Member must have length less than or equal to 256/ })
+  await t.rejects(client.send(new AddTagsToStreamCommand({ StreamName, Tags: { k: 'v'.repeat(257) } })), { name: 'ValidationException', message: /at 'tags' failed to satisfy constraint: Map value must satisfy constraint: \[Member must have length less than or equal to 256, Member must have length greater than or equal to 0\]/ })
   await t.rejects(client.send(new AddTagsToStreamCommand({ StreamName, Tags: {} })), { name: 'ValidationException', message: /Member must have length greater than or equal to 1/ })
   await t.rejects(client.send(new RemoveTagsFromStreamCommand({ StreamName, TagKeys: Array.from({ length: 51 }, (_, i) => `k${i}`) })), { name: 'ValidationException', message: /at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to 50/ })
   await t.rejects(client.send(new ListTagsForStreamCommand({ StreamName, Limit: 51 })), { name: 'ValidationException', message: /at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50/ })

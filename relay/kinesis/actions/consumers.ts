@@ -6,7 +6,7 @@ import type { ConsumerMeta } from '../../meta/types.js'
 import type { StreamState } from '../../streams.js'
 import { resolveStream, seconds, type ApiContext } from '../context.js'
 import { consumerArnNotOfStream, consumerNameArnMismatch, consumerRefMissing, invalidNextToken, TagAttempt } from '../errors.js'
-import { StreamARN, validate, type Shape } from '../validate.js'
+import { required, StreamARN, StreamId, TagMap, validate, type Shape } from '../validate.js'
 import { checkTagCharacters } from './tags.js'
 
 /** AWS's default quota of registered consumers per stream. */
@@ -42,14 +42,12 @@ function findConsumer(req: { StreamARN?: string; ConsumerName?: string; Consumer
   return { consumer, stream }
 }
 
-const CONSUMER_REF: Record<string, Shape> = { StreamARN, ConsumerName, ConsumerARN }
+const CONSUMER_REF: Record<string, Shape> = { StreamARN, ConsumerName, ConsumerARN, StreamId }
 
 export async function registerStreamConsumer(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamARN: string; ConsumerName: string; Tags?: Record<string, string> }>(body, {
-    StreamARN: { ...StreamARN, required: true } as Shape,
-    ConsumerName: { ...ConsumerName, required: true } as Shape,
-    Tags: { type: 'map', value: { type: 'string', max: 256 }, max: 50 },
-  })
+    StreamARN: required(StreamARN), ConsumerName: required(ConsumerName), StreamId, Tags: TagMap,
+  }, 'declared')
   if (req.Tags) checkTagCharacters(Object.entries(req.Tags).flat(), TagAttempt.registerConsumer(req.ConsumerName))
   const stream = streamByArn(req.StreamARN, ctx)
   if (ctx.consumers.get(stream.meta.id, req.ConsumerName)) throw ctx.errors.consumerExists(req.ConsumerName, stream.meta.name)
@@ -60,13 +58,13 @@ export async function registerStreamConsumer(body: unknown, ctx: ApiContext) {
 }
 
 export async function describeStreamConsumer(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamARN?: string; ConsumerName?: string; ConsumerARN?: string }>(body, CONSUMER_REF)
+  const req = validate<{ StreamARN?: string; ConsumerName?: string; ConsumerARN?: string }>(body, CONSUMER_REF, 'declared')
   const { consumer, stream } = findConsumer(req, ctx)
   return { ConsumerDescription: { ...consumerJson(consumer), StreamARN: stream.meta.arn } }
 }
 
 export async function deregisterStreamConsumer(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamARN?: string; ConsumerName?: string; ConsumerARN?: string }>(body, CONSUMER_REF)
+  const req = validate<{ StreamARN?: string; ConsumerName?: string; ConsumerARN?: string }>(body, CONSUMER_REF, 'declared')
   const { consumer } = findConsumer(req, ctx)
   await ctx.consumers.deregister(consumer)
   return {}
@@ -74,11 +72,12 @@ export async function deregisterStreamConsumer(body: unknown, ctx: ApiContext) {
 
 export async function listStreamConsumers(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamARN: string; NextToken?: string; MaxResults?: number; StreamCreationTimestamp?: number }>(body, {
-    StreamARN: { ...StreamARN, required: true } as Shape,
+    StreamARN: required(StreamARN),
     NextToken: { type: 'string', min: 1, max: 1048576 },
     MaxResults: { type: 'integer', min: 1, max: 10000 },
     StreamCreationTimestamp: { type: 'timestamp' },
-  })
+    StreamId,
+  }, 'declared')
   const stream = streamByArn(req.StreamARN, ctx)
   if (req.StreamCreationTimestamp !== undefined && Math.floor(req.StreamCreationTimestamp / 1000) !== Math.floor(stream.meta.createdMs / 1000)) {
     throw ctx.errors.streamCreatedAtNotFound(stream.meta.name, req.StreamCreationTimestamp)

@@ -5,7 +5,7 @@
 import type { StreamState } from '../../streams.js'
 import { resolveStream, type ApiContext } from '../context.js'
 import { encryptionTypeNotKms, invalidKeyId } from '../errors.js'
-import { StreamARN, StreamName, validate } from '../validate.js'
+import { StreamARN, StreamId, StreamName, validate } from '../validate.js'
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
 const ALIAS = 'alias/[a-zA-Z0-9/_-]+'
@@ -22,10 +22,11 @@ interface EncryptionRequest { StreamName?: string; StreamARN?: string; Encryptio
 /** The request of Start/StopStreamEncryption, validated, with the stream it names. */
 function request(body: unknown, action: string, ctx: ApiContext): { req: EncryptionRequest; state: StreamState } {
   const req = validate<EncryptionRequest>(body, {
-    StreamName, StreamARN,
+    StreamName,
     EncryptionType: { type: 'string', required: true, enum: ['NONE', 'KMS'] },
     KeyId: { type: 'string', required: true, min: 1, max: 2048 },
-  })
+    StreamARN, StreamId,
+  }, 'declared')
   const state = resolveStream(req, ctx)
   if (req.EncryptionType !== 'KMS') throw encryptionTypeNotKms(req.EncryptionType, action)
   checkKeyId(req.KeyId)

@@ -3,10 +3,10 @@
  * relay/throughput.ts; PutRecord(s) and GetRecords meter against them.)
  */
 import { resolveStream, type ApiContext } from '../context.js'
-import { StreamARN, validate } from '../validate.js'
+import { required, StreamARN, StreamId, StreamModeDetails, validate } from '../validate.js'
 
 export async function describeLimits(body: unknown, ctx: ApiContext) {
-  validate(body, {})
+  validate(body, {}, 'declared')
   const streams = ctx.streams.list()
   return {
     ShardLimit: ctx.streams.shardLimit,
@@ -18,9 +18,8 @@ export async function describeLimits(body: unknown, ctx: ApiContext) {
 
 export async function updateStreamMode(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamARN: string; StreamModeDetails: { StreamMode: 'PROVISIONED' | 'ON_DEMAND' } }>(body, {
-    StreamARN: { ...StreamARN, required: true } as typeof StreamARN,
-    StreamModeDetails: { type: 'structure', required: true, fields: { StreamMode: { type: 'string', required: true, enum: ['PROVISIONED', 'ON_DEMAND'] } } },
-  })
+    StreamARN: required(StreamARN), StreamId, StreamModeDetails: required(StreamModeDetails), WarmThroughputMiBps: { type: 'integer', min: 0 },
+  }, 'declared')
   const state = resolveStream(req, ctx)
   if (state.meta.status !== 'ACTIVE') throw ctx.errors.notActive(state.meta.name, state.meta.status)
   if (state.meta.mode === req.StreamModeDetails.StreamMode) throw ctx.errors.alreadyInMode(state.meta.name, state.meta.mode)

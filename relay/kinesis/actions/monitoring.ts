@@ -3,7 +3,7 @@
  * its own /metrics already carry per-stream counters.
  */
 import { resolveStream, type ApiContext } from '../context.js'
-import { StreamARN, StreamName, validate, type Shape } from '../validate.js'
+import { StreamARN, StreamId, StreamName, validate, type Shape } from '../validate.js'
 
 export const SHARD_LEVEL_METRICS = [
   'IncomingBytes', 'IncomingRecords', 'OutgoingBytes', 'OutgoingRecords',
@@ -20,8 +20,8 @@ const ordered = (set: Set<string>) => SHARD_LEVEL_METRICS.filter((m) => set.has(
 
 async function changeMonitoring(body: unknown, ctx: ApiContext, enable: boolean) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardLevelMetrics: string[] }>(body, {
-    StreamName, StreamARN, ShardLevelMetrics: METRICS_SHAPE,
-  })
+    StreamName, ShardLevelMetrics: METRICS_SHAPE, StreamARN, StreamId,
+  }, 'declared')
   const state = resolveStream(req, ctx)
   const current = ctx.settings.get(state.meta.id).shardLevelMetrics
   const desired = new Set(current)

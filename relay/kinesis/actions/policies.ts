@@ -5,11 +5,7 @@
  */
 import type { ApiContext } from '../context.js'
 import { policyNotFound, policyNotJson, policyWithoutStatement } from '../errors.js'
-import { validate } from '../validate.js'
-
-const ResourceARN = { type: 'string', required: true, min: 1, max: 2048, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.*' } as const
-/** AWS's limit on a resource policy document. */
-const MAX_POLICY = 20480
+import { ResourceARN, StreamId, validate } from '../validate.js'
 
 /** The resource a policy is attached to must exist: a stream, or a consumer of one. */
 function checkResource(arn: string, ctx: ApiContext): void {
@@ -26,8 +22,8 @@ function checkResource(arn: string, ctx: ApiContext): void {
 
 export async function putResourcePolicy(body: unknown, ctx: ApiContext) {
   const req = validate<{ ResourceARN: string; Policy: string }>(body, {
-    ResourceARN, Policy: { type: 'string', required: true, min: 1, max: MAX_POLICY },
-  })
+    ResourceARN, StreamId, Policy: { type: 'string', required: true },
+  }, 'declared')
   checkResource(req.ResourceARN, ctx)
   let doc: unknown
   try {
@@ -41,14 +37,14 @@ export async function putResourcePolicy(body: unknown, ctx: ApiContext) {
 }
 
 export async function getResourcePolicy(body: unknown, ctx: ApiContext) {
-  const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
+  const req = validate<{ ResourceARN: string }>(body, { ResourceARN, StreamId }, 'declared')
   checkResource(req.ResourceARN, ctx)
   // No policy attached reads as an empty document, as AWS answers.
   return { Policy: (await ctx.meta.getResourcePolicy(req.ResourceARN)) ?? '{}' }
 }
 
 export async function deleteResourcePolicy(body: unknown, ctx: ApiContext) {
-  const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
+  const req = validate<{ ResourceARN: string }>(body, { ResourceARN, StreamId }, 'declared')
   checkResource(req.ResourceARN, ctx)
   if (!(await ctx.meta.deleteResourcePolicy(req.ResourceARN))) throw policyNotFound(req.ResourceARN)
   return {}

@@ -10,7 +10,7 @@ import type { ShardState, StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
 import { resolveStream, streamExtras, type ApiContext } from '../context.js'
 import { hashKeyOutOfRange, recordsTooLarge, type KinesisError } from '../errors.js'
-import { Data, ExplicitHashKey, PartitionKey, SequenceNumber, validate } from '../validate.js'
+import { Data, ExplicitHashKey, PartitionKey, SequenceNumber, validate, type Shape } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
 function hashKeyOf(text: string | undefined): bigint | undefined {
@@ -41,10 +41,14 @@ function meter(state: StreamState, records: IngestRecord[], ctx: ApiContext): { 
   return { shards, refused }
 }
 
+/** kinesalite's validations/putRecords.js: AWS's order, and the class AWS names the entries by. */
+const RequestEntry: Shape = { type: 'structure', fields: { PartitionKey, ExplicitHashKey, Data }, javaName: 'com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry' }
+
 export async function putRecord(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; Data: Buffer; PartitionKey: string; ExplicitHashKey?: string; SequenceNumberForOrdering?: string }>(body, {
-    ...STREAM_REF, Data, PartitionKey, ExplicitHashKey, SequenceNumberForOrdering: SequenceNumber,
-  })
+    // kinesalite's validations/putRecord.js records AWS's order.
+    SequenceNumberForOrdering: SequenceNumber, PartitionKey, ExplicitHashKey, Data, ...STREAM_REF,
+  }, 'declared')
   const state = resolveStream(req, ctx)
   const records = [recordOf(req)]
   const metered = meter(state, records, ctx)
@@ -56,9 +60,9 @@ export async function putRecord(body: unknown, ctx: ApiContext) {
 
 export async function putRecords(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; Records: { Data: Buffer; PartitionKey: string; ExplicitHashKey?: string }[] }>(body, {
+    Records: { type: 'list', required: true, min: 1, max: Limits.maxPutRecordsCount, member: RequestEntry },
     ...STREAM_REF,
-    Records: { type: 'list', required: true, min: 1, max: Limits.maxPutRecordsCount, member: { type: 'structure', fields: { Data, PartitionKey, ExplicitHashKey } } },
-  })
+  }, 'declared')
   const state = resolveStream(req, ctx)
   let total = 0
   const records = req.Records.map((r) => {

@@ -3,21 +3,21 @@
  * shard and the next offset, authenticated and expiring (iterator.ts).
  */
 import { Limits } from '../../../shared/limits.js'
-import { START_TYPES, type StartType } from '../../reader.js'
+import type { StartType } from '../../reader.js'
 import { shardIdOf } from '../../shardmap.js'
 import { streamNameOf, type StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
 import { childShardsJson, findShard, namedStream, positionOf, recordJson, resolveStream, shardIndexIn, startOffset, type ApiContext } from '../context.js'
 import { KinesisError, iteratorTypeForbidsSequence, iteratorTypeNeedsSequence } from '../errors.js'
-import { SequenceNumber, ShardId, ShardIterator, StreamARN, validate, type Shape } from '../validate.js'
-import { STREAM_REF } from './streams.js'
+import { required, SequenceNumber, SHARD_ITERATOR_TYPES, ShardId, ShardIterator, StreamARN, StreamId, StreamName, validate } from '../validate.js'
 
 export async function getShardIterator(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardId: string; ShardIteratorType: StartType; StartingSequenceNumber?: string; Timestamp?: number }>(body, {
-    ...STREAM_REF, ShardId: { ...ShardId, required: true } as Shape,
-    ShardIteratorType: { type: 'string', required: true, enum: START_TYPES },
-    StartingSequenceNumber: SequenceNumber, Timestamp: { type: 'timestamp' },
-  })
+    // kinesalite's validations/getShardIterator.js: AWS's order, members and enum alike.
+    ShardId: required(ShardId),
+    ShardIteratorType: { type: 'string', required: true, enum: SHARD_ITERATOR_TYPES },
+    StartingSequenceNumber: SequenceNumber, StreamName, Timestamp: { type: 'timestamp' }, StreamARN, StreamId,
+  }, 'declared')
   // The shard id is read before the stream is looked up; a stream that is not there is reported as its shard.
   const name = namedStream(req, ctx)
   const index = shardIndexIn(req.ShardId, name, ctx)
@@ -38,8 +38,9 @@ export async function getShardIterator(body: unknown, ctx: ApiContext) {
 
 export async function getRecords(body: unknown, ctx: ApiContext) {
   const req = validate<{ ShardIterator: string; Limit?: number; StreamARN?: string }>(body, {
-    ShardIterator, Limit: { type: 'integer', min: 1, max: 10000 }, StreamARN,
-  })
+    // kinesalite's validations/getRecords.js: Limit, ShardIterator.
+    Limit: { type: 'integer', min: 1, max: 10000 }, ShardIterator, StreamARN, StreamId,
+  }, 'declared')
   const position = ctx.iterators.decode(req.ShardIterator, ctx.now())
   const state = ctx.streams.getById(position.streamId)
   const shard = state?.shards.find((s) => s.meta.index === position.shardIndex)

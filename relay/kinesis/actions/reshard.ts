@@ -7,7 +7,7 @@ import { Limits } from '../../../shared/limits.js'
 import type { ShardState, StreamState } from '../../streams.js'
 import { shardIdOf } from '../../shardmap.js'
 import { namedStream, resolveStream, shardIndexIn, type ApiContext } from '../context.js'
-import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
+import { ShardId, StreamARN, StreamId, StreamName, validate, type Shape } from '../validate.js'
 
 const HashKey: Shape = { type: 'string', required: true, pattern: '0|([1-9]\\d{0,38})' }
 const RequiredShardId = { ...ShardId, required: true } as Shape
@@ -58,8 +58,9 @@ async function run(state: StreamState, ctx: ApiContext, change: () => Promise<vo
 
 export async function splitShard(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardToSplit: string; NewStartingHashKey: string }>(body, {
-    StreamName, StreamARN, ShardToSplit: RequiredShardId, NewStartingHashKey: HashKey,
-  })
+    // kinesalite's validations/splitShard.js: NewStartingHashKey, StreamName, ShardToSplit.
+    NewStartingHashKey: HashKey, StreamName, ShardToSplit: RequiredShardId, StreamARN, StreamId,
+  }, 'declared')
   // Shard ids are read before the stream is looked up, as Kinesis reads them.
   shardIndexIn(req.ShardToSplit, namedStream(req, ctx), ctx)
   const state = reshardableStream(req, ctx)
@@ -75,8 +76,9 @@ export async function splitShard(body: unknown, ctx: ApiContext) {
 
 export async function mergeShards(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ShardToMerge: string; AdjacentShardToMerge: string }>(body, {
-    StreamName, StreamARN, ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId,
-  })
+    // kinesalite's validations/mergeShards.js: ShardToMerge, AdjacentShardToMerge, StreamName.
+    ShardToMerge: RequiredShardId, AdjacentShardToMerge: RequiredShardId, StreamName, StreamARN, StreamId,
+  }, 'declared')
   for (const id of [req.ShardToMerge, req.AdjacentShardToMerge]) shardIndexIn(id, namedStream(req, ctx), ctx)
   const state = reshardableStream(req, ctx)
   const a = openShard(state, req.ShardToMerge, ctx)
@@ -88,10 +90,12 @@ export async function mergeShards(body: unknown, ctx: ApiContext) {
 
 export async function updateShardCount(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; TargetShardCount: number; ScalingType: string }>(body, {
-    StreamName, StreamARN,
-    TargetShardCount: { type: 'integer', required: true, min: 1, max: 100000 },
+    // kinesalite's validations/updateShardCount.js: ScalingType, StreamName, TargetShardCount.
     ScalingType: { type: 'string', required: true, enum: ['UNIFORM_SCALING'] },
-  })
+    StreamName,
+    TargetShardCount: { type: 'integer', required: true, min: 1, max: 100000 },
+    StreamARN, StreamId,
+  }, 'declared')
   const state = reshardableStream(req, ctx)
   const current = state.open.length
   const target = req.TargetShardCount

@@ -6,12 +6,13 @@ import { Limits } from '../../../shared/limits.js'
 import type { StreamState } from '../../streams.js'
 import { resolveStream, type ApiContext } from '../context.js'
 import { retentionAboveCurrent, retentionBelowCurrent, retentionTooLong, retentionTooShort } from '../errors.js'
-import { StreamARN, StreamName, validate } from '../validate.js'
+import { StreamARN, StreamId, StreamName, validate } from '../validate.js'
 
 async function change(body: unknown, ctx: ApiContext, direction: 'increase' | 'decrease'): Promise<StreamState> {
   const req = validate<{ StreamName?: string; StreamARN?: string; RetentionPeriodHours: number }>(body, {
-    StreamName, StreamARN, RetentionPeriodHours: { type: 'integer', required: true },
-  })
+    // kinesalite's validations/*StreamRetentionPeriod.js: RetentionPeriodHours, StreamName.
+    RetentionPeriodHours: { type: 'integer', required: true }, StreamName, StreamARN, StreamId,
+  }, 'declared')
   const hours = req.RetentionPeriodHours
   if (hours < Limits.minRetentionHours) throw retentionTooShort(hours, Limits.minRetentionHours)
   if (hours > Limits.maxRetentionHours) throw retentionTooLong(hours, Limits.maxRetentionHours)

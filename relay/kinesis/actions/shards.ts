@@ -7,24 +7,26 @@ import {
   filterForbidsShardId, filterForbidsTimestamp, filterNeedsShardId, filterNeedsTimestamp, nextTokenOrStreamNameMissing, nextTokenWith,
 } from '../errors.js'
 import { shardIndexOf } from '../shardid.js'
-import { ShardId, validate } from '../validate.js'
-import { STREAM_REF } from './streams.js'
+import { ShardId, StreamARN, StreamId, StreamName, validate } from '../validate.js'
 
 export async function listShards(body: unknown, ctx: ApiContext) {
   const req = validate<{
     StreamName?: string; StreamARN?: string; NextToken?: string; ExclusiveStartShardId?: string; MaxResults?: number
     StreamCreationTimestamp?: number; ShardFilter?: { Type: string; ShardId?: string; Timestamp?: number }
   }>(body, {
-    ...STREAM_REF,
-    NextToken: { type: 'string', min: 1, max: 1048576 },
+    // kinesalite's validations/listShards.js: ExclusiveStartShardId, MaxResults, NextToken,
+    // StreamCreationTimestamp, StreamName; then the service model's order.
     ExclusiveStartShardId: ShardId,
     MaxResults: { type: 'integer', min: 1, max: 10000 },
+    NextToken: { type: 'string', min: 1, max: 1048576 },
     StreamCreationTimestamp: { type: 'timestamp' },
+    StreamName,
     ShardFilter: { type: 'structure', fields: {
       Type: { type: 'string', required: true, enum: ['AFTER_SHARD_ID', 'AT_TRIM_HORIZON', 'FROM_TRIM_HORIZON', 'AT_LATEST', 'AT_TIMESTAMP', 'FROM_TIMESTAMP'] },
       ShardId, Timestamp: { type: 'timestamp' },
     } },
-  })
+    StreamARN, StreamId,
+  }, 'declared')
   if (req.NextToken !== undefined && (req.StreamName !== undefined || req.StreamARN !== undefined)) throw nextTokenWith('StreamName')
   // The token names the stream, the position and the filter (a ShardFilter sent again with it is ignored).
   if (req.NextToken !== undefined && req.ExclusiveStartShardId !== undefined) throw nextTokenWith('ExclusiveStartShardId')

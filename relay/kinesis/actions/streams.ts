@@ -6,17 +6,24 @@ import { Limits } from '../../../shared/limits.js'
 import type { StreamState } from '../../streams.js'
 import { namedStream, resolveStream, seconds, shardIndexIn, shardJson, streamExtras, type ApiContext } from '../context.js'
 import { shardCountWithOnDemand } from '../errors.js'
-import { ShardId, StreamARN, StreamName, validate, type Shape } from '../validate.js'
+import { required, ShardId, StreamARN, StreamId, StreamModeDetails, StreamName, TagMap, validate, type Shape } from '../validate.js'
 
-export const STREAM_REF: Record<string, Shape> = { StreamName, StreamARN }
+/**
+ * The members that name a stream, in AWS's order: StreamName where kinesalite records AWS placing it,
+ * then the members AWS added after kinesalite (StreamARN, StreamId) in the service model's order.
+ */
+export const STREAM_REF: Record<string, Shape> = { StreamName, StreamARN, StreamId }
 
 export async function createStream(body: unknown, ctx: ApiContext) {
+  // kinesalite's validations/createStream.js: ShardCount, StreamName; then the service model's order.
   const req = validate<{ StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string } }>(body, {
-    StreamName: { ...StreamName, required: true } as Shape,
     ShardCount: { type: 'integer', min: 1, max: 100000 },
-    StreamModeDetails: { type: 'structure', fields: { StreamMode: { type: 'string', required: true, enum: ['PROVISIONED', 'ON_DEMAND'] } } },
-    Tags: { type: 'map', key: { type: 'string', min: 1, max: 128 }, value: { type: 'string', max: 256 }, max: 50 },
-  }) as { StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string }; Tags?: Record<string, string> }
+    StreamName: required(StreamName),
+    StreamModeDetails,
+    Tags: TagMap,
+    WarmThroughputMiBps: { type: 'integer', min: 0 },
+    MaxRecordSizeInKiB: { type: 'integer', min: 1024, max: 10240 },
+  }, 'declared') as { StreamName: string; ShardCount?: number; StreamModeDetails?: { StreamMode: string }; Tags?: Record<string, string> }
   const onDemand = req.StreamModeDetails?.StreamMode === 'ON_DEMAND' || req.ShardCount === undefined
   if (onDemand && req.ShardCount !== undefined && req.StreamModeDetails?.StreamMode === 'ON_DEMAND') {
     throw shardCountWithOnDemand()
@@ -37,7 +44,9 @@ export async function createStream(body: unknown, ctx: ApiContext) {
 }
 
 export async function deleteStream(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamName?: string; StreamARN?: string; EnforceConsumerDeletion?: boolean }>(body, { ...STREAM_REF, EnforceConsumerDeletion: { type: 'boolean' } })
+  const req = validate<{ StreamName?: string; StreamARN?: string; EnforceConsumerDeletion?: boolean }>(body, {
+    StreamName, EnforceConsumerDeletion: { type: 'boolean' }, StreamARN, StreamId,
+  }, 'declared')
   const state = resolveStream(req, ctx)
   if (!req.EnforceConsumerDeletion && streamExtras(state, ctx).ConsumerCount > 0) throw ctx.errors.streamHasConsumers(state.meta.name)
   await ctx.streams.delete(state.meta.name)
@@ -58,9 +67,10 @@ const retentionJson = (state: StreamState) => ({
 })
 
 export async function describeStream(body: unknown, ctx: ApiContext) {
+  // kinesalite's validations/describeStream.js: Limit, ExclusiveStartShardId, StreamName.
   const req = validate<{ StreamName?: string; StreamARN?: string; Limit?: number; ExclusiveStartShardId?: string }>(body, {
-    ...STREAM_REF, Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartShardId: ShardId,
-  })
+    Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartShardId: ShardId, ...STREAM_REF,
+  }, 'declared')
   // An ExclusiveStartShardId in any form Kinesis reads (shardid.ts), checked before the stream is looked up.
   const after = req.ExclusiveStartShardId === undefined ? -1 : shardIndexIn(req.ExclusiveStartShardId, namedStream(req, ctx), ctx)
   const state = resolveStream(req, ctx)
@@ -79,7 +89,7 @@ export async function describeStream(body: unknown, ctx: ApiContext) {
 }
 
 export async function describeStreamSummary(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamName?: string; StreamARN?: string }>(body, STREAM_REF)
+  const req = validate<{ StreamName?: string; StreamARN?: string }>(body, STREAM_REF, 'declared')
   const state = resolveStream(req, ctx)
   return {
     StreamDescriptionSummary: {
@@ -94,7 +104,7 @@ export async function describeStreamSummary(body: unknown, ctx: ApiContext) {
 export async function listStreams(body: unknown, ctx: ApiContext) {
   const req = validate<{ Limit?: number; ExclusiveStartStreamName?: string; NextToken?: string }>(body, {
     Limit: { type: 'integer', min: 1, max: 10000 }, ExclusiveStartStreamName: StreamName, NextToken: { type: 'string', min: 1, max: 1048576 },
-  })
+  }, 'declared')
   let after = req.ExclusiveStartStreamName
   if (req.NextToken !== undefined) after = ctx.tokens.decode<{ after: string }>(req.NextToken, 'ListStreams').after
   const limit = req.Limit ?? 100

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { SubscriptionBusyError, type EndReason, type FanoutEvent, type FanoutSink, type Subscription } from '../../fanout.js'
 import type { AnyResponse } from '../../http.js'
-import { START_TYPES, type StartType } from '../../reader.js'
+import type { StartType } from '../../reader.js'
 import { childShardsJson, findShard, positionOf, recordJson, startOffset, StreamingResult, type ApiContext } from '../context.js'
 import {
   consumerDeregistered, consumerNotActive, positionTypeForbidsSequence, positionTypeNeedsSequence, subscriptionBusy, subscriptionTakenOver,
@@ -17,20 +17,22 @@ import {
 } from '../errors.js'
 import { eventMessage, exceptionMessage } from '../eventstream.js'
 import type { Protocol } from '../protocol.js'
-import { SequenceNumber, ShardId, validate, type Shape } from '../validate.js'
+import { required, SequenceNumber, SHARD_ITERATOR_TYPES, ShardId, StreamId, validate } from '../validate.js'
 import { ConsumerARN } from './consumers.js'
 
 const EVENTSTREAM_TYPE = 'application/vnd.amazon.eventstream'
 
 export async function subscribeToShard(body: unknown, ctx: ApiContext): Promise<StreamingResult> {
   const req = validate<{ ConsumerARN: string; ShardId: string; StartingPosition: { Type: StartType; SequenceNumber?: string; Timestamp?: number } }>(body, {
-    ConsumerARN: { ...ConsumerARN, required: true } as Shape,
-    ShardId: { ...ShardId, required: true } as Shape,
+    // The service model's order (kinesalite predates the action); Type is AWS's ShardIteratorType.
+    ConsumerARN: required(ConsumerARN),
+    StreamId,
+    ShardId: required(ShardId),
     StartingPosition: {
       type: 'structure', required: true,
-      fields: { Type: { type: 'string', required: true, enum: START_TYPES }, SequenceNumber, Timestamp: { type: 'timestamp' } },
+      fields: { Type: { type: 'string', required: true, enum: SHARD_ITERATOR_TYPES }, SequenceNumber, Timestamp: { type: 'timestamp' } },
     },
-  })
+  }, 'declared')
   const found = ctx.consumers.byArn(req.ConsumerARN)
   if (!found) throw ctx.errors.consumerNotFound(req.ConsumerARN)
   const { consumer, stream } = found

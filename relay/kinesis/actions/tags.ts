@@ -10,14 +10,9 @@ import type { StreamState } from '../../streams.js'
 import { THROUGHPUT_TAG } from '../../throughput.js'
 import { resolveStream, type ApiContext } from '../context.js'
 import { illegalTagCharacters, invalidTagCharacters, TagAttempt, tagsPerConsumerExceeded, throughputTagValue, type TagChange } from '../errors.js'
-import { StreamARN, StreamName, validate, type Shape } from '../validate.js'
+import { required, ResourceARN, StreamARN, StreamId, StreamName, TagKey, TagKeyList, TagMap, validate } from '../validate.js'
 
 export const MAX_TAGS_PER_STREAM = 50
-
-const TagKey: Shape = { type: 'string', min: 1, max: 128 }
-const TagMap: Shape = { type: 'map', required: true, min: 1, max: 200, key: TagKey, value: { type: 'string', min: 0, max: 256 } }
-const TagKeyList: Shape = { type: 'list', required: true, min: 1, max: 50, member: TagKey }
-const ResourceARN: Shape = { type: 'string', required: true, min: 1, max: 1011, pattern: 'arn:aws.*:kinesis:.*:\\d{12}:.+' }
 
 const ALLOWED = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u
 
@@ -57,21 +52,28 @@ function resource(arn: string, ctx: ApiContext): { stream: StreamState } | { con
 }
 
 export async function addTagsToStream(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamName?: string; StreamARN?: string; Tags: Record<string, string> }>(body, { StreamName, StreamARN, Tags: TagMap })
+  const req = validate<{ StreamName?: string; StreamARN?: string; Tags: Record<string, string> }>(body, {
+    // kinesalite's validations/addTagsToStream.js: Tags, StreamName.
+    Tags: required(TagMap), StreamName, StreamARN, StreamId,
+  }, 'declared')
   await addTags(resolveStream(req, ctx), req.Tags, ctx)
   return {}
 }
 
 export async function removeTagsFromStream(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamName?: string; StreamARN?: string; TagKeys: string[] }>(body, { StreamName, StreamARN, TagKeys: TagKeyList })
+  const req = validate<{ StreamName?: string; StreamARN?: string; TagKeys: string[] }>(body, {
+    // kinesalite's validations/removeTagsFromStream.js: TagKeys, StreamName.
+    TagKeys: required(TagKeyList), StreamName, StreamARN, StreamId,
+  }, 'declared')
   await removeTags(resolveStream(req, ctx), req.TagKeys, ctx)
   return {}
 }
 
 export async function listTagsForStream(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; ExclusiveStartTagKey?: string; Limit?: number }>(body, {
-    StreamName, StreamARN, ExclusiveStartTagKey: TagKey, Limit: { type: 'integer', min: 1, max: 50 },
-  })
+    // kinesalite's validations/listTagsForStream.js: Limit, ExclusiveStartTagKey, StreamName.
+    Limit: { type: 'integer', min: 1, max: 50 }, ExclusiveStartTagKey: TagKey, StreamName, StreamARN, StreamId,
+  }, 'declared')
   const state = resolveStream(req, ctx)
   const keys = Object.keys(state.tags).sort().filter((k) => req.ExclusiveStartTagKey === undefined || k > req.ExclusiveStartTagKey)
   const limit = req.Limit ?? 50
@@ -79,7 +81,7 @@ export async function listTagsForStream(body: unknown, ctx: ApiContext) {
 }
 
 export async function tagResource(body: unknown, ctx: ApiContext) {
-  const req = validate<{ ResourceARN: string; Tags: Record<string, string> }>(body, { Tags: TagMap, ResourceARN })
+  const req = validate<{ ResourceARN: string; Tags: Record<string, string> }>(body, { Tags: required(TagMap), ResourceARN, StreamId }, 'declared')
   const target = resource(req.ResourceARN, ctx)
   if ('stream' in target) {
     await addTags(target.stream, req.Tags, ctx)
@@ -96,7 +98,7 @@ export async function tagResource(body: unknown, ctx: ApiContext) {
 }
 
 export async function untagResource(body: unknown, ctx: ApiContext) {
-  const req = validate<{ ResourceARN: string; TagKeys: string[] }>(body, { TagKeys: TagKeyList, ResourceARN })
+  const req = validate<{ ResourceARN: string; TagKeys: string[] }>(body, { TagKeys: required(TagKeyList), ResourceARN, StreamId }, 'declared')
   const target = resource(req.ResourceARN, ctx)
   if ('stream' in target) await removeTags(target.stream, req.TagKeys, ctx)
   else {
@@ -107,7 +109,7 @@ export async function untagResource(body: unknown, ctx: ApiContext) {
 }
 
 export async function listTagsForResource(body: unknown, ctx: ApiContext) {
-  const req = validate<{ ResourceARN: string }>(body, { ResourceARN })
+  const req = validate<{ ResourceARN: string }>(body, { ResourceARN, StreamId }, 'declared')
   const target = resource(req.ResourceARN, ctx)
   const tags = 'stream' in target ? target.stream.tags : await ctx.consumers.tags(target.consumer)
   return { Tags: Object.keys(tags).sort().map((k) => ({ Key: k, Value: tags[k]! })) }
