@@ -1,10 +1,15 @@
 /**
  * The Kinesis API through the unmodified AWS SDK (@aws-sdk/client-kinesis): PutRecords (500 records
- * of 100 bytes per call, 8 calls in flight) then GetRecords of everything, against the relay and
- * against kinesalite (the common local emulator, in-memory) in the same run, each server in its own
- * process. Both with the SDK's HTTP/1.1 handler (kinesalite speaks only HTTP/1.1); the relay also
- * with the SDK's default HTTP/2 handler. CSV on stdout, progress on stderr.
- * Usage: npx tsx bench/kinesis-api.ts [seconds=5]
+ * of 100 bytes per call, 4 calls in flight unless told) then GetRecords of everything, against the
+ * relay, against kinesalite (the common local emulator, in-memory) and against a canned server that
+ * does no work (`canned-kinesis.ts`: the ceiling of this client and transport, issue 17), in the same
+ * run, each server in its own process. All with the SDK's HTTP/1.1 handler (kinesalite speaks only
+ * HTTP/1.1); the relay and the canned server also with the SDK's default HTTP/2 handler. Each relay
+ * row is measured next to its canned row, so its share of the ceiling (relay ÷ canned, same handler)
+ * comes from neighbouring minutes. A warm-up (PutRecords and GetRecords for `warmup` seconds against
+ * the relay and the canned server, not counted) first, so no row pays for the SDK's or the server's
+ * JIT compilation. CSV on stdout, progress on stderr.
+ * Usage: npx tsx bench/kinesis-api.ts [seconds=5] [inflight=4] [warmup=1]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -12,14 +17,15 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { once } from 'node:events'
 import net from 'node:net'
-import { KinesisClient, CreateStreamCommand, PutRecordsCommand, GetShardIteratorCommand, GetRecordsCommand, DescribeStreamCommand } from '@aws-sdk/client-kinesis'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { kinesisClient, createBenchStream, putFor, getAll } from './kinesis-workload.js'
 
 const seconds = Number(process.argv[2] ?? 5)
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const IN_FLIGHT = 8
-const data = Buffer.alloc(100, 0x61)
+const inFlight = Number(process.argv[3] ?? 4)
+const warmup = Number(process.argv[4] ?? 1)
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -39,44 +45,17 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`)
 }
 
-async function measure(name: string, endpoint: string, h1: boolean): Promise<{ put: number; get: number }> {
-  const client = new KinesisClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, ...(h1 ? { requestHandler: new NodeHttpHandler({ httpAgent: { keepAlive: true, maxSockets: 32 } as never }) } : {}) })
-  const StreamName = `bench-${Math.random().toString(36).slice(2, 8)}`
-  await client.send(new CreateStreamCommand({ StreamName, ShardCount: 4 }))
-  for (let i = 0; i < 100; i++) {
-    const d = await client.send(new DescribeStreamCommand({ StreamName }))
-    if (d.StreamDescription?.StreamStatus === 'ACTIVE') break
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  process.stderr.write(`${name}: PutRecords for ${seconds} s…\n`)
-  let put = 0
-  const deadline = Date.now() + seconds * 1000
-  const started = performance.now()
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async (_, w) => {
-    let n = 0
-    while (Date.now() < deadline) {
-      await client.send(new PutRecordsCommand({ StreamName, Records: Array.from({ length: 500 }, (_, i) => ({ PartitionKey: `k${w}-${n}-${i}`, Data: data })) }))
-      put += 500
-      n++
-    }
-  }))
-  const putRate = put / ((performance.now() - started) / 1000)
-  process.stderr.write(`${name}: GetRecords of ${put} records…\n`)
-  const d = await client.send(new DescribeStreamCommand({ StreamName }))
-  const getStarted = performance.now()
-  let got = 0
-  await Promise.all((d.StreamDescription?.Shards ?? []).map(async (shard) => {
-    let it = (await client.send(new GetShardIteratorCommand({ StreamName, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator
-    for (;;) {
-      const page = await client.send(new GetRecordsCommand({ ShardIterator: it, Limit: 10000 }))
-      got += page.Records?.length ?? 0
-      if (!page.Records?.length || page.MillisBehindLatest === 0 && (page.Records?.length ?? 0) < 10000) break
-      it = page.NextShardIterator
-    }
-  }))
-  const getRate = got / ((performance.now() - getStarted) / 1000)
+interface Rates { put: number; get: number }
+
+async function measure(name: string, endpoint: string, http1: boolean, forSeconds = seconds): Promise<Rates> {
+  const client = kinesisClient(endpoint, http1)
+  const StreamName = await createBenchStream(client)
+  process.stderr.write(`${name}: PutRecords for ${forSeconds} s, ${inFlight} in flight…\n`)
+  const put = await putFor(client, StreamName, forSeconds, inFlight)
+  process.stderr.write(`${name}: GetRecords of ${put.records} records…\n`)
+  const get = await getAll(client, StreamName)
   client.destroy()
-  return { put: putRate, get: getRate }
+  return { put: put.records / put.seconds, get: get.records / get.seconds }
 }
 
 const children: ChildProcess[] = []
@@ -89,17 +68,30 @@ try {
   const kinesalitePort = await freePort()
   const kinesalitePath = createRequire(import.meta.url).resolve('kinesalite')
   children.push(spawn(process.execPath, ['-e', `require(${JSON.stringify(kinesalitePath)})({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 }).listen(${kinesalitePort}, '127.0.0.1')`], { stdio: 'ignore' }))
+  const canned = spawn(process.execPath, ['--import', 'tsx', join(here, 'canned-kinesis.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(canned)
+  const [line] = await once(canned.stdout!, 'data') as [Buffer]
+  const cannedPorts = JSON.parse(line.toString()) as { http1: number; http2: number }
   await waitForPort(relayPort)
   await waitForPort(kinesalitePort)
+  if (warmup > 0) {
+    await measure('warm-up, relay', `http://127.0.0.1:${relayPort}`, true, warmup)
+    await measure('warm-up, canned', `http://127.0.0.1:${cannedPorts.http1}`, true, warmup)
+  }
   const relayH1 = await measure('relay HTTP/1.1', `http://127.0.0.1:${relayPort}`, true)
+  const cannedH1 = await measure('canned HTTP/1.1', `http://127.0.0.1:${cannedPorts.http1}`, true)
   const relayH2 = await measure('relay HTTP/2', `http://127.0.0.1:${relayPort}`, false)
+  const cannedH2 = await measure('canned HTTP/2', `http://127.0.0.1:${cannedPorts.http2}`, false)
   const kinesalite = await measure('kinesalite HTTP/1.1', `http://127.0.0.1:${kinesalitePort}`, true)
-  console.log('server,handler,putrecords_records_per_s,getrecords_records_per_s,put_vs_kinesalite,get_vs_kinesalite')
-  const row = (server: string, handler: string, r: { put: number; get: number }) =>
-    console.log(`${server},${handler},${Math.round(r.put)},${Math.round(r.get)},${(r.put / kinesalite.put).toFixed(2)},${(r.get / kinesalite.get).toFixed(2)}`)
-  row('tributary', 'http1.1', relayH1)
-  row('tributary', 'http2', relayH2)
-  row('kinesalite', 'http1.1', kinesalite)
+  console.log('server,handler,in_flight,putrecords_records_per_s,getrecords_records_per_s,put_vs_kinesalite,get_vs_kinesalite,put_share_of_canned,get_share_of_canned')
+  const row = (server: string, handler: string, r: Rates, ceiling: Rates) =>
+    console.log(`${server},${handler},${inFlight},${Math.round(r.put)},${Math.round(r.get)},${(r.put / kinesalite.put).toFixed(2)},${(r.get / kinesalite.get).toFixed(2)},${(r.put / ceiling.put).toFixed(2)},${(r.get / ceiling.get).toFixed(2)}`)
+  row('tributary', 'http1.1', relayH1, cannedH1)
+  row('tributary', 'http2', relayH2, cannedH2)
+  row('kinesalite', 'http1.1', kinesalite, cannedH1)
+  row('canned', 'http1.1', cannedH1, cannedH1)
+  row('canned', 'http2', cannedH2, cannedH2)
+  process.stderr.write(`relay's share of the canned ceiling (HTTP/1.1): PutRecords ${(relayH1.put / cannedH1.put).toFixed(2)} (target 0.7), GetRecords ${(relayH1.get / cannedH1.get).toFixed(2)} (target 0.85)\n`)
 } finally {
   for (const c of children) c.kill('SIGTERM')
   rmSync(dir, { recursive: true, force: true })
