@@ -89,7 +89,8 @@ export async function listStreamConsumers(body: unknown, ctx: ApiContext) {
     after = token.after
   }
   const all = ctx.consumers.list(stream.meta.id).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).filter((c) => after === undefined || c.name > after)
-  const page = all.slice(0, req.MaxResults ?? 100)
+  // "If you specify a value greater than 100, at most 100 results are returned" (the model's documentation).
+  const page = all.slice(0, Math.min(req.MaxResults ?? 100, 100))
   const more = all.length > page.length
   return {
     Consumers: page.map(consumerJson),

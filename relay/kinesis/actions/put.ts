@@ -44,6 +44,14 @@ function meter(state: StreamState, records: IngestRecord[], ctx: ApiContext): { 
 /** kinesalite's validations/putRecords.js: AWS's order, and the class AWS names the entries by. */
 const RequestEntry: Shape = { type: 'structure', fields: { PartitionKey, ExplicitHashKey, Data }, javaName: 'com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry' }
 
+/**
+ * EncryptionType as AWS answers a put: "KMS" for an encrypted stream, and left out for one that is
+ * not (kinesalite's test/putRecord.js records AWS's answer as exactly {ShardId, SequenceNumber}).
+ */
+function encryptionOf(state: StreamState, ctx: ApiContext): { EncryptionType?: 'KMS' } {
+  return streamExtras(state, ctx).EncryptionType === 'KMS' ? { EncryptionType: 'KMS' } : {}
+}
+
 export async function putRecord(body: unknown, ctx: ApiContext) {
   const req = validate<{ StreamName?: string; StreamARN?: string; Data: Buffer; PartitionKey: string; ExplicitHashKey?: string; SequenceNumberForOrdering?: string }>(body, {
     // kinesalite's validations/putRecord.js records AWS's order.
@@ -55,7 +63,7 @@ export async function putRecord(body: unknown, ctx: ApiContext) {
   const refused = metered?.refused.get(0)
   if (refused) throw refused
   const [stored] = await ctx.ingest.putRecords(state, records, metered?.shards)
-  return { ShardId: stored!.shard.meta.shardId, SequenceNumber: sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), EncryptionType: streamExtras(state, ctx).EncryptionType }
+  return { ShardId: stored!.shard.meta.shardId, SequenceNumber: sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), ...encryptionOf(state, ctx) }
 }
 
 export async function putRecords(body: unknown, ctx: ApiContext) {
@@ -83,6 +91,6 @@ export async function putRecords(body: unknown, ctx: ApiContext) {
       const s = stored[k++]!
       return { SequenceNumber: sequenceOf(s.shard, s.offset, s.arrivalMs), ShardId: s.shard.meta.shardId }
     }),
-    EncryptionType: streamExtras(state, ctx).EncryptionType,
+    ...encryptionOf(state, ctx),
   }
 }

@@ -49,7 +49,8 @@ export async function listShards(body: unknown, ctx: ApiContext) {
   }
   const afterIndex = after === undefined ? -1 : shardIndexOf(after) ?? -1
   const shards = filterShards(state, filter, ctx).filter((s) => s.meta.index > afterIndex)
-  const max = req.MaxResults ?? 1000
+  // "If you specify a value greater than 1000, at most 1000 results are returned" (the model's documentation).
+  const max = Math.min(req.MaxResults ?? 1000, 1000)
   const page = shards.slice(0, max)
   const more = shards.length > page.length
   return {

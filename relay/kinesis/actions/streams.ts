@@ -4,7 +4,7 @@
 import { ErrorCode, TributaryError } from '../../../shared/errors.js'
 import { Limits } from '../../../shared/limits.js'
 import type { StreamState } from '../../streams.js'
-import { namedStream, resolveStream, seconds, shardIndexIn, shardJson, streamExtras, type ApiContext } from '../context.js'
+import { namedStream, resolveStream, shardIndexIn, shardJson, streamExtras, type ApiContext } from '../context.js'
 import { shardCountWithOnDemand } from '../errors.js'
 import { required, ShardId, StreamARN, StreamId, StreamModeDetails, StreamName, TagMap, validate, type Shape } from '../validate.js'
 
@@ -61,10 +61,19 @@ const streamJson = (state: StreamState) => ({
   StreamModeDetails: { StreamMode: state.meta.mode },
 })
 
+/** AWS reports a stream's creation in whole seconds (kinesalite's actions/createStream.js). */
+const createdJson = (state: StreamState) => Math.floor(state.meta.createdMs / 1000)
+
 const retentionJson = (state: StreamState) => ({
   RetentionPeriodHours: state.meta.retentionHours,
-  StreamCreationTimestamp: seconds(state.meta.createdMs),
+  StreamCreationTimestamp: createdJson(state),
 })
+
+/** EnhancedMonitoring, EncryptionType and (on an encrypted stream) KeyId, in the model's order. */
+function encryptionJson(state: StreamState, ctx: ApiContext) {
+  const { EnhancedMonitoring, EncryptionType, KeyId } = streamExtras(state, ctx)
+  return { EnhancedMonitoring, EncryptionType, ...(KeyId !== undefined ? { KeyId } : {}) }
+}
 
 export async function describeStream(body: unknown, ctx: ApiContext) {
   // kinesalite's validations/describeStream.js: Limit, ExclusiveStartShardId, StreamName.
@@ -74,7 +83,8 @@ export async function describeStream(body: unknown, ctx: ApiContext) {
   // An ExclusiveStartShardId in any form Kinesis reads (shardid.ts), checked before the stream is looked up.
   const after = req.ExclusiveStartShardId === undefined ? -1 : shardIndexIn(req.ExclusiveStartShardId, namedStream(req, ctx), ctx)
   const state = resolveStream(req, ctx)
-  const limit = req.Limit ?? 100
+  // "If you specify a value greater than 100, at most 100 results are returned" (the model's documentation).
+  const limit = Math.min(req.Limit ?? 100, 100)
   const shards = ctx.streams.retained(state).filter((s) => s.meta.index > after)
   const page = shards.slice(0, limit)
   return {
@@ -83,7 +93,7 @@ export async function describeStream(body: unknown, ctx: ApiContext) {
       Shards: page.map(shardJson),
       HasMoreShards: shards.length > page.length,
       ...retentionJson(state),
-      ...(({ ConsumerCount: _, ...extras }) => extras)(streamExtras(state, ctx)),
+      ...encryptionJson(state, ctx),
     },
   }
 }
@@ -95,8 +105,9 @@ export async function describeStreamSummary(body: unknown, ctx: ApiContext) {
     StreamDescriptionSummary: {
       ...streamJson(state),
       ...retentionJson(state),
-      ...streamExtras(state, ctx),
+      ...encryptionJson(state, ctx),
       OpenShardCount: state.open.length,
+      ConsumerCount: streamExtras(state, ctx).ConsumerCount,
     },
   }
 }
@@ -107,7 +118,7 @@ export async function listStreams(body: unknown, ctx: ApiContext) {
   }, 'declared')
   let after = req.ExclusiveStartStreamName
   if (req.NextToken !== undefined) after = ctx.tokens.decode<{ after: string }>(req.NextToken, 'ListStreams').after
-  const limit = req.Limit ?? 100
+  const limit = Math.min(req.Limit ?? 100, 100)
   const all = ctx.streams.list().filter((s) => after === undefined || s.meta.name > after)
   const page = all.slice(0, limit)
   const more = all.length > page.length
@@ -117,7 +128,7 @@ export async function listStreams(body: unknown, ctx: ApiContext) {
     ...(more ? { NextToken: ctx.tokens.encode({ after: page[page.length - 1]!.meta.name }) } : {}),
     StreamSummaries: page.map((s) => ({
       StreamName: s.meta.name, StreamARN: s.meta.arn, StreamStatus: s.meta.status,
-      StreamModeDetails: { StreamMode: s.meta.mode }, StreamCreationTimestamp: seconds(s.meta.createdMs),
+      StreamModeDetails: { StreamMode: s.meta.mode }, StreamCreationTimestamp: createdJson(s),
     })),
   }
 }
