@@ -8,8 +8,11 @@
  * row is measured next to its canned row, so its share of the ceiling (relay ÷ canned, same handler)
  * comes from neighbouring minutes. A warm-up (PutRecords and GetRecords for `warmup` seconds against
  * the relay and the canned server, not counted) first, so no row pays for the SDK's or the server's
- * JIT compilation. CSV on stdout, progress on stderr.
- * Usage: npx tsx bench/kinesis-api.ts [seconds=5] [inflight=4] [warmup=1]
+ * JIT compilation. With `rounds` > 1 each handler's relay and canned measurements alternate that many
+ * times (relay first, then canned first, …) and the rows give medians: of the rates, and of each
+ * round's share (relay ÷ canned within the round), which a machine shared with other work disturbs
+ * less than any single pair. CSV on stdout, progress on stderr.
+ * Usage: npx tsx bench/kinesis-api.ts [seconds=5] [inflight=4] [warmup=1] [rounds=1]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -24,6 +27,7 @@ import { kinesisClient, createBenchStream, putFor, getAll } from './kinesis-work
 const seconds = Number(process.argv[2] ?? 5)
 const inFlight = Number(process.argv[3] ?? 4)
 const warmup = Number(process.argv[4] ?? 1)
+const rounds = Number(process.argv[5] ?? 1)
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 
@@ -58,6 +62,33 @@ async function measure(name: string, endpoint: string, http1: boolean, forSecond
   return { put: put.records / put.seconds, get: get.records / get.seconds }
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+/** The relay and the canned server, alternating for `rounds` rounds: median rates and median share of the rounds. */
+async function pairs(handler: string, relay: string, canned: string, http1: boolean): Promise<{ relay: Rates; canned: Rates; share: Rates }> {
+  const relays: Rates[] = []
+  const canneds: Rates[] = []
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 ? ['canned', 'relay'] as const : ['relay', 'canned'] as const
+    for (const which of order) {
+      const rates = await measure(`${which} ${handler}${rounds > 1 ? ` (round ${r + 1})` : ''}`, which === 'relay' ? relay : canned, http1)
+      if (which === 'relay') relays.push(rates)
+      else canneds.push(rates)
+    }
+    process.stderr.write(`${handler} round ${r + 1}: share PutRecords ${(relays[r]!.put / canneds[r]!.put).toFixed(2)}, GetRecords ${(relays[r]!.get / canneds[r]!.get).toFixed(2)}\n`)
+  }
+  const of = (list: Rates[]) => ({ put: median(list.map((x) => x.put)), get: median(list.map((x) => x.get)) })
+  return {
+    relay: of(relays),
+    canned: of(canneds),
+    share: { put: median(relays.map((x, i) => x.put / canneds[i]!.put)), get: median(relays.map((x, i) => x.get / canneds[i]!.get)) },
+  }
+}
+
 const children: ChildProcess[] = []
 const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-api-'))
 try {
@@ -78,20 +109,20 @@ try {
     await measure('warm-up, relay', `http://127.0.0.1:${relayPort}`, true, warmup)
     await measure('warm-up, canned', `http://127.0.0.1:${cannedPorts.http1}`, true, warmup)
   }
-  const relayH1 = await measure('relay HTTP/1.1', `http://127.0.0.1:${relayPort}`, true)
-  const cannedH1 = await measure('canned HTTP/1.1', `http://127.0.0.1:${cannedPorts.http1}`, true)
-  const relayH2 = await measure('relay HTTP/2', `http://127.0.0.1:${relayPort}`, false)
-  const cannedH2 = await measure('canned HTTP/2', `http://127.0.0.1:${cannedPorts.http2}`, false)
+  const relay = `http://127.0.0.1:${relayPort}`
+  const h1 = await pairs('HTTP/1.1', relay, `http://127.0.0.1:${cannedPorts.http1}`, true)
+  const h2 = await pairs('HTTP/2', relay, `http://127.0.0.1:${cannedPorts.http2}`, false)
   const kinesalite = await measure('kinesalite HTTP/1.1', `http://127.0.0.1:${kinesalitePort}`, true)
-  console.log('server,handler,in_flight,putrecords_records_per_s,getrecords_records_per_s,put_vs_kinesalite,get_vs_kinesalite,put_share_of_canned,get_share_of_canned')
-  const row = (server: string, handler: string, r: Rates, ceiling: Rates) =>
-    console.log(`${server},${handler},${inFlight},${Math.round(r.put)},${Math.round(r.get)},${(r.put / kinesalite.put).toFixed(2)},${(r.get / kinesalite.get).toFixed(2)},${(r.put / ceiling.put).toFixed(2)},${(r.get / ceiling.get).toFixed(2)}`)
-  row('tributary', 'http1.1', relayH1, cannedH1)
-  row('tributary', 'http2', relayH2, cannedH2)
-  row('kinesalite', 'http1.1', kinesalite, cannedH1)
-  row('canned', 'http1.1', cannedH1, cannedH1)
-  row('canned', 'http2', cannedH2, cannedH2)
-  process.stderr.write(`relay's share of the canned ceiling (HTTP/1.1): PutRecords ${(relayH1.put / cannedH1.put).toFixed(2)} (target 0.7), GetRecords ${(relayH1.get / cannedH1.get).toFixed(2)} (target 0.85)\n`)
+  console.log('server,handler,in_flight,rounds,putrecords_records_per_s,getrecords_records_per_s,put_vs_kinesalite,get_vs_kinesalite,put_share_of_canned,get_share_of_canned')
+  const row = (server: string, handler: string, r: Rates, share: Rates) =>
+    console.log(`${server},${handler},${inFlight},${rounds},${Math.round(r.put)},${Math.round(r.get)},${(r.put / kinesalite.put).toFixed(2)},${(r.get / kinesalite.get).toFixed(2)},${share.put.toFixed(2)},${share.get.toFixed(2)}`)
+  const one = { put: 1, get: 1 }
+  row('tributary', 'http1.1', h1.relay, h1.share)
+  row('tributary', 'http2', h2.relay, h2.share)
+  row('kinesalite', 'http1.1', kinesalite, { put: kinesalite.put / h1.canned.put, get: kinesalite.get / h1.canned.get })
+  row('canned', 'http1.1', h1.canned, one)
+  row('canned', 'http2', h2.canned, one)
+  process.stderr.write(`relay's share of the canned ceiling (HTTP/1.1): PutRecords ${h1.share.put.toFixed(2)} (target 0.7), GetRecords ${h1.share.get.toFixed(2)} (target 0.85)\n`)
 } finally {
   for (const c of children) c.kill('SIGTERM')
   rmSync(dir, { recursive: true, force: true })
