@@ -17,6 +17,19 @@ import { kinesisPolicy, verifySigV4 } from './sigv4.js'
 
 const ACTION_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/
 
+
+/**
+ * The actions whose output is `smithy.api#Unit` in the service model (@aws-sdk/client-kinesis's
+ * operation schemas): AWS answers them 200 with the protocol's Content-Type and an empty body
+ * (kinesalite's tests: `res.body.should.equal('')`). test/relay/kinesis-units.test.ts checks the
+ * list against the model.
+ */
+export const NO_OUTPUT: ReadonlySet<string> = new Set([
+  'AddTagsToStream', 'CreateStream', 'DecreaseStreamRetentionPeriod', 'DeleteResourcePolicy', 'DeleteStream',
+  'DeregisterStreamConsumer', 'IncreaseStreamRetentionPeriod', 'MergeShards', 'PutResourcePolicy', 'RemoveTagsFromStream',
+  'SplitShard', 'StartStreamEncryption', 'StopStreamEncryption', 'TagResource', 'UntagResource', 'UpdateStreamMode',
+])
+const EMPTY = Buffer.alloc(0)
 export interface KinesisApiOptions {
   ctx: ApiContext
   accessKeys: readonly AccessKey[]
@@ -79,7 +92,8 @@ export class KinesisApi {
       metrics.apiRequests.inc({ action, outcome: 'ok' })
       // SubscribeToShard answers with an event stream that outlives this call.
       if (result instanceof StreamingResult) return result.start(res, protocol)
-      send(res, 200, protocol.contentType, protocol.encode(result))
+      // An action whose model has no output is answered with an empty body, as AWS answers it.
+      send(res, 200, protocol.contentType, NO_OUTPUT.has(action) ? EMPTY : protocol.encode(result))
     } catch (err) {
       let error = toKinesisError(err, 'response')
       if (!error) {

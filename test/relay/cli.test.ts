@@ -75,7 +75,9 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
 /** One Kinesis API call over plain JSON 1.1 (setup that is not what a test is about). */
 async function kinesis(endpoint: string, action: string, body: object): Promise<Record<string, unknown>> {
   const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `Kinesis_20131202.${action}` }, body: JSON.stringify(body) })
-  const json = (await res.json()) as Record<string, unknown>
+  // An action without output answers with an empty body, as AWS's do.
+  const text = await res.text()
+  const json = (text ? JSON.parse(text) : {}) as Record<string, unknown>
   if (!res.ok) throw new Error(`${action}: ${JSON.stringify(json)}`)
   return json
 }

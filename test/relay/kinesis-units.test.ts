@@ -5,10 +5,13 @@
  * (relay/streams.ts `hashRanges`). Reference values come from FIELD-NOTES.md ("Kinesis wire").
  */
 import t from 'tap'
+import { createRequire } from 'node:module'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/sequence.js'
 import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
+import { NO_OUTPUT } from '../../relay/kinesis/api.js'
+import { ACTIONS } from '../../relay/kinesis/actions/index.js'
 import { cbor, json } from '../../relay/kinesis/protocol.js'
 import { canonicalShardId, shardIndexOf } from '../../relay/kinesis/shardid.js'
 import { hashRanges, HASH_SPACE } from '../../relay/streams.js'
@@ -305,4 +308,15 @@ t.test('a SerializationException says Message, every other error message, and an
   t.equal(json.encodeError(new KinesisError('UnknownOperationException')).toString(), '{"__type":"UnknownOperationException"}')
   // AWS writes a CBOR error as an indefinite-length map (kinesalite's recorded bytes).
   t.equal(cbor.encodeError(new KinesisError('SerializationException')).toString('hex'), `bf66${Buffer.from('__type').toString('hex')}76${Buffer.from('SerializationException').toString('hex')}ff`)
+})
+
+t.test('the actions answered with an empty body are exactly the served ones whose output the service model says is Unit', async (t) => {
+  // The operation schemas, as the SDK's CommonJS build exports them (ESM's named-export detection misses them).
+  const model = createRequire(import.meta.url)('@aws-sdk/client-kinesis') as Record<string, unknown>
+  const unit = Object.values(model)
+    .filter((v): v is unknown[] => Array.isArray(v) && v[0] === 9)
+    .filter((op) => { const out = typeof op[5] === 'function' ? (op[5] as () => unknown)() : op[5]; return out === 'unit' })
+    .map((op) => op[2] as string)
+    .filter((action) => Object.hasOwn(ACTIONS, action))
+  t.same([...NO_OUTPUT].sort(), unit.sort())
 })

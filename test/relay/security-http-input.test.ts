@@ -30,7 +30,9 @@ async function signed(endpoint: string, action: string, body: object, o: { regio
 
 const post = async (endpoint: string, r: { headers: Record<string, string>; body: string }) => {
   const res = await fetch(`${endpoint}/`, { method: 'POST', headers: r.headers, body: r.body })
-  return { status: res.status, json: await res.json() as Record<string, unknown> }
+  // An action without output answers with an empty body, as AWS's do.
+  const text = await res.text()
+  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> }
 }
 
 const series = async (endpoint: string) => (await (await fetch(`${endpoint}/metrics`)).text()).split('\n').filter((l) => l && !l.startsWith('#'))

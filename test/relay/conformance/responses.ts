@@ -162,3 +162,14 @@ export const rows: Row[] = [
   row('ListStreamConsumers', 'with MaxResults 10000 is every consumer (at most 100 a page)', (f) => ({ StreamARN: streamArn(f), MaxResults: 10000 }),
     (b) => ({ keys: Object.keys(b), count: b.Consumers.length }), { keys: ['Consumers'], count: 1 }, `${MODEL} ("If you specify a value greater than 100, at most 100 results are returned")`),
 ]
+
+// Actions whose output is Unit in the model: 200, the protocol's Content-Type, an empty body.
+const EMPTY_SOURCE = `${KINESALITE} test/createStream.js, test/addTagsToStream.js, test/removeTagsFromStream.js (res.body.should.equal('')); ${MODEL} (output smithy.api#Unit)`
+let created = 0
+const emptyAnswer = (action: string, what: string, body: Value<unknown>) =>
+  rows.push({ class: CLASS, name: `${action} ${what} is 200 with an empty body`, request: { action, body }, expect: { status: 200, raw: '' }, source: EMPTY_SOURCE })
+emptyAnswer('CreateStream', 'of a new stream', () => ({ StreamName: `conformance-empty-${created++}`, ShardCount: 1 }))
+emptyAnswer('AddTagsToStream', 'to the stream', (f: Fixture) => ({ StreamName: f.stream, Tags: { conformance: 'yes' } }))
+emptyAnswer('RemoveTagsFromStream', 'of the stream', (f: Fixture) => ({ StreamName: f.stream, TagKeys: ['conformance'] }))
+emptyAnswer('TagResource', 'on the stream\'s ARN', (f: Fixture) => ({ ResourceARN: f.streamArn, Tags: { conformance: 'yes' } }))
+emptyAnswer('UntagResource', 'on the stream\'s ARN', (f: Fixture) => ({ ResourceARN: f.streamArn, TagKeys: ['conformance'] }))
