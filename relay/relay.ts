@@ -109,6 +109,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const settings = new StreamSettingsRegistry(meta)
   const logs = cluster ? sealedLogStore(cluster.logs, cipher) : openLogStore({
     root: join(config.dataDir, 'streams'),
+    journalPath: join(config.dataDir, 'streams.journal'),
+    onReplay: (replayed) => log('journal_replayed', { ...replayed }),
     segmentBytes: config.segmentBytes,
     groupCommitMs: config.groupCommitMs,
     maxStreamBytes: config.maxStreamBytes,

@@ -21,20 +21,33 @@ interface Waiter {
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+/** Each log flushes itself; every flush settles before the outcome is known, so none may still be writing when a run ends. */
+export async function flushEach(logs: readonly Flushable[]): Promise<void> {
+  const outcomes = await Promise.allSettled(logs.map((log) => log.flush()))
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+  if (failure) throw failure.reason
+}
+
 export class GroupCommit {
   /** Set by the first failed flush; from then on nothing is accepted. */
   failed: Error | null = null
   private readonly delayMs: number
   private readonly onCommit?: (records: number, ms: number) => void
+  private readonly flushAll: (logs: Flushable[]) => Promise<void>
   private dirty = new Set<Flushable>()
   private waiting: Waiter[] = []
   private running = false
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null
 
-  /** `delayMs` 0 commits on the next turn of the event loop; `onCommit` hears each commit's records and duration. */
-  constructor(delayMs: number, onCommit?: (records: number, ms: number) => void) {
+  /**
+   * `delayMs` 0 commits on the next turn of the event loop; `onCommit` hears each commit's records
+   * and duration; `flushAll` makes the dirty logs' appends durable together (by default each log
+   * flushes itself), and settles every log's part before it rejects.
+   */
+  constructor(delayMs: number, onCommit?: (records: number, ms: number) => void, flushAll: (logs: Flushable[]) => Promise<void> = flushEach) {
     this.delayMs = delayMs
     this.onCommit = onCommit
+    this.flushAll = flushAll
   }
 
   /** `log` has pending appends: the next commit flushes it. */
@@ -94,10 +107,7 @@ export class GroupCommit {
     let records = 0
     for (const log of logs) records += log.pendingRecords()
     try {
-      // Every flush settles before the outcome is known: none may still be writing when this run ends.
-      const outcomes = await Promise.allSettled(logs.map((log) => log.flush()))
-      const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
-      if (failure) throw failure.reason
+      await this.flushAll(logs)
       if (records) this.onCommit?.(records, performance.now() - started)
       for (const w of waiters) w.resolve()
     } catch (err) {

@@ -1,33 +1,140 @@
 /**
  * The embedded shard-log store: one directory of segment files per shard under
- * `<root>/<stream>/<shard>/`, group-committed with fdatasync. The shard log is in `fileshard.ts`,
- * what all stores share in `store.ts`.
+ * `<root>/<stream>/<shard>/`. With a journal (relay/log/journal.ts, the relay's default) a group
+ * commit costs one append and one fdatasync of the journal however many shards it touched, each
+ * segment's bytes kept behind in memory and written and synced at each checkpoint (so the memory is
+ * bounded by the journal's size); without one, each touched segment is written and fdatasynced. The shard log is in `fileshard.ts`, what all stores share in `store.ts`.
  */
 import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
-import { FileShardLog } from './fileshard.js'
+import { join, relative } from 'node:path'
+import { FileShardLog, type StagedWrite } from './fileshard.js'
+import { Journal, type Replayed } from './journal.js'
+import type { Segment } from './segment.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
-
 
 export interface FileLogOptions extends LogStoreOptions {
   root: string
+  /** The write-ahead journal's file; none: every commit fdatasyncs each segment it wrote. */
+  journalPath?: string
+  /** Commits move to the journal's other file, and the full one is checkpointed, once it holds this many bytes (default 16 MiB; memory kept behind stays under twice this). */
+  journalBytes?: number
+  /** Told what the journal's replay did at open, when there was one to replay. */
+  onReplay?: (replayed: Replayed) => void
+}
+
+/** Settles every promise, then throws the first failure: nothing may still be writing when a commit ends. */
+async function settleAll<T>(work: Promise<T>[]): Promise<T[]> {
+  const outcomes = await Promise.allSettled(work)
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+  if (failure) throw failure.reason
+  return outcomes.map((o) => (o as PromiseFulfilledResult<T>).value)
+}
+
+/** Writes and syncs what each segment kept behind, a few at a time (a checkpoint may touch thousands of shards). */
+async function syncAll(segments: readonly Segment[]): Promise<void> {
+  let next = 0
+  await settleAll(Array.from({ length: Math.min(16, segments.length) }, async () => {
+    while (next < segments.length) await segments[next++]!.sync()
+  }))
 }
 
 export class FileLogStore extends ShardLogStore<FileShardLog> {
   private readonly root: string
+  private readonly journal: Journal | null
+  /** The journal's replay, run before the first log opens. */
+  private ready: Promise<void> | null = null
+  private readonly onReplay?: (replayed: Replayed) => void
+  /** Segments written since the last checkpoint: synced before the journal is emptied. */
+  private readonly unsynced = new Set<Segment>()
+  private readonly journalPaths = new WeakMap<Segment, Buffer>()
+  /** Commits and checkpoints one at a time (a checkpoint must not empty the journal under a commit). */
+  private turn: Promise<unknown> = Promise.resolve()
 
   constructor(options: FileLogOptions) {
     super(options)
     this.root = options.root
+    this.onReplay = options.onReplay
+    this.journal = options.journalPath ? new Journal(options.journalPath, options.root, this.codec, options.journalBytes ?? 16 * 1024 * 1024) : null
+  }
+
+  private prepared(): Promise<void> {
+    this.ready ??= (async () => {
+      if (!this.journal) return
+      const replayed = await this.journal.open()
+      if (replayed.entries || replayed.skipped || replayed.tornBytes) this.onReplay?.(replayed)
+    })()
+    return this.ready
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(work)
+    this.turn = run.catch(() => {})
+    return run
   }
 
   protected async openLog(stream: string, shard: string): Promise<FileShardLog> {
+    await this.prepared()
     const log = new FileShardLog(this.host, this.codec, this.segmentBytes, stream, shard, join(this.root, stream, shard))
     await log.open()
     return log
   }
 
+  protected override flushLogs(logs: FileShardLog[]): Promise<void> {
+    const journal = this.journal
+    if (!journal) return super.flushLogs(logs)
+    return this.exclusive(async () => {
+      await this.prepared()
+      if (journal.due()) {
+        // Commits move to the journal's other file; the segments touched until now are synced in the background.
+        const touched = [...this.unsynced]
+        this.unsynced.clear()
+        await journal.rotate(() => syncAll(touched))
+      }
+      const staged = (await settleAll(logs.map((log) => log.stage()))).filter((s): s is StagedWrite => s !== null)
+      if (staged.length === 0) return
+      const writes = staged.map((s) => ({ path: this.journalPathOf(s.segment), position: s.position, data: s.data }))
+      // The journal's one append and fdatasync make the commit durable; the segments keep their bytes
+      // behind in memory (readers see them there) until the checkpoint writes and syncs them.
+      await journal.append(writes)
+      for (const s of staged) {
+        s.segment.writeBehind(s.data, s.position)
+        this.unsynced.add(s.segment)
+        s.log.publish(s)
+      }
+    })
+  }
+
+  /** A segment's path under the root as the journal names it, made once per segment. */
+  private journalPathOf(segment: Segment): Buffer {
+    let path = this.journalPaths.get(segment)
+    if (!path) this.journalPaths.set(segment, path = Buffer.from(relative(this.root, segment.logPath), 'utf8'))
+    return path
+  }
+
+  private async checkpoint(journal: Journal): Promise<void> {
+    await journal.checkpoint(async () => {
+      const segments = [...this.unsynced]
+      await syncAll(segments)
+      for (const segment of segments) this.unsynced.delete(segment)
+    })
+  }
+
+  /** Before logs close or data is removed: what the journal holds is made durable in the segments, so no replay can bring it back. */
+  protected override async settle(): Promise<void> {
+    const journal = this.journal
+    if (!journal || !this.ready) return
+    await this.exclusive(async () => {
+      await this.prepared()
+      await this.checkpoint(journal)
+    })
+  }
+
   protected async removeData(stream: string, shard?: string): Promise<void> {
     await fsp.rm(shard === undefined ? join(this.root, stream) : join(this.root, stream, shard), { recursive: true, force: true })
+  }
+
+  override async close(): Promise<void> {
+    await super.close()
+    await this.journal?.close()
   }
 }

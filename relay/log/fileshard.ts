@@ -22,6 +22,17 @@ interface PendingAppend {
   positions: Uint32Array
 }
 
+/** A shard's pending appends taken as one write to its active segment, not yet durable. */
+export interface StagedWrite {
+  log: FileShardLog
+  segment: Segment
+  /** Where in the segment file the bytes go (its size when staged). */
+  position: number
+  data: Buffer
+  appends: readonly PendingAppend[]
+  count: number
+}
+
 export class FileShardLog implements ShardLog {
   readonly key: string
   readonly stream: string
@@ -156,9 +167,21 @@ export class FileShardLog implements ShardLog {
     return { firstOffset, arrivalMs: arrival }
   }
 
-  /** Writes and fsyncs what is pending; called by the group commit only. */
+  /** Writes and fsyncs what is pending; called by the group commit only (a store without a journal). */
   async flush(): Promise<void> {
-    if (this.pendingBytes === 0 || this.dropped) return
+    const staged = await this.stage()
+    if (!staged) return
+    await staged.segment.write(staged.data, staged.position)
+    this.publish(staged)
+  }
+
+  /**
+   * Takes what is pending as one write to the active segment (rolled first when full), for a group
+   * commit to make durable and then `publish`; null when nothing is pending. Called by the group
+   * commit only, one commit at a time, so the segment's size cannot move before `publish`.
+   */
+  async stage(): Promise<StagedWrite | null> {
+    if (this.pendingBytes === 0 || this.dropped) return null
     const chunks = this.pendingChunks
     const appends = this.pendingAppends
     const bytes = this.pendingBytes
@@ -167,20 +190,24 @@ export class FileShardLog implements ShardLog {
     this.pendingAppends = []
     this.pendingBytes = 0
     this.pendingCount = 0
-    let active = this.segments[this.segments.length - 1]!
-    if (active.size >= this.segmentBytes) {
-      await active.seal()
-      active = await Segment.create(this.dir, appends[0]!.firstOffset)
-      this.segments.push(active)
+    let segment = this.segments[this.segments.length - 1]!
+    if (segment.size >= this.segmentBytes) {
+      await segment.seal()
+      segment = await Segment.create(this.dir, appends[0]!.firstOffset)
+      this.segments.push(segment)
     }
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes)
-    await active.write(data)
-    const base = active.size
-    for (const a of appends) {
-      for (let i = 0; i < a.positions.length; i++) active.noteRecord(a.firstOffset + i, base + a.base + a.positions[i]!, a.arrival)
+    return { log: this, segment, position: segment.size, data, appends, count }
+  }
+
+  /** The staged write is durable: its records become committed and readable. */
+  publish(staged: StagedWrite): void {
+    const { segment, position, data } = staged
+    for (const a of staged.appends) {
+      for (let i = 0; i < a.positions.length; i++) segment.noteRecord(a.firstOffset + i, position + a.base + a.positions[i]!, a.arrival)
     }
-    active.size += data.length
-    this.committedEnd += count
+    segment.size += data.length
+    this.committedEnd += staged.count
     this.host.committed(this, data.length)
   }
 
@@ -291,7 +318,7 @@ export class FileShardLog implements ShardLog {
   async close(): Promise<void> {
     while (this.activeReads > 0) await new Promise((r) => setImmediate(r))
     await this.closeRetired()
-    for (const s of this.segments) await s.handle.close().catch(() => {})
+    for (const s of this.segments) await s.close()
     this.segments = []
   }
 }

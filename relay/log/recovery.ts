@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs'
 import type { Codec } from '../../hardware/index.js'
 import { readLogArrival, readLogLength, readLogOffset } from '../../hardware/index.js'
 import { LOG_CRC_START, LOG_HEADER_SIZE, LOG_MAX_FRAME, LOG_OFF_CRC } from '../../shared/logframe.js'
-import { readAt, type Segment } from './segment.js'
+import type { Segment } from './segment.js'
 import type { CorruptionReport } from './types.js'
 
 const READ_CHUNK = 1024 * 1024
@@ -56,7 +56,7 @@ export async function walkSegment(w: SegmentWalk, from: number, fromOffset: numb
       expected = -1
       continue
     }
-    const buf = await readAt(segment.handle, position, Math.min(end - position, READ_CHUNK))
+    const buf = await segment.readAt(position, Math.min(end - position, READ_CHUNK))
     const scan = codec.scanLog(buf, 0, buf.length, expected)
     for (const p of scan.positions) {
       if (!visit.record(buf, p, position + p)) return { kind: 'visitor' }
@@ -71,7 +71,7 @@ export async function walkSegment(w: SegmentWalk, from: number, fromOffset: numb
       // A record larger than a chunk: read it alone.
       const length = claimedLength(buf, 0, at, end)
       if (length > 0) {
-        const one = await readAt(segment.handle, at, length)
+        const one = await segment.readAt(at, length)
         if (codec.scanLog(one, 0, one.length, expected).stop === 'end') {
           if (!visit.record(one, 0, at)) return { kind: 'visitor' }
           floor = expected = readLogOffset(one, 0) + 1
@@ -87,7 +87,7 @@ export async function walkSegment(w: SegmentWalk, from: number, fromOffset: numb
     const known = segment.holes.get(at)
     if (known !== undefined) { position = known; expected = -1; continue }
     const first = expected >= 0 ? expected : floor
-    const next = await resync(segment.handle, codec, first, end, claimedEnd(buf, scan.end, at, end))
+    const next = await resync(segment, codec, first, end, claimedEnd(buf, scan.end, at, end))
     if (!next && w.tornTail) return { kind: 'tail', position: at }
     segment.holes.set(at, next ? next.position : end)
     w.report({
@@ -123,10 +123,10 @@ function claimedEnd(buf: Buffer, at: number, position: number, end: number): num
 }
 
 /** The next good record from byte `from` on: a plausible header, an offset from `expected` on, a checksum that holds. */
-async function resync(handle: fsp.FileHandle, codec: Codec, expected: number, end: number, from: number): Promise<{ position: number; offset: number } | null> {
+async function resync(segment: Segment, codec: Codec, expected: number, end: number, from: number): Promise<{ position: number; offset: number } | null> {
   let at = from
   while (at + LOG_HEADER_SIZE <= end) {
-    const buf = await readAt(handle, at, Math.min(end - at, READ_CHUNK + LOG_MAX_FRAME))
+    const buf = await segment.readAt(at, Math.min(end - at, READ_CHUNK + LOG_MAX_FRAME))
     const limit = Math.min(buf.length - LOG_HEADER_SIZE, READ_CHUNK)
     for (let i = 0; i <= limit; i++) {
       const length = readLogLength(buf, i)
@@ -169,6 +169,7 @@ export async function recoverSegment(segment: Segment, last: boolean, nextBase: 
     }
     segment.size = stop.position
   }
+  segment.written = segment.size
   if (!indexed && !last && segment.size > 0) await fsp.writeFile(segment.indexPath, segment.encodeIndex(), { mode: 0o600 })
   segment.sealed = !last
 }

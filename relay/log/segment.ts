@@ -26,6 +26,14 @@ export async function fsyncDir(dir: string): Promise<void> {
   try { await handle.sync() } finally { await handle.close() }
 }
 
+async function writeFully(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+  let written = 0
+  while (written < data.length) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written)
+    written += bytesWritten
+  }
+}
+
 /** Up to `length` bytes at `position`; fewer only where the file ends. */
 export async function readAt(handle: fsp.FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length)
@@ -49,6 +57,13 @@ export class Segment {
   firstArrival = 0
   lastArrival = 0
   sealed = false
+  /** The file is closed (removed, or its log closed): nothing more is written or synced through it. */
+  closed = false
+  /** Bytes the file holds (written by this process or found at open); the tail kept behind follows them. */
+  written = 0
+  private tail: Buffer[] = []
+  private tailBytes = 0
+  private draining: Promise<void> | null = null
   // sparse index
   offsets: number[] = []
   positions: number[] = []
@@ -75,18 +90,80 @@ export class Segment {
     return new Segment(dir, Number(name.slice(0, 20)), await fsp.open(join(dir, name), 'r+'))
   }
 
-  /** Writes `data` right after the segment's good bytes and waits until it is on disk. */
-  async write(data: Buffer): Promise<void> {
-    let written = 0
-    while (written < data.length) {
-      const { bytesWritten } = await this.handle.write(data, written, data.length - written, this.size + written)
-      written += bytesWritten
-    }
+  /** Writes `data` at byte `position` (right after the segment's good bytes) and waits until it is on disk. */
+  async write(data: Buffer, position: number): Promise<void> {
+    await writeFully(this.handle, data, position)
     await this.handle.datasync()
+    this.written = position + data.length
+  }
+
+  /**
+   * Keeps `data`, bound for byte `position`, in memory (behind a write-ahead journal that made it
+   * durable): reads see it at once, the file gets it at the next `sync` (or seal), in one write.
+   */
+  writeBehind(data: Buffer, position: number): void {
+    if (position !== this.written + this.tailBytes) throw new Error(`write-behind at ${position}, expected ${this.written + this.tailBytes}`)
+    this.tail.push(data)
+    this.tailBytes += data.length
+  }
+
+  /**
+   * Writes what is kept behind to the file, and with `sync` makes the file durable; one drain at a
+   * time while appends go on, and `close` waits for the one under way.
+   */
+  private drain(sync = false): Promise<void> {
+    const run = (this.draining ?? Promise.resolve()).then(async () => {
+      if (this.closed) return
+      if (this.tailBytes === 0) {
+        if (sync) await this.handle.datasync()
+        return
+      }
+      // What is behind now; appends that land while it is written stay for the next drain.
+      const chunks = this.tail
+      const bytes = this.tailBytes
+      await writeFully(this.handle, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes), this.written)
+      // New arrays, never changed in place: a read holding the old (written, tail) pair stays consistent.
+      this.tail = this.tail.slice(chunks.length)
+      this.tailBytes -= bytes
+      this.written += bytes
+      if (sync) await this.handle.datasync()
+    })
+    this.draining = run.catch(() => {})
+    return run
+  }
+
+  /** Makes what was kept behind durable in the file (a journal checkpoint); a closed segment has nothing left to keep. */
+  async sync(): Promise<void> {
+    await this.drain(true)
+  }
+
+  /** Up to `length` bytes at `position`, from the file and what is kept behind; fewer only where the segment ends. */
+  async readAt(position: number, length: number): Promise<Buffer> {
+    // Taken before awaiting: a drain that lands meanwhile moves bytes from the tail to the file, where they stay.
+    const written = this.written
+    const tail = this.tail
+    const end = position + length
+    if (end <= written || tail.length === 0) return readAt(this.handle, position, length)
+    const parts = position < written ? [await readAt(this.handle, position, written - position)] : []
+    let at = written
+    for (const chunk of tail) {
+      if (at >= end) break
+      if (at + chunk.length > position) parts.push(chunk.subarray(Math.max(position - at, 0), Math.min(chunk.length, end - at)))
+      at += chunk.length
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  }
+
+  /** Closes the file once a drain under way has finished (it stays on disk; what was kept behind is in the journal). */
+  async close(): Promise<void> {
+    this.closed = true
+    await this.draining
+    await this.handle.close().catch(() => {})
   }
 
   /** No more records go here: the index is saved beside it, durably, for the next open. */
   async seal(): Promise<void> {
+    await this.drain()
     await fsp.writeFile(this.indexPath, this.encodeIndex(), { mode: 0o600 })
     const idx = await fsp.open(this.indexPath, 'r')
     try { await idx.sync() } finally { await idx.close() }
@@ -95,7 +172,7 @@ export class Segment {
 
   /** Closes the file and deletes it with its index. */
   async remove(): Promise<void> {
-    await this.handle.close().catch(() => {})
+    await this.close()
     await fsp.rm(this.logPath, { force: true })
     await fsp.rm(this.indexPath, { force: true })
   }

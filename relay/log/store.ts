@@ -4,7 +4,7 @@
  * concrete store says only how one shard's log is opened and how a stream's data is removed.
  */
 import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
-import { GroupCommit, type Flushable } from './commit.js'
+import { flushEach, GroupCommit, type Flushable } from './commit.js'
 import type { ShardLogHost } from './host.js'
 import { enforceRetention, type TrimmableLog } from './retention.js'
 import type { CorruptionReport, LogStore, ShardLog } from './types.js'
@@ -54,7 +54,7 @@ export abstract class ShardLogStore<L extends StoredLog> implements LogStore {
     this.codec = options.codec ?? defaultCodec
     this.onCorruption = options.onCorruption
     this.now = options.now ?? Date.now
-    const commits = this.commits = new GroupCommit(options.groupCommitMs ?? 0, options.onCommit)
+    const commits = this.commits = new GroupCommit(options.groupCommitMs ?? 0, options.onCommit, (logs) => this.flushLogs(logs as L[]))
     this.host = {
       now: this.now,
       checkWritable: () => commits.checkWritable(),
@@ -70,6 +70,14 @@ export abstract class ShardLogStore<L extends StoredLog> implements LogStore {
       },
     }
   }
+
+  /** Makes the dirty logs' appends durable (one group commit); each log flushes itself unless a store does better. */
+  protected flushLogs(logs: L[]): Promise<void> {
+    return flushEach(logs)
+  }
+
+  /** Makes durable what a store keeps beside its logs (a journal), before logs close or their data is removed. */
+  protected async settle(): Promise<void> {}
 
   /** Opens the log of one shard, creating it when new. */
   protected abstract openLog(stream: string, shard: string): Promise<L>
@@ -113,6 +121,7 @@ export abstract class ShardLogStore<L extends StoredLog> implements LogStore {
     }
     // A commit already writing to these logs finishes before they are closed.
     await this.commits.idle()
+    await this.settle()
     for (const [, log] of doomed) await log.close()
     await this.removeData(stream, shard)
   }
@@ -148,7 +157,11 @@ export abstract class ShardLogStore<L extends StoredLog> implements LogStore {
 
   async close(): Promise<void> {
     await this.commits.close()
-    for (const log of this.logs.values()) await log.close()
-    this.logs.clear()
+    try {
+      await this.settle()
+    } finally {
+      for (const log of this.logs.values()) await log.close()
+      this.logs.clear()
+    }
   }
 }

@@ -42,7 +42,9 @@ function filesUnder(dir: string): Buffer[] {
   return out
 }
 
-const onDisk = (dir: string, text: string) => filesUnder(join(dir, 'streams')).some((b) => b.includes(Buffer.from(text)))
+/** Whether `text` is in the shard logs' files: the segments and the write-ahead journal that holds their newest bytes. */
+const onDisk = (dir: string, text: string) => [...filesUnder(join(dir, 'streams')), ...[0, 1].map((i) => readFileSync(join(dir, `streams.journal-${i}`)))]
+  .some((b) => b.includes(Buffer.from(text)))
 
 async function readAll(client: KinesisClient, StreamName: string) {
   const { ShardIterator } = await client.send(new GetShardIteratorCommand({ StreamName, ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }))

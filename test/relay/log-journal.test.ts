@@ -1,0 +1,141 @@
+/**
+ * The file store's write-ahead journal (relay/log/journal.ts): a group commit costs one fdatasync
+ * however many shards it touched, and a power cut that loses, tears or zeroes the segment writes
+ * that were never synced loses nothing acknowledged, because the journal's replay writes them again.
+ * A power cut is simulated by leaving the store unclosed (nothing more reaches the files) and then
+ * damaging the segments as lost page-cache writes would; the journal itself was synced.
+ */
+import t from 'tap'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { FileLogStore } from '../../relay/log/filelog.js'
+import type { Replayed } from '../../relay/log/journal.js'
+import type { LogRecordInput } from '../../shared/logframe.js'
+import { tempDir } from '../helpers/tmp.js'
+
+const shard = (n: number) => `shardId-${String(n).padStart(12, '0')}`
+const rec = (i: number): LogRecordInput => ({ partitionKey: `k${i}`, data: Buffer.from(`record-${i}-${'x'.repeat(i % 50)}`), producerTimeMs: 1000 + i, flags: 0 })
+
+function dirs(t: Parameters<typeof tempDir>[0]) {
+  return { root: tempDir(t), journalPath: join(tempDir(t), 'streams.journal') }
+}
+
+/** The sizes of the journal's two files (each holds a 16-byte header once in use). */
+const journalSizes = async (journalPath: string) => Promise.all([0, 1].map(async (i) => (await fsp.stat(`${journalPath}-${i}`)).size))
+
+/** Counts fdatasync and fsync calls on every file handle while `work` runs. */
+async function countSyncs(work: () => Promise<void>): Promise<number> {
+  const probe = await fsp.open(import.meta.filename, 'r')
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> }
+  await probe.close()
+  const { datasync, sync } = proto
+  let calls = 0
+  proto.datasync = function (this: unknown) { calls++; return datasync.call(this) }
+  proto.sync = function (this: unknown) { calls++; return sync.call(this) }
+  try {
+    await work()
+  } finally {
+    proto.datasync = datasync
+    proto.sync = sync
+  }
+  return calls
+}
+
+/** Appends `perShard` records to each of `shards` shards of `stream` in one group commit. */
+async function commitRound(store: FileLogStore, stream: string, shards: number, perShard: number, start: number): Promise<void> {
+  const logs = await Promise.all(Array.from({ length: shards }, (_, s) => store.open(stream, shard(s))))
+  for (const log of logs) log.append(Array.from({ length: perShard }, (_, i) => rec(start + i)))
+  await store.commit()
+}
+
+async function readAll(store: FileLogStore, stream: string, s: number): Promise<string[]> {
+  const log = await store.open(stream, shard(s))
+  const { records } = await log.read(0, 1_000_000, 1 << 30)
+  return records.map((r) => `${r.offset}:${r.partitionKey}:${Buffer.from(r.data).toString()}`)
+}
+
+t.test('a commit over 100 shards costs one fdatasync, not one per shard', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  t.teardown(() => store.close())
+  // Open the shards (creating their segment files) before counting.
+  await commitRound(store, 's', 100, 1, 0)
+  const journaled = await countSyncs(() => commitRound(store, 's', 100, 5, 1))
+  t.equal(journaled, 1, 'the journal\'s fdatasync, and no segment\'s')
+
+  const plain = new FileLogStore({ root: tempDir(t) })
+  t.teardown(() => plain.close())
+  await commitRound(plain, 's', 100, 1, 0)
+  t.equal(await countSyncs(() => commitRound(plain, 's', 100, 5, 1)), 100, 'without a journal, each touched segment is fdatasynced')
+})
+
+t.test('a power cut that loses, tears or zeroes unsynced segment writes loses no acknowledged record', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 20; round++) await commitRound(store, 's', 4, 25, round * 25)
+  const before = await Promise.all([0, 1, 2, 3].map((s) => readAll(store, 's', s)))
+  t.equal(before[0]!.length, 500)
+  // The power goes: the store is never closed, and the kernel had not written the segments out.
+  const segment = (s: number) => join(root, 's', shard(s), '00000000000000000000.log')
+  await fsp.truncate(segment(0), 0)
+  const size1 = (await fsp.stat(segment(1))).size
+  await fsp.truncate(segment(1), Math.floor(size1 / 3))
+  const size2 = (await fsp.stat(segment(2))).size
+  const f2 = await fsp.open(segment(2), 'r+')
+  await f2.write(Buffer.alloc(8192), 0, 8192, Math.floor(size2 / 2))
+  await f2.close()
+  // Shard 3's writes all reached the disk.
+
+  const replays: Replayed[] = []
+  const reports: unknown[] = []
+  const again = new FileLogStore({ root, journalPath, onReplay: (r) => replays.push(r), onCorruption: (r) => reports.push(r) })
+  t.teardown(() => again.close())
+  const after = await Promise.all([0, 1, 2, 3].map((s) => readAll(again, 's', s)))
+  t.same(after, before, 'every acknowledged record, byte for byte, at its offset')
+  t.same(reports, [], 'and no damage is found: the redo restored the bytes')
+  t.equal(replays.length, 1)
+  t.match(replays[0], { entries: 20 * 4, skipped: 0, tornBytes: 0 })
+  t.same(await journalSizes(journalPath), [16, 0], 'the journal holds no entry once replayed (a header in the file in use)')
+  // Appends carry on after the recovered records.
+  const log = await again.open('s', shard(0))
+  t.equal(log.append([rec(9999)]).firstOffset, 500)
+  await again.commit()
+  t.equal((await readAll(again, 's', 0)).length, 501)
+})
+
+t.test('a torn last journal entry (a commit never acknowledged) ends the replay; what came before is intact', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 5; round++) await commitRound(store, 's', 2, 10, round * 10)
+  const before = await Promise.all([0, 1].map((s) => readAll(store, 's', s)))
+  const journal = await fsp.readFile(`${journalPath}-0`)
+  // A sixth commit whose journal write was cut half-way: its first entry is there in part (each entry is a tenth of the journal after its header).
+  const torn = Math.floor((journal.length - 16) / 20)
+  await fsp.appendFile(`${journalPath}-0`, journal.subarray(16, 16 + torn))
+  await fsp.truncate(join(root, 's', shard(0), '00000000000000000000.log'), 0)
+
+  const replays: Replayed[] = []
+  const again = new FileLogStore({ root, journalPath, onReplay: (r) => replays.push(r) })
+  t.teardown(() => again.close())
+  t.same(await Promise.all([0, 1].map((s) => readAll(again, 's', s))), before)
+  t.match(replays[0], { entries: 10, tornBytes: torn })
+})
+
+t.test('checkpoints keep the journal small; a clean close leaves it empty; a dropped stream is not brought back', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, journalBytes: 64 * 1024 })
+  let peak = 0
+  for (let round = 0; round < 200; round++) {
+    await commitRound(store, round % 2 ? 'a' : 'b', 3, 20, round * 20)
+    peak = Math.max(peak, ...(await journalSizes(journalPath)))
+  }
+  t.ok(peak < 64 * 1024 + 16 * 1024, `each journal file stayed under its size plus one commit (peak ${peak} bytes)`)
+  const kept = await readAll(store, 'a', 1)
+  await store.drop('b')
+  // Unclosed: the power goes after the drop.
+  const again = new FileLogStore({ root, journalPath })
+  t.same(await readAll(again, 'a', 1), kept)
+  await t.rejects(fsp.stat(join(root, 'b')), { code: 'ENOENT' }, 'the dropped stream\'s directory was not recreated by a replay')
+  await again.close()
+  t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'a clean close checkpoints: no entry is left')
+})
