@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs'
 import { join, relative } from 'node:path'
 import { FileShardLog, type StagedWrite } from './fileshard.js'
 import { Journal, type Replayed } from './journal.js'
-import type { Segment } from './segment.js'
+import { HandleCache, type Segment } from './segment.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
 
 export interface FileLogOptions extends LogStoreOptions {
@@ -18,6 +18,8 @@ export interface FileLogOptions extends LogStoreOptions {
   journalPath?: string
   /** Commits move to the journal's other file, and the full one is checkpointed, once it holds this many bytes (default 16 MiB; memory kept behind stays under twice this). */
   journalBytes?: number
+  /** Segment files kept open at most (least recently used closed first; default 256), so thousands of shards fit a file limit of 1024. */
+  maxOpenFiles?: number
   /** Told what the journal's replay did at open, when there was one to replay. */
   onReplay?: (replayed: Replayed) => void
 }
@@ -47,6 +49,8 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   /** Segments written since the last checkpoint: synced before the journal is emptied. */
   private readonly unsynced = new Set<Segment>()
   private readonly journalPaths = new WeakMap<Segment, Buffer>()
+  /** The store's open segment files, bounded. */
+  readonly handles: HandleCache
   /** Commits and checkpoints one at a time (a checkpoint must not empty the journal under a commit). */
   private turn: Promise<unknown> = Promise.resolve()
 
@@ -54,6 +58,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     super(options)
     this.root = options.root
     this.onReplay = options.onReplay
+    this.handles = new HandleCache(options.maxOpenFiles ?? 256)
     this.journal = options.journalPath ? new Journal(options.journalPath, options.root, this.codec, options.journalBytes ?? 16 * 1024 * 1024) : null
   }
 
@@ -74,7 +79,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
 
   protected async openLog(stream: string, shard: string): Promise<FileShardLog> {
     await this.prepared()
-    const log = new FileShardLog(this.host, this.codec, this.segmentBytes, stream, shard, join(this.root, stream, shard))
+    const log = new FileShardLog(this.host, this.codec, this.segmentBytes, stream, shard, join(this.root, stream, shard), this.handles)
     await log.open()
     return log
   }

@@ -10,7 +10,7 @@ import type { LogRecord, LogRecordInput } from '../../shared/logframe.js'
 import type { ShardLogHost } from './host.js'
 import { recoverSegment, walkSegment, type WalkVisitor } from './recovery.js'
 import { oldestSealed, segmentIndex, takeExpired, totalSize, type SegmentSpan } from './segment-list.js'
-import { fsyncDir, isSegmentLog, Segment } from './segment.js'
+import { fsyncDir, isSegmentLog, Segment, type HandleCache } from './segment.js'
 import { streamDeleted, type BatchSlice, type ReadResult, type ShardLog } from './types.js'
 
 interface PendingAppend {
@@ -54,8 +54,11 @@ export class FileShardLog implements ShardLog {
   /** Set when the stream is deleted: late appends are refused, never written to closed files. */
   dropped = false
 
-  constructor(host: ShardLogHost, codec: Codec, segmentBytes: number, stream: string, shard: string, dir: string) {
+  private readonly handles?: HandleCache
+
+  constructor(host: ShardLogHost, codec: Codec, segmentBytes: number, stream: string, shard: string, dir: string, handles?: HandleCache) {
     this.host = host
+    this.handles = handles
     this.codec = codec
     this.segmentBytes = segmentBytes
     this.stream = stream
@@ -100,7 +103,7 @@ export class FileShardLog implements ShardLog {
     const names = (await fsp.readdir(this.dir)).filter(isSegmentLog).sort()
     const walk = { codec: this.codec, shard: this.key, now: this.host.now, report: this.host.corrupted }
     for (let i = 0; i < names.length; i++) {
-      const segment = await Segment.open(this.dir, names[i]!)
+      const segment = await Segment.open(this.dir, names[i]!, this.handles)
       const last = i === names.length - 1
       await recoverSegment(segment, last, last ? -1 : Number(names[i + 1]!.slice(0, 20)), walk)
       // An empty sealed segment holds nothing; remove it.
@@ -110,7 +113,7 @@ export class FileShardLog implements ShardLog {
     const last = this.segments[this.segments.length - 1]
     this.committedEnd = this.nextAssigned = last ? last.end : 0
     this.lastAssignedArrival = last?.lastArrival ?? 0
-    if (!last) this.segments.push(await Segment.create(this.dir, 0))
+    if (!last) this.segments.push(await Segment.create(this.dir, 0, this.handles))
   }
 
   // ---- append and commit ----
@@ -193,7 +196,7 @@ export class FileShardLog implements ShardLog {
     let segment = this.segments[this.segments.length - 1]!
     if (segment.size >= this.segmentBytes) {
       await segment.seal()
-      segment = await Segment.create(this.dir, appends[0]!.firstOffset)
+      segment = await Segment.create(this.dir, appends[0]!.firstOffset, this.handles)
       this.segments.push(segment)
     }
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes)

@@ -148,7 +148,7 @@ async function resync(segment: Segment, codec: Codec, expected: number, end: num
  */
 export async function recoverSegment(segment: Segment, last: boolean, nextBase: number,
   w: Pick<SegmentWalk, 'codec' | 'shard' | 'now' | 'report'>): Promise<void> {
-  const size = (await segment.handle.stat()).size
+  const size = await segment.use(async (handle) => (await handle.stat()).size)
   let indexed = false
   if (!last) {
     const idx = await fsp.readFile(segment.indexPath).catch(() => Buffer.alloc(0))
@@ -164,8 +164,10 @@ export async function recoverSegment(segment: Segment, last: boolean, nextBase: 
   segment.size = size
   if (stop.kind === 'tail') {
     if (stop.position < size) {
-      await segment.handle.truncate(stop.position)
-      await segment.handle.sync()
+      await segment.use(async (handle) => {
+        await handle.truncate(stop.position)
+        await handle.sync()
+      })
     }
     segment.size = stop.position
   }

@@ -46,10 +46,59 @@ export async function readAt(handle: fsp.FileHandle, position: number, length: n
   return got === length ? buf : buf.subarray(0, got)
 }
 
+/**
+ * The segment files a store keeps open: at most `max` (least recently used closed first, never one in
+ * use), so thousands of shards fit a process's file limit (systemd's default soft limit is 1024).
+ * A segment reopens its file when it next needs it.
+ */
+export class HandleCache {
+  readonly max: number
+  /** Segments holding an open file, least recently used first (a Set keeps insertion order). */
+  private readonly open = new Set<Segment>()
+
+  constructor(max: number) {
+    this.max = Math.max(1, max)
+  }
+
+  /** How many segment files are open now. */
+  get size(): number {
+    return this.open.size
+  }
+
+  touched(segment: Segment): void {
+    this.open.delete(segment)
+    this.open.add(segment)
+  }
+
+  forget(segment: Segment): void {
+    this.open.delete(segment)
+  }
+
+  /** Closes the least recently used files that are not in use until at most `max` are open. */
+  trim(): void {
+    if (this.open.size <= this.max) return
+    for (const segment of this.open) {
+      if (this.open.size <= this.max) break
+      if (segment.idle()) {
+        this.open.delete(segment)
+        void segment.release()
+      }
+    }
+  }
+}
+
+/** A cache for a segment opened on its own (tests, tools): never closes a file early. */
+const UNBOUNDED = new HandleCache(Number.MAX_SAFE_INTEGER)
+
 export class Segment {
   readonly base: number
   readonly dir: string
-  handle: fsp.FileHandle
+  private readonly cache: HandleCache
+  /** The open file, when it is open; `use` opens it. */
+  private handle: fsp.FileHandle | null
+  private opening: Promise<fsp.FileHandle> | null = null
+  /** Operations using the file now: it is not closed under them. */
+  private pins = 0
   /** Bytes of good records in the file. */
   size = 0
   /** Offset one past the last record in the segment. */
@@ -71,29 +120,66 @@ export class Segment {
   /** Damaged byte ranges found by recovery or reads: position → position of the next good record. */
   holes = new Map<number, number>()
 
-  constructor(dir: string, base: number, handle: fsp.FileHandle) {
+  constructor(dir: string, base: number, handle: fsp.FileHandle, cache: HandleCache = UNBOUNDED) {
     this.dir = dir
     this.base = base
     this.end = base
     this.handle = handle
+    this.cache = cache
+    cache.touched(this)
+    cache.trim()
   }
 
   /** A new, empty segment file whose name is durable before anything is written to it. */
-  static async create(dir: string, base: number): Promise<Segment> {
+  static async create(dir: string, base: number, cache?: HandleCache): Promise<Segment> {
     const handle = await fsp.open(join(dir, segmentName(base, 'log')), 'wx+', 0o600)
     await fsyncDir(dir)
-    return new Segment(dir, base, handle)
+    return new Segment(dir, base, handle, cache)
   }
 
   /** An existing segment file, opened for recovery. */
-  static async open(dir: string, name: string): Promise<Segment> {
-    return new Segment(dir, Number(name.slice(0, 20)), await fsp.open(join(dir, name), 'r+'))
+  static async open(dir: string, name: string, cache?: HandleCache): Promise<Segment> {
+    return new Segment(dir, Number(name.slice(0, 20)), await fsp.open(join(dir, name), 'r+'), cache)
+  }
+
+  /** Runs `work` on the segment's open file, opening it first if the cache closed it; it stays open meanwhile. */
+  async use<T>(work: (handle: fsp.FileHandle) => Promise<T>): Promise<T> {
+    // A closing segment lets work already under way finish on its open file, but is never reopened.
+    if (this.closed && !this.handle) throw new Error(`segment ${this.logPath} is closed`)
+    this.pins++
+    try {
+      let handle = this.handle
+      if (!handle) {
+        this.opening ??= fsp.open(this.logPath, 'r+').finally(() => { this.opening = null })
+        handle = this.handle = await this.opening
+      }
+      this.cache.touched(this)
+      return await work(handle)
+    } finally {
+      this.pins--
+      this.cache.trim()
+    }
+  }
+
+  /** Whether the file is open and nothing is using it: the cache may close it. */
+  idle(): boolean {
+    return this.pins === 0 && this.handle !== null && this.opening === null
+  }
+
+  /** Closes the file for the cache; the next `use` reopens it. */
+  async release(): Promise<void> {
+    const handle = this.handle
+    if (!handle || this.pins > 0) return
+    this.handle = null
+    await handle.close().catch(() => {})
   }
 
   /** Writes `data` at byte `position` (right after the segment's good bytes) and waits until it is on disk. */
   async write(data: Buffer, position: number): Promise<void> {
-    await writeFully(this.handle, data, position)
-    await this.handle.datasync()
+    await this.use(async (handle) => {
+      await writeFully(handle, data, position)
+      await handle.datasync()
+    })
     this.written = position + data.length
   }
 
@@ -115,18 +201,19 @@ export class Segment {
     const run = (this.draining ?? Promise.resolve()).then(async () => {
       if (this.closed) return
       if (this.tailBytes === 0) {
-        if (sync) await this.handle.datasync()
+        // A file the cache closed was synced by nothing: it may still hold unsynced writes, so it is opened to sync.
+        if (sync) await this.use((handle) => handle.datasync())
         return
       }
       // What is behind now; appends that land while it is written stay for the next drain.
       const chunks = this.tail
       const bytes = this.tailBytes
-      await writeFully(this.handle, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes), this.written)
+      await this.use((handle) => writeFully(handle, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes), this.written))
       // New arrays, never changed in place: a read holding the old (written, tail) pair stays consistent.
       this.tail = this.tail.slice(chunks.length)
       this.tailBytes -= bytes
       this.written += bytes
-      if (sync) await this.handle.datasync()
+      if (sync) await this.use((handle) => handle.datasync())
     })
     this.draining = run.catch(() => {})
     return run
@@ -143,8 +230,8 @@ export class Segment {
     const written = this.written
     const tail = this.tail
     const end = position + length
-    if (end <= written || tail.length === 0) return readAt(this.handle, position, length)
-    const parts = position < written ? [await readAt(this.handle, position, written - position)] : []
+    if (end <= written || tail.length === 0) return this.use((handle) => readAt(handle, position, length))
+    const parts = position < written ? [await this.use((handle) => readAt(handle, position, written - position))] : []
     let at = written
     for (const chunk of tail) {
       if (at >= end) break
@@ -158,7 +245,11 @@ export class Segment {
   async close(): Promise<void> {
     this.closed = true
     await this.draining
-    await this.handle.close().catch(() => {})
+    this.cache.forget(this)
+    while (this.pins > 0 || this.opening) await new Promise((r) => setImmediate(r))
+    const handle = this.handle
+    this.handle = null
+    await handle?.close().catch(() => {})
   }
 
   /** No more records go here: the index is saved beside it, durably, for the next open. */

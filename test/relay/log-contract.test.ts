@@ -1,6 +1,6 @@
 /**
  * The shard-log contract (test/contracts/shardlog.ts) against every store: the segment files (each
- * segment fdatasynced, and behind the write-ahead journal), the in-memory store, and each of them sealed at rest by the encrypting wrapper with the relay's cipher.
+ * segment fdatasynced, and behind the write-ahead journal with few files open), the in-memory store, and each of them sealed at rest by the encrypting wrapper with the relay's cipher.
  */
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
@@ -35,11 +35,14 @@ const files: LogStoreFactory = (t) => {
   return harness(async (setup) => new FileLogStore({ root, segmentBytes: 8192, ...setup }))
 }
 
-/** The segment files behind the relay's write-ahead journal, small enough that checkpoints come often. */
+/**
+ * The segment files behind the relay's write-ahead journal, small enough that checkpoints come often,
+ * with at most three files open, so segments are closed and reopened all the time.
+ */
 const journaled: LogStoreFactory = (t) => {
   const root = tempDir(t)
   const journalPath = join(tempDir(t), 'streams.journal')
-  return harness(async (setup) => new FileLogStore({ root, journalPath, journalBytes: 16 * 1024, segmentBytes: 8192, ...setup }))
+  return harness(async (setup) => new FileLogStore({ root, journalPath, journalBytes: 16 * 1024, maxOpenFiles: 3, segmentBytes: 8192, ...setup }))
 }
 
 const memory: LogStoreFactory = () => {

@@ -6,7 +6,7 @@
  * damaging the segments as lost page-cache writes would; the journal itself was synced.
  */
 import t from 'tap'
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileLogStore } from '../../relay/log/filelog.js'
 import type { Replayed } from '../../relay/log/journal.js'
@@ -138,4 +138,26 @@ t.test('checkpoints keep the journal small; a clean close leaves it empty; a dro
   await t.rejects(fsp.stat(join(root, 'b')), { code: 'ENOENT' }, 'the dropped stream\'s directory was not recreated by a replay')
   await again.close()
   t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'a clean close checkpoints: no entry is left')
+})
+
+t.test('a thousand shards with at most 16 segment files open: every record reads back, and the process holds few files', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, journalBytes: 256 * 1024, segmentBytes: 4096, maxOpenFiles: 16 })
+  t.teardown(() => store.close())
+  const fds = () => readdirSync('/proc/self/fd').length
+  const before = fds()
+  let most = 0
+  for (let round = 0; round < 6; round++) {
+    await commitRound(store, 's', 1000, 3, round * 3)
+    most = Math.max(most, store.handles.size)
+  }
+  t.ok(most <= 16, `at most 16 segment files were open (${most})`)
+  t.ok(fds() - before < 16 + 8, `the process holds few more files than before (${fds() - before} more)`)
+  const samples = [0, 1, 499, 998, 999]
+  for (const s of samples) {
+    const rows = await readAll(store, 's', s)
+    t.equal(rows.length, 18, `shard ${s}: all 18 records`)
+    t.equal(rows[17], `17:k17:${Buffer.from(rec(17).data).toString()}`)
+  }
+  t.ok(store.handles.size <= 16)
 })
