@@ -1,0 +1,140 @@
+/**
+ * Instructions per record on each path of issue 17, counted by valgrind's callgrind: a figure that
+ * does not move with what else the machine runs (the VM has no hardware counters for `perf stat`).
+ * The compiled relay (`dist/`) runs under `valgrind --tool=callgrind --instr-atstart=no
+ * --separate-threads=yes`; after a warm-up run without instrumentation (so V8 has compiled the hot
+ * code), `callgrind_control` switches instrumentation on, the workload runs, the counters are dumped
+ * and switched off again. Workloads as `profile.ts` (PutRecords and GetRecords through the AWS SDK
+ * over HTTP/1.1, 4 in flight; MQTT batches from 4 publishers), only slower: under callgrind the relay
+ * runs some 50 times slower, so a few thousand records per path.
+ *
+ * CSV on stdout: per path, instructions per record on the event loop's thread (thread 1) and on all
+ * threads (libuv's pool and V8's compiler and GC helpers too), then the top functions of thread 1 by
+ * self instructions as callgrind_annotate names them (JIT-compiled JavaScript shows as `???` addresses,
+ * so this names the C and C++ side: the addon, libc, V8's builtins and runtime).
+ * The dumps are kept (their directory is printed on stderr) for callgrind_annotate or KCachegrind.
+ * Usage: npx tsx bench/instructions.ts [paths=put,get,mqtt] [seconds=10] [top=15]
+ */
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { once } from 'node:events'
+import { kinesisClient, createBenchStream, putFor, getAll, type Phase } from './kinesis-workload.js'
+
+const paths = (process.argv[2] ?? 'put,get,mqtt').split(',')
+const seconds = Number(process.argv[3] ?? 10)
+const top = Number(process.argv[4] ?? 15)
+const here = dirname(fileURLToPath(import.meta.url))
+const entry = join(here, '..', 'dist/relay/cli/entry.js')
+const IN_FLIGHT = 4
+const PUBLISHERS = 4
+
+interface Relay { child: ChildProcess; pid: number; mqttPort: number; httpPort: number; outDir: string }
+
+async function startRelay(name: string): Promise<Relay> {
+  const dataDir = mkdtempSync(join(tmpdir(), `tributary-callgrind-${name}-`))
+  const outDir = mkdtempSync(join(tmpdir(), `tributary-callgrind-out-${name}-`))
+  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file', `--callgrind-out-file=${join(outDir, 'cg.%p')}`,
+    process.execPath, entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }))
+  let out = ''
+  for await (const chunk of child.stdout!) {
+    out += String(chunk)
+    const ready = /ready: mqtt:\/\/[^:]+:(\d+) https?:\/\/[^:]+:(\d+)/.exec(out)
+    if (ready) return { child, pid: child.pid!, mqttPort: Number(ready[1]), httpPort: Number(ready[2]), outDir }
+  }
+  throw new Error(`the relay did not start under valgrind: ${out}`)
+}
+
+const control = (relay: Relay, ...args: string[]) => execFileSync('callgrind_control', [...args, String(relay.pid)], { stdio: 'ignore' })
+
+/** Runs `work` with instrumentation on; returns the dump's files, thread by thread. */
+async function counted<T>(relay: Relay, work: () => Promise<T>): Promise<{ result: T; files: string[] }> {
+  const before = new Set(readdirSync(relay.outDir))
+  control(relay, '--zero')
+  control(relay, '--instr=on')
+  const result = await work()
+  control(relay, '--dump')
+  control(relay, '--instr=off')
+  const files = readdirSync(relay.outDir).filter((f) => !before.has(f)).sort().map((f) => join(relay.outDir, f))
+  return { result, files }
+}
+
+const summaryOf = (file: string) => Number(/^summary: (\d+)/m.exec(readFileSync(file, 'utf8'))?.[1] ?? 0)
+
+/** callgrind_annotate's function lines: "  59,478,000 (11.09%)  ???:block [/path/lib.so]". */
+function topFunctions(file: string): { ir: number; share: string; name: string }[] {
+  const text = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+  const rows: { ir: number; share: string; name: string }[] = []
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.+)$/.exec(line)
+    if (!m || m[3]!.includes('PROGRAM TOTALS')) continue
+    rows.push({ ir: Number(m[1]!.replace(/,/g, '')), share: `${m[2]}%`, name: m[3]!.replace(/ \[[^\]]*\/([^/\]]+)\]$/, ' [$1]') })
+    if (rows.length >= top) break
+  }
+  return rows
+}
+
+const csv = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s)
+
+function report(label: string, records: number, files: string[]): void {
+  // Thread 1 is the one that started the process: Node's main thread, the event loop.
+  const main = files.find((f) => /-0*1$/.test(f))
+  const all = files.reduce((sum, f) => sum + summaryOf(f), 0)
+  if (!main || !records) throw new Error(`${label}: no dump of thread 1 or no records (${files.join(', ')})`)
+  const mainIr = summaryOf(main)
+  console.log('path,records,instructions_thread1,instructions_all_threads,per_record_thread1,per_record_all_threads')
+  console.log(`${label},${records},${mainIr},${all},${Math.round(mainIr / records)},${Math.round(all / records)}`)
+  console.log('')
+  console.log('path,rank,function,instructions,share_of_thread1,per_record')
+  topFunctions(main).forEach((r, i) => console.log(`${label},${i + 1},${csv(r.name)},${r.ir},${r.share},${Math.round(r.ir / records)}`))
+  console.log('')
+}
+
+async function stopRelay(relay: Relay): Promise<void> {
+  const exited = once(relay.child, 'exit')
+  relay.child.kill('SIGTERM')
+  await exited
+  process.stderr.write(`callgrind dumps kept in ${relay.outDir}\n`)
+}
+
+function publish(port: number, forSeconds: number): Promise<Phase> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', join(here, 'mqtt-publishers.ts'), String(port), String(PUBLISHERS), String(forSeconds)], (err, stdout) => {
+      if (err) reject(err)
+      else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Phase)
+    })
+  })
+}
+
+if (paths.includes('put') || paths.includes('get')) {
+  process.stderr.write('relay under callgrind (kinesis)…\n')
+  const relay = await startRelay('kinesis')
+  const client = kinesisClient(`http://127.0.0.1:${relay.httpPort}`, true)
+  process.stderr.write('warm-up without instrumentation…\n')
+  const warm = await createBenchStream(client)
+  await putFor(client, warm, seconds, IN_FLIGHT)
+  await getAll(client, warm)
+  const stream = await createBenchStream(client)
+  process.stderr.write(`PutRecords for ${seconds} s, counted…\n`)
+  const put = await counted(relay, () => putFor(client, stream, seconds, IN_FLIGHT))
+  process.stderr.write(`GetRecords of ${put.result.records} records, counted…\n`)
+  const get = await counted(relay, () => getAll(client, stream))
+  client.destroy()
+  if (paths.includes('put')) report('putrecords', put.result.records, put.files)
+  if (paths.includes('get')) report('getrecords', get.result.records, get.files)
+  await stopRelay(relay)
+}
+
+if (paths.includes('mqtt')) {
+  process.stderr.write('relay under callgrind (mqtt)…\n')
+  const relay = await startRelay('mqtt')
+  process.stderr.write('warm-up without instrumentation…\n')
+  await publish(relay.mqttPort, seconds)
+  process.stderr.write(`MQTT batches for ${seconds} s, counted…\n`)
+  const run = await counted(relay, () => publish(relay.mqttPort, seconds))
+  report('mqtt-ingest', run.result.records, run.files)
+  await stopRelay(relay)
+}
