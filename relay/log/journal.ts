@@ -1,5 +1,5 @@
 /**
- * The file store's write-ahead journal: one file, one append and one fdatasync per group commit,
+ * The file store's write-ahead journal: one append and one fdatasync per group commit,
  * whatever the number of shards the commit touched. Each shard's bytes are kept behind in memory by
  * its segment (relay/log/segment.ts) and reach the segment file only at a checkpoint.
  *
@@ -10,10 +10,11 @@
  * running when the second file fills in turn. So the journal on disk, and the bytes kept behind in
  * memory, stay under twice its size plus one commit.
  *
- * Recovery is a physical redo: at open, every whole entry of both files, the older generation first, is
- * written again at the segment file and position it names (an idempotent overwrite, so writes the kernel lost, tore or wrote out of order
- * come back exactly), the files are synced, and the journal emptied; the shard logs then open on
- * segments that hold everything acknowledged. The first entry that does not verify ends the replay:
+ * Recovery is a physical redo: at open, every whole entry of both files, the older generation first,
+ * is written again at the segment file and position it names (an idempotent overwrite, so writes the
+ * kernel lost, tore or wrote out of order come back exactly) before any shard log opens; the files
+ * it rewrote are synced by a checkpoint in the background, and the journal keeps the entries until
+ * then. The first entry that does not verify ends the replay:
  * commits are sequential and each is acknowledged only after its own fdatasync, so nothing after a
  * torn entry was acknowledged.
  *
@@ -29,7 +30,7 @@
  * |   14+P |    8 | the byte position in the segment file (f64, an integer)      |
  * |   22+P |    … | the bytes written there                                      |
  */
-import { promises as fsp } from 'node:fs'
+import { constants as fsc, promises as fsp } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Codec } from '../../hardware/index.js'
 import { fsyncDir } from './segment.js'
@@ -82,32 +83,54 @@ export class Journal {
     this.maxBytes = maxBytes
   }
 
-  /** Replays what a previous run left (see the header) and opens the journal empty. */
+  /**
+   * Replays what a previous run left (see the header) and opens the journal. The redo's writes are
+   * not synced here: the journal keeps what it replayed, and a checkpoint in the background syncs the
+   * files it rewrote and then empties the older journal file, so a restart with thousands of shards
+   * does not wait for thousands of fsyncs (a crash meanwhile replays the same entries again).
+   * Commits carry on in the newer file, after its last whole entry.
+   */
   async open(): Promise<Replayed> {
     await fsp.mkdir(dirname(this.path), { recursive: true, mode: 0o700 })
-    const found: { buf: Buffer; generation: number }[] = []
-    for (const i of [0, 1]) {
-      const buf = await fsp.readFile(`${this.path}-${i}`).catch((err: NodeJS.ErrnoException) => {
+    const found: { index: number; buf: Buffer; generation: number }[] = []
+    for (const index of [0, 1]) {
+      const buf = await fsp.readFile(`${this.path}-${index}`).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return null
         throw err
       })
-      if (buf && buf.length >= FILE_HEADER && buf.readUInt32LE(0) === FILE_MAGIC) found.push({ buf, generation: buf.readDoubleLE(8) })
+      if (buf && buf.length >= FILE_HEADER && buf.readUInt32LE(0) === FILE_MAGIC) found.push({ index, buf, generation: buf.readDoubleLE(8) })
     }
     found.sort((a, b) => a.generation - b.generation)
-    const replayed = await this.replay(found.map((f) => f.buf))
-    this.generation = found.length ? found[found.length - 1]!.generation : 0
+    const { replayed, paths, ends } = await this.replay(found.map((f) => f.buf))
     const files: JournalFile[] = []
-    for (const i of [0, 1]) {
-      const path = `${this.path}-${i}`
-      // Replayed already: each file starts empty.
-      const handle = await fsp.open(path, 'w+', 0o600)
-      await handle.sync()
-      files.push({ path, handle, size: 0 })
+    for (const index of [0, 1]) {
+      const path = `${this.path}-${index}`
+      files.push({ path, handle: await fsp.open(path, fsc.O_RDWR | fsc.O_CREAT, 0o600), size: 0 })
     }
     await fsyncDir(dirname(this.path))
     this.files = files as [JournalFile, JournalFile]
-    this.current = 0
-    await this.begin(this.files[0])
+    const newest = found[found.length - 1]
+    if (!newest) {
+      this.current = 0
+      await files[1]!.handle.truncate(0)
+      await this.begin(files[0]!)
+      return replayed
+    }
+    this.generation = newest.generation
+    this.current = newest.index
+    const current = files[newest.index]!
+    // A torn last entry goes: new commits follow the last whole one.
+    current.size = ends[ends.length - 1]!
+    await current.handle.truncate(current.size)
+    await current.handle.datasync()
+    const other = files[1 - newest.index]!
+    const run = (async () => {
+      await syncFiles(this.root, paths)
+      await other.handle.truncate(0)
+      await other.handle.datasync()
+    })()
+    this.checkpointing = run
+    run.then(() => { if (this.checkpointing === run) this.checkpointing = null }, () => {})
     return replayed
   }
 
@@ -122,9 +145,13 @@ export class Journal {
     file.size = FILE_HEADER
   }
 
-  /** Writes every whole entry again where it names, the files in the order given, then syncs what it wrote. */
-  private async replay(bufs: readonly Buffer[]): Promise<Replayed> {
+  /**
+   * Writes every whole entry again where it names (not synced), the files in the order given; says
+   * which segment files it wrote and where each journal file's whole entries end.
+   */
+  private async replay(bufs: readonly Buffer[]): Promise<{ replayed: Replayed; paths: string[]; ends: number[] }> {
     const out: Replayed = { entries: 0, bytes: 0, skipped: 0, tornBytes: 0 }
+    const ends: number[] = []
     // Grouped by segment file, each group in journal order, so one file is open at a time.
     const byPath = new Map<string, { position: number; data: Buffer }[]>()
     for (const buf of bufs) {
@@ -143,27 +170,35 @@ export class Journal {
         writes.push({ position, data: buf.subarray(at + HEADER + 2 + pathLength + 8, end) })
         at = end
       }
+      ends.push(at)
       out.tornBytes += buf.length - at
     }
-    for (const [path, writes] of byPath) {
-      const file = await fsp.open(join(this.root, path), 'r+').catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return null
-        throw err
-      })
-      if (!file) {
-        out.skipped += writes.length
-        continue
+    const paths: string[] = []
+    const groups = [...byPath]
+    let next = 0
+    // A few files at a time; each file's writes in order, runs of adjacent ones written as one.
+    await Promise.all(Array.from({ length: Math.min(16, groups.length) }, async () => {
+      while (next < groups.length) {
+        const [path, writes] = groups[next++]!
+        const file = await fsp.open(join(this.root, path), 'r+').catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return null
+          throw err
+        })
+        if (!file) {
+          out.skipped += writes.length
+          continue
+        }
+        try {
+          for (const run of adjacentRuns(writes)) await writeFully(file, run.data, run.position)
+        } finally {
+          await file.close()
+        }
+        paths.push(path)
+        out.entries += writes.length
+        for (const w of writes) out.bytes += w.data.length
       }
-      try {
-        for (const w of writes) await writeFully(file, w.data, w.position)
-        await file.sync()
-      } finally {
-        await file.close()
-      }
-      out.entries += writes.length
-      for (const w of writes) out.bytes += w.data.length
-    }
-    return out
+    }))
+    return { replayed: out, paths, ends }
   }
 
   /** Appends one commit's writes and waits until they are on disk. */
@@ -251,6 +286,36 @@ export class Journal {
     for (const file of this.files ?? []) await file.handle.close().catch(() => {})
     this.files = null
   }
+}
+
+/** Writes in order, each run of writes that follow one another joined into one (a later write over an earlier one stays later). */
+function adjacentRuns(writes: readonly { position: number; data: Buffer }[]): { position: number; data: Buffer }[] {
+  const runs: { position: number; parts: Buffer[]; end: number }[] = []
+  for (const w of writes) {
+    const last = runs[runs.length - 1]
+    if (last && w.position === last.end) {
+      last.parts.push(w.data)
+      last.end += w.data.length
+    } else {
+      runs.push({ position: w.position, parts: [w.data], end: w.position + w.data.length })
+    }
+  }
+  return runs.map((r) => ({ position: r.position, data: r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts) }))
+}
+
+/** Syncs the files at `paths` (under `root`), a few at a time; one removed meanwhile has nothing left to keep. */
+async function syncFiles(root: string, paths: readonly string[]): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
+    while (next < paths.length) {
+      const file = await fsp.open(join(root, paths[next++]!), 'r+').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return null
+        throw err
+      })
+      if (!file) continue
+      try { await file.datasync() } finally { await file.close() }
+    }
+  }))
 }
 
 async function writeFully(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {

@@ -1,0 +1,102 @@
+/**
+ * Issue 17's shard-count check through the real API: the relay in its own process, PutRecords from
+ * 10 SDK clients (HTTP/1.1, 500 records of 100 bytes with random partition keys, one call in flight
+ * each) into one 4-shard stream, then into 10 streams × 1,000 shards (round robin), in one run; the
+ * 10,000-shard rate as a share of the 4-shard rate (goal ≥ 0.7); then the time a restart after
+ * kill -9 takes until the API answers again with 10,000 shards (goal < 5 s). Also the relay's open
+ * file descriptors. CSV on stdout, progress on stderr.
+ * Usage: npm run build && npx tsx bench/shards-api.ts [seconds=8]
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import net from 'node:net'
+import { CreateStreamCommand, DescribeStreamSummaryCommand, KinesisClient, ListStreamsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+
+const seconds = Number(process.argv[2] ?? 8)
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const CLIENTS = 10
+const data = Buffer.alloc(100, 0x61)
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
+  })
+}
+
+async function answering(client: KinesisClient, deadlineMs: number): Promise<void> {
+  for (;;) {
+    try {
+      await client.send(new ListStreamsCommand({ Limit: 1 }))
+      return
+    } catch (err) {
+      if (Date.now() > deadlineMs) throw err
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+}
+
+const entry = join(root, 'dist/relay/cli/entry.js')
+if (!existsSync(entry)) throw new Error('build first: npm run build')
+const dir = mkdtempSync(join(tmpdir(), 'tributary-shards-api-'))
+const port = await freePort()
+const startRelay = (): ChildProcess => spawn(process.execPath, [entry, 'relay', '--data-dir', dir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', String(port), '--shard-limit', '10004'], { stdio: 'ignore' })
+let relay = startRelay()
+const client = new KinesisClient({
+  endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+  requestHandler: new NodeHttpHandler({ httpAgent: { keepAlive: true, maxSockets: 64 } as never }),
+})
+await answering(client, Date.now() + 30_000)
+
+async function create(StreamName: string, ShardCount: number): Promise<void> {
+  await client.send(new CreateStreamCommand({ StreamName, ShardCount }))
+  while ((await client.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary?.StreamStatus !== 'ACTIVE') await new Promise((r) => setTimeout(r, 20))
+}
+
+async function put(streams: string[]): Promise<number> {
+  let records = 0
+  const deadline = Date.now() + seconds * 1000
+  const started = performance.now()
+  await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+    let n = 0
+    while (Date.now() < deadline) {
+      const StreamName = streams[(c + n++) % streams.length]!
+      await client.send(new PutRecordsCommand({ StreamName, Records: Array.from({ length: 500 }, () => ({ PartitionKey: Math.random().toString(36).slice(2), Data: data })) }))
+      records += 500
+    }
+  }))
+  return records / ((performance.now() - started) / 1000)
+}
+
+const fds = () => readdirSync(`/proc/${relay.pid}/fd`).length
+
+console.log('benchmark,layout,records_per_s,share_of_4_shards,relay_fds')
+process.stderr.write('1 stream x 4 shards: PutRecords…\n')
+await create('small', 4)
+const small = await put(['small'])
+console.log(`shards-api,1x4,${Math.round(small)},1.00,${fds()}`)
+const large: string[] = []
+for (let s = 0; s < 10; s++) {
+  process.stderr.write(`\rcreating stream ${s + 1}/10 of 1,000 shards…`)
+  large.push(`large-${s}`)
+  await create(`large-${s}`, 1000)
+}
+process.stderr.write('\n10 streams x 1,000 shards: PutRecords…\n')
+const many = await put(large)
+console.log(`shards-api,10x1000,${Math.round(many)},${(many / small).toFixed(2)},${fds()}`)
+
+process.stderr.write('kill -9 and restart…\n')
+relay.kill('SIGKILL')
+await new Promise((r) => relay.once('exit', r))
+const t0 = performance.now()
+relay = startRelay()
+await answering(client, Date.now() + 120_000)
+console.log(`restart-after-kill,10x1000+1x4,${((performance.now() - t0) / 1000).toFixed(2)} s,,${fds()}`)
+relay.kill('SIGTERM')
+await new Promise((r) => relay.once('exit', r))
+client.destroy()
+if (process.env.SHARDS_API_KEEP) process.stderr.write(`kept ${dir}\n`)
+else rmSync(dir, { recursive: true, force: true })
