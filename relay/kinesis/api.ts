@@ -9,7 +9,7 @@ import type { AccessKey } from '../../shared/config.js'
 import { send, type AnyRequest, type AnyResponse } from '../http.js'
 import type { LogFn, RelayMetrics } from '../observe.js'
 import { ACTIONS } from './actions/index.js'
-import { StreamingResult, type ApiContext, type Handler } from './context.js'
+import { RenderedResult, StreamingResult, type ApiContext, type Handler } from './context.js'
 import { internalFailure, toKinesisError } from './errors.js'
 import { admit } from './frontdoor.js'
 import { checkReservedMembers } from './reserved.js'
@@ -93,7 +93,8 @@ export class KinesisApi {
       // SubscribeToShard answers with an event stream that outlives this call.
       if (result instanceof StreamingResult) return result.start(res, protocol)
       // An action whose model has no output is answered with an empty body, as AWS answers it.
-      send(res, 200, protocol.contentType, NO_OUTPUT.has(action) ? EMPTY : protocol.encode(result))
+      const answer = NO_OUTPUT.has(action) ? EMPTY : result instanceof RenderedResult ? result.render(protocol) : protocol.encode(result)
+      send(res, 200, protocol.contentType, answer)
     } catch (err) {
       let error = toKinesisError(err, 'response')
       if (!error) {

@@ -50,6 +50,15 @@ export class StreamingResult {
   constructor(readonly start: (res: AnyResponse, protocol: Protocol) => void) {}
 }
 
+/**
+ * An answer a handler renders itself, straight into the bytes of the request's protocol (a hot
+ * path's answer, without a JavaScript object per record); `render` must give exactly what
+ * `protocol.encode` would give for the same answer.
+ */
+export class RenderedResult {
+  constructor(readonly render: (protocol: Protocol) => Buffer) {}
+}
+
 /** AWS's timestamps: epoch seconds with a millisecond fraction. */
 export const seconds = (ms: number) => ms / 1000
 
