@@ -111,6 +111,8 @@ export class Segment {
   /** Bytes the file holds (written by this process or found at open); the tail kept behind follows them. */
   written = 0
   private tail: Buffer[] = []
+  /** Where each chunk of the tail starts in the file. */
+  private tailStarts: number[] = []
   private tailBytes = 0
   private draining: Promise<void> | null = null
   // sparse index
@@ -190,6 +192,7 @@ export class Segment {
   writeBehind(data: Buffer, position: number): void {
     if (position !== this.written + this.tailBytes) throw new Error(`write-behind at ${position}, expected ${this.written + this.tailBytes}`)
     this.tail.push(data)
+    this.tailStarts.push(position)
     this.tailBytes += data.length
   }
 
@@ -205,12 +208,14 @@ export class Segment {
         if (sync) await this.use((handle) => handle.datasync())
         return
       }
-      // What is behind now; appends that land while it is written stay for the next drain.
-      const chunks = this.tail
+      // What is behind now (a copy: appends that land while it is written are pushed to the tail, and stay for the next drain).
+      const n = this.tail.length
+      const chunks = this.tail.slice(0, n)
       const bytes = this.tailBytes
-      await this.use((handle) => writeFully(handle, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes), this.written))
-      // New arrays, never changed in place: a read holding the old (written, tail) pair stays consistent.
-      this.tail = this.tail.slice(chunks.length)
+      await this.use((handle) => writeFully(handle, n === 1 ? chunks[0]! : Buffer.concat(chunks, bytes), this.written))
+      // New arrays, never shortened in place: a read holding the old (written, tail) pair stays consistent.
+      this.tail = this.tail.slice(n)
+      this.tailStarts = this.tailStarts.slice(n)
       this.tailBytes -= bytes
       this.written += bytes
       if (sync) await this.use((handle) => handle.datasync())
@@ -229,14 +234,23 @@ export class Segment {
     // Taken before awaiting: a drain that lands meanwhile moves bytes from the tail to the file, where they stay.
     const written = this.written
     const tail = this.tail
+    const starts = this.tailStarts
+    const count = tail.length
     const end = position + length
-    if (end <= written || tail.length === 0) return this.use((handle) => readAt(handle, position, length))
+    if (end <= written || count === 0) return this.use((handle) => readAt(handle, position, length))
     const parts = position < written ? [await this.use((handle) => readAt(handle, position, written - position))] : []
-    let at = written
-    for (const chunk of tail) {
-      if (at >= end) break
+    // The last chunk that starts at or before `position` (a tail may hold thousands of commits' chunks).
+    let lo = 0
+    let hi = count - 1
+    let i = 0
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid]! <= position) { i = mid; lo = mid + 1 } else hi = mid - 1
+    }
+    for (; i < count && starts[i]! < end; i++) {
+      const chunk = tail[i]!
+      const at = starts[i]!
       if (at + chunk.length > position) parts.push(chunk.subarray(Math.max(position - at, 0), Math.min(chunk.length, end - at)))
-      at += chunk.length
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
   }

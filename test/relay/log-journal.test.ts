@@ -10,6 +10,7 @@ import { promises as fsp, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileLogStore } from '../../relay/log/filelog.js'
 import type { Replayed } from '../../relay/log/journal.js'
+import { Segment } from '../../relay/log/segment.js'
 import type { LogRecordInput } from '../../shared/logframe.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -181,4 +182,28 @@ t.test('a second power cut right after a restart (before the replayed files were
   const third = new FileLogStore({ root, journalPath })
   t.teardown(() => third.close())
   t.same(await Promise.all([0, 1].map((s) => readAll(third, 's', s))), before, 'both runs\' acknowledged records are there')
+})
+
+t.test('a segment keeps writes behind while a drain is under way: reads see every byte in place, the file gets them all', async (t) => {
+  const dir = tempDir(t)
+  const segment = await Segment.create(dir, 0)
+  t.teardown(() => segment.close())
+  const chunks = Array.from({ length: 400 }, (_, i) => Buffer.alloc(1 + (i * 37) % 300, i & 0xff))
+  const expected = Buffer.concat(chunks)
+  let at = 0
+  const drains: Promise<void>[] = []
+  for (const [i, chunk] of chunks.entries()) {
+    segment.writeBehind(chunk, at)
+    at += chunk.length
+    // Drains start while more chunks arrive behind them.
+    if (i % 50 === 7) drains.push(segment.sync())
+    if (i % 13 === 0) {
+      const from = Math.floor(at / 3)
+      t.ok((await segment.readAt(from, at - from)).equals(expected.subarray(from, at)), `a read while chunk ${i} is behind`)
+    }
+  }
+  await Promise.all(drains)
+  t.ok((await segment.readAt(0, at)).equals(expected), 'everything reads back in place')
+  await segment.sync()
+  t.ok((await fsp.readFile(segment.logPath)).equals(expected), 'and the file holds every byte once drained')
 })
