@@ -110,6 +110,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
   const logs = cluster ? sealedLogStore(cluster.logs, cipher) : openLogStore({
     root: join(config.dataDir, 'streams'),
     journalPath: join(config.dataDir, 'streams.journal'),
+    journal: config.journal,
+    maxOpenFiles: config.maxOpenSegments,
     onReplay: (replayed) => log('journal_replayed', { ...replayed }),
     segmentBytes: config.segmentBytes,
     groupCommitMs: config.groupCommitMs,

@@ -43,6 +43,8 @@ export interface RelayConfig {
   maxStreamBytes: number
   maxDataBytes: number
   groupCommitMs: number
+  journal: boolean
+  maxOpenSegments: number
   maxBatchRecords: number
   maxPacketBytes: number
   region: string
@@ -100,6 +102,8 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   maxStreamBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_STREAM_BYTES', flag: 'max-stream-bytes', min: 0, help: 'per-stream size cap, oldest segments go first (0: none)' },
   maxDataBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_DATA_BYTES', flag: 'max-data-bytes', min: 0, help: 'disk cap on all shard logs and video fragments together; at the cap ingest stops acknowledging (0: none)' },
   groupCommitMs: { type: 'number', default: 2, env: 'TRIBUTARY_GROUP_COMMIT_MS', flag: 'group-commit-ms', min: 0, max: 1000, help: 'longest wait to gather appends into one fsync' },
+  journal: { type: 'boolean', default: true, env: 'TRIBUTARY_JOURNAL', flag: 'journal', help: 'make each group commit durable with one fdatasync of a write-ahead journal, whatever the shards it touched (off: one fdatasync per touched segment)' },
+  maxOpenSegments: { type: 'integer', default: 256, env: 'TRIBUTARY_MAX_OPEN_SEGMENTS', flag: 'max-open-segments', min: 8, max: 1_000_000, help: 'segment files kept open at most (least recently used closed first), so thousands of shards fit the process file limit' },
   maxBatchRecords: { type: 'integer', default: 500, env: 'TRIBUTARY_MAX_BATCH_RECORDS', flag: 'max-batch-records', min: 1, max: 10_000, help: 'records a device batch may hold' },
   maxPacketBytes: { type: 'integer', default: 4 * 1024 * 1024, env: 'TRIBUTARY_MAX_PACKET_BYTES', flag: 'max-packet-bytes', min: 65536, max: 256 * 1024 * 1024, help: 'largest MQTT packet the broker accepts' },
   region: { type: 'string', default: 'us-east-1', env: 'TRIBUTARY_REGION', flag: 'region', help: 'region used in ARNs and SigV4 scope' },

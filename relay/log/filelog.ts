@@ -14,8 +14,14 @@ import { ShardLogStore, type LogStoreOptions } from './store.js'
 
 export interface FileLogOptions extends LogStoreOptions {
   root: string
-  /** The write-ahead journal's file; none: every commit fdatasyncs each segment it wrote. */
+  /** The write-ahead journal's files (a prefix); none: every commit fdatasyncs each segment it wrote. */
   journalPath?: string
+  /**
+   * False: commits fdatasync each segment they wrote, and the journal at `journalPath` is only
+   * replayed at open (what a run with the journal left) and then emptied, so it can be switched off
+   * between runs whatever way the last one ended. Default true.
+   */
+  journal?: boolean
   /** Commits move to the journal's other file, and the full one is checkpointed, once it holds this many bytes (default 16 MiB; memory kept behind stays under twice this). */
   journalBytes?: number
   /** Segment files kept open at most (least recently used closed first; default 256), so thousands of shards fit a file limit of 1024. */
@@ -43,6 +49,8 @@ async function syncAll(segments: readonly Segment[]): Promise<void> {
 export class FileLogStore extends ShardLogStore<FileShardLog> {
   private readonly root: string
   private readonly journal: Journal | null
+  /** The journal of an earlier run, replayed at open while this one runs without it. */
+  private readonly replayOnly: Journal | null
   /** The journal's replay, run before the first log opens. */
   private ready: Promise<void> | null = null
   private readonly onReplay?: (replayed: Replayed) => void
@@ -59,14 +67,22 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     this.root = options.root
     this.onReplay = options.onReplay
     this.handles = new HandleCache(options.maxOpenFiles ?? 256)
-    this.journal = options.journalPath ? new Journal(options.journalPath, options.root, this.codec, options.journalBytes ?? 16 * 1024 * 1024) : null
+    const journal = options.journalPath ? new Journal(options.journalPath, options.root, this.codec, options.journalBytes ?? 16 * 1024 * 1024) : null
+    this.journal = options.journal === false ? null : journal
+    this.replayOnly = options.journal === false ? journal : null
   }
 
   private prepared(): Promise<void> {
     this.ready ??= (async () => {
-      if (!this.journal) return
-      const replayed = await this.journal.open()
+      const journal = this.journal ?? this.replayOnly
+      if (!journal) return
+      const replayed = await journal.open()
       if (replayed.entries || replayed.skipped || replayed.tornBytes) this.onReplay?.(replayed)
+      if (journal === this.replayOnly) {
+        // Off: once the rewritten files are synced, nothing is left in it to replay, and it is not used again.
+        await journal.checkpoint(async () => {})
+        await journal.close()
+      }
     })()
     return this.ready
   }

@@ -207,3 +207,18 @@ t.test('a segment keeps writes behind while a drain is under way: reads see ever
   await segment.sync()
   t.ok((await fsp.readFile(segment.logPath)).equals(expected), 'and the file holds every byte once drained')
 })
+
+t.test('a store without the journal still replays what a crashed run with it left, then leaves the journal empty', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const crashed = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 4; round++) await commitRound(crashed, 's', 2, 10, round * 10)
+  const before = await Promise.all([0, 1].map((s) => readAll(crashed, 's', s)))
+  await fsp.truncate(join(root, 's', shard(0), '00000000000000000000.log'), 0)
+  const replays: Replayed[] = []
+  const plain = new FileLogStore({ root, journalPath, journal: false, onReplay: (r) => replays.push(r) })
+  t.same(await Promise.all([0, 1].map((s) => readAll(plain, 's', s))), before)
+  t.match(replays, [{ entries: 8 }])
+  t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'the journal holds no entry afterwards')
+  t.equal(await countSyncs(() => commitRound(plain, 's', 2, 5, 40)), 2, 'and commits fdatasync each segment')
+  await plain.close()
+})
