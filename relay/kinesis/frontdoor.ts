@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto'
 import { send, type AnyRequest, type AnyResponse } from '../http.js'
 import { KinesisError, unknownOperation, unreadableBody } from './errors.js'
 import { AMZ_CBOR, AMZ_JSON, cbor, json, mediaTypeOf, type Protocol } from './protocol.js'
+import { fastPut, parsePutRecords } from './putrecords-parse.js'
 
 export const TARGET_SERVICE = 'Kinesis_20131202'
 /** The API's media type before JSON 1.1; AWS still answers it, in a Coral envelope and with HTTP 200. */
@@ -132,6 +133,12 @@ export function admit(req: AnyRequest, body: Buffer, served: (action: string) =>
   }
   if (type === OLD_JSON) return oldJsonRefusal(readsAsJsonObject(body) ? 'UnknownOperationException' : 'SerializationException', action)
   const protocol = type === AMZ_CBOR ? cbor : json
+  // PutRecords' common shape is read and validated in one pass (putrecords-parse.ts); anything else,
+  // or a body it declines, is decoded and validated as every other request is.
+  if (protocol === json && known && operation === 'PutRecords' && fastPut.enabled) {
+    const valid = parsePutRecords(body)
+    if (valid) return { kind: 'action', action: operation, protocol, request: valid as unknown as Record<string, unknown> }
+  }
   let request: Record<string, unknown>
   try {
     request = protocol.decode(body)

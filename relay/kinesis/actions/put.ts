@@ -10,6 +10,7 @@ import type { ShardState, StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
 import { resolveStream, streamExtras, type ApiContext } from '../context.js'
 import { hashKeyOutOfRange, recordsTooLarge, type KinesisError } from '../errors.js'
+import { ValidPutRecords } from '../putrecords-parse.js'
 import { Data, ExplicitHashKey, PartitionKey, SequenceNumber, validate, type Shape } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
@@ -66,11 +67,16 @@ export async function putRecord(body: unknown, ctx: ApiContext) {
   return { ShardId: stored!.shard.meta.shardId, SequenceNumber: sequenceOf(stored!.shard, stored!.offset, stored!.arrivalMs), ...encryptionOf(state, ctx) }
 }
 
+/** PutRecords' input as validate() checks it; putrecords-parse.ts checks the same for the bodies it reads. */
+export const PUT_RECORDS_FIELDS: Record<string, Shape> = {
+  Records: { type: 'list', required: true, min: 1, max: Limits.maxPutRecordsCount, member: RequestEntry },
+  ...STREAM_REF,
+}
+
 export async function putRecords(body: unknown, ctx: ApiContext) {
-  const req = validate<{ StreamName?: string; StreamARN?: string; Records: { Data: Buffer; PartitionKey: string; ExplicitHashKey?: string }[] }>(body, {
-    Records: { type: 'list', required: true, min: 1, max: Limits.maxPutRecordsCount, member: RequestEntry },
-    ...STREAM_REF,
-  }, 'declared')
+  // A body the front door read in one pass is validated already (putrecords-parse.ts).
+  const req = body instanceof ValidPutRecords ? body
+    : validate<{ StreamName?: string; StreamARN?: string; Records: { Data: Buffer; PartitionKey: string; ExplicitHashKey?: string }[] }>(body, PUT_RECORDS_FIELDS, 'declared')
   const state = resolveStream(req, ctx)
   let total = 0
   const records = req.Records.map((r) => {
