@@ -7,8 +7,9 @@ import type { StartType } from '../../reader.js'
 import { shardIdOf } from '../../shardmap.js'
 import { streamNameOf, type StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
-import { childShardsJson, findShard, namedStream, positionOf, recordJson, resolveStream, shardIndexIn, startOffset, type ApiContext } from '../context.js'
+import { childShardsJson, findShard, namedStream, positionOf, RenderedResult, resolveStream, shardIndexIn, startOffset, type ApiContext } from '../context.js'
 import { KinesisError, iteratorTypeForbidsSequence, iteratorTypeNeedsSequence } from '../errors.js'
+import { renderRecords, type RecordsPage } from '../render.js'
 import { required, SequenceNumber, SHARD_ITERATOR_TYPES, ShardId, ShardIterator, StreamARN, StreamId, StreamName, validate } from '../validate.js'
 
 export async function getShardIterator(body: unknown, ctx: ApiContext) {
@@ -52,17 +53,17 @@ export async function getRecords(body: unknown, ctx: ApiContext) {
   const page = await ctx.reader.page(state, shard, position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes, ctx.now)
   const now = page.readAtMs
   let bytes = 0
-  const out = page.records.map((r) => {
-    bytes += r.data.length
-    return recordJson(r, shard)
-  })
+  for (const r of page.records) bytes += r.data.length
   budget?.charged(shard, bytes, now)
   ctx.onRead?.(state.meta.name, page.records.length, bytes)
-  return {
-    Records: out,
-    ...(page.shardEnded ? {} : { NextShardIterator: ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset: page.nextOffset, createdMs: now }) }),
-    MillisBehindLatest: page.millisBehindLatest,
+  // Rendered straight into the answer's bytes (render.ts): no object per record on the hot path.
+  const answer: RecordsPage = {
+    records: page.records,
+    shard,
+    nextShardIterator: page.shardEnded ? undefined : ctx.iterators.encode({ streamId: state.meta.id, shardIndex: shard.meta.index, offset: page.nextOffset, createdMs: now }),
+    millisBehindLatest: page.millisBehindLatest,
     // At the end of a closed shard: no next iterator, and the shards to continue with.
-    ...(page.shardEnded ? { ChildShards: childShardsJson(page.children) } : {}),
+    childShards: page.shardEnded ? childShardsJson(page.children) : undefined,
   }
+  return new RenderedResult((protocol) => renderRecords(answer, protocol))
 }
