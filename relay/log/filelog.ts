@@ -3,7 +3,9 @@
  * `<root>/<stream>/<shard>/`. With a journal (relay/log/journal.ts, the relay's default) a group
  * commit costs one append and one fdatasync of the journal however many shards it touched, each
  * segment's bytes kept behind in memory and written and synced at each checkpoint (so the memory is
- * bounded by the journal's size); without one, each touched segment is written and fdatasynced. The shard log is in `fileshard.ts`, what all stores share in `store.ts`.
+ * bounded by the journal's size); without one, each touched segment is written and fdatasynced.
+ * Segment files are opened through a bounded cache. The shard log is in `fileshard.ts`, what all
+ * stores share in `store.ts`.
  */
 import { promises as fsp } from 'node:fs'
 import { join, relative } from 'node:path'

@@ -2,6 +2,9 @@
  * One segment file of a shard log, named by its zero-padded base offset (`00000000000000000000.log`),
  * with a sparse index of (offset, position, arrival time) every INDEX_INTERVAL bytes. The log file is
  * the truth; the `.idx` file beside a sealed segment is a cache that is rebuilt when missing or wrong.
+ * Behind the store's write-ahead journal a segment keeps its newest bytes in memory (`writeBehind`),
+ * served to reads from there, until a checkpoint writes them; its file is opened through the store's
+ * bounded `HandleCache` and may be closed between uses.
  *
  * Index file entry (INDEX_ENTRY_SIZE = 24 bytes, little-endian)
  *
