@@ -32,6 +32,9 @@ export interface FileLogOptions extends LogStoreOptions {
   onReplay?: (replayed: Replayed) => void
 }
 
+/** A segment writes out (unsynced) what it keeps behind once it holds this much, so checkpoints stay small. */
+const WRITE_OUT_BYTES = 256 * 1024
+
 /** Settles every promise, then throws the first failure: nothing may still be writing when a commit ends. */
 async function settleAll<T>(work: Promise<T>[]): Promise<T[]> {
   const outcomes = await Promise.allSettled(work)
@@ -123,6 +126,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
         s.segment.writeBehind(s.data, s.position)
         this.unsynced.add(s.segment)
         s.log.publish(s)
+        if (s.segment.behind >= WRITE_OUT_BYTES) s.segment.writeOut()
       }
     })
   }

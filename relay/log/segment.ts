@@ -227,6 +227,20 @@ export class Segment {
     return run
   }
 
+  /** Bytes kept behind, not yet written to the file. */
+  get behind(): number {
+    return this.tailBytes
+  }
+
+  /**
+   * Writes what is kept behind to the file now, not synced: done a little at a time, this keeps a
+   * checkpoint from handing the file system megabytes of dirty pages at once, which the next
+   * fdatasync of the journal would then wait for. A failure here is met again by the checkpoint's `sync`.
+   */
+  writeOut(): void {
+    this.drain(false).catch(() => {})
+  }
+
   /** Makes what was kept behind durable in the file (a journal checkpoint); a closed segment has nothing left to keep. */
   async sync(): Promise<void> {
     await this.drain(true)
