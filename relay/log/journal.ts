@@ -33,7 +33,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Codec } from '../../hardware/index.js'
-import { fsyncDir } from './segment.js'
+import { fsyncDir, writeFully } from './segment.js'
 
 const MAGIC = 0x314e4a54 // 'TJN1' read as a little-endian u32
 const FILE_MAGIC = 0x31484a54 // 'TJH1'
@@ -180,10 +180,7 @@ export class Journal {
     await Promise.all(Array.from({ length: Math.min(16, groups.length) }, async () => {
       while (next < groups.length) {
         const [path, writes] = groups[next++]!
-        const file = await fsp.open(join(this.root, path), 'r+').catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return null
-          throw err
-        })
+        const file = await openIfThere(join(this.root, path))
         if (!file) {
           out.skipped += writes.length
           continue
@@ -308,20 +305,17 @@ async function syncFiles(root: string, paths: readonly string[]): Promise<void> 
   let next = 0
   await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
     while (next < paths.length) {
-      const file = await fsp.open(join(root, paths[next++]!), 'r+').catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return null
-        throw err
-      })
+      const file = await openIfThere(join(root, paths[next++]!))
       if (!file) continue
       try { await file.datasync() } finally { await file.close() }
     }
   }))
 }
 
-async function writeFully(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
-  let written = 0
-  while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written)
-    written += bytesWritten
-  }
+/** The file at `path` opened read-write, or null when it no longer exists (its stream or segment was removed). */
+function openIfThere(path: string): Promise<fsp.FileHandle | null> {
+  return fsp.open(path, 'r+').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null
+    throw err
+  })
 }

@@ -29,7 +29,8 @@ export async function fsyncDir(dir: string): Promise<void> {
   try { await handle.sync() } finally { await handle.close() }
 }
 
-async function writeFully(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+/** Writes all of `data` at `position` (a write may take only part of it). */
+export async function writeFully(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
   let written = 0
   while (written < data.length) {
     const { bytesWritten } = await handle.write(data, written, data.length - written, position + written)
