@@ -12,7 +12,7 @@
  * when in doubt it declines. test/relay/putrecords-parse.test.ts compares the two on generated bodies.
  */
 import { Limits } from '../../shared/limits.js'
-import { ExplicitHashKey, StreamARN, StreamName, type Shape } from './validate.js'
+import { Data, ExplicitHashKey, PartitionKey, StreamARN, StreamName, type Shape } from './validate.js'
 
 /**
  * `TRIBUTARY_FAST_PUT=0` turns the fast path off (read once when the relay loads): every PutRecords
@@ -49,10 +49,10 @@ const bounds = (shape: Shape) => {
 const NAME = bounds(StreamName)
 const ARN = bounds(StreamARN)
 const HASH_KEY = bounds(ExplicitHashKey)
-/** validate.ts's PartitionKey and Data: key 1–256 UTF-16 units, Data ≤ 1 MiB. */
-const KEY_MIN = 1
-const KEY_MAX = 256
-const DATA_MAX = 1048576
+/** validate.ts's PartitionKey and Data (key 1–256 UTF-16 units, Data ≤ 1 MiB), read from the shapes so they cannot drift. */
+const KEY_MIN = PartitionKey.type === 'string' ? PartitionKey.min ?? 0 : 0
+const KEY_MAX = PartitionKey.type === 'string' ? PartitionKey.max ?? Infinity : Infinity
+const DATA_MAX = Data.type === 'blob' && Data.max !== undefined ? Data.max : Infinity
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
