@@ -136,6 +136,8 @@ const WRONG_LAST_SEQUENCE = 10071
 const NO_MESSAGE = 10037
 const STREAM_NOT_FOUND = 10059
 const STREAM_EXISTS = 10058
+/** What a server answers an add whose twin (another relay's, same name and subject) the meta leader has not placed yet. */
+const SUBJECTS_OVERLAP = 10065
 
 const apiCode = (err: unknown): number | undefined => (err as { name?: string }).name?.endsWith('Error') && typeof (err as { code?: unknown }).code === 'number'
   ? (err as { code: number }).code : undefined
@@ -558,9 +560,11 @@ class JetStreamShardLog implements ShardLog {
       try {
         info = await jsm.streams.add(this.config())
       } catch (raced) {
-        // Another relay created it first.
-        if (apiCode(raced) !== STREAM_EXISTS) throw raced
-        info = await jsm.streams.info(this.name)
+        // Another relay created it first, or is creating it now (its stream not placed yet: the
+        // subject overlaps, and the stream is found once it is).
+        const code = apiCode(raced)
+        if (code !== STREAM_EXISTS && code !== SUBJECTS_OVERLAP) throw raced
+        info = await this.placed(jsm, raced as Error)
       }
     }
     // A replicated stream just made has no leader for a moment, and a publish then finds no one to
@@ -573,6 +577,20 @@ class JetStreamShardLog implements ShardLog {
     this.maxAgeMs = Math.round(info.config.max_age / NS_PER_MS)
     await this.adopt(info)
     this.cacheBase = this.committedEnd
+  }
+
+  /** The shard's stream once another relay's creation of it is placed (bounded by the store's timeout). */
+  private async placed(jsm: JetStreamManager, raced: Error): Promise<StreamInfo> {
+    const deadline = Date.now() + this.host.timeoutMs
+    for (;;) {
+      try {
+        return await jsm.streams.info(this.name)
+      } catch (err) {
+        if (apiCode(err) !== STREAM_NOT_FOUND) throw err
+        if (Date.now() > deadline) throw raced
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
   }
 
   private config(): Partial<StreamConfig> & { name: string } {

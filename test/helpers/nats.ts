@@ -25,7 +25,13 @@ import { freePort } from './relay.js'
 import { tempDir } from './tmp.js'
 
 export const NATS_SERVER = '/usr/sbin/nats-server'
+/** util-linux's setpriv (Debian: essential), which execs the server with a parent-death signal. */
+const SETPRIV = '/usr/bin/setpriv'
 const READY_TIMEOUT_MS = 30_000
+
+/** Every server this process runs, killed when it exits (a test that timed out skips its teardown). */
+const running = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
 export interface NatsCluster {
   /** nats://127.0.0.1:PORT of each server, in order. */
@@ -133,12 +139,15 @@ export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions =
 
   const start = async (i: number) => {
     const node = nodes[i]!
-    const child = spawn(NATS_SERVER, ['-c', node.conf], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // setpriv's parent-death signal: the server dies with this process even when a timed-out test
+    // never reaches its teardown (a leaked server keeps routes to ports later tests may be given).
+    const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', NATS_SERVER, '-c', node.conf], { stdio: ['ignore', 'pipe', 'pipe'] })
     node.child = child
+    running.add(child)
     const keep = (chunk: Buffer) => { node.out.push(chunk.toString()); if (node.out.length > 400) node.out.splice(0, 100) }
     child.stdout!.on('data', keep)
     child.stderr!.on('data', keep)
-    child.on('exit', () => { if (node.child === child) node.child = null })
+    child.on('exit', () => { running.delete(child); if (node.child === child) node.child = null })
     await listening(node.port, Date.now() + READY_TIMEOUT_MS)
   }
   const kill = (i: number) => {

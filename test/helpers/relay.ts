@@ -17,7 +17,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
  */
 export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}, deps: RelayDeps = {}): Promise<Relay & { endpoint: string }> {
   const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, ...settings })
-  const relay = await startRelay(config, () => {}, deps)
+  const relay = await startRelay(config, process.env.TRIBUTARY_TEST_LOG ? (event, fields) => { process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`) } : () => {}, deps)
   t.teardown(() => relay.close())
   return Object.assign(relay, { endpoint: `http://127.0.0.1:${relay.httpPort}` })
 }
