@@ -67,3 +67,82 @@ export function decodeSequence(text: string): SequenceParts | null {
 export function sequenceOf(shard: { createdSec: number; meta: { index: number } }, offset: number, arrivalMs: number): string {
   return encodeSequence({ shardCreatedSec: shard.createdSec, shardIndex: shard.meta.index, offset, recordSec: Math.floor(arrivalMs / 1000) })
 }
+
+/** 2^80 and 2^36 as decimal digits, least significant first: one offset and one second of record time. */
+const digitsOf = (value: bigint) => Uint8Array.from(value.toString(10).split('').reverse(), (d) => Number(d))
+const OFFSET_STEP = digitsOf(1n << 80n)
+const SECOND_STEP = digitsOf(1n << 36n)
+/** Past this many seconds between two records, the number is made again rather than stepped to. */
+const MAX_SECOND_STEPS = 8
+/**
+ * Every sequence number has 56 decimal digits: 47 hex digits starting with 2 lie between 2·16^46
+ * (about 4.9·10^55) and 3·16^46 (about 7.4·10^55).
+ */
+export const SEQUENCE_DIGITS = 56
+const MAX_DIGITS = 64
+
+/**
+ * One shard's sequence numbers written as decimal ASCII into a buffer, for answers rendered straight
+ * to bytes. A record's number is the one before it plus 2^80 per offset and 2^36 per second of
+ * record time, so the next record's number (one offset on, the same or a few seconds later: a page
+ * read or a request stored in order) is a decimal addition on the previous one's digits, with no
+ * BigInt and no string. Any other step starts again from `encodeSequence`. The digits are exactly
+ * `sequenceOf`'s (test/relay/sequence.test.ts).
+ */
+export class SequenceDigits {
+  private readonly createdSec: number
+  private readonly index: number
+  /** The current number's digits, least significant first, as values 0–9. */
+  private readonly digits = new Uint8Array(MAX_DIGITS)
+  private length = 0
+  private offset = -2
+  private sec = 0
+
+  constructor(shard: { createdSec: number; meta: { index: number } }) {
+    this.createdSec = shard.createdSec
+    this.index = shard.meta.index
+  }
+
+  /** Writes the number of the record at `offset` that arrived at `arrivalMs` into `out` at `at`; returns the position after it. */
+  write(out: Uint8Array, at: number, offset: number, arrivalMs: number): number {
+    this.moveTo(offset, Math.floor(arrivalMs / 1000))
+    const digits = this.digits
+    for (let i = this.length - 1; i >= 0; i--) out[at++] = 0x30 + digits[i]!
+    return at
+  }
+
+  private moveTo(offset: number, sec: number): void {
+    if (offset === this.offset && sec === this.sec) return
+    const seconds = sec - this.sec
+    // Record time is kept modulo 2^36 s: a step across the wrap (in the year 4147) starts again too.
+    if (offset === this.offset + 1 && seconds >= 0 && seconds <= MAX_SECOND_STEPS && Math.floor(sec / 2 ** 36) === Math.floor(this.sec / 2 ** 36)) {
+      this.add(OFFSET_STEP)
+      for (let s = 0; s < seconds; s++) this.add(SECOND_STEP)
+    } else {
+      const text = encodeSequence({ shardCreatedSec: this.createdSec, shardIndex: this.index, offset, recordSec: sec })
+      const n = text.length
+      for (let i = 0; i < n; i++) this.digits[i] = text.charCodeAt(n - 1 - i) - 0x30
+      this.length = n
+    }
+    this.offset = offset
+    this.sec = sec
+  }
+
+  /** Adds a constant's digits to the current number. */
+  private add(step: Uint8Array): void {
+    const digits = this.digits
+    let carry = 0
+    let i = 0
+    for (; i < step.length; i++) {
+      const d = digits[i]! + step[i]! + carry
+      carry = d >= 10 ? 1 : 0
+      digits[i] = d - carry * 10
+    }
+    for (; carry && i < this.length; i++) {
+      const d = digits[i]! + 1
+      carry = d === 10 ? 1 : 0
+      digits[i] = d - carry * 10
+    }
+    if (carry) digits[this.length++] = 1
+  }
+}

@@ -7,7 +7,7 @@
  * this over random pages). Other protocols (CBOR) encode the answer object.
  */
 import { LogFlag, type LogRecord } from '../../shared/logframe.js'
-import { sequenceOf } from '../sequence.js'
+import { SEQUENCE_DIGITS, SequenceDigits, sequenceOf } from '../sequence.js'
 import type { ShardState } from '../streams.js'
 import { childShardsJson, recordJson, seconds } from './context.js'
 import { AMZ_JSON, type Protocol } from './protocol.js'
@@ -64,16 +64,16 @@ const jsonNumber = (n: number) => (Number.isFinite(n) ? String(n) : 'null')
 export function recordsJson(page: RecordsPage): Buffer {
   const { records, shard } = page
   const n = records.length
-  // Each record's sequence number, arrival time and partition key, kept between the two passes; a key
-  // JSON must escape or encode in several bytes is kept as JSON.stringify writes it (`escaped`).
-  const sequences = new Array<string>(n)
+  // Each record's arrival time and partition key, kept between the two passes; a key JSON must escape
+  // or encode in several bytes is kept as JSON.stringify writes it (`escaped`). Sequence numbers are
+  // stepped from one record to the next in both passes, never kept as strings.
+  const sequences = new SequenceDigits(shard)
   const arrivals = new Array<string>(n)
   const keys = new Array<string>(n)
   const escaped = new Uint8Array(n)
   let size = OPEN.length + Math.max(n - 1, 0) + PER_RECORD * n
   for (let i = 0; i < n; i++) {
     const r = records[i]!
-    const sequence = sequenceOf(shard, r.offset, r.arrivalMs)
     const arrival = jsonNumber(seconds(r.arrivalMs))
     let key = r.partitionKey
     let keyBytes = key.length + 2
@@ -82,10 +82,9 @@ export function recordsJson(page: RecordsPage): Buffer {
       keyBytes = Buffer.byteLength(key, 'utf8')
       escaped[i] = 1
     }
-    sequences[i] = sequence
     arrivals[i] = arrival
     keys[i] = key
-    size += sequence.length + arrival.length + base64Length(r.data.length) + keyBytes
+    size += SEQUENCE_DIGITS + arrival.length + base64Length(r.data.length) + keyBytes
     if (r.flags & LogFlag.encrypted) size += ENCRYPTED_EXTRA
   }
   let tail = ']'
@@ -101,7 +100,7 @@ export function recordsJson(page: RecordsPage): Buffer {
     const r = records[i]!
     if (i > 0) out[at++] = COMMA
     at = copy(out, at, SEQUENCE)
-    at = writeAscii(out, at, sequences[i]!)
+    at = sequences.write(out, at, r.offset, r.arrivalMs)
     at = copy(out, at, ARRIVAL)
     at = writeAscii(out, at, arrivals[i]!)
     at = copy(out, at, DATA)
@@ -180,4 +179,87 @@ function writeBase64(out: Buffer, at: number, data: Buffer): number {
     at += 4
   }
   return at
+}
+
+/** A PutRecords answer's parts: each record's shard and offset (or why it failed), before rendering. */
+export interface PutPage {
+  /** Per record of the request, in its order: where it was stored, or the error that refused it. */
+  results: readonly ({ shard: ShardState; offset: number; arrivalMs: number } | { errorCode: string; errorMessage: string })[]
+  failed: number
+  encrypted: boolean
+}
+
+/** The answer as an object, in AWS's member order: what the other protocols encode, and what the rendering must match. */
+export function putAnswer(page: PutPage) {
+  return {
+    FailedRecordCount: page.failed,
+    Records: page.results.map((r) => ('errorCode' in r
+      ? { ErrorCode: r.errorCode, ErrorMessage: r.errorMessage }
+      : { SequenceNumber: sequenceOf(r.shard, r.offset, r.arrivalMs), ShardId: r.shard.meta.shardId })),
+    ...(page.encrypted ? { EncryptionType: 'KMS' as const } : {}),
+  }
+}
+
+/** The answer in `protocol`: rendered for JSON 1.1, the answer object encoded otherwise. */
+export function renderPut(page: PutPage, protocol: Protocol): Buffer {
+  return protocol.contentType === AMZ_JSON ? putJson(page) : protocol.encode(putAnswer(page))
+}
+
+const PUT_OPEN = ascii('{"FailedRecordCount":')
+const PUT_RECORDS = ascii(',"Records":[')
+const PUT_SEQUENCE = ascii('{"SequenceNumber":"')
+const PUT_SHARD = ascii('","ShardId":')
+const PUT_ENCRYPTED = ascii(',"EncryptionType":"KMS"')
+/** `{"SequenceNumber":"` … `","ShardId":` … `}` around a stored record's two values. */
+const PUT_PER_STORED = PUT_SEQUENCE.length + PUT_SHARD.length + 1
+
+/**
+ * JSON 1.1's bytes of the answer, equal to `Buffer.from(JSON.stringify(putAnswer(page)))`. The
+ * records of one shard took consecutive offsets at one arrival time, so each shard's sequence numbers
+ * are stepped from the first (SequenceDigits): one BigInt per shard touched, not per record.
+ */
+export function putJson(page: PutPage): Buffer {
+  const { results } = page
+  const n = results.length
+  const sequences = new Map<ShardState, SequenceDigits>()
+  const shardIds = new Map<ShardState, string>()
+  const failures = new Map<number, string>()
+  const head = String(page.failed)
+  let size = PUT_OPEN.length + head.length + PUT_RECORDS.length + Math.max(n - 1, 0) + 2 + (page.encrypted ? PUT_ENCRYPTED.length : 0)
+  for (let i = 0; i < n; i++) {
+    const r = results[i]!
+    if ('errorCode' in r) {
+      const text = JSON.stringify({ ErrorCode: r.errorCode, ErrorMessage: r.errorMessage })
+      failures.set(i, text)
+      size += Buffer.byteLength(text, 'utf8')
+      continue
+    }
+    if (!sequences.has(r.shard)) {
+      sequences.set(r.shard, new SequenceDigits(r.shard))
+      shardIds.set(r.shard, JSON.stringify(r.shard.meta.shardId))
+    }
+    size += PUT_PER_STORED + SEQUENCE_DIGITS + Buffer.byteLength(shardIds.get(r.shard)!, 'utf8')
+  }
+  const out = Buffer.allocUnsafe(size)
+  let at = copy(out, 0, PUT_OPEN)
+  at = writeAscii(out, at, head)
+  at = copy(out, at, PUT_RECORDS)
+  for (let i = 0; i < n; i++) {
+    const r = results[i]!
+    if (i > 0) out[at++] = COMMA
+    if ('errorCode' in r) {
+      at += out.write(failures.get(i)!, at, 'utf8')
+      continue
+    }
+    at = copy(out, at, PUT_SEQUENCE)
+    at = sequences.get(r.shard)!.write(out, at, r.offset, r.arrivalMs)
+    at = copy(out, at, PUT_SHARD)
+    at += out.write(shardIds.get(r.shard)!, at, 'utf8')
+    out[at++] = 0x7d
+  }
+  out[at++] = 0x5d
+  if (page.encrypted) at = copy(out, at, PUT_ENCRYPTED)
+  out[at++] = 0x7d
+  if (at !== size) throw new Error(`PutRecords rendered ${at} bytes of the ${size} it measured`)
+  return out
 }

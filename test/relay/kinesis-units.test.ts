@@ -7,7 +7,7 @@
 import t from 'tap'
 import { createRequire } from 'node:module'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { decodeSequence, encodeSequence, encodeSequenceReference, type SequenceParts } from '../../relay/sequence.js'
+import { decodeSequence, encodeSequence, encodeSequenceReference, SEQUENCE_DIGITS, SequenceDigits, sequenceOf, type SequenceParts } from '../../relay/sequence.js'
 import { IteratorCodec, type IteratorPosition } from '../../relay/kinesis/iterator.js'
 import { KinesisError } from '../../relay/kinesis/errors.js'
 import { NO_OUTPUT } from '../../relay/kinesis/api.js'
@@ -57,6 +57,35 @@ t.test('the fast sequence encoder agrees with the BigInt reference on random par
     if (encodeSequence(parts) !== encodeSequenceReference(parts)) differences++
   }
   t.equal(differences, 0, '20,000 random and edge-value parts, no difference')
+})
+
+t.test('sequence numbers stepped digit by digit (SequenceDigits) equal sequenceOf over walks of offsets and record times', async (t) => {
+  let differences = 0
+  let checked = 0
+  const out = new Uint8Array(64)
+  for (let walk = 0; walk < 400; walk++) {
+    const shard = { createdSec: Math.floor(Math.random() * 2 ** 36), meta: { index: Math.floor(Math.random() * 2 ** 32) } }
+    const digits = new SequenceDigits(shard)
+    // Near a digit carry, near 2^36 seconds, or anywhere.
+    let offset = [0, 2 ** 32 - 3, Math.floor(Math.random() * 2 ** 52)][walk % 3]!
+    let arrivalMs = [0, (2 ** 36 - 5) * 1000, Math.floor(Math.random() * 2 ** 36) * 1000 + 999][walk % 3]!
+    for (let i = 0; i < 60; i++) {
+      // Mostly the next offset a moment later; sometimes the same record again, a jump, or time going back.
+      const step = Math.random()
+      if (step < 0.7) { offset += 1; arrivalMs += Math.floor(Math.random() * 3000) }
+      else if (step < 0.8) { /* the same record again */ }
+      else if (step < 0.9) { offset += 1 + Math.floor(Math.random() * 5); arrivalMs += Math.floor(Math.random() * 30_000) }
+      else { offset += 1; arrivalMs = Math.max(0, arrivalMs - Math.floor(Math.random() * 5000)) }
+      const want = sequenceOf(shard, offset, arrivalMs)
+      const end = digits.write(out, 0, offset, arrivalMs)
+      const got = Buffer.from(out.subarray(0, end)).toString('latin1')
+      checked++
+      if (got !== want || got.length !== SEQUENCE_DIGITS) {
+        if (differences++ < 3) t.fail(`shard ${JSON.stringify(shard)}, offset ${offset}, arrival ${arrivalMs}: ${got} (${got.length} digits), not ${want}`)
+      }
+    }
+  }
+  t.equal(differences, 0, `${checked} numbers over 400 walks, no difference`)
 })
 
 t.test("AWS's own sequence number from FIELD-NOTES decodes to shard 6, counter 1734642199, created 2018-11-21, written 2018-12-17", async (t) => {

@@ -1,17 +1,18 @@
 /**
  * GetRecords' answer rendered straight into bytes (relay/kinesis/render.ts): byte for byte what
  * JSON.stringify gives for the answer object, over random pages of awkward partition keys, binary
- * data, timestamps and the optional members; CBOR answers are the answer object encoded.
+ * data, timestamps and the optional members; CBOR answers are the answer object encoded. PutRecords'
+ * answer likewise, over random spreads of records across shards and refusals.
  */
 import t from 'tap'
 import { randomBytes, randomInt } from 'node:crypto'
 import { LogFlag, type LogRecord } from '../../shared/logframe.js'
 import { cbor, json } from '../../relay/kinesis/protocol.js'
-import { recordsAnswer, recordsJson, renderRecords, type RecordsPage } from '../../relay/kinesis/render.js'
+import { putAnswer, putJson, recordsAnswer, recordsJson, renderPut, renderRecords, type PutPage, type RecordsPage } from '../../relay/kinesis/render.js'
 import { sequenceOf } from '../../relay/sequence.js'
 import type { ShardState } from '../../relay/streams.js'
 
-const shardOf = (index: number, createdSec: number) => ({ meta: { index }, createdSec }) as unknown as ShardState
+const shardOf = (index: number, createdSec: number) => ({ meta: { index, shardId: `shardId-${String(index).padStart(12, '0')}` }, createdSec }) as unknown as ShardState
 
 /** Characters a partition key may hold that JSON must escape or encode in several bytes. */
 const AWKWARD = ['"', '\\', '\n', '\r', '\t', '\b', '\f', '\u0000', '\u001f', '\u007f', '\u0080', 'é', '\u2028', '\u2029', '€', '\ud83d\ude00', '𝄞', '\ud800', '\udfff', '/', '<', ' ']
@@ -111,4 +112,47 @@ t.test('a page of one large record and one of 10,000 small records render exactl
   const records = Array.from({ length: 10_000 }, (_, i): LogRecord => ({ offset: i, arrivalMs: 1_700_000_000_000 + i, producerTimeMs: 0, flags: 0, partitionKey: `key-${i}`, device: '', epoch: 0n, batchSequence: 0, batchIndex: 0, data: randomBytes(100) }))
   const many: RecordsPage = { records, shard, nextShardIterator: 'AAAA', millisBehindLatest: 12, childShards: undefined }
   t.ok(recordsJson(many).equals(Buffer.from(JSON.stringify(expectedAnswer(many)))))
+})
+
+/** A PutRecords answer's parts: records spread over a few shards (consecutive offsets in each), some refused. */
+function randomPut(): PutPage {
+  const shards = Array.from({ length: randomInt(1, 6) }, (_, i) => ({ shard: shardOf(randomInt(0, 2000) * 10 + i, randomInt(0, 2 ** 32)), next: randomInt(0, 2 ** 40) }))
+  const arrivalMs = randomArrival()
+  const refuse = randomInt(0, 3) === 0
+  const results: PutPage['results'][number][] = []
+  for (let i = 0, n = [1, randomInt(2, 500)][randomInt(0, 2)]!; i < n; i++) {
+    if (refuse && randomInt(0, 4) === 0) {
+      results.push({ errorCode: 'ProvisionedThroughputExceededException', errorMessage: `Rate exceeded for shard ${randomKey()} in stream s under account 000000000000.` })
+      continue
+    }
+    const s = shards[randomInt(0, shards.length)]!
+    results.push({ shard: s.shard, offset: s.next++, arrivalMs })
+  }
+  return { results, failed: results.filter((r) => 'errorCode' in r).length, encrypted: randomInt(0, 2) === 0 }
+}
+
+/** The answer PutRecords built before it was rendered, written out here member by member. */
+function expectedPut(page: PutPage) {
+  return {
+    FailedRecordCount: page.failed,
+    Records: page.results.map((r) => ('errorCode' in r
+      ? { ErrorCode: r.errorCode, ErrorMessage: r.errorMessage }
+      : { SequenceNumber: sequenceOf(r.shard, r.offset, r.arrivalMs), ShardId: r.shard.meta.shardId })),
+    ...(page.encrypted ? { EncryptionType: 'KMS' } : {}),
+  }
+}
+
+t.test('a rendered PutRecords answer is byte for byte JSON.stringify of the answer object, and CBOR encodes that object', async (t) => {
+  const differ = { json: 0, cbor: 0, object: 0 }
+  for (let i = 0; i < 1000; i++) {
+    const page = randomPut()
+    const expected = expectedPut(page)
+    if (!putJson(page).equals(Buffer.from(JSON.stringify(expected)))) {
+      if (differ.json++ < 3) t.same(putJson(page).toString(), JSON.stringify(expected), `answer ${i}`)
+    }
+    if (!renderPut(page, json).equals(json.encode(expected))) differ.json++
+    if (!renderPut(page, cbor).equals(cbor.encode(expected))) differ.cbor++
+    if (JSON.stringify(putAnswer(page)) !== JSON.stringify(expected)) differ.object++
+  }
+  t.same(differ, { json: 0, cbor: 0, object: 0 }, '1,000 random answers, none differs')
 })

@@ -8,9 +8,10 @@ import type { IngestRecord } from '../../ingest.js'
 import { sequenceOf } from '../../sequence.js'
 import type { ShardState, StreamState } from '../../streams.js'
 import { throughputOf } from '../../throughput.js'
-import { resolveStream, streamExtras, type ApiContext } from '../context.js'
+import { RenderedResult, resolveStream, streamExtras, type ApiContext } from '../context.js'
 import { hashKeyOutOfRange, recordsTooLarge, type KinesisError } from '../errors.js'
 import { ValidPutRecords } from '../putrecords-parse.js'
+import { renderPut, type PutPage } from '../render.js'
 import { Data, ExplicitHashKey, PartitionKey, SequenceNumber, validate, type Shape } from '../validate.js'
 import { STREAM_REF } from './streams.js'
 
@@ -89,14 +90,15 @@ export async function putRecords(body: unknown, ctx: ApiContext) {
   const kept = <T>(list: T[]) => (refused.size ? list.filter((_, i) => !refused.has(i)) : list)
   const stored = await ctx.ingest.putRecords(state, kept(records), metered ? kept(metered.shards) : undefined)
   let k = 0
-  return {
-    FailedRecordCount: refused.size,
-    Records: records.map((_, i) => {
-      const failed = refused.get(i)
-      if (failed) return { ErrorCode: failed.type, ErrorMessage: failed.message }
-      const s = stored[k++]!
-      return { SequenceNumber: sequenceOf(s.shard, s.offset, s.arrivalMs), ShardId: s.shard.meta.shardId }
-    }),
-    ...encryptionOf(state, ctx),
+  const page: PutPage = {
+    failed: refused.size,
+    results: refused.size
+      ? records.map((_, i) => {
+        const failed = refused.get(i)
+        return failed ? { errorCode: failed.type, errorMessage: failed.message } : stored[k++]!
+      })
+      : stored,
+    encrypted: encryptionOf(state, ctx).EncryptionType === 'KMS',
   }
+  return new RenderedResult((protocol) => renderPut(page, protocol))
 }
