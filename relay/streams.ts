@@ -226,16 +226,24 @@ export class Streams {
       await this.meta.setStreamStatus(meta.name, 'ACTIVE')
       meta.status = 'ACTIVE'
     }
-    const shards: ShardState[] = []
-    // One at a time: the cluster's store creates a JetStream stream per shard, and two relays loading
-    // the same stream at once must not race to create them (opening 16 at a time made that race).
-    for (const s of await this.meta.listShards(meta.id)) {
-      const log = await this.logs.open(meta.id, s.shardId)
+    const metas = await this.meta.listShards(meta.id)
+    // As many at once as the store allows (the file store: a few; the cluster's: one, so that relays
+    // loading the same stream do not race to create a shard's JetStream stream), kept in the stored order.
+    const logs = new Array<ShardLog>(metas.length)
+    let next = 0
+    await Promise.all(Array.from({ length: Math.min(this.logs.openConcurrency ?? 1, metas.length) }, async () => {
+      while (next < metas.length) {
+        const i = next++
+        logs[i] = await this.logs.open(meta.id, metas[i]!.shardId)
+      }
+    }))
+    const shards: ShardState[] = metas.map((s, i) => {
+      const log = logs[i]!
       // A parent closes at the offset its next record would have had; records still waiting for their
       // commit when the relay died were never acknowledged and are gone, so its log ends earlier.
       if (s.endOffset !== null && s.endOffset > log.endOffset()) s.endOffset = log.endOffset()
-      shards.push({ meta: s, log, start: BigInt(s.hashStart), end: BigInt(s.hashEnd), createdSec: Math.floor(s.createdMs / 1000) })
-    }
+      return { meta: s, log, start: BigInt(s.hashStart), end: BigInt(s.hashEnd), createdSec: Math.floor(s.createdMs / 1000) }
+    })
     const state: StreamState = { meta, shards, open: openShards(shards), producers: new ProducerTable(), tags: await this.meta.getTags(meta.id) }
     // Closed shards past retention were dropped before; opening them made empty logs again: drop those too.
     for (const shard of shards) if (this.expired(state, shard)) await this.logs.drop(meta.id, shard.meta.shardId)

@@ -33,6 +33,10 @@ export class EncryptedLogStore implements LogStore {
     return this.wrap(await this.inner.open(stream, shard), stream)
   }
 
+  get openConcurrency(): number | undefined {
+    return this.inner.openConcurrency
+  }
+
   get(stream: string, shard: string): ShardLog | undefined {
     const log = this.inner.get(stream, shard)
     return log && this.wrap(log, stream)

@@ -10,7 +10,7 @@
 import { promises as fsp } from 'node:fs'
 import { join, relative } from 'node:path'
 import { FileShardLog, type StagedWrite } from './fileshard.js'
-import { Journal, type Replayed } from './journal.js'
+import { Journal, redoWrites, settleAll, type Replayed } from './journal.js'
 import { HandleCache, type Segment } from './segment.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
 
@@ -35,14 +35,6 @@ export interface FileLogOptions extends LogStoreOptions {
 /** A segment writes out (unsynced) what it keeps behind once it holds this much, so checkpoints stay small. */
 const WRITE_OUT_BYTES = 256 * 1024
 
-/** Settles every promise, then throws the first failure: nothing may still be writing when a commit ends. */
-async function settleAll<T>(work: Promise<T>[]): Promise<T[]> {
-  const outcomes = await Promise.allSettled(work)
-  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
-  if (failure) throw failure.reason
-  return outcomes.map((o) => (o as PromiseFulfilledResult<T>).value)
-}
-
 /** Writes and syncs what each segment kept behind, a few at a time (a checkpoint may touch thousands of shards). */
 async function syncAll(segments: readonly Segment[]): Promise<void> {
   let next = 0
@@ -52,12 +44,22 @@ async function syncAll(segments: readonly Segment[]): Promise<void> {
 }
 
 export class FileLogStore extends ShardLogStore<FileShardLog> {
+  /** Each open is the shard's own files: a few at once keep the disk and the thread pool busy. */
+  readonly openConcurrency = 16
   private readonly root: string
   private readonly journal: Journal | null
   /** The journal of an earlier run, replayed at open while this one runs without it. */
   private readonly replayOnly: Journal | null
-  /** The journal's replay, run before the first log opens. */
+  /** The journal read (and, without it, replayed whole), before the first log opens. */
   private ready: Promise<void> | null = null
+  /** The redo's rewrites made durable and the journal released (started by the first commit or checkpoint). */
+  private redone: Promise<void> | null = null
+  /** Opens writing the journal's entries into their segment files now: the redo's end waits for them. */
+  private readonly redoing = new Set<Promise<void>>()
+  /** Segments the redo wrote at their shard's open, not yet synced. */
+  private readonly rewritten = new Set<Segment>()
+  /** `redoRest` writing what no open took: an open that finds nothing left to take waits for it before reading. */
+  private restWritten: Promise<unknown> = Promise.resolve()
   private readonly onReplay?: (replayed: Replayed) => void
   /** Segments written since the last checkpoint: synced before the journal is emptied. */
   private readonly unsynced = new Set<Segment>()
@@ -82,14 +84,57 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       const journal = this.journal ?? this.replayOnly
       if (!journal) return
       const replayed = await journal.open()
-      if (replayed.entries || replayed.skipped || replayed.tornBytes) this.onReplay?.(replayed)
+      if (replayed.entries || replayed.tornBytes) this.onReplay?.(replayed)
       if (journal === this.replayOnly) {
-        // Off: once the rewritten files are synced, nothing is left in it to replay, and it is not used again.
+        // Off: everything is written again and synced now, the journal emptied, and it is not used again.
+        await this.redoEnd(journal)
         await journal.checkpoint(async () => {})
         await journal.close()
       }
     })()
     return this.ready
+  }
+
+  /**
+   * A segment file of a shard being opened, before anything reads it: the journal's entries for it
+   * are written there now, through the same handle (a new one, found missing, gets none: a redo before
+   * the open would have found no file to write).
+   */
+  private async redoAtOpen(journal: Journal, segment: Segment, found: boolean): Promise<void> {
+    const writes = journal.takeRedo(this.journalPathOf(segment).toString('utf8'))
+    if (!writes) {
+      // Nothing left to take: the redo's end may have taken it instead, and be writing this file now.
+      await this.restWritten
+      return
+    }
+    if (!found) return
+    const run = segment.use((handle) => redoWrites(handle, writes))
+    this.redoing.add(run)
+    try {
+      await run
+      this.rewritten.add(segment)
+    } finally {
+      this.redoing.delete(run)
+    }
+  }
+
+  /**
+   * Makes everything the journal held at open durable in the segment files, then releases it (once;
+   * a failure is thrown to every later caller, and the journal keeps its entries for the next start).
+   */
+  private redoEnd(journal: Journal): Promise<void> {
+    this.redone ??= (async () => {
+      // Taken together: from here no open takes entries, and those that took some are waited for.
+      const writing = [...this.redoing]
+      const rest = journal.redoRest()
+      this.restWritten = rest.catch(() => {})
+      await settleAll<unknown>([rest, ...writing])
+      const segments = [...this.rewritten]
+      await syncAll(segments)
+      for (const segment of segments) this.rewritten.delete(segment)
+      await journal.release()
+    })()
+    return this.redone
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -101,7 +146,8 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   protected async openLog(stream: string, shard: string): Promise<FileShardLog> {
     await this.prepared()
     const log = new FileShardLog(this.host, this.codec, this.segmentBytes, stream, shard, join(this.root, stream, shard), this.handles)
-    await log.open()
+    const journal = this.journal
+    await log.open(journal ? (segment, found) => this.redoAtOpen(journal, segment, found) : undefined)
     return log
   }
 
@@ -110,7 +156,11 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     if (!journal) return super.flushLogs(logs)
     return this.exclusive(async () => {
       await this.prepared()
+      // What the journal held at start is made durable in the background from the first commit on (off the restart's path).
+      if (!this.redone) this.redoEnd(journal).catch(() => {})
       if (journal.due()) {
+        // Its older file is reused now: what it held must be in the segments.
+        await this.redoEnd(journal)
         // Commits move to the journal's other file; the segments touched until now are synced in the background.
         const touched = [...this.unsynced]
         this.unsynced.clear()
@@ -139,6 +189,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   }
 
   private async checkpoint(journal: Journal): Promise<void> {
+    await this.redoEnd(journal)
     await journal.checkpoint(async () => {
       const segments = [...this.unsynced]
       await syncAll(segments)

@@ -88,7 +88,12 @@ export class FileShardLog implements ShardLog {
 
   // ---- open ----
 
-  async open(): Promise<void> {
+  /**
+   * Opens and recovers the shard's segment files, creating the first when there is none. `replay`
+   * (the journal's redo) is given each segment file found before anything reads it, and the new one
+   * with `found` false.
+   */
+  async open(replay?: (segment: Segment, found: boolean) => Promise<void>): Promise<void> {
     // Private to the relay's user, whatever the process umask (data at rest is not for others to read).
     const created = await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
     if (created) {
@@ -104,6 +109,7 @@ export class FileShardLog implements ShardLog {
     const walk = { codec: this.codec, shard: this.key, now: this.host.now, report: this.host.corrupted }
     for (let i = 0; i < names.length; i++) {
       const segment = await Segment.open(this.dir, names[i]!, this.handles)
+      await replay?.(segment, true)
       const last = i === names.length - 1
       await recoverSegment(segment, last, last ? -1 : Number(names[i + 1]!.slice(0, 20)), walk)
       // An empty sealed segment holds nothing; remove it.
@@ -113,7 +119,11 @@ export class FileShardLog implements ShardLog {
     const last = this.segments[this.segments.length - 1]
     this.committedEnd = this.nextAssigned = last ? last.end : 0
     this.lastAssignedArrival = last?.lastArrival ?? 0
-    if (!last) this.segments.push(await Segment.create(this.dir, 0, this.handles))
+    if (!last) {
+      const segment = await Segment.create(this.dir, 0, this.handles)
+      await replay?.(segment, false)
+      this.segments.push(segment)
+    }
   }
 
   // ---- append and commit ----

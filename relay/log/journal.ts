@@ -10,13 +10,16 @@
  * running when the second file fills in turn. So the journal on disk, and the bytes kept behind in
  * memory, stay under twice its size plus one commit.
  *
- * Recovery is a physical redo: at open, every whole entry of both files, the older generation first,
- * is written again at the segment file and position it names (an idempotent overwrite, so writes the
- * kernel lost, tore or wrote out of order come back exactly) before any shard log opens; the files
- * it rewrote are synced by a checkpoint in the background, and the journal keeps the entries until
- * then. The first entry that does not verify ends the replay:
- * commits are sequential and each is acknowledged only after its own fdatasync, so nothing after a
- * torn entry was acknowledged.
+ * Recovery is a physical redo: every whole entry of both files, the older generation first, is
+ * written again at the segment file and position it names (an idempotent overwrite, so writes the
+ * kernel lost, tore or wrote out of order come back exactly) before anything reads that file. The
+ * journal is read at open and its entries kept by file; each shard's open takes the entries of the
+ * segment files it opens (`takeRedo`) and writes them through the handle it reads them with, so a
+ * restart with thousands of shards opens each file once. What no open took is written by `redoRest`.
+ * The rewritten files are synced later, off the restart's path, and the journal keeps the entries
+ * until then (`release`): a crash meanwhile replays them again. The first entry that does not verify
+ * ends the replay: commits are sequential and each is acknowledged only after its own fdatasync, so
+ * nothing after a torn entry was acknowledged.
  *
  * File header: magic `TJH1` (u32), 0 (u32), generation (f64), 16 bytes. Entry layout (little-endian):
  *
@@ -47,14 +50,21 @@ export interface JournalWrite {
   data: Buffer
 }
 
-/** What a replay did, for the store's log. */
+/** What the journal held to redo at open, for the store's log. */
 export interface Replayed {
+  /** Whole entries, and the bytes they write. */
   entries: number
   bytes: number
-  /** Entries whose segment file no longer exists (its stream or segment was removed): skipped. */
-  skipped: number
+  /** The segment files they name. */
+  files: number
   /** Bytes past the last whole entry: a commit that was never acknowledged. */
   tornBytes: number
+}
+
+/** One entry to write again: `data` at `position` of its segment file. */
+export interface RedoWrite {
+  position: number
+  data: Buffer
 }
 
 interface JournalFile {
@@ -70,6 +80,10 @@ export class Journal {
   private generation = 0
   /** The background checkpoint of the other file, while it runs. */
   private checkpointing: Promise<void> | null = null
+  /** Entries found at open and not yet written again, by segment path under the root, each file's in journal order. */
+  private redo = new Map<string, RedoWrite[]>()
+  /** What was found at open is still needed (not all written again and synced): no file may be emptied yet. */
+  private holding = false
   private readonly path: string
   private readonly root: string
   private readonly codec: Codec
@@ -84,10 +98,8 @@ export class Journal {
   }
 
   /**
-   * Replays what a previous run left (see the header) and opens the journal. The redo's writes are
-   * not synced here: the journal keeps what it replayed, and a checkpoint in the background syncs the
-   * files it rewrote and then empties the older journal file, so a restart with thousands of shards
-   * does not wait for thousands of fsyncs (a crash meanwhile replays the same entries again).
+   * Reads what a previous run left (see the header) and opens the journal; nothing is written again
+   * yet: the entries wait for `takeRedo` and `redoRest`, and both files are kept until `release`.
    * Commits carry on in the newer file, after its last whole entry.
    */
   async open(): Promise<Replayed> {
@@ -101,7 +113,7 @@ export class Journal {
       if (buf && buf.length >= FILE_HEADER && buf.readUInt32LE(0) === FILE_MAGIC) found.push({ index, buf, generation: buf.readDoubleLE(8) })
     }
     found.sort((a, b) => a.generation - b.generation)
-    const { replayed, paths, ends } = await this.replay(found.map((f) => f.buf))
+    const { replayed, ends } = this.read(found.map((f) => f.buf))
     const files: JournalFile[] = []
     for (const index of [0, 1]) {
       const path = `${this.path}-${index}`
@@ -123,15 +135,57 @@ export class Journal {
     current.size = ends[ends.length - 1]!
     await current.handle.truncate(current.size)
     await current.handle.datasync()
-    const other = files[1 - newest.index]!
-    const run = (async () => {
-      await syncFiles(this.root, paths)
-      await other.handle.truncate(0)
-      await other.handle.datasync()
-    })()
-    this.checkpointing = run
-    run.then(() => { if (this.checkpointing === run) this.checkpointing = null }, () => {})
+    this.holding = true
     return replayed
+  }
+
+  /** The entries found at open for the segment file at `path` (under the root), taken: the caller writes them again (`redoWrites`) before reading the file. */
+  takeRedo(path: string): readonly RedoWrite[] | undefined {
+    const writes = this.redo.get(path)
+    if (writes) this.redo.delete(path)
+    return writes
+  }
+
+  /**
+   * Writes again, and syncs, every entry no open took, a few files at a time; an entry whose file no
+   * longer exists (its stream or segment was removed) is skipped. Says how many were skipped.
+   */
+  async redoRest(): Promise<number> {
+    const groups = [...this.redo]
+    this.redo = new Map()
+    let skipped = 0
+    let next = 0
+    await settleAll(Array.from({ length: Math.min(16, groups.length) }, async () => {
+      while (next < groups.length) {
+        const [path, writes] = groups[next++]!
+        const file = await openIfThere(join(this.root, path))
+        if (!file) {
+          skipped += writes.length
+          continue
+        }
+        try {
+          await redoWrites(file, writes)
+          await file.datasync()
+        } finally {
+          await file.close()
+        }
+      }
+    }))
+    return skipped
+  }
+
+  /**
+   * Once everything found at open is durable in the segment files (`redoRest` done, and the files
+   * the opens rewrote synced): the older file is emptied, and the journal may rotate and checkpoint.
+   */
+  async release(): Promise<void> {
+    if (!this.files || !this.holding) return
+    if (this.redo.size > 0) throw new Error('the journal is released before everything it replayed was written again')
+    const other = this.files[1 - this.current]!
+    await other.handle.truncate(0)
+    await other.handle.datasync()
+    other.size = 0
+    this.holding = false
   }
 
   /** Starts a file afresh with the next generation. */
@@ -146,14 +200,13 @@ export class Journal {
   }
 
   /**
-   * Writes every whole entry again where it names (not synced), the files in the order given; says
-   * which segment files it wrote and where each journal file's whole entries end.
+   * Keeps every whole entry of the files, in the order given, by the segment file it names (each
+   * file's in journal order); says where each journal file's whole entries end.
    */
-  private async replay(bufs: readonly Buffer[]): Promise<{ replayed: Replayed; paths: string[]; ends: number[] }> {
-    const out: Replayed = { entries: 0, bytes: 0, skipped: 0, tornBytes: 0 }
+  private read(bufs: readonly Buffer[]): { replayed: Replayed; ends: number[] } {
+    const out: Replayed = { entries: 0, bytes: 0, files: 0, tornBytes: 0 }
     const ends: number[] = []
-    // Grouped by segment file, each group in journal order, so one file is open at a time.
-    const byPath = new Map<string, { position: number; data: Buffer }[]>()
+    const byPath = this.redo
     for (const buf of bufs) {
       let at = FILE_HEADER
       while (at + HEADER <= buf.length) {
@@ -167,35 +220,17 @@ export class Journal {
         const position = buf.readDoubleLE(at + HEADER + 2 + pathLength)
         let writes = byPath.get(path)
         if (!writes) byPath.set(path, writes = [])
-        writes.push({ position, data: buf.subarray(at + HEADER + 2 + pathLength + 8, end) })
+        const data = buf.subarray(at + HEADER + 2 + pathLength + 8, end)
+        writes.push({ position, data })
+        out.entries++
+        out.bytes += data.length
         at = end
       }
       ends.push(at)
       out.tornBytes += buf.length - at
     }
-    const paths: string[] = []
-    const groups = [...byPath]
-    let next = 0
-    // A few files at a time; each file's writes in order, runs of adjacent ones written as one.
-    await Promise.all(Array.from({ length: Math.min(16, groups.length) }, async () => {
-      while (next < groups.length) {
-        const [path, writes] = groups[next++]!
-        const file = await openIfThere(join(this.root, path))
-        if (!file) {
-          out.skipped += writes.length
-          continue
-        }
-        try {
-          for (const run of adjacentRuns(writes)) await writeFully(file, run.data, run.position)
-        } finally {
-          await file.close()
-        }
-        paths.push(path)
-        out.entries += writes.length
-        for (const w of writes) out.bytes += w.data.length
-      }
-    }))
-    return { replayed: out, paths, ends }
+    out.files = byPath.size
+    return { replayed: out, ends }
   }
 
   /** Appends one commit's writes and waits until they are on disk. */
@@ -248,6 +283,7 @@ export class Journal {
    */
   async rotate(syncSegments: () => Promise<void>): Promise<void> {
     if (!this.files) return
+    if (this.holding) throw new Error('the journal rotates before what it replayed was released')
     if (this.checkpointing) await this.checkpointing
     const full = this.files[this.current]!
     this.current = 1 - this.current
@@ -266,6 +302,7 @@ export class Journal {
   /** Checkpoints everything now (before logs close or data is removed): both files end empty. */
   async checkpoint(syncSegments: () => Promise<void>): Promise<void> {
     if (!this.files) return
+    if (this.holding) throw new Error('the journal checkpoints before what it replayed was released')
     if (this.checkpointing) await this.checkpointing
     const file = this.files[this.current]!
     if (file.size <= FILE_HEADER) return
@@ -285,8 +322,13 @@ export class Journal {
   }
 }
 
+/** Writes one file's entries again through `handle`, in journal order, each run of adjacent ones as one write (not synced). */
+export async function redoWrites(handle: fsp.FileHandle, writes: readonly RedoWrite[]): Promise<void> {
+  for (const run of adjacentRuns(writes)) await writeFully(handle, run.data, run.position)
+}
+
 /** Writes in order, each run of writes that follow one another joined into one (a later write over an earlier one stays later). */
-function adjacentRuns(writes: readonly { position: number; data: Buffer }[]): { position: number; data: Buffer }[] {
+function adjacentRuns(writes: readonly RedoWrite[]): RedoWrite[] {
   const runs: { position: number; parts: Buffer[]; end: number }[] = []
   for (const w of writes) {
     const last = runs[runs.length - 1]
@@ -300,16 +342,12 @@ function adjacentRuns(writes: readonly { position: number; data: Buffer }[]): { 
   return runs.map((r) => ({ position: r.position, data: r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts) }))
 }
 
-/** Syncs the files at `paths` (under `root`), a few at a time; one removed meanwhile has nothing left to keep. */
-async function syncFiles(root: string, paths: readonly string[]): Promise<void> {
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(16, paths.length) }, async () => {
-    while (next < paths.length) {
-      const file = await openIfThere(join(root, paths[next++]!))
-      if (!file) continue
-      try { await file.datasync() } finally { await file.close() }
-    }
-  }))
+/** Settles every promise, then throws the first failure: nothing may still be writing when the caller goes on. */
+export async function settleAll<T>(work: Promise<T>[]): Promise<T[]> {
+  const outcomes = await Promise.allSettled(work)
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+  if (failure) throw failure.reason
+  return outcomes.map((o) => (o as PromiseFulfilledResult<T>).value)
 }
 
 /** The file at `path` opened read-write, or null when it no longer exists (its stream or segment was removed). */

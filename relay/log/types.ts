@@ -100,6 +100,12 @@ export interface ShardLog {
  */
 export interface LogStore {
   open(stream: string, shard: string): Promise<ShardLog>
+  /**
+   * How many shard logs a caller may open at once (a stream loading thousands of shards at start).
+   * Unset: one at a time, as a store whose open creates shared state (the cluster's JetStream stream
+   * per shard) needs, so that relays loading the same stream do not race to create it.
+   */
+  readonly openConcurrency?: number
   get(stream: string, shard: string): ShardLog | undefined
   /** Removes a stream's logs, or only one shard's (a closed shard whose records are all past retention). */
   drop(stream: string, shard?: string): Promise<void>

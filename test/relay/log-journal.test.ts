@@ -94,7 +94,7 @@ t.test('a power cut that loses, tears or zeroes unsynced segment writes loses no
   t.same(after, before, 'every acknowledged record, byte for byte, at its offset')
   t.same(reports, [], 'and no damage is found: the redo restored the bytes')
   t.equal(replays.length, 1)
-  t.match(replays[0], { entries: 20 * 4, skipped: 0, tornBytes: 0 })
+  t.match(replays[0], { entries: 20 * 4, files: 4, tornBytes: 0 })
   // The journal keeps what it replayed until a checkpoint has synced the rewritten files: a clean close is one.
   await again.close()
   t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'once closed cleanly after the replay, the journal holds no entry')
@@ -183,6 +183,79 @@ t.test('a second power cut right after a restart (before the replayed files were
   const third = new FileLogStore({ root, journalPath })
   t.teardown(() => third.close())
   t.same(await Promise.all([0, 1].map((s) => readAll(third, 's', s))), before, 'both runs\' acknowledged records are there')
+})
+
+t.test('a restart writes the journal\'s entries into each segment file at its shard\'s open, opening each file once', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const crashed = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 3; round++) await commitRound(crashed, 's', 20, 5, round * 5)
+  const before = await Promise.all(Array.from({ length: 20 }, (_, s) => readAll(crashed, 's', s)))
+  // The power goes before any segment write reached the disk.
+  for (let s = 0; s < 20; s++) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  const opened: string[] = []
+  const { open } = fsp
+  // Segment files are opened through fsp.open: count them while the shards open.
+  ;(fsp as { open: typeof fsp.open }).open = (async (...args: Parameters<typeof fsp.open>) => {
+    if (String(args[0]).endsWith('.log')) opened.push(String(args[0]))
+    return open(...args)
+  }) as typeof fsp.open
+  try {
+    await Promise.all(Array.from({ length: 20 }, (_, s) => again.open('s', shard(s))))
+  } finally {
+    ;(fsp as { open: typeof fsp.open }).open = open
+  }
+  t.equal(opened.length, 20, 'one open per segment file, for the redo and the recovery together')
+  t.same(await Promise.all(Array.from({ length: 20 }, (_, s) => readAll(again, 's', s))), before, 'and every record is back')
+})
+
+t.test('entries of a shard no one opens after a restart still reach its files before the journal lets them go', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const crashed = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 4; round++) await commitRound(crashed, 's', 3, 10, round * 10)
+  const before = await Promise.all([0, 1, 2].map((s) => readAll(crashed, 's', s)))
+  const segment = (s: number) => join(root, 's', shard(s), '00000000000000000000.log')
+  for (const s of [0, 1, 2]) await fsp.truncate(segment(s), 0)
+  // The restarted store opens and writes shard 0 only, then closes cleanly (a checkpoint empties the journal).
+  const again = new FileLogStore({ root, journalPath })
+  const log = await again.open('s', shard(0))
+  log.append([rec(40)])
+  await again.commit()
+  await again.close()
+  t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'the journal holds no entry')
+  t.equal((await fsp.stat(segment(1))).size, (await fsp.stat(segment(2))).size, 'shards 1 and 2 were written again without being opened')
+  const third = new FileLogStore({ root, journalPath })
+  t.teardown(() => third.close())
+  const after = await Promise.all([0, 1, 2].map((s) => readAll(third, 's', s)))
+  t.same(after.slice(1), before.slice(1), 'their records are all there')
+  t.same(after[0]!.slice(0, 40), before[0], 'and shard 0 keeps its own, followed by the new one')
+  t.equal(after[0]!.length, 41)
+})
+
+t.test('shards opening while the first commit after a restart finishes the redo in the background: every record is in place, then and after another power cut', async (t) => {
+  const { root, journalPath } = dirs(t)
+  // Everything the crashed run wrote is in its journal (no checkpoint synced any of it).
+  const crashed = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 6; round++) await commitRound(crashed, 's', 200, 2, round * 2)
+  const before = await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(crashed, 's', s)))
+  for (let s = 0; s < 200; s++) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
+  // Its journal is already past this store's size: the first commit rotates it, once the redo is done.
+  const again = new FileLogStore({ root, journalPath, journalBytes: 64 * 1024 })
+  const first = await again.open('s', shard(0))
+  first.append([rec(12)])
+  // The commit starts the redo's end (the rest written, the rewritten files synced) while 199 shards open.
+  const [, ...opened] = await Promise.all([again.commit(), ...Array.from({ length: 199 }, (_, s) => again.open('s', shard(s + 1)))])
+  t.equal(opened.length, 199)
+  const after = await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(again, 's', s)))
+  t.same(after.slice(1), before.slice(1), 'every shard reads as before the crash')
+  t.same(after[0], [...before[0]!, `12:k12:${Buffer.from(rec(12).data).toString()}`])
+  // More commits, rotating the journal again, then the power goes (the store is left unclosed).
+  for (let round = 0; round < 4; round++) await commitRound(again, 's', 200, 2, 13 + round * 2)
+  const later = await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(again, 's', s)))
+  const third = new FileLogStore({ root, journalPath, journalBytes: 64 * 1024 })
+  t.teardown(() => third.close())
+  t.same(await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(third, 's', s))), later, 'and after a second power cut')
 })
 
 t.test('a segment keeps writes behind while a drain is under way: reads see every byte in place, the file gets them all', async (t) => {
