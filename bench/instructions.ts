@@ -37,7 +37,7 @@ async function startRelay(name: string): Promise<Relay> {
   const dataDir = mkdtempSync(join(tmpdir(), `tributary-callgrind-${name}-`))
   const outDir = mkdtempSync(join(tmpdir(), `tributary-callgrind-out-${name}-`))
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file', `--callgrind-out-file=${join(outDir, 'cg.%p')}`,
-    process.execPath, entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    process.execPath, '--perf-basic-prof', entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4'], { stdio: ['ignore', 'pipe', 'ignore'] })
   child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }))
   let out = ''
   for await (const chunk of child.stdout!) {
@@ -64,14 +64,35 @@ async function counted<T>(relay: Relay, work: () => Promise<T>): Promise<{ resul
 
 const summaryOf = (file: string) => Number(/^summary: (\d+)/m.exec(readFileSync(file, 'utf8'))?.[1] ?? 0)
 
-/** callgrind_annotate's function lines: "  59,478,000 (11.09%)  ???:block [/path/lib.so]". */
-function topFunctions(file: string): { ir: number; share: string; name: string }[] {
+/**
+ * V8's names for its JIT-compiled code: `--perf-basic-prof` makes the relay write each code object's
+ * start, size and name to /tmp/perf-<pid>.map (the pid is the process valgrind runs), which callgrind
+ * only knows as addresses. The last entry covering an address wins (code freed and made again).
+ */
+function jitNames(pid: number): (address: number) => string | undefined {
+  let text = ''
+  try { text = readFileSync(`/tmp/perf-${pid}.map`, 'utf8') } catch { return () => undefined }
+  const entries = text.split('\n').flatMap((line) => {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.+)$/.exec(line)
+    return m ? [{ start: parseInt(m[1]!, 16), end: parseInt(m[1]!, 16) + parseInt(m[2]!, 16), name: m[3]! }] : []
+  })
+  return (address) => {
+    for (let i = entries.length - 1; i >= 0; i--) if (address >= entries[i]!.start && address < entries[i]!.end) return entries[i]!.name
+    return undefined
+  }
+}
+
+/** callgrind_annotate's function lines: "  59,478,000 (11.09%)  ???:block [/path/lib.so]"; JIT addresses named from the perf map. */
+function topFunctions(file: string, jit: (address: number) => string | undefined = () => undefined): { ir: number; share: string; name: string }[] {
   const text = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
   const rows: { ir: number; share: string; name: string }[] = []
   for (const line of text.split('\n')) {
     const m = /^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.+)$/.exec(line)
     if (!m || m[3]!.includes('PROGRAM TOTALS')) continue
-    rows.push({ ir: Number(m[1]!.replace(/,/g, '')), share: `${m[2]}%`, name: m[3]!.replace(/ \[[^\]]*\/([^/\]]+)\]$/, ' [$1]') })
+    let name = m[3]!.replace(/ \[[^\]]*\/([^/\]]+)\]$/, ' [$1]')
+    const address = /^\?\?\?:0x([0-9a-f]+) \[\?\?\?\]$/.exec(name)
+    if (address) name = `JIT ${jit(parseInt(address[1]!, 16)) ?? `0x${address[1]}`}`
+    rows.push({ ir: Number(m[1]!.replace(/,/g, '')), share: `${m[2]}%`, name })
     if (rows.length >= top) break
   }
   return rows
@@ -79,7 +100,7 @@ function topFunctions(file: string): { ir: number; share: string; name: string }
 
 const csv = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s)
 
-function report(label: string, records: number, files: string[]): void {
+function report(label: string, records: number, files: string[], pid: number): void {
   // Thread 1 is the one that started the process: Node's main thread, the event loop.
   const main = files.find((f) => /-0*1$/.test(f))
   const all = files.reduce((sum, f) => sum + summaryOf(f), 0)
@@ -89,7 +110,7 @@ function report(label: string, records: number, files: string[]): void {
   console.log(`${label},${records},${mainIr},${all},${Math.round(mainIr / records)},${Math.round(all / records)}`)
   console.log('')
   console.log('path,rank,function,instructions,share_of_thread1,per_record')
-  topFunctions(main).forEach((r, i) => console.log(`${label},${i + 1},${csv(r.name)},${r.ir},${r.share},${Math.round(r.ir / records)}`))
+  topFunctions(main, jitNames(pid)).forEach((r, i) => console.log(`${label},${i + 1},${csv(r.name)},${r.ir},${r.share},${Math.round(r.ir / records)}`))
   console.log('')
 }
 
@@ -123,8 +144,8 @@ if (paths.includes('put') || paths.includes('get')) {
   process.stderr.write(`GetRecords of ${put.result.records} records, counted…\n`)
   const get = await counted(relay, () => getAll(client, stream))
   client.destroy()
-  if (paths.includes('put')) report('putrecords', put.result.records, put.files)
-  if (paths.includes('get')) report('getrecords', get.result.records, get.files)
+  if (paths.includes('put')) report('putrecords', put.result.records, put.files, relay.pid)
+  if (paths.includes('get')) report('getrecords', get.result.records, get.files, relay.pid)
   await stopRelay(relay)
 }
 
@@ -135,6 +156,6 @@ if (paths.includes('mqtt')) {
   await publish(relay.mqttPort, seconds)
   process.stderr.write(`MQTT batches for ${seconds} s, counted…\n`)
   const run = await counted(relay, () => publish(relay.mqttPort, seconds))
-  report('mqtt-ingest', run.result.records, run.files)
+  report('mqtt-ingest', run.result.records, run.files, relay.pid)
   await stopRelay(relay)
 }

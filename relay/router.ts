@@ -27,6 +27,18 @@ export class Router {
     return this.codec.hashRoute(frame, scan.fields, this.boundsOf(state.open))
   }
 
+  /**
+   * Each record's open shard, from where its partition key's bytes lie in `buf` (a batch scan's table,
+   * BATCH_STRIDE fields per record): hashed and routed by the codec in one call, as a device batch is.
+   */
+  routeKeys(state: StreamState, buf: Buffer, fields: Uint32Array): ShardState[] {
+    const open = state.open
+    const slots = this.codec.hashRoute(buf, fields, this.boundsOf(open))
+    const shards = new Array<ShardState>(slots.length)
+    for (let i = 0; i < slots.length; i++) shards[i] = open[slots[i]!]!
+    return shards
+  }
+
   /** Each record's open shard, hashing the keys without an explicit hash key in one call. */
   routeRecords(state: StreamState, records: readonly RoutableRecord[]): ShardState[] {
     const needHash: string[] = []

@@ -68,8 +68,8 @@ export function sequenceOf(shard: { createdSec: number; meta: { index: number } 
   return encodeSequence({ shardCreatedSec: shard.createdSec, shardIndex: shard.meta.index, offset, recordSec: Math.floor(arrivalMs / 1000) })
 }
 
-/** 2^80 and 2^36 as decimal digits, least significant first: one offset and one second of record time. */
-const digitsOf = (value: bigint) => Uint8Array.from(value.toString(10).split('').reverse(), (d) => Number(d))
+/** 2^80 and 2^36 as decimal digits (values 0–9), most significant first: one offset and one second of record time. */
+const digitsOf = (value: bigint) => Uint8Array.from(value.toString(10), (d) => Number(d))
 const OFFSET_STEP = digitsOf(1n << 80n)
 const SECOND_STEP = digitsOf(1n << 36n)
 /** Past this many seconds between two records, the number is made again rather than stepped to. */
@@ -79,22 +79,21 @@ const MAX_SECOND_STEPS = 8
  * (about 4.9·10^55) and 3·16^46 (about 7.4·10^55).
  */
 export const SEQUENCE_DIGITS = 56
-const MAX_DIGITS = 64
+const ZERO = 0x30
 
 /**
  * One shard's sequence numbers written as decimal ASCII into a buffer, for answers rendered straight
  * to bytes. A record's number is the one before it plus 2^80 per offset and 2^36 per second of
  * record time, so the next record's number (one offset on, the same or a few seconds later: a page
- * read or a request stored in order) is a decimal addition on the previous one's digits, with no
- * BigInt and no string. Any other step starts again from `encodeSequence`. The digits are exactly
- * `sequenceOf`'s (test/relay/sequence.test.ts).
+ * read or a request stored in order) is a decimal addition on the previous one's ASCII digits, with
+ * no BigInt and no string. Any other step starts again from `encodeSequence`. The digits are exactly
+ * `sequenceOf`'s (test/relay/kinesis-units.test.ts).
  */
 export class SequenceDigits {
   private readonly createdSec: number
   private readonly index: number
-  /** The current number's digits, least significant first, as values 0–9. */
-  private readonly digits = new Uint8Array(MAX_DIGITS)
-  private length = 0
+  /** The current number in ASCII, most significant digit first. */
+  private readonly ascii = new Uint8Array(SEQUENCE_DIGITS)
   private offset = -2
   private sec = 0
 
@@ -106,43 +105,43 @@ export class SequenceDigits {
   /** Writes the number of the record at `offset` that arrived at `arrivalMs` into `out` at `at`; returns the position after it. */
   write(out: Uint8Array, at: number, offset: number, arrivalMs: number): number {
     this.moveTo(offset, Math.floor(arrivalMs / 1000))
-    const digits = this.digits
-    for (let i = this.length - 1; i >= 0; i--) out[at++] = 0x30 + digits[i]!
-    return at
+    out.set(this.ascii, at)
+    return at + SEQUENCE_DIGITS
   }
 
   private moveTo(offset: number, sec: number): void {
     if (offset === this.offset && sec === this.sec) return
     const seconds = sec - this.sec
     // Record time is kept modulo 2^36 s: a step across the wrap (in the year 4147) starts again too.
-    if (offset === this.offset + 1 && seconds >= 0 && seconds <= MAX_SECOND_STEPS && Math.floor(sec / 2 ** 36) === Math.floor(this.sec / 2 ** 36)) {
-      this.add(OFFSET_STEP)
-      for (let s = 0; s < seconds; s++) this.add(SECOND_STEP)
-    } else {
+    let stepped = offset === this.offset + 1 && seconds >= 0 && seconds <= MAX_SECOND_STEPS && Math.floor(sec / 2 ** 36) === Math.floor(this.sec / 2 ** 36)
+    if (stepped) {
+      stepped = this.add(OFFSET_STEP)
+      for (let s = 0; stepped && s < seconds; s++) stepped = this.add(SECOND_STEP)
+    }
+    if (!stepped) {
       const text = encodeSequence({ shardCreatedSec: this.createdSec, shardIndex: this.index, offset, recordSec: sec })
-      const n = text.length
-      for (let i = 0; i < n; i++) this.digits[i] = text.charCodeAt(n - 1 - i) - 0x30
-      this.length = n
+      if (text.length !== SEQUENCE_DIGITS) throw new RangeError(`sequence number ${text} has ${text.length} digits, not ${SEQUENCE_DIGITS}`)
+      for (let i = 0; i < SEQUENCE_DIGITS; i++) this.ascii[i] = text.charCodeAt(i)
     }
     this.offset = offset
     this.sec = sec
   }
 
-  /** Adds a constant's digits to the current number. */
-  private add(step: Uint8Array): void {
-    const digits = this.digits
+  /** Adds a constant's digits to the current number; false when it would carry out of the top digit (never, by the layout). */
+  private add(step: Uint8Array): boolean {
+    const ascii = this.ascii
     let carry = 0
-    let i = 0
-    for (; i < step.length; i++) {
-      const d = digits[i]! + step[i]! + carry
+    let i = SEQUENCE_DIGITS - 1
+    for (let j = step.length - 1; j >= 0; j--, i--) {
+      const d = ascii[i]! - ZERO + step[j]! + carry
       carry = d >= 10 ? 1 : 0
-      digits[i] = d - carry * 10
+      ascii[i] = ZERO + d - carry * 10
     }
-    for (; carry && i < this.length; i++) {
-      const d = digits[i]! + 1
+    for (; carry && i >= 0; i--) {
+      const d = ascii[i]! - ZERO + 1
       carry = d === 10 ? 1 : 0
-      digits[i] = d - carry * 10
+      ascii[i] = ZERO + d - carry * 10
     }
-    if (carry) digits[this.length++] = 1
+    return carry === 0
   }
 }

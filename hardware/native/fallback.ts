@@ -234,6 +234,55 @@ export function batchRecords(buf: Buffer, scan: BatchScan): DecodedBatch {
   return { epoch: scan.epoch, sequence: scan.sequence, records }
 }
 
+/** Base64 digits' values; 64 for '='; 255 for anything else. */
+const B64_VALUES = new Uint8Array(256).fill(255)
+'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((c, i) => { B64_VALUES[c.charCodeAt(0)] = i })
+B64_VALUES[0x3d] = 64
+
+/**
+ * Decodes ranges `[ranges[2i], ranges[2i+1])` of `src`, each canonical padded base64 (a multiple of 4,
+ * the standard alphabet, at most two '=' at the end, no stray bits in the last digit), one after
+ * another into `out`. Returns the bytes written, or -(i+1) when range i is not canonical base64 or
+ * `out` has no room for it.
+ */
+export function base64DecodeRanges(src: Uint8Array, ranges: Uint32Array, out: Uint8Array): number {
+  const T = B64_VALUES
+  let o = 0
+  for (let r = 0; r < ranges.length; r += 2) {
+    const start = ranges[r]!
+    const end = ranges[r + 1]!
+    if (start > end || end > src.length) throw new RangeError('base64DecodeRanges: a range lies outside src')
+    const n = end - start
+    const pads = n >= 2 && src[end - 1] === 0x3d ? (src[end - 2] === 0x3d ? 2 : 1) : 0
+    if (n % 4 || (n / 4) * 3 - pads > out.length - o) return -(r / 2) - 1
+    const whole = pads ? n - 4 : n
+    for (let j = start; j < start + whole; j += 4) {
+      const v0 = T[src[j]!]!, v1 = T[src[j + 1]!]!, v2 = T[src[j + 2]!]!, v3 = T[src[j + 3]!]!
+      // Any value ≥ 64 ('=' or a byte outside the alphabet) sets bit 6 or 7.
+      if ((v0 | v1 | v2 | v3) & 0xc0) return -(r / 2) - 1
+      const v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3
+      out[o++] = v >> 16
+      out[o++] = (v >> 8) & 0xff
+      out[o++] = v & 0xff
+    }
+    if (pads) {
+      const j = start + whole
+      const v0 = T[src[j]!]!, v1 = T[src[j + 1]!]!
+      if ((v0 | v1) & 0xc0) return -(r / 2) - 1
+      if (pads === 2) {
+        if (v1 & 0x0f) return -(r / 2) - 1
+        out[o++] = (v0 << 2) | (v1 >> 4)
+      } else {
+        const v2 = T[src[j + 2]!]!
+        if (v2 & 0xc0 || v2 & 0x03) return -(r / 2) - 1
+        out[o++] = (v0 << 2) | (v1 >> 4)
+        out[o++] = ((v1 & 0x0f) << 4) | (v2 >> 2)
+      }
+    }
+  }
+  return o
+}
+
 /**
  * The shard slot of each record of a scanned batch: MD5 of its key (or its explicit hash key) against
  * `bounds`, the open shards' starting hash keys as ascending 16-byte big-endian values.

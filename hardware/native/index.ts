@@ -42,6 +42,7 @@ export interface Addon {
   scanBatch(frame: Uint8Array): [Float64Array, Uint32Array] | number
   encodeBatch(batch: Batch): Buffer
   hashRoute(frame: Uint8Array, fields: Uint32Array, bounds: Uint8Array): Uint16Array
+  base64DecodeRanges(src: Uint8Array, ranges: Uint32Array, out: Uint8Array): number
   encodeLogBatch(out: Uint8Array, at: number, frame: Uint8Array, fields: Uint32Array, times: Float64Array, indices: Uint32Array,
     firstOffset: number, arrivalMs: number, device: Uint8Array, positions: Uint32Array): number
   crc32cImplementation: string
@@ -59,6 +60,7 @@ function fallback(reason: string): Codec {
     decodeBatch: js.decodeBatch,
     scanBatch: js.scanBatch,
     hashRoute: js.hashRoute,
+    base64DecodeRanges: js.base64DecodeRanges,
     encodeLogBatch: js.encodeLogBatch,
     logRecordSize: js.logRecordSize,
     encodeLogRecord: js.encodeLogRecord,
@@ -98,6 +100,7 @@ function native(addon: Addon): Codec {
     decodeBatch: (buf) => js.batchRecords(buf, scanBatch(buf)),
     encodeBatch: (batch) => (batch.records.length >= NATIVE_ENCODE_MIN_RECORDS ? addon.encodeBatch(batch) : js.encodeBatch(batch, crc32c)),
     hashRoute: (frame, fields, bounds) => addon.hashRoute(frame, fields, bounds),
+    base64DecodeRanges: (src, ranges, out) => addon.base64DecodeRanges(src, ranges, out),
     encodeLogBatch: (out, at, frame, fields, times, indices, firstOffset, arrivalMs, device, positions) =>
       addon.encodeLogBatch(out, at, frame, fields, times, indices, firstOffset, arrivalMs, device, positions),
     encodeLogRecord: (buf, at, offset, arrivalMs, input) => js.encodeLogRecord(buf, at, offset, arrivalMs, input, crc32c),

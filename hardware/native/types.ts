@@ -76,6 +76,8 @@ export interface Codec {
   scanBatch(buf: Buffer): BatchScan
   /** The shard slot of each record: MD5 of its key, or its explicit hash key, against ascending 16-byte BE bounds. */
   hashRoute(frame: Buffer, fields: Uint32Array, bounds: Uint8Array): Uint16Array
+  /** Decodes ranges (pairs of positions) of `src`, each canonical padded base64, one after another into `out`: the bytes written, or -(i+1) for a bad range i. */
+  base64DecodeRanges(src: Uint8Array, ranges: Uint32Array, out: Uint8Array): number
   /** Writes chosen records of a scanned batch as log records; returns the bytes written. */
   encodeLogBatch(out: Buffer, at: number, frame: Buffer, fields: Uint32Array, times: Float64Array, indices: Uint32Array,
     firstOffset: number, arrivalMs: number, device: Buffer, positions: Uint32Array): number

@@ -130,9 +130,12 @@ function isPlainAscii(text: string): boolean {
   return true
 }
 
+/** Copies a constant's bytes: by hand when short, by `set` (a memcpy, ~15 ns a call) when longer. */
 function copy(out: Buffer, at: number, bytes: Uint8Array): number {
-  for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i]!
-  return at + bytes.length
+  const n = bytes.length
+  if (n > 12) out.set(bytes, at)
+  else for (let i = 0; i < n; i++) out[at + i] = bytes[i]!
+  return at + n
 }
 
 /** Writes a string known to be ASCII, one byte a character. */

@@ -5,6 +5,7 @@
  * relay with the fast path on gives the same status, error and stored records as one with it off.
  */
 import t from 'tap'
+import { BATCH_KEY_LENGTH, BATCH_KEY_START, BATCH_STRIDE } from '../../hardware/index.js'
 import { json } from '../../relay/kinesis/protocol.js'
 import { validate } from '../../relay/kinesis/validate.js'
 import { checkReservedMembers } from '../../relay/kinesis/reserved.js'
@@ -146,7 +147,7 @@ const plain = (v: { StreamName?: string; StreamARN?: string; Records: PutEntry[]
 const BODIES = Array.from({ length: 20000 }, body)
 
 t.test('what the parser accepts, the general path accepts with the same request, on 20,000 generated bodies', async (t) => {
-  let handled = 0, validHandled = 0, valid = 0
+  let handled = 0, validHandled = 0, valid = 0, tables = 0
   const wrong: string[] = []
   for (const { text, valid: isValid } of BODIES) {
     const b = Buffer.from(text)
@@ -158,8 +159,21 @@ t.test('what the parser accepts, the general path accepts with the same request,
     const g = general(b)
     if (!g.ok) wrong.push(`${text.slice(0, 200)} → fast accepted, general ${g.type}: ${g.message.slice(0, 200)}`)
     else if (JSON.stringify(plain(fast)) !== JSON.stringify(plain(g.value as never))) wrong.push(`${text.slice(0, 200)} → different requests`)
+    // Where it says the keys lie, the bytes are each key's UTF-8 (what the router hashes).
+    if (fast.keyTable) {
+      tables++
+      const { body, fields } = fast.keyTable
+      fast.Records.forEach((r, i) => {
+        const at = fields[i * BATCH_STRIDE + BATCH_KEY_START]!
+        const bytes = body.subarray(at, at + fields[i * BATCH_STRIDE + BATCH_KEY_LENGTH]!)
+        if (!bytes.equals(Buffer.from(r.PartitionKey, 'utf8'))) wrong.push(`${text.slice(0, 200)} → record ${i}'s key table points at ${JSON.stringify(bytes.toString('latin1'))}`)
+      })
+    } else if (fast.Records.every((r) => r.ExplicitHashKey === undefined && /^[\x20-\x7e]*$/.test(r.PartitionKey)) && !text.includes('\\')) {
+      wrong.push(`${text.slice(0, 200)} → plain keys, but no key table`)
+    }
   }
   t.same(wrong.slice(0, 5), [], 'no body is accepted differently')
+  t.ok(tables > 0, `${tables} bodies came with a table of where their keys lie, each right`)
   t.ok(validHandled > valid * 0.8, `the parser reads most unmutated bodies itself (${validHandled} of ${valid}; ${handled} of ${BODIES.length} in all)`)
 })
 

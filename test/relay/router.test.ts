@@ -1,11 +1,11 @@
 /**
- * The router: a device batch, PutRecord(s) and a single hash key (the throughput meter's question)
- * route the same record to the same open shard, at the edges of every hash range and after a split,
+ * The router: a device batch, PutRecord(s) (as records, or as keys where the body holds them) and a
+ * single hash key (the throughput meter's question) route the same record to the same open shard, at the edges of every hash range and after a split,
  * on the C addon and on the TypeScript fallback; and ingest stores each record where it routes.
  */
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import type { Codec } from '../../hardware/index.js'
+import { BATCH_KEY_LENGTH, BATCH_KEY_START, BATCH_STRIDE, type Codec } from '../../hardware/index.js'
 import type { ShardState, StreamState } from '../../relay/streams.js'
 import { Ingest } from '../../relay/ingest.js'
 import { Router } from '../../relay/router.js'
@@ -61,7 +61,22 @@ for (const [name, make, skip] of implementations) {
     const slots = router.routeBatch(state, frame, codec.scanBatch(frame))
     const batch = Array.from(slots, (slot) => state.open[slot]!)
 
+    // PutRecords' keys where a body holds them: the keys hashed in place (records without a hash key).
+    const keyed = records.flatMap((r, i) => (r.explicitHashKey === undefined ? [i] : []))
+    const body = Buffer.from(JSON.stringify({ Records: keyed.map((i) => ({ PartitionKey: records[i]!.partitionKey })) }))
+    const table = new Uint32Array(keyed.length * BATCH_STRIDE)
+    let from = 0
+    keyed.forEach((i, j) => {
+      const key = Buffer.from(JSON.stringify(records[i]!.partitionKey).slice(1, -1))
+      const at = body.indexOf(key, from)
+      table[j * BATCH_STRIDE + BATCH_KEY_START] = at
+      table[j * BATCH_STRIDE + BATCH_KEY_LENGTH] = key.length
+      from = at + key.length
+    })
+    const inBody = router.routeKeys(state, body, table)
+
     const wrong = (got: ShardState[]) => records.map((r, i) => got[i] === want[i] ? null : `${r.partitionKey}`).filter((x) => x !== null)
+    t.same(keyed.map((i, j) => inBody[j] === want[i] ? null : records[i]!.partitionKey).filter((x) => x !== null), [], `routeKeys: ${keyed.length} keys hashed where a body holds them, the same shards`)
     t.same(wrong(single), [], `route(hashKey): ${records.length} records, ${explicit.length} of them at the edges, each in the shard whose range holds it`)
     t.same(wrong(many), [], 'routeRecords: the same shards')
     t.same(wrong(batch), [], 'routeBatch: the same shards')

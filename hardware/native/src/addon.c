@@ -355,6 +355,27 @@ static napi_value js_encode_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* base64DecodeRanges(src: Uint8Array, ranges: Uint32Array, out: Uint8Array): bytes written, or -(i+1) for a bad range i */
+static napi_value js_base64_decode_ranges(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) { napi_throw_type_error(env, ARG_CODE, "base64DecodeRanges(src, ranges, out) takes three arguments"); return NULL; }
+  uint8_t *src, *out;
+  uint32_t *ranges;
+  size_t src_len, ranges_len, out_len;
+  if (!get_bytes(env, argv[0], &src, &src_len, "base64DecodeRanges: src must be a Uint8Array")) return NULL;
+  if (!get_typed(env, argv[1], napi_uint32_array, (void **)&ranges, &ranges_len, "base64DecodeRanges: ranges must be a Uint32Array")) return NULL;
+  if (!get_bytes(env, argv[2], &out, &out_len, "base64DecodeRanges: out must be a Uint8Array")) return NULL;
+  if (ranges_len % 2) { napi_throw_range_error(env, ARG_CODE, "base64DecodeRanges: ranges must hold pairs"); return NULL; }
+  for (size_t i = 0; i < ranges_len; i += 2) {
+    if (ranges[i] > ranges[i + 1] || ranges[i + 1] > src_len) { napi_throw_range_error(env, ARG_CODE, "base64DecodeRanges: a range lies outside src"); return NULL; }
+  }
+  napi_value result;
+  CALL(env, napi_create_double(env, (double)trib_base64_decode_ranges(src, ranges, ranges_len / 2, out, out_len), &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   trib_crc32c_init();
   napi_property_descriptor props[] = {
@@ -366,6 +387,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"encodeBatch", NULL, js_encode_batch, NULL, NULL, NULL, napi_default, NULL},
     {"hashRoute", NULL, js_hash_route, NULL, NULL, NULL, napi_default, NULL},
     {"encodeLogBatch", NULL, js_encode_log_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"base64DecodeRanges", NULL, js_base64_decode_ranges, NULL, NULL, NULL, napi_default, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value impl;

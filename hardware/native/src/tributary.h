@@ -57,4 +57,10 @@ size_t trib_put_batch_record(uint8_t *at, uint32_t flags, const uint8_t *key, ui
                              uint32_t data_len, double time, const uint8_t *hash_key);
 void trib_seal_batch(uint8_t *frame, size_t len, uint64_t epoch, uint64_t sequence, uint32_t count);
 
+/* Decodes n ranges [ranges[2i], ranges[2i+1]) of src, each canonical padded base64 (a multiple of
+ * 4, the standard alphabet, at most two '=' at the end, no stray bits in the last digit), one after
+ * another into out. Returns the bytes written, or -(i+1) when range i is not canonical base64 or
+ * out has no room for it. */
+int64_t trib_base64_decode_ranges(const uint8_t *src, const uint32_t *ranges, size_t n, uint8_t *out, size_t out_len);
+
 #endif

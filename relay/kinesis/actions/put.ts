@@ -30,10 +30,10 @@ function recordOf(r: { Data: Buffer; PartitionKey: string; ExplicitHashKey?: str
  * With the stream's limits on: the records' shards, and which records their shards' budgets refuse
  * (by index, with the error). Null when the limits are off: the append routes by itself.
  */
-function meter(state: StreamState, records: IngestRecord[], ctx: ApiContext): { shards: ShardState[]; refused: Map<number, KinesisError> } | null {
+function meter(state: StreamState, records: IngestRecord[], ctx: ApiContext, routed?: ShardState[]): { shards: ShardState[]; refused: Map<number, KinesisError> } | null {
   const budget = throughputOf(state)
   if (!budget) return null
-  const shards = ctx.router.routeRecords(state, records)
+  const shards = routed ?? ctx.router.routeRecords(state, records)
   const refused = new Map<number, KinesisError>()
   const now = ctx.now()
   records.forEach((r, i) => {
@@ -42,6 +42,9 @@ function meter(state: StreamState, records: IngestRecord[], ctx: ApiContext): { 
   })
   return { shards, refused }
 }
+
+/** The most open shards the codec's router takes at once (its slots are 16-bit). */
+const MAX_ROUTED_SHARDS = 65_535
 
 /** kinesalite's validations/putRecords.js: AWS's order, and the class AWS names the entries by. */
 const RequestEntry: Shape = { type: 'structure', fields: { PartitionKey, ExplicitHashKey, Data }, javaName: 'com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry' }
@@ -85,10 +88,14 @@ export async function putRecords(body: unknown, ctx: ApiContext) {
     return recordOf(r)
   })
   if (total > Limits.maxPutRecordsBytes) throw recordsTooLarge()
-  const metered = meter(state, records, ctx)
+  // A body read in one pass says where its keys lie: they are hashed there, in one call.
+  const keyTable = req instanceof ValidPutRecords ? req.keyTable : null
+  const routed = keyTable && state.open.length <= MAX_ROUTED_SHARDS ? ctx.router.routeKeys(state, keyTable.body, keyTable.fields) : undefined
+  const metered = meter(state, records, ctx, routed)
   const refused = metered?.refused ?? new Map<number, KinesisError>()
   const kept = <T>(list: T[]) => (refused.size ? list.filter((_, i) => !refused.has(i)) : list)
-  const stored = await ctx.ingest.putRecords(state, kept(records), metered ? kept(metered.shards) : undefined)
+  const shards = metered?.shards ?? routed
+  const stored = await ctx.ingest.putRecords(state, kept(records), shards ? kept(shards) : undefined)
   let k = 0
   const page: PutPage = {
     failed: refused.size,

@@ -1,0 +1,67 @@
+/* Canonical base64 (RFC 4648 §4, padded) decoding of many ranges of one buffer into one output, for
+ * PutRecords' Data members read in place from the request body. The TypeScript fallback
+ * (../fallback.ts, base64DecodeRanges) is the reference. */
+#include "tributary.h"
+
+#define BAD 0xff
+#define PAD 0x40
+
+static uint8_t table[256];
+static int table_ready = 0;
+
+static void init_table(void) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int i = 0; i < 256; i++) table[i] = BAD;
+  for (int i = 0; i < 64; i++) table[(uint8_t)alphabet[i]] = (uint8_t)i;
+  table['='] = PAD;
+  table_ready = 1;
+}
+
+/* One range: the bytes written, or -1 when it is not canonical base64. */
+static int64_t decode_one(const uint8_t *s, size_t n, uint8_t *out) {
+  if (n % 4) return -1;
+  if (n == 0) return 0;
+  size_t pads = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+  size_t whole = pads ? n - 4 : n;
+  uint8_t *o = out;
+  for (size_t j = 0; j < whole; j += 4) {
+    uint32_t v0 = table[s[j]], v1 = table[s[j + 1]], v2 = table[s[j + 2]], v3 = table[s[j + 3]];
+    /* Any value >= 64 ('=' or a byte outside the alphabet) sets bit 6 or 7. */
+    if ((v0 | v1 | v2 | v3) & 0xc0) return -1;
+    uint32_t v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
+    o[0] = (uint8_t)(v >> 16);
+    o[1] = (uint8_t)(v >> 8);
+    o[2] = (uint8_t)v;
+    o += 3;
+  }
+  if (pads) {
+    uint32_t v0 = table[s[whole]], v1 = table[s[whole + 1]];
+    if ((v0 | v1) & 0xc0) return -1;
+    if (pads == 2) {
+      if (v1 & 0x0f) return -1;
+      *o++ = (uint8_t)((v0 << 2) | (v1 >> 4));
+    } else {
+      uint32_t v2 = table[s[whole + 2]];
+      if ((v2 & 0xc0) || (v2 & 0x03)) return -1;
+      *o++ = (uint8_t)((v0 << 2) | (v1 >> 4));
+      *o++ = (uint8_t)(((v1 & 0x0f) << 4) | (v2 >> 2));
+    }
+  }
+  return o - out;
+}
+
+int64_t trib_base64_decode_ranges(const uint8_t *src, const uint32_t *ranges, size_t n, uint8_t *out, size_t out_len) {
+  if (!table_ready) init_table();
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t start = ranges[2 * i], end = ranges[2 * i + 1];
+    size_t len = end - start;
+    /* What it will write, checked before writing: a short output is an error, not an overflow. */
+    size_t pads = len >= 2 && src[end - 1] == '=' ? (src[end - 2] == '=' ? 2 : 1) : 0;
+    if (len % 4 || (len / 4) * 3 - pads > out_len - at) return -(int64_t)i - 1;
+    int64_t wrote = decode_one(src + start, len, out + at);
+    if (wrote < 0) return -(int64_t)i - 1;
+    at += (size_t)wrote;
+  }
+  return (int64_t)at;
+}
