@@ -372,25 +372,67 @@ export function logRecordSize(input: LogRecordInput): number {
 /** Writes one log record at `at` of `buf` (which must have room) and returns its length. */
 export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrivalMs: number, input: LogRecordInput,
   checksum: (buf: Uint8Array, initial: number, start: number, end: number) => number = crc32c): number {
-  const keyLength = buf.write(input.partitionKey, at + LOG_HEADER_SIZE, 'utf8')
-  const deviceLength = input.device ? buf.write(input.device, at + LOG_HEADER_SIZE + keyLength, 'utf8') : 0
+  const key = input.partitionKey
+  const device = input.device
+  const data = input.data
+  const keyLength = writeText(buf, key, at + LOG_HEADER_SIZE)
+  const deviceLength = device ? writeText(buf, device, at + LOG_HEADER_SIZE + keyLength) : 0
   const dataAt = at + LOG_HEADER_SIZE + keyLength + deviceLength
-  buf.set(input.data, dataAt)
-  const length = dataAt + input.data.length - at
-  buf.writeUInt32LE(length, at + LOG_OFF_LENGTH)
-  writeU64(buf, offset, at + LOG_OFF_OFFSET)
-  buf.writeDoubleLE(arrivalMs, at + LOG_OFF_ARRIVAL)
-  buf.writeDoubleLE(input.producerTimeMs, at + LOG_OFF_PRODUCER_TIME)
+  buf.set(data, dataAt)
+  const length = dataAt + data.length - at
+  // The header byte by byte: Buffer's write methods are each a call with range checks, and on a path
+  // that sees Buffers of several kinds V8 loads every one of them through its generic handler.
+  putU32(buf, at + LOG_OFF_LENGTH, length)
+  putU32(buf, at + LOG_OFF_OFFSET, offset % 0x1_0000_0000)
+  putU32(buf, at + LOG_OFF_OFFSET + 4, Math.floor(offset / 0x1_0000_0000))
+  putF64(buf, at + LOG_OFF_ARRIVAL, arrivalMs)
+  putF64(buf, at + LOG_OFF_PRODUCER_TIME, input.producerTimeMs)
   buf[at + LOG_OFF_FLAGS] = input.flags
   buf[at + LOG_OFF_FLAGS + 1] = 0
-  buf.writeUInt16LE(keyLength, at + LOG_OFF_KEY_LENGTH)
-  buf.writeUInt16LE(deviceLength, at + LOG_OFF_DEVICE_LENGTH)
-  buf.writeUInt16LE(input.batchIndex ?? 0, at + LOG_OFF_BATCH_INDEX)
-  buf.writeBigUInt64LE(input.epoch ?? 0n, at + LOG_OFF_EPOCH)
-  writeU64(buf, input.batchSequence ?? 0, at + LOG_OFF_BATCH_SEQ)
-  buf.fill(0, at + 56, at + LOG_HEADER_SIZE)
-  buf.writeUInt32LE(checksum(buf, 0, at + LOG_CRC_START, at + length), at + LOG_OFF_CRC)
+  putU16(buf, at + LOG_OFF_KEY_LENGTH, keyLength)
+  putU16(buf, at + LOG_OFF_DEVICE_LENGTH, deviceLength)
+  putU16(buf, at + LOG_OFF_BATCH_INDEX, input.batchIndex ?? 0)
+  const epoch = input.epoch ?? 0n
+  putU32(buf, at + LOG_OFF_EPOCH, Number(epoch & 0xffff_ffffn))
+  putU32(buf, at + LOG_OFF_EPOCH + 4, Number(epoch >> 32n))
+  const sequence = input.batchSequence ?? 0
+  putU32(buf, at + LOG_OFF_BATCH_SEQ, sequence % 0x1_0000_0000)
+  putU32(buf, at + LOG_OFF_BATCH_SEQ + 4, Math.floor(sequence / 0x1_0000_0000))
+  for (let i = at + 56; i < at + LOG_HEADER_SIZE; i++) buf[i] = 0
+  putU32(buf, at + LOG_OFF_CRC, checksum(buf, 0, at + LOG_CRC_START, at + length))
   return length
+}
+
+/** Writes `text` as UTF-8 at `at`: plain ASCII by hand (a key is short), anything else by Buffer's encoder. */
+function writeText(buf: Buffer, text: string, at: number): number {
+  const n = text.length
+  if (n > 64) return buf.write(text, at, 'utf8')
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0x80) return buf.write(text, at, 'utf8')
+    buf[at + i] = c
+  }
+  return n
+}
+
+const putU16 = (buf: Uint8Array, at: number, value: number) => {
+  buf[at] = value & 0xff
+  buf[at + 1] = (value >>> 8) & 0xff
+}
+const putU32 = (buf: Uint8Array, at: number, value: number) => {
+  buf[at] = value & 0xff
+  buf[at + 1] = (value >>> 8) & 0xff
+  buf[at + 2] = (value >>> 16) & 0xff
+  buf[at + 3] = (value >>> 24) & 0xff
+}
+/** A double's little-endian bytes, through one shared scratch (whose byte order is the platform's). */
+const F64 = new Float64Array(1)
+const F64_BYTES = new Uint8Array(F64.buffer)
+const BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0
+const putF64 = (buf: Uint8Array, at: number, value: number) => {
+  F64[0] = value
+  if (BIG_ENDIAN) for (let i = 0; i < 8; i++) buf[at + i] = F64_BYTES[7 - i]!
+  else for (let i = 0; i < 8; i++) buf[at + i] = F64_BYTES[i]!
 }
 
 /**

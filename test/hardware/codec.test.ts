@@ -257,3 +257,46 @@ t.test('TRIBUTARY_NATIVE=0 forces the fallback and says so; a missing addon fall
   t.match(c.implementation, /^(native|js)$/)
   t.ok(c.reason.length > 10, `the reason: ${c.reason}`)
 })
+
+t.test('a log record is written byte for byte as the layout says (fields through Buffer\'s own writers), over random inputs', async (t) => {
+  /** The layout of shared/logframe.ts written plainly with Buffer's methods: the reference. */
+  const reference = (offset: number, arrivalMs: number, input: { partitionKey: string; data: Buffer; producerTimeMs: number; flags: number; device?: string; epoch?: bigint; batchSequence?: number; batchIndex?: number }) => {
+    const key = Buffer.from(input.partitionKey, 'utf8')
+    const device = Buffer.from(input.device ?? '', 'utf8')
+    const head = Buffer.alloc(LOG_HEADER_SIZE)
+    const length = LOG_HEADER_SIZE + key.length + device.length + input.data.length
+    head.writeUInt32LE(length, 0)
+    head.writeUInt32LE(offset % 2 ** 32, 8)
+    head.writeUInt32LE(Math.floor(offset / 2 ** 32), 12)
+    head.writeDoubleLE(arrivalMs, 16)
+    head.writeDoubleLE(input.producerTimeMs, 24)
+    head[32] = input.flags
+    head.writeUInt16LE(key.length, 34)
+    head.writeUInt16LE(device.length, 36)
+    head.writeUInt16LE(input.batchIndex ?? 0, 38)
+    head.writeBigUInt64LE(input.epoch ?? 0n, 40)
+    head.writeUInt32LE((input.batchSequence ?? 0) % 2 ** 32, 48)
+    head.writeUInt32LE(Math.floor((input.batchSequence ?? 0) / 2 ** 32), 52)
+    const record = Buffer.concat([head, key, device, input.data])
+    record.writeUInt32LE(js.crc32c(record, 0, 8, record.length), 4)
+    return record
+  }
+  const keys = () => [`k-${Math.random()}`, 'ключ', '😀'.repeat(3), 'x'.repeat(200), '\ud800', 'a'.repeat(64) + 'ü', ''][Math.floor(Math.random() * 7)]!
+  let differences = 0
+  for (let i = 0; i < 2000; i++) {
+    const input = {
+      partitionKey: keys(), data: randomBytes(Math.floor(Math.random() * 300)), producerTimeMs: Math.random() < 0.5 ? Date.now() + Math.random() : 0,
+      flags: Math.floor(Math.random() * 256),
+      ...(Math.random() < 0.5 ? { device: ['dev-1', 'устройство', ''][i % 3]!, epoch: BigInt(Math.floor(Math.random() * 2 ** 53)) * (i % 5 === 0 ? 2047n : 1n) % (1n << 64n), batchSequence: Math.floor(Math.random() * 2 ** 53), batchIndex: i & 0xffff } : {}),
+    }
+    const offset = Math.floor(Math.random() * 2 ** 53)
+    const arrival = Math.random() * 2e12
+    const want = reference(offset, arrival, input)
+    const got = Buffer.alloc(js.logRecordSize(input) + 7)
+    const length = js.encodeLogRecord(got, 7, offset, arrival, input)
+    if (length !== want.length || !got.subarray(7).equals(want)) {
+      if (differences++ < 3) t.same(got.subarray(7).toString('hex'), want.toString('hex'), `input ${i}`)
+    }
+  }
+  t.equal(differences, 0, '2,000 records, at an odd position, none differs from the reference')
+})
