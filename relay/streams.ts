@@ -6,12 +6,30 @@ import { randomBytes } from 'node:crypto'
 import { ErrorCode, TributaryError } from '../shared/errors.js'
 import { Limits } from '../shared/limits.js'
 import { STREAM_NAME_PATTERN } from '../shared/topics.js'
-import type { LogStore, ShardLog } from './log/types.js'
+import type { LogStore, ReadResult, ShardLog } from './log/types.js'
 import type { MetadataStore, ShardMeta, StreamMeta } from './meta/types.js'
 import { ProducerTable, type ProducerSnapshot } from './producers.js'
 import type { Throughput } from './throughput.js'
 import { HASH_SPACE, hashRanges, planMerge, planSplit, planUniformScaling, shardIdOf, type ReshardPlan } from './shardmap.js'
 
+/** Shards whose first page of records is read ahead while the producer table is rebuilt, and that page's bytes at most. */
+const RESTORE_AHEAD = 16
+const RESTORE_AHEAD_BYTES = 4 * 1024 * 1024
+/** What a stream's load keeps of first pages read as its shards open, at most (records counted at their data plus this). */
+const EARLY_BYTES = 64 * 1024 * 1024
+const EARLY_RECORD_OVERHEAD = 256
+
+/** A shard's first page for the producer table, read from `offset` ahead of its turn. */
+interface PageAhead {
+  offset: number
+  page: Promise<ReadResult>
+}
+
+/** What a stream's load read for its producer table while the shards opened: the saved snapshot, and first pages by shard. */
+interface EarlyRead {
+  snapshot: ProducerSnapshot | null
+  pages: Map<string, PageAhead>
+}
 
 export interface ShardState {
   meta: ShardMeta
@@ -227,6 +245,9 @@ export class Streams {
       meta.status = 'ACTIVE'
     }
     const metas = await this.meta.listShards(meta.id)
+    const saved = await this.meta.loadProducerState(meta.id)
+    const early: EarlyRead = { snapshot: saved ? JSON.parse(saved) as ProducerSnapshot : null, pages: new Map() }
+    let budget = EARLY_BYTES
     // As many at once as the store allows (the file store: a few; the cluster's: one, so that relays
     // loading the same stream do not race to create a shard's JetStream stream), kept in the stored order.
     const logs = new Array<ShardLog>(metas.length)
@@ -234,7 +255,20 @@ export class Streams {
     await Promise.all(Array.from({ length: Math.min(this.logs.openConcurrency ?? 1, metas.length) }, async () => {
       while (next < metas.length) {
         const i = next++
-        logs[i] = await this.logs.open(meta.id, metas[i]!.shardId)
+        const { shardId } = metas[i]!
+        const log = logs[i] = await this.logs.open(meta.id, shardId)
+        // The first page the producer table will want, read now while the shard's files are likely
+        // still open (a store keeps a few hundred open, a stream may have thousands of shards).
+        const offset = Math.max(early.snapshot?.covered[shardId] ?? 0, log.startOffset())
+        if (offset >= log.endOffset() || budget < RESTORE_AHEAD_BYTES) continue
+        budget -= RESTORE_AHEAD_BYTES
+        const page = log.read(offset, 10_000, RESTORE_AHEAD_BYTES)
+        early.pages.set(shardId, { offset, page })
+        // A failure is met when the page's turn comes.
+        const result = await page.catch(() => null)
+        let used = 0
+        for (const r of result?.records ?? []) used += r.data.length + EARLY_RECORD_OVERHEAD
+        budget += RESTORE_AHEAD_BYTES - Math.min(used, RESTORE_AHEAD_BYTES)
       }
     }))
     const shards: ShardState[] = metas.map((s, i) => {
@@ -247,18 +281,21 @@ export class Streams {
     const state: StreamState = { meta, shards, open: openShards(shards), producers: new ProducerTable(), tags: await this.meta.getTags(meta.id) }
     // Closed shards past retention were dropped before; opening them made empty logs again: drop those too.
     for (const shard of shards) if (this.expired(state, shard)) await this.logs.drop(meta.id, shard.meta.shardId)
-    await this.restoreProducers(state)
+    await this.restoreProducers(state, state.producers, early)
     this.byName.set(meta.name, state)
     this.byId.set(meta.id, state)
     return state
   }
 
-  /** Snapshot, then the log written after it: every device record's identity goes back into the table. */
-  private async restoreProducers(state: StreamState, producers = state.producers): Promise<void> {
-    const saved = await this.meta.loadProducerState(state.meta.id)
+  /** Snapshot, then the log written after it: every device record's identity goes back into the table. `early`: what a load read meanwhile. */
+  private async restoreProducers(state: StreamState, producers = state.producers, early?: EarlyRead): Promise<void> {
+    let snapshot = early?.snapshot
+    if (snapshot === undefined) {
+      const saved = await this.meta.loadProducerState(state.meta.id)
+      snapshot = saved ? JSON.parse(saved) as ProducerSnapshot : null
+    }
     let covered: Record<string, number> = {}
-    if (saved) {
-      const snapshot = JSON.parse(saved) as ProducerSnapshot
+    if (snapshot) {
       // A snapshot that claims more than the log holds cannot be trusted: replay everything instead.
       // (A dropped shard, expired, holds nothing and has nothing left to restore.)
       const consistent = state.shards.every((s) => s.log.dropped || (snapshot.covered[s.meta.shardId] ?? 0) <= s.log.endOffset())
@@ -267,11 +304,41 @@ export class Streams {
         covered = snapshot.covered
       }
     }
-    for (const shard of state.shards) {
+    const from = (shard: ShardState) => Math.max(covered[shard.meta.shardId] ?? 0, shard.log.startOffset())
+    // Records go into the table shard after shard, in order, as always; the first page of the next few
+    // shards is read meanwhile (a stream may have thousands, each a file to open and read).
+    const ahead: (PageAhead | null)[] = []
+    const readAhead = (i: number) => {
+      const shard = state.shards[i]
+      if (!shard || ahead[i] !== undefined) return
+      const read = early?.pages.get(shard.meta.shardId)
+      if (read) {
+        early!.pages.delete(shard.meta.shardId)
+        ahead[i] = read
+        return
+      }
+      const offset = from(shard)
+      if (shard.log.dropped || offset >= shard.log.endOffset()) {
+        ahead[i] = null
+        return
+      }
+      const page = shard.log.read(offset, 10_000, RESTORE_AHEAD_BYTES)
+      // A failure is met when its turn comes (or never, if the shard was dropped by then).
+      page.catch(() => {})
+      ahead[i] = { offset, page }
+    }
+    for (let i = 0; i < state.shards.length; i++) {
+      for (let j = i; j < i + RESTORE_AHEAD; j++) readAhead(j)
+      const shard = state.shards[i]!
+      const read = ahead[i]
+      ahead[i] = null
       if (shard.log.dropped) continue
-      let offset = Math.max(covered[shard.meta.shardId] ?? 0, shard.log.startOffset())
+      let offset = from(shard)
+      // Read ahead from where this turn starts too (retention may have moved the log's start meanwhile), or read again.
+      let page = read && read.offset === offset ? read.page : null
       while (offset < shard.log.endOffset()) {
-        const { records, nextOffset } = await shard.log.read(offset, 10_000, 64 * 1024 * 1024)
+        const { records, nextOffset } = await (page ?? shard.log.read(offset, 10_000, 64 * 1024 * 1024))
+        page = null
         for (const r of records) {
           if (r.device) producers.mark(r.device, r.epoch, r.batchSequence, r.batchIndex, r.batchIndex + 1)
         }

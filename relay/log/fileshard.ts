@@ -94,18 +94,7 @@ export class FileShardLog implements ShardLog {
    * with `found` false.
    */
   async open(replay?: (segment: Segment, found: boolean) => Promise<void>): Promise<void> {
-    // Private to the relay's user, whatever the process umask (data at rest is not for others to read).
-    const created = await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
-    if (created) {
-      // New directories must survive power loss too: fsync each new level and its parent.
-      let dir = this.dir
-      while (dir.length >= created.length) {
-        await fsyncDir(dir)
-        dir = dirname(dir)
-      }
-      await fsyncDir(dir)
-    }
-    const names = (await fsp.readdir(this.dir)).filter(isSegmentLog).sort()
+    const names = (await this.listOrCreate()).filter(isSegmentLog).sort()
     const walk = { codec: this.codec, shard: this.key, now: this.host.now, report: this.host.corrupted }
     for (let i = 0; i < names.length; i++) {
       const segment = await Segment.open(this.dir, names[i]!, this.handles)
@@ -124,6 +113,27 @@ export class FileShardLog implements ShardLog {
       await replay?.(segment, false)
       this.segments.push(segment)
     }
+  }
+
+  /** The names in the shard's directory, made first when there is none (a restart finds thousands there: one call each). */
+  private async listOrCreate(): Promise<string[]> {
+    try {
+      return await fsp.readdir(this.dir)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+    // Private to the relay's user, whatever the process umask (data at rest is not for others to read).
+    const created = await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
+    if (created) {
+      // New directories must survive power loss too: fsync each new level and its parent.
+      let dir = this.dir
+      while (dir.length >= created.length) {
+        await fsyncDir(dir)
+        dir = dirname(dir)
+      }
+      await fsyncDir(dir)
+    }
+    return fsp.readdir(this.dir)
   }
 
   // ---- append and commit ----

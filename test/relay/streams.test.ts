@@ -79,6 +79,37 @@ t.test('a snapshot that claims more than the log holds is ignored and the log is
   await b.logs.close()
 })
 
+t.test('a stream of 300 shards, more than the store keeps open, with the journal: after a crash every batch before and after the snapshot is recognised, and the table is the one the log makes', async (t) => {
+  const dir = tempDir(t)
+  const stores = () => {
+    const meta = new SqliteMetadataStore(join(dir, 'meta.db'))
+    const logs = new FileLogStore({ root: join(dir, 'streams'), journalPath: join(dir, 'streams.journal'), maxOpenFiles: 16 })
+    const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24 })
+    const ingest = new Ingest({ streams, logs, autoCreateStreams: false, autoCreateShardCount: 2, maxBatchRecords: 500, maxDataBytes: 0 })
+    return { meta, logs, streams, ingest }
+  }
+  const a = stores()
+  await a.streams.init()
+  await a.streams.create('wide', 300)
+  for (const seq of [0, 1, 2]) await a.ingest.ingestBatch('dev', 'wide', frame(seq, 500))
+  await a.streams.snapshotProducers()
+  for (const seq of [3, 4]) await a.ingest.ingestBatch('dev', 'wide', frame(seq, 500))
+  const covered = (streams: Streams) => Object.fromEntries(streams.get('wide')!.shards.map((s) => [s.meta.shardId, s.log.endOffset()]))
+  const live = a.streams.get('wide')!.producers.snapshot(covered(a.streams))
+  // Crash: nothing closed, no snapshot of batches 3 and 4.
+  const b = stores()
+  await b.streams.init()
+  t.same(b.streams.get('wide')!.producers.snapshot(covered(b.streams)), live, 'the rebuilt table is the one the crashed relay had')
+  for (const seq of [0, 1, 2, 3, 4]) {
+    const outcome = await b.ingest.ingestBatch('dev', 'wide', frame(seq, 500))
+    t.equal(outcome.stored, 0, `batch ${seq} is recognised as already stored`)
+  }
+  t.equal(await count(b.streams, 'wide'), 2500)
+  t.equal((await b.ingest.ingestBatch('dev', 'wide', frame(5, 500))).stored, 500, 'a new batch is stored')
+  await b.logs.close()
+  await b.meta.close()
+})
+
 t.test('deleting a stream while records are being written harms no other stream', async (t) => {
   const dir = tempDir(t)
   const a = open(dir)
