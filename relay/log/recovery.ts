@@ -13,6 +13,8 @@ import type { Segment } from './segment.js'
 import type { CorruptionReport } from './types.js'
 
 const READ_CHUNK = 1024 * 1024
+/** The active segment is walked from its start at open: this much is read first, and a file shorter than that needs no stat. */
+const HEAD_BYTES = 16 * 1024
 /** How far past the expected offset a record found by resync may be numbered and still be believed. */
 const RESYNC_OFFSET_SPAN = 10_000_000
 
@@ -30,6 +32,8 @@ export interface SegmentWalk {
   tornTail: boolean
   now: () => number
   report: (report: CorruptionReport) => void
+  /** The first bytes from where the walk starts, already read (at open): walked as its first chunk. */
+  head?: Buffer
 }
 
 export interface WalkVisitor {
@@ -49,6 +53,7 @@ export async function walkSegment(w: SegmentWalk, from: number, fromOffset: numb
   let expected = fromOffset
   // A lower bound for offsets from here on, kept when `expected` is not known (after a known hole).
   let floor = Math.max(fromOffset, segment.base)
+  let head = w.head && w.head.length > 0 && w.head.length <= end - from ? w.head : undefined
   while (position < end) {
     const hole = segment.holes.get(position)
     if (hole !== undefined) {
@@ -56,7 +61,8 @@ export async function walkSegment(w: SegmentWalk, from: number, fromOffset: numb
       expected = -1
       continue
     }
-    const buf = await segment.readAt(position, Math.min(end - position, READ_CHUNK))
+    const buf = head && position === from ? head : await segment.readAt(position, Math.min(end - position, READ_CHUNK))
+    head = undefined
     const scan = codec.scanLog(buf, 0, buf.length, expected)
     for (const p of scan.positions) {
       if (!visit.record(buf, p, position + p)) return { kind: 'visitor' }
@@ -148,7 +154,9 @@ async function resync(segment: Segment, codec: Codec, expected: number, end: num
  */
 export async function recoverSegment(segment: Segment, last: boolean, nextBase: number,
   w: Pick<SegmentWalk, 'codec' | 'shard' | 'now' | 'report'>): Promise<void> {
-  const size = await segment.use(async (handle) => (await handle.stat()).size)
+  // The active segment is walked whole: its first bytes, read now, are its first chunk, and give its size when it is short.
+  const head = last ? await segment.readAt(0, HEAD_BYTES) : undefined
+  const size = head && head.length < HEAD_BYTES ? head.length : await segment.use(async (handle) => (await handle.stat()).size)
   let indexed = false
   if (!last) {
     const idx = await fsp.readFile(segment.indexPath).catch(() => Buffer.alloc(0))
@@ -157,7 +165,7 @@ export async function recoverSegment(segment: Segment, last: boolean, nextBase: 
   const from = indexed ? segment.positions[segment.positions.length - 1]! : 0
   const fromOffset = indexed ? segment.offsets[segment.offsets.length - 1]! : segment.base
   if (!indexed) { segment.offsets = []; segment.positions = []; segment.times = [] }
-  const stop = await walkSegment({ ...w, segment, end: size, endOffset: last ? -1 : nextBase, tornTail: last }, from, fromOffset, {
+  const stop = await walkSegment({ ...w, segment, end: size, endOffset: last ? -1 : nextBase, tornTail: last, head }, from, fromOffset, {
     record: (buf, at, position) => { segment.noteRecord(readLogOffset(buf, at), position, readLogArrival(buf, at)); return true },
     skipped: (next) => { if (next > segment.end) segment.end = next },
   })
