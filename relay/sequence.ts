@@ -132,14 +132,16 @@ export class SequenceDigits {
     const ascii = this.ascii
     let carry = 0
     let i = SEQUENCE_DIGITS - 1
+    // Branch-free carries (a digit sum d of 0–19 carries when d + 6 reaches 16): the digits are
+    // random, so a branch per digit would be mispredicted half the time.
     for (let j = step.length - 1; j >= 0; j--, i--) {
       const d = ascii[i]! - ZERO + step[j]! + carry
-      carry = d >= 10 ? 1 : 0
+      carry = (d + 6) >> 4
       ascii[i] = ZERO + d - carry * 10
     }
     for (; carry && i >= 0; i--) {
       const d = ascii[i]! - ZERO + 1
-      carry = d === 10 ? 1 : 0
+      carry = (d + 6) >> 4
       ascii[i] = ZERO + d - carry * 10
     }
     return carry === 0

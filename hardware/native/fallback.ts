@@ -74,8 +74,19 @@ function writeU64(buf: Buffer, value: number, at: number): void {
   buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4)
 }
 function readU64(buf: Uint8Array, at: number): number {
-  const view = buf as Buffer
-  return view.readUInt32LE(at + 4) * 0x1_0000_0000 + view.readUInt32LE(at)
+  return getU32(buf, at + 4) * 0x1_0000_0000 + getU32(buf, at)
+}
+// Fields read byte by byte: Buffer's read methods are each a call with range checks, and on the read
+// path V8 loads every one of them through its generic handler (the Buffers it sees are of several kinds).
+const getU16 = (buf: Uint8Array, at: number) => buf[at]! | (buf[at + 1]! << 8)
+const getU32 = (buf: Uint8Array, at: number) => (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16)) + buf[at + 3]! * 0x100_0000
+const F64_IN = new Float64Array(1)
+const F64_IN_BYTES = new Uint8Array(F64_IN.buffer)
+const READ_BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0
+function getF64(buf: Uint8Array, at: number): number {
+  if (READ_BIG_ENDIAN) for (let i = 0; i < 8; i++) F64_IN_BYTES[7 - i] = buf[at + i]!
+  else for (let i = 0; i < 8; i++) F64_IN_BYTES[i] = buf[at + i]!
+  return F64_IN[0]!
 }
 function bigintToU128BE(value: bigint, buf: Buffer, at: number): void {
   buf.writeBigUInt64BE(value >> 64n, at)
@@ -461,21 +472,23 @@ export function scanLog(buf: Buffer, start = 0, end = buf.length, expectedOffset
 
 /** Reads the record at `at`; the caller has verified it with scanLog or trusts the index. */
 export function decodeLogRecord(buf: Buffer, at: number): LogRecord {
-  const length = buf.readUInt32LE(at + LOG_OFF_LENGTH)
-  const keyLength = buf.readUInt16LE(at + LOG_OFF_KEY_LENGTH)
-  const deviceLength = buf.readUInt16LE(at + LOG_OFF_DEVICE_LENGTH)
+  const length = getU32(buf, at + LOG_OFF_LENGTH)
+  const keyLength = getU16(buf, at + LOG_OFF_KEY_LENGTH)
+  const deviceLength = getU16(buf, at + LOG_OFF_DEVICE_LENGTH)
   const keyAt = at + LOG_HEADER_SIZE
   const dataAt = keyAt + keyLength + deviceLength
+  const epochLow = getU32(buf, at + LOG_OFF_EPOCH)
+  const epochHigh = getU32(buf, at + LOG_OFF_EPOCH + 4)
   return {
     offset: readU64(buf, at + LOG_OFF_OFFSET),
-    arrivalMs: buf.readDoubleLE(at + LOG_OFF_ARRIVAL),
-    producerTimeMs: buf.readDoubleLE(at + LOG_OFF_PRODUCER_TIME),
+    arrivalMs: getF64(buf, at + LOG_OFF_ARRIVAL),
+    producerTimeMs: getF64(buf, at + LOG_OFF_PRODUCER_TIME),
     flags: buf[at + LOG_OFF_FLAGS]!,
     partitionKey: buf.toString('utf8', keyAt, keyAt + keyLength),
     device: deviceLength ? buf.toString('utf8', keyAt + keyLength, dataAt) : '',
-    epoch: buf.readBigUInt64LE(at + LOG_OFF_EPOCH),
+    epoch: epochHigh === 0 && epochLow === 0 ? 0n : (BigInt(epochHigh) << 32n) | BigInt(epochLow),
     batchSequence: readU64(buf, at + LOG_OFF_BATCH_SEQ),
-    batchIndex: buf.readUInt16LE(at + LOG_OFF_BATCH_INDEX),
+    batchIndex: getU16(buf, at + LOG_OFF_BATCH_INDEX),
     data: length > dataAt - at ? buf.subarray(dataAt, at + length) : EMPTY,
   }
 }
@@ -484,8 +497,8 @@ export function readLogOffset(buf: Buffer, at: number): number {
   return readU64(buf, at + LOG_OFF_OFFSET)
 }
 export function readLogArrival(buf: Buffer, at: number): number {
-  return buf.readDoubleLE(at + LOG_OFF_ARRIVAL)
+  return getF64(buf, at + LOG_OFF_ARRIVAL)
 }
 export function readLogLength(buf: Buffer, at: number): number {
-  return buf.readUInt32LE(at + LOG_OFF_LENGTH)
+  return getU32(buf, at + LOG_OFF_LENGTH)
 }

@@ -40,9 +40,12 @@ function randomPage(): RecordsPage {
   const count = [0, 1, randomInt(2, 40)][randomInt(0, 3)]!
   let offset = randomInt(0, 2 ** 40)
   const records: LogRecord[] = []
+  let arrivalMs = randomArrival()
   for (let i = 0; i < count; i++) {
+    // Runs of records stored by one commit share their arrival time.
+    if (randomInt(0, 3) === 0) arrivalMs = randomArrival()
     records.push({
-      offset: offset++, arrivalMs: randomArrival(), producerTimeMs: 0,
+      offset: offset++, arrivalMs, producerTimeMs: 0,
       flags: randomInt(0, 2) ? LogFlag.encrypted : 0,
       partitionKey: randomKey(), device: '', epoch: 0n, batchSequence: 0, batchIndex: 0,
       data: randomBytes([0, 1, 2, 3, randomInt(0, 1025)][randomInt(0, 5)]!),
