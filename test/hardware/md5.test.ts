@@ -54,4 +54,26 @@ for (const [name, make, skip] of implementations) {
     const want = records.map((r) => md5(Buffer.from(r.partitionKey))[0]!)
     t.same(Array.from(slots), want, `${records.length} keys of 1-256 bytes route by the first byte of node:crypto's MD5`)
   })
+
+  t.test(`${name}: repeated keys route as their own MD5 says, however they fall in a batch`, { skip }, async (t) => {
+    const c = make()
+    // A device's few keys repeated (the addon hashes each once per batch), near-twins that differ in
+    // one byte or in length (the same bucket must not answer for them), and more distinct keys than
+    // its table holds, so entries are replaced while the batch goes on.
+    const base = Array.from({ length: 100 }, (_, i) => `sensor-${i}`)
+    const twins = base.flatMap((k) => [k + 'x', k + 'y', k.slice(0, -1), k.toUpperCase()])
+    const pool = [...base, ...twins, ...Array.from({ length: 20 }, () => asciiKey(1 + Math.floor(Math.random() * 200)))]
+    let wrong = 0
+    let records = 0
+    for (let round = 0; round < 20; round++) {
+      const keys = Array.from({ length: 2000 }, () => pool[Math.floor(Math.random() ** 2 * pool.length)]!)
+      const frame = js.encodeBatch({ epoch: 1n, sequence: round, records: keys.map((k, i) => ({ partitionKey: k, data: randomBytes(i % 5), producerTimeMs: 0, clockSynced: false })) })
+      const bounds = Buffer.alloc(256 * 16)
+      for (let s = 0; s < 256; s++) bounds[s * 16] = s
+      const slots = c.hashRoute(frame, c.scanBatch(frame).fields, bounds)
+      keys.forEach((k, i) => { if (slots[i] !== md5(Buffer.from(k))[0]) wrong++ })
+      records += keys.length
+    }
+    t.equal(wrong, 0, `${records} records over ${pool.length} keys (repeats, one-byte twins, more keys than the table holds), each routed by its own MD5`)
+  })
 }

@@ -106,17 +106,53 @@ int trib_scan_batch(const uint8_t *buf, size_t len, uint32_t n, uint32_t *fields
   return at == len ? TRIB_OK : TRIB_FRAME_BAD_FIELD;
 }
 
+/* Devices repeat a few keys (a sensor's id) across a batch: each key's digest is kept in a small
+ * open-addressed table for the call, found by an FNV-1a hash of the key and checked byte for byte,
+ * so a repeated key costs a compare instead of an MD5. */
+#define ROUTE_CACHE_SLOTS 256
+#define ROUTE_CACHE_PROBES 8
+struct route_cache_slot { uint32_t key_at, key_len; int used; uint8_t digest[16]; };
+
+static uint32_t fnv1a(const uint8_t *p, uint32_t len) {
+  uint32_t h = 2166136261u;
+  for (uint32_t i = 0; i < len; i++) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
 void trib_hash_route(const uint8_t *buf, const uint32_t *fields, uint32_t n,
                      const uint8_t *bounds, uint32_t n_bounds, uint16_t *slots) {
+  struct route_cache_slot cache[ROUTE_CACHE_SLOTS];
   uint8_t digest[16];
+  for (int k = 0; k < ROUTE_CACHE_SLOTS; k++) cache[k].used = 0;
   for (uint32_t i = 0; i < n; i++) {
     const uint32_t *f = fields + (size_t)i * TRIB_BATCH_STRIDE;
     const uint8_t *hash;
     if (f[5]) {
       hash = buf + f[5];
     } else {
-      trib_md5(buf + f[0], f[1], digest);
-      hash = digest;
+      const uint8_t *key = buf + f[0];
+      uint32_t at = fnv1a(key, f[1]);
+      struct route_cache_slot *slot = NULL;
+      /* Linear probing over a few slots: the key's own entry, or the first free one to keep it in. */
+      for (int probe = 0; probe < ROUTE_CACHE_PROBES; probe++) {
+        struct route_cache_slot *s = &cache[(at + (uint32_t)probe) & (ROUTE_CACHE_SLOTS - 1)];
+        if (!s->used) {
+          trib_md5(key, f[1], s->digest);
+          s->key_at = f[0];
+          s->key_len = f[1];
+          s->used = 1;
+          slot = s;
+          break;
+        }
+        if (s->key_len == f[1] && memcmp(buf + s->key_at, key, f[1]) == 0) { slot = s; break; }
+      }
+      if (slot) {
+        hash = slot->digest;
+      } else {
+        /* Every probed slot holds another key (a batch of many distinct keys): hashed, not kept. */
+        trib_md5(key, f[1], digest);
+        hash = digest;
+      }
     }
     /* The last shard whose starting hash key is at or below this one (bounds ascend, big-endian). */
     uint32_t lo = 0, hi = n_bounds - 1;
