@@ -180,6 +180,7 @@ export async function recoverSegment(segment: Segment, last: boolean, nextBase: 
     segment.size = stop.position
   }
   segment.written = segment.size
+  if (head) segment.keepOpened(head, segment.size)
   if (!indexed && !last && segment.size > 0) await fsp.writeFile(segment.indexPath, segment.encodeIndex(), { mode: 0o600 })
   segment.sealed = !last
 }

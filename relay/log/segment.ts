@@ -125,6 +125,11 @@ export class Segment {
   times: number[] = []
   /** Damaged byte ranges found by recovery or reads: position → position of the next good record. */
   holes = new Map<number, number>()
+  /**
+   * The file's first bytes as recovery read them at open, served to reads while the file stays open
+   * in the cache (a restart's next read of a small shard, for its producer table, wants them again).
+   */
+  private opened: Buffer | null = null
 
   constructor(dir: string, base: number, handle: fsp.FileHandle, cache: HandleCache = UNBOUNDED) {
     this.dir = dir
@@ -172,9 +177,15 @@ export class Segment {
     return this.pins === 0 && this.handle !== null && this.opening === null
   }
 
+  /** Keeps the file's first bytes, read at open, up to `size` (the good bytes: nothing before them is written again). */
+  keepOpened(head: Buffer, size: number): void {
+    this.opened = head.length > size ? head.subarray(0, size) : head
+  }
+
   /** Closes the file for the cache; the next `use` reopens it. */
   async release(): Promise<void> {
     const handle = this.handle
+    this.opened = null
     if (!handle || this.pins > 0) return
     this.handle = null
     await handle.close().catch(() => {})
@@ -249,6 +260,8 @@ export class Segment {
 
   /** Up to `length` bytes at `position`, from the file and what is kept behind; fewer only where the segment ends. */
   async readAt(position: number, length: number): Promise<Buffer> {
+    const opened = this.opened
+    if (opened && position + length <= opened.length) return opened.subarray(position, position + length)
     // Taken before awaiting: a drain that lands meanwhile moves bytes from the tail to the file, where they stay.
     const written = this.written
     const tail = this.tail
@@ -276,6 +289,7 @@ export class Segment {
   /** Closes the file once a drain under way has finished (it stays on disk; what was kept behind is in the journal). */
   async close(): Promise<void> {
     this.closed = true
+    this.opened = null
     await this.draining
     this.cache.forget(this)
     while (this.pins > 0 || this.opening) await new Promise((r) => setImmediate(r))
