@@ -7,6 +7,7 @@
 import { ErrorCode, TributaryError } from '../shared/errors.js'
 import type { LogRecord } from '../shared/logframe.js'
 import { decodeSequence, encodeSequence, sequenceOf } from './sequence.js'
+import type { ReadOptions } from './log/types.js'
 import type { ShardState, StreamState, Streams } from './streams.js'
 
 export const START_TYPES = ['AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER', 'TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'] as const
@@ -65,8 +66,8 @@ export class ShardReader {
   }
 
   /** `now` is read once the records are in, as MillisBehindLatest is measured then. */
-  async page(state: StreamState, shard: ShardState, offset: number, maxRecords: number, maxBytes: number, now: () => number): Promise<Page> {
-    const { records, nextOffset } = await shard.log.read(offset, maxRecords, maxBytes)
+  async page(state: StreamState, shard: ShardState, offset: number, maxRecords: number, maxBytes: number, now: () => number, options?: ReadOptions): Promise<Page> {
+    const { records, nextOffset } = await shard.log.read(offset, maxRecords, maxBytes, options)
     const readAtMs = now()
     const caughtUp = nextOffset >= shard.log.endOffset()
     const last = records[records.length - 1]

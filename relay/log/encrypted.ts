@@ -7,7 +7,7 @@
 import { LogFlag, type LogRecord, type LogRecordInput } from '../../shared/logframe.js'
 import {
   batchLogInputs, streamDeleted,
-  type BatchSlice, type CorruptionReport, type LogStore, type ReadResult, type RecordCipher, type ShardLog,
+  type BatchSlice, type CorruptionReport, type LogStore, type ReadOptions, type ReadResult, type RecordCipher, type ShardLog,
 } from './types.js'
 
 export class EncryptedLogStore implements LogStore {
@@ -135,8 +135,8 @@ class EncryptedShardLog implements ShardLog {
    * The byte limit counts records as readers see them, opened: a sealed record is larger on disk, so
    * when the store stopped at the limit early, reading goes on from where it stopped.
    */
-  async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
-    const first = await this.log.read(fromOffset, maxRecords, maxBytes)
+  async read(fromOffset: number, maxRecords: number, maxBytes: number, options?: ReadOptions): Promise<ReadResult> {
+    const first = await this.log.read(fromOffset, maxRecords, maxBytes, options)
     if (!first.records.some(isSealed)) return first
     const records: LogRecord[] = []
     let bytes = 0
@@ -150,7 +150,7 @@ class EncryptedShardLog implements ShardLog {
         bytes += size
       }
       if (page.records.length === 0 || records.length >= maxRecords || bytes >= maxBytes) return { records, nextOffset: page.nextOffset }
-      page = await this.log.read(page.nextOffset, maxRecords - records.length, maxBytes - bytes)
+      page = await this.log.read(page.nextOffset, maxRecords - records.length, maxBytes - bytes, options)
     }
   }
 }

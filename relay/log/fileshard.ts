@@ -11,7 +11,7 @@ import type { ShardLogHost } from './host.js'
 import { recoverSegment, walkSegment, type WalkVisitor } from './recovery.js'
 import { oldestSealed, segmentIndex, takeExpired, totalSize, type SegmentSpan } from './segment-list.js'
 import { fsyncDir, isSegmentLog, Segment, type HandleCache } from './segment.js'
-import { streamDeleted, type BatchSlice, type ReadResult, type ShardLog } from './types.js'
+import { streamDeleted, type BatchSlice, type ReadOptions, type ReadResult, type ShardLog } from './types.js'
 
 interface PendingAppend {
   firstOffset: number
@@ -244,11 +244,11 @@ export class FileShardLog implements ShardLog {
 
   // ---- read ----
 
-  async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+  async read(fromOffset: number, maxRecords: number, maxBytes: number, options: ReadOptions = {}): Promise<ReadResult> {
     if (this.dropped) throw streamDeleted(this.stream)
     this.activeReads++
     try {
-      return await this.readLocked(fromOffset, maxRecords, maxBytes)
+      return await this.readLocked(fromOffset, maxRecords, maxBytes, options.views === true)
     } finally {
       if (--this.activeReads === 0) await this.closeRetired()
     }
@@ -260,7 +260,7 @@ export class FileShardLog implements ShardLog {
     for (const segment of retired) await segment.remove()
   }
 
-  private async readLocked(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult> {
+  private async readLocked(fromOffset: number, maxRecords: number, maxBytes: number, views: boolean): Promise<ReadResult> {
     let offset = Math.max(fromOffset, this.startOffset())
     const end = this.committedEnd
     const records: LogRecord[] = []
@@ -273,8 +273,8 @@ export class FileShardLog implements ShardLog {
         const record = this.codec.decodeLogRecord(buf, at)
         const size = record.data.length + Buffer.byteLength(record.partitionKey)
         if (records.length > 0 && bytes + size > maxBytes) { bytes = maxBytes; return false }
-        // Copy out so the chunk can be collected while the record lives on.
-        record.data = Buffer.from(record.data)
+        // Copied out so the chunk can be collected while the record lives on, unless the caller takes views.
+        if (!views) record.data = Buffer.from(record.data)
         records.push(record)
         bytes += size
         offset = recOffset + 1

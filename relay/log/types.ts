@@ -71,7 +71,7 @@ export interface ShardLog {
    * Committed records from `fromOffset` (or the oldest retained one) on, at most `maxRecords`, and no
    * more than `maxBytes` of data and partition keys, except that the first record always comes.
    */
-  read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<ReadResult>
+  read(fromOffset: number, maxRecords: number, maxBytes: number, options?: ReadOptions): Promise<ReadResult>
   /** The first offset whose arrival time is ≥ `ms` (endOffset when none is). */
   offsetAtTime(ms: number): Promise<number>
   /** Bytes of its committed records as stored (framed as on disk). */
@@ -125,6 +125,16 @@ export interface LogStore {
 /** What appending to, or reading from, the log of a deleted stream gets. */
 export function streamDeleted(stream: string): TributaryError {
   return new TributaryError(ErrorCode.STREAM_NOT_FOUND, `stream ${stream} was deleted`)
+}
+
+export interface ReadOptions {
+  /**
+   * The records' data may be views into the store's read buffers (which are never written again)
+   * instead of copies of their own: for a caller that drops the records soon (GetRecords renders its
+   * page at once), so no record is copied only to be thrown away. A view keeps its whole read chunk
+   * (up to 1 MiB) alive as long as it lives, so a caller that keeps records asks for copies.
+   */
+  views?: boolean
 }
 
 /** A batch slice as ordinary log inputs: what `appendBatch` must store, for stores without a faster way. */

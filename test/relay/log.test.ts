@@ -527,3 +527,18 @@ t.test('the index saved when a segment is sealed is the one a rebuild from the l
   await again.close()
   for (const [i, n] of idx.entries()) t.same(await fsp.readFile(join(dir, n)), saved[i], `${n}: rebuilt as sealing saved it`)
 })
+
+t.test('a read with views gives the same records as one with copies; copies hold only their own bytes, views share the read chunk', async (t) => {
+  const root = tempDir(t)
+  await fill(root, 300)
+  const store = new FileLogStore({ root })
+  t.teardown(() => store.close())
+  const log = await store.open('s', SHARD)
+  const copies = await log.read(0, 1000, 1 << 20)
+  const views = await log.read(0, 1000, 1 << 20, { views: true })
+  t.equal(copies.records.length, 300)
+  t.same(views.records.map((r) => [r.offset, r.partitionKey, r.data.toString('hex')]), copies.records.map((r) => [r.offset, r.partitionKey, r.data.toString('hex')]), 'the same records, keys and bytes')
+  t.ok(copies.records.every((r) => r.data.buffer.byteLength <= Buffer.poolSize), 'a copy holds its own bytes (or a slot of the small-buffer pool), not the read chunk')
+  const chunk = views.records[0]!.data.buffer
+  t.ok(chunk.byteLength > Buffer.poolSize && views.records.every((r) => r.data.buffer === chunk), `views point into one read chunk (${chunk.byteLength} bytes)`)
+})

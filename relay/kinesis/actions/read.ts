@@ -50,7 +50,8 @@ export async function getRecords(body: unknown, ctx: ApiContext) {
   }
   const budget = throughputOf(state)
   if (budget && !budget.read(shard, ctx.now())) throw ctx.errors.rateExceeded(shard.meta.shardId, state.meta.name)
-  const page = await ctx.reader.page(state, shard, position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes, ctx.now)
+  // Views, not copies: the page is rendered and dropped at once.
+  const page = await ctx.reader.page(state, shard, position.offset, req.Limit ?? Limits.maxGetRecordsCount, Limits.maxGetRecordsBytes, ctx.now, { views: true })
   const now = page.readAtMs
   let bytes = 0
   for (const r of page.records) bytes += r.data.length
