@@ -122,8 +122,12 @@ class Cursor {
     this.pos++
   }
 
-  /** A member name without escapes, as the range of its bytes; the cursor after its colon. */
-  key(): [number, number] {
+  /** Where the member name `key()` read last lies in the body (kept on the cursor: no pair allocated per member). */
+  nameStart = 0
+  nameEnd = 0
+
+  /** A member name without escapes, its bytes' range noted in nameStart/nameEnd; the cursor after its colon. */
+  key(): void {
     this.expect(QUOTE)
     const b = this.b
     const start = this.pos
@@ -133,15 +137,17 @@ class Cursor {
       i++
     }
     if (i >= b.length) throw DECLINE
+    this.nameStart = start
+    this.nameEnd = i
     this.pos = i + 1
     this.expect(COLON)
-    return [start, i]
   }
 
-  is(range: [number, number], name: Buffer): boolean {
+  /** Whether the member name read last is `name`. */
+  is(name: Buffer): boolean {
     // A loop in JS: for names this short, cheaper than crossing into Buffer.compare.
-    const [start, end] = range
-    if (end - start !== name.length) return false
+    const start = this.nameStart
+    if (this.nameEnd - start !== name.length) return false
     const b = this.b
     for (let i = 0; i < name.length; i++) if (b[start + i] !== name[i]) return false
     return true
@@ -279,13 +285,13 @@ class Cursor {
     let hashKey: string | undefined
     if (this.ws() === CLOSE_BRACE) throw DECLINE
     for (;;) {
-      const k = this.key()
-      if (this.is(k, K_DATA) && data === undefined) data = this.data(index)
-      else if (this.is(k, K_PARTITION_KEY) && key === undefined) {
+      this.key()
+      if (this.is(K_DATA) && data === undefined) data = this.data(index)
+      else if (this.is(K_PARTITION_KEY) && key === undefined) {
         key = this.string()
         if (key.length < KEY_MIN || key.length > KEY_MAX) throw DECLINE
         this.noteKey(index)
-      } else if (this.is(k, K_HASH_KEY) && hashKey === undefined) {
+      } else if (this.is(K_HASH_KEY) && hashKey === undefined) {
         this.keys = null
         hashKey = this.string()
         if (!HASH_KEY.re.test(hashKey)) throw DECLINE
@@ -326,12 +332,12 @@ export function parsePutRecords(body: Buffer, codec: Codec = defaultCodec): Vali
     let records: PutEntry[] | undefined
     if (cur.ws() === CLOSE_BRACE) return null
     for (;;) {
-      const k = cur.key()
-      if (cur.is(k, K_RECORDS) && records === undefined) records = cur.records()
-      else if (cur.is(k, K_STREAM_NAME) && name === undefined) {
+      cur.key()
+      if (cur.is(K_RECORDS) && records === undefined) records = cur.records()
+      else if (cur.is(K_STREAM_NAME) && name === undefined) {
         name = cur.string()
         if (!fits(name, NAME)) return null
-      } else if (cur.is(k, K_STREAM_ARN) && arn === undefined) {
+      } else if (cur.is(K_STREAM_ARN) && arn === undefined) {
         arn = cur.string()
         if (!fits(arn, ARN)) return null
       } else return null
