@@ -128,7 +128,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       const writing = [...this.redoing]
       const rest = journal.redoRest()
       this.restWritten = rest.catch(() => {})
-      await settleAll<unknown>([rest, ...writing])
+      await settleAll([rest, ...writing])
       const segments = [...this.rewritten]
       await syncAll(segments)
       for (const segment of segments) this.rewritten.delete(segment)
