@@ -378,6 +378,7 @@ static napi_value js_base64_decode_ranges(napi_env env, napi_callback_info info)
 
 static napi_value init(napi_env env, napi_value exports) {
   trib_crc32c_init();
+  trib_base64_init();
   napi_property_descriptor props[] = {
     {"crc32c", NULL, js_crc32c, NULL, NULL, NULL, napi_default, NULL},
     {"md5Many", NULL, js_md5_many, NULL, NULL, NULL, napi_default, NULL},

@@ -7,14 +7,25 @@
 #define PAD 0x40
 
 static uint8_t table[256];
-static int table_ready = 0;
-
-static void init_table(void) {
+/* Each digit's value already shifted to its place in a group of four (d0 for the first digit), so a
+ * group is four lookups OR-ed; a byte outside the alphabet maps to BAD_BIT, caught once per group. */
+#define BAD_BIT 0x80000000u
+static uint32_t d0[256], d1[256], d2[256], d3[256];
+void trib_base64_init(void) {
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  for (int i = 0; i < 256; i++) table[i] = BAD;
-  for (int i = 0; i < 64; i++) table[(uint8_t)alphabet[i]] = (uint8_t)i;
+  for (int i = 0; i < 256; i++) {
+    table[i] = BAD;
+    d0[i] = d1[i] = d2[i] = d3[i] = BAD_BIT;
+  }
+  for (uint32_t i = 0; i < 64; i++) {
+    uint8_t c = (uint8_t)alphabet[i];
+    table[c] = (uint8_t)i;
+    d0[c] = i << 18;
+    d1[c] = i << 12;
+    d2[c] = i << 6;
+    d3[c] = i;
+  }
   table['='] = PAD;
-  table_ready = 1;
 }
 
 /* One range: the bytes written, or -1 when it is not canonical base64. */
@@ -25,10 +36,9 @@ static int64_t decode_one(const uint8_t *s, size_t n, uint8_t *out) {
   size_t whole = pads ? n - 4 : n;
   uint8_t *o = out;
   for (size_t j = 0; j < whole; j += 4) {
-    uint32_t v0 = table[s[j]], v1 = table[s[j + 1]], v2 = table[s[j + 2]], v3 = table[s[j + 3]];
-    /* Any value >= 64 ('=' or a byte outside the alphabet) sets bit 6 or 7. */
-    if ((v0 | v1 | v2 | v3) & 0xc0) return -1;
-    uint32_t v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
+    /* '=' and every byte outside the alphabet set BAD_BIT: padding is only read below. */
+    uint32_t v = d0[s[j]] | d1[s[j + 1]] | d2[s[j + 2]] | d3[s[j + 3]];
+    if (v & BAD_BIT) return -1;
     o[0] = (uint8_t)(v >> 16);
     o[1] = (uint8_t)(v >> 8);
     o[2] = (uint8_t)v;
@@ -51,7 +61,6 @@ static int64_t decode_one(const uint8_t *s, size_t n, uint8_t *out) {
 }
 
 int64_t trib_base64_decode_ranges(const uint8_t *src, const uint32_t *ranges, size_t n, uint8_t *out, size_t out_len) {
-  if (!table_ready) init_table();
   size_t at = 0;
   for (size_t i = 0; i < n; i++) {
     size_t start = ranges[2 * i], end = ranges[2 * i + 1];

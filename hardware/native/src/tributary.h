@@ -61,6 +61,8 @@ void trib_seal_batch(uint8_t *frame, size_t len, uint64_t epoch, uint64_t sequen
  * 4, the standard alphabet, at most two '=' at the end, no stray bits in the last digit), one after
  * another into out. Returns the bytes written, or -(i+1) when range i is not canonical base64 or
  * out has no room for it. */
+/* Fills the decoding tables; called once when the addon loads. */
+void trib_base64_init(void);
 int64_t trib_base64_decode_ranges(const uint8_t *src, const uint32_t *ranges, size_t n, uint8_t *out, size_t out_len);
 
 #endif
