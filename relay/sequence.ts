@@ -6,6 +6,7 @@
  * printed as a decimal string. The counter is the record's log offset, so a sequence number locates
  * its record directly; numbers increase strictly within a shard.
  */
+import { setBytes } from '../shared/bytes.js'
 
 export interface SequenceParts {
   shardCreatedSec: number
@@ -105,7 +106,7 @@ export class SequenceDigits {
   /** Writes the number of the record at `offset` that arrived at `arrivalMs` into `out` at `at`; returns the position after it. */
   write(out: Uint8Array, at: number, offset: number, arrivalMs: number): number {
     this.moveTo(offset, Math.floor(arrivalMs / 1000))
-    out.set(this.ascii, at)
+    setBytes(out, this.ascii, at)
     return at + SEQUENCE_DIGITS
   }
 

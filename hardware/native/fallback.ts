@@ -4,6 +4,7 @@
  * byte-identical results; this file is the reference.
  */
 import { createHash } from 'node:crypto'
+import { setBytes, viewOf } from '../../shared/bytes.js'
 import { ErrorCode, FrameError } from '../../shared/errors.js'
 import {
   BODY_START, FRAME_MAGIC_0, FRAME_MAGIC_1, FRAME_VERSION, HASH_KEY_SIZE, HEADER_SIZE, MAX_FRAME_BYTES,
@@ -389,7 +390,7 @@ export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrival
   const keyLength = writeText(buf, key, at + LOG_HEADER_SIZE)
   const deviceLength = device ? writeText(buf, device, at + LOG_HEADER_SIZE + keyLength) : 0
   const dataAt = at + LOG_HEADER_SIZE + keyLength + deviceLength
-  buf.set(data, dataAt)
+  setBytes(buf, data, dataAt)
   const length = dataAt + data.length - at
   // The header byte by byte: Buffer's write methods are each a call with range checks, and on a path
   // that sees Buffers of several kinds V8 loads every one of them through its generic handler.
@@ -489,7 +490,7 @@ export function decodeLogRecord(buf: Buffer, at: number): LogRecord {
     epoch: epochHigh === 0 && epochLow === 0 ? 0n : (BigInt(epochHigh) << 32n) | BigInt(epochLow),
     batchSequence: readU64(buf, at + LOG_OFF_BATCH_SEQ),
     batchIndex: getU16(buf, at + LOG_OFF_BATCH_INDEX),
-    data: length > dataAt - at ? buf.subarray(dataAt, at + length) : EMPTY,
+    data: length > dataAt - at ? viewOf(buf, dataAt, at + length) : EMPTY,
   }
 }
 

@@ -14,6 +14,7 @@
  * when in doubt it declines. test/relay/putrecords-parse.test.ts compares the two on generated bodies.
  */
 import { BATCH_KEY_LENGTH, BATCH_KEY_START, BATCH_STRIDE, codec as defaultCodec, type Codec } from '../../hardware/index.js'
+import { indexOfByte, latin1Of, viewOf } from '../../shared/bytes.js'
 import { Limits } from '../../shared/limits.js'
 import { Data, ExplicitHashKey, PartitionKey, StreamARN, StreamName, type Shape } from './validate.js'
 
@@ -168,7 +169,7 @@ class Cursor {
       if (c >= 0x80) ascii = false
       i++
     }
-    const s = ascii ? b.toString('latin1', this.pos, i) : b.toString('utf8', this.pos, i)
+    const s = ascii ? latin1Of(b, this.pos, i) : b.toString('utf8', this.pos, i)
     this.plainStart = ascii ? this.pos : -1
     this.plainEnd = i
     this.pos = i + 1
@@ -229,7 +230,7 @@ class Cursor {
     const b = this.b
     const start = this.pos
     // memchr: the text is long (136 characters for 100 bytes), and a JavaScript loop costs ~20 instructions a byte.
-    const i = b.indexOf(QUOTE, start)
+    const i = indexOfByte(b, QUOTE, start)
     if (i < 0) throw DECLINE
     const n = i - start
     this.pos = i + 1
@@ -258,7 +259,7 @@ class Cursor {
     let at = 0
     for (let i = 0; i < records.length; i++) {
       const size = ((ranges[2 * i + 1]! - ranges[2 * i]!) / 4) * 3 - padsAt(this.b, ranges[2 * i]!, ranges[2 * i + 1]!)
-      records[i]!.Data = out.subarray(at, at + size)
+      records[i]!.Data = viewOf(out, at, at + size)
       at += size
     }
   }

@@ -6,6 +6,7 @@
  * JSON.stringify prints them, strings escaped as it escapes them (test/relay/render.test.ts checks
  * this over random pages). Other protocols (CBOR) encode the answer object.
  */
+import { setBytes } from '../../shared/bytes.js'
 import { LogFlag, type LogRecord } from '../../shared/logframe.js'
 import { SEQUENCE_DIGITS, SequenceDigits, sequenceOf } from '../sequence.js'
 import type { ShardState } from '../streams.js'
@@ -140,7 +141,7 @@ function isPlainAscii(text: string): boolean {
 /** Copies a constant's bytes: by hand when short, by `set` (a memcpy, ~15 ns a call) when longer. */
 function copy(out: Buffer, at: number, bytes: Uint8Array): number {
   const n = bytes.length
-  if (n > 12) out.set(bytes, at)
+  if (n > 12) setBytes(out, bytes, at)
   else for (let i = 0; i < n; i++) out[at + i] = bytes[i]!
   return at + n
 }
@@ -238,7 +239,7 @@ export function putJson(page: PutPage): Buffer {
   const { results } = page
   const n = results.length
   const sequences = new Map<ShardState, SequenceDigits>()
-  const shardIds = new Map<ShardState, string>()
+  const shardIds = new Map<ShardState, Buffer>()
   const failures = new Map<number, string>()
   const head = String(page.failed)
   let size = PUT_OPEN.length + head.length + PUT_RECORDS.length + Math.max(n - 1, 0) + 2 + (page.encrypted ? PUT_ENCRYPTED.length : 0)
@@ -252,9 +253,9 @@ export function putJson(page: PutPage): Buffer {
     }
     if (!sequences.has(r.shard)) {
       sequences.set(r.shard, new SequenceDigits(r.shard))
-      shardIds.set(r.shard, JSON.stringify(r.shard.meta.shardId))
+      shardIds.set(r.shard, Buffer.from(JSON.stringify(r.shard.meta.shardId), 'utf8'))
     }
-    size += PUT_PER_STORED + SEQUENCE_DIGITS + Buffer.byteLength(shardIds.get(r.shard)!, 'utf8')
+    size += PUT_PER_STORED + SEQUENCE_DIGITS + shardIds.get(r.shard)!.length
   }
   const out = Buffer.allocUnsafe(size)
   let at = copy(out, 0, PUT_OPEN)
@@ -270,7 +271,7 @@ export function putJson(page: PutPage): Buffer {
     at = copy(out, at, PUT_SEQUENCE)
     at = sequences.get(r.shard)!.write(out, at, r.offset, r.arrivalMs)
     at = copy(out, at, PUT_SHARD)
-    at += out.write(shardIds.get(r.shard)!, at, 'utf8')
+    at = copy(out, at, shardIds.get(r.shard)!)
     out[at++] = 0x7d
   }
   out[at++] = 0x5d
