@@ -168,7 +168,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       }
       const staged = (await settleAll(logs.map((log) => log.stage()))).filter((s): s is StagedWrite => s !== null)
       if (staged.length === 0) return
-      const writes = staged.map((s) => ({ path: this.journalPathOf(s.segment), position: s.position, data: s.data }))
+      const writes = staged.map((s) => ({ path: this.journalPathOf(s.segment), position: s.position, data: s.data, bytes: s.bytes }))
       // The journal's one append and fdatasync make the commit durable; the segments keep their bytes
       // behind in memory (readers see them there) until the checkpoint writes and syncs them.
       await journal.append(writes)

@@ -28,7 +28,9 @@ export interface StagedWrite {
   segment: Segment
   /** Where in the segment file the bytes go (its size when staged). */
   position: number
-  data: Buffer
+  /** The bytes, as the appends made them (never joined into one buffer: the journal and the segment write them as they are). */
+  data: readonly Buffer[]
+  bytes: number
   appends: readonly PendingAppend[]
   count: number
 }
@@ -194,7 +196,7 @@ export class FileShardLog implements ShardLog {
   async flush(): Promise<void> {
     const staged = await this.stage()
     if (!staged) return
-    await staged.segment.write(staged.data, staged.position)
+    await staged.segment.write(staged.data.length === 1 ? staged.data[0]! : Buffer.concat(staged.data, staged.bytes), staged.position)
     this.publish(staged)
   }
 
@@ -219,19 +221,18 @@ export class FileShardLog implements ShardLog {
       segment = await Segment.create(this.dir, appends[0]!.firstOffset, this.handles)
       this.segments.push(segment)
     }
-    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes)
-    return { log: this, segment, position: segment.size, data, appends, count }
+    return { log: this, segment, position: segment.size, data: chunks, bytes, appends, count }
   }
 
   /** The staged write is durable: its records become committed and readable. */
   publish(staged: StagedWrite): void {
-    const { segment, position, data } = staged
+    const { segment, position, bytes } = staged
     for (const a of staged.appends) {
       for (let i = 0; i < a.positions.length; i++) segment.noteRecord(a.firstOffset + i, position + a.base + a.positions[i]!, a.arrival)
     }
-    segment.size += data.length
+    segment.size += bytes
     this.committedEnd += staged.count
-    this.host.committed(this, data.length)
+    this.host.committed(this, bytes)
   }
 
   discardPending(): void {

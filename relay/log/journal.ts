@@ -47,7 +47,9 @@ const HEADER = 12
 export interface JournalWrite {
   path: Buffer
   position: number
-  data: Buffer
+  /** The bytes, in pieces written one after another (an entry holds them all). */
+  data: readonly Buffer[]
+  bytes: number
 }
 
 /** What the journal held to redo at open, for the store's log. */
@@ -242,15 +244,16 @@ export class Journal {
     for (const w of writes) {
       const size = HEADER + 2 + w.path.length + 8
       heads.writeUInt32LE(MAGIC, at)
-      heads.writeUInt32LE(2 + w.path.length + 8 + w.data.length, at + 4)
+      heads.writeUInt32LE(2 + w.path.length + 8 + w.bytes, at + 4)
       heads.writeUInt16LE(w.path.length, at + HEADER)
       w.path.copy(heads, at + HEADER + 2)
       heads.writeDoubleLE(w.position, at + HEADER + 2 + w.path.length)
-      const crc = this.codec.crc32c(w.data, this.codec.crc32c(heads, 0, at + HEADER, at + size), 0, w.data.length)
+      let crc = this.codec.crc32c(heads, 0, at + HEADER, at + size)
+      for (const piece of w.data) crc = this.codec.crc32c(piece, crc, 0, piece.length)
       heads.writeUInt32LE(crc, at + 8)
-      parts.push(heads.subarray(at, at + size), w.data)
+      parts.push(heads.subarray(at, at + size), ...w.data)
       at += size
-      bytes += size + w.data.length
+      bytes += size + w.bytes
     }
     let position = file.size
     let i = 0

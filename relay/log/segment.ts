@@ -38,6 +38,22 @@ export async function writeFully(handle: fsp.FileHandle, data: Buffer, position:
   }
 }
 
+/** Writes the pieces one after another from `position`, in as few writev calls as the kernel allows (it may take part of them). */
+export async function writevFully(handle: fsp.FileHandle, pieces: readonly Buffer[], position: number): Promise<void> {
+  let rest = pieces.filter((p) => p.length > 0)
+  while (rest.length > 0) {
+    // Linux takes at most IOV_MAX (1,024) pieces a call.
+    const { bytesWritten } = await handle.writev(rest.slice(0, IOV_MAX), position)
+    position += bytesWritten
+    let n = bytesWritten
+    let i = 0
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length
+    rest = rest.slice(i)
+    if (n > 0) rest[0] = rest[0]!.subarray(n)
+  }
+}
+const IOV_MAX = 1024
+
 /** Up to `length` bytes at `position`; fewer only where the file ends. */
 export async function readAt(handle: fsp.FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length)
@@ -201,14 +217,17 @@ export class Segment {
   }
 
   /**
-   * Keeps `data`, bound for byte `position`, in memory (behind a write-ahead journal that made it
-   * durable): reads see it at once, the file gets it at the next `sync` (or seal), in one write.
+   * Keeps `data` (pieces, one after another), bound for byte `position`, in memory (behind a
+   * write-ahead journal that made it durable): reads see it at once, the file gets it at the next
+   * `sync` (or seal), in one writev.
    */
-  writeBehind(data: Buffer, position: number): void {
+  writeBehind(data: readonly Buffer[], position: number): void {
     if (position !== this.written + this.tailBytes) throw new Error(`write-behind at ${position}, expected ${this.written + this.tailBytes}`)
-    this.tail.push(data)
-    this.tailStarts.push(position)
-    this.tailBytes += data.length
+    for (const piece of data) {
+      this.tail.push(piece)
+      this.tailStarts.push(this.written + this.tailBytes)
+      this.tailBytes += piece.length
+    }
   }
 
   /**
@@ -227,7 +246,7 @@ export class Segment {
       const n = this.tail.length
       const chunks = this.tail.slice(0, n)
       const bytes = this.tailBytes
-      await this.use((handle) => writeFully(handle, n === 1 ? chunks[0]! : Buffer.concat(chunks, bytes), this.written))
+      await this.use((handle) => writevFully(handle, chunks, this.written))
       // New arrays, never shortened in place: a read holding the old (written, tail) pair stays consistent.
       this.tail = this.tail.slice(n)
       this.tailStarts = this.tailStarts.slice(n)

@@ -267,7 +267,8 @@ t.test('a segment keeps writes behind while a drain is under way: reads see ever
   let at = 0
   const drains: Promise<void>[] = []
   for (const [i, chunk] of chunks.entries()) {
-    segment.writeBehind(chunk, at)
+    // Some commits hand over their bytes in pieces (one per append), kept and written as they are.
+    segment.writeBehind(i % 5 === 0 && chunk.length > 1 ? [chunk.subarray(0, chunk.length >> 1), chunk.subarray(chunk.length >> 1)] : [chunk], at)
     at += chunk.length
     // Drains start while more chunks arrive behind them.
     if (i % 50 === 7) drains.push(segment.sync())
