@@ -389,6 +389,12 @@ export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrival
   const data = input.data
   const keyLength = writeText(buf, key, at + LOG_HEADER_SIZE)
   const deviceLength = device ? writeText(buf, device, at + LOG_HEADER_SIZE + keyLength) : 0
+  const batchIndex = input.batchIndex ?? 0
+  const epoch = input.epoch ?? 0n
+  // The header's fields are written byte by byte, which would wrap what Buffer's writers refused.
+  if (keyLength > 0xffff || deviceLength > 0xffff || batchIndex > 0xffff || batchIndex < 0 || epoch < 0n || epoch >= 1n << 64n) {
+    throw new RangeError(`a log record's key (${keyLength} bytes), device (${deviceLength} bytes), batch index (${batchIndex}) or epoch (${epoch}) does not fit its header field`)
+  }
   const dataAt = at + LOG_HEADER_SIZE + keyLength + deviceLength
   setBytes(buf, data, dataAt)
   const length = dataAt + data.length - at
@@ -403,8 +409,7 @@ export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrival
   buf[at + LOG_OFF_FLAGS + 1] = 0
   putU16(buf, at + LOG_OFF_KEY_LENGTH, keyLength)
   putU16(buf, at + LOG_OFF_DEVICE_LENGTH, deviceLength)
-  putU16(buf, at + LOG_OFF_BATCH_INDEX, input.batchIndex ?? 0)
-  const epoch = input.epoch ?? 0n
+  putU16(buf, at + LOG_OFF_BATCH_INDEX, batchIndex)
   putU32(buf, at + LOG_OFF_EPOCH, Number(epoch & 0xffff_ffffn))
   putU32(buf, at + LOG_OFF_EPOCH + 4, Number(epoch >> 32n))
   const sequence = input.batchSequence ?? 0

@@ -104,6 +104,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     const writes = journal.takeRedo(this.journalPathOf(segment).toString('utf8'))
     if (!writes) {
       // Nothing left to take: the redo's end may have taken it instead, and be writing this file now.
+      // If that write failed, so does this open: the file may lack acknowledged records.
       await this.restWritten
       return
     }
@@ -127,7 +128,9 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       // Taken together: from here no open takes entries, and those that took some are waited for.
       const writing = [...this.redoing]
       const rest = journal.redoRest()
-      this.restWritten = rest.catch(() => {})
+      // Opens waiting on it see its failure; the catch only keeps it from counting as unhandled.
+      this.restWritten = rest
+      rest.catch(() => {})
       await settleAll([rest, ...writing])
       const segments = [...this.rewritten]
       await syncAll(segments)

@@ -307,3 +307,13 @@ t.test('a log record is written byte for byte as the layout says (fields through
   }
   t.equal(differences, 0, '2,000 records, at an odd position, none differs from the reference, and each reads back as written')
 })
+
+t.test('a log record whose header field cannot hold a value is refused, not wrapped', async (t) => {
+  const base = { partitionKey: 'k', data: Buffer.from('d'), producerTimeMs: 0, flags: 0 }
+  const encode = (input: Parameters<typeof js.encodeLogRecord>[4]) => js.encodeLogRecord(Buffer.alloc(js.logRecordSize(input)), 0, 0, 0, input)
+  t.throws(() => encode({ ...base, batchIndex: 0x10000 }), RangeError, 'a batch index past 65,535')
+  t.throws(() => encode({ ...base, epoch: -1n }), RangeError, 'a negative epoch')
+  t.throws(() => encode({ ...base, epoch: 1n << 64n }), RangeError, 'an epoch of 2^64')
+  t.throws(() => encode({ ...base, device: 'd'.repeat(0x10000) }), RangeError, 'a device id of 65,536 bytes')
+  t.ok(encode({ ...base, batchIndex: 0xffff, epoch: (1n << 64n) - 1n, device: 'd'.repeat(0xffff) }) > 0, 'the largest values that fit are written')
+})

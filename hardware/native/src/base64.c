@@ -11,21 +11,18 @@ static uint8_t table[256];
  * group is four lookups OR-ed; a byte outside the alphabet maps to BAD_BIT, caught once per group. */
 #define BAD_BIT 0x80000000u
 static uint32_t d0[256], d1[256], d2[256], d3[256];
+/* Each entry is written once with its final value, so the addon loading again (in a worker thread)
+ * rewrites the tables with what they hold and a decode running meanwhile never sees a gap. */
 void trib_base64_init(void) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  for (int i = 0; i < 256; i++) {
-    table[i] = BAD;
-    d0[i] = d1[i] = d2[i] = d3[i] = BAD_BIT;
+  for (int c = 0; c < 256; c++) {
+    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+          : c == '+' ? 62 : c == '/' ? 63 : -1;
+    table[c] = v >= 0 ? (uint8_t)v : c == '=' ? PAD : BAD;
+    d0[c] = v >= 0 ? (uint32_t)v << 18 : BAD_BIT;
+    d1[c] = v >= 0 ? (uint32_t)v << 12 : BAD_BIT;
+    d2[c] = v >= 0 ? (uint32_t)v << 6 : BAD_BIT;
+    d3[c] = v >= 0 ? (uint32_t)v : BAD_BIT;
   }
-  for (uint32_t i = 0; i < 64; i++) {
-    uint8_t c = (uint8_t)alphabet[i];
-    table[c] = (uint8_t)i;
-    d0[c] = i << 18;
-    d1[c] = i << 12;
-    d2[c] = i << 6;
-    d3[c] = i;
-  }
-  table['='] = PAD;
 }
 
 /* One range: the bytes written, or -1 when it is not canonical base64. */
