@@ -1,11 +1,11 @@
 /**
  * Buffer and typed-array methods taken once from their prototypes and called on a receiver, for the
  * per-record hot paths (PutRecords' parser and answer, log records, sequence digits). Called as
- * `buf.set(...)`, each is a property load at a site that sees Buffers of several kinds (made in
- * JavaScript, made by Node's C++ for socket and file reads, plain Uint8Arrays), which V8 serves through
- * its generic load handler: ~70–80 instructions a call before the method runs (bench/README.md,
- * "Instructions per record"). Loaded from a constant here, the call costs none of that. Same methods,
- * same results: this is how Node's own library calls them (its primordials).
+ * `buf.set(...)`, each is a property load at a site that sees receivers of several shapes (callgrind
+ * showed V8 serving these loads through its generic load handler, `Builtins_LoadIC`: ~70–80
+ * instructions a call before the method runs; bench/README.md, "Instructions per record"). Loaded
+ * from a constant here, the call costs none of that. Same methods, same results: this is how Node's
+ * own library calls them (its primordials).
  */
 const typedSet = Uint8Array.prototype.set
 const bufferSubarray = Buffer.prototype.subarray
