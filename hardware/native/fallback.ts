@@ -78,7 +78,7 @@ function readU64(buf: Uint8Array, at: number): number {
   return getU32(buf, at + 4) * 0x1_0000_0000 + getU32(buf, at)
 }
 // Fields read byte by byte: Buffer's read methods are each a call with range checks, and on the read
-// path V8 loads every one of them through its generic handler (the Buffers it sees are of several kinds).
+// path V8 loads every one of them through its generic handler (callgrind: `Builtins_LoadIC`).
 const getU16 = (buf: Uint8Array, at: number) => buf[at]! | (buf[at + 1]! << 8)
 const getU32 = (buf: Uint8Array, at: number) => (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16)) + buf[at + 3]! * 0x100_0000
 const F64_IN = new Float64Array(1)
@@ -398,8 +398,8 @@ export function encodeLogRecord(buf: Buffer, at: number, offset: number, arrival
   const dataAt = at + LOG_HEADER_SIZE + keyLength + deviceLength
   setBytes(buf, data, dataAt)
   const length = dataAt + data.length - at
-  // The header byte by byte: Buffer's write methods are each a call with range checks, and on a path
-  // that sees Buffers of several kinds V8 loads every one of them through its generic handler.
+  // The header byte by byte: Buffer's write methods are each a call with range checks, and on this path
+  // V8 loads every one of them through its generic handler (callgrind: `Builtins_LoadIC`).
   putU32(buf, at + LOG_OFF_LENGTH, length)
   putU32(buf, at + LOG_OFF_OFFSET, offset % 0x1_0000_0000)
   putU32(buf, at + LOG_OFF_OFFSET + 4, Math.floor(offset / 0x1_0000_0000))
