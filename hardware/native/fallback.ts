@@ -81,13 +81,14 @@ function readU64(buf: Uint8Array, at: number): number {
 // path V8 loads every one of them through its generic handler (callgrind: `Builtins_LoadIC`).
 const getU16 = (buf: Uint8Array, at: number) => buf[at]! | (buf[at + 1]! << 8)
 const getU32 = (buf: Uint8Array, at: number) => (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16)) + buf[at + 3]! * 0x100_0000
-const F64_IN = new Float64Array(1)
-const F64_IN_BYTES = new Uint8Array(F64_IN.buffer)
-const READ_BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0
+/** A double's little-endian bytes, through one shared scratch (whose byte order is the platform's). */
+const F64 = new Float64Array(1)
+const F64_BYTES = new Uint8Array(F64.buffer)
+const BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0
 function getF64(buf: Uint8Array, at: number): number {
-  if (READ_BIG_ENDIAN) for (let i = 0; i < 8; i++) F64_IN_BYTES[7 - i] = buf[at + i]!
-  else for (let i = 0; i < 8; i++) F64_IN_BYTES[i] = buf[at + i]!
-  return F64_IN[0]!
+  if (BIG_ENDIAN) for (let i = 0; i < 8; i++) F64_BYTES[7 - i] = buf[at + i]!
+  else for (let i = 0; i < 8; i++) F64_BYTES[i] = buf[at + i]!
+  return F64[0]!
 }
 function bigintToU128BE(value: bigint, buf: Buffer, at: number): void {
   buf.writeBigUInt64BE(value >> 64n, at)
@@ -442,10 +443,6 @@ const putU32 = (buf: Uint8Array, at: number, value: number) => {
   buf[at + 2] = (value >>> 16) & 0xff
   buf[at + 3] = (value >>> 24) & 0xff
 }
-/** A double's little-endian bytes, through one shared scratch (whose byte order is the platform's). */
-const F64 = new Float64Array(1)
-const F64_BYTES = new Uint8Array(F64.buffer)
-const BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0
 const putF64 = (buf: Uint8Array, at: number, value: number) => {
   F64[0] = value
   if (BIG_ENDIAN) for (let i = 0; i < 8; i++) buf[at + i] = F64_BYTES[7 - i]!

@@ -235,9 +235,7 @@ class Cursor {
     const n = i - start
     this.pos = i + 1
     if (n % 4) throw DECLINE
-    let pads = 0
-    if (n && b[i - 1] === PAD) pads = b[i - 2] === PAD ? 2 : 1
-    const size = (n / 4) * 3 - pads
+    const size = (n / 4) * 3 - padsAt(b, start, i)
     if (size > DATA_MAX) throw DECLINE
     let ranges = this.dataRanges
     if (2 * index + 2 > ranges.length) {

@@ -36,7 +36,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Codec } from '../../hardware/index.js'
-import { fsyncDir, writeFully } from './segment.js'
+import { fsyncDir, writeFully, writevFully } from './segment.js'
 
 const MAGIC = 0x314e4a54 // 'TJN1' read as a little-endian u32
 const FILE_MAGIC = 0x31484a54 // 'TJH1'
@@ -255,16 +255,7 @@ export class Journal {
       at += size
       bytes += size + w.bytes
     }
-    let position = file.size
-    let i = 0
-    // writev may write part of what it was given: carry on from where it stopped.
-    while (i < parts.length) {
-      const { bytesWritten } = await file.handle.writev(parts.slice(i), position)
-      position += bytesWritten
-      let n = bytesWritten
-      while (i < parts.length && n >= parts[i]!.length) n -= parts[i++]!.length
-      if (n > 0) parts[i] = parts[i]!.subarray(n)
-    }
+    await writevFully(file.handle, parts, file.size)
     await file.handle.datasync()
     file.size += bytes
   }
