@@ -24,9 +24,9 @@ export function kinesisClient(endpoint: string, http1: boolean): KinesisClient {
   return new KinesisClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, ...(http1 ? { requestHandler: new NodeHttpHandler({ httpAgent: { keepAlive: true, maxSockets: 32 } as never }) } : {}) })
 }
 
-export async function createBenchStream(client: KinesisClient): Promise<string> {
+export async function createBenchStream(client: KinesisClient, ShardCount = 4): Promise<string> {
   const StreamName = `bench-${Math.random().toString(36).slice(2, 8)}`
-  await client.send(new CreateStreamCommand({ StreamName, ShardCount: 4 }))
+  await client.send(new CreateStreamCommand({ StreamName, ShardCount }))
   for (let i = 0; i < 100; i++) {
     const d = await client.send(new DescribeStreamCommand({ StreamName }))
     if (d.StreamDescription?.StreamStatus === 'ACTIVE') break
@@ -35,13 +35,15 @@ export async function createBenchStream(client: KinesisClient): Promise<string> 
   return StreamName
 }
 
-export async function putFor(client: KinesisClient, StreamName: string, seconds: number, inFlight: number): Promise<Phase> {
+/** PutRecords of 500 distinct keys from `inFlight` callers for `seconds`; with several streams, each caller takes them in turn. */
+export async function putFor(client: KinesisClient, streams: string | readonly string[], seconds: number, inFlight: number): Promise<Phase> {
+  const names = typeof streams === 'string' ? [streams] : streams
   let records = 0
   const deadline = Date.now() + seconds * 1000
   const startUs = nowUs()
   await Promise.all(Array.from({ length: inFlight }, async (_, w) => {
     for (let n = 0; Date.now() < deadline; n++) {
-      await client.send(new PutRecordsCommand({ StreamName, Records: Array.from({ length: 500 }, (_, i) => ({ PartitionKey: `k${w}-${n}-${i}`, Data: data })) }))
+      await client.send(new PutRecordsCommand({ StreamName: names[(w + n) % names.length], Records: Array.from({ length: 500 }, (_, i) => ({ PartitionKey: `k${w}-${n}-${i}`, Data: data })) }))
       records += 500
     }
   }))

@@ -6,6 +6,8 @@
  * - put: PutRecords through the AWS SDK over HTTP/1.1, 500 records of 100 bytes, 4 calls in flight
  *   (the client of `kinesis-api.ts`, in this process), after a 1 s warm-up that is not counted;
  * - get: GetRecords of everything the put window stored, 10,000-record pages, 4 shards at once;
+ * - put10k: PutRecords as `put`, 10 in flight, into 10 streams × 1,000 shards (taken in turn), as
+ *   `shards-api.ts` measures it: each call touches ~400 shards, the cost per shard touched shows;
  * - mqtt: devices' batches over MQTT (`mqtt-publishers.ts`: 4 publishers, QoS 1, 500 × 100 B),
  *   in a relay process of its own, after a 1 s warm-up.
  *
@@ -37,7 +39,7 @@ interface Relay { child: ChildProcess; mqttPort: number; httpPort: number; profi
 async function startRelay(name: string): Promise<Relay> {
   const dataDir = mkdtempSync(join(tmpdir(), `tributary-profile-${name}-`))
   const profileDir = mkdtempSync(join(tmpdir(), `tributary-cpuprofile-${name}-`))
-  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profileDir, entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profileDir, entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4', '--shard-limit', '10004'], { stdio: ['ignore', 'pipe', 'inherit'] })
   child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }))
   let out = ''
   for await (const chunk of child.stdout!) {
@@ -90,6 +92,22 @@ if (paths.includes('put') || paths.includes('get')) {
   const profile = await stopRelay(relay)
   if (paths.includes('put')) report('putrecords', profile, put)
   if (paths.includes('get')) report('getrecords', profile, get)
+}
+
+if (paths.includes('put10k')) {
+  const relay = await startRelay('put10k')
+  const client = kinesisClient(`http://127.0.0.1:${relay.httpPort}`, true)
+  const streams: string[] = []
+  for (let s = 0; s < 10; s++) {
+    process.stderr.write(`\rcreating stream ${s + 1}/10 of 1,000 shards…`)
+    streams.push(await createBenchStream(client, 1000))
+  }
+  process.stderr.write('\nwarm-up: PutRecords for 1 s…\n')
+  await putFor(client, streams, 1, 10)
+  process.stderr.write(`PutRecords into 10 × 1,000 shards for ${seconds} s, 10 in flight…\n`)
+  const put = await putFor(client, streams, seconds, 10)
+  client.destroy()
+  report('putrecords-10k-shards', await stopRelay(relay), put)
 }
 
 if (paths.includes('mqtt')) {
