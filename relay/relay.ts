@@ -40,6 +40,7 @@ import { Streams, type ReshardStep } from './streams.js'
 import { countingVideo, openVideo, type VideoService } from './video/index.js'
 import { VideoConsole } from './video/viewer/index.js'
 import { topics } from '../shared/topics.js'
+import { fileLimit, openSegmentsFor } from './filelimit.js'
 import type { PublishPacket } from 'aedes'
 
 export interface Relay {
@@ -107,11 +108,15 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     : null
   const meta: MetadataStore = cluster ? cluster.meta : new SqliteMetadataStore(layout.metaPath)
   const settings = new StreamSettingsRegistry(meta)
+  const files = fileLimit()
+  const maxOpenSegments = config.maxOpenSegments || openSegmentsFor(files?.soft ?? null)
+  const shown = (n: number | undefined) => (n === undefined ? 'unknown' : n === Infinity ? 'unlimited' : n)
+  if (!cluster) log('file_limit', { soft: shown(files?.soft), hard: shown(files?.hard), maxOpenSegments, chosen: config.maxOpenSegments ? 'set' : 'auto' })
   const logs = cluster ? sealedLogStore(cluster.logs, cipher) : openLogStore({
     root: join(config.dataDir, 'streams'),
     journalPath: join(config.dataDir, 'streams.journal'),
     journal: config.journal,
-    maxOpenFiles: config.maxOpenSegments,
+    maxOpenFiles: maxOpenSegments,
     onReplay: (replayed) => log('journal_replayed', { ...replayed }),
     segmentBytes: config.segmentBytes,
     groupCommitMs: config.groupCommitMs,
