@@ -9,7 +9,7 @@
  */
 import { promises as fsp } from 'node:fs'
 import { join, relative } from 'node:path'
-import { FileShardLog, type StagedWrite } from './fileshard.js'
+import { FileShardLog, ROLL, type StagedWrite } from './fileshard.js'
 import { Journal, redoWrites, settleAll, type Replayed } from './journal.js'
 import { HandleCache, type Segment } from './segment.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
@@ -169,7 +169,14 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
         this.unsynced.clear()
         await journal.rotate(() => syncAll(touched))
       }
-      const staged = (await settleAll(logs.map((log) => log.stage()))).filter((s): s is StagedWrite => s !== null)
+      const staged: StagedWrite[] = []
+      const full: FileShardLog[] = []
+      for (const log of logs) {
+        const now = log.stageNow()
+        if (now === ROLL) full.push(log)
+        else if (now) staged.push(now)
+      }
+      if (full.length) for (const s of await settleAll(full.map((log) => log.stage()))) if (s) staged.push(s)
       if (staged.length === 0) return
       const writes = staged.map((s) => ({ path: this.journalPathOf(s.segment), position: s.position, data: s.data, bytes: s.bytes }))
       // The journal's one append and fdatasync make the commit durable; the segments keep their bytes

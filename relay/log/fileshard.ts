@@ -22,6 +22,9 @@ interface PendingAppend {
   positions: Uint32Array
 }
 
+/** What `stageNow` gives when the active segment is full: `stage` rolls it first. */
+export const ROLL = Symbol('roll')
+
 /** A shard's pending appends taken as one write to its active segment, not yet durable. */
 export interface StagedWrite {
   log: FileShardLog
@@ -206,22 +209,32 @@ export class FileShardLog implements ShardLog {
    * commit only, one commit at a time, so the segment's size cannot move before `publish`.
    */
   async stage(): Promise<StagedWrite | null> {
+    const now = this.stageNow()
+    if (now !== ROLL) return now
+    const segment = this.segments[this.segments.length - 1]!
+    await segment.seal()
+    this.segments.push(await Segment.create(this.dir, this.pendingAppends[0]!.firstOffset, this.handles))
+    return this.take(this.segments[this.segments.length - 1]!)
+  }
+
+  /**
+   * `stage` without a turn of the event loop when the active segment has room, as it has but once a
+   * segment (a commit touching thousands of shards makes no promise for each); ROLL when it is full
+   * and `stage` must roll it first.
+   */
+  stageNow(): StagedWrite | null | typeof ROLL {
     if (this.pendingBytes === 0 || this.dropped) return null
-    const chunks = this.pendingChunks
-    const appends = this.pendingAppends
-    const bytes = this.pendingBytes
-    const count = this.pendingCount
+    const segment = this.segments[this.segments.length - 1]!
+    return segment.size >= this.segmentBytes ? ROLL : this.take(segment)
+  }
+
+  private take(segment: Segment): StagedWrite {
+    const staged: StagedWrite = { log: this, segment, position: segment.size, data: this.pendingChunks, bytes: this.pendingBytes, appends: this.pendingAppends, count: this.pendingCount }
     this.pendingChunks = []
     this.pendingAppends = []
     this.pendingBytes = 0
     this.pendingCount = 0
-    let segment = this.segments[this.segments.length - 1]!
-    if (segment.size >= this.segmentBytes) {
-      await segment.seal()
-      segment = await Segment.create(this.dir, appends[0]!.firstOffset, this.handles)
-      this.segments.push(segment)
-    }
-    return { log: this, segment, position: segment.size, data: chunks, bytes, appends, count }
+    return staged
   }
 
   /** The staged write is durable: its records become committed and readable. */

@@ -52,7 +52,8 @@ export async function writevFully(handle: fsp.FileHandle, pieces: readonly Buffe
     if (n > 0) rest[0] = rest[0]!.subarray(n)
   }
 }
-const IOV_MAX = 1024
+/** The most pieces Linux takes in one writev. */
+export const IOV_MAX = 1024
 
 /** Up to `length` bytes at `position`; fewer only where the file ends. */
 export async function readAt(handle: fsp.FileHandle, position: number, length: number): Promise<Buffer> {

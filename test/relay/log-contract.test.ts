@@ -21,11 +21,12 @@ function harness(open: LogStoreHarness['open']): LogStoreHarness {
       return last
     },
     breakWrites(stream, shard) {
-      const log = last?.get(stream, shard) as unknown as { flush: () => Promise<void>; stage?: () => Promise<unknown> } | undefined
+      const log = last?.get(stream, shard) as unknown as { flush: () => Promise<void>; stage?: () => Promise<unknown>; stageNow?: () => unknown } | undefined
       if (!log) throw new Error(`no open log ${stream}/${shard} to break`)
       log.flush = () => Promise.reject(new Error('EIO: i/o error'))
-      // A journaled store stages each log's write instead of asking it to flush.
+      // A journaled store stages each log's write instead of asking it to flush (at once, or after rolling its segment).
       if (log.stage) log.stage = () => Promise.reject(new Error('EIO: i/o error'))
+      if (log.stageNow) log.stageNow = () => { throw new Error('EIO: i/o error') }
     },
   }
 }
