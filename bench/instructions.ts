@@ -13,7 +13,8 @@
  * self instructions as callgrind_annotate names them (JIT-compiled JavaScript shows as `???` addresses,
  * so this names the C and C++ side: the addon, libc, V8's builtins and runtime).
  * The dumps are kept (their directory is printed on stderr) for callgrind_annotate or KCachegrind.
- * Usage: npx tsx bench/instructions.ts [paths=put,get,mqtt] [seconds=10] [top=15]
+ * `put1k`: PutRecords into one 1,000-shard stream, 10 in flight (the cost of a record nearly alone in its shard).
+ * Usage: npx tsx bench/instructions.ts [paths=put,get,mqtt,put1k] [seconds=10] [top=15]
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -146,6 +147,23 @@ if (paths.includes('put') || paths.includes('get')) {
   client.destroy()
   if (paths.includes('put')) report('putrecords', put.result.records, put.files, relay.pid)
   if (paths.includes('get')) report('getrecords', get.result.records, get.files, relay.pid)
+  await stopRelay(relay)
+}
+
+if (paths.includes('put1k')) {
+  // PutRecords of 500 distinct keys into one 1,000-shard stream, 10 in flight: each call touches
+  // ~400 shards, so the count shows what a record costs when it is nearly alone in its shard (the
+  // 10,000-shard case of shards-api.ts, without creating 10,000 shards under valgrind).
+  process.stderr.write('relay under callgrind (1,000 shards)…\n')
+  const relay = await startRelay('put1k')
+  const client = kinesisClient(`http://127.0.0.1:${relay.httpPort}`, true)
+  const stream = await createBenchStream(client, 1000)
+  process.stderr.write('warm-up without instrumentation…\n')
+  await putFor(client, stream, seconds, 10)
+  process.stderr.write(`PutRecords into 1,000 shards for ${seconds} s, counted…\n`)
+  const put = await counted(relay, () => putFor(client, stream, seconds, 10))
+  client.destroy()
+  report('putrecords-1k-shards', put.result.records, put.files, relay.pid)
   await stopRelay(relay)
 }
 
