@@ -3,7 +3,9 @@
  * loopback ports, each with its own store directory in the test's temp directory. One server, or a
  * cluster of three joined by routes (R3 streams need all three up to start, two to write). `kill(i)`
  * is kill -9; `start(i)` brings a server back on the same ports and store; `stop()` runs at teardown.
- * .ci/run installs the nats-server package; without it startNats fails saying so.
+ * .ci/run installs the nats-server package; without it startNats fails saying so. `server` runs
+ * another binary: the partition test needs 2.10 or later (`currentNatsServer`), which
+ * scripts/nats-server-current.sh unpacks from Debian trixie's package.
  *
  * `{ partitionable: true }` (three servers) adds network partitions without root: every route goes
  * through a TCP proxy of this process, one per ordered pair of servers (server i dials j's proxy, which
@@ -14,17 +16,18 @@
  * too). Both calls return once each server's monitoring endpoint (/routez) shows the routes the
  * groups allow and no others.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { connect as natsConnect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { freePort } from './relay.js'
+import { freePort, ROOT } from './relay.js'
 import { tempDir } from './tmp.js'
 
-export const NATS_SERVER = '/usr/sbin/nats-server'
+/** The server binary: Debian's unless TRIBUTARY_NATS_SERVER names another (e.g. a newer release). */
+export const NATS_SERVER = process.env.TRIBUTARY_NATS_SERVER || '/usr/sbin/nats-server'
 /** util-linux's setpriv (Debian: essential), which execs the server with a parent-death signal. */
 const SETPRIV = '/usr/bin/setpriv'
 const READY_TIMEOUT_MS = 30_000
@@ -58,19 +61,50 @@ export interface PartitionableNats extends NatsCluster {
   partition(groups: number[][]): Promise<void>
   /** Lets every route through again; resolves once every server has routes to all the others. */
   heal(): Promise<void>
-  /** The names (n0, n1, …) of the servers server i has a route to now, from its /routez. */
+  /** The names (n0, n1, …) of the servers server i has a route to now, from its /routez (each once). */
   routes(i: number): Promise<string[]>
 }
 
 export interface NatsOptions {
   /** Routes through proxies this process can cut (three servers only): see the top of this file. */
   partitionable?: boolean
+  /** The server binary (default NATS_SERVER). */
+  server?: string
 }
 
 /** Why NATS cannot run here, or null. */
 export function natsMissing(): string | null {
   return existsSync(NATS_SERVER) ? null : `nats-server is not installed (${NATS_SERVER}): apt-get install nats-server`
 }
+
+/**
+ * A nats-server of 2.10 or later, for the partition test: TRIBUTARY_NATS_SERVER_CURRENT, else what
+ * scripts/nats-server-current.sh unpacked (.cache/nats-server/), else the machine's own if it is
+ * recent enough. Debian bookworm's 2.9.10 diverged after a partition (docs/cluster.md).
+ */
+export function currentNatsServer(): { server: string; version: string } | { missing: string } {
+  const candidates = [process.env.TRIBUTARY_NATS_SERVER_CURRENT, join(ROOT, '.cache', 'nats-server', 'nats-server'), NATS_SERVER]
+  const seen: string[] = []
+  for (const server of candidates) {
+    if (!server || !existsSync(server)) continue
+    const version = serverVersion(server)
+    if (!version) continue
+    seen.push(`${server} is ${version.text}`)
+    if (atLeast(version, 2, 10)) return { server, version: version.text }
+  }
+  return { missing: `no nats-server 2.10 or later (${seen.join(', ') || 'none found'}): run scripts/nats-server-current.sh` }
+}
+
+const versions = new Map<string, { major: number; minor: number; text: string } | null>()
+/** What `server --version` says, once per binary. */
+function serverVersion(server: string): { major: number; minor: number; text: string } | null {
+  if (!versions.has(server)) {
+    const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(execFileSync(server, ['--version'], { encoding: 'utf8' }))
+    versions.set(server, m ? { major: Number(m[1]), minor: Number(m[2]), text: m[0] } : null)
+  }
+  return versions.get(server)!
+}
+const atLeast = (v: { major: number; minor: number }, major: number, minor: number) => v.major > major || (v.major === major && v.minor >= minor)
 
 async function listening(port: number, deadline: number): Promise<void> {
   for (;;) {
@@ -108,12 +142,31 @@ async function placeable(urls: string[]): Promise<void> {
   }
 }
 
+/** The servers started but did not form a JetStream cluster that can place a stream (they are stopped). */
+export class NatsStartError extends Error {}
+
+/**
+ * A partitionable cluster, started again on new ports when its servers do not form a JetStream
+ * cluster through the proxies: 2.10.27 left JetStream without peers ("no suitable peers for
+ * placement") for 30 s in 2 of about 60 starts here, on a loaded machine, before anything was cut.
+ */
+export async function startPartitionable(t: Test, server: string, attempts = 3): Promise<PartitionableNats> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNats(t, 3, { partitionable: true, server })
+    } catch (err) {
+      if (!(err instanceof NatsStartError) || attempt >= attempts) throw err
+      t.comment(`the NATS servers did not form a cluster (attempt ${attempt} of ${attempts}): starting them again on new ports`)
+    }
+  }
+}
+
 /** Starts `size` NATS servers with JetStream (1, or 3 clustered with routes). */
 export async function startNats(t: Test, size: 3, options: NatsOptions & { partitionable: true }): Promise<PartitionableNats>
 export async function startNats(t: Test, size?: 1 | 3, options?: NatsOptions): Promise<NatsCluster>
 export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions = {}): Promise<NatsCluster | PartitionableNats> {
-  const missing = natsMissing()
-  if (missing !== null) throw new Error(missing)
+  const server = options.server ?? NATS_SERVER
+  if (!existsSync(server)) throw new Error(server === NATS_SERVER ? natsMissing()! : `nats-server not found at ${server}`)
   if (options.partitionable && size !== 3) throw new TypeError('partitionable NATS needs a cluster of three servers')
   const dir = tempDir(t, 'tributary-nats-')
   const nodes: { port: number; route: number; http: number; conf: string; child: ChildProcess | null; out: string[] }[] = []
@@ -126,7 +179,13 @@ export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions =
     const routes = links
       ? nodes.flatMap((_, j) => (j === i ? [] : [`"nats-route://127.0.0.1:${links.proxyPort(i, j)}"`]))
       : nodes.filter((_, j) => j !== i).map((other) => `"nats-route://127.0.0.1:${other.route}"`)
-    const hidden = links ? `, no_advertise: true, advertise: "127.0.0.1:${links.sinkPort}"` : ''
+    // From 2.10 a server keeps a pool of routes to each peer. Through these proxies, with the
+    // advertised address leading nowhere, 3 of 15 starts of 2.10.27 left JetStream without peers
+    // for 30 s ("no suitable peers for placement"); with one route per peer, as 2.9 has, 15 of 15
+    // started. Partitions cut every route of a pair either way.
+    const version = serverVersion(server)
+    const pooled = version !== null && atLeast(version, 2, 10)
+    const hidden = links ? `, no_advertise: true, advertise: "127.0.0.1:${links.sinkPort}"${pooled ? ', pool_size: -1' : ''}` : ''
     writeFileSync(node.conf, [
       `server_name: n${i}`,
       `listen: 127.0.0.1:${node.port}`,
@@ -141,7 +200,7 @@ export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions =
     const node = nodes[i]!
     // setpriv's parent-death signal: the server dies with this process even when a timed-out test
     // never reaches its teardown (a leaked server keeps routes to ports later tests may be given).
-    const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', NATS_SERVER, '-c', node.conf], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', server, '-c', node.conf], { stdio: ['ignore', 'pipe', 'pipe'] })
     node.child = child
     running.add(child)
     const keep = (chunk: Buffer) => { node.out.push(chunk.toString()); if (node.out.length > 400) node.out.splice(0, 100) }
@@ -177,7 +236,13 @@ export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions =
   }
   // Every server, each on its own: a client of any of them must find JetStream there.
   for (const url of urls) await ready([url])
-  if (size > 1) await placeable(urls)
+  if (size > 1) {
+    await placeable(urls).catch((err: Error) => {
+      // The servers go now, not at teardown: a caller may start another cluster meanwhile.
+      for (let i = 0; i < nodes.length; i++) kill(i)
+      throw new NatsStartError(`${err.message}\n${nodes.map((node, i) => `--- n${i} (the end of its log)\n${node.out.join('').slice(-4000)}`).join('\n')}`)
+    })
+  }
   const cluster: NatsCluster = {
     urls,
     servers: urls.join(','),
@@ -200,7 +265,8 @@ export async function startNats(t: Test, size: 1 | 3 = 1, options: NatsOptions =
       }
     }
     const routez = (await get('/routez')) as { routes?: { remote_id: string }[] }
-    return (routez.routes ?? []).map((r) => names.get(r.remote_id) ?? r.remote_id).sort()
+    // Once per peer: from 2.10 a server may keep a pool of routes to each (three by default).
+    return [...new Set((routez.routes ?? []).map((r) => names.get(r.remote_id) ?? r.remote_id))].sort()
   }
   /** Waits until each server's routes are those `allowed` says. */
   const settle = async (allowed: (i: number, j: number) => boolean, what: string) => {

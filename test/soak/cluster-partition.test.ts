@@ -6,6 +6,8 @@
  * once JetStream and the lease have moved; writes through B are never acknowledged while n2 has no
  * quorum (they stall or are refused); after the heal every acknowledged record is stored once, at
  * the sequence number its acknowledgement gave, offsets are dense, and both relays read the same log.
+ * It runs on nats-server 2.10 or later (scripts/nats-server-current.sh fetches Debian trixie's): on
+ * bookworm's 2.9.10 the logs diverged after the heal in 3 of 17 runs (docs/cluster.md).
  */
 import t from 'tap'
 import { join } from 'node:path'
@@ -14,7 +16,7 @@ import { connect as natsConnect } from '@nats-io/transport-node'
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { decodeSequence } from '../../relay/sequence.js'
-import { startNats, natsMissing } from '../helpers/nats.js'
+import { startPartitionable, currentNatsServer } from '../helpers/nats.js'
 import { spawnRelay, type ChildRelay } from '../helpers/relay.js'
 import { createStreamAndWait, readStream, type ReadRecord } from '../helpers/kinesis.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -41,8 +43,12 @@ interface Side {
   broken: string[]
 }
 
-t.test('a partition of one NATS server mid-load: the majority writes on, the minority never acknowledges, the logs never diverge', { skip: natsMissing() ?? false }, async (t) => {
-  const nats = await startNats(t, 3, { partitionable: true })
+const current = currentNatsServer()
+
+t.test('a partition of one NATS server mid-load: the majority writes on, the minority never acknowledges, the logs never diverge', { skip: 'missing' in current ? current.missing : false }, async (t) => {
+  if ('missing' in current) return
+  t.comment(`nats-server ${current.version} (${current.server})`)
+  const nats = await startPartitionable(t, current.server)
   const dir = tempDir(t)
   const relayArgs = (name: string, servers: string) => ['--data-dir', join(dir, name), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous',
     '--cluster', servers, '--replicas', '3']
