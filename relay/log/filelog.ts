@@ -30,7 +30,21 @@ export interface FileLogOptions extends LogStoreOptions {
   maxOpenFiles?: number
   /** Told what the journal's replay did at open, when there was one to replay. */
   onReplay?: (replayed: Replayed) => void
+  /**
+   * A commit touching at most this many segments skips the journal: each segment is written and
+   * fdatasynced itself, in parallel (default 4, the size of libuv's thread pool). 0: every commit
+   * goes through the journal.
+   */
+  directMaxSegments?: number
 }
+
+/**
+ * Commits of this many segments or fewer are written and fdatasynced in the segments themselves.
+ * Measured (bench/mqtt-ingest.ts, 4 shards): the journal's one fdatasync costs more than four in
+ * parallel, because every byte is then written twice (journal, then segment) — 0.19–0.21 of bare
+ * aedes through the journal against 0.27–0.28 without it. Past a few segments one fdatasync wins.
+ */
+const DIRECT_MAX_SEGMENTS = 4
 
 /** A segment writes out (unsynced) what it keeps behind once it holds this much, so checkpoints stay small. */
 const WRITE_OUT_BYTES = 256 * 1024
@@ -61,6 +75,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   /** `redoRest` writing what no open took: an open that finds nothing left to take waits for it before reading. */
   private restWritten: Promise<unknown> = Promise.resolve()
   private readonly onReplay?: (replayed: Replayed) => void
+  private readonly directMax: number
   /** Segments written since the last checkpoint: synced before the journal is emptied. */
   private readonly unsynced = new Set<Segment>()
   private readonly journalPaths = new WeakMap<Segment, Buffer>()
@@ -73,6 +88,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     super(options)
     this.root = options.root
     this.onReplay = options.onReplay
+    this.directMax = options.directMaxSegments ?? DIRECT_MAX_SEGMENTS
     this.handles = new HandleCache(options.maxOpenFiles ?? 256)
     const journal = options.journalPath ? new Journal(options.journalPath, options.root, this.codec, options.journalBytes ?? 16 * 1024 * 1024) : null
     this.journal = options.journal === false ? null : journal
@@ -178,6 +194,15 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       }
       if (full.length) for (const s of await settleAll(full.map((log) => log.stage()))) if (s) staged.push(s)
       if (staged.length === 0) return
+      if (staged.length <= this.directMax) {
+        // Durable in the segments themselves: each writes what it kept behind (earlier journaled
+        // commits' bytes) and this commit's, then fdatasyncs, all in parallel. The journal's entries
+        // for the bytes before stay valid: a replay writes the same bytes at the same places.
+        for (const s of staged) s.segment.writeBehind(s.data, s.position)
+        await settleAll(staged.map((s) => s.segment.sync()))
+        for (const s of staged) s.log.publish(s)
+        return
+      }
       const writes = staged.map((s) => ({ path: this.journalPathOf(s.segment), position: s.position, data: s.data, bytes: s.bytes }))
       // The journal's one append and fdatasync make the commit durable; the segments keep their bytes
       // behind in memory (readers see them there) until the checkpoint writes and syncs them.

@@ -57,7 +57,7 @@ async function readAll(store: FileLogStore, stream: string, s: number): Promise<
 
 t.test('a commit over 100 shards costs one fdatasync, not one per shard', async (t) => {
   const { root, journalPath } = dirs(t)
-  const store = new FileLogStore({ root, journalPath })
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   t.teardown(() => store.close())
   // Open the shards (creating their segment files) before counting.
   await commitRound(store, 's', 100, 1, 0)
@@ -72,7 +72,7 @@ t.test('a commit over 100 shards costs one fdatasync, not one per shard', async 
 
 t.test('a power cut that loses, tears or zeroes unsynced segment writes loses no acknowledged record', async (t) => {
   const { root, journalPath } = dirs(t)
-  const store = new FileLogStore({ root, journalPath })
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 20; round++) await commitRound(store, 's', 4, 25, round * 25)
   const before = await Promise.all([0, 1, 2, 3].map((s) => readAll(store, 's', s)))
   t.equal(before[0]!.length, 500)
@@ -89,7 +89,7 @@ t.test('a power cut that loses, tears or zeroes unsynced segment writes loses no
 
   const replays: Replayed[] = []
   const reports: unknown[] = []
-  const again = new FileLogStore({ root, journalPath, onReplay: (r) => replays.push(r), onCorruption: (r) => reports.push(r) })
+  const again = new FileLogStore({ root, journalPath, directMaxSegments: 0, onReplay: (r) => replays.push(r), onCorruption: (r) => reports.push(r) })
   const after = await Promise.all([0, 1, 2, 3].map((s) => readAll(again, 's', s)))
   t.same(after, before, 'every acknowledged record, byte for byte, at its offset')
   t.same(reports, [], 'and no damage is found: the redo restored the bytes')
@@ -98,7 +98,7 @@ t.test('a power cut that loses, tears or zeroes unsynced segment writes loses no
   // The journal keeps what it replayed until a checkpoint has synced the rewritten files: a clean close is one.
   await again.close()
   t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'once closed cleanly after the replay, the journal holds no entry')
-  const third = new FileLogStore({ root, journalPath })
+  const third = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   t.teardown(() => third.close())
   t.same(await Promise.all([0, 1, 2, 3].map((s) => readAll(third, 's', s))), before, 'and everything is still there')
   // Appends carry on after the recovered records.
@@ -110,7 +110,7 @@ t.test('a power cut that loses, tears or zeroes unsynced segment writes loses no
 
 t.test('a torn last journal entry (a commit never acknowledged) ends the replay; what came before is intact', async (t) => {
   const { root, journalPath } = dirs(t)
-  const store = new FileLogStore({ root, journalPath })
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 5; round++) await commitRound(store, 's', 2, 10, round * 10)
   const before = await Promise.all([0, 1].map((s) => readAll(store, 's', s)))
   const journal = await fsp.readFile(`${journalPath}-0`)
@@ -120,7 +120,7 @@ t.test('a torn last journal entry (a commit never acknowledged) ends the replay;
   await fsp.truncate(join(root, 's', shard(0), '00000000000000000000.log'), 0)
 
   const replays: Replayed[] = []
-  const again = new FileLogStore({ root, journalPath, onReplay: (r) => replays.push(r) })
+  const again = new FileLogStore({ root, journalPath, directMaxSegments: 0, onReplay: (r) => replays.push(r) })
   t.teardown(() => again.close())
   t.same(await Promise.all([0, 1].map((s) => readAll(again, 's', s))), before)
   t.match(replays[0], { entries: 10, tornBytes: torn })
@@ -128,7 +128,7 @@ t.test('a torn last journal entry (a commit never acknowledged) ends the replay;
 
 t.test('checkpoints keep the journal small; a clean close leaves it empty; a dropped stream is not brought back', async (t) => {
   const { root, journalPath } = dirs(t)
-  const store = new FileLogStore({ root, journalPath, journalBytes: 64 * 1024 })
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 64 * 1024 })
   let peak = 0
   for (let round = 0; round < 200; round++) {
     await commitRound(store, round % 2 ? 'a' : 'b', 3, 20, round * 20)
@@ -138,7 +138,7 @@ t.test('checkpoints keep the journal small; a clean close leaves it empty; a dro
   const kept = await readAll(store, 'a', 1)
   await store.drop('b')
   // Unclosed: the power goes after the drop.
-  const again = new FileLogStore({ root, journalPath })
+  const again = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   t.same(await readAll(again, 'a', 1), kept)
   await t.rejects(fsp.stat(join(root, 'b')), { code: 'ENOENT' }, 'the dropped stream\'s directory was not recreated by a replay')
   await again.close()
@@ -147,7 +147,7 @@ t.test('checkpoints keep the journal small; a clean close leaves it empty; a dro
 
 t.test('a thousand shards with at most 16 segment files open: every record reads back, and the process holds few files', async (t) => {
   const { root, journalPath } = dirs(t)
-  const store = new FileLogStore({ root, journalPath, journalBytes: 256 * 1024, segmentBytes: 4096, maxOpenFiles: 16 })
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 256 * 1024, segmentBytes: 4096, maxOpenFiles: 16 })
   t.teardown(() => store.close())
   const fds = () => readdirSync('/proc/self/fd').length
   const before = fds()
@@ -170,29 +170,29 @@ t.test('a thousand shards with at most 16 segment files open: every record reads
 
 t.test('a second power cut right after a restart (before the replayed files were synced) still loses nothing; commits after the restart follow', async (t) => {
   const { root, journalPath } = dirs(t)
-  const first = new FileLogStore({ root, journalPath })
+  const first = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 5; round++) await commitRound(first, 's', 2, 10, round * 10)
   const segment = join(root, 's', shard(1), '00000000000000000000.log')
   await fsp.truncate(segment, 0)
   // Restart, append more, and lose power again before any checkpoint; the replay's writes are lost too.
-  const second = new FileLogStore({ root, journalPath })
+  const second = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   await commitRound(second, 's', 2, 10, 50)
   const before = await Promise.all([0, 1].map((s) => readAll(second, 's', s)))
   t.equal(before[1]!.length, 60)
   await fsp.truncate(segment, 0)
-  const third = new FileLogStore({ root, journalPath })
+  const third = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   t.teardown(() => third.close())
   t.same(await Promise.all([0, 1].map((s) => readAll(third, 's', s))), before, 'both runs\' acknowledged records are there')
 })
 
 t.test('a restart writes the journal\'s entries into each segment file at its shard\'s open, opening each file once', async (t) => {
   const { root, journalPath } = dirs(t)
-  const crashed = new FileLogStore({ root, journalPath })
+  const crashed = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 3; round++) await commitRound(crashed, 's', 20, 5, round * 5)
   const before = await Promise.all(Array.from({ length: 20 }, (_, s) => readAll(crashed, 's', s)))
   // The power goes before any segment write reached the disk.
   for (let s = 0; s < 20; s++) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
-  const again = new FileLogStore({ root, journalPath })
+  const again = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   t.teardown(() => again.close())
   const opened: string[] = []
   const { open } = fsp
@@ -212,20 +212,20 @@ t.test('a restart writes the journal\'s entries into each segment file at its sh
 
 t.test('entries of a shard no one opens after a restart still reach its files before the journal lets them go', async (t) => {
   const { root, journalPath } = dirs(t)
-  const crashed = new FileLogStore({ root, journalPath })
+  const crashed = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 4; round++) await commitRound(crashed, 's', 3, 10, round * 10)
   const before = await Promise.all([0, 1, 2].map((s) => readAll(crashed, 's', s)))
   const segment = (s: number) => join(root, 's', shard(s), '00000000000000000000.log')
   for (const s of [0, 1, 2]) await fsp.truncate(segment(s), 0)
   // The restarted store opens and writes shard 0 only, then closes cleanly (a checkpoint empties the journal).
-  const again = new FileLogStore({ root, journalPath })
+  const again = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   const log = await again.open('s', shard(0))
   log.append([rec(40)])
   await again.commit()
   await again.close()
   t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'the journal holds no entry')
   t.equal((await fsp.stat(segment(1))).size, (await fsp.stat(segment(2))).size, 'shards 1 and 2 were written again without being opened')
-  const third = new FileLogStore({ root, journalPath })
+  const third = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   t.teardown(() => third.close())
   const after = await Promise.all([0, 1, 2].map((s) => readAll(third, 's', s)))
   t.same(after.slice(1), before.slice(1), 'their records are all there')
@@ -236,12 +236,12 @@ t.test('entries of a shard no one opens after a restart still reach its files be
 t.test('shards opening while the first commit after a restart finishes the redo in the background: every record is in place, then and after another power cut', async (t) => {
   const { root, journalPath } = dirs(t)
   // Everything the crashed run wrote is in its journal (no checkpoint synced any of it).
-  const crashed = new FileLogStore({ root, journalPath })
+  const crashed = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 6; round++) await commitRound(crashed, 's', 200, 2, round * 2)
   const before = await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(crashed, 's', s)))
   for (let s = 0; s < 200; s++) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
   // Its journal is already past this store's size: the first commit rotates it, once the redo is done.
-  const again = new FileLogStore({ root, journalPath, journalBytes: 64 * 1024 })
+  const again = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 64 * 1024 })
   const first = await again.open('s', shard(0))
   first.append([rec(12)])
   // The commit starts the redo's end (the rest written, the rewritten files synced) while 199 shards open.
@@ -253,7 +253,7 @@ t.test('shards opening while the first commit after a restart finishes the redo 
   // More commits, rotating the journal again, then the power goes (the store is left unclosed).
   for (let round = 0; round < 4; round++) await commitRound(again, 's', 200, 2, 13 + round * 2)
   const later = await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(again, 's', s)))
-  const third = new FileLogStore({ root, journalPath, journalBytes: 64 * 1024 })
+  const third = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 64 * 1024 })
   t.teardown(() => third.close())
   t.same(await Promise.all(Array.from({ length: 200 }, (_, s) => readAll(third, 's', s))), later, 'and after a second power cut')
 })
@@ -285,15 +285,47 @@ t.test('a segment keeps writes behind while a drain is under way: reads see ever
 
 t.test('a store without the journal still replays what a crashed run with it left, then leaves the journal empty', async (t) => {
   const { root, journalPath } = dirs(t)
-  const crashed = new FileLogStore({ root, journalPath })
+  const crashed = new FileLogStore({ root, journalPath, directMaxSegments: 0 })
   for (let round = 0; round < 4; round++) await commitRound(crashed, 's', 2, 10, round * 10)
   const before = await Promise.all([0, 1].map((s) => readAll(crashed, 's', s)))
   await fsp.truncate(join(root, 's', shard(0), '00000000000000000000.log'), 0)
   const replays: Replayed[] = []
-  const plain = new FileLogStore({ root, journalPath, journal: false, onReplay: (r) => replays.push(r) })
+  const plain = new FileLogStore({ root, journalPath, directMaxSegments: 0, journal: false, onReplay: (r) => replays.push(r) })
   t.same(await Promise.all([0, 1].map((s) => readAll(plain, 's', s))), before)
   t.match(replays, [{ entries: 8 }])
   t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'the journal holds no entry afterwards')
   t.equal(await countSyncs(() => commitRound(plain, 's', 2, 5, 40)), 2, 'and commits fdatasync each segment')
   await plain.close()
+})
+
+t.test('a commit of a few segments skips the journal: each is written and fdatasynced itself, and a power cut between journaled commits loses nothing', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  const segment = (s: number) => join(root, 's', shard(s), '00000000000000000000.log')
+  // Journaled commits over 8 shards: their bytes wait behind the segments.
+  for (let round = 0; round < 5; round++) await commitRound(store, 's', 8, 10, round * 10)
+  const journalBefore = await journalSizes(journalPath)
+  t.equal((await fsp.stat(segment(0))).size, 0, 'a journaled commit leaves the segment file as it was')
+  // Three shards in one commit: direct, one fdatasync each, nothing in the journal.
+  const direct = await countSyncs(() => commitRound(store, 's', 3, 10, 50))
+  t.equal(direct, 3, 'one fdatasync per segment')
+  t.same(await journalSizes(journalPath), journalBefore, 'the journal did not grow')
+  const synced = await Promise.all([0, 1, 2].map(async (s) => (await fsp.stat(segment(s))).size))
+  const logs = await Promise.all([0, 1, 2].map((s) => store.open('s', shard(s))))
+  t.same(synced, logs.map((l) => l.sizeBytes()), 'the segments hold everything, the journaled commits before it included')
+  // More journaled commits after it, then the power goes: all that reached the disk is what was synced.
+  for (let round = 0; round < 3; round++) await commitRound(store, 's', 8, 10, 60 + round * 10)
+  const before = await Promise.all(Array.from({ length: 8 }, (_, s) => readAll(store, 's', s)))
+  t.equal(before[0]!.length, 90)
+  t.equal(before[7]!.length, 80)
+  for (let s = 0; s < 8; s++) await fsp.truncate(segment(s), s < 3 ? synced[s]! : 0)
+
+  const reports: unknown[] = []
+  const again = new FileLogStore({ root, journalPath, onCorruption: (r) => reports.push(r) })
+  t.teardown(() => again.close())
+  t.same(await Promise.all(Array.from({ length: 8 }, (_, s) => readAll(again, 's', s))), before, 'every acknowledged record, byte for byte, at its offset')
+  t.same(reports, [], 'no damage found')
+  // A restart's first commits are direct too, after the redo's bytes.
+  await commitRound(again, 's', 2, 1, 1000)
+  t.equal((await readAll(again, 's', 0)).length, 91)
 })
