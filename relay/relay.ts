@@ -116,6 +116,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps
     root: join(config.dataDir, 'streams'),
     journalPath: join(config.dataDir, 'streams.journal'),
     journal: config.journal,
+    journalBytes: config.journalBytes,
     maxOpenFiles: maxOpenSegments,
     onReplay: (replayed) => log('journal_replayed', { ...replayed }),
     segmentBytes: config.segmentBytes,

@@ -44,6 +44,7 @@ export interface RelayConfig {
   maxDataBytes: number
   groupCommitMs: number
   journal: boolean
+  journalBytes: number
   maxOpenSegments: number
   maxBatchRecords: number
   maxPacketBytes: number
@@ -103,6 +104,7 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   maxDataBytes: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_DATA_BYTES', flag: 'max-data-bytes', min: 0, help: 'disk cap on all shard logs and video fragments together; at the cap ingest stops acknowledging (0: none)' },
   groupCommitMs: { type: 'number', default: 2, env: 'TRIBUTARY_GROUP_COMMIT_MS', flag: 'group-commit-ms', min: 0, max: 1000, help: 'longest wait to gather appends into one fsync' },
   journal: { type: 'boolean', default: true, env: 'TRIBUTARY_JOURNAL', flag: 'journal', help: 'make each group commit durable with one fdatasync of a write-ahead journal, whatever the shards it touched (off: one fdatasync per touched segment)' },
+  journalBytes: { type: 'integer', default: 16 * 1024 * 1024, env: 'TRIBUTARY_JOURNAL_BYTES', flag: 'journal-bytes', min: 1024 * 1024, max: 1024 * 1024 * 1024, help: 'size of each of the journal\'s two files: a checkpoint writes and syncs every segment written since the last each time one fills, so thousands of shards write faster with more, at the cost of memory (up to twice this kept behind) and a longer replay after a crash' },
   maxOpenSegments: { type: 'integer', default: 0, env: 'TRIBUTARY_MAX_OPEN_SEGMENTS', flag: 'max-open-segments', min: 0, max: 1_000_000, help: 'segment files kept open at most (least recently used closed first), so thousands of shards fit the process file limit; 0: half the open-file limit, 256 to 65,536' },
   maxBatchRecords: { type: 'integer', default: 500, env: 'TRIBUTARY_MAX_BATCH_RECORDS', flag: 'max-batch-records', min: 1, max: 10_000, help: 'records a device batch may hold' },
   maxPacketBytes: { type: 'integer', default: 4 * 1024 * 1024, env: 'TRIBUTARY_MAX_PACKET_BYTES', flag: 'max-packet-bytes', min: 65536, max: 256 * 1024 * 1024, help: 'largest MQTT packet the broker accepts' },
