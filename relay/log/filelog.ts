@@ -1,9 +1,10 @@
 /**
  * The embedded shard-log store: one directory of segment files per shard under
  * `<root>/<stream>/<shard>/`. With a journal (relay/log/journal.ts, the relay's default) a group
- * commit costs one append and one fdatasync of the journal however many shards it touched, each
- * segment's bytes kept behind in memory and written and synced at each checkpoint (so the memory is
- * bounded by the journal's size); without one, each touched segment is written and fdatasynced.
+ * commit of more than a few segments costs one append and one fdatasync of the journal however many
+ * shards it touched, each segment's bytes kept behind in memory and written and synced at each
+ * checkpoint (so the memory is bounded by the journal's size); a commit of a few segments, and every
+ * commit without a journal, writes and fdatasyncs each touched segment.
  * Segment files are opened through a bounded cache. The shard log is in `fileshard.ts`, what all
  * stores share in `store.ts`.
  */
@@ -40,9 +41,9 @@ export interface FileLogOptions extends LogStoreOptions {
 
 /**
  * Commits of this many segments or fewer are written and fdatasynced in the segments themselves.
- * Measured (bench/mqtt-ingest.ts, 4 shards): the journal's one fdatasync costs more than four in
- * parallel, because every byte is then written twice (journal, then segment) — 0.19–0.21 of bare
- * aedes through the journal against 0.27–0.28 without it. Past a few segments one fdatasync wins.
+ * Through the journal every byte is written twice (journal, then segment); measured at 4 shards
+ * (bench/mqtt-ingest.ts, alternating runs): 0.19–0.21 of bare aedes with every commit journaled,
+ * 0.27–0.28 with none. When a commit touches thousands of segments, one journal fdatasync wins.
  */
 const DIRECT_MAX_SEGMENTS = 4
 
