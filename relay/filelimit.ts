@@ -4,7 +4,8 @@
  * systemd 240) may hold far more files than its default soft 1,024; a container started with
  * `--ulimit nofile=1024:1024` may not. The handle cache takes half of what the process may open,
  * leaving the rest to sockets (devices, API clients, NATS), bounded at 65,536; at a limit of 1,024
- * or less it keeps 256, so thousands of shards still fit. `--max-open-segments` overrides it.
+ * or less it keeps 256 (half of a limit under 512), so thousands of shards still fit.
+ * `--max-open-segments` overrides it.
  */
 import { readFileSync } from 'node:fs'
 
@@ -30,6 +31,8 @@ export function fileLimit(limits = '/proc/self/limits'): { soft: number; hard: n
 
 /** The handle cache's size for a soft limit (see the top of this file). */
 export function openSegmentsFor(soft: number | null): number {
-  if (soft === null || soft <= 1024) return MIN_OPEN_SEGMENTS
-  return Math.min(MAX_AUTO_OPEN_SEGMENTS, Math.max(MIN_OPEN_SEGMENTS, Math.floor(soft / 2)))
+  if (soft === null) return MIN_OPEN_SEGMENTS
+  // Under 512 files, half of them still: never the whole limit.
+  if (soft <= 1024) return Math.max(8, Math.min(MIN_OPEN_SEGMENTS, Math.floor(soft / 2)))
+  return Math.min(MAX_AUTO_OPEN_SEGMENTS, Math.floor(soft / 2))
 }

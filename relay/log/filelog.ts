@@ -198,7 +198,10 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       if (staged.length <= this.directMax) {
         // Durable in the segments themselves: each writes what it kept behind (earlier journaled
         // commits' bytes) and this commit's, then fdatasyncs, all in parallel. The journal's entries
-        // for the bytes before stay valid: a replay writes the same bytes at the same places.
+        // for the bytes before stay valid: a replay writes the same bytes at the same places. If a
+        // sync fails, the store fails and the journal is kept; this commit's records were never
+        // acknowledged, but may be found after a restart if their write reached the disk (as a
+        // Kinesis call that failed may have stored records; device batches resent are deduplicated).
         for (const s of staged) s.segment.writeBehind(s.data, s.position)
         await settleAll(staged.map((s) => s.segment.sync()))
         for (const s of staged) s.log.publish(s)
@@ -233,10 +236,14 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     })
   }
 
-  /** Before logs close or data is removed: what the journal holds is made durable in the segments, so no replay can bring it back. */
+  /**
+   * Before logs close or data is removed: what the journal holds is made durable in the segments, so
+   * no replay can bring it back. Not once the store has failed: the journal then keeps everything for
+   * the next start's replay (a segment whose fdatasync failed cannot be trusted to hold its bytes).
+   */
   protected override async settle(): Promise<void> {
     const journal = this.journal
-    if (!journal || !this.ready) return
+    if (!journal || !this.ready || this.failed) return
     await this.exclusive(async () => {
       await this.prepared()
       await this.checkpoint(journal)

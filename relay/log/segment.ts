@@ -136,6 +136,8 @@ export class Segment {
   private tailStarts: number[] = []
   private tailBytes = 0
   private draining: Promise<void> | null = null
+  /** The first fdatasync of this file that failed: every later sync fails with it. */
+  private syncFailed: Error | null = null
   // sparse index
   offsets: number[] = []
   positions: number[] = []
@@ -238,9 +240,12 @@ export class Segment {
   private drain(sync = false): Promise<void> {
     const run = (this.draining ?? Promise.resolve()).then(async () => {
       if (this.closed) return
+      // After a failed fdatasync, Linux may have dropped the dirty pages and report success on the
+      // next call: this file is never called synced again in this run (the journal keeps its entries).
+      if (sync && this.syncFailed) throw this.syncFailed
       if (this.tailBytes === 0) {
         // A file the cache closed was synced by nothing: it may still hold unsynced writes, so it is opened to sync.
-        if (sync) await this.use((handle) => handle.datasync())
+        if (sync) await this.use((handle) => this.datasync(handle))
         return
       }
       // What is behind now (a copy: appends that land while it is written are pushed to the tail, and stay for the next drain).
@@ -253,10 +258,19 @@ export class Segment {
       this.tailStarts = this.tailStarts.slice(n)
       this.tailBytes -= bytes
       this.written += bytes
-      if (sync) await this.use((handle) => handle.datasync())
+      if (sync) await this.use((handle) => this.datasync(handle))
     })
     this.draining = run.catch(() => {})
     return run
+  }
+
+  private async datasync(handle: fsp.FileHandle): Promise<void> {
+    try {
+      await handle.datasync()
+    } catch (err) {
+      this.syncFailed = err as Error
+      throw err
+    }
   }
 
   /** Bytes kept behind, not yet written to the file. */

@@ -99,7 +99,9 @@ const versions = new Map<string, { major: number; minor: number; text: string } 
 /** What `server --version` says, once per binary. */
 function serverVersion(server: string): { major: number; minor: number; text: string } | null {
   if (!versions.has(server)) {
-    const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(execFileSync(server, ['--version'], { encoding: 'utf8' }))
+    let out = ''
+    try { out = execFileSync(server, ['--version'], { encoding: 'utf8' }) } catch { /* not a working server: no version */ }
+    const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(out)
     versions.set(server, m ? { major: Number(m[1]), minor: Number(m[2]), text: m[0] } : null)
   }
   return versions.get(server)!

@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/tmp.js'
 
 const PRLIMIT = '/usr/bin/prlimit'
 
-t.test('the limit is read from /proc/self/limits; the cache takes half of it, 256 to 65,536', async (t) => {
+t.test('the limit is read from /proc/self/limits; the cache takes half of it, 256 to 65,536 (half of a tiny one)', async (t) => {
   const dir = tempDir(t)
   const limits = (soft: string, hard: string) => {
     const file = join(dir, `limits-${soft}-${hard}`)
@@ -35,7 +35,7 @@ t.test('the limit is read from /proc/self/limits; the cache takes half of it, 25
 
   t.equal(openSegmentsFor(null), MIN_OPEN_SEGMENTS, 'unknown: 256')
   t.equal(openSegmentsFor(1024), MIN_OPEN_SEGMENTS, 'a select()-era 1,024: 256, the rest for sockets')
-  t.equal(openSegmentsFor(256), MIN_OPEN_SEGMENTS)
+  t.equal(openSegmentsFor(256), 128, 'a tiny limit: half of it, never all')
   t.equal(openSegmentsFor(20_000), 10_000, 'half')
   t.equal(openSegmentsFor(524_288), MAX_AUTO_OPEN_SEGMENTS, "systemd's hard limit: capped")
   t.equal(openSegmentsFor(Infinity), MAX_AUTO_OPEN_SEGMENTS)
@@ -59,7 +59,7 @@ async function relayUnder(t: Test, nofile: string, dataDir: string, extra: strin
   return { port, child, fileLimit: line ? JSON.parse(line) as Record<string, unknown> : null, log: () => log }
 }
 
-t.test('a relay held to 1,024 files keeps 1,500 shards open for writing and reading; one allowed more keeps more files open', async (t) => {
+t.test('a relay held to 1,024 files keeps 1,500 shards open for writing and reading; one allowed more is given a larger cache', async (t) => {
   const dir = tempDir(t)
   // The hard limit is above the soft one: Node.js raises the soft limit to it at start.
   const roomy = await relayUnder(t, '1024:8192', join(dir, 'roomy'))

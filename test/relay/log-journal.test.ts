@@ -325,7 +325,36 @@ t.test('a commit of a few segments skips the journal: each is written and fdatas
   t.teardown(() => again.close())
   t.same(await Promise.all(Array.from({ length: 8 }, (_, s) => readAll(again, 's', s))), before, 'every acknowledged record, byte for byte, at its offset')
   t.same(reports, [], 'no damage found')
-  // A restart's first commits are direct too, after the redo's bytes.
+  // A restart's first few-segment commit lands after the redo's bytes.
   await commitRound(again, 's', 2, 1, 1000)
   t.equal((await readAll(again, 's', 0)).length, 91)
+})
+
+t.test('a direct commit whose fdatasync fails fails the store and keeps the journal: with the failed file\'s pages lost, a restart still finds every acknowledged record', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  // Journaled commits over 8 shards; their bytes wait behind the segments.
+  for (let round = 0; round < 3; round++) await commitRound(store, 's', 8, 5, round * 5)
+  const acknowledged = await Promise.all([0, 1].map((s) => readAll(store, 's', s)))
+  // A direct commit over 2 shards: its first fdatasync fails (EIO), after the writes went out.
+  const probe = await fsp.open(import.meta.filename, 'r')
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> }
+  await probe.close()
+  const datasync = proto.datasync
+  let calls = 0
+  proto.datasync = function (this: unknown) { return calls++ === 0 ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })) : datasync.call(this) }
+  try {
+    await t.rejects(commitRound(store, 's', 2, 5, 100), { code: 'STORAGE_FAILED' })
+  } finally {
+    proto.datasync = datasync
+  }
+  t.ok(store.failed, 'the store failed')
+  await store.close()
+  t.ok((await journalSizes(journalPath)).some((size) => size > 16), 'closing a failed store keeps the journal: nothing was checkpointed over a failed sync')
+  // The kernel dropped the pages of both files whose sync failed or never ran.
+  for (const s of [0, 1]) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  const after = await Promise.all([0, 1].map((s) => readAll(again, 's', s)))
+  t.same(after.map((rows) => rows.slice(0, 15)), acknowledged, 'every acknowledged record, at its offset')
 })
