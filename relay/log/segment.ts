@@ -72,6 +72,9 @@ export async function readAt(handle: fsp.FileHandle, position: number, length: n
  * use), so thousands of shards fit a process's file limit (systemd's default soft limit is 1024).
  * A segment reopens its file when it next needs it.
  */
+/** Bytes of segment heads a store keeps from recovery for later reads: 256 heads of 16 KiB, as a cache of 256 files kept before it followed the file limit. */
+const HEAD_BUDGET = 4 * 1024 * 1024
+
 export class HandleCache {
   readonly max: number
   /** Segments holding an open file, least recently used first (a Set keeps insertion order). */
@@ -84,6 +87,20 @@ export class HandleCache {
   /** How many segment files are open now. */
   get size(): number {
     return this.open.size
+  }
+
+  /** Bytes of segment heads kept from recovery (Segment.keepOpened), at most `HEAD_BUDGET`. */
+  private heads = 0
+
+  /** Takes `bytes` of the heads' budget; false when it would go past it. */
+  keepHead(bytes: number): boolean {
+    if (this.heads + bytes > HEAD_BUDGET) return false
+    this.heads += bytes
+    return true
+  }
+
+  dropHead(bytes: number): void {
+    this.heads -= bytes
   }
 
   touched(segment: Segment): void {
@@ -196,15 +213,27 @@ export class Segment {
     return this.pins === 0 && this.handle !== null && this.opening === null
   }
 
-  /** Keeps the file's first bytes, read at open, up to `size` (the good bytes: nothing before them is written again). */
+  /**
+   * Keeps the file's first bytes, read at open, up to `size` (the good bytes: nothing before them is
+   * written again), while the store's budget for them allows: a cache of thousands of open files
+   * must not keep thousands of heads.
+   */
   keepOpened(head: Buffer, size: number): void {
-    this.opened = head.length > size ? head.subarray(0, size) : head
+    const kept = head.length > size ? head.subarray(0, size) : head
+    if (!this.cache.keepHead(kept.length)) return
+    this.opened = kept
+  }
+
+  /** Forgets the kept head, giving its bytes back to the budget. */
+  private dropOpened(): void {
+    if (this.opened) this.cache.dropHead(this.opened.length)
+    this.opened = null
   }
 
   /** Closes the file for the cache; the next `use` reopens it. */
   async release(): Promise<void> {
     const handle = this.handle
-    this.opened = null
+    this.dropOpened()
     if (!handle || this.pins > 0) return
     this.handle = null
     await handle.close().catch(() => {})
@@ -323,7 +352,7 @@ export class Segment {
   /** Closes the file once a drain under way has finished (it stays on disk; what was kept behind is in the journal). */
   async close(): Promise<void> {
     this.closed = true
-    this.opened = null
+    this.dropOpened()
     await this.draining
     this.cache.forget(this)
     while (this.pins > 0 || this.opening) await new Promise((r) => setImmediate(r))
