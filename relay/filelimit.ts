@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs'
 
-/** The kept-open files when nothing is known of the limit, or it is 1,024 or less. */
+/** The kept-open files when nothing is known of the limit, or it is 512 to 1,024. */
 export const MIN_OPEN_SEGMENTS = 256
 export const MAX_AUTO_OPEN_SEGMENTS = 65_536
 
