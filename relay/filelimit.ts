@@ -26,7 +26,7 @@ export function fileLimit(limits = '/proc/self/limits'): { soft: number; hard: n
   const value = (s: string) => (s === 'unlimited' ? Infinity : Number(s))
   const soft = value(line[1]!)
   const hard = value(line[2]!)
-  return Number.isFinite(soft) || soft === Infinity ? { soft, hard } : null
+  return Number.isNaN(soft) || Number.isNaN(hard) ? null : { soft, hard }
 }
 
 /** The handle cache's size for a soft limit (see the top of this file). */

@@ -67,18 +67,21 @@ export async function readAt(handle: fsp.FileHandle, position: number, length: n
   return got === length ? buf : buf.subarray(0, got)
 }
 
+/** Bytes of segment heads a store keeps from recovery for later reads: 256 heads of 16 KiB, as a cache of 256 files kept before it followed the file limit. */
+export const HEAD_BUDGET = 4 * 1024 * 1024
+
 /**
  * The segment files a store keeps open: at most `max` (least recently used closed first, never one in
  * use), so thousands of shards fit a process's file limit (systemd's default soft limit is 1024).
- * A segment reopens its file when it next needs it.
+ * A segment reopens its file when it next needs it. It also holds the store's budget for the heads
+ * segments keep from recovery.
  */
-/** Bytes of segment heads a store keeps from recovery for later reads: 256 heads of 16 KiB, as a cache of 256 files kept before it followed the file limit. */
-const HEAD_BUDGET = 4 * 1024 * 1024
-
 export class HandleCache {
   readonly max: number
   /** Segments holding an open file, least recently used first (a Set keeps insertion order). */
   private readonly open = new Set<Segment>()
+  /** Bytes of segment heads kept from recovery (Segment.keepOpened), at most `HEAD_BUDGET`. */
+  private heads = 0
 
   constructor(max: number) {
     this.max = Math.max(1, max)
@@ -89,9 +92,6 @@ export class HandleCache {
     return this.open.size
   }
 
-  /** Bytes of segment heads kept from recovery (Segment.keepOpened), at most `HEAD_BUDGET`. */
-  private heads = 0
-
   /** Takes `bytes` of the heads' budget; false when it would go past it. */
   keepHead(bytes: number): boolean {
     if (this.heads + bytes > HEAD_BUDGET) return false
@@ -99,6 +99,7 @@ export class HandleCache {
     return true
   }
 
+  /** Gives `bytes` of a kept head back. */
   dropHead(bytes: number): void {
     this.heads -= bytes
   }

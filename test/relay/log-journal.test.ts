@@ -10,7 +10,7 @@ import { promises as fsp, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileLogStore } from '../../relay/log/filelog.js'
 import type { Replayed } from '../../relay/log/journal.js'
-import { Segment } from '../../relay/log/segment.js'
+import { HandleCache, HEAD_BUDGET, Segment } from '../../relay/log/segment.js'
 import type { LogRecordInput } from '../../shared/logframe.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -357,4 +357,24 @@ t.test('a direct commit whose fdatasync fails fails the store and keeps the jour
   t.teardown(() => again.close())
   const after = await Promise.all([0, 1].map((s) => readAll(again, 's', s)))
   t.same(after.map((rows) => rows.slice(0, 15)), acknowledged, 'every acknowledged record, at its offset')
+})
+
+t.test('segment heads kept from recovery stay within the store\'s 4 MiB budget, however many files the cache holds open', async (t) => {
+  const dir = tempDir(t)
+  const cache = new HandleCache(1000)
+  const head = Buffer.alloc(16 * 1024, 1)
+  const segments: Segment[] = []
+  for (let i = 0; i < 300; i++) {
+    const segment = await Segment.create(dir, i * 1000, cache)
+    segment.keepOpened(head, head.length)
+    segments.push(segment)
+  }
+  t.equal(cache.size, 300, 'all 300 files stay open')
+  t.notOk(cache.keepHead(1), `the heads took the whole budget (${HEAD_BUDGET} bytes = ${HEAD_BUDGET / head.length} heads) and no more`)
+  const kept = segments[0]!
+  t.same(await kept.readAt(0, 4), head.subarray(0, 4), 'a kept head serves reads')
+  await kept.release()
+  t.ok(cache.keepHead(head.length), 'a released head gives its bytes back')
+  cache.dropHead(head.length)
+  for (const segment of segments) await segment.close()
 })
