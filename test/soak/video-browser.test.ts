@@ -6,7 +6,8 @@
  *   producer time; agent, relay and browser share this machine's clock), printed;
  * - shows moving video: two screenshots of the video element 1 s apart differ;
  * - plays ON_DEMAND across a capture session change (two ffmpeg encodes sent as two sessions) to the
- *   end with no hls.js or media error, the timeline drawn, the thumbnail strip filled by GetImages.
+ *   end with no hls.js or media error (non-fatal notices of a player starved by a loaded machine are
+ *   printed, not failed), the timeline drawn, the thumbnail strip filled by GetImages.
  * Soak tier (real time, about a minute): `npm run test:soak`.
  */
 import t from 'tap'
@@ -132,7 +133,15 @@ t.test('the console plays LIVE within 8 s of the camera, moving, and ON_DEMAND a
   await page.waitForFunction(() => { const v = document.getElementById('video'); return Boolean(v && (v.ended || v.currentTime >= 13.5)) }, undefined, { timeout: 45_000 })
   const end = await page.evaluate(() => document.getElementById('video')!.currentTime)
   t.ok(end >= 13.5, `played across the session change to ${end.toFixed(2)} s of 14`)
-  t.same(await page.evaluate(() => window.viewer.errors), [], 'no hls.js or media error ON_DEMAND')
+  // A loaded machine (CI runs the soak files in parallel) can starve the player: hls.js then reports
+  // non-fatal notices that it handles itself (a stall, a nudge past it, a fragment it fetched again
+  // that added nothing to the buffer). Those are printed; anything else (a fatal error, a hole it
+  // seeks over at the session change, a parsing or append error) fails.
+  const onDemandErrors = await page.evaluate(() => window.viewer.errors)
+  const loadNotices = new Set(['bufferStalledError', 'bufferNudgeOnStall', 'bufferAppendNoProgress'])
+  const notices = onDemandErrors.filter((e) => !e.fatal && e.type === 'mediaError' && loadNotices.has(e.details))
+  if (notices.length) console.log(`# ON_DEMAND, non-fatal notices under load: ${JSON.stringify(notices)}`)
+  t.same(onDemandErrors.filter((e) => !notices.includes(e)), [], 'no hls.js or media error ON_DEMAND (beyond non-fatal notices of a starved player)')
   await page.waitForFunction(() => window.viewer.images > 0, undefined, { timeout: 20_000 }).catch(() => {})
   const thumbs = await page.$$eval('#thumbs img', (is) => is.length)
   t.ok(thumbs > 0, `the thumbnail strip shows ${thumbs} GetImages thumbnails`)

@@ -3,7 +3,8 @@
  * and its script, the viewer page, its script and style. Plain HTML and browser JavaScript with no
  * inline script (the pages' Content-Security-Policy allows only 'self').
  *
- * The viewer's state is on `window.viewer` (errors hls.js and the video element reported, the mode,
+ * The viewer's state is on `window.viewer` (errors hls.js and the video element reported, each with
+ * the fragment it names and the buffered ranges and playhead at that moment; the mode,
  * `latencyMs()`: now minus the playhead's EXT-X-PROGRAM-DATE-TIME), which the soak test reads.
  */
 
@@ -142,7 +143,12 @@ export const VIEWER_JS = `'use strict';
       });
       state.hls = hls;
       hls.on(Hls.Events.ERROR, function (_e, data) {
-        state.errors.push({ type: data.type, details: data.details, fatal: data.fatal, at: Date.now() });
+        var err = { type: data.type, details: data.details, fatal: data.fatal, at: Date.now() };
+        if (data.frag) err.fragment = { sn: data.frag.sn, start: data.frag.start, duration: data.frag.duration };
+        var b = video.buffered, ranges = [];
+        for (var i = 0; i < b.length; i++) ranges.push([b.start(i), b.end(i)]);
+        err.buffered = ranges; err.currentTime = video.currentTime;
+        state.errors.push(err);
         if (data.fatal) status('playback error: ' + data.type + ' / ' + data.details, true);
       });
       hls.on(Hls.Events.FRAG_BUFFERED, function () { state.fragmentsLoaded++; });
