@@ -3,16 +3,19 @@
  * `<root>/<stream>/<shard>/`. With a journal (relay/log/journal.ts, the relay's default) a group
  * commit of more than a few segments costs one append and one fdatasync of the journal however many
  * shards it touched, each segment's bytes kept behind in memory and written and synced at each
- * checkpoint (so the memory is bounded by the journal's size); a commit of a few segments, and every
- * commit without a journal, writes and fdatasyncs each touched segment.
+ * checkpoint (so the memory is bounded by the journal's size; a checkpoint of many segments writes
+ * them in one job on the thread pool and syncs them with one syncfs, through the native addon); a
+ * commit of a few segments, and every commit without a journal, writes and fdatasyncs each touched
+ * segment.
  * Segment files are opened through a bounded cache. The shard log is in `fileshard.ts`, what all
  * stores share in `store.ts`.
  */
 import { promises as fsp } from 'node:fs'
-import { join, relative } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import { FileShardLog, ROLL, type StagedWrite } from './fileshard.js'
 import { Journal, redoWrites, settleAll, type Replayed } from './journal.js'
-import { HandleCache, type Segment } from './segment.js'
+import { errnoError, loadFileIo, type FileIo } from './fileio.js'
+import { HandleCache, type BatchPart, type Segment } from './segment.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
 
 export interface FileLogOptions extends LogStoreOptions {
@@ -37,6 +40,11 @@ export interface FileLogOptions extends LogStoreOptions {
    * goes through the journal.
    */
   directMaxSegments?: number
+  /**
+   * Batched writes and syncfs(2) for checkpoints of many segments (default: the native addon's, when
+   * it is loaded); null: every segment is written and fdatasynced itself.
+   */
+  fileIo?: FileIo | null
 }
 
 /**
@@ -50,11 +58,73 @@ const DIRECT_MAX_SEGMENTS = 4
 /** A segment writes out (unsynced) what it keeps behind once it holds this much, so checkpoints stay small. */
 const WRITE_OUT_BYTES = 256 * 1024
 
-/** Writes and syncs what each segment kept behind, a few at a time (a checkpoint may touch thousands of shards). */
-async function syncAll(segments: readonly Segment[]): Promise<void> {
+/**
+ * A checkpoint of at least this many segments on the store's file system writes them all out and
+ * then makes them durable with one syncfs, not one fdatasync each. Measured here (10,000 files of
+ * 1.7 KB): 0.55–0.76 s of fdatasync on four threads, 0.045 s for one syncfs; a syncfs also writes
+ * out whatever else on the file system is dirty, so a handful of segments is synced file by file.
+ */
+const SYNCFS_MIN_SEGMENTS = 64
+
+/**
+ * Writes out (unsynced) what each segment kept behind: those open and not draining in one job of the
+ * thread pool (their chunks copied into one buffer), the rest each on its own.
+ */
+async function writeBatch(io: FileIo, segments: readonly Segment[]): Promise<void> {
+  let finish!: () => void
+  const done = new Promise<void>((resolve) => { finish = resolve })
+  const parts: BatchPart[] = []
+  const rest: Segment[] = []
+  let failure: Error | null = null
+  try {
+    for (const segment of segments) {
+      const part = segment.takeForBatch(done)
+      if (part) parts.push(part)
+      else rest.push(segment)
+    }
+  } catch (err) {
+    failure = err as Error
+  }
+  const others = failure ? Promise.resolve() : inTurn(rest, (s) => s.writeForSync())
+  let errs: Int32Array | null = null
+  try {
+    if (!failure && parts.length) {
+      let total = 0
+      for (const part of parts) total += part.bytes
+      const buf = Buffer.allocUnsafe(total)
+      const table = new Float64Array(parts.length * 4)
+      let at = 0
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]!
+        table[i * 4] = part.fd
+        table[i * 4 + 1] = part.position
+        table[i * 4 + 2] = at
+        table[i * 4 + 3] = part.bytes
+        for (const chunk of part.chunks) at += chunk.copy(buf, at)
+      }
+      errs = await io.writeAt(buf, table)
+    }
+  } catch (err) {
+    failure ??= err as Error
+  } finally {
+    // Every part is handed back once: written, or kept behind with the failure.
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!
+      const errno = errs ? errs[i]! : 0
+      const err = errno ? errnoError(errno, 'write', `writing ${part.segment.logPath} failed`) : errs ? undefined : failure ?? new Error('the batch was not written')
+      if (err) failure ??= err
+      part.segment.batchDone(part, err)
+    }
+    finish()
+  }
+  await settleAll([others, failure ? Promise.reject(failure) : Promise.resolve()])
+}
+
+/** Runs `work` on each item, a few at a time (a checkpoint may touch thousands of shards). */
+async function inTurn<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
   let next = 0
-  await settleAll(Array.from({ length: Math.min(16, segments.length) }, async () => {
-    while (next < segments.length) await segments[next++]!.sync()
+  await settleAll(Array.from({ length: Math.min(16, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!)
   }))
 }
 
@@ -84,12 +154,22 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   readonly handles: HandleCache
   /** Commits and checkpoints one at a time (a checkpoint must not empty the journal under a commit). */
   private turn: Promise<unknown> = Promise.resolve()
+  private readonly io: FileIo | null
+  /**
+   * The store's root, open from the start: syncfs reports a writeback error of any file of the file
+   * system that happened after the descriptor it is called on was opened.
+   */
+  private rootHandle: fsp.FileHandle | null = null
+  private rootDevice = -1
+  /** The file system (st_dev) of each shard directory a checkpoint met: one mounted elsewhere is synced file by file. */
+  private readonly devices = new Map<string, number>()
 
   constructor(options: FileLogOptions) {
     super(options)
     this.root = options.root
     this.onReplay = options.onReplay
     this.directMax = options.directMaxSegments ?? DIRECT_MAX_SEGMENTS
+    this.io = options.fileIo === undefined ? loadFileIo() : options.fileIo
     this.handles = new HandleCache(options.maxOpenFiles ?? 256)
     const journal = options.journalPath ? new Journal(options.journalPath, options.root, this.codec, options.journalBytes ?? 16 * 1024 * 1024) : null
     this.journal = options.journal === false ? null : journal
@@ -100,6 +180,11 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     this.ready ??= (async () => {
       const journal = this.journal ?? this.replayOnly
       if (!journal) return
+      if (this.io) {
+        await fsp.mkdir(this.root, { recursive: true, mode: 0o700 })
+        this.rootHandle = await fsp.open(this.root, 'r')
+        this.rootDevice = (await this.rootHandle.stat()).dev
+      }
       const replayed = await journal.open()
       if (replayed.entries || replayed.tornBytes) this.onReplay?.(replayed)
       if (journal === this.replayOnly) {
@@ -150,7 +235,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       rest.catch(() => {})
       await settleAll([rest, ...writing])
       const segments = [...this.rewritten]
-      await syncAll(segments)
+      await this.syncSegments(segments)
       for (const segment of segments) this.rewritten.delete(segment)
       await journal.release()
     })()
@@ -184,7 +269,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
         // Commits move to the journal's other file; the segments touched until now are synced in the background.
         const touched = [...this.unsynced]
         this.unsynced.clear()
-        await journal.rotate(() => syncAll(touched))
+        await journal.rotate(() => this.syncSegments(touched))
       }
       const staged: StagedWrite[] = []
       const full: FileShardLog[] = []
@@ -220,6 +305,33 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     })
   }
 
+  /**
+   * Writes and makes durable what each segment kept behind: each fdatasynced itself, or, for many on
+   * the store's own file system, all written out and then one syncfs. If that fails, every segment it
+   * covered is never called synced again (Linux may have dropped any of their dirty pages).
+   */
+  private async syncSegments(segments: readonly Segment[]): Promise<void> {
+    const root = this.rootHandle
+    const io = this.io
+    if (!root || !io || segments.length < SYNCFS_MIN_SEGMENTS) return inTurn(segments, (s) => s.sync())
+    const unknown = [...new Set(segments.map((s) => s.dir))].filter((dir) => !this.devices.has(dir))
+    await inTurn(unknown, async (dir) => {
+      // A directory gone (its stream removed) leaves its segments closed: their own sync does nothing.
+      const device = await fsp.stat(dir).then((st) => st.dev, () => undefined)
+      if (device !== undefined) this.devices.set(dir, device)
+    })
+    const here: Segment[] = []
+    const elsewhere: Segment[] = []
+    for (const segment of segments) (this.devices.get(segment.dir) === this.rootDevice ? here : elsewhere).push(segment)
+    await settleAll([writeBatch(io, here), inTurn(elsewhere, (s) => s.sync())])
+    try {
+      await io.syncfs(root.fd)
+    } catch (err) {
+      for (const segment of here) segment.failSync(err as Error)
+      throw err
+    }
+  }
+
   /** A segment's path under the root as the journal names it, made once per segment. */
   private journalPathOf(segment: Segment): Buffer {
     let path = this.journalPaths.get(segment)
@@ -231,7 +343,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     await this.redoEnd(journal)
     await journal.checkpoint(async () => {
       const segments = [...this.unsynced]
-      await syncAll(segments)
+      await this.syncSegments(segments)
       for (const segment of segments) this.unsynced.delete(segment)
     })
   }
@@ -251,11 +363,15 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   }
 
   protected async removeData(stream: string, shard?: string): Promise<void> {
-    await fsp.rm(shard === undefined ? join(this.root, stream) : join(this.root, stream, shard), { recursive: true, force: true })
+    const dir = shard === undefined ? join(this.root, stream) : join(this.root, stream, shard)
+    await fsp.rm(dir, { recursive: true, force: true })
+    for (const known of this.devices.keys()) if (known === dir || known.startsWith(dir + sep)) this.devices.delete(known)
   }
 
   override async close(): Promise<void> {
     await super.close()
     await this.journal?.close()
+    await this.rootHandle?.close().catch(() => {})
+    this.rootHandle = null
   }
 }

@@ -24,6 +24,16 @@ export const segmentName = (base: number, ext: 'log' | 'idx') => `${String(base)
 export const isSegmentLog = (name: string) => /^\d{20}\.log$/.test(name)
 
 /** Makes a directory's entries (a new file, a removed one) survive power loss. */
+/** What a segment kept behind, taken for a write of many segments in one job. */
+export interface BatchPart {
+  segment: Segment
+  fd: number
+  /** Where the chunks go in the file, one after another. */
+  position: number
+  chunks: readonly Buffer[]
+  bytes: number
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, fsc.O_RDONLY)
   try { await handle.sync() } finally { await handle.close() }
@@ -154,6 +164,8 @@ export class Segment {
   private tailStarts: number[] = []
   private tailBytes = 0
   private draining: Promise<void> | null = null
+  /** Drains asked for and not yet ended, a batch's write (`takeForBatch`) included. */
+  private drainsPending = 0
   /** The first fdatasync of this file that failed: every later sync fails with it. */
   private syncFailed: Error | null = null
   // sparse index
@@ -268,6 +280,7 @@ export class Segment {
    * time while appends go on, and `close` waits for the one under way.
    */
   private drain(sync = false): Promise<void> {
+    this.drainsPending++
     const run = (this.draining ?? Promise.resolve()).then(async () => {
       if (this.closed) return
       // After a failed fdatasync, Linux may have dropped the dirty pages and report success on the
@@ -289,7 +302,7 @@ export class Segment {
       this.tailBytes -= bytes
       this.written += bytes
       if (sync) await this.use((handle) => this.datasync(handle))
-    })
+    }).finally(() => { this.drainsPending-- })
     this.draining = run.catch(() => {})
     return run
   }
@@ -320,6 +333,51 @@ export class Segment {
   /** Makes what was kept behind durable in the file (a journal checkpoint); a closed segment has nothing left to keep. */
   async sync(): Promise<void> {
     await this.drain(true)
+  }
+
+  /**
+   * Writes what is kept behind to the file, unsynced, for a sync of the whole file system that
+   * follows (`syncfs`); throws if a sync of this file failed before, as `sync` does.
+   */
+  async writeForSync(): Promise<void> {
+    if (this.syncFailed) throw this.syncFailed
+    await this.drain(false)
+  }
+
+  /**
+   * Takes what is kept behind for a write of many segments in one job (relay/log/filelog.ts): the
+   * chunks, where they go and the open file's descriptor; the file stays open, and later drains wait
+   * for `done`, until `batchDone`. Null when nothing is behind, a drain is under way or the file is
+   * not open (the caller then uses `writeForSync`). Throws if a sync of this file failed before.
+   */
+  takeForBatch(done: Promise<void>): BatchPart | null {
+    if (this.syncFailed) throw this.syncFailed
+    const handle = this.handle
+    if (this.closed || !handle || this.opening || this.drainsPending > 0 || this.tailBytes === 0) return null
+    this.pins++
+    this.drainsPending++
+    this.draining = done
+    return { segment: this, fd: handle.fd, position: this.written, chunks: this.tail.slice(), bytes: this.tailBytes }
+  }
+
+  /** The batch's write of `part` ended: without `err` its bytes are in the file (unsynced), with it they stay behind. */
+  batchDone(part: BatchPart, err?: Error): void {
+    this.pins--
+    this.drainsPending--
+    if (!err) {
+      const n = part.chunks.length
+      // New arrays, as in `drain`: a read holding the old (written, tail) pair stays consistent.
+      this.tail = this.tail.slice(n)
+      this.tailStarts = this.tailStarts.slice(n)
+      this.tailBytes -= part.bytes
+      this.written += part.bytes
+    }
+    this.cache.trim()
+  }
+
+  /** A sync of the whole file system after `writeForSync` failed: this file is never called synced again. */
+  failSync(err: Error): void {
+    this.syncFailed ??= err
   }
 
   /** Up to `length` bytes at `position`, from the file and what is kept behind; fewer only where the segment ends. */

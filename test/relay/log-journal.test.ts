@@ -4,11 +4,15 @@
  * that were never synced loses nothing acknowledged, because the journal's replay writes them again.
  * A power cut is simulated by leaving the store unclosed (nothing more reaches the files) and then
  * damaging the segments as lost page-cache writes would; the journal itself was synced.
+ * Checkpoints of many segments go through the addon's batched write and syncfs (counted, and made to
+ * fail, through an injected wrapper of the real ones); under TRIBUTARY_NATIVE=0 every test but those
+ * runs on the per-segment writes and fdatasyncs.
  */
 import t from 'tap'
 import { promises as fsp, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileLogStore } from '../../relay/log/filelog.js'
+import { loadFileIo, type FileIo } from '../../relay/log/fileio.js'
 import type { Replayed } from '../../relay/log/journal.js'
 import { HandleCache, HEAD_BUDGET, Segment } from '../../relay/log/segment.js'
 import type { LogRecordInput } from '../../shared/logframe.js'
@@ -377,4 +381,104 @@ t.test('segment heads kept from recovery stay within the store\'s 4 MiB budget, 
   t.ok(cache.keepHead(head.length), 'a released head gives its bytes back')
   cache.dropHead(head.length)
   for (const segment of segments) await segment.close()
+})
+
+/** The addon's file work, counted, with failures to inject; null under TRIBUTARY_NATIVE=0. */
+function countedIo(fail: { syncfs?: boolean; writeRows?: number } = {}) {
+  const real = loadFileIo()
+  if (!real) return null
+  const calls = { syncfs: 0, writeAt: 0, rows: 0 }
+  const io: FileIo = {
+    async syncfs(fd) {
+      calls.syncfs++
+      if (fail.syncfs) throw Object.assign(new Error('EIO: syncfs of the store\'s file system failed'), { code: 'EIO', syscall: 'syncfs' })
+      return real.syncfs(fd)
+    },
+    async writeAt(buf, table) {
+      calls.writeAt++
+      calls.rows += table.length / 4
+      const errs = await real.writeAt(buf, table)
+      // The first `writeRows` rows fail with EIO (after their bytes went out, as a write whose pages the kernel then dropped).
+      for (let i = 0; i < Math.min(fail.writeRows ?? 0, errs.length); i++) errs[i] = 5
+      return errs
+    },
+  }
+  return { io, calls }
+}
+const noFileIo = process.env.TRIBUTARY_NATIVE === '0' ? 'TRIBUTARY_NATIVE=0 forces the TypeScript implementation: no batched writes or syncfs' : false
+
+t.test('a checkpoint of 200 segments writes them in one job and syncs them with one syncfs, no fdatasync each; the files alone then hold every record', { skip: noFileIo }, async (t) => {
+  const counted = countedIo()!
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, fileIo: counted.io })
+  for (let round = 0; round < 5; round++) await commitRound(store, 's', 200, 3, round * 3)
+  const before = await Promise.all([0, 57, 199].map((s) => readAll(store, 's', s)))
+  t.equal(before[0]!.length, 15)
+  const syncs = await countSyncs(() => store.close())
+  t.equal(counted.calls.syncfs, 1, 'one syncfs')
+  t.equal(counted.calls.writeAt, 1, 'one batched write')
+  t.equal(counted.calls.rows, 200, 'of the 200 segments')
+  t.ok(syncs <= 2, `no segment fdatasynced (${syncs} syncs: the journal's own)`)
+  t.ok((await journalSizes(journalPath)).every((size) => size <= 16), 'and the journal was emptied')
+  // Only the segment files now: the journal holds nothing to replay.
+  const again = new FileLogStore({ root, journalPath, onReplay: () => t.fail('nothing to replay') })
+  t.teardown(() => again.close())
+  t.same(await Promise.all([0, 57, 199].map((s) => readAll(again, 's', s))), before, 'every record, from the files')
+})
+
+t.test('checkpoints of many segments with few files open: the closed ones are written on their own, the open ones in the batch, and everything reads back after a restart', { skip: noFileIo }, async (t) => {
+  const counted = countedIo()!
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 32 * 1024, segmentBytes: 4096, maxOpenFiles: 16, fileIo: counted.io })
+  for (let round = 0; round < 6; round++) await commitRound(store, 's', 300, 3, round * 3)
+  await store.close()
+  t.ok(counted.calls.syncfs >= 2, `rotations and the close each synced with syncfs (${counted.calls.syncfs})`)
+  t.ok(counted.calls.rows > 0 && counted.calls.rows < counted.calls.syncfs * 300, `some segments went through the batch, the closed ones did not (${counted.calls.rows} rows)`)
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  for (const s of [0, 150, 299]) {
+    const rows = await readAll(again, 's', s)
+    t.equal(rows.length, 18, `shard ${s}: all 18 records`)
+    t.equal(rows[17], `17:k17:${Buffer.from(rec(17).data).toString()}`)
+  }
+})
+
+for (const [what, fail] of [['a failed syncfs', { syncfs: true }], ['a batched write failing for some segments', { writeRows: 7 }]] as const) {
+  t.test(`${what} fails the checkpoint and keeps the journal: with the segments' unsynced pages lost, a restart finds every acknowledged record`, { skip: noFileIo }, async (t) => {
+    const counted = countedIo(fail)!
+    const { root, journalPath } = dirs(t)
+    const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, fileIo: counted.io })
+    for (let round = 0; round < 4; round++) await commitRound(store, 's', 100, 3, round * 3)
+    const acknowledged = await Promise.all([0, 6, 99].map((s) => readAll(store, 's', s)))
+    await t.rejects(store.close(), fail.syncfs ? { code: 'EIO', syscall: 'syncfs' } : { code: 'EIO', syscall: 'write' }, 'the close\'s checkpoint fails')
+    t.ok((await journalSizes(journalPath)).some((size) => size > 16), 'the journal keeps its entries')
+    // The kernel dropped every segment's pages.
+    for (let s = 0; s < 100; s++) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
+    const again = new FileLogStore({ root, journalPath })
+    t.teardown(() => again.close())
+    t.same(await Promise.all([0, 6, 99].map((s) => readAll(again, 's', s))), acknowledged, 'every acknowledged record, at its offset')
+  })
+}
+
+t.test('a rotation whose background checkpoint fails fails the store at the next rotation: nothing is acknowledged over it, and a restart finds every acknowledged record', { skip: noFileIo }, async (t) => {
+  const counted = countedIo({ syncfs: true })!
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 16 * 1024, fileIo: counted.io })
+  const acknowledged = new Map<number, number>()
+  let failure: unknown = null
+  for (let round = 0; round < 100 && !failure; round++) {
+    try {
+      await commitRound(store, 's', 80, 1, round)
+      for (let s = 0; s < 80; s++) acknowledged.set(s, round + 1)
+    } catch (err) {
+      failure = err
+    }
+  }
+  t.match(failure, { code: 'STORAGE_FAILED' }, 'a commit after the failed checkpoint is refused')
+  t.ok(counted.calls.syncfs >= 1)
+  await store.close().catch(() => {})
+  for (let s = 0; s < 80; s++) await fsp.truncate(join(root, 's', shard(s), '00000000000000000000.log'), 0)
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  for (const s of [0, 79]) t.ok((await readAll(again, 's', s)).length >= acknowledged.get(s)!, `shard ${s}: the ${acknowledged.get(s)} acknowledged records are back`)
 })

@@ -239,8 +239,10 @@ static napi_value js_encode_log_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* notify.c: sd_notify for systemd */
+/* notify.c: sd_notify for systemd; fileio.c: syncfs(2) and many writes at once, on the thread pool */
 napi_value trib_js_sd_notify(napi_env env, napi_callback_info info);
+napi_value trib_js_syncfs(napi_env env, napi_callback_info info);
+napi_value trib_js_write_at(napi_env env, napi_callback_info info);
 
 /* encodeBatch({ epoch: bigint, sequence: number, records: BatchRecord[] }): Buffer, the same bytes as the fallback. */
 typedef struct {
@@ -384,6 +386,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"md5Many", NULL, js_md5_many, NULL, NULL, NULL, napi_default, NULL},
     {"scanLog", NULL, js_scan_log, NULL, NULL, NULL, napi_default, NULL},
     {"sdNotify", NULL, trib_js_sd_notify, NULL, NULL, NULL, napi_default, NULL},
+    {"syncfs", NULL, trib_js_syncfs, NULL, NULL, NULL, napi_default, NULL},
+    {"writeAt", NULL, trib_js_write_at, NULL, NULL, NULL, napi_default, NULL},
     {"scanBatch", NULL, js_scan_batch, NULL, NULL, NULL, napi_default, NULL},
     {"encodeBatch", NULL, js_encode_batch, NULL, NULL, NULL, napi_default, NULL},
     {"hashRoute", NULL, js_hash_route, NULL, NULL, NULL, napi_default, NULL},
