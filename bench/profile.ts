@@ -39,7 +39,7 @@ interface Relay { child: ChildProcess; mqttPort: number; httpPort: number; profi
 async function startRelay(name: string): Promise<Relay> {
   const dataDir = mkdtempSync(join(tmpdir(), `tributary-profile-${name}-`))
   const profileDir = mkdtempSync(join(tmpdir(), `tributary-cpuprofile-${name}-`))
-  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profileDir, entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4', '--shard-limit', '10004'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--cpu-prof', '--cpu-prof-dir', profileDir, entry, 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--allow-anonymous', '--auto-create-shards', '4', '--shard-limit', '10004'], { stdio: ['ignore', 'pipe', 'inherit'] })
   child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }))
   let out = ''
   for await (const chunk of child.stdout!) {
