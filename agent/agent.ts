@@ -18,7 +18,8 @@ import { createLogger, type LogFn } from './log.js'
 import { localGuard } from './local-guard.js'
 import { securityWarnings, type SecurityWarning } from './warnings.js'
 import { systemBinding, type Codec, type SerialBinding } from '../hardware/index.js'
-import { startVideo, type CameraDeps, type Video, type VideoStatus } from './video/cameras.js'
+import type { CameraDeps, Video, VideoStatus } from './video/cameras.js'
+import { videoWanted } from './video/wanted.js'
 
 export type { LogFn } from './log.js'
 
@@ -106,6 +107,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   }
   const registry = new Registry()
   const stored = registry.counter('tributary_agent_records_stored_total', 'Records committed to the outbox, by stream.', ['stream'])
+  const storedBytes = registry.counter('tributary_agent_record_data_bytes_stored_total', 'Bytes of record data (payloads) committed to the outbox, by stream.', ['stream'])
   const dropped = registry.counter('tributary_agent_records_dropped_total', 'Records dropped by policy, by stream and reason.', ['stream', 'reason'])
   const dead = registry.counter('tributary_agent_dead_letters_total', 'Records moved to the dead-letter table, by stream and code.', ['stream', 'code'])
   registry.gauge('tributary_agent_backlog_records', 'Records in the outbox not yet acknowledged by the relay, by stream.', ['stream'],
@@ -131,9 +133,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       const ids = await outbox.enqueue(rows)
       failingSince = null
       recordsStored += rows.length
-      const byStream = new Map<string, number>()
-      for (const r of rows) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + 1)
-      for (const [stream, n] of byStream) stored.inc({ stream }, n)
+      const byStream = new Map<string, { n: number; bytes: number }>()
+      for (const r of rows) {
+        const tally = byStream.get(r.stream)
+        if (tally) { tally.n++; tally.bytes += r.data.length } else byStream.set(r.stream, { n: 1, bytes: r.data.length })
+      }
+      for (const [stream, { n, bytes }] of byStream) {
+        stored.inc({ stream }, n)
+        storedBytes.inc({ stream }, bytes)
+      }
       return ids
     } catch (err) {
       // A full outbox is policy at work (counted drops), not a stuck pipeline.
@@ -172,8 +180,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     }
   }
 
-  // Cameras write into their own buffer beside the outbox; their fragments share the uplink's connection.
-  const video = startVideo({ config, uplink, clock, log, codec: deps.codec, registry, camera: deps.camera })
+  // Cameras write into their own buffer beside the outbox; their fragments share the uplink's
+  // connection. Loaded only when wanted: a device without a camera does not carry its modules.
+  const video = videoWanted(config)
+    ? (await import('./video/cameras.js')).startVideo({ config, uplink, clock, log, codec: deps.codec, registry, camera: deps.camera })
+    : null
 
   const sources: Source[] = []
   const serial: SerialSensor[] = []

@@ -47,7 +47,11 @@ writeFileSync(config, [
   'streams:', '  backlog: {}',
   'sources: []',
 ].join('\n'))
-const agent = spawn(join(root, 'bin/tributary-agent.js'), ['run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
+// DRAIN_NODE_ARGS: node flags to try on the agent (e.g. `--jitless`), added to those of its #! line.
+const agentFlags = (process.env.DRAIN_NODE_ARGS ?? '').split(' ').filter(Boolean)
+const agent = agentFlags.length
+  ? spawn(process.execPath, ['--max-semi-space-size=2', '--max-old-space-size=64', ...agentFlags, join(root, 'bin/tributary-agent.js'), 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
+  : spawn(join(root, 'bin/tributary-agent.js'), ['run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
 const statusPort = await new Promise<number>((resolve) => {
   let out = ''
   agent.stdout!.on('data', (d: Buffer) => {

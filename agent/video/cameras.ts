@@ -3,8 +3,6 @@
  * source writing into the video buffer beside the outbox, and the sender that shares the uplink's
  * connection; their figures for `/status` and `/metrics`.
  */
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
 import { Camera, type CameraOptions, type CameraStats, type Clock, type Codec } from '../../hardware/index.js'
 import type { Registry } from '../../shared/metrics.js'
 import type { AgentConfig, CameraSource } from '../config.js'
@@ -13,6 +11,7 @@ import { withoutCredentials } from '../log.js'
 import type { Uplink } from '../uplink/index.js'
 import { VideoSender, type CameraSendStats } from './sender.js'
 import { VideoStore } from './store.js'
+import { videoDir, videoWanted } from './wanted.js'
 
 /** The backfill cap for a camera found in the buffer but no longer configured (its backlog still drains). */
 const LEFTOVER_BACKFILL_BYTES_PER_SECOND = 1024 * 1024
@@ -70,16 +69,12 @@ export interface VideoDeps {
 }
 
 /** The buffer directory: `video/` beside the outbox file. */
-export function videoDir(config: AgentConfig): string {
-  return join(dirname(config.outbox.path), 'video')
-}
-
-/** Null when there is no camera and no buffer left from an earlier config. */
+/** Null when there is no camera and no buffer left from an earlier config (`videoWanted`). */
 export function startVideo(deps: VideoDeps): Video | null {
   const { config, clock, log } = deps
   const sources = config.sources.filter((s): s is CameraSource => s.type === 'camera')
   const dir = videoDir(config)
-  if (!sources.length && !existsSync(join(dir, 'index.db'))) return null
+  if (!videoWanted(config)) return null
   const store = new VideoStore({
     dir, clock, log, synchronous: config.outbox.synchronous, crc32c: (b) => deps.codec.crc32c(b),
     cameras: sources.map((s) => ({ name: s.name, stream: s.stream, maxBytes: s.maxBytes, maxAgeSeconds: s.maxAgeSeconds, onFull: s.onFull })),

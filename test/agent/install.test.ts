@@ -34,7 +34,7 @@ t.test('install writes the unit and a starter config, says so, and the result is
   t.match(r.stdout, 'systemctl daemon-reload && systemctl enable --now tributary-agent')
 
   const unit = readFileSync(unitPath, 'utf8')
-  t.match(unit, `ExecStart=${process.execPath} --max-semi-space-size=1 --max-old-space-size=64 ${join(ROOT, 'bin/tributary-agent.js')} run --config ${configPath}`)
+  t.match(unit, `ExecStart=${process.execPath} --max-semi-space-size=1 --max-old-space-size=64 --single-threaded ${join(ROOT, 'bin/tributary-agent.js')} run --config ${configPath}`)
   t.notMatch(unit, /@[A-Z]+@/, 'every placeholder filled')
   t.notMatch(unit, /LoadCredential/, 'no credential without --password-file')
   if (ANALYZE) t.equal(execFileSync(ANALYZE, ['verify', unitPath], { encoding: 'utf8' }).trim(), '', 'systemd-analyze verify passes')

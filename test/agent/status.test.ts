@@ -66,6 +66,8 @@ t.test('tributary agent status shows backlog, link and a progress bar while a ba
   t.match(cli.stdout, /draining \[#*\.*\] 10\.2% 1000\/9800 at 1000 records\/s/, 'a progress bar while the backlog drains')
   const metrics = await (await fetch(`http://127.0.0.1:${agent.statusPort}/metrics`)).text()
   t.match(metrics, /tributary_agent_records_stored_total\{stream="s"\} 10000/)
+  // "r0" … "r9999": 10,000 × "r" and 38,890 digits.
+  t.match(metrics, /tributary_agent_record_data_bytes_stored_total\{stream="s"\} 48890\n/, 'the record data committed, in bytes')
   t.match(metrics, /tributary_agent_backlog_records\{stream="s"\} \d+/)
   t.match(metrics, /tributary_agent_connected 1/)
   const down = await cliRun(['agent', 'status', '--url', 'http://127.0.0.1:1'])

@@ -18,8 +18,8 @@ export function writeAgentConfig(dir: string, config: Record<string, unknown>): 
   return path
 }
 
-export async function spawnAgent(configPath: string, via: string[] = []): Promise<ChildAgent> {
-  const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'agent/entry.ts'), 'agent', 'run', '--config', configPath], 'tributary agent ready', {}, via)
+export async function spawnAgent(configPath: string, via: string[] = [], nodeArgs: string[] = []): Promise<ChildAgent> {
+  const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'agent/entry.ts'), 'agent', 'run', '--config', configPath], 'tributary agent ready', {}, via, nodeArgs)
   const statusPort = Number(/status=http:\/\/[^:]+:(\d+)/.exec(ready)![1])
   const put = /put-api=http:\/\/[^:]+:(\d+)/.exec(ready)
   return { process: child, statusPort, putApiPort: put ? Number(put[1]) : null, exited }

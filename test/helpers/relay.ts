@@ -77,9 +77,9 @@ export async function spawnRelay(args: string[], env: Record<string, string> = {
 }
 
 /** Runs a TypeScript entry point through tsx and resolves with the first stdout line starting with `prefix`. */
-export async function spawnUntilReady(args: string[], prefix: string, env: Record<string, string> = {}, via: string[] = []): Promise<{ child: ChildProcess; exited: Promise<number | null>; ready: string }> {
-  // `via` runs the process under another (strace, say): the child is then that program.
-  const command = [...via, process.execPath, '--import', 'tsx', ...args]
+export async function spawnUntilReady(args: string[], prefix: string, env: Record<string, string> = {}, via: string[] = [], nodeArgs: string[] = []): Promise<{ child: ChildProcess; exited: Promise<number | null>; ready: string }> {
+  // `via` runs the process under another (strace, say): the child is then that program. `nodeArgs` go to node itself (V8 flags, say).
+  const command = [...via, process.execPath, ...nodeArgs, '--import', 'tsx', ...args]
   const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   let stderr = ''
