@@ -17,6 +17,7 @@ import { startSerial, type SerialSensor, type SerialStats } from './sources/seri
 import { createLogger, type LogFn } from './log.js'
 import { localGuard } from './local-guard.js'
 import { securityWarnings, type SecurityWarning } from './warnings.js'
+import { WriteMeter, type StorageWear } from './wear.js'
 import { systemBinding, type Codec, type SerialBinding } from '../hardware/index.js'
 import type { CameraDeps, Video, VideoStatus } from './video/cameras.js'
 import { videoWanted } from './video/wanted.js'
@@ -25,6 +26,8 @@ export type { LogFn } from './log.js'
 
 /** How often records past their stream's age limit are looked for. */
 const EXPIRE_EVERY_MS = 1000
+/** The storage write meter's sampling period (agent/wear.ts projects from the last hour of samples). */
+const WEAR_SAMPLE_MS = 60_000
 
 export interface Agent {
   config: AgentConfig
@@ -64,6 +67,8 @@ export interface AgentStatus {
   warnings: SecurityWarning[]
   /** Cameras by name (capture state, restarts, fragments captured/sent/persisted, drops, backlog) and their buffer; null without cameras. */
   video: VideoStatus | null
+  /** What the agent has written to storage, today and projected per day, against the budget; null where /proc/self/io cannot be read. */
+  storage: StorageWear | null
 }
 
 /** What the agent is built from besides its config: the machine's boundaries, passed in. */
@@ -78,6 +83,8 @@ export interface AgentDeps {
   transport?: Transport
   /** The reconnect jitter's source (0 ≤ x < 1); default Math.random. */
   random?: () => number
+  /** The process's bytes written to storage so far, null when unknown; default /proc/self/io's write_bytes. */
+  writeBytes?: () => number | null
   /** How cameras run ffmpeg (its path, restart delays); default ffmpeg on the PATH. */
   camera?: CameraDeps
 }
@@ -90,6 +97,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const warnings = securityWarnings(config)
   for (const w of warnings) log('security_warning', { code: w.code, message: w.message })
   mkdirSync(dirname(config.outbox.path), { recursive: true })
+  const wear = WriteMeter.start(clock, config.outbox.writeBudgetMBPerDay, deps.writeBytes)
   const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
   const uplink = new Uplink({
     config, outbox, clock, log, codec: deps.codec, random: deps.random,
@@ -118,6 +126,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   registry.gauge('tributary_agent_alarms', 'Active alarms (e.g. a quarantined outbox).', [], () => outbox.alarms.length)
   registry.gauge('tributary_agent_outbox_file_bytes', 'Size of the outbox database file.', [], () => scraped().fileBytes)
   registry.gauge('tributary_agent_records_acked', 'Records acknowledged by the relay since start.', [], () => uplink.stats.recordsAcked)
+  if (wear) {
+    registry.gauge('tributary_agent_storage_written_bytes', 'Bytes the agent has caused to be written to storage since start (/proc/self/io write_bytes).', [], () => wear.status().writtenBytes)
+    registry.gauge('tributary_agent_storage_projected_mb_per_day', 'The last hour\'s storage write rate over 24 hours, in MB.', [], () => wear.status().projectedMBPerDay ?? 0)
+  }
   outbox.on('dropped', (stream: string, reason: string, n: number) => dropped.inc({ stream, reason }, n))
   outbox.on('deadLetter', (stream: string, code: string) => dead.inc({ stream, code }))
 
@@ -176,6 +188,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       serial: Object.fromEntries(serial.map((s) => [s.name, { ...s.stats, link: { ...s.stats.link } }])),
       warnings,
       video: video?.status() ?? null,
+      storage: wear?.status() ?? null,
       drain: drain ? { delivered: uplink.stats.recordsAcked - drain.startedAcked, remaining: o.backlog, recordsPerSecond: elapsed > 0 ? (uplink.stats.recordsAcked - drain.startedAcked) / elapsed : 0 } : null,
     }
   }
@@ -245,9 +258,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     server.listen(config.status.port, config.status.host, () => resolve())
   })
 
+  let overBudget = false
   const timers = [
     ...(serial.length && config.serial.flushMs > 0 ? [every(clock, config.serial.flushMs, flushSerial)] : []),
     every(clock, config.status.publishIntervalMs, () => uplink.publishStatus()),
+    ...(wear ? [every(clock, WEAR_SAMPLE_MS, () => {
+      const was = overBudget
+      overBudget = wear.status().overBudget
+      if (overBudget && !was) {
+        const w = wear.status()
+        log('write_budget_exceeded', { projectedMBPerDay: w.projectedMBPerDay, budgetMBPerDay: w.budgetMBPerDay })
+      }
+    })] : []),
     every(clock, EXPIRE_EVERY_MS, () => {
       try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) }
       video?.expire()

@@ -141,8 +141,15 @@ export function formatStatus(s: AgentStatus): string {
     lines.push(`camera ${name}: ${c.state} → video stream ${c.stream}   sessions ${c.sessions}   restarts: ${restarts}${c.lastError && c.state !== 'running' ? ` (${c.lastError})` : ''}`)
     lines.push(`  fragments captured ${c.fragments.captured}, sent ${c.fragments.sent}, persisted ${c.fragments.persisted}   backlog ${c.backlog.fragments} (${c.backlog.seconds.toFixed(1)} s, ${(c.backlog.bytes / 1048576).toFixed(1)} MiB), oldest ${c.oldestAgeSeconds.toFixed(1)} s   drops: ${drops}`)
   }
+  const st = s.storage
+  if (st) {
+    const mb = (bytes: number) => (bytes / 1e6).toFixed(1)
+    const projected = st.projectedMBPerDay === null ? 'projected per day after the first minute' : `projected ${st.projectedMBPerDay.toFixed(1)} MB/day`
+    lines.push(`storage writes: today ${mb(st.writtenTodayBytes)} MB (since ${st.todaySince}), ${projected}${st.budgetMBPerDay > 0 ? ` (budget ${st.budgetMBPerDay} MB/day)` : ''}`)
+  }
   for (const a of [...s.outbox.alarms, ...(s.video?.alarms ?? [])]) lines.push(`ALARM ${a.code}: ${a.message}`)
   for (const w of s.warnings ?? []) lines.push(`WARNING ${w.code}: ${w.message}`)
+  if (st?.overBudget) lines.push(`WARNING WRITE_BUDGET_EXCEEDED: the agent writes ${st.projectedMBPerDay!.toFixed(1)} MB a day to storage, over its budget of ${st.budgetMBPerDay} MB (outbox.writeBudgetMBPerDay); flash wears with every write`)
   if (s.drain) {
     // The backlog may grow while it drains: progress is delivered out of delivered plus remaining.
     const { delivered, remaining } = s.drain

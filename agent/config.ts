@@ -113,6 +113,11 @@ export interface AgentConfig {
     synchronous: 'FULL' | 'NORMAL'
     commitIntervalMs: number
     commitRows: number
+    /**
+     * Storage writes the agent may cause per day, in MB, before `tributary agent status` warns (0:
+     * no budget). An SD card's endurance is what it can be written in total.
+     */
+    writeBudgetMBPerDay: number
   }
   uplink: {
     batchRecords: number
@@ -238,13 +243,16 @@ export function validateAgentConfig(raw: unknown, options: { skipFiles?: boolean
   }
 
   const o = object(root.outbox, 'outbox')
-  only(o, 'outbox', ['path', 'maxBytes', 'synchronous', 'commitIntervalMs', 'commitRows'])
+  only(o, 'outbox', ['path', 'maxBytes', 'synchronous', 'commitIntervalMs', 'commitRows', 'writeBudgetMBPerDay'])
   const outbox = {
     path: str(o, 'path', 'outbox.', './outbox.db'),
     maxBytes: num(o, 'maxBytes', 'outbox.', 256 * MiB, MiB, 1024 * 1024 * MiB),
     synchronous: oneOf(o, 'synchronous', 'outbox.', 'FULL', ['FULL', 'NORMAL'] as const),
     commitIntervalMs: num(o, 'commitIntervalMs', 'outbox.', 100, 1, 1000),
     commitRows: num(o, 'commitRows', 'outbox.', 1000, 1, 100_000),
+    // A 32 GB consumer card rated for ~1,500 program/erase cycles takes ~48 TB of writes: at 4 GB a
+    // day, with the card's own write amplification of up to ~8×, that lasts some four years.
+    writeBudgetMBPerDay: num(o, 'writeBudgetMBPerDay', 'outbox.', 4096, 0, 10_000_000),
   }
 
   const u = object(root.uplink, 'uplink')
