@@ -6,7 +6,8 @@
  *
  * - serial: three serial sensors at 10 readings/s each (NMEA, JSON lines, length-prefixed binary, on
  *   socat pseudo-terminals) at the default `serial.flushMs`, relay up;
- * - put: the put API at 10 requests/s of 10 records of 100 bytes, relay up;
+ * - put: the put API at 10 requests/s of 10 records of 100 bytes, relay up (`put-1s`: the same with
+ *   `outbox.commitIntervalMs: 1000`, so that a second's puts share one commit);
  * - backlog: `backlog` records of 100 bytes put while the relay is down (PutRecords of 500, 4 at a
  *   time), then drained once it is up; fill and drain are measured apart.
  *
@@ -19,7 +20,7 @@
  * hours (for the backlog: MB per outage of that size).
  *
  * CSV on stdout, progress on stderr.
- * Usage: npm run build && npx tsx bench/wear.ts [seconds=30] [backlog=1000000] [workloads=serial,put,backlog]
+ * Usage: npm run build && npx tsx bench/wear.ts [seconds=30] [backlog=1000000] [workloads=serial,put,put-1s,backlog]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -31,7 +32,7 @@ import { serialSensors } from './serial-sensors.js'
 
 const seconds = Number(process.argv[2] ?? 30)
 const backlogRecords = Number(process.argv[3] ?? 1_000_000)
-const workloads = (process.argv[4] ?? 'serial,put,backlog').split(',')
+const workloads = (process.argv[4] ?? 'serial,put,put-1s,backlog').split(',')
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const RECORD = Buffer.alloc(100, 0x61)
@@ -78,7 +79,7 @@ interface Agent { strace: ChildProcess; pid: number; statusPort: number; putPort
 async function startAgent(name: string, config: Record<string, unknown>): Promise<Agent> {
   const outbox = join(dir, `${name}-outbox.db`)
   const path = join(dir, `${name}.json`)
-  writeFileSync(path, JSON.stringify({ device: `wear-${name}`, status: { port: 0 }, ...config, outbox: { path: outbox, maxBytes: 1024 * 1024 * 1024 } }))
+  writeFileSync(path, JSON.stringify({ device: `wear-${name}`, status: { port: 0 }, ...config, outbox: { ...(config.outbox as object | undefined), path: outbox, maxBytes: 1024 * 1024 * 1024 } }))
   const execStart = /^ExecStart=@NODE@ (.*) @AGENT@ /m.exec(readFileSync(join(root, 'deploy/tributary-agent.service'), 'utf8'))
   const nodeFlags = execStart ? execStart[1]!.split(' ') : []
   const syncLog = join(dir, `${name}.syncs`)
@@ -198,9 +199,11 @@ function putRecords(port: number, n: number, from: number): Promise<Response> {
   })
 }
 
-async function putWorkload(): Promise<void> {
-  const relay = await startRelay('put')
-  const agent = await startAgent('put', { relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}` }, streams: { events: {} }, sources: [{ type: 'put-api', port: 0 }] })
+/** `commitIntervalMs` other than the default 100: each put waits up to that long for its commit, which puts of the meantime share. */
+async function putWorkload(commitIntervalMs?: number): Promise<void> {
+  const name = commitIntervalMs ? `put-${commitIntervalMs}ms` : 'put'
+  const relay = await startRelay(name)
+  const agent = await startAgent(name, { relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}` }, streams: { events: {} }, sources: [{ type: 'put-api', port: 0 }], ...(commitIntervalMs ? { outbox: { commitIntervalMs } } : {}) })
   let sent = 0
   let failed = 0
   const tick = setInterval(() => {
@@ -214,7 +217,7 @@ async function putWorkload(): Promise<void> {
   if (failed) throw new Error(`${failed} puts failed`)
   await stopAgent(agent)
   relay.child.kill('SIGTERM')
-  report('put-10x10', w, true)
+  report(commitIntervalMs ? `put-10x10-commit-${commitIntervalMs}ms` : 'put-10x10', w, true)
 }
 
 async function backlogWorkload(): Promise<void> {
@@ -257,6 +260,7 @@ async function backlogWorkload(): Promise<void> {
 
 if (workloads.includes('serial')) await serialWorkload()
 if (workloads.includes('put')) await putWorkload()
+if (workloads.includes('put-1s')) await putWorkload(1000)
 if (workloads.includes('backlog')) await backlogWorkload()
 console.log('workload,seconds,records,record_data_bytes,agent_write_bytes,bytes_per_data_byte,syncs,outbox_growth_bytes,floor_write_bytes,floor_bytes_per_data_byte,agent_mb,floor_mb,per')
 for (const row of rows) console.log(row)

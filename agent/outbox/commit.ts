@@ -19,6 +19,14 @@ import { frameBytes, type OutboxInput } from './types.js'
 /** How many times a commit is retried after making room at the file cap. */
 const ROOM_ATTEMPTS = 3
 
+/**
+ * An acknowledged batch's deletion waits up to this long for a commit of new records to ride with
+ * (serial sensors commit once a second): a commit of its own would be one more fdatasync and WAL
+ * write for nothing a producer waits on. A crash meanwhile resends the batch, which the relay drops
+ * as a duplicate.
+ */
+export const ACK_HOLD_MS = 1000
+
 interface Pending {
   rows: OutboxInput[]
   resolve: (ids: number[]) => void
@@ -54,6 +62,8 @@ export class GroupCommit {
   private pendingRows = 0
   private acks: number[] = []
   private timer: NodeJS.Timeout | null = null
+  /** When the armed timer fires (performance.now()); a sooner need re-arms it. */
+  private deadline = Infinity
 
   constructor(options: GroupCommitOptions, parts: GroupCommitParts) {
     this.o = options
@@ -78,11 +88,12 @@ export class GroupCommit {
   ack(seq: number): void {
     if (!this.p.ledger.state.formed.has(seq) || this.acks.includes(seq)) return
     this.acks.push(seq)
-    this.schedule(this.o.commitIntervalMs)
+    this.schedule(Math.max(this.o.commitIntervalMs, ACK_HOLD_MS))
   }
 
   cancel(): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = null }
+    this.deadline = Infinity
   }
 
   /** One group commit: the acknowledged batches' deletions, then every pending record, then the clock. */
@@ -134,11 +145,16 @@ export class GroupCommit {
     this.o.committed(stored, acked)
   }
 
-  /** Real time, not the agent's clock: the delay only gathers disk writes, and no outcome depends on it. */
+  /**
+   * Commits within `ms` at the latest (a timer already due sooner stays). Real time, not the agent's
+   * clock: the delay only gathers disk writes, and no outcome depends on it.
+   */
   private schedule(ms: number): void {
-    if (this.timer && ms > 0) return
+    const at = performance.now() + ms
+    if (this.timer && at >= this.deadline) return
     if (this.timer) clearTimeout(this.timer)
-    this.timer = setTimeout(() => { this.timer = null; this.commit() }, ms)
+    this.deadline = at
+    this.timer = setTimeout(() => { this.timer = null; this.deadline = Infinity; this.commit() }, ms)
   }
 
   /** Inside the commit: applies the stream policy to one producer's records and inserts them. */

@@ -236,3 +236,20 @@ t.test('expiry walks only the old end of a large backlog', async (t) => {
   t.equal(box.backlog(), 1000)
   t.equal(box.expire(), 0)
 })
+
+t.test('an acknowledged batch\'s deletion rides with the next commit of records, or goes alone within a second; records never wait for it', async (t) => {
+  const box = outbox(t, tempDir(t), { commitIntervalMs: 5 })
+  await box.enqueue(rows('s', 0, 10))
+  const first = box.formBatch(500, 1 << 20)!
+  box.ack(first.seq)
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(box.backlog(), 10, 'after 200 ms the acknowledged records are still there (no commit of their own yet)')
+  // Records arriving now commit within their own interval (the sooner deadline re-arms the timer) and take the deletion with them.
+  await box.enqueue(rows('s', 10, 5))
+  t.equal(box.backlog(), 5, 'the deletion rode with them')
+  const second = box.formBatch(500, 1 << 20)!
+  box.ack(second.seq)
+  const t0 = performance.now()
+  while (box.backlog() > 0) await new Promise((r) => setTimeout(r, 20))
+  t.ok(performance.now() - t0 >= 900, 'alone, a deletion is committed after about a second')
+})
