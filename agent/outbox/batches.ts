@@ -48,26 +48,33 @@ export class Batches {
 
   /** Forms the next batch and commits its identity; a record that fits no batch is dead-lettered at once. */
   form(ledger: Ledger, maxRecords: number, maxBytes: number): FormedBatch | null {
-    const ready = [...ledger.state.streams].filter(([, s]) => s.count > 0)
-    const formedUpTo = new Map(ready.map(([name, s]) => [name, s.formedUpTo]))
-    for (const name of this.policy.byPriority([...formedUpTo.keys()])) {
-      const rows = this.records.sizes(name, formedUpTo.get(name)!, maxRecords)
-      if (!rows.length) continue
-      let bytes = HEADER_SIZE
-      let count = 0
-      const tooLarge: typeof rows = []
-      for (const row of rows) {
-        if (HEADER_SIZE + row.size > maxBytes || kinesisBytes(row.size, row.hashed === 1) > Limits.maxRecordBytes) {
-          if (count === 0) { tooLarge.push(row); continue }
-          break
-        }
-        if (bytes + row.size > maxBytes) break
-        bytes += row.size
-        count++
-      }
-      const inBatch = rows.slice(tooLarge.length, tooLarge.length + count)
-      const batch = ledger.transact((draft) => {
+    return ledger.transact((draft) => this.formIn(draft, maxRecords, maxBytes))
+  }
+
+  /**
+   * Inside a transaction (a group commit's, or `form`'s own): forms the next batch of the oldest
+   * records of the highest-priority stream that has unformed ones, on `draft`; null when there is none.
+   */
+  formIn(draft: LedgerState, maxRecords: number, maxBytes: number): FormedBatch | null {
+    const ready = [...draft.streams].filter(([, s]) => s.count > 0).map(([name]) => name)
+    for (const name of this.policy.byPriority(ready)) {
+      for (;;) {
         const s = draft.stream(name)
+        const rows = this.records.sizes(name, s.formedUpTo, maxRecords)
+        if (!rows.length) break
+        let bytes = HEADER_SIZE
+        let count = 0
+        const tooLarge: typeof rows = []
+        for (const row of rows) {
+          if (HEADER_SIZE + row.size > maxBytes || kinesisBytes(row.size, row.hashed === 1) > Limits.maxRecordBytes) {
+            if (count === 0) { tooLarge.push(row); continue }
+            break
+          }
+          if (bytes + row.size > maxBytes) break
+          bytes += row.size
+          count++
+        }
+        const inBatch = rows.slice(tooLarge.length, tooLarge.length + count)
         for (const row of tooLarge) {
           const recordBytes = kinesisBytes(row.size, row.hashed === 1)
           const why = recordBytes > Limits.maxRecordBytes
@@ -79,17 +86,18 @@ export class Batches {
           s.bytes -= row.size
           s.formedUpTo = Math.max(s.formedUpTo, row.id)
         }
-        if (!inBatch.length) return null
-        const formed: FormedBatch = { seq: draft.nextSeq, stream: name, firstId: inBatch[0]!.id, lastId: inBatch[inBatch.length - 1]!.id, count: inBatch.length, bytes }
-        this.s.insert.run(formed.seq, name, formed.firstId, formed.lastId, formed.count, formed.bytes)
-        this.store.setMeta('next_seq', String(formed.seq + 1))
-        draft.nextSeq++
-        s.formedUpTo = formed.lastId
-        draft.formed.set(formed.seq, formed)
-        return formed
-      })
-      if (batch) return batch
-      if (tooLarge.length) return this.form(ledger, maxRecords, maxBytes)
+        if (inBatch.length) {
+          const formed: FormedBatch = { seq: draft.nextSeq, stream: name, firstId: inBatch[0]!.id, lastId: inBatch[inBatch.length - 1]!.id, count: inBatch.length, bytes }
+          this.s.insert.run(formed.seq, name, formed.firstId, formed.lastId, formed.count, formed.bytes)
+          this.store.setMeta('next_seq', String(formed.seq + 1))
+          draft.nextSeq++
+          s.formedUpTo = formed.lastId
+          draft.formed.set(formed.seq, formed)
+          return formed
+        }
+        // Only records too large for any batch were there: they are dead letters now; look again.
+        if (!tooLarge.length) break
+      }
     }
     return null
   }

@@ -41,8 +41,19 @@ export interface GroupCommitOptions {
   /** The outbox clock, stored with each record and persisted with each commit. */
   monoNow: () => number
   log: LogFn
-  /** After each commit: how many records were stored and how many batches acknowledged. */
-  committed: (stored: number, acked: number) => void
+  /** After each commit: how many records were stored, batches acknowledged and batches formed. */
+  committed: (stored: number, acked: number, formed: number) => void
+}
+
+/**
+ * Batches formed inside each group commit, so that the batch identity the uplink sends next is on
+ * disk with the records' own sync instead of a transaction of its own: `slots()` says how many the
+ * uplink would send now (0: none), within `maxRecords` and `maxBytes` each.
+ */
+export interface BatchFormer {
+  slots(): number
+  maxRecords: number
+  maxBytes: number
 }
 
 export interface GroupCommitParts {
@@ -62,6 +73,7 @@ export class GroupCommit {
   private pendingRows = 0
   private acks: number[] = []
   private timer: NodeJS.Timeout | null = null
+  private former: BatchFormer | null = null
   /** When the armed timer fires (performance.now()); a sooner need re-arms it. */
   private deadline = Infinity
 
@@ -82,6 +94,11 @@ export class GroupCommit {
       this.pendingRows += rows.length
       this.schedule(this.pendingRows >= this.o.commitRows ? 0 : this.o.commitIntervalMs)
     })
+  }
+
+  /** Batches are formed inside each commit from now on (null: no longer). */
+  formWith(former: BatchFormer | null): void {
+    this.former = former
   }
 
   /** The relay acknowledged a formed batch: it leaves with the next commit. */
@@ -109,6 +126,7 @@ export class GroupCommit {
     // Verdicts reached between attempts, outside any transaction: they stand whatever comes next.
     const refused = new Map<Pending, OutboxFullError>()
     let results: Map<Pending, number[] | Error>
+    let formed = 0
     try {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -118,6 +136,9 @@ export class GroupCommit {
             for (const seq of acks) this.p.batches.remove(draft, seq)
             const decided = new Map<Pending, number[] | Error>(refused)
             for (const g of groups) if (!decided.has(g)) decided.set(g, this.insert(draft, g.rows))
+            formed = 0
+            const former = this.former
+            for (let n = former ? former.slots() : 0; n > 0 && this.p.batches.formIn(draft, former!.maxRecords, former!.maxBytes); n--) formed++
             this.p.store.setMeta('mono_ms', String(this.o.monoNow()))
             return decided
           })
@@ -142,7 +163,7 @@ export class GroupCommit {
       if (r instanceof Error) g.reject(r)
       else { stored += r.length; g.resolve(r) }
     }
-    this.o.committed(stored, acked)
+    this.o.committed(stored, acked, formed)
   }
 
   /**

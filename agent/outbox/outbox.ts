@@ -15,7 +15,7 @@ import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { StreamPolicy } from '../config.js'
 import { runningTime, systemClock } from '../../hardware/index.js'
 import { Batches } from './batches.js'
-import { GroupCommit } from './commit.js'
+import { GroupCommit, type BatchFormer } from './commit.js'
 import { DeadLetters } from './dead-letters.js'
 import { Drops } from './drops.js'
 import { Ledger, LedgerState, type OutboxEvent } from './ledger.js'
@@ -27,8 +27,9 @@ import type { LogFn } from '../log.js'
 import type { Alarm, BatchRow, DeadLetter, FormedBatch, OutboxInput, OutboxOptions, Refusal } from './types.js'
 
 /**
- * Events: 'stored' (records committed), 'acked' (batches deleted), 'dropped' (stream, reason, n) and
- * 'deadLetter' (stream, code), each once the change is on disk.
+ * Events: 'stored' (records committed), 'acked' (batches deleted), 'formed' (batches formed inside a
+ * group commit), 'dropped' (stream, reason, n) and 'deadLetter' (stream, code), each once the change
+ * is on disk.
  */
 export class Outbox extends EventEmitter {
   readonly path: string
@@ -74,9 +75,10 @@ export class Outbox extends EventEmitter {
 
     this.committer = new GroupCommit({
       commitIntervalMs: options.commitIntervalMs, commitRows: options.commitRows, maxBytes: options.maxBytes, clock, monoNow: this.monoNow, log: this.log,
-      committed: (stored, acked) => {
+      committed: (stored, acked, formed) => {
         if (stored) this.emit('stored', stored)
         if (acked) this.emit('acked', acked)
+        if (formed) this.emit('formed', formed)
       },
     }, { store: this.store, ledger: this.ledger, records: this.records, policy: this.policies, batches: this.batches })
   }
@@ -110,6 +112,14 @@ export class Outbox extends EventEmitter {
 
   rows(batch: FormedBatch): BatchRow[] {
     return this.batches.rows(batch)
+  }
+
+  /**
+   * From now on each group commit also forms up to `former.slots()` batches, so their identities are
+   * on disk with the records' sync (the uplink finds them in `formedBatches()`); null stops it.
+   */
+  formInCommits(former: BatchFormer | null): void {
+    this.committer.formWith(former)
   }
 
   /** The relay acknowledged the batch: its records leave with the next group commit. */

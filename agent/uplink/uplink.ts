@@ -90,6 +90,20 @@ export class Uplink {
     this.budget = new DrainBudget(config.uplink.drainRatePerSecond, config.uplink.batchRecords, clock)
     // Not inside the outbox's commit: the pump runs on its own turn, where its errors are its own.
     outbox.on('stored', () => setImmediate(() => this.pump()))
+    outbox.on('formed', () => setImmediate(() => this.pump()))
+    // Batches formed inside the outbox's group commits are on disk with the records' own sync, not
+    // a transaction of their own. Under a drain rate cap the pump forms them, where the cap is spent.
+    if (config.uplink.drainRatePerSecond === 0) {
+      outbox.formInCommits({ maxRecords: config.uplink.batchRecords, maxBytes: config.uplink.batchBytes, slots: () => this.slots() })
+    }
+  }
+
+  /** How many more batches the uplink would send now, beyond those formed and not yet sent: none while not connected. */
+  private slots(): number {
+    if (this.stopped || !this.client?.connected) return 0
+    let unsent = 0
+    for (const b of this.outbox.formedBatches()) if (!this.inFlight.has(b.seq)) unsent++
+    return Math.max(0, this.config.relay.maxInflight - this.inFlight.size - unsent)
   }
 
   start(): void {

@@ -253,3 +253,28 @@ t.test('an acknowledged batch\'s deletion rides with the next commit of records,
   while (box.backlog() > 0) await new Promise((r) => setTimeout(r, 20))
   t.ok(performance.now() - t0 >= 900, 'alone, a deletion is committed after about a second')
 })
+
+t.test('batches formed inside the records\' commit: on disk when the records are, within the uplink\'s slots and limits', async (t) => {
+  const dir = tempDir(t)
+  const box = outbox(t, dir)
+  let slots = 2
+  box.formInCommits({ slots: () => slots, maxRecords: 4, maxBytes: 1 << 20 })
+  let formedEvents = 0
+  box.on('formed', (n: number) => { formedEvents += n })
+  await box.enqueue(rows('s', 0, 10))
+  const formed = box.formedBatches()
+  t.same(formed.map((b) => b.count), [4, 4], 'two batches of at most 4 records, as many as the slots')
+  t.equal(formedEvents, 2, 'announced once committed')
+  // No slots (the uplink is not connected, or its window is full): nothing formed in the commit.
+  slots = 0
+  await box.enqueue(rows('s', 10, 3))
+  t.equal(box.formedBatches().length, 2)
+  // The rest is formed as before, on the uplink's own call.
+  const next = box.formBatch(500, 1 << 20)!
+  t.equal(next.count, 2 + 3, 'the records not yet in a batch, in order')
+  t.equal(next.firstId, formed[1]!.lastId + 1)
+  // A restart finds the batches formed in the commits as they were: their identities were committed.
+  box.close()
+  const again = outbox(t, dir)
+  t.same(again.formedBatches().map((b) => [b.seq, b.firstId, b.lastId]), [...formed, next].map((b) => [b.seq, b.firstId, b.lastId]))
+})
