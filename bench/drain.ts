@@ -68,9 +68,10 @@ const rssAtStart = rss().now
 const started = performance.now()
 await new Promise<void>((resolve) => {
   const timer = setInterval(async () => {
-    const s = await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json() as { outbox: { backlog: number }; memory: { heapUsedBytes: number; externalBytes: number } }
-    process.stderr.write(`\r${N - s.outbox.backlog}/${N} delivered, agent RSS ${rss().now.toFixed(0)} MB (heap ${(s.memory.heapUsedBytes / 1048576).toFixed(0)}, external ${(s.memory.externalBytes / 1048576).toFixed(0)})   `)
-    if (s.outbox.backlog === 0) { clearInterval(timer); resolve() }
+    const s = await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json() as { link: { recordsAcked: number }; memory: { heapUsedBytes: number; externalBytes: number } }
+    process.stderr.write(`\r${s.link.recordsAcked}/${N} delivered, agent RSS ${rss().now.toFixed(0)} MB (heap ${(s.memory.heapUsedBytes / 1048576).toFixed(0)}, external ${(s.memory.externalBytes / 1048576).toFixed(0)})   `)
+    // Delivered is acknowledged by the relay; the outbox deletes acknowledged batches up to a second later.
+    if (s.link.recordsAcked >= N) { clearInterval(timer); resolve() }
   }, 250)
 })
 const seconds = (performance.now() - started) / 1000
