@@ -17,6 +17,9 @@ export interface StoreOptions extends Pick<OutboxOptions, 'path' | 'maxBytes' | 
   log: LogFn
 }
 
+/** The page size of new outbox files. */
+export const PAGE_SIZE = 1024
+
 export class Store {
   readonly db: Database.Database
   readonly path: string
@@ -103,6 +106,12 @@ export class Store {
   private configure(db: Database.Database): Database.Database {
     // One agent per outbox: the exclusive lock is taken at the first write and held until close.
     db.pragma('locking_mode = EXCLUSIVE')
+    // A new file gets 1 KiB pages (SQLite's default is 4 KiB): each group commit rewrites ~5 pages
+    // (the records' leaf, the index's, sqlite_sequence, meta, the header page) whatever it holds, so
+    // smaller pages are less written to flash per commit. bench/wear.ts: three 10 Hz sensors 19.8× ->
+    // 11.4× the record data, the put API 13.5× -> 7.3×, a backlog's drain ~13 % slower. A file
+    // made before keeps its page size (changing it means rewriting the file).
+    db.pragma(`page_size = ${PAGE_SIZE}`)
     db.pragma('journal_mode = WAL')
     // better-sqlite3's default page cache is 16 MB; on a small device 2 MB does (and keeps the
     // start-up quick_check from inflating the resident set).
