@@ -11,11 +11,11 @@
  * stores share in `store.ts`.
  */
 import { promises as fsp } from 'node:fs'
-import { join, relative, sep } from 'node:path'
+import { dirname, join, relative, sep } from 'node:path'
 import { FileShardLog, ROLL, type StagedWrite } from './fileshard.js'
 import { Journal, redoWrites, settleAll, type Replayed } from './journal.js'
 import { errnoError, loadFileIo, type FileIo } from './fileio.js'
-import { HandleCache, type BatchPart, type Segment } from './segment.js'
+import { fsyncDir, HandleCache, type BatchPart, type Segment } from './segment.js'
 import { ShardLogStore, type LogStoreOptions } from './store.js'
 
 export interface FileLogOptions extends LogStoreOptions {
@@ -181,7 +181,12 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
       const journal = this.journal ?? this.replayOnly
       if (!journal) return
       if (this.io) {
-        await fsp.mkdir(this.root, { recursive: true, mode: 0o700 })
+        // Made here when missing (the shards' opens would have made it), each new level synced into its parent.
+        const created = await fsp.mkdir(this.root, { recursive: true, mode: 0o700 })
+        if (created) for (let dir = this.root; ; dir = dirname(dir)) {
+          await fsyncDir(dir)
+          if (dir.length < created.length) break
+        }
         this.rootHandle = await fsp.open(this.root, 'r')
         this.rootDevice = (await this.rootHandle.stat()).dev
       }
