@@ -79,7 +79,12 @@ export class WriteMeter {
       const last = this.samples[this.samples.length - 1]!
       this.day = { startWallMs: dayStart(wallMs), bytes: last.bytes, sinceWallMs: dayStart(wallMs) }
     }
-    this.samples.push({ atMs, wallMs, bytes })
+    // Status asked for often (a watching CLI, every second) keeps a sample or two a second, not one a
+    // call: within a second of the sample before it, the last one is replaced.
+    const sample = { atMs, wallMs, bytes }
+    const n = this.samples.length
+    if (n > 1 && atMs - this.samples[n - 2]!.atMs < 1000) this.samples[n - 1] = sample
+    else this.samples.push(sample)
     // Keep one sample at or before the window's start, so the window stays full.
     while (this.samples.length > 2 && this.samples[1]!.atMs <= atMs - WINDOW_MS) this.samples.shift()
   }

@@ -23,7 +23,6 @@ export const INDEX_ENTRY_SIZE = 24
 export const segmentName = (base: number, ext: 'log' | 'idx') => `${String(base).padStart(20, '0')}.${ext}`
 export const isSegmentLog = (name: string) => /^\d{20}\.log$/.test(name)
 
-/** Makes a directory's entries (a new file, a removed one) survive power loss. */
 /** What a segment kept behind, taken for a write of many segments in one job. */
 export interface BatchPart {
   segment: Segment
@@ -34,6 +33,7 @@ export interface BatchPart {
   bytes: number
 }
 
+/** Makes a directory's entries (a new file, a removed one) survive power loss. */
 export async function fsyncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, fsc.O_RDONLY)
   try { await handle.sync() } finally { await handle.close() }

@@ -80,3 +80,13 @@ t.test('a real agent shows its storage writes in its status and CLI, and warns o
   const metrics = await (await fetch(`http://127.0.0.1:${agent.statusPort}/metrics`)).text()
   t.match(metrics, /tributary_agent_storage_projected_mb_per_day 2880\n/)
 })
+
+t.test('a status asked for many times a second keeps the samples few', async (t) => {
+  const clock = manualClock()
+  let bytes = 0
+  const meter = WriteMeter.start(clock, 0, () => bytes)!
+  for (let i = 0; i < 3600 * 10; i++) { clock.advance(100); bytes += 1000; meter.status() }
+  const kept = (meter as unknown as { samples: unknown[] }).samples.length
+  t.ok(kept <= 2 * 3600 + 2, `an hour of ten calls a second kept ${kept} samples (at most two a second, not 36,000)`)
+  t.equal(meter.status().projectedMBPerDay, 864, '10 kB a second is 864 MB a day')
+})
