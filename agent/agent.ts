@@ -263,12 +263,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...(serial.length && config.serial.flushMs > 0 ? [every(clock, config.serial.flushMs, flushSerial)] : []),
     every(clock, config.status.publishIntervalMs, () => uplink.publishStatus()),
     ...(wear ? [every(clock, WEAR_SAMPLE_MS, () => {
-      const was = overBudget
-      overBudget = wear.status().overBudget
-      if (overBudget && !was) {
-        const w = wear.status()
-        log('write_budget_exceeded', { projectedMBPerDay: w.projectedMBPerDay, budgetMBPerDay: w.budgetMBPerDay })
-      }
+      const w = wear.status()
+      if (w.overBudget && !overBudget) log('write_budget_exceeded', { projectedMBPerDay: w.projectedMBPerDay, budgetMBPerDay: w.budgetMBPerDay })
+      overBudget = w.overBudget
     })] : []),
     every(clock, EXPIRE_EVERY_MS, () => {
       try { outbox.expire() } catch (err) { log('expire_failed', { error: (err as Error).message }) }

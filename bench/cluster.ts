@@ -21,6 +21,7 @@ import { KinesisClient, CreateStreamCommand, PutRecordsCommand } from '@aws-sdk/
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { codec } from '../hardware/index.js'
 import { topics } from '../shared/topics.js'
+import { freePort } from './processes.js'
 
 const seconds = Number(process.argv[2] ?? 5)
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -28,12 +29,6 @@ const SHARDS = 4
 const data = Buffer.alloc(100, 0x61)
 const children: ChildProcess[] = []
 const say = (line: string) => process.stderr.write(`${line}\n`)
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
-  })
-}
 
 async function startNats(dir: string, size: 1 | 3): Promise<string> {
   const nodes = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), route: await freePort() })))

@@ -13,6 +13,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execFileSync } from 'node:child_process'
 import { serialSensors, SENSOR_HZ } from './serial-sensors.js'
+import { readyLine } from './processes.js'
 
 const seconds = Number(process.argv[2] ?? 60)
 const warmup = Number(process.argv[3] ?? 15)
@@ -20,18 +21,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const CPU_LIMIT_PCT = 1
 const RSS_LIMIT_MB = 64
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function readyLine(child: ChildProcess, prefix: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d
-      const line = out.split('\n').find((l) => l.startsWith(prefix))
-      if (line) resolve(line)
-    })
-    child.once('exit', (code) => reject(new Error(`${child.spawnargs.join(' ')} exited with ${code}`)))
-  })
-}
 
 /** utime + stime of a process in seconds, from /proc/PID/stat. */
 function cpuSeconds(pid: number): number {

@@ -23,6 +23,7 @@ import { createRequire } from 'node:module'
 import { once } from 'node:events'
 import net from 'node:net'
 import { kinesisClient, createBenchStream, putFor, getAll } from './kinesis-workload.js'
+import { freePort } from './processes.js'
 
 const seconds = Number(process.argv[2] ?? 5)
 const inFlight = Number(process.argv[3] ?? 4)
@@ -30,12 +31,6 @@ const warmup = Number(process.argv[4] ?? 1)
 const rounds = Number(process.argv[5] ?? 1)
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
-  })
-}
 
 async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {

@@ -18,6 +18,7 @@ import {
   KinesisClient as SdkClient, RegisterStreamConsumerCommand, DescribeStreamConsumerCommand, SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis'
 import { KinesisClient } from '../relay/kinesis/client.js'
+import { readyLine } from './processes.js'
 
 const seconds = Number(process.argv[2] ?? 5)
 const rates = (process.argv[3] ?? '1000,10000').split(',').map(Number)
@@ -25,17 +26,6 @@ const kinds = (process.argv[4] ?? 'fan-out,polling').split(',') as ('fan-out' | 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // The relay as it is installed (compiled) when `npm run bench` has built it; else from the sources.
 const relayArgs = existsSync(join(root, 'dist/relay/cli/entry.js')) ? [join(root, 'dist/relay/cli/entry.js')] : ['--import', 'tsx', join(root, 'relay/cli/entry.ts')]
-
-function readyLine(child: ChildProcess, prefix: string): Promise<string> {
-  return new Promise((resolve) => {
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d
-      const line = out.split('\n').find((l) => l.startsWith(prefix))
-      if (line) resolve(line)
-    })
-  })
-}
 
 /** SIGTERM, then SIGKILL if the process has not gone within 5 s. */
 function stop(child: ChildProcess): Promise<void> {

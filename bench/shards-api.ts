@@ -17,9 +17,9 @@ import { existsSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import net from 'node:net'
 import { CreateStreamCommand, DescribeStreamSummaryCommand, KinesisClient, ListStreamsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { freePort } from './processes.js'
 
 const restartOnly = process.argv[2] === 'restart'
 const seconds = restartOnly ? 0 : Number(process.argv[2] ?? 8)
@@ -27,12 +27,6 @@ const fillCalls = restartOnly ? Number(process.argv[3] ?? 200) : 0
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const CLIENTS = 10
 const data = Buffer.alloc(100, 0x61)
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
-  })
-}
 
 async function answering(client: KinesisClient, deadlineMs: number): Promise<void> {
   for (;;) {

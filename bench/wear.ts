@@ -24,17 +24,17 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serialSensors } from './serial-sensors.js'
+import { freePort, readyLine } from './processes.js'
 
 const seconds = Number(process.argv[2] ?? 30)
 const backlogRecords = Number(process.argv[3] ?? 1_000_000)
 const workloads = (process.argv[4] ?? 'serial,put,put-1s,backlog').split(',')
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 const RECORD = Buffer.alloc(100, 0x61)
 
 if (!existsSync(join(root, 'dist/agent/entry.js'))) throw new Error('dist/ is missing: run npm run build first')
@@ -46,24 +46,6 @@ const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-wear-'))
 const children: ChildProcess[] = []
 const cleanup = () => { for (const c of children) c.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) }
 process.on('exit', cleanup)
-
-function readyLine(child: ChildProcess, prefix: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d
-      const line = out.split('\n').find((l) => l.startsWith(prefix))
-      if (line) resolve(line)
-    })
-    child.once('exit', (code) => reject(new Error(`${child.spawnargs.join(' ')} exited with ${code}`)))
-  })
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)) })
-  })
-}
 
 async function startRelay(name: string, mqttPort = 0): Promise<{ child: ChildProcess; mqttPort: number }> {
   const child = spawn(process.execPath, [join(root, 'dist/relay/cli/entry.js'), 'relay', '--data-dir', join(dir, `relay-${name}`), '--mqtt-host', '127.0.0.1', '--mqtt-port', String(mqttPort), '--http-port', '0', '--allow-anonymous'], { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -149,12 +131,10 @@ function floor(bytes: number, syncs: number): number {
     const [path, bytes, syncs] = process.argv.slice(1)
     const fd = fs.openSync(path, 'a')
     const n = Math.max(1, Number(syncs)), total = Number(bytes)
-    let left = total
     for (let i = 0; i < n; i++) {
       const size = Math.round(total / n * (i + 1)) - Math.round(total / n * i)
       if (size > 0) fs.writeSync(fd, Buffer.alloc(size, 0x61))
       fs.fdatasyncSync(fd)
-      left -= size
     }
     fs.closeSync(fd)
     console.log(/write_bytes: (\\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1])`

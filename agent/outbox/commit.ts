@@ -137,8 +137,11 @@ export class GroupCommit {
             const decided = new Map<Pending, number[] | Error>(refused)
             for (const g of groups) if (!decided.has(g)) decided.set(g, this.insert(draft, g.rows))
             formed = 0
-            const former = this.former
-            for (let n = former ? former.slots() : 0; n > 0 && this.p.batches.formIn(draft, former!.maxRecords, former!.maxBytes); n--) formed++
+            if (this.former) {
+              const { maxRecords, maxBytes } = this.former
+              const slots = this.former.slots()
+              while (formed < slots && this.p.batches.formIn(draft, maxRecords, maxBytes)) formed++
+            }
             this.p.store.setMeta('mono_ms', String(this.o.monoNow()))
             return decided
           })

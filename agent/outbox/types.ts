@@ -4,7 +4,8 @@ import type { AgentConfig, StreamPolicy } from '../config.js'
 import type { Clock } from '../../hardware/index.js'
 import type { LogFn } from '../log.js'
 
-type OutboxConfig = AgentConfig['outbox']
+// The write budget is the agent's (agent/wear.ts), not the outbox's.
+type OutboxConfig = Omit<AgentConfig['outbox'], 'writeBudgetMBPerDay'>
 
 export interface OutboxInput {
   stream: string

@@ -329,6 +329,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     const elsewhere: Segment[] = []
     for (const segment of segments) (this.devices.get(segment.dir) === this.rootDevice ? here : elsewhere).push(segment)
     await settleAll([writeBatch(io, here), inTurn(elsewhere, (s) => s.sync())])
+    if (here.length === 0) return
     try {
       await io.syncfs(root.fd)
     } catch (err) {

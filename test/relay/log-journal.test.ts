@@ -426,6 +426,24 @@ t.test('a checkpoint of 200 segments writes them in one job and syncs them with 
   t.same(await Promise.all([0, 57, 199].map((s) => readAll(again, 's', s))), before, 'every record, from the files')
 })
 
+t.test('a checkpoint\'s segments on another file system than the store\'s root are fdatasynced each, the rest written in one job and synced with one syncfs', { skip: noFileIo }, async (t) => {
+  const counted = countedIo()!
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, fileIo: counted.io })
+  for (let round = 0; round < 3; round++) await commitRound(store, 's', 100, 2, round * 2)
+  const before = await Promise.all([0, 9, 99].map((s) => readAll(store, 's', s)))
+  // Ten shard directories as if mounted elsewhere: the store looks each directory's device up once and keeps it.
+  const devices = (store as unknown as { devices: Map<string, number> }).devices
+  for (let s = 0; s < 10; s++) devices.set(join(root, 's', shard(s)), -2)
+  const syncs = await countSyncs(() => store.close())
+  t.equal(counted.calls.syncfs, 1, 'one syncfs for the root\'s file system')
+  t.equal(counted.calls.rows, 90, 'the 90 segments on it in the batch')
+  t.ok(syncs >= 10 && syncs <= 12, `the 10 elsewhere fdatasynced each (${syncs} syncs, the journal's among them)`)
+  const again = new FileLogStore({ root, journalPath, onReplay: () => t.fail('nothing to replay') })
+  t.teardown(() => again.close())
+  t.same(await Promise.all([0, 9, 99].map((s) => readAll(again, 's', s))), before, 'every record, from the files')
+})
+
 t.test('checkpoints of many segments with few files open: the closed ones are written on their own, the open ones in the batch, and everything reads back after a restart', { skip: noFileIo }, async (t) => {
   const counted = countedIo()!
   const { root, journalPath } = dirs(t)
