@@ -29,6 +29,7 @@ import type { DeviceCertificates, TlsPeer } from './device-certs.js'
 import type { Devices } from './devices.js'
 import type { Ingest } from './ingest.js'
 import { guardPacketSize, PacketSizeChecker } from './packet-guard.js'
+import { LogLimiter } from './observe.js'
 import { Refusals, type RefusalKind } from './refusals.js'
 import { DeviceSessions, type Credential } from './sessions.js'
 import type { VideoIngest } from './video/index.js'
@@ -79,14 +80,20 @@ const DEVICE = Symbol('device')
 const ADMISSION = Symbol('admission')
 /** The certificate a TLS client presented, if any. */
 const PEER = Symbol('peer')
+/** Why the connection ended, when something other than the device's DISCONNECT ended it. */
+const ENDING = Symbol('ending')
 type DeviceClient = Client & {
   [DEVICE]?: string
-  [ADMISSION]?: { checker: PacketSizeChecker; settle(): void }
+  [ADMISSION]?: { checker: PacketSizeChecker; settle(): void; address: string }
   [PEER]?: TlsPeer
+  [ENDING]?: { reason: string; logged: boolean }
 }
 
 /** How often refusals are logged per connection, at most (one line per kind with a count). */
 const REFUSAL_LOG_WINDOW_MS = 10_000
+/** Lines one device (or address) may log per kind per minute: lost connections, failed logins, rejected batches. */
+const DEVICE_LOG_BURST = 5
+const DEVICE_LOG_WINDOW_MS = 60_000
 
 function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
@@ -185,6 +192,11 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
 
   const sessions = new DeviceSessions({ devices: o.devices, certificates: o.certificates, clock: o.clock, log: o.log })
   const refusals = new Refusals({ clock: o.clock, windowMs: REFUSAL_LOG_WINDOW_MS, maxRefusals: o.maxRefusals, log: o.log })
+  // A device (or an address) that fails in a loop logs a few lines a minute, not one per try.
+  const limiter = new LogLimiter({ now: () => o.clock.monoMs(), windowMs: DEVICE_LOG_WINDOW_MS, burst: DEVICE_LOG_BURST })
+  const logFor = (source: string, event: string, fields: Record<string, unknown>) => limiter.log(o.log, source, event, fields)
+  /** Marks why the relay is ending a client's connection, so that its close is not logged as lost; `logged`: its reason is logged already. */
+  const ending = (client: DeviceClient, reason: string, logged: boolean) => { client[ENDING] ??= { reason, logged } }
 
   /** Which device a CONNECT would act as, with what credential; an AuthenticateError when none. */
   const identify = async (client: DeviceClient, username: string | undefined, password: Buffer | undefined): Promise<{ device: string; credential: Credential }> => {
@@ -201,7 +213,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     if (client.id !== username) throw authError(2, `a device's client id must be its device id (${username}), got ${client.id}`)
     const proof = await o.devices.verify(username, password?.toString('utf8') ?? '')
     if (!proof) {
-      o.log('auth_failed', { device: username, client: client.id })
+      logFor(client[ADMISSION]?.address ?? '', 'auth_failed', { device: username, client: client.id })
       o.onRejected?.(ErrorCode.AUTH_FAILED, 1)
       throw authError(4, 'bad device id or secret')
     }
@@ -212,7 +224,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const identifyByCertificate = async (client: DeviceClient, username: string | undefined, peer: TlsPeer): Promise<{ device: string; credential: Credential }> => {
     const outcome = o.certificates ? await o.certificates.identify(peer) : { ok: false as const, reason: 'device certificates are not accepted here' }
     if (!outcome.ok) {
-      o.log('auth_failed', { client: client.id, credential: 'certificate', reason: outcome.reason })
+      logFor(client[ADMISSION]?.address ?? '', 'auth_failed', { client: client.id, credential: 'certificate', reason: outcome.reason })
       o.onRejected?.(ErrorCode.AUTH_FAILED, 1)
       throw authError(5, outcome.reason)
     }
@@ -231,6 +243,12 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
         if (client.closed || client.conn.destroyed) return sessions.forget(device, client)
         client[DEVICE] = device
         client.conn.once('close', () => sessions.forget(device, client))
+        // [MQTT-3.1.4-2] aedes closes the connection this one replaces: that one did not break.
+        const replaced = (aedes as unknown as { clients: Record<string, DeviceClient | undefined> }).clients[client.id]
+        if (replaced && replaced !== client && !replaced.closed) {
+          ending(replaced, 'taken_over', true)
+          o.log('session_taken_over', { device, client: client.id })
+        }
         // Authenticated: no longer pending, and held to the full packet limit.
         const admission = client[ADMISSION]
         if (admission) {
@@ -247,7 +265,8 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     o.onRejected?.(ErrorCode.NOT_AUTHORIZED, 1)
     if (client.closed) return
     if (refusals.note(client, { device: client[DEVICE], client: client.id }, kind, topic)) {
-      o.log('client_disconnected', { device: client[DEVICE], client: client.id, reason: 'too_many_refusals', refusals: refusals.count(client) })
+      o.log('client_closed', { device: client[DEVICE], client: client.id, reason: 'too_many_refusals', refusals: refusals.count(client) })
+      ending(client, 'too_many_refusals', true)
       client.close()
     }
   }
@@ -267,6 +286,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     const parsed = parseTopic(packet.topic)
     if (!device || !parsed || parsed.device !== device || (parsed.kind !== 'records' && parsed.kind !== 'status' && parsed.kind !== 'video')) {
       refused(client, 'publish_refused', packet.topic)
+      ending(client, 'publish_refused', true)
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed instead.
       return done(new TributaryError(ErrorCode.NOT_AUTHORIZED, `device ${device} may not publish to ${packet.topic}`))
     }
@@ -277,9 +297,11 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
         if (outcome.ack) return done(null)
         // Cannot store now: the device has been told on its video-acks topic; no PUBACK, the connection is closed.
         o.onRejected?.(outcome.error.code, 1)
+        ending(client, outcome.error.code, true)
         setTimeout(() => done(outcome.error), 50)
       }, (err: Error) => {
         o.log('video_ingest_error', { device, stream: parsed.stream, error: err.stack ?? String(err) })
+        ending(client, 'video_ingest_error', true)
         done(err)
       })
       return
@@ -292,7 +314,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       const outcome = await o.ingest.ingestBatch(device, stream, payload)
       o.onLatency?.((performance.now() - started) / 1000)
       if (outcome.reject) {
-        o.log('batch_rejected', { device, stream, code: outcome.reject.code, records: outcome.reject.records.length })
+        logFor(device, 'batch_rejected', { device, stream, code: outcome.reject.code, records: outcome.reject.records.length })
         await publishToDevice(device, outcome.reject)
       }
     }
@@ -300,6 +322,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       // Cannot store now: no PUBACK. Say why, then close the connection; the device keeps its data and retries.
       const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
       o.log('batch_not_stored', { device, stream, code, error: err.message })
+      ending(client, 'batch_not_stored', true)
       o.onRejected?.(code, 1)
       await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })
       // Give the message a moment to reach the socket before the connection is closed.
@@ -313,10 +336,26 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     return kind === 'records' || kind === 'video' ? null : packet
   }
 
-  aedes.on('clientError', (client: DeviceClient, err) => o.log('client_error', { device: client[DEVICE], client: client.id, error: err.message }))
+  // A client's error ends its connection: the reason is logged once, when the connection is gone.
+  aedes.on('clientError', (client: DeviceClient, err) => ending(client, err.message, false))
+  let closing: Promise<void> | undefined
 
-  const onTooLarge = (err: Error) => {
-    o.log('packet_too_large', { error: err.message })
+  /**
+   * One line per connection end (DESIGN.md, "Logs"): a device's DISCONNECT is routine (`debug`); a
+   * connection that broke (reset, keep-alive timeout, closed without DISCONNECT) is one `warn` with
+   * its reason; one the relay ended for a cause it logged already adds nothing.
+   */
+  const connectionEnded = (client: DeviceClient, checker: PacketSizeChecker) => {
+    const device = client[DEVICE]
+    if (device === undefined || closing) return
+    const end = client[ENDING]
+    if (checker.disconnected) o.log('client_disconnected', { device, client: client.id })
+    else if (!end) logFor(device, 'connection_lost', { device, client: client.id, reason: 'closed without DISCONNECT' })
+    else if (!end.logged) logFor(device, 'connection_lost', { device, client: client.id, reason: end.reason })
+  }
+
+  const onTooLarge = (address: string) => (err: Error) => {
+    logFor(address, 'packet_too_large', { address, error: err.message })
     o.onRejected?.(ErrorCode.FRAME_TOO_LARGE, 1)
   }
   const pending = new PendingConnections({ maxPending: o.maxPending, maxPendingPerAddress: o.maxPendingPerAddress })
@@ -336,8 +375,9 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     // delayed ACK (bench/video-relay.ts: 59 fragments/s with it, 219 without).
     socket.setNoDelay(true)
     const checker = new PacketSizeChecker(o.maxConnectBytes)
-    const client = aedes.handle(guardPacketSize(socket, checker, onTooLarge)) as DeviceClient
-    client[ADMISSION] = { checker, settle: admission.settle }
+    const client = aedes.handle(guardPacketSize(socket, checker, onTooLarge(address))) as DeviceClient
+    client[ADMISSION] = { checker, settle: admission.settle, address }
+    socket.once('close', () => connectionEnded(client, checker))
     if (socket instanceof tls.TLSSocket) {
       const certificate = socket.getPeerX509Certificate()
       // node gives OpenSSL's code as a string here, though typed as an Error.
@@ -362,7 +402,6 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       tlsServer!.listen(o.tlsPort, o.host, () => resolve())
     })
   }
-  let closing: Promise<void> | undefined
   return {
     aedes,
     port: (server.address() as net.AddressInfo).port,

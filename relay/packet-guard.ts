@@ -5,7 +5,7 @@
  * change between packets: the broker holds a new connection to a small one (a CONNECT needs little)
  * and raises it once the client has authenticated.
  */
-import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream'
+import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 
 export class PacketSizeError extends Error {
@@ -17,10 +17,15 @@ export class PacketSizeError extends Error {
   }
 }
 
+/** The packet type of DISCONNECT [MQTT-3.14]. */
+const DISCONNECT = 14
+
 /** Walks fixed headers; `remaining` counts the bytes of the current packet body still to pass. */
 export class PacketSizeChecker {
   /** Applies from the next fixed header on. */
   limit: number
+  /** True once the client has sent a DISCONNECT: the connection's end that follows is a clean one. */
+  disconnected = false
   private state: 'type' | 'length' | 'body' = 'type'
   private length = 0
   private multiplier = 1
@@ -37,7 +42,7 @@ export class PacketSizeChecker {
     while (i < chunk.length) {
       switch (this.state) {
         case 'type':
-          i++
+          if (chunk[i++]! >> 4 === DISCONNECT) this.disconnected = true
           this.state = 'length'
           this.length = 0
           this.multiplier = 1
@@ -75,25 +80,57 @@ export class PacketSizeChecker {
  * breach. `limit` is a number, or a checker whose limit the caller changes later.
  */
 export function guardPacketSize(socket: Socket, limit: number | PacketSizeChecker, onTooLarge: (err: PacketSizeError) => void): Duplex {
-  const checker = typeof limit === 'number' ? new PacketSizeChecker(limit) : limit
-  const inbound = new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
+  return new GuardedSocket(socket, typeof limit === 'number' ? new PacketSizeChecker(limit) : limit, onTooLarge)
+}
+
+/**
+ * The socket as the broker sees it. Its end is the socket's: a close after the peer's FIN ends it
+ * without an error, a socket error destroys it with that error, and only a packet over the limit
+ * is cut short (Node's `Duplex.from` pair made every close an AbortError, so that each device that
+ * said DISCONNECT was logged as a client error).
+ */
+class GuardedSocket extends Duplex {
+  constructor(private readonly socket: Socket, checker: PacketSizeChecker, onTooLarge: (err: PacketSizeError) => void) {
+    super({ allowHalfOpen: false })
+    socket.on('data', (chunk: Buffer) => {
       try {
         checker.feed(chunk)
-        done(null, chunk)
       } catch (err) {
         onTooLarge(err as PacketSizeError)
         socket.destroy()
-        done()
+        return
       }
-    },
-  })
-  socket.pipe(inbound)
-  const outbound = new PassThrough()
-  outbound.pipe(socket)
-  const duplex = Duplex.from({ readable: inbound, writable: outbound })
-  socket.on('close', () => duplex.destroy())
-  socket.on('error', (err) => duplex.destroy(err))
-  duplex.on('close', () => socket.destroy())
-  return duplex
+      if (!this.push(chunk)) socket.pause()
+    })
+    socket.on('end', () => this.push(null))
+    socket.on('error', (err) => this.destroy(err))
+    socket.on('close', () => this.destroy())
+  }
+
+  override _read(): void {
+    this.socket.resume()
+  }
+
+  // What the broker writes after the socket has gone is dropped, as a closed socket's would be.
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.socket.destroyed) return done()
+    this.socket.write(chunk, done)
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, done: (err?: Error | null) => void): void {
+    if (this.socket.destroyed) return done()
+    this.socket.cork()
+    for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i]!.chunk)
+    this.socket.write(chunks[chunks.length - 1]!.chunk, done)
+    this.socket.uncork()
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.socket.end(done)
+  }
+
+  override _destroy(err: Error | null, done: (err: Error | null) => void): void {
+    this.socket.destroy()
+    done(err)
+  }
 }

@@ -30,7 +30,7 @@ import { PageTokens } from './kinesis/tokens.js'
 import { openLogStore, sealedLogStore } from './log/index.js'
 import type { MetadataStore } from './meta/types.js'
 import { SqliteMetadataStore } from './meta/sqlite.js'
-import { jsonLog, relayMetrics, type LogFn, type RelayMetrics } from './observe.js'
+import { jsonLogger, relayMetrics, type LogFn, type LogLevel, type RelayMetrics } from './observe.js'
 import { ShardReader } from './reader.js'
 import { Router } from './router.js'
 import { routes } from './routes.js'
@@ -78,7 +78,7 @@ export interface RelayDeps {
   onReshardStep?: (step: ReshardStep, stream: string) => void
 }
 
-export async function startRelay(config: RelayConfig, log: LogFn = jsonLog, deps: RelayDeps = {}): Promise<Relay> {
+export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(config.logLevel as LogLevel), deps: RelayDeps = {}): Promise<Relay> {
   const clock = deps.clock ?? systemClock
   const now = () => clock.wallMs()
   // Secrets and the data directory are checked before anything listens or is written.

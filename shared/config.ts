@@ -78,6 +78,7 @@ export interface RelayConfig {
   clusterName: string
   replicas: number
   mqttRedis: string
+  logLevel: string
 }
 
 /** A Redis URL as `mqttRedis` takes it: credentials, host, port, an optional database number, nothing after. */
@@ -137,6 +138,7 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   clusterName: { type: 'string', default: 'tributary', env: 'TRIBUTARY_CLUSTER_NAME', flag: 'cluster-name', help: 'prefix of the JetStream streams, buckets and subjects of one cluster of relays (several clusters can share NATS servers)' },
   replicas: { type: 'integer', default: 1, env: 'TRIBUTARY_REPLICAS', flag: 'replicas', min: 1, max: 5, help: 'JetStream replicas of each shard log and of the metadata (R1, or R3 for a three-server cluster); with --cluster only' },
   mqttRedis: { type: 'string', default: '', env: 'TRIBUTARY_MQTT_REDIS', flag: 'mqtt-redis', help: 'Redis for the MQTT broker (redis://host:port[/db]): sessions, retained messages, wills, subscriptions and offline QoS 1 queues are shared by every relay using it (docs/cluster.md); empty: kept in this relay' },
+  logLevel: { type: 'string', default: 'info', env: 'TRIBUTARY_LOG_LEVEL', flag: 'log-level', help: 'least level of the JSON lines logged on stderr: debug, info, warn or error (debug adds every connection\'s end)' },
   videoPendingTimeoutMs: { type: 'integer', default: 30_000, env: 'TRIBUTARY_VIDEO_PENDING_TIMEOUT_MS', flag: 'video-pending-timeout-ms', min: 100, max: 3_600_000, help: 'an incomplete video fragment that receives no chunk this long is dropped (the device sends it again)' },
 }
 
@@ -213,6 +215,7 @@ export function resolveRelayConfig(
   }
   if (!/^[A-Za-z0-9-]{1,32}$/.test(config.clusterName)) throw new ConfigError('clusterName', `must be 1-32 letters, digits or -, got ${JSON.stringify(config.clusterName)}`)
   if (config.mqttRedis !== '' && !MQTT_REDIS_URL.test(config.mqttRedis)) throw new ConfigError('mqttRedis', `must be a Redis URL (redis://[user:password@]host:port[/db], or rediss:// for TLS), got ${JSON.stringify(config.mqttRedis.replace(/\/\/[^/]*@/, '//***@'))}`)
+  if (!['debug', 'info', 'warn', 'error'].includes(config.logLevel)) throw new ConfigError('logLevel', `must be debug, info, warn or error, got ${JSON.stringify(config.logLevel)}`)
   if (!/^\d{12}$/.test(config.accountId)) throw new ConfigError('accountId', 'must be 12 digits')
   return config
 }

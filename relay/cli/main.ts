@@ -14,6 +14,7 @@ import { CONSUMERS_USAGE, runConsumers } from './consumers.js'
 import { runVideo, VIDEO_USAGE } from './video.js'
 import { DELIVERY_USAGE, runDelivery } from './delivery.js'
 import { addCertificate, DEVICE_CERTS_USAGE, listCertificates, revokeCertificates } from './device-certs.js'
+import type { LogLevel } from '../observe.js'
 
 const USAGE = `tributary — a self-hosted streaming platform in the shape of Amazon Kinesis
 
@@ -71,7 +72,8 @@ async function runRelay(args: Args): Promise<void> {
   // Everything the relay creates (data directory, segments, meta.db and its -wal/-shm) is for its user alone.
   process.umask(0o077)
   // The relay is loaded only to run it: the client commands start in a fraction of the time.
-  const [{ startRelay }, { jsonLog }, { reshardCrashHook }] = await Promise.all([import('../relay.js'), import('../observe.js'), import('../streams.js')])
+  const [{ startRelay }, { jsonLogger }, { reshardCrashHook }] = await Promise.all([import('../relay.js'), import('../observe.js'), import('../streams.js')])
+  const jsonLog = jsonLogger(config.logLevel as LogLevel)
   const relay = await startRelay(config, jsonLog, { onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
   console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} ${relay.httpTls ? 'https' : 'http'}://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length || config.accessKeysFile ? ' sigv4=on' : isLoopbackHost(config.httpHost) ? ' sigv4=off (loopback only)' : ` sigv4=off (the API is open to anyone who reaches ${config.httpHost}: set access keys)`}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
   let stopping = false

@@ -134,7 +134,7 @@ t.test('20,000 refused filters in one SUBSCRIBE make one log line and a disconne
   t.equal(refusals.length, 1, 'one log line for the refusals')
   t.match(refusals[0]!.fields, { client: 'dev-flood', count: 101, topics: [topics.rejects('dev-victim-0')] }, 'with their count (the limit, 100, plus the one past it) and the first topics')
   t.equal((refusals[0]!.fields.topics as string[]).length, 5, 'five topics named, not all')
-  t.same(lines.filter((l) => l.event === 'client_disconnected').map((l) => l.fields), [{ device: 'dev-flood', client: 'dev-flood', reason: 'too_many_refusals', refusals: 101 }])
+  t.same(lines.filter((l) => l.event === 'client_closed').map((l) => l.fields), [{ device: 'dev-flood', client: 'dev-flood', reason: 'too_many_refusals', refusals: 101 }])
   t.ok(lines.length < 20, `the relay logged ${lines.length} lines in all`)
 
   const d = await device(t, relay.mqttPort, 'dev-fine')
