@@ -22,6 +22,7 @@ const EVENT_LEVELS: Record<string, LogLevel> = {
   video_ingest_error: 'error',
   log_corruption: 'error',
   storage_failed: 'error',
+  storage_resume_error: 'error',
   batch_not_stored: 'error',
   snapshot_error: 'error',
   retention_error: 'error',

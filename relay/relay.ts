@@ -41,6 +41,7 @@ import { countingVideo, openVideo, type VideoService } from './video/index.js'
 import { VideoConsole } from './video/viewer/index.js'
 import { topics } from '../shared/topics.js'
 import { fileLimit, openSegmentsFor } from './filelimit.js'
+import { watchStorage } from './storage-watch.js'
 import type { PublishPacket } from 'aedes'
 
 export interface Relay {
@@ -233,6 +234,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     every(clock, 10_000, () => {
       streams.snapshotProducers().catch((err: Error) => log('snapshot_error', { error: err.message }))
     }),
+    watchStorage({ logs, dir: join(config.dataDir, 'streams'), clock, log }),
   ]
 
   return {

@@ -21,6 +21,17 @@ interface Waiter {
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+/**
+ * Whether a store failed for want of space (a full file system or quota) while writing, which it
+ * can come back from once there is room again. Not a failed sync, whatever its code: after one,
+ * Linux may have dropped dirty pages and will not say so again.
+ */
+export function isSpaceError(err: Error | null): boolean {
+  const e = err as NodeJS.ErrnoException | null
+  if (!e || (e.code !== 'ENOSPC' && e.code !== 'EDQUOT')) return false
+  return e.syscall !== 'fsync' && e.syscall !== 'fdatasync' && e.syscall !== 'syncfs'
+}
+
 /** Each log flushes itself; every flush settles before the outcome is known, so none may still be writing when a run ends. */
 export async function flushEach(logs: readonly Flushable[]): Promise<void> {
   const outcomes = await Promise.allSettled(logs.map((log) => log.flush()))
@@ -72,6 +83,12 @@ export class GroupCommit {
       this.waiting.push({ resolve, reject })
       this.schedule()
     })
+  }
+
+  /** Takes commits again after a failure the store has recovered from (its `resume`). */
+  resume(): void {
+    this.failed = null
+    if (this.waiting.length) this.schedule()
   }
 
   /** Resolves when no flush is writing (files may be closed then). */

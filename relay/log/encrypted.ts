@@ -67,6 +67,9 @@ export class EncryptedLogStore implements LogStore {
   get failed(): Error | null {
     return this.inner.failed
   }
+  resume(): Promise<boolean> {
+    return this.inner.resume?.() ?? Promise.resolve(false)
+  }
   checkWritable(): void {
     this.inner.checkWritable()
   }

@@ -149,6 +149,8 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   private readonly directMax: number
   /** Segments written since the last checkpoint: synced before the journal is emptied. */
   private readonly unsynced = new Set<Segment>()
+  /** Those the background checkpoint of the journal's other file syncs, until it has (a resume syncs them if it failed). */
+  private checkpointing: readonly Segment[] = []
   private readonly journalPaths = new WeakMap<Segment, Buffer>()
   /** The store's open segment files, bounded. */
   readonly handles: HandleCache
@@ -272,9 +274,12 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
         // Its older file is reused now: what it held must be in the segments.
         await this.redoEnd(journal)
         // Commits move to the journal's other file; the segments touched until now are synced in the background.
-        const touched = [...this.unsynced]
+        const touched = this.checkpointing = [...this.unsynced]
         this.unsynced.clear()
-        await journal.rotate(() => this.syncSegments(touched))
+        await journal.rotate(async () => {
+          await this.syncSegments(touched)
+          if (this.checkpointing === touched) this.checkpointing = []
+        })
       }
       const staged: StagedWrite[] = []
       const full: FileShardLog[] = []
@@ -343,6 +348,29 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
     let path = this.journalPaths.get(segment)
     if (!path) this.journalPaths.set(segment, path = Buffer.from(relative(this.root, segment.logPath), 'utf8'))
     return path
+  }
+
+  /**
+   * Back to the last commit that succeeded, after a failure for want of space: each log rewinds
+   * (FileShardLog.rewind); then every segment the journal's entries cover is made durable where it
+   * belongs and the journal emptied, so nothing a failed append left in it can be replayed. Refused
+   * (false) while the redo of what the journal held at start has not been made durable.
+   */
+  protected override async recover(logs: FileShardLog[]): Promise<boolean> {
+    return this.exclusive(async () => {
+      const journal = this.journal
+      const settled = (p: Promise<void> | null) => p ? p.then(() => true, () => false) : Promise.resolve(true)
+      // The journal's open or its redo failed: only a restart's replay redoes them.
+      if (!(await settled(this.ready)) || !(await settled(this.redone))) return false
+      for (const log of logs) await log.rewind()
+      if (!journal || !this.redone) return true
+      const segments = [...new Set([...this.unsynced, ...this.checkpointing])]
+      await this.syncSegments(segments)
+      await journal.reset()
+      this.unsynced.clear()
+      this.checkpointing = []
+      return true
+    })
   }
 
   private async checkpoint(journal: Journal): Promise<void> {

@@ -4,13 +4,13 @@
  * See `shared/logframe.ts` for the record layout and `segment.ts` for the files and their index.
  */
 import { promises as fsp } from 'node:fs'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { logBatchSize, readLogOffset, type Codec } from '../../hardware/index.js'
 import type { LogRecord, LogRecordInput } from '../../shared/logframe.js'
 import type { ShardLogHost } from './host.js'
 import { recoverSegment, walkSegment, type WalkVisitor } from './recovery.js'
 import { oldestSealed, segmentIndex, takeExpired, totalSize, type SegmentSpan } from './segment-list.js'
-import { fsyncDir, isSegmentLog, Segment, type HandleCache } from './segment.js'
+import { fsyncDir, isSegmentLog, Segment, segmentName, type HandleCache } from './segment.js'
 import { streamDeleted, type BatchSlice, type ReadOptions, type ReadResult, type ShardLog } from './types.js'
 
 interface PendingAppend {
@@ -254,6 +254,18 @@ export class FileShardLog implements ShardLog {
     this.pendingBytes = 0
     this.pendingCount = 0
     this.nextAssigned = this.committedEnd
+  }
+
+  /**
+   * After a failed commit, before commits are taken again (the store's `resume`): nothing pending is
+   * kept, each segment forgets what the failed writes left (`Segment.rewind`), and a roll cut short
+   * (the full segment sealed, its successor's file made but never listed) leaves no file behind to
+   * refuse the next roll.
+   */
+  async rewind(): Promise<void> {
+    this.discardPending()
+    for (const segment of this.segments) await segment.rewind()
+    if (this.segments[this.segments.length - 1]?.sealed) await fsp.rm(join(this.dir, segmentName(this.committedEnd, 'log')), { force: true })
   }
 
   // ---- read ----

@@ -301,6 +301,22 @@ export class Journal {
     await this.begin(file)
   }
 
+  /**
+   * After a failed commit, once every segment written since the files were last emptied is durable
+   * (the store's `resume`): both files are emptied and commits start afresh, past whatever a failed
+   * append left; a failed background checkpoint is forgotten (its segments were among those synced).
+   */
+  async reset(): Promise<void> {
+    if (!this.files) return
+    await this.checkpointing?.catch(() => {})
+    this.checkpointing = null
+    const other = this.files[1 - this.current]!
+    await other.handle.truncate(0)
+    await other.handle.datasync()
+    other.size = 0
+    await this.begin(this.files[this.current]!)
+  }
+
   /** Bytes in the file being appended to (its header included). */
   bytes(): number {
     return this.files ? this.files[this.current]!.size : 0

@@ -168,6 +168,8 @@ export class Segment {
   private drainsPending = 0
   /** The first fdatasync of this file that failed: every later sync fails with it. */
   private syncFailed: Error | null = null
+  /** A write to the file failed (a full disk): it may hold bytes past `written` until `rewind`. */
+  private writeFailed = false
   // sparse index
   offsets: number[] = []
   positions: number[] = []
@@ -255,8 +257,13 @@ export class Segment {
   /** Writes `data` at byte `position` (right after the segment's good bytes) and waits until it is on disk. */
   async write(data: Buffer, position: number): Promise<void> {
     await this.use(async (handle) => {
-      await writeFully(handle, data, position)
-      await handle.datasync()
+      try {
+        await writeFully(handle, data, position)
+      } catch (err) {
+        this.writeFailed = true
+        throw err
+      }
+      await this.datasync(handle)
     })
     this.written = position + data.length
   }
@@ -295,7 +302,10 @@ export class Segment {
       const n = this.tail.length
       const chunks = this.tail.slice(0, n)
       const bytes = this.tailBytes
-      await this.use((handle) => writevFully(handle, chunks, this.written))
+      await this.use((handle) => writevFully(handle, chunks, this.written)).catch((err: unknown) => {
+        this.writeFailed = true
+        throw err
+      })
       // New arrays, never shortened in place: a read holding the old (written, tail) pair stays consistent.
       this.tail = this.tail.slice(n)
       this.tailStarts = this.tailStarts.slice(n)
@@ -364,7 +374,8 @@ export class Segment {
   batchDone(part: BatchPart, err?: Error): void {
     this.pins--
     this.drainsPending--
-    if (!err) {
+    if (err) this.writeFailed = true
+    else {
       const n = part.chunks.length
       // New arrays, as in `drain`: a read holding the old (written, tail) pair stays consistent.
       this.tail = this.tail.slice(n)
@@ -373,6 +384,39 @@ export class Segment {
       this.written += part.bytes
     }
     this.cache.trim()
+  }
+
+  /**
+   * After a failed commit, before commits are taken again (a full disk that has room again): forgets
+   * what was kept behind past `size` (the failed commit's bytes: never committed), and cuts the file
+   * to where this process's writes ended, or to `size` if they went past it, so that no byte of a
+   * failed write is left for a later read or a restart's recovery to take for a record. The cut is
+   * synced. Throws, changing nothing, when a sync of this file failed: Linux may have dropped its
+   * pages, and only a restart's journal replay restores them.
+   */
+  async rewind(): Promise<void> {
+    if (this.syncFailed) throw this.syncFailed
+    await this.draining
+    if (this.closed) return
+    let keep = 0
+    while (keep < this.tail.length && this.tailStarts[keep]! < this.size) keep++
+    if (keep > 0 && this.tailStarts[keep - 1]! + this.tail[keep - 1]!.length > this.size) throw new Error(`${this.logPath}: kept-behind bytes straddle the committed end`)
+    if (keep < this.tail.length) {
+      this.tail = this.tail.slice(0, keep)
+      this.tailStarts = this.tailStarts.slice(0, keep)
+      this.tailBytes = 0
+      for (const chunk of this.tail) this.tailBytes += chunk.length
+    }
+    if (!this.writeFailed && this.written <= this.size) return
+    const cut = Math.min(this.written, this.size)
+    await this.use(async (handle) => {
+      if ((await handle.stat()).size > cut) {
+        await handle.truncate(cut)
+        await this.datasync(handle)
+      }
+    })
+    this.written = cut
+    this.writeFailed = false
   }
 
   /** A sync of the whole file system after `writeForSync` failed: this file is never called synced again. */

@@ -4,7 +4,7 @@
  * concrete store says only how one shard's log is opened and how a stream's data is removed.
  */
 import { codec as defaultCodec, type Codec } from '../../hardware/index.js'
-import { flushEach, GroupCommit, type Flushable } from './commit.js'
+import { flushEach, GroupCommit, isSpaceError, type Flushable } from './commit.js'
 import type { ShardLogHost } from './host.js'
 import { enforceRetention, type TrimmableLog } from './retention.js'
 import type { CorruptionReport, LogStore, ShardLog } from './types.js'
@@ -79,6 +79,14 @@ export abstract class ShardLogStore<L extends StoredLog> implements LogStore {
   /** Makes durable what a store keeps beside its logs (a journal), before logs close or their data is removed. */
   protected async settle(): Promise<void> {}
 
+  /**
+   * Puts the open logs (and what the store keeps beside them) back as they were at the last commit
+   * that succeeded, for `resume`; false when that cannot be done safely here. By default: cannot.
+   */
+  protected async recover(_logs: L[]): Promise<boolean> {
+    return false
+  }
+
   /** Opens the log of one shard, creating it when new. */
   protected abstract openLog(stream: string, shard: string): Promise<L>
   /** Removes the data of a stream's logs, or of one shard's, once they are closed. */
@@ -137,6 +145,22 @@ export abstract class ShardLogStore<L extends StoredLog> implements LogStore {
 
   checkWritable(): void {
     this.commits.checkWritable()
+  }
+
+  /**
+   * After a failure for want of space (`isSpaceError`), once there is room again: every log is put
+   * back as it was at the last commit that succeeded (nothing a failed commit wrote is left, in memory
+   * or in the files) and commits are taken again. True when the store is writable; false, changing
+   * nothing that matters, when it failed otherwise or cannot recover here (a restart then does).
+   */
+  async resume(): Promise<boolean> {
+    const failed = this.commits.failed
+    if (!failed) return true
+    if (!isSpaceError(failed)) return false
+    await this.commits.idle()
+    if (!(await this.recover([...this.logs.values()]).catch(() => false))) return false
+    this.commits.resume()
+    return true
   }
 
   commit(): Promise<void> {

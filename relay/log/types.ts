@@ -116,6 +116,11 @@ export interface LogStore {
   corruptions(): readonly CorruptionReport[]
   close(): Promise<void>
   readonly failed: Error | null
+  /**
+   * Comes back from a failure for want of space once there is room again (nothing a failed commit
+   * wrote is kept); true when writable. Absent, or false, where only a restart recovers.
+   */
+  resume?(): Promise<boolean>
   /** Throws a StorageError when appends cannot be accepted. */
   checkWritable(): void
   /** Calls back whenever records of a shard become committed (readers waiting for new data). */

@@ -363,6 +363,91 @@ t.test('a direct commit whose fdatasync fails fails the store and keeps the jour
   t.same(after.map((rows) => rows.slice(0, 15)), acknowledged, 'every acknowledged record, at its offset')
 })
 
+/**
+ * Runs `work` with the next `times` writev calls of every file handle failing with ENOSPC after their
+ * bytes went out, as a write the disk filled under: what a failed append or drain leaves in a file.
+ */
+async function diskFillsDuring<T>(work: () => Promise<T>, times = 1): Promise<T> {
+  const probe = await fsp.open(import.meta.filename, 'r')
+  const proto = Object.getPrototypeOf(probe) as { writev: (buffers: Buffer[], position?: number) => Promise<unknown> }
+  await probe.close()
+  const writev = proto.writev
+  let left = times
+  proto.writev = async function (this: unknown, buffers: Buffer[], position?: number) {
+    const out = await writev.call(this, buffers, position)
+    if (left-- > 0) throw Object.assign(new Error('ENOSPC: no space left on device, writev'), { code: 'ENOSPC', errno: -28, syscall: 'writev' })
+    return out
+  }
+  try {
+    return await work()
+  } finally {
+    proto.writev = writev
+  }
+}
+
+t.test('a journal append the disk filled under: the store resumes without it, and no power cut brings its entries back', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  for (let round = 0; round < 2; round++) await commitRound(store, 's', 8, 5, round * 5)
+  // A journaled commit of 5 records a shard fails: its whole entries went into the journal file.
+  await t.rejects(diskFillsDuring(() => commitRound(store, 's', 8, 5, 100)), { code: 'STORAGE_FAILED' })
+  t.match(store.failed, { code: 'ENOSPC', syscall: 'writev' })
+  t.throws(() => store.checkWritable(), { code: 'STORAGE_FAILED' }, 'appends refused while failed')
+  t.equal(await store.resume(), true, 'resumed')
+  t.equal(store.failed, null)
+  // Five shards, records of the same sizes: its entries land exactly over the failed commit's first
+  // five, so the failed commit's last three entries would follow them whole, were they left there.
+  await commitRound(store, 's', 5, 5, 150)
+  const good = Array.from({ length: 10 }, (_, i) => `${i}:k${i}:${rec(i).data.toString()}`)
+  const after = [...good, ...Array.from({ length: 5 }, (_, i) => `${10 + i}:k${150 + i}:${rec(150 + i).data.toString()}`)]
+  t.same(await readAll(store, 's', 3), after, 'the failed commit is not served; the next one follows the last good one')
+  // A power cut now (the store never closed): the restart replays the journal.
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  for (const s of [0, 4]) t.same(await readAll(again, 's', s), after, `shard ${s} after a power cut: exactly the acknowledged records`)
+  for (const s of [5, 7]) t.same(await readAll(again, 's', s), good, `shard ${s} after a power cut: nothing of the failed commit`)
+})
+
+t.test('a direct commit\'s drain the disk filled under: the store resumes, and its bytes are cut from the files', async (t) => {
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath })
+  await commitRound(store, 's', 8, 5, 0)
+  await commitRound(store, 's', 2, 5, 5)
+  // A direct commit over 2 shards: its writes went out, then the disk was full.
+  await t.rejects(diskFillsDuring(() => commitRound(store, 's', 2, 20, 100)), { code: 'STORAGE_FAILED' })
+  t.equal(await store.resume(), true, 'resumed')
+  await commitRound(store, 's', 2, 1, 200)
+  const expected = [...Array.from({ length: 10 }, (_, i) => `${i}:k${i}:${rec(i).data.toString()}`), `10:k200:${rec(200).data.toString()}`]
+  t.same(await readAll(store, 's', 1), expected)
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  t.same(await readAll(again, 's', 0), expected, 'after a power cut: exactly the acknowledged records, none of the failed commit\'s past them')
+})
+
+t.test('a store that failed otherwise does not resume: an I/O error, or a full disk met by a sync', async (t) => {
+  for (const failure of [{ code: 'EIO', syscall: 'writev' }, { code: 'ENOSPC', syscall: 'fdatasync' }]) {
+    const { root, journalPath } = dirs(t)
+    const store = new FileLogStore({ root, journalPath })
+    t.teardown(() => store.close())
+    await commitRound(store, 's', 8, 5, 0)
+    const probe = await fsp.open(import.meta.filename, 'r')
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; writev: (b: Buffer[], p?: number) => Promise<unknown> }
+    await probe.close()
+    const original = failure.syscall === 'writev' ? proto.writev : proto.datasync
+    const fail = () => Promise.reject(Object.assign(new Error(`${failure.code}: injected, ${failure.syscall}`), failure))
+    if (failure.syscall === 'writev') proto.writev = fail
+    else proto.datasync = fail
+    try {
+      await t.rejects(commitRound(store, 's', 8, 5, 100), { code: 'STORAGE_FAILED' })
+    } finally {
+      if (failure.syscall === 'writev') proto.writev = original as typeof proto.writev
+      else proto.datasync = original as typeof proto.datasync
+    }
+    t.equal(await store.resume(), false, `${failure.code} in ${failure.syscall}: not resumed`)
+    t.ok(store.failed, 'still failed: a restart recovers')
+  }
+})
+
 t.test('segment heads kept from recovery stay within the store\'s 4 MiB budget, however many files the cache holds open', async (t) => {
   const dir = tempDir(t)
   const cache = new HandleCache(1000)
