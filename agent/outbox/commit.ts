@@ -6,6 +6,8 @@
  * When the file is at its cap, room is made between attempts (acknowledged batches first, then the
  * oldest records of drop-oldest streams) and the commit is tried again; reject-new streams are refused.
  */
+import { statfsSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { ErrorCode, OutboxFullError, TributaryError } from '../../shared/errors.js'
 import type { Clock } from '../../hardware/index.js'
 import type { Batches } from './batches.js'
@@ -18,6 +20,19 @@ import { frameBytes, type OutboxInput } from './types.js'
 
 /** How many times a commit is retried after making room at the file cap. */
 const ROOM_ATTEMPTS = 3
+
+/** Below this much room for the agent on the outbox's file system, a full database is a full disk, not a file at its cap. */
+const DISK_FULL_BYTES = 1024 * 1024
+
+/** Bytes the agent may still write on the file system holding `path` (Infinity when that cannot be told). */
+function roomFor(path: string): number {
+  try {
+    const s = statfsSync(dirname(path))
+    return s.bavail * s.bsize
+  } catch {
+    return Infinity
+  }
+}
 
 /**
  * An acknowledged batch's deletion waits up to this long for a commit of new records to ride with
@@ -76,6 +91,8 @@ export class GroupCommit {
   private former: BatchFormer | null = null
   /** When the armed timer fires (performance.now()); a sooner need re-arms it. */
   private deadline = Infinity
+  /** Since when (outbox clock) commits are refused because the disk is full; null while there is room. */
+  private diskFullSince: number | null = null
 
   constructor(options: GroupCommitOptions, parts: GroupCommitParts) {
     this.o = options
@@ -148,18 +165,33 @@ export class GroupCommit {
           break
         } catch (err) {
           if (!isFull(err) || attempt >= ROOM_ATTEMPTS) throw err
+          // The file system is full, not the file: dropping records would lose what was stored and free
+          // nothing (a deletion needs room in the WAL too). New records are refused until there is room.
+          if (roomFor(this.p.store.path) < DISK_FULL_BYTES) throw err
           this.makeRoom(groups, acks, refused)
           acks = []
         }
       }
     } catch (err) {
-      this.o.log('outbox_commit_failed', { error: (err as Error).message })
-      const error = isFull(err)
-        ? new OutboxFullError(groups[0]?.rows[0]?.stream ?? '', `the outbox is at its cap of ${this.o.maxBytes} bytes and nothing more can be dropped`)
-        : new TributaryError(ErrorCode.STORAGE_FAILED, `outbox commit failed: ${(err as Error).message}`, { cause: err })
+      // Deletions that did not commit wait for the next one.
+      this.acks = [...acks, ...this.acks]
+      if (this.acks.length) this.schedule(Math.max(this.o.commitIntervalMs, ACK_HOLD_MS))
+      const stream = groups[0]?.rows[0]?.stream ?? ''
+      const room = isFull(err) ? roomFor(this.p.store.path) : Infinity
+      let error: Error
+      if (room < DISK_FULL_BYTES) {
+        error = new OutboxFullError(stream, `the file system holding the outbox is full (${room} bytes free; the outbox file holds ${this.p.store.fileBytes()} of its ${this.o.maxBytes}): records are refused until there is room, and nothing stored is lost`)
+        this.diskFull(error.message)
+      } else {
+        this.o.log('outbox_commit_failed', { error: (err as Error).message })
+        error = isFull(err)
+          ? new OutboxFullError(stream, `the outbox is at its cap of ${this.o.maxBytes} bytes and nothing more can be dropped`)
+          : new TributaryError(ErrorCode.STORAGE_FAILED, `outbox commit failed: ${(err as Error).message}`, { cause: err })
+      }
       for (const g of groups) g.reject(error)
       return
     }
+    if (this.diskFullSince !== null) this.roomAgain()
     let stored = 0
     for (const g of groups) {
       const r = results.get(g)!
@@ -167,6 +199,22 @@ export class GroupCommit {
       else { stored += r.length; g.resolve(r) }
     }
     this.o.committed(stored, acked, formed)
+  }
+
+  /** The first refusal of a full disk: logged once (warn) and raised as the DISK_FULL alarm until a commit succeeds. */
+  private diskFull(message: string): void {
+    if (this.diskFullSince !== null) return
+    this.diskFullSince = this.o.monoNow()
+    this.o.log('outbox_refused_disk_full', { path: this.p.store.path, message })
+    this.p.store.alarms.push({ code: 'DISK_FULL', message, atMs: this.o.clock.wallMs() })
+  }
+
+  private roomAgain(): void {
+    this.o.log('outbox_disk_room_again', { path: this.p.store.path, afterMs: Math.round(this.o.monoNow() - this.diskFullSince!) })
+    this.diskFullSince = null
+    const alarms = this.p.store.alarms
+    const at = alarms.findIndex((a) => a.code === 'DISK_FULL')
+    if (at >= 0) alarms.splice(at, 1)
   }
 
   /**
