@@ -67,6 +67,13 @@ const WRITE_OUT_BYTES = 256 * 1024
 const SYNCFS_MIN_SEGMENTS = 64
 
 /**
+ * File systems (statfs f_type) whose syncfs(2) does not promise the data is on stable storage: FUSE
+ * (the kernel has no writeback to do and does not ask the daemon), NFS, SMB. Their segments are
+ * fdatasynced each, which every one of them forwards.
+ */
+const SYNCFS_UNRELIABLE = new Set([0x65735546 /* FUSE */, 0x6969 /* NFS */, 0xff534d42 /* CIFS */, 0xfe534d42 /* SMB2 */, 0x517b /* SMB */])
+
+/**
  * Writes out (unsynced) what each segment kept behind: those open and not draining in one job of the
  * thread pool (their chunks copied into one buffer), the rest each on its own.
  */
@@ -189,8 +196,10 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
           await fsyncDir(dir)
           if (dir.length < created.length) break
         }
-        this.rootHandle = await fsp.open(this.root, 'r')
-        this.rootDevice = (await this.rootHandle.stat()).dev
+        if (!SYNCFS_UNRELIABLE.has((await fsp.statfs(this.root)).type)) {
+          this.rootHandle = await fsp.open(this.root, 'r')
+          this.rootDevice = (await this.rootHandle.stat()).dev
+        }
       }
       const replayed = await journal.open()
       if (replayed.entries || replayed.tornBytes) this.onReplay?.(replayed)
