@@ -79,8 +79,12 @@ t.test(`${CUTS} power cuts under the agent lose no record it said it stored`, { 
       const known = new Set(stored)
       if (found.length !== new Set(found).size) t.fail(`round ${round}: a record is in the outbox twice`)
       const acknowledged = found.filter((d) => !waiting.has(d))
-      if (acknowledged.length !== stored.length || acknowledged.some((d, i) => d !== stored[i])) {
-        t.fail(`round ${round}: the outbox holds ${acknowledged.length} of the ${stored.length} records stored, or not in their order`)
+      const have = new Set(found)
+      const missing = stored.filter((d) => !have.has(d))
+      if (missing.length) t.fail(`round ${round}: ${missing.length} of the ${stored.length} records stored are not in the outbox (${missing.slice(0, 3).map((d) => d.split(':')[0]).join(', ')}…)`)
+      else if (acknowledged.some((d, i) => d !== stored[i])) {
+        const i = acknowledged.findIndex((d, k) => d !== stored[k])
+        t.fail(`round ${round}: the stored records are out of order from ${i}: ${acknowledged[i]?.split(':')[0]} where ${stored[i]?.split(':')[0]} was stored`)
       }
       const extra = found.filter((d) => !known.has(d) && !waiting.has(d))
       if (extra.length) t.fail(`round ${round}: records never put (or damaged): ${extra.slice(0, 3).map((d) => d.slice(0, 40)).join(', ')}`)

@@ -38,6 +38,14 @@ class CrashFS(Operations):
         # path -> [(offset, bytes)] written since the file was last synced, in order
         self.pending = {}
         self.guard = threading.Lock()
+        # Set by the cut: from then on nothing succeeds (a sync that would report success after the
+        # power went would lie).
+        self.dead = False
+
+    def __call__(self, op, *args):
+        if self.dead:
+            raise FuseOSError(errno.EIO)
+        return super().__call__(op, *args)
 
     def _full(self, path):
         return os.path.join(self.root, path.lstrip('/'))
@@ -148,11 +156,15 @@ class CrashFS(Operations):
 
     def write(self, path, data, offset, fh):
         with self.guard:
+            if self.dead:
+                raise FuseOSError(errno.EIO)
             self.pending.setdefault(path, []).append((offset, bytes(data)))
         return len(data)
 
     def fsync(self, path, datasync, fh):
         with self.guard:
+            if self.dead:
+                raise FuseOSError(errno.EIO)
             writes = self.pending.pop(path, None)
             taken = list(writes) if writes else []
             if writes:
@@ -178,6 +190,7 @@ class CrashFS(Operations):
         """Some pending writes land, in a random order, the last of them torn; the rest are lost."""
         rng = random.Random(self.seed)
         with self.guard:
+            self.dead = True
             writes = [(p, o, b) for p, ws in sorted(self.pending.items()) for o, b in ws]
             self.pending = {}
         landed = [w for w in writes if rng.random() < 0.5]
