@@ -1,11 +1,13 @@
 /**
  * Power cuts under the agent (issue 19). Its outbox (SQLite in WAL mode) is on crashfs
  * (test/helpers/crashfs.py), which keeps every write in memory until an fsync or fdatasync reaches
- * its file. Each round: the agent starts on what the last cut left (the relay is unreachable, so
- * everything stays in the outbox), records are put through its put API, and at a seeded moment (a put
- * in flight) the agent is killed and the power cut, losing every unsynced write or landing a seeded
- * part of them in any order with the last torn. After each cut, the outbox opened on what survived
- * must hold every record the agent said it stored, once, in order, and nothing it never took.
+ * its file. Each round: the agent starts on what the last cut left, records are put through its put
+ * API while its uplink sends batches to a relay (on an ordinary disk), and at a seeded moment, puts
+ * going on, the power is cut (every unsynced write lost, or a seeded part of them landed in any
+ * order with the last torn) and the agent killed. After each cut, every record the agent said it
+ * stored must be in the outbox (in capture order) or at the relay, at the relay at most once, and
+ * nothing it never took anywhere. At the end the agent drains: the relay then holds each stored
+ * record exactly once (a batch acknowledged whose deletion the cut lost is resent and deduplicated).
  * TRIBUTARY_SOAK=1 runs 100 cuts, `npm test` a handful; TRIBUTARY_CUT_SEED repeats a run.
  */
 import t from 'tap'
@@ -14,7 +16,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Outbox } from '../../agent/outbox/outbox.js'
 import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
-import { freePort } from '../helpers/relay.js'
+import { testRelay } from '../helpers/relay.js'
+import { readStream } from '../helpers/kinesis.js'
 import { crashFsMissing, mountCrashFs, type CrashFs } from '../helpers/crashfs.js'
 
 const CUTS = process.env.TRIBUTARY_SOAK ? 100 : 5
@@ -57,10 +60,12 @@ t.test(`${CUTS} power cuts under the agent lose no record it said it stored`, { 
   const mnt = join(base, 'mnt')
   mkdirSync(backing)
   mkdirSync(mnt)
-  // Nobody listens there: the uplink keeps retrying and the records stay in the outbox.
+  // A relay (on an ordinary disk) takes the batches as the uplink sends them: a record the agent
+  // stored is either still in the outbox or at the relay, once, whatever the cuts.
+  const relay = await testRelay(t, { allowAnonymous: true })
   const config = writeAgentConfig(base, {
     device: 'cut-1',
-    relay: { url: `mqtt://127.0.0.1:${await freePort()}` },
+    relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}` },
     // Commits back to back: a cut is likelier to land among a commit's writes.
     outbox: { path: join(mnt, 'outbox.db'), commitIntervalMs: 5 },
     status: { port: 0 },
@@ -69,31 +74,49 @@ t.test(`${CUTS} power cuts under the agent lose no record it said it stored`, { 
   /** What the agent said it stored, in the order it said so. */
   const stored: string[] = []
   let unanswered: string[] = []
-  const figures = { stored: 0, unansweredFound: 0, landed: 0, pending: 0, torn: 0 }
+  const figures = { stored: 0, unansweredFound: 0, landed: 0, pending: 0, torn: 0, inOutbox: 0 }
 
   for (let round = 0; round <= CUTS; round++) {
     fs = await mountCrashFs(backing, mnt, SEED + round)
     if (round > 0) {
-      const found = outboxRecords(join(mnt, 'outbox.db'))
+      const inOutbox = outboxRecords(join(mnt, 'outbox.db'))
+      const atRelay = (await readStream(relay.endpoint, 'cuts')).map((r) => r.data)
       const waiting = new Set(unanswered)
       const known = new Set(stored)
-      if (found.length !== new Set(found).size) t.fail(`round ${round}: a record is in the outbox twice`)
-      const acknowledged = found.filter((d) => !waiting.has(d))
-      const have = new Set(found)
+      if (inOutbox.length !== new Set(inOutbox).size) t.fail(`round ${round}: a record is in the outbox twice`)
+      if (atRelay.length !== new Set(atRelay).size) t.fail(`round ${round}: a record is stored twice at the relay`)
+      const have = new Set([...inOutbox, ...atRelay])
       const missing = stored.filter((d) => !have.has(d))
-      if (missing.length) t.fail(`round ${round}: ${missing.length} of the ${stored.length} records stored are not in the outbox (${missing.slice(0, 3).map((d) => d.split(':')[0]).join(', ')}…)`)
-      else if (acknowledged.some((d, i) => d !== stored[i])) {
-        const i = acknowledged.findIndex((d, k) => d !== stored[k])
-        t.fail(`round ${round}: the stored records are out of order from ${i}: ${acknowledged[i]?.split(':')[0]} where ${stored[i]?.split(':')[0]} was stored`)
-      }
-      const extra = found.filter((d) => !known.has(d) && !waiting.has(d))
+      if (missing.length) t.fail(`round ${round}: ${missing.length} of the ${stored.length} records stored are neither in the outbox nor at the relay (${missing.slice(0, 3).map((d) => d.split(':')[0]).join(', ')}…)`)
+      // The outbox keeps capture order.
+      const kept = inOutbox.filter((d) => known.has(d))
+      const order = stored.filter((d) => kept.includes(d))
+      if (kept.some((d, i) => d !== order[i])) t.fail(`round ${round}: the outbox holds its records out of their order`)
+      const extra = [...have].filter((d) => !known.has(d) && !waiting.has(d))
       if (extra.length) t.fail(`round ${round}: records never put (or damaged): ${extra.slice(0, 3).map((d) => d.slice(0, 40)).join(', ')}`)
-      // Interrupted puts found whole in the outbox count as stored from now on.
-      for (const d of found) if (waiting.has(d)) { stored.push(d); figures.unansweredFound++ }
+      // Interrupted puts found whole count as stored from now on.
+      for (const d of have) if (waiting.has(d)) { stored.push(d); figures.unansweredFound++ }
+      figures.inOutbox = inOutbox.length
       unanswered = []
     }
-    if (round === CUTS) break
     const agent = await spawnAgent(config)
+    if (round === CUTS) {
+      // The last start drains the outbox: then the relay holds every stored record exactly once.
+      const deadline = Date.now() + 120_000
+      for (;;) {
+        const s = await (await fetch(`http://127.0.0.1:${agent.statusPort}/status`)).json() as { outbox: { backlog: number } }
+        if (s.outbox.backlog === 0 || Date.now() > deadline) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      agent.process.kill('SIGTERM')
+      await agent.exited
+      await fs.cut('lose')
+      fs = null
+      const atRelay = (await readStream(relay.endpoint, 'cuts')).map((r) => r.data)
+      t.equal(atRelay.length, stored.length, `after the drain the relay holds ${atRelay.length} records, as many as were stored`)
+      t.same(new Set(atRelay), new Set(stored), 'each stored record exactly once', { diagnostic: false })
+      break
+    }
     let said: string | undefined
     try {
       const put = async (i: number) => {
@@ -135,6 +158,6 @@ t.test(`${CUTS} power cuts under the agent lose no record it said it stored`, { 
     const m = /cut: (\d+) writes pending, (\d+) landed \((\d)/.exec(said ?? '')
     if (m) { figures.pending += Number(m[1]); figures.landed += Number(m[2]); figures.torn += Number(m[3]) }
   }
-  t.comment(`${CUTS} cuts (seed ${SEED}): ${figures.stored} records stored, none lost; ${figures.unansweredFound} of interrupted puts found stored; torn cuts landed ${figures.landed} of ${figures.pending} unsynced writes (${figures.torn} torn)`)
-  t.ok(figures.stored > 0, `${figures.stored} stored records, every one in the outbox after every cut`)
+  t.comment(`${CUTS} cuts (seed ${SEED}): ${figures.stored} records stored, none lost (each in the outbox or at the relay, once); ${figures.unansweredFound} of interrupted puts found stored; torn cuts landed ${figures.landed} of ${figures.pending} unsynced writes (${figures.torn} torn)`)
+  t.ok(figures.stored > 0, `${figures.stored} stored records, every one in the outbox or at the relay after every cut`)
 })
