@@ -321,7 +321,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     stored().then(() => done(null), async (err: Error) => {
       // Cannot store now: no PUBACK. Say why, then close the connection; the device keeps its data and retries.
       const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
-      o.log('batch_not_stored', { device, stream, code, error: err.message })
+      logFor(device, 'batch_not_stored', { device, stream, code, error: err.message })
       ending(client, 'batch_not_stored', true)
       o.onRejected?.(code, 1)
       await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })
