@@ -11,22 +11,23 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { KinesisClient, PutRecordsCommand, CreateStreamCommand } from '@aws-sdk/client-kinesis'
 import { ROOT, spawnUntilReady } from '../helpers/relay.js'
+import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { readStream } from '../helpers/kinesis.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const root = process.getuid?.() === 0
 const mounted = (dir: string, size: string) => spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir]).status === 0
 
-interface Relay { endpoint: string; kill(): Promise<void>; lines: string[] }
+interface Relay { endpoint: string; mqttPort: number; kill(): Promise<void>; lines: string[] }
 
-async function startRelay(t: Test, dataDir: string): Promise<Relay> {
-  const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'relay/cli/entry.ts'), 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0'], 'tributary relay ready')
+async function startRelay(t: Test, dataDir: string, args: string[] = []): Promise<Relay> {
+  const { child, exited, ready } = await spawnUntilReady([join(ROOT, 'relay/cli/entry.ts'), 'relay', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args], 'tributary relay ready')
   const lines: string[] = []
   child.stderr!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l.startsWith('{'))))
   let dead = false
   const kill = async () => { if (!dead) { dead = true; child.kill('SIGKILL'); await exited } }
   t.teardown(kill)
-  return { endpoint: `http://${/ (http:\/\/[^ ]+)/.exec(ready)![1]!.slice(7)}`, kill, lines }
+  return { endpoint: `http://${/ (http:\/\/[^ ]+)/.exec(ready)![1]!.slice(7)}`, mqttPort: Number(/mqtt:\/\/[^:]+:(\d+)/.exec(ready)![1]), kill, lines }
 }
 
 function client(endpoint: string): KinesisClient {
@@ -119,4 +120,59 @@ t.test('the relay on a full disk refuses writes, loses nothing acknowledged, and
   }
   await check('after more puts')
   kinesis.destroy()
+})
+
+t.test('an agent keeps its records while the relay\'s disk is full and delivers each once when it comes back', { skip: root ? false : 'needs root to mount a tmpfs' }, async (t) => {
+  const dir = join(tempDir(t), 'data')
+  mkdirSync(dir)
+  if (!mounted(dir, '6m')) return t.fail('mount -t tmpfs failed')
+  t.teardown(() => { spawnSync('umount', ['-l', dir]) })
+  const relay = await startRelay(t, dir, ['--allow-anonymous'])
+  const agentDir = tempDir(t)
+  const agent = await spawnAgent(writeAgentConfig(agentDir, {
+    device: 'edge-full',
+    relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}` },
+    outbox: { path: join(agentDir, 'outbox.db') },
+    uplink: { backoffInitialMs: 100, backoffMaxMs: 500 },
+    status: { port: 0 },
+    sources: [{ type: 'put-api', port: 0 }],
+  }))
+  t.teardown(() => { agent.process.kill('SIGKILL') })
+  const backlog = async () => ((await (await fetch(`http://127.0.0.1:${agent.statusPort}/status`)).json()) as { outbox: { backlog: number } }).outbox.backlog
+  const drained = async (what: string) => {
+    const deadline = Date.now() + 60_000
+    while (await backlog() > 0) {
+      if (Date.now() > deadline) throw new Error(`${what}: the agent's backlog did not drain within 60 s`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  const sent: string[] = []
+  const putToAgent = async (tag: string, n: number) => {
+    const batch = Array.from({ length: n }, (_, i) => ({ key: `k${i % 5}`, data: `${tag}-${i}` }))
+    const res = await putRecords(agent.putApiPort!, 'from-agent', batch)
+    t.equal(res.status, 200, `the agent stores ${tag}`)
+    sent.push(...batch.map((r) => r.data))
+  }
+  await putToAgent('before', 50)
+  await drained('before the disk filled')
+
+  // Fill the relay's disk through the API.
+  const kinesis = client(relay.endpoint)
+  t.teardown(() => kinesis.destroy())
+  await kinesis.send(new CreateStreamCommand({ StreamName: 'filler', ShardCount: 1 }))
+  for (let i = 0; i < 2000; i++) if ((await put(kinesis, 'filler', `f${i}`, 100)).failed) break
+  t.equal((await fetch(`${relay.endpoint}/healthz`)).status, 503, 'the relay is full')
+
+  // The agent goes on storing: its batches are refused (not acknowledged), so they wait in its outbox.
+  for (let i = 0; i < 5; i++) await putToAgent(`during-${i}`, 40)
+  await new Promise((r) => setTimeout(r, 1500))
+  t.ok(await backlog() > 0, `the agent holds ${await backlog()} records while the relay cannot store`)
+
+  t.equal(spawnSync('mount', ['-o', 'remount,size=20m', dir]).status, 0, 'the file system grown')
+  await drained('after the space returned')
+  await putToAgent('after', 30)
+  await drained('after')
+  const read = (await readStream(relay.endpoint, 'from-agent')).map((r) => r.data)
+  t.equal(read.length, sent.length, `the relay holds ${read.length} of the agent's records`)
+  t.same(new Set(read), new Set(sent), 'each record the agent stored, exactly once')
 })
