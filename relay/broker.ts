@@ -341,7 +341,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   let closing: Promise<void> | undefined
 
   /**
-   * One line per connection end (DESIGN.md, "Logs"): a device's DISCONNECT is routine (`debug`); a
+   * One line per connection end (docs/relay-settings.md, "Logs"): a device's DISCONNECT is routine (`debug`); a
    * connection that broke (reset, keep-alive timeout, closed without DISCONNECT) is one `warn` with
    * its reason; one the relay ended for a cause it logged already adds nothing.
    */
@@ -375,7 +375,11 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     // delayed ACK (bench/video-relay.ts: 59 fragments/s with it, 219 without).
     socket.setNoDelay(true)
     const checker = new PacketSizeChecker(o.maxConnectBytes)
-    const client = aedes.handle(guardPacketSize(socket, checker, onTooLarge(address))) as DeviceClient
+    const tooLarge = onTooLarge(address)
+    const client = aedes.handle(guardPacketSize(socket, checker, (err) => {
+      tooLarge(err)
+      ending(client, 'packet_too_large', true)
+    })) as DeviceClient
     client[ADMISSION] = { checker, settle: admission.settle, address }
     socket.once('close', () => connectionEnded(client, checker))
     if (socket instanceof tls.TLSSocket) {

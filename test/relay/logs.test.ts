@@ -155,6 +155,19 @@ t.test('a session taken over by a new connection of the same device is not a los
   t.equal(lines.filter((l) => l.event === 'session_taken_over').length, 1)
 })
 
+t.test('a packet over the limit is one packet_too_large warning, not also a lost connection', async (t) => {
+  const lines: { event: string; fields: Record<string, unknown> }[] = []
+  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, maxPacketBytes: 65536 })
+  const relay = await startRelay(config, (event, fields = {}) => { lines.push({ event, fields }) }, { clock: manualClock() })
+  t.teardown(() => relay.close())
+  const client = await publishOne(relay.mqttPort, 'big-1')
+  client.write(publishPacket(topics.records('big-1', 'logs'), 2, Buffer.alloc(100_000)))
+  await within(10_000, client.closed, 'the connection is closed')
+  await until('the refusal is logged', () => lines.some((l) => l.event === 'packet_too_large'))
+  await new Promise((r) => setTimeout(r, 100))
+  t.same(lines.filter((l) => ['packet_too_large', 'connection_lost'].includes(l.event)).map((l) => l.event), ['packet_too_large'])
+})
+
 t.test('levels: every known event has one, lines below the chosen level are dropped, and a bad level is refused by name', async (t) => {
   t.equal(levelOf('batch_not_stored'), 'error')
   t.equal(levelOf('connection_lost'), 'warn')
