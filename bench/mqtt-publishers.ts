@@ -3,8 +3,10 @@
  * own core: N connections, batches of 500 records of 100 bytes, QoS 1 with a window of unacknowledged
  * batches each. Prints one JSON line: {"records": acknowledged, "seconds": elapsed, "startUs", "endUs"}
  * (the last two from process.hrtime, so a CPU profile of the broker can be cut to the run).
- * Usage: tsx bench/mqtt-publishers.ts PORT PUBLISHERS SECONDS [json]
- * (`json`: each record is a ~100-byte JSON object, for delivery streams that convert records.)
+ * Usage: tsx bench/mqtt-publishers.ts PORT PUBLISHERS SECONDS [json|plain]
+ * (`json`: each record is a ~100-byte JSON object, for delivery streams that convert records.
+ * `plain`: each publish is one record of 100 bytes on the plain-record topic, 256 unacknowledged at
+ * a time per connection, as a device without the agent sends them.)
  */
 import mqtt from 'mqtt'
 import { codec } from '../hardware/index.js'
@@ -12,7 +14,9 @@ import { topics } from '../shared/topics.js'
 
 const [port, publishers, seconds] = process.argv.slice(2).map(Number) as [number, number, number]
 const json = process.argv[5] === 'json'
-const WINDOW = 16
+const plain = process.argv[5] === 'plain'
+const WINDOW = plain ? 256 : 16
+const PER_PUBLISH = plain ? 1 : 500
 const payload = json ? Buffer.from(JSON.stringify({ device: 'd7', seq: 123456, value: 512.345, ts: 1_800_000_000_000, site: 'north-ridge-7' }).padEnd(100, ' ')) : Buffer.alloc(100, 0x61)
 let acked = 0
 const deadline = Date.now() + seconds * 1000
@@ -29,19 +33,28 @@ async function run(p: number): Promise<void> {
   let seq = 0
   let inFlight = 0
   // Frames are made ahead, so encoding does not count against the broker.
-  const frames = Array.from({ length: 64 }, (_, k) => codec.encodeBatch({ epoch, sequence: k, records: Array.from({ length: 500 }, (_, i) => ({ partitionKey: `k${i % 64}`, data: payload, producerTimeMs: 0, clockSynced: true })) }))
+  const frames = plain ? [] : Array.from({ length: 64 }, (_, k) => codec.encodeBatch({ epoch, sequence: k, records: Array.from({ length: 500 }, (_, i) => ({ partitionKey: `k${i % 64}`, data: payload, producerTimeMs: 0, clockSynced: true })) }))
+  const keys = Array.from({ length: 64 }, (_, k) => topics.put(id, 'bench', `k${k}`))
   await new Promise<void>((resolve) => {
     const pump = () => {
       while (inFlight < WINDOW && Date.now() < deadline) {
-        // A fresh sequence each time (the relay dedupes resends): re-stamp the header's sequence.
-        const frame = Buffer.from(frames[seq % frames.length]!)
-        frame.writeUInt32LE(seq, 20)
-        frame.writeUInt32LE(codec.crc32c(frame, 0, 12, frame.length), 4)
+        let topic: string
+        let body: Buffer
+        if (plain) {
+          topic = keys[seq % keys.length]!
+          body = payload
+        } else {
+          // A fresh sequence each time (the relay dedupes resends): re-stamp the header's sequence.
+          topic = topics.records(id, 'bench')
+          body = Buffer.from(frames[seq % frames.length]!)
+          body.writeUInt32LE(seq, 20)
+          body.writeUInt32LE(codec.crc32c(body, 0, 12, body.length), 4)
+        }
         seq++
         inFlight++
-        client.publish(topics.records(id, 'bench'), frame, { qos: 1 }, () => {
+        client.publish(topic, body, { qos: 1 }, () => {
           inFlight--
-          acked += 500
+          acked += PER_PUBLISH
           if (Date.now() < deadline) pump()
           else if (inFlight === 0) resolve()
         })

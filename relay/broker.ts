@@ -22,7 +22,7 @@ import type { Aedes, Client, PublishPacket, Subscription, AuthenticateError } fr
 import type { Clock } from '../hardware/index.js'
 import type { Redis, RedisOptions } from 'ioredis'
 import { ConfigError, ErrorCode, TributaryError } from '../shared/errors.js'
-import { DEVICE_ID_PATTERN, parseTopic, topics } from '../shared/topics.js'
+import { DEVICE_ID_PATTERN, parseTopic, topics, type ParsedTopic } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
 import { PendingConnections } from './admission.js'
 import type { DeviceCertificates, TlsPeer } from './device-certs.js'
@@ -284,7 +284,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     if (!client) return done(null) // the relay's own messages
     const device = client[DEVICE]
     const parsed = parseTopic(packet.topic)
-    if (!device || !parsed || parsed.device !== device || (parsed.kind !== 'records' && parsed.kind !== 'status' && parsed.kind !== 'video')) {
+    if (!device || !parsed || parsed.device !== device || (parsed.kind !== 'records' && parsed.kind !== 'put' && parsed.kind !== 'status' && parsed.kind !== 'video')) {
       refused(client, 'publish_refused', packet.topic)
       ending(client, 'publish_refused', true)
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed instead.
@@ -306,6 +306,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       })
       return
     }
+    if (parsed.kind === 'put') return putRecord(client, device, parsed, packet, done)
     if (parsed.kind !== 'records') return done(null)
     const stream = parsed.stream
     const started = performance.now()
@@ -330,10 +331,45 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     })
   }
 
-  // Batches and video chunks are not forwarded to subscribers: only the relay consumes them.
+  /**
+   * One plain record (`…/put/{stream}[/{key}]`). QoS 1: acknowledged once durable, or once refused
+   * (the reject is said on the device's rejects topic first); storage that cannot take it now gets no
+   * PUBACK and the connection closed, as for a batch. QoS 0: let through at once and stored best
+   * effort (a failure is counted and logged, the device is not told).
+   */
+  const putRecord = (client: DeviceClient, device: string, parsed: Extract<ParsedTopic, { kind: 'put' }>, packet: PublishPacket, done: (err?: Error | null) => void) => {
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    const started = performance.now()
+    const stored = o.ingest.ingestRecord(device, parsed.stream, parsed.partitionKey, payload, packet.topic).then(async (outcome) => {
+      o.onLatency?.((performance.now() - started) / 1000)
+      if (outcome.reject) {
+        logFor(device, 'record_rejected', { device, stream: parsed.stream, code: outcome.reject.code })
+        await publishToDevice(device, outcome.reject)
+      }
+    })
+    if (packet.qos === 0) {
+      done(null)
+      stored.catch((err: Error) => {
+        const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
+        o.onRejected?.(code, 1)
+        logFor(device, 'record_not_stored', { device, stream: parsed.stream, code, qos: 0, error: err.message })
+      })
+      return
+    }
+    stored.then(() => done(null), async (err: Error) => {
+      const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
+      logFor(device, 'record_not_stored', { device, stream: parsed.stream, code, error: err.message })
+      ending(client, 'record_not_stored', true)
+      o.onRejected?.(code, 1)
+      await publishToDevice(device, { type: 'unavailable', stream: parsed.stream, epoch: '0', batchSequence: -1, code, message: err.message })
+      setTimeout(() => done(err), 50)
+    })
+  }
+
+  // Batches, plain records and video chunks are not forwarded to subscribers: only the relay consumes them.
   aedes.authorizeForward = (_client, packet) => {
     const kind = parseTopic(packet.topic)?.kind
-    return kind === 'records' || kind === 'video' ? null : packet
+    return kind === 'records' || kind === 'put' || kind === 'video' ? null : packet
   }
 
   // A client's error ends its connection: the reason is logged once, when the connection is gone.

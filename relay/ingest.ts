@@ -44,6 +44,8 @@ export interface IngestOptions {
   onRejected?: (code: string, count: number) => void
   /** In a cluster: which relay writes a stream. Without it this relay writes every stream. */
   placement?: WritePlacement
+  /** The relay's wall clock (ms): a plain record's producer time. */
+  now?: () => number
 }
 
 /**
@@ -63,6 +65,12 @@ export interface RemoteWriter {
 /** How a write is run: `local` for one another relay forwarded here, which must not be forwarded again. */
 export interface WriteHow {
   local?: boolean
+}
+
+/** The outcome of one plain record that was acknowledged (PUBACK): where it went, or why it was refused. */
+export interface RecordOutcome {
+  stored: StoredRecord | null
+  reject: RejectMessage | null
 }
 
 /** The outcome of one device batch that was acknowledged (PUBACK): what, if anything, was refused. */
@@ -129,19 +137,14 @@ export class Ingest {
       return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.BATCH_TOO_LARGE, message: `batch holds ${count} records, over the limit of ${this.o.maxBatchRecords}`, records: [] } }
     }
     this.checkCapacity()
-    let state = this.o.streams.get(streamName)
-    if (!state || state.meta.status === 'DELETING') {
-      if (!this.o.autoCreateStreams) {
-        this.o.onRejected?.(ErrorCode.STREAM_NOT_FOUND, count)
-        return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.STREAM_NOT_FOUND, message: `stream ${streamName} does not exist and auto-create is off`, records: [] } }
-      }
-      const created = await this.autoCreate(device, streamName)
-      if ('reject' in created) {
-        this.o.onRejected?.(ErrorCode.LIMIT_EXCEEDED, count)
-        return { stored: 0, duplicates: 0, reject: { ...base, code: ErrorCode.LIMIT_EXCEEDED, message: created.reject, records: [] } }
-      }
-      state = created.state
+    // An existing stream is taken without a turn of the event loop (the batch is appended at once).
+    const existing = this.o.streams.get(streamName)
+    const found = existing && existing.meta.status !== 'DELETING' ? existing : await this.createFor(device, streamName)
+    if ('code' in found) {
+      this.o.onRejected?.(found.code, count)
+      return { stored: 0, duplicates: 0, reject: { ...base, code: found.code, message: found.message, records: [] } }
     }
+    const state = found
     const sent = await this.forwarded(state, how, (remote) => remote.ingestBatch(device, streamName, payload))
     if (sent) return sent
 
@@ -218,6 +221,36 @@ export class Ingest {
   }
 
   /**
+   * One plain record: a device's publish to `tributary/v1/{device}/put/{stream}[/{key}]`, its payload
+   * the data as sent, stamped with the relay's time. Resolves once it is durable, or with the reject
+   * the device is told of (the publish is still acknowledged: sending it again cannot help). No
+   * producer identity: a publish resent after a lost PUBACK is stored again (at least once).
+   */
+  async ingestRecord(device: string, streamName: string, partitionKey: string, data: Buffer, topic: string): Promise<RecordOutcome> {
+    const refuse = (code: ErrorCode, message: string): RecordOutcome => {
+      this.o.onRejected?.(code, 1)
+      return { stored: null, reject: { type: 'reject', stream: streamName, epoch: '0', batchSequence: -1, code, message, records: [], topic } }
+    }
+    const problem = recordProblem(0, partitionKey, data.length, undefined)
+    if (problem) return refuse(problem.code, problem.message)
+    this.checkCapacity()
+    const existing = this.o.streams.get(streamName)
+    const found = existing && existing.meta.status !== 'DELETING' ? existing : await this.createFor(device, streamName)
+    if ('code' in found) return refuse(found.code, found.message)
+    const record: IngestRecord = { partitionKey, data, producerTimeMs: (this.o.now ?? Date.now)(), clockSynced: true }
+    const [stored] = await this.putRecords(found, [record], undefined, {}, 'mqtt')
+    return { stored: stored!, reject: null }
+  }
+
+  /** A stream a device writes to that does not exist (or is being deleted): made now when the relay does that; else why not. */
+  private async createFor(device: string, streamName: string): Promise<StreamState | { code: ErrorCode; message: string }> {
+    if (!this.o.autoCreateStreams) return { code: ErrorCode.STREAM_NOT_FOUND, message: `stream ${streamName} does not exist and auto-create is off` }
+    const created = await this.autoCreate(device, streamName)
+    if ('reject' in created) return { code: ErrorCode.LIMIT_EXCEEDED, message: created.reject }
+    return created.state
+  }
+
+  /**
    * Creates the stream a device publishes to, within the device's cap and the relay's shard limit;
    * a refusal is said to the device (its batch is rejected, not left unacknowledged).
    */
@@ -249,13 +282,13 @@ export class Ingest {
    * routes once for its throughput meter and for this append); a list a reshard has since closed a
    * shard of is routed again, as it would have been without it.
    */
-  async putRecords(state: StreamState, records: IngestRecord[], shards?: ShardState[], how: WriteHow = {}): Promise<StoredRecord[]> {
+  async putRecords(state: StreamState, records: IngestRecord[], shards?: ShardState[], how: WriteHow = {}, source: 'mqtt' | 'api' = 'api'): Promise<StoredRecord[]> {
     if (shards && shards.length !== records.length) throw new RangeError(`putRecords: ${shards.length} shards for ${records.length} records`)
     this.checkCapacity()
     const sent = await this.forwarded(state, how, (remote) => remote.putRecords(records))
     if (sent) return sent
     const routes = shards && shards.every((s) => s.meta.endOffset === null) ? shards : this.router.routeRecords(state, records)
-    const stored = this.append(state, records, routes, 'api', (record) => ({
+    const stored = this.append(state, records, routes, source, (record) => ({
       partitionKey: record.partitionKey, data: record.data, producerTimeMs: record.producerTimeMs,
       flags: record.explicitHashKey !== undefined ? LogFlag.explicitHashKey : 0,
     }))

@@ -164,7 +164,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     disconnect: (device) => broker?.disconnect(device),
   })
   const ingest = new Ingest({
-    streams, router,
+    streams, router, now,
     // The data directory's cap counts video too.
     logs: countingVideo(logs, () => video.store.totalBytes()),
     autoCreateStreams: config.autoCreateStreams,

@@ -13,6 +13,8 @@ export interface RejectMessage {
   message?: string
   /** Records refused individually; the batch's other records were stored. */
   records: { index: number; code: ErrorCode; message: string }[]
+  /** A plain record's refusal (a publish to …/put/…): the topic it was published to (epoch '0', batchSequence -1). */
+  topic?: string
 }
 
 /** Published by the relay on the rejects topic just before it closes a connection it cannot serve. */

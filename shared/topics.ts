@@ -4,6 +4,7 @@
  * | topic                                     | direction              |
  * | ----------------------------------------- | ---------------------- |
  * | tributary/v1/{device}/records/{stream}    | device → relay, QoS 1  |
+ * | tributary/v1/{device}/put/{stream}[/{key}] | device → relay, QoS 1 or 0: one plain record |
  * | tributary/v1/{device}/rejects             | relay → device         |
  * | tributary/v1/{device}/video/{stream}      | device → relay, QoS 1  |
  * | tributary/v1/{device}/video-acks          | relay → device         |
@@ -14,6 +15,7 @@ export const TOPIC_ROOT = 'tributary/v1'
 
 export const TopicKind = {
   records: 'records',
+  put: 'put',
   rejects: 'rejects',
   video: 'video',
   videoAcks: 'video-acks',
@@ -27,6 +29,8 @@ export const STREAM_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,128}$/
 
 export const topics = {
   records: (device: string, stream: string) => `${TOPIC_ROOT}/${device}/records/${stream}`,
+  /** One record per publish, its payload the data as sent; the partition key is the device id unless given. */
+  put: (device: string, stream: string, partitionKey?: string) => `${TOPIC_ROOT}/${device}/put/${stream}${partitionKey === undefined ? '' : `/${partitionKey}`}`,
   rejects: (device: string) => `${TOPIC_ROOT}/${device}/rejects`,
   video: (device: string, stream: string) => `${TOPIC_ROOT}/${device}/video/${stream}`,
   videoAcks: (device: string) => `${TOPIC_ROOT}/${device}/video-acks`,
@@ -35,6 +39,7 @@ export const topics = {
 
 export type ParsedTopic =
   | { kind: 'records'; device: string; stream: string }
+  | { kind: 'put'; device: string; stream: string; partitionKey: string }
   | { kind: 'video'; device: string; stream: string }
   | { kind: 'rejects' | 'video-acks' | 'status'; device: string }
 
@@ -49,6 +54,12 @@ export function parseTopic(topic: string): ParsedTopic | null {
     const stream = parts[4]!
     if (!STREAM_NAME_PATTERN.test(stream)) return null
     return { kind, device, stream }
+  }
+  if (kind === 'put' && (parts.length === 5 || parts.length === 6)) {
+    const stream = parts[4]!
+    if (!STREAM_NAME_PATTERN.test(stream)) return null
+    // The key is checked by Kinesis's rules where the record is (a bad one is a reject the device is told of).
+    return { kind, device, stream, partitionKey: parts.length === 6 ? parts[5]! : device }
   }
   if (parts.length === 4 && (kind === 'rejects' || kind === 'video-acks' || kind === 'status')) {
     return { kind, device }
