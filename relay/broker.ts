@@ -22,7 +22,7 @@ import type { Aedes, Client, PublishPacket, Subscription, AuthenticateError } fr
 import type { Clock } from '../hardware/index.js'
 import type { Redis, RedisOptions } from 'ioredis'
 import { ConfigError, ErrorCode, TributaryError } from '../shared/errors.js'
-import { DEVICE_ID_PATTERN, parseTopic, topics, type ParsedTopic } from '../shared/topics.js'
+import { DEVICE_ID_PATTERN, parseTopic, TOPIC_ROOT, topics } from '../shared/topics.js'
 import type { RelayToDeviceMessage } from '../shared/messages.js'
 import { PendingConnections } from './admission.js'
 import type { DeviceCertificates, TlsPeer } from './device-certs.js'
@@ -31,6 +31,7 @@ import type { Ingest } from './ingest.js'
 import { guardPacketSize, PacketSizeChecker } from './packet-guard.js'
 import { LogLimiter } from './observe.js'
 import { Refusals, type RefusalKind } from './refusals.js'
+import type { TopicRules } from './rules.js'
 import { DeviceSessions, type Credential } from './sessions.js'
 import type { VideoIngest } from './video/index.js'
 
@@ -56,6 +57,8 @@ export interface BrokerOptions {
   ingest: Ingest
   /** Video chunks (relay/video/ingest.ts), answered on the device's video-acks topic. */
   video: VideoIngest
+  /** Other topic layouts mapped into streams (relay/rules.ts); none: only Tributary's topics. */
+  rules?: TopicRules
   clock: Clock
   log: (event: string, fields: Record<string, unknown>) => void
   onLatency?: (seconds: number) => void
@@ -284,6 +287,12 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     if (!client) return done(null) // the relay's own messages
     const device = client[DEVICE]
     const parsed = parseTopic(packet.topic)
+    // Another layout an existing device publishes to: a rule that grants this device maps it to a stream.
+    if (device && !parsed && o.rules && !packet.topic.startsWith(`${TOPIC_ROOT}/`)) {
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      const ruled = o.rules.route(device, packet.topic, payload)
+      if (ruled) return putRecord(client, device, ruled, packet, done)
+    }
     if (!device || !parsed || parsed.device !== device || (parsed.kind !== 'records' && parsed.kind !== 'put' && parsed.kind !== 'status' && parsed.kind !== 'video')) {
       refused(client, 'publish_refused', packet.topic)
       ending(client, 'publish_refused', true)
@@ -337,13 +346,21 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
    * PUBACK and the connection closed, as for a batch. QoS 0: let through at once and stored best
    * effort (a failure is counted and logged, the device is not told).
    */
-  const putRecord = (client: DeviceClient, device: string, parsed: Extract<ParsedTopic, { kind: 'put' }>, packet: PublishPacket, done: (err?: Error | null) => void) => {
+  const putRecord = (client: DeviceClient, device: string, parsed: { stream: string; partitionKey: string } | { stream?: undefined; code: ErrorCode; message: string }, packet: PublishPacket, done: (err?: Error | null) => void) => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const started = performance.now()
-    const stored = o.ingest.ingestRecord(device, parsed.stream, parsed.partitionKey, payload, packet.topic).then(async (outcome) => {
+    if (parsed.stream === undefined) {
+      // A rule matched but gave no key (a payload without its field): refused, acknowledged, said.
+      o.onRejected?.(parsed.code, 1)
+      logFor(device, 'record_rejected', { device, topic: packet.topic, code: parsed.code })
+      publishToDevice(device, { type: 'reject', stream: '', epoch: '0', batchSequence: -1, code: parsed.code, message: parsed.message, records: [], topic: packet.topic }).then(() => done(null), () => done(null))
+      return
+    }
+    const stream = parsed.stream
+    const stored = o.ingest.ingestRecord(device, stream, parsed.partitionKey, payload, packet.topic).then(async (outcome) => {
       o.onLatency?.((performance.now() - started) / 1000)
       if (outcome.reject) {
-        logFor(device, 'record_rejected', { device, stream: parsed.stream, code: outcome.reject.code })
+        logFor(device, 'record_rejected', { device, stream, code: outcome.reject.code })
         await publishToDevice(device, outcome.reject)
       }
     })
@@ -352,16 +369,16 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       stored.catch((err: Error) => {
         const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
         o.onRejected?.(code, 1)
-        logFor(device, 'record_not_stored', { device, stream: parsed.stream, code, qos: 0, error: err.message })
+        logFor(device, 'record_not_stored', { device, stream, code, qos: 0, error: err.message })
       })
       return
     }
     stored.then(() => done(null), async (err: Error) => {
       const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
-      logFor(device, 'record_not_stored', { device, stream: parsed.stream, code, error: err.message })
+      logFor(device, 'record_not_stored', { device, stream, code, error: err.message })
       ending(client, 'record_not_stored', true)
       o.onRejected?.(code, 1)
-      await publishToDevice(device, { type: 'unavailable', stream: parsed.stream, epoch: '0', batchSequence: -1, code, message: err.message })
+      await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })
       setTimeout(() => done(err), 50)
     })
   }

@@ -42,6 +42,7 @@ import { VideoConsole } from './video/viewer/index.js'
 import { topics } from '../shared/topics.js'
 import { fileLimit, openSegmentsFor } from './filelimit.js'
 import { watchStorage } from './storage-watch.js'
+import { TopicRules, type TopicRule } from './rules.js'
 import type { PublishPacket } from 'aedes'
 
 export interface Relay {
@@ -77,6 +78,8 @@ async function secret(meta: MetadataStore, key: string): Promise<Buffer> {
 export interface RelayDeps {
   clock?: Clock
   onReshardStep?: (step: ReshardStep, stream: string) => void
+  /** Topic rules from the config file (relay/rules.ts, validated by parseRules). */
+  rules?: TopicRule[]
 }
 
 export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(config.logLevel as LogLevel), deps: RelayDeps = {}): Promise<Relay> {
@@ -207,6 +210,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
   broker = await startBroker({
     host: config.mqttHost, port: config.mqttPort, tlsPort: config.mqttTlsPort, tlsCert: config.tlsCert, tlsKey: config.tlsKey,
     allowAnonymous: config.allowAnonymous, maxPacketBytes: config.maxPacketBytes, devices, certificates, ingest, video: video.ingest, log, clock,
+    rules: deps.rules?.length ? new TopicRules(deps.rules) : undefined,
     maxConnectBytes: config.mqttMaxConnectBytes, maxPending: config.mqttMaxPending, maxPendingPerAddress: config.mqttMaxPendingPerAddress, maxRefusals: config.mqttMaxRefusals,
     mqttRedis: config.mqttRedis,
     onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),

@@ -15,6 +15,7 @@ import { runVideo, VIDEO_USAGE } from './video.js'
 import { DELIVERY_USAGE, runDelivery } from './delivery.js'
 import { addCertificate, DEVICE_CERTS_USAGE, listCertificates, revokeCertificates } from './device-certs.js'
 import type { LogLevel } from '../observe.js'
+import { parseRules, type TopicRule } from '../rules.js'
 
 const USAGE = `tributary — a self-hosted streaming platform in the shape of Amazon Kinesis
 
@@ -35,7 +36,8 @@ ${CONSUMERS_USAGE}${DELIVERY_USAGE}${VIDEO_USAGE}  tributary devices add ID | li
                                                 manage device credentials (add/rotate print the secret once);
                                                 rotate --grace keeps the old secret valid for that long
                                                 (s, m, h or d), else it stops at once and its sessions close
-${DEVICE_CERTS_USAGE}  tributary agent run --config FILE | status    the edge agent (see tributary agent help)
+${DEVICE_CERTS_USAGE}  tributary rules list [--config FILE]      the topic rules of the relay's config file (docs/rules.md)
+  tributary agent run --config FILE | status    the edge agent (see tributary agent help)
 
 Client options: --endpoint URL (env TRIBUTARY_ENDPOINT, default http://127.0.0.1:4567); requests are
 signed with SigV4 when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set. Device commands need the
@@ -58,14 +60,29 @@ function client(args: Args): KinesisClient {
   return new KinesisClient({ endpoint, region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION, credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined, ca: caBundle() })
 }
 
-async function runRelay(args: Args): Promise<void> {
-  const file = args.flags.config ? String(args.flags.config) : process.env.TRIBUTARY_CONFIG
-  let fileConfig: Record<string, unknown> = {}
-  if (file) {
-    const text = readFileSync(file, 'utf8')
-    const parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text)
-    fileConfig = (parsed?.relay ?? parsed ?? {}) as Record<string, unknown>
+/** `tributary rules list [--config FILE]`: the topic rules the config file gives the relay, validated. */
+function runRules(args: Args): void {
+  if (args.positionals[1] !== 'list') throw new ConfigError('rules', 'usage: tributary rules list [--config FILE]')
+  const { rules } = readConfigFile(args)
+  if (!rules.length) return void console.log('no topic rules (add them under rules: in the relay\'s config file)')
+  for (const r of rules) {
+    const key = 'device' in r.partitionKey ? 'device id' : 'level' in r.partitionKey ? `topic level ${r.partitionKey.level}` : `JSON field ${r.partitionKey.field}`
+    console.log(`${r.name}\t${r.topic}\t-> ${r.stream}\tkey: ${key}\tdevices: ${r.devices.length ? r.devices.join(',') : 'any'}`)
   }
+}
+
+/** The relay's config file (--config, else TRIBUTARY_CONFIG): its settings, and its topic rules apart. */
+function readConfigFile(args: Args): { settings: Record<string, unknown>; rules: TopicRule[] } {
+  const file = args.flags.config ? String(args.flags.config) : process.env.TRIBUTARY_CONFIG
+  if (!file) return { settings: {}, rules: [] }
+  const text = readFileSync(file, 'utf8')
+  const parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text)
+  const { rules, ...settings } = (parsed?.relay ?? parsed ?? {}) as Record<string, unknown>
+  return { settings, rules: parseRules(rules) }
+}
+
+async function runRelay(args: Args): Promise<void> {
+  const { settings: fileConfig, rules } = readConfigFile(args)
   const known = new Set([...Object.values(relaySchema).map((f) => f.flag), 'config'])
   for (const name of Object.keys(args.flags)) if (!known.has(name)) throw new ConfigError(`--${name}`, 'is not a relay flag (see tributary help)')
   const config = resolveRelayConfig(args.flags, process.env, fileConfig)
@@ -74,7 +91,8 @@ async function runRelay(args: Args): Promise<void> {
   // The relay is loaded only to run it: the client commands start in a fraction of the time.
   const [{ startRelay }, { jsonLogger }, { reshardCrashHook }] = await Promise.all([import('../relay.js'), import('../observe.js'), import('../streams.js')])
   const jsonLog = jsonLogger(config.logLevel as LogLevel)
-  const relay = await startRelay(config, jsonLog, { onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT) })
+  const relay = await startRelay(config, jsonLog, { onReshardStep: reshardCrashHook(process.env.TRIBUTARY_TEST_CRASH_AT), rules })
+  if (rules.length) jsonLog('rules_loaded', { rules: rules.map((r) => r.name) })
   console.log(`tributary relay ready: mqtt://${config.mqttHost}:${relay.mqttPort}${relay.mqttTlsPort ? ` mqtts://${config.mqttHost}:${relay.mqttTlsPort}` : ''} ${relay.httpTls ? 'https' : 'http'}://${config.httpHost}:${relay.httpPort} data=${config.dataDir}${config.accessKeys.length || config.accessKeysFile ? ' sigv4=on' : isLoopbackHost(config.httpHost) ? ' sigv4=off (loopback only)' : ` sigv4=off (the API is open to anyone who reaches ${config.httpHost}: set access keys)`}${config.allowAnonymous ? ' anonymous=allowed' : ''}`)
   let stopping = false
   const stop = async (signal: string) => {
@@ -317,6 +335,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (command === 'relay') args.positionals.shift()
   switch (command) {
     case 'relay': return runRelay(args)
+    case 'rules': return runRules(args)
     case 'streams': return runStreams(args)
     case 'put': return runPut(args)
     case 'tail': return runTail(args)
