@@ -156,7 +156,7 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
   private readonly directMax: number
   /** Segments written since the last checkpoint: synced before the journal is emptied. */
   private readonly unsynced = new Set<Segment>()
-  /** Those the background checkpoint of the journal's other file syncs, until it has (a resume syncs them if it failed). */
+  /** Segments a background checkpoint of the journal's other file syncs (and any an earlier one failed to), until it has: a resume syncs them. */
   private checkpointing: readonly Segment[] = []
   private readonly journalPaths = new WeakMap<Segment, Buffer>()
   /** The store's open segment files, bounded. */
@@ -283,11 +283,14 @@ export class FileLogStore extends ShardLogStore<FileShardLog> {
         // Its older file is reused now: what it held must be in the segments.
         await this.redoEnd(journal)
         // Commits move to the journal's other file; the segments touched until now are synced in the background.
-        const touched = this.checkpointing = [...this.unsynced]
+        const touched = [...this.unsynced]
         this.unsynced.clear()
+        // Remembered, with any a failed earlier checkpoint did not sync, until this one has synced them:
+        // the rotation throws that earlier failure, and a resume must sync all of them.
+        const pending = this.checkpointing = [...this.checkpointing, ...touched]
         await journal.rotate(async () => {
           await this.syncSegments(touched)
-          if (this.checkpointing === touched) this.checkpointing = []
+          if (this.checkpointing === pending) this.checkpointing = []
         })
       }
       const staged: StagedWrite[] = []

@@ -469,7 +469,7 @@ t.test('segment heads kept from recovery stay within the store\'s 4 MiB budget, 
 })
 
 /** The addon's file work, counted, with failures to inject; null under TRIBUTARY_NATIVE=0. */
-function countedIo(fail: { syncfs?: boolean; writeRows?: number } = {}) {
+function countedIo(fail: { syncfs?: boolean; writeRows?: number; errno?: number; writeCalls?: number } = {}) {
   const real = loadFileIo()
   if (!real) return null
   const calls = { syncfs: 0, writeAt: 0, rows: 0 }
@@ -482,6 +482,8 @@ function countedIo(fail: { syncfs?: boolean; writeRows?: number } = {}) {
     async writeAt(buf, table) {
       calls.writeAt++
       calls.rows += table.length / 4
+      // The first `writeCalls` calls fail whole, with `errno`, before writing anything (a full disk).
+      if (calls.writeAt <= (fail.writeCalls ?? 0)) return new Int32Array(table.length / 4).fill(fail.errno ?? 28)
       const errs = await real.writeAt(buf, table)
       // The first `writeRows` rows fail with EIO (after their bytes went out, as a write whose pages the kernel then dropped).
       for (let i = 0; i < Math.min(fail.writeRows ?? 0, errs.length); i++) errs[i] = 5
@@ -584,4 +586,30 @@ t.test('a rotation whose background checkpoint fails fails the store at the next
   const again = new FileLogStore({ root, journalPath })
   t.teardown(() => again.close())
   for (const s of [0, 79]) t.ok((await readAll(again, 's', s)).length >= acknowledged.get(s)!, `shard ${s}: the ${acknowledged.get(s)} acknowledged records are back`)
+})
+
+t.test('a background checkpoint the disk filled under, then a rotation over other shards: a resume writes and syncs both checkpoints\' segments before it empties the journal', { skip: noFileIo }, async (t) => {
+  const counted = countedIo({ writeCalls: 1, errno: 28 })!
+  const { root, journalPath } = dirs(t)
+  const store = new FileLogStore({ root, journalPath, directMaxSegments: 0, journalBytes: 16 * 1024, fileIo: counted.io })
+  // Stream a until the journal file is full; the next commit (to stream b) rotates it, and the
+  // checkpoint of a's 80 segments (one batched write) fails with ENOSPC in the background. No commit
+  // touches a's segments after that: only the failed checkpoint knows them.
+  await commitRound(store, 'a', 80, 1, 0)
+  let round = 1
+  for (; Math.max(...await journalSizes(journalPath)) < 16 * 1024 && round < 500; round++) await commitRound(store, 'a', 80, 1, round)
+  const acknowledgedA = round
+  await commitRound(store, 'b', 80, 1, 0)
+  for (let waited = 0; counted.calls.writeAt < 1 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10))
+  t.equal(counted.calls.writeAt, 1, 'the checkpoint of stream a ran, and failed')
+  // Then stream b until a rotation meets that failure: the store fails.
+  let failure: unknown = null
+  for (let r = 1; r < 500 && !failure; r++) await commitRound(store, 'b', 80, 1, r).catch((err: unknown) => { failure = err })
+  t.match(failure, { code: 'STORAGE_FAILED' }, 'the rotation after the failed checkpoint fails the store')
+  t.match(store.failed, { code: 'ENOSPC' })
+  t.equal(await store.resume(), true, 'resumed')
+  // A crash now (the store never closed): whatever is still only in memory is lost.
+  const again = new FileLogStore({ root, journalPath })
+  t.teardown(() => again.close())
+  for (const s of [0, 79]) t.equal((await readAll(again, 'a', s)).length, acknowledgedA, `stream a, shard ${s}: all ${acknowledgedA} acknowledged records, from the failed checkpoint's segments`)
 })
