@@ -20,7 +20,7 @@ import { testRelay } from '../helpers/relay.js'
 import { readStream } from '../helpers/kinesis.js'
 import { crashFsMissing, mountCrashFs, type CrashFs } from '../helpers/crashfs.js'
 
-const CUTS = process.env.TRIBUTARY_SOAK ? 100 : 5
+const CUTS = process.env.TRIBUTARY_SOAK ? 100 : 3
 const SEED = Number(process.env.TRIBUTARY_CUT_SEED ?? Date.now() % 1_000_000)
 
 /** mulberry32: the same choices for the same seed. */
