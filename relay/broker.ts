@@ -346,14 +346,14 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
    * PUBACK and the connection closed, as for a batch. QoS 0: let through at once and stored best
    * effort (a failure is counted and logged, the device is not told).
    */
-  const putRecord = (client: DeviceClient, device: string, parsed: { stream: string; partitionKey: string } | { stream?: undefined; code: ErrorCode; message: string }, packet: PublishPacket, done: (err?: Error | null) => void) => {
+  const putRecord = (client: DeviceClient, device: string, parsed: { stream: string; partitionKey: string } | { stream?: undefined; rule: { stream: string }; code: ErrorCode; message: string }, packet: PublishPacket, done: (err?: Error | null) => void) => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const started = performance.now()
     if (parsed.stream === undefined) {
       // A rule matched but gave no key (a payload without its field): refused, acknowledged, said.
       o.onRejected?.(parsed.code, 1)
       logFor(device, 'record_rejected', { device, topic: packet.topic, code: parsed.code })
-      publishToDevice(device, { type: 'reject', stream: '', epoch: '0', batchSequence: -1, code: parsed.code, message: parsed.message, records: [], topic: packet.topic }).then(() => done(null), () => done(null))
+      publishToDevice(device, { type: 'reject', stream: parsed.rule.stream, epoch: '0', batchSequence: -1, code: parsed.code, message: parsed.message, records: [], topic: packet.topic }).then(() => done(null), () => done(null))
       return
     }
     const stream = parsed.stream

@@ -91,7 +91,7 @@ t.test('through the relay: a granted device\'s publishes are records, a bad payl
   t.same(read.map((r) => r.key).sort(), ['s-0', 's-0', 's-0', 's-0', 's-1', 's-1', 's-1', 's-2', 's-2', 's-2'], 'keys from the JSON field')
   t.same(read.map((r) => (JSON.parse(r.data) as { t: number }).t).sort((a, b) => a - b), [20, 21, 22, 23, 24, 25, 26, 27, 28, 29], 'payloads as sent')
   await until('the reject', async () => rejects.length, (n) => n === 1)
-  t.match(rejects[0], { code: 'PARTITION_KEY_INVALID', topic: 'sensors/attic/temperature' })
+  t.match(rejects[0], { code: 'PARTITION_KEY_INVALID', topic: 'sensors/attic/temperature', stream: 'temperatures' })
 
   const stranger = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: 'other-1', protocolVersion: 4, reconnectPeriod: 0 })
   stranger.on('error', () => {})
