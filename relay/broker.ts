@@ -98,6 +98,12 @@ const REFUSAL_LOG_WINDOW_MS = 10_000
 const DEVICE_LOG_BURST = 5
 const DEVICE_LOG_WINDOW_MS = 60_000
 
+/** A publish's payload as a Buffer (aedes may hand over a string). */
+const payloadOf = (packet: PublishPacket): Buffer => (Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+
+/** The code a device is told when what it sent cannot be stored now. */
+const storageCode = (err: Error): ErrorCode => (err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED)
+
 function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
 }
@@ -289,8 +295,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     const parsed = parseTopic(packet.topic)
     // Another layout an existing device publishes to: a rule that grants this device maps it to a stream.
     if (device && !parsed && o.rules && !packet.topic.startsWith(`${TOPIC_ROOT}/`)) {
-      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-      const ruled = o.rules.route(device, packet.topic, payload)
+      const ruled = o.rules.route(device, packet.topic, payloadOf(packet))
       if (ruled) return putRecord(client, device, ruled, packet, done)
     }
     if (!device || !parsed || parsed.device !== device || (parsed.kind !== 'records' && parsed.kind !== 'put' && parsed.kind !== 'status' && parsed.kind !== 'video')) {
@@ -301,7 +306,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     }
     if (parsed.kind === 'status') return done(null)
     if (parsed.kind === 'video') {
-      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      const payload = payloadOf(packet)
       o.video.take(device, parsed.stream, payload).then((outcome) => {
         if (outcome.ack) return done(null)
         // Cannot store now: the device has been told on its video-acks topic; no PUBACK, the connection is closed.
@@ -319,7 +324,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     if (parsed.kind !== 'records') return done(null)
     const stream = parsed.stream
     const started = performance.now()
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    const payload = payloadOf(packet)
     const stored = async () => {
       const outcome = await o.ingest.ingestBatch(device, stream, payload)
       o.onLatency?.((performance.now() - started) / 1000)
@@ -328,16 +333,21 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
         await publishToDevice(device, outcome.reject)
       }
     }
-    stored().then(() => done(null), async (err: Error) => {
-      // Cannot store now: no PUBACK. Say why, then close the connection; the device keeps its data and retries.
-      const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
-      logFor(device, 'batch_not_stored', { device, stream, code, error: err.message })
-      ending(client, 'batch_not_stored', true)
-      o.onRejected?.(code, 1)
-      await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })
-      // Give the message a moment to reach the socket before the connection is closed.
-      setTimeout(() => done(err), 50)
-    })
+    stored().then(() => done(null), (err: Error) => notStored(client, device, stream, 'batch_not_stored', err, done))
+  }
+
+  /**
+   * What a device sent cannot be stored now: no PUBACK. Say why on its rejects topic, then close the
+   * connection; the device keeps its data and retries.
+   */
+  const notStored = async (client: DeviceClient, device: string, stream: string, event: 'batch_not_stored' | 'record_not_stored', err: Error, done: (err?: Error | null) => void) => {
+    const code = storageCode(err)
+    logFor(device, event, { device, stream, code, error: err.message })
+    ending(client, event, true)
+    o.onRejected?.(code, 1)
+    await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })
+    // Give the message a moment to reach the socket before the connection is closed.
+    setTimeout(() => done(err), 50)
   }
 
   /**
@@ -347,7 +357,6 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
    * effort (a failure is counted and logged, the device is not told).
    */
   const putRecord = (client: DeviceClient, device: string, parsed: { stream: string; partitionKey: string } | { stream?: undefined; rule: { stream: string }; code: ErrorCode; message: string }, packet: PublishPacket, done: (err?: Error | null) => void) => {
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const started = performance.now()
     if (parsed.stream === undefined) {
       // A rule matched but gave no key (a payload without its field): refused, acknowledged, said.
@@ -357,7 +366,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
       return
     }
     const stream = parsed.stream
-    const stored = o.ingest.ingestRecord(device, stream, parsed.partitionKey, payload, packet.topic).then(async (outcome) => {
+    const stored = o.ingest.ingestRecord(device, stream, parsed.partitionKey, payloadOf(packet), packet.topic).then(async (outcome) => {
       o.onLatency?.((performance.now() - started) / 1000)
       if (outcome.reject) {
         logFor(device, 'record_rejected', { device, stream, code: outcome.reject.code })
@@ -367,20 +376,13 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     if (packet.qos === 0) {
       done(null)
       stored.catch((err: Error) => {
-        const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
+        const code = storageCode(err)
         o.onRejected?.(code, 1)
         logFor(device, 'record_not_stored', { device, stream, code, qos: 0, error: err.message })
       })
       return
     }
-    stored.then(() => done(null), async (err: Error) => {
-      const code = err instanceof TributaryError ? err.code : ErrorCode.STORAGE_FAILED
-      logFor(device, 'record_not_stored', { device, stream, code, error: err.message })
-      ending(client, 'record_not_stored', true)
-      o.onRejected?.(code, 1)
-      await publishToDevice(device, { type: 'unavailable', stream, epoch: '0', batchSequence: -1, code, message: err.message })
-      setTimeout(() => done(err), 50)
-    })
+    stored.then(() => done(null), (err: Error) => notStored(client, device, stream, 'record_not_stored', err, done))
   }
 
   // Batches, plain records and video chunks are not forwarded to subscribers: only the relay consumes them.

@@ -15,6 +15,7 @@ import { topics } from '../../shared/topics.js'
 import { ROOT, spawnUntilReady } from '../helpers/relay.js'
 import { readStream } from '../helpers/kinesis.js'
 import { tempDir } from '../helpers/tmp.js'
+import { seeded } from '../helpers/random.js'
 
 const MCU = join(ROOT, 'hardware/mcu')
 const gcc = spawnSync('gcc', ['--version']).status === 0
@@ -52,17 +53,6 @@ function makeInC(driver: string, specs: Spec[]): Made[] {
   return made
 }
 
-/** mulberry32 */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 function randomBatch(rnd: () => number): Spec {
   const keys = ['k', 'sensor-1', 'température', '温度計', 'x'.repeat(256), '🌡️ room']
   const count = 1 + Math.floor(rnd() * 20)
@@ -83,7 +73,7 @@ function randomBatch(rnd: () => number): Spec {
 t.test('frames from the C library are byte-identical to the TypeScript encoder\'s and decode in the relay', { skip: gcc ? false : 'needs gcc' }, async (t) => {
   const driver = build(tempDir(t))
   const seed = Number(process.env.TRIBUTARY_MCU_SEED ?? Date.now() % 1_000_000)
-  const rnd = random(seed)
+  const rnd = seeded(seed)
   const specs = Array.from({ length: 1000 }, () => randomBatch(rnd))
   const made = makeInC(driver, specs)
   t.equal(made.length, specs.length)

@@ -4,8 +4,10 @@
  * python3-fusepy; `crashFsMissing()` says why it cannot run, for a test's skip.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Test } from 'tap'
 import { ROOT } from './relay.js'
 
 const PYTHON = '/usr/bin/python3'
@@ -19,15 +21,22 @@ export function crashFsMissing(): string | null {
   return null
 }
 
+/** What a cut did with the writes not yet synced (all zero for `lose`, which says nothing). */
+export interface CutReport {
+  pending: number
+  landed: number
+  torn: number
+}
+
 export interface CrashFs {
   /** Where the file system is mounted. */
   dir: string
   /**
    * Cuts the power: the file system ends and is unmounted. `lose`: every unsynced write is lost;
-   * `tear`: a seeded choice of them lands first, in any order, the last torn. Resolves with what it
-   * says of the cut ('' for `lose`).
+   * `tear`: a seeded choice of them lands first, in any order, the last torn. Called again, it
+   * resolves with the first cut's report.
    */
-  cut(how: 'lose' | 'tear'): Promise<string>
+  cut(how: 'lose' | 'tear'): Promise<CutReport>
 }
 
 /** Mounts crashfs over `backing` at `dir` (both existing directories); `seed` chooses a torn cut's writes. */
@@ -45,7 +54,7 @@ export async function mountCrashFs(backing: string, dir: string, seed: number): 
     })
     void exited.then(() => reject(new Error(`crashfs exited before it was ready: ${err}`)))
   })
-  let done: Promise<string> | null = null
+  let done: Promise<CutReport> | null = null
   return {
     dir,
     cut: (how) => done ??= (async () => {
@@ -54,7 +63,40 @@ export async function mountCrashFs(backing: string, dir: string, seed: number): 
       else child.kill('SIGKILL')
       await exited
       spawnSync('umount', ['-l', dir])
-      return out.slice(before).trim()
+      const m = /cut: (\d+) writes pending, (\d+) landed \((\d+) torn\)/.exec(out.slice(before))
+      return m ? { pending: Number(m[1]), landed: Number(m[2]), torn: Number(m[3]) } : { pending: 0, landed: 0, torn: 0 }
     })(),
+  }
+}
+
+/**
+ * A disk for a power-cut test: a backing directory and a mount point in a fresh temporary
+ * directory. `mount` puts crashfs over it (one at a time); the test's end cuts whatever is still
+ * mounted and removes it all. `cuts` sums the reports of the cuts made through `cut`.
+ */
+export function crashDisk(t: Test, prefix: string): { mnt: string; mount(seed: number): Promise<CrashFs>; cut(how: 'lose' | 'tear'): Promise<void>; cuts: CutReport } {
+  const base = mkdtempSync(join(tmpdir(), prefix))
+  const backing = join(base, 'disk')
+  const mnt = join(base, 'mnt')
+  mkdirSync(backing)
+  mkdirSync(mnt)
+  let current: CrashFs | null = null
+  const cuts: CutReport = { pending: 0, landed: 0, torn: 0 }
+  t.teardown(async () => {
+    await current?.cut('lose')
+    rmSync(base, { recursive: true, force: true })
+  })
+  return {
+    mnt,
+    cuts,
+    mount: async (seed) => (current = await mountCrashFs(backing, mnt, seed)),
+    cut: async (how) => {
+      if (!current) return
+      const report = await current.cut(how)
+      current = null
+      cuts.pending += report.pending
+      cuts.landed += report.landed
+      cuts.torn += report.torn
+    },
   }
 }

@@ -22,6 +22,18 @@ export async function testRelay(t: Test, settings: Partial<RelayConfig> = {}, de
   return Object.assign(relay, { endpoint: `http://127.0.0.1:${relay.httpPort}` })
 }
 
+/** A logged line of an in-process relay. */
+export interface LoggedLine { event: string; fields: Record<string, unknown> }
+
+/** An in-process relay whose log lines are kept in `lines`, on a manual clock (its own unless given). */
+export async function loggedRelay(t: Test, settings: Partial<RelayConfig> = {}, clock: TestClock = manualClock()): Promise<{ relay: Relay & { endpoint: string }; lines: LoggedLine[]; clock: TestClock }> {
+  const lines: LoggedLine[] = []
+  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, ...settings })
+  const relay = await startRelay(config, (event, fields = {}) => { lines.push({ event, fields }) }, { clock })
+  t.teardown(() => relay.close())
+  return { relay: Object.assign(relay, { endpoint: `http://127.0.0.1:${relay.httpPort}` }), lines, clock }
+}
+
 /** The hardware's manual clock, with `now()` for the wall time the relay reads. */
 export type TestClock = ManualClock & { now: () => number }
 

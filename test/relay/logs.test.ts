@@ -9,9 +9,8 @@ import { codec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
 import { resolveRelayConfig } from '../../shared/config.js'
 import { ConfigError } from '../../shared/errors.js'
-import { startRelay } from '../../relay/relay.js'
 import { jsonLogger, levelOf, LogLimiter } from '../../relay/observe.js'
-import { manualClock, ROOT, spawnUntilReady } from '../helpers/relay.js'
+import { loggedRelay, ROOT, spawnUntilReady } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { connectPacket, PacketType, publishPacket, wireConnect, wireLogin, within, type WireClient } from '../helpers/mqtt-wire.js'
 
@@ -105,11 +104,7 @@ t.test('at the default level a clean disconnect is not logged at all', async (t)
 })
 
 t.test('a device that reconnects in a loop logs five lines a minute, and the next line counts what was held back', async (t) => {
-  const clock = manualClock()
-  const lines: { event: string; fields: Record<string, unknown> }[] = []
-  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true })
-  const relay = await startRelay(config, (event, fields = {}) => { lines.push({ event, fields }) }, { clock })
-  t.teardown(() => relay.close())
+  const { relay, lines, clock } = await loggedRelay(t)
   const lost = () => lines.filter((l) => l.event === 'connection_lost')
   const connected = async () => Number(/^tributary_connected_devices (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${relay.httpPort}/metrics`)).text())![1])
   for (let i = 0; i < 20; i++) {
@@ -139,11 +134,7 @@ t.test('a device that reconnects in a loop logs five lines a minute, and the nex
 })
 
 t.test('a session taken over by a new connection of the same device is not a lost connection', async (t) => {
-  const clock = manualClock()
-  const lines: { event: string; fields: Record<string, unknown> }[] = []
-  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true })
-  const relay = await startRelay(config, (event, fields = {}) => { lines.push({ event, fields }) }, { clock })
-  t.teardown(() => relay.close())
+  const { relay, lines, clock } = await loggedRelay(t)
   const first = await publishOne(relay.mqttPort, 'twice')
   const second = await publishOne(relay.mqttPort, 'twice')
   await within(10_000, first.closed, 'the first connection is closed by the second')
@@ -156,10 +147,7 @@ t.test('a session taken over by a new connection of the same device is not a los
 })
 
 t.test('a packet over the limit is one packet_too_large warning, not also a lost connection', async (t) => {
-  const lines: { event: string; fields: Record<string, unknown> }[] = []
-  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, maxPacketBytes: 65536 })
-  const relay = await startRelay(config, (event, fields = {}) => { lines.push({ event, fields }) }, { clock: manualClock() })
-  t.teardown(() => relay.close())
+  const { relay, lines } = await loggedRelay(t, { maxPacketBytes: 65536 })
   const client = await publishOne(relay.mqttPort, 'big-1')
   client.write(publishPacket(topics.records('big-1', 'logs'), 2, Buffer.alloc(100_000)))
   await within(10_000, client.closed, 'the connection is closed')

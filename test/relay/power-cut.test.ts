@@ -9,13 +9,12 @@
  * repeats a run.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis'
 import { ROOT, spawnUntilReady } from '../helpers/relay.js'
 import { readStream } from '../helpers/kinesis.js'
-import { crashFsMissing, mountCrashFs, type CrashFs } from '../helpers/crashfs.js'
+import { seeded } from '../helpers/random.js'
+import { crashDisk, crashFsMissing } from '../helpers/crashfs.js'
 
 const CUTS = process.env.TRIBUTARY_SOAK ? 100 : 3
 const SEED = Number(process.env.TRIBUTARY_CUT_SEED ?? Date.now() % 1_000_000)
@@ -27,41 +26,22 @@ const SEED = Number(process.env.TRIBUTARY_CUT_SEED ?? Date.now() % 1_000_000)
 const STREAMS = { direct: 1, journaled: 16, wide: 128 } as const
 type StreamName = keyof typeof STREAMS
 
-/** mulberry32: the same choices for the same seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const within = <T>(ms: number, p: Promise<T>, what: string) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms / 1000} s`)), ms).unref())])
 
 t.test(`${CUTS} power cuts under the relay lose no acknowledged record and serve none twice`, { skip: crashFsMissing() ?? false, timeout: 1_200_000 }, async (t) => {
   t.comment(`seed ${SEED} (TRIBUTARY_CUT_SEED=${SEED} repeats it)`)
-  const rnd = random(SEED)
-  const base = mkdtempSync(join(tmpdir(), 'tributary-cut-'))
-  let fs: CrashFs | null = null
-  t.teardown(async () => {
-    await fs?.cut('lose')
-    rmSync(base, { recursive: true, force: true })
-  })
-  const backing = join(base, 'disk')
-  const mnt = join(base, 'mnt')
-  mkdirSync(backing)
-  mkdirSync(mnt)
+  const rnd = seeded(SEED)
+  const disk = crashDisk(t, 'tributary-cut-')
+  const mnt = disk.mnt
   /** Records acknowledged (or found stored after a cut), by data: their sequence number. */
   const stored = Object.fromEntries(Object.keys(STREAMS).map((name) => [name, new Map<string, string>()])) as Record<StreamName, Map<string, string>>
   /** Records of requests the cut interrupted: they may be stored or not, but once found they stay. */
   let unanswered = new Set<string>()
   const lostSeen = new Set<string>()
-  const figures = { acknowledged: 0, unansweredFound: 0, unansweredLost: 0, torn: 0, landed: 0, pending: 0, startMs: [] as number[] }
+  const figures = { acknowledged: 0, unansweredFound: 0, unansweredLost: 0, startMs: [] as number[] }
 
   for (let round = 0; round <= CUTS; round++) {
-    fs = await mountCrashFs(backing, mnt, SEED + round)
+    await disk.mount(SEED + round)
     const started = performance.now()
     const { child, exited, ready } = await within(60_000, spawnUntilReady([join(ROOT, 'relay/cli/entry.ts'), 'relay', '--data-dir', join(mnt, 'data'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--journal-bytes', String(1 << 20)], 'tributary relay ready'), `round ${round}: the relay's start (recovery must not loop)`)
     figures.startMs.push(performance.now() - started)
@@ -119,12 +99,9 @@ t.test(`${CUTS} power cuts under the relay lose no acknowledged record and serve
       child.kill('SIGKILL')
       await exited
     }
-    const said = await fs.cut(rnd() < 0.5 ? 'tear' : 'lose')
-    fs = null
-    const m = /cut: (\d+) writes pending, (\d+) landed \((\d)/.exec(said)
-    if (m) { figures.pending += Number(m[1]); figures.landed += Number(m[2]); figures.torn += Number(m[3]) }
+    await disk.cut(rnd() < 0.5 ? 'tear' : 'lose')
   }
   const starts = figures.startMs.sort((a, b) => a - b)
-  t.comment(`${CUTS} cuts (seed ${SEED}): ${figures.acknowledged} records acknowledged, ${lostSeen.size} lost; ${figures.unansweredFound} of interrupted requests found stored, ${figures.unansweredLost} not; torn cuts landed ${figures.landed} of ${figures.pending} unsynced writes (${figures.torn} torn); restarts ${Math.round(starts[0]!)}–${Math.round(starts[starts.length - 1]!)} ms`)
+  t.comment(`${CUTS} cuts (seed ${SEED}): ${figures.acknowledged} records acknowledged, ${lostSeen.size} lost; ${figures.unansweredFound} of interrupted requests found stored, ${figures.unansweredLost} not; torn cuts landed ${disk.cuts.landed} of ${disk.cuts.pending} unsynced writes (${disk.cuts.torn} torn); restarts ${Math.round(starts[0]!)}–${Math.round(starts[starts.length - 1]!)} ms`)
   t.ok(figures.acknowledged > 0, `${figures.acknowledged} acknowledged records, every one read back after every cut`)
 })

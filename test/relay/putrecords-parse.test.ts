@@ -12,21 +12,14 @@ import { checkReservedMembers } from '../../relay/kinesis/reserved.js'
 import { PUT_RECORDS_FIELDS } from '../../relay/kinesis/actions/put.js'
 import { fastPut, parsePutRecords, type PutEntry } from '../../relay/kinesis/putrecords-parse.js'
 import { testRelay } from '../helpers/relay.js'
+import { seeded } from '../helpers/random.js'
 
 const AMZ_JSON = 'application/x-amz-json-1.1'
 const MAX_HASH_KEY = ((1n << 128n) - 1n).toString()
 const ARN = 'arn:aws:kinesis:us-east-1:000000000000:stream/s'
 
-/** mulberry32: the same bodies on every run. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rand = prng(17)
+// The same bodies on every run.
+const rand = seeded(17)
 const int = (n: number) => Math.floor(rand() * n)
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!
 const chance = (p: number) => rand() < p

@@ -10,14 +10,12 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
 import { stringify } from 'yaml'
-import { resolveRelayConfig } from '../../shared/config.js'
 import { ConfigError } from '../../shared/errors.js'
 import { topics } from '../../shared/topics.js'
 import type { RejectMessage } from '../../shared/messages.js'
-import { startRelay } from '../../relay/relay.js'
 import { parseRules, TopicRules } from '../../relay/rules.js'
 import { readStream } from '../helpers/kinesis.js'
-import { ROOT, spawnUntilReady } from '../helpers/relay.js'
+import { ROOT, spawnUntilReady, testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { within } from '../helpers/mqtt-wire.js'
 
@@ -76,10 +74,8 @@ t.test('matching: +, # and {device}; the first rule that matches and grants wins
 })
 
 t.test('through the relay: a granted device\'s publishes are records, a bad payload is acknowledged and said, a device outside the grant is refused', async (t) => {
-  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true })
-  const relay = await startRelay(config, () => {}, { rules: parseRules(RULES) })
-  t.teardown(() => relay.close())
-  const endpoint = `http://127.0.0.1:${relay.httpPort}`
+  const relay = await testRelay(t, {}, { rules: parseRules(RULES) })
+  const endpoint = relay.endpoint
   const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: 'sensor-1', protocolVersion: 4, reconnectPeriod: 0 })
   t.teardown(() => sensor.end(true))
   const rejects: RejectMessage[] = []

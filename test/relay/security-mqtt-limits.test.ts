@@ -9,12 +9,9 @@ import t, { type Test } from 'tap'
 import mqtt, { type MqttClient } from 'mqtt'
 import { codec } from '../../hardware/index.js'
 import { topics } from '../../shared/topics.js'
-import { resolveRelayConfig, type RelayConfig } from '../../shared/config.js'
 import type { RelayToDeviceMessage } from '../../shared/messages.js'
-import { startRelay } from '../../relay/relay.js'
 import { KinesisClient } from '../../relay/kinesis/client.js'
-import { manualClock, testRelay } from '../helpers/relay.js'
-import { tempDir } from '../helpers/tmp.js'
+import { loggedRelay, testRelay } from '../helpers/relay.js'
 import { connectPacket, PacketType, remainingLength, subscribePacket, wireConnect, wireLogin, within } from '../helpers/mqtt-wire.js'
 
 const batch = (sequence: number, data: string | Buffer) => codec.encodeBatch({
@@ -47,14 +44,6 @@ async function device(t: Test, port: number, id: string): Promise<Device> {
 }
 
 /** An in-process relay whose log lines the test reads. */
-async function loggedRelay(t: Test, settings: Partial<RelayConfig>, clock = manualClock()) {
-  const lines: { event: string; fields: Record<string, unknown> }[] = []
-  const config = resolveRelayConfig({}, {}, { dataDir: tempDir(t), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, ...settings })
-  const relay = await startRelay(config, (event, fields) => { lines.push({ event, fields }) }, { clock })
-  t.teardown(() => relay.close())
-  return { relay, lines, clock }
-}
-
 async function until(what: string, check: () => boolean): Promise<void> {
   const deadline = Date.now() + 10_000
   while (!check()) {
