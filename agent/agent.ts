@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { Registry, CONTENT_TYPE } from '../shared/metrics.js'
 import type { AgentConfig } from './config.js'
 import { every, systemClock, type Clock } from '../hardware/index.js'
-import { Outbox, OutboxFullError, type OutboxInput } from './outbox/index.js'
+import { ACK_HOLD_MS, Outbox, OutboxFullError, type OutboxInput } from './outbox/index.js'
 import { Uplink, relayTransport, type Transport } from './uplink/index.js'
 import { startSimulated, type Source } from './sources/simulated.js'
 import { startPutApi, type PutApi } from './sources/putapi.js'
@@ -98,7 +98,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   for (const w of warnings) log('security_warning', { code: w.code, message: w.message })
   mkdirSync(dirname(config.outbox.path), { recursive: true })
   const wear = WriteMeter.start(clock, config.outbox.writeBudgetMBPerDay, deps.writeBytes)
-  const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log })
+  // Acknowledgements wait for the next serial flush to ride with, rather than a commit of their own.
+  const ackHoldMs = config.sources.some((s) => s.type === 'serial') ? Math.max(ACK_HOLD_MS, config.serial.flushMs + 500) : ACK_HOLD_MS
+  const outbox = new Outbox({ ...config.outbox, policies: config.streams, clock, log, ackHoldMs })
   const uplink = new Uplink({
     config, outbox, clock, log, codec: deps.codec, random: deps.random,
     transport: deps.transport ?? relayTransport(config.relay),
@@ -212,7 +214,24 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const flushSerial = () => {
     const queue = serialQueue
     serialQueue = []
-    for (const q of queue) store(q.rows).then(q.resolve, q.reject)
+    if (!queue.length) return
+    // One hand-over per stream, its readings in capture order: the outbox keeps a run of a stream's
+    // records as one chunk (a chunk per reading would rewrite a B-tree leaf for each), and a stream
+    // refused at its cap refuses its own readings only.
+    const byStream = new Map<string, typeof queue>()
+    for (const q of queue) {
+      const stream = q.rows[0]?.stream ?? ''
+      const same = q.rows.every((r) => r.stream === stream) ? byStream.get(stream) : undefined
+      if (same) same.push(q)
+      else if (q.rows.every((r) => r.stream === stream)) byStream.set(stream, [q])
+      else store(q.rows).then(q.resolve, q.reject)
+    }
+    for (const group of byStream.values()) {
+      store(group.flatMap((q) => q.rows)).then((ids) => {
+        let at = 0
+        for (const q of group) { q.resolve(ids.slice(at, at + q.rows.length)); at += q.rows.length }
+      }, (err) => { for (const q of group) q.reject(err) })
+    }
   }
   const serialStore = config.serial.flushMs === 0 ? store : (rows: OutboxInput[]) => new Promise((resolve, reject) => { serialQueue.push({ rows, resolve, reject }) })
   for (const s of config.sources) {

@@ -5,7 +5,8 @@
  * syncs, forwarding to a relay in a process of its own. For each workload:
  *
  * - serial: three serial sensors at 10 readings/s each (NMEA, JSON lines, length-prefixed binary, on
- *   socat pseudo-terminals) at the default `serial.flushMs`, relay up;
+ *   socat pseudo-terminals) at the default `serial.flushMs`, relay up (`serial-1000ms`: the same
+ *   with `serial.flushMs: 1000`);
  * - put: the put API at 10 requests/s of 10 records of 100 bytes, relay up (`put-1s`: the same with
  *   `outbox.commitIntervalMs: 1000`, so that a second's puts share one commit);
  * - backlog: `backlog` records of 100 bytes put while the relay is down (PutRecords of 500, 4 at a
@@ -20,7 +21,7 @@
  * hours (for the backlog: MB per outage of that size).
  *
  * CSV on stdout, progress on stderr.
- * Usage: npm run build && npx tsx bench/wear.ts [seconds=30] [backlog=1000000] [workloads=serial,put,put-1s,backlog]
+ * Usage: npm run build && npx tsx bench/wear.ts [seconds=30] [backlog=1000000] [workloads=serial,serial-1000ms,put,put-1s,backlog]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -32,7 +33,7 @@ import { freePort, readyLine } from './processes.js'
 
 const seconds = Number(process.argv[2] ?? 30)
 const backlogRecords = Number(process.argv[3] ?? 1_000_000)
-const workloads = (process.argv[4] ?? 'serial,put,put-1s,backlog').split(',')
+const workloads = (process.argv[4] ?? 'serial,serial-1000ms,put,put-1s,backlog').split(',')
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 const RECORD = Buffer.alloc(100, 0x61)
@@ -153,22 +154,25 @@ function report(workload: string, w: Window, perDay: boolean): void {
   process.stderr.write(`wear: ${workload}: ${(w.written / 1e6).toFixed(2)} MB written for ${(w.dataBytes / 1e6).toFixed(2)} MB of record data (${amp.toFixed(2)}×; floor ${(floorBytes / w.dataBytes).toFixed(2)}×), ${w.syncs} syncs\n`)
 }
 
-async function serialWorkload(): Promise<void> {
-  const relay = await startRelay('serial')
+/** `flushMs` other than the default: readings gather that long before their commit. */
+async function serialWorkload(flushMs?: number): Promise<void> {
+  const name = flushMs === undefined ? 'serial' : `serial-${flushMs}ms`
+  const relay = await startRelay(name)
   const sensors = await serialSensors(dir, children)
-  const agent = await startAgent('serial', {
+  const agent = await startAgent(name, {
     relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}` },
     streams: { sensors: {} },
     sources: sensors.sources('sensors'),
+    ...(flushMs === undefined ? {} : { serial: { flushMs } }),
   })
   await sensors.start()
-  process.stderr.write(`wear: serial: 3 sensors at 10 Hz, warming up 5 s, then ${seconds} s\n`)
+  process.stderr.write(`wear: ${name}: 3 sensors at 10 Hz, warming up 5 s, then ${seconds} s\n`)
   await sleep(5000)
   const w = await measure(agent, () => sleep(seconds * 1000))
   await sensors.stop()
   await stopAgent(agent)
   relay.child.kill('SIGTERM')
-  report('serial-3x10Hz', w, true)
+  report(flushMs === undefined ? 'serial-3x10Hz' : `serial-3x10Hz-flush-${flushMs}ms`, w, true)
 }
 
 function putRecords(port: number, n: number, from: number): Promise<Response> {
@@ -239,6 +243,7 @@ async function backlogWorkload(): Promise<void> {
 }
 
 if (workloads.includes('serial')) await serialWorkload()
+for (const w of workloads) if (/^serial-\d+ms$/.test(w)) await serialWorkload(Number(/\d+/.exec(w)![0]))
 if (workloads.includes('put')) await putWorkload()
 if (workloads.includes('put-1s')) await putWorkload(1000)
 if (workloads.includes('backlog')) await backlogWorkload()

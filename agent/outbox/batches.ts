@@ -32,6 +32,7 @@ export class Batches {
       insert: db.prepare('INSERT INTO batches (seq, stream, first_id, last_id, count, bytes) VALUES (?, ?, ?, ?, ?, ?)'),
       delete: db.prepare('DELETE FROM batches WHERE seq = ?'),
       all: db.prepare('SELECT seq, stream, first_id AS firstId, last_id AS lastId, count, bytes FROM batches ORDER BY seq'),
+      maxSeq: db.prepare('SELECT MAX(seq) FROM batches').pluck(),
     }
   }
 
@@ -60,19 +61,32 @@ export class Batches {
     for (const name of this.policy.byPriority(ready)) {
       for (;;) {
         const s = draft.stream(name)
-        const rows = this.records.sizes(name, s.formedUpTo, maxRecords)
+        // One more than a batch holds: whether the batch ends on a chunk's end or cuts it.
+        const rows = this.records.sizes(name, s.formedUpTo, maxRecords + 1)
         if (!rows.length) break
         let bytes = HEADER_SIZE
         let count = 0
+        let full = false
         const tooLarge: typeof rows = []
         for (const row of rows) {
           if (HEADER_SIZE + row.size > maxBytes || kinesisBytes(row.size, row.hashed === 1) > Limits.maxRecordBytes) {
             if (count === 0) { tooLarge.push(row); continue }
+            full = true
             break
           }
-          if (bytes + row.size > maxBytes) break
+          if (count === maxRecords || bytes + row.size > maxBytes) { full = true; break }
           bytes += row.size
           count++
+        }
+        // A full batch ends at the last chunk's end it holds (when it holds one), so that its
+        // acknowledgement deletes whole chunks and none is written again without its head.
+        if (full) {
+          let end = count
+          while (end > 0 && !rows[tooLarge.length + end - 1]!.end) end--
+          if (end > 0) {
+            for (let i = end; i < count; i++) bytes -= rows[tooLarge.length + i]!.size
+            count = end
+          }
         }
         const inBatch = rows.slice(tooLarge.length, tooLarge.length + count)
         for (const row of tooLarge) {
@@ -81,15 +95,15 @@ export class Batches {
             ? `record is ${recordBytes} bytes, over Kinesis's limit of ${Limits.maxRecordBytes}`
             : `record takes ${row.size} bytes in a batch, over the batch limit of ${maxBytes}`
           this.deadLetters.copy(draft, name, row.id, ErrorCode.RECORD_TOO_LARGE, why, null, null)
-          this.records.deleteOne(row.id)
+          this.records.deleteOne(name, row.id)
           s.count--
           s.bytes -= row.size
           s.formedUpTo = Math.max(s.formedUpTo, row.id)
         }
         if (inBatch.length) {
           const formed: FormedBatch = { seq: draft.nextSeq, stream: name, firstId: inBatch[0]!.id, lastId: inBatch[inBatch.length - 1]!.id, count: inBatch.length, bytes }
+          // The batch's row keeps the next sequence (settle keeps it when no batch is left).
           this.s.insert.run(formed.seq, name, formed.firstId, formed.lastId, formed.count, formed.bytes)
-          this.store.setMeta('next_seq', String(formed.seq + 1))
           draft.nextSeq++
           s.formedUpTo = formed.lastId
           draft.formed.set(formed.seq, formed)
@@ -100,6 +114,22 @@ export class Batches {
       }
     }
     return null
+  }
+
+  /**
+   * At the end of every transaction: with no batch left in the table, the next sequence is kept in
+   * the meta row, so that no restart sends a sequence the relay has already seen (it would drop the
+   * batch as a duplicate). While batches are formed, the highest of them says it, and the meta row,
+   * a page of its own, is not written with every commit.
+   */
+  settle(draft: LedgerState): void {
+    if (draft.formed.size === 0 && Number(this.store.meta('next_seq') ?? '0') < draft.nextSeq) this.store.setMeta('next_seq', String(draft.nextSeq))
+  }
+
+  /** The next batch sequence at start: past the meta row's and every stored batch's. */
+  nextSeq(): number {
+    const stored = this.s.maxSeq.get() as number | null
+    return Math.max(Number(this.store.meta('next_seq') ?? '0'), stored === null ? 0 : stored + 1)
   }
 
   rows(batch: FormedBatch): BatchRow[] {

@@ -13,10 +13,11 @@ import type { Clock } from '../../hardware/index.js'
 import type { Batches } from './batches.js'
 import type { Ledger, LedgerState } from './ledger.js'
 import type { Policy } from './policy.js'
-import type { Records } from './records.js'
 import type { Store } from './store.js'
 import type { LogFn } from '../log.js'
 import { frameBytes, type OutboxInput } from './types.js'
+import { DEFAULT_CHUNK_LIMITS, type Records } from './records.js'
+import { HEADER_SIZE } from '../../shared/frame.js'
 
 /** How many times a commit is retried after making room at the file cap. */
 const ROOM_ATTEMPTS = 3
@@ -35,12 +36,15 @@ function roomFor(path: string): number {
 }
 
 /**
- * An acknowledged batch's deletion waits up to this long for a commit of new records to ride with
- * (serial sensors commit once a second): a commit of its own would be one more fdatasync and WAL
- * write for nothing a producer waits on. A crash meanwhile resends the batch, which the relay drops
- * as a duplicate.
+ * An acknowledged batch's deletion waits at least this long for a commit of new records to ride with
+ * (longer where the agent's serial readings commit less often: `ackHoldMs`): a commit of its own
+ * would be one more fdatasync and WAL write for nothing a producer waits on. A crash meanwhile
+ * resends the batch, which the relay drops as a duplicate.
  */
 export const ACK_HOLD_MS = 1000
+
+/** The outbox clock is written to the meta row at least this often (outbox clock ms) while chunks carry it. */
+const MONO_KEEP_MS = 60_000
 
 interface Pending {
   rows: OutboxInput[]
@@ -52,6 +56,8 @@ export interface GroupCommitOptions {
   commitIntervalMs: number
   commitRows: number
   maxBytes: number
+  /** How long an acknowledged batch's deletion waits for records to ride with (default ACK_HOLD_MS). */
+  ackHoldMs?: number
   clock: Clock
   /** The outbox clock, stored with each record and persisted with each commit. */
   monoNow: () => number
@@ -93,10 +99,13 @@ export class GroupCommit {
   private deadline = Infinity
   /** Since when (outbox clock) commits are refused because the disk is full; null while there is room. */
   private diskFullSince: number | null = null
+  /** The outbox clock last written to the meta row. */
+  private monoKept: number
 
   constructor(options: GroupCommitOptions, parts: GroupCommitParts) {
     this.o = options
     this.p = parts
+    this.monoKept = options.monoNow()
   }
 
   /** Batches acknowledged whose deletion waits for the next commit. */
@@ -122,7 +131,7 @@ export class GroupCommit {
   ack(seq: number): void {
     if (!this.p.ledger.state.formed.has(seq) || this.acks.includes(seq)) return
     this.acks.push(seq)
-    this.schedule(Math.max(this.o.commitIntervalMs, ACK_HOLD_MS))
+    this.schedule(Math.max(this.o.commitIntervalMs, this.o.ackHoldMs ?? ACK_HOLD_MS))
   }
 
   cancel(): void {
@@ -144,6 +153,8 @@ export class GroupCommit {
     const refused = new Map<Pending, OutboxFullError>()
     let results: Map<Pending, number[] | Error>
     let formed = 0
+    let stored = 0
+    let keptMono: number | null = null
     try {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -152,14 +163,26 @@ export class GroupCommit {
             // (one fsync per commit on the event loop, not two), unless a full file sent them first.
             for (const seq of acks) this.p.batches.remove(draft, seq)
             const decided = new Map<Pending, number[] | Error>(refused)
-            for (const g of groups) if (!decided.has(g)) decided.set(g, this.insert(draft, g.rows))
+            stored = 0
+            for (const g of groups) {
+              if (decided.has(g)) continue
+              const r = this.insert(draft, g.rows)
+              decided.set(g, r)
+              if (!(r instanceof Error)) stored += r.length
+            }
             formed = 0
             if (this.former) {
               const { maxRecords, maxBytes } = this.former
               const slots = this.former.slots()
               while (formed < slots && this.p.batches.formIn(draft, maxRecords, maxBytes)) formed++
             }
-            this.p.store.setMeta('mono_ms', String(this.o.monoNow()))
+            // The outbox clock is kept in each chunk: the meta row (a page of its own) is written when
+            // no chunk was, or once a minute, so that a restart carries it on from about where it was.
+            const mono = this.o.monoNow()
+            if (!stored || mono - this.monoKept >= MONO_KEEP_MS) {
+              this.p.store.setMeta('mono_ms', String(mono))
+              keptMono = mono
+            }
             return decided
           })
           break
@@ -175,7 +198,7 @@ export class GroupCommit {
     } catch (err) {
       // Deletions that did not commit wait for the next one.
       this.acks = [...acks, ...this.acks]
-      if (this.acks.length) this.schedule(Math.max(this.o.commitIntervalMs, ACK_HOLD_MS))
+      if (this.acks.length) this.schedule(Math.max(this.o.commitIntervalMs, this.o.ackHoldMs ?? ACK_HOLD_MS))
       const stream = groups[0]?.rows[0]?.stream ?? ''
       const room = isFull(err) ? roomFor(this.p.store.path) : Infinity
       let error: Error
@@ -192,11 +215,11 @@ export class GroupCommit {
       return
     }
     if (this.diskFullSince !== null) this.roomAgain()
-    let stored = 0
+    if (keptMono !== null) this.monoKept = keptMono
     for (const g of groups) {
       const r = results.get(g)!
       if (r instanceof Error) g.reject(r)
-      else { stored += r.length; g.resolve(r) }
+      else g.resolve(r)
     }
     this.o.committed(stored, acked, formed)
   }
@@ -236,12 +259,14 @@ export class GroupCommit {
     const sizes = rows.map((r) => frameBytes(r.partitionKey, r.data, r.explicitHashKey))
     const refusal = this.p.policy.makeRoom(draft, rows, sizes)
     if (refusal) return refusal
-    return rows.map((r, i) => {
+    rows.forEach((r, i) => {
       const s = draft.stream(r.stream)
       s.count++
       s.bytes += sizes[i]!
-      return this.p.records.insert(r, wallMs, monoMs, sizes[i]!)
     })
+    // Chunks no larger than the batches the uplink forms, so that batches end on chunk boundaries.
+    const limits = this.former ? { records: this.former.maxRecords, bytes: this.former.maxBytes - HEADER_SIZE } : DEFAULT_CHUNK_LIMITS
+    return this.p.records.insert(rows, sizes, wallMs, monoMs, limits)
   }
 
   /**

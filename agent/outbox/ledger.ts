@@ -60,10 +60,14 @@ export class Ledger {
   private readonly db: Database.Database
   private readonly announce: (event: OutboxEvent) => void
 
-  constructor(db: Database.Database, initial: LedgerState, announce: (event: OutboxEvent) => void) {
+  private readonly settle: (draft: LedgerState) => void
+
+  /** `settle` runs at the end of every transaction, inside it, on the draft as it will commit. */
+  constructor(db: Database.Database, initial: LedgerState, announce: (event: OutboxEvent) => void, settle: (draft: LedgerState) => void = () => {}) {
     this.db = db
     this.current = initial
     this.announce = announce
+    this.settle = settle
   }
 
   /** The committed state: read it, never change it (changes go through `transact`). */
@@ -74,7 +78,11 @@ export class Ledger {
   /** Runs `change` in one transaction on a draft; the draft becomes the state only if it commits. */
   transact<T>(change: (draft: LedgerState) => T): T {
     const draft = this.current.copy()
-    const result = this.db.transaction(change)(draft)
+    const result = this.db.transaction(() => {
+      const r = change(draft)
+      this.settle(draft)
+      return r
+    })()
     this.current = draft
     for (const event of draft.events.splice(0)) this.announce(event)
     return result

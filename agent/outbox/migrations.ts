@@ -1,10 +1,31 @@
 /**
  * The outbox's schema, as numbered migrations: `PRAGMA user_version` is how many have run. A
  * migration is only ever appended, never edited, so every outbox on a device can be brought forward.
+ * Most are SQL run in one transaction with the version bump; one that moves records runs in steps of
+ * its own, each a transaction that leaves the file consistent, and bumps the version in its last.
  */
 import type Database from 'better-sqlite3'
+import { encodeBody, encodeSizes } from './records.js'
 
-export const MIGRATIONS: readonly string[] = [
+type Migration = string | ((db: Database.Database) => void)
+
+/** Old records moved into chunks per transaction: a large backlog is moved without a WAL of its size. */
+const MOVE_STEP = 20_000
+
+/** The records the first schema kept one row each. */
+interface OldRecord {
+  id: number
+  stream: string
+  partition_key: string
+  explicit_hash_key: string | null
+  data: Buffer
+  captured_ms: number
+  clock_synced: number
+  mono_ms: number
+  size: number
+}
+
+export const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE records (
      id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -27,14 +48,53 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
    CREATE UNIQUE INDEX dead_letters_by_batch ON dead_letters (batch_seq, batch_index);
    CREATE TABLE dead_counts (stream TEXT NOT NULL, code TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (stream, code));`,
+  // Records in chunks (agent/outbox/records.ts). The records of the first schema move over under
+  // their ids, each run of consecutive ids of one stream stored in one commit becoming a chunk.
+  (db) => {
+    db.exec(`CREATE TABLE IF NOT EXISTS chunks (
+      id INTEGER PRIMARY KEY, stream TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL,
+      mono_ms REAL NOT NULL, wall_ms REAL NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL);
+     CREATE INDEX IF NOT EXISTS chunks_by_stream ON chunks (stream, id);`)
+    moveRecords(db)
+  },
 ]
 
-/** Runs the migrations this file has not seen yet, each in its own transaction with its version. */
+/** Moves the first schema's records into chunks, MOVE_STEP at a time, then drops their table. */
+function moveRecords(db: Database.Database): void {
+  const hasRecords = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'records'").get()
+  if (!hasRecords) return
+  const take = db.prepare('SELECT * FROM records ORDER BY id LIMIT ?')
+  const insert = db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  const remove = db.prepare('DELETE FROM records WHERE id <= ?')
+  for (;;) {
+    const rows = take.all(MOVE_STEP) as OldRecord[]
+    if (!rows.length) break
+    db.transaction(() => {
+      let start = 0
+      while (start < rows.length) {
+        const first = rows[start]!
+        let end = start + 1
+        while (end < rows.length && end - start < 500 && rows[end]!.id === rows[end - 1]!.id + 1 && rows[end]!.stream === first.stream && rows[end]!.mono_ms === first.mono_ms) end++
+        const run = rows.slice(start, end)
+        const records = run.map((r) => ({ stream: r.stream, partitionKey: r.partition_key, data: r.data, capturedMs: r.captured_ms, clockSynced: r.clock_synced === 1, ...(r.explicit_hash_key ? { explicitHashKey: r.explicit_hash_key } : {}) }))
+        const sizes = run.map((r) => r.size)
+        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, first.captured_ms, encodeSizes(sizes, records.map((r) => !!r.explicitHashKey)), encodeBody(records, first.captured_ms))
+        start = end
+      }
+      remove.run(rows[rows.length - 1]!.id)
+    })()
+  }
+  db.exec('DROP TABLE records')
+}
+
+/** Runs the migrations this file has not seen yet, each in its own transaction with its version (or steps of its own). */
 export function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number
   for (let v = version; v < MIGRATIONS.length; v++) {
+    const m = MIGRATIONS[v]!
+    if (typeof m === 'function') m(db)
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!)
+      if (typeof m === 'string') db.exec(m)
       db.pragma(`user_version = ${v + 1}`)
     })()
   }

@@ -56,25 +56,26 @@ export class Outbox extends EventEmitter {
     this.store = new Store({ path: options.path, maxBytes: options.maxBytes, synchronous: options.synchronous, clock, log: this.log })
     this.alarms = this.store.alarms
     this.epoch = this.store.epoch()
-    this.monoNow = runningTime(clock, Number(this.store.meta('mono_ms') ?? '0'))
     const db = this.store.db
     this.records = new Records(db)
+    // The clock carries on from the meta row or the latest chunk, whichever is further on.
+    this.monoNow = runningTime(clock, Math.max(Number(this.store.meta('mono_ms') ?? '0'), this.records.maxMono()))
     this.drops = new Drops(db)
     this.policies = new Policy(options.policies, this.records, this.drops)
     this.dead = new DeadLetters(db, this.records, this.drops, options.maxBytes, clock)
     this.batches = new Batches(this.store, this.records, this.dead, this.policies)
 
-    const state = new LedgerState(new Map(), new Map(), this.dead.storedBytes(), Number(this.store.meta('next_seq') ?? '0'))
+    const state = new LedgerState(new Map(), new Map(), this.dead.storedBytes(), this.batches.nextSeq())
     for (const r of this.records.perStream()) state.streams.set(r.stream, { count: r.count, bytes: r.bytes, formedUpTo: 0 })
     for (const b of this.batches.stored()) {
       state.formed.set(b.seq, b)
       const s = state.stream(b.stream)
       s.formedUpTo = Math.max(s.formedUpTo, b.lastId)
     }
-    this.ledger = new Ledger(db, state, (event) => this.announce(event))
+    this.ledger = new Ledger(db, state, (event) => this.announce(event), (draft) => this.batches.settle(draft))
 
     this.committer = new GroupCommit({
-      commitIntervalMs: options.commitIntervalMs, commitRows: options.commitRows, maxBytes: options.maxBytes, clock, monoNow: this.monoNow, log: this.log,
+      commitIntervalMs: options.commitIntervalMs, commitRows: options.commitRows, maxBytes: options.maxBytes, ackHoldMs: options.ackHoldMs, clock, monoNow: this.monoNow, log: this.log,
       committed: (stored, acked, formed) => {
         if (stored) this.emit('stored', stored)
         if (acked) this.emit('acked', acked)
@@ -157,6 +158,7 @@ export class Outbox extends EventEmitter {
     if (this.closed) return
     this.committer.commit()
     this.closed = true
+    try { this.store.setMeta('mono_ms', String(this.monoNow())) } catch { /* the chunks carry the clock too */ }
     this.store.close()
   }
 

@@ -71,7 +71,7 @@ export class Policy {
       .sort((a, b) => this.of(a).priority - this.of(b).priority)
     for (const name of names) {
       while (freed < needed) {
-        const victims = this.records.oldest(name, draft.stream(name).formedUpTo, CHUNK)
+        const victims = this.records.sizes(name, draft.stream(name).formedUpTo, CHUNK)
         if (!victims.length) break
         let n = 0
         let bytes = 0
@@ -98,7 +98,7 @@ export class Policy {
         const s = ledger.state.streams.get(name)
         if (!s || s.count === 0) break
         const cutoff = now() - maxAgeMs
-        const oldest = this.records.ages(name, s.formedUpTo, CHUNK)
+        const oldest = this.records.sizes(name, s.formedUpTo, CHUNK)
         let n = 0
         let bytes = 0
         while (n < oldest.length && oldest[n]!.mono < cutoff) bytes += oldest[n++]!.size

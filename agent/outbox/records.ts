@@ -1,6 +1,19 @@
 /**
- * The records table: every record stored and not yet gone (acknowledged, dropped or dead-lettered).
- * Ids rise in capture order, and so does `mono_ms`, the outbox clock at capture.
+ * The records: every record stored and not yet gone (acknowledged, dropped or dead-lettered). Ids
+ * rise in capture order, and so does the outbox clock at capture.
+ *
+ * They are kept in chunks: one row per run of a stream's records committed together, holding their
+ * consecutive ids, the outbox clock they share, a small table of their sizes and their bytes packed
+ * into one blob. A commit of many small records so writes the pages its bytes fill and one row's
+ * worth of B-tree upkeep, where a row and an index entry per record rewrote a leaf of each and half
+ * again the data in row headers (issue 18: what the outbox costs the device's flash). Deleting an
+ * acknowledged batch is deleting its chunks: batches are formed on chunk boundaries where the limits
+ * allow, and a chunk cut by a deletion is written again as the pieces that remain.
+ *
+ * Body, per record: varint key length, key (UTF-8), flags (1: clock synced, 2: explicit hash key,
+ * 4: capture time as a float64), [varint hash key length, hash key], varint data length, data, the
+ * capture time (a zigzag varint of milliseconds from the chunk's `wall_ms`, or a float64).
+ * Sizes, per record: varint (frame bytes × 2 + 1 when an explicit hash key is set).
  */
 import type Database from 'better-sqlite3'
 import type { BatchRow, OutboxInput } from './types.js'
@@ -10,56 +23,261 @@ export interface StoredSize {
   size: number
 }
 
+/** One record as the sizes table tells it, without reading the chunk's body. */
+export interface SizedRecord extends StoredSize {
+  hashed: number
+  /** The outbox clock when it was stored. */
+  mono: number
+  /** The last record of its chunk: a batch that ends here leaves no chunk cut. */
+  end: boolean
+}
+
+interface ChunkHead {
+  id: number
+  count: number
+  mono: number
+  sizes: Buffer
+}
+
+interface Chunk extends ChunkHead {
+  stream: string
+  wall: number
+  body: Buffer
+}
+
+interface Decoded {
+  partitionKey: string
+  explicitHashKey: string | null
+  data: Buffer
+  capturedMs: number
+  clockSynced: boolean
+}
+
+const SYNCED = 1
+const HASHED = 2
+const FLOAT_TIME = 4
+
+// Varints (LEB128, unsigned, up to 2^53) and zigzag for signed deltas.
+function varintBytes(n: number): number {
+  let bytes = 1
+  while (n >= 0x80) { n = Math.floor(n / 128); bytes++ }
+  return bytes
+}
+
+function putVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) { buf[at++] = (n % 128) | 0x80; n = Math.floor(n / 128) }
+  buf[at++] = n
+  return at
+}
+
+class Reader {
+  at = 0
+  constructor(readonly buf: Buffer) {}
+  varint(): number {
+    let n = 0
+    let scale = 1
+    for (;;) {
+      const b = this.buf[this.at++]!
+      n += (b & 0x7f) * scale
+      if (b < 0x80) return n
+      scale *= 128
+    }
+  }
+}
+
+const zigzag = (n: number) => (n >= 0 ? n * 2 : -n * 2 - 1)
+const unzigzag = (n: number) => (n % 2 === 0 ? n / 2 : -(n + 1) / 2)
+
+/** A capture time stored as a varint delta from the chunk's wall time: whole milliseconds within 2^40 of it. */
+const deltaFits = (captured: number, wall: number) => Number.isInteger(captured) && Math.abs(captured - wall) < 2 ** 40
+
+export function encodeBody(rows: readonly OutboxInput[], wallMs: number): Buffer {
+  let bytes = 0
+  for (const r of rows) {
+    const key = Buffer.byteLength(r.partitionKey)
+    const captured = r.capturedMs ?? wallMs
+    bytes += varintBytes(key) + key + 1 + varintBytes(r.data.length) + r.data.length
+    if (r.explicitHashKey) bytes += 1 + Buffer.byteLength(r.explicitHashKey)
+    bytes += deltaFits(captured, wallMs) ? varintBytes(zigzag(captured - wallMs)) : 8
+  }
+  const buf = Buffer.allocUnsafe(bytes)
+  let at = 0
+  for (const r of rows) {
+    const captured = r.capturedMs ?? wallMs
+    const asFloat = !deltaFits(captured, wallMs)
+    at = putVarint(buf, at, Buffer.byteLength(r.partitionKey))
+    at += buf.write(r.partitionKey, at)
+    buf[at++] = (r.clockSynced === false ? 0 : SYNCED) | (r.explicitHashKey ? HASHED : 0) | (asFloat ? FLOAT_TIME : 0)
+    if (r.explicitHashKey) {
+      buf[at++] = Buffer.byteLength(r.explicitHashKey)
+      at += buf.write(r.explicitHashKey, at)
+    }
+    at = putVarint(buf, at, r.data.length)
+    at += r.data.copy(buf, at)
+    if (asFloat) at = buf.writeDoubleLE(captured, at)
+    else at = putVarint(buf, at, zigzag(captured - wallMs))
+  }
+  return buf
+}
+
+export function encodeSizes(sizes: readonly number[], hashed: readonly boolean[]): Buffer {
+  let bytes = 0
+  for (let i = 0; i < sizes.length; i++) bytes += varintBytes(sizes[i]! * 2 + (hashed[i] ? 1 : 0))
+  const buf = Buffer.allocUnsafe(bytes)
+  let at = 0
+  for (let i = 0; i < sizes.length; i++) at = putVarint(buf, at, sizes[i]! * 2 + (hashed[i] ? 1 : 0))
+  return buf
+}
+
+function decodeSizes(buf: Buffer, count: number): { size: number; hashed: number }[] {
+  const r = new Reader(buf)
+  const out = new Array<{ size: number; hashed: number }>(count)
+  for (let i = 0; i < count; i++) {
+    const v = r.varint()
+    out[i] = { size: Math.floor(v / 2), hashed: v % 2 }
+  }
+  return out
+}
+
+/** The records of a chunk, `from` to `to` (indexes within it, inclusive). */
+function decodeBody(chunk: Chunk, from: number, to: number): Decoded[] {
+  const r = new Reader(chunk.body)
+  const out: Decoded[] = []
+  for (let i = 0; i <= to; i++) {
+    const keyLength = r.varint()
+    const keyAt = r.at
+    r.at += keyLength
+    const flags = chunk.body[r.at++]!
+    let hashAt = 0
+    let hashLength = 0
+    if (flags & HASHED) {
+      hashLength = chunk.body[r.at++]!
+      hashAt = r.at
+      r.at += hashLength
+    }
+    const dataLength = r.varint()
+    const dataAt = r.at
+    r.at += dataLength
+    let capturedMs: number
+    if (flags & FLOAT_TIME) {
+      capturedMs = chunk.body.readDoubleLE(r.at)
+      r.at += 8
+    } else {
+      capturedMs = chunk.wall + unzigzag(r.varint())
+    }
+    if (i < from) continue
+    out.push({
+      partitionKey: chunk.body.toString('utf8', keyAt, keyAt + keyLength),
+      explicitHashKey: flags & HASHED ? chunk.body.toString('latin1', hashAt, hashAt + hashLength) : null,
+      // A copy: the chunk's buffer is not kept alive by one record of it.
+      data: Buffer.from(chunk.body.subarray(dataAt, dataAt + dataLength)),
+      capturedMs,
+      clockSynced: (flags & SYNCED) !== 0,
+    })
+  }
+  return out
+}
+
+/** Where a commit's records are split into chunks: a chunk larger than a batch would be cut by every batch formed from it. */
+export interface ChunkLimits {
+  records: number
+  bytes: number
+}
+
+export const DEFAULT_CHUNK_LIMITS: ChunkLimits = { records: 500, bytes: 256 * 1024 }
+
 export class Records {
   private readonly s
+  /** The next record id: past every id a chunk or a formed batch holds. */
+  private nextId: number
 
   constructor(db: Database.Database) {
+    const head = 'id, count, mono_ms AS mono, sizes'
+    const whole = 'id, stream, count, mono_ms AS mono, wall_ms AS wall, sizes, body'
     this.s = {
-      insert: db.prepare('INSERT INTO records (stream, partition_key, explicit_hash_key, data, captured_ms, clock_synced, mono_ms, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-      deleteRange: db.prepare('DELETE FROM records WHERE stream = ? AND id >= ? AND id <= ?'),
-      deleteOne: db.prepare('DELETE FROM records WHERE id = ?'),
-      sumRange: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM records WHERE stream = ? AND id >= ? AND id <= ?'),
-      oldest: db.prepare('SELECT id, size FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT ?'),
-      // Sizes only: a batch is planned without reading its data.
-      sizes: db.prepare('SELECT id, size, explicit_hash_key IS NOT NULL AS hashed FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT ?'),
-      // mono_ms rises with id: the oldest rows come first and a walk may stop at the first young one.
-      ages: db.prepare('SELECT id, size, mono_ms AS mono FROM records WHERE stream = ? AND id > ? ORDER BY id LIMIT ?'),
-      firstMono: db.prepare('SELECT mono_ms AS mono FROM records WHERE stream = ? ORDER BY id LIMIT 1'),
-      range: db.prepare('SELECT id, partition_key AS partitionKey, explicit_hash_key AS explicitHashKey, data, captured_ms AS capturedMs, clock_synced AS clockSynced FROM records WHERE stream = ? AND id >= ? AND id <= ? ORDER BY id'),
-      ids: db.prepare('SELECT id FROM records WHERE stream = ? AND id >= ? AND id <= ? ORDER BY id').pluck(),
-      one: db.prepare('SELECT partition_key AS partitionKey, data, captured_ms AS capturedMs, size FROM records WHERE id = ?'),
-      perStream: db.prepare('SELECT stream, COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes FROM records GROUP BY stream'),
+      insert: db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      delete: db.prepare('DELETE FROM chunks WHERE id = ?'),
+      // The chunks holding ids first..last of a stream: the one that starts at or before `first`, and those after.
+      overlapping: db.prepare(`SELECT ${whole} FROM chunks WHERE stream = ? AND id <= ? AND id >= COALESCE((SELECT id FROM chunks WHERE stream = ? AND id <= ? ORDER BY id DESC LIMIT 1), 0) ORDER BY id`),
+      // Heads only (no body): what sizes and ages need.
+      // From the chunk holding `afterId` on (it may be wholly at or before it, hence one more than asked).
+      headsAfter: db.prepare(`SELECT ${head} FROM chunks WHERE stream = ? AND id >= COALESCE((SELECT id FROM chunks WHERE stream = ? AND id <= ? ORDER BY id DESC LIMIT 1), 0) ORDER BY id LIMIT ?`),
+      firstMono: db.prepare('SELECT mono_ms AS mono FROM chunks WHERE stream = ? ORDER BY id LIMIT 1'),
+      holding: db.prepare(`SELECT ${whole} FROM chunks WHERE id <= ? ORDER BY id DESC LIMIT 1`),
+      perStream: db.prepare('SELECT stream, SUM(count) AS count, SUM(bytes) AS bytes FROM chunks GROUP BY stream'),
+      lastId: db.prepare('SELECT COALESCE(MAX(id + count - 1), 0) FROM chunks').pluck(),
+      lastBatchId: db.prepare('SELECT COALESCE(MAX(last_id), 0) FROM batches').pluck(),
+      maxMono: db.prepare('SELECT MAX(mono_ms) FROM chunks').pluck(),
+    }
+    this.nextId = Math.max(this.s.lastId.get() as number, this.s.lastBatchId.get() as number) + 1
+  }
+
+  /**
+   * Stores one producer's records (of any streams), each run of one stream as chunks within
+   * `limits`; returns their ids, in the order given. `sizes` are their frame bytes.
+   */
+  insert(rows: readonly OutboxInput[], sizes: readonly number[], wallMs: number, monoMs: number, limits: ChunkLimits): number[] {
+    const ids = new Array<number>(rows.length)
+    let start = 0
+    while (start < rows.length) {
+      const stream = rows[start]!.stream
+      let end = start
+      let bytes = 0
+      while (end < rows.length && rows[end]!.stream === stream && end - start < limits.records && (end === start || bytes + sizes[end]! <= limits.bytes)) {
+        bytes += sizes[end]!
+        end++
+      }
+      const part = rows.slice(start, end)
+      const id = this.nextId
+      this.nextId += part.length
+      const partSizes = sizes.slice(start, end)
+      this.s.insert.run(id, stream, part.length, bytes, monoMs, wallMs, encodeSizes(partSizes, part.map((r) => !!r.explicitHashKey)), encodeBody(part, wallMs))
+      for (let i = start; i < end; i++) ids[i] = id + i - start
+      start = end
+    }
+    return ids
+  }
+
+  /** Deletes a stream's records with ids first..last; a chunk cut by the range keeps its other records. */
+  deleteRange(stream: string, firstId: number, lastId: number): void {
+    for (const chunk of this.overlapping(stream, firstId, lastId)) {
+      const last = chunk.id + chunk.count - 1
+      this.s.delete.run(chunk.id)
+      if (chunk.id < firstId) this.rewrite(chunk, 0, firstId - chunk.id - 1)
+      if (last > lastId) this.rewrite(chunk, lastId + 1 - chunk.id, chunk.count - 1)
     }
   }
 
-  /** Returns the new record's id. */
-  insert(r: OutboxInput, wallMs: number, monoMs: number, size: number): number {
-    return Number(this.s.insert.run(r.stream, r.partitionKey, r.explicitHashKey ?? null, r.data, r.capturedMs ?? wallMs, r.clockSynced === false ? 0 : 1, monoMs, size).lastInsertRowid)
+  deleteOne(stream: string, id: number): void {
+    this.deleteRange(stream, id, id)
   }
 
-  deleteRange(stream: string, firstId: number, lastId: number): void {
-    this.s.deleteRange.run(stream, firstId, lastId)
-  }
-
-  deleteOne(id: number): void {
-    this.s.deleteOne.run(id)
-  }
-
+  /** How many of a stream's records have ids first..last, and their frame bytes. */
   sumRange(stream: string, firstId: number, lastId: number): { n: number; bytes: number } {
-    return this.s.sumRange.get(stream, firstId, lastId) as { n: number; bytes: number }
+    let n = 0
+    let bytes = 0
+    for (const chunk of this.overlapping(stream, firstId, lastId)) {
+      const sizes = decodeSizes(chunk.sizes, chunk.count)
+      for (let i = Math.max(0, firstId - chunk.id); i < chunk.count && chunk.id + i <= lastId; i++) {
+        n++
+        bytes += sizes[i]!.size
+      }
+    }
+    return { n, bytes }
   }
 
-  /** The oldest records of a stream after `afterId`. */
-  oldest(stream: string, afterId: number, limit: number): StoredSize[] {
-    return this.s.oldest.all(stream, afterId, limit) as StoredSize[]
-  }
-
-  sizes(stream: string, afterId: number, limit: number): (StoredSize & { hashed: number })[] {
-    return this.s.sizes.all(stream, afterId, limit) as (StoredSize & { hashed: number })[]
-  }
-
-  ages(stream: string, afterId: number, limit: number): (StoredSize & { mono: number })[] {
-    return this.s.ages.all(stream, afterId, limit) as (StoredSize & { mono: number })[]
+  /** The oldest records of a stream after `afterId`, at most `limit`, from the chunks' heads. */
+  sizes(stream: string, afterId: number, limit: number): SizedRecord[] {
+    const out: SizedRecord[] = []
+    // A chunk holds at least one record: `limit` chunks are enough.
+    for (const head of this.s.headsAfter.all(stream, stream, afterId, limit + 1) as ChunkHead[]) {
+      const sizes = decodeSizes(head.sizes, head.count)
+      for (let i = Math.max(0, afterId + 1 - head.id); i < head.count; i++) {
+        out.push({ id: head.id + i, size: sizes[i]!.size, hashed: sizes[i]!.hashed, mono: head.mono, end: i === head.count - 1 })
+        if (out.length === limit) return out
+      }
+    }
+    return out
   }
 
   /** The outbox clock when the stream's oldest record was stored. */
@@ -68,19 +286,49 @@ export class Records {
   }
 
   range(stream: string, firstId: number, lastId: number): BatchRow[] {
-    return (this.s.range.all(stream, firstId, lastId) as (Omit<BatchRow, 'clockSynced'> & { clockSynced: number })[])
-      .map((r) => ({ ...r, clockSynced: r.clockSynced === 1 }))
+    const out: BatchRow[] = []
+    for (const chunk of this.overlapping(stream, firstId, lastId)) {
+      const from = Math.max(0, firstId - chunk.id)
+      const to = Math.min(chunk.count - 1, lastId - chunk.id)
+      decodeBody(chunk, from, to).forEach((r, i) => out.push({ id: chunk.id + from + i, ...r }))
+    }
+    return out
   }
 
   ids(stream: string, firstId: number, lastId: number): number[] {
-    return this.s.ids.all(stream, firstId, lastId) as number[]
+    const out: number[] = []
+    for (const chunk of this.overlapping(stream, firstId, lastId)) {
+      for (let id = Math.max(firstId, chunk.id); id <= Math.min(lastId, chunk.id + chunk.count - 1); id++) out.push(id)
+    }
+    return out
   }
 
   one(id: number): { partitionKey: string; data: Buffer; capturedMs: number; size: number } | undefined {
-    return this.s.one.get(id) as { partitionKey: string; data: Buffer; capturedMs: number; size: number } | undefined
+    const chunk = this.s.holding.get(id) as Chunk | undefined
+    if (!chunk || id >= chunk.id + chunk.count) return undefined
+    const [r] = decodeBody(chunk, id - chunk.id, id - chunk.id)
+    return { partitionKey: r!.partitionKey, data: r!.data, capturedMs: r!.capturedMs, size: decodeSizes(chunk.sizes, chunk.count)[id - chunk.id]!.size }
   }
 
   perStream(): { stream: string; count: number; bytes: number }[] {
     return this.s.perStream.all() as { stream: string; count: number; bytes: number }[]
+  }
+
+  /** The latest outbox clock a chunk holds (the clock carries on from at least there after a crash). */
+  maxMono(): number {
+    return (this.s.maxMono.get() as number | null) ?? 0
+  }
+
+  private overlapping(stream: string, firstId: number, lastId: number): Chunk[] {
+    return this.s.overlapping.all(stream, lastId, stream, firstId) as Chunk[]
+  }
+
+  /** Writes records `from`..`to` of a deleted chunk back as a chunk of their own, under their ids. */
+  private rewrite(chunk: Chunk, from: number, to: number): void {
+    const records = decodeBody(chunk, from, to)
+    const sizes = decodeSizes(chunk.sizes, chunk.count).slice(from, to + 1)
+    const bytes = sizes.reduce((n, s) => n + s.size, 0)
+    const rows: OutboxInput[] = records.map((r) => ({ stream: chunk.stream, partitionKey: r.partitionKey, data: r.data, capturedMs: r.capturedMs, clockSynced: r.clockSynced, ...(r.explicitHashKey ? { explicitHashKey: r.explicitHashKey } : {}) }))
+    this.s.insert.run(chunk.id + from, chunk.stream, rows.length, bytes, chunk.mono, chunk.wall, encodeSizes(sizes.map((s) => s.size), sizes.map((s) => s.hashed === 1)), encodeBody(rows, chunk.wall))
   }
 }

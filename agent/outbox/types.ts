@@ -41,6 +41,8 @@ export interface BatchRow {
 /** The config's outbox section, with the streams' policies and the boundaries passed in. */
 export interface OutboxOptions extends OutboxConfig {
   policies: Record<string, StreamPolicy>
+  /** How long an acknowledged batch's deletion waits for a commit of records to ride with (default 1 s). */
+  ackHoldMs?: number
   clock?: Clock
   log?: LogFn
 }

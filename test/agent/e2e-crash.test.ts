@@ -65,7 +65,7 @@ t.test('100,000 records through an outage and kill -9 of both sides arrive exact
   await agent.exited
   // Read the dead agent's outbox as the restarted one will find it (read-only: the hot WAL stays).
   const outbox = new Database(join(dir, 'agent', 'outbox.db'), { readonly: true })
-  const unsent = (outbox.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
+  const unsent = (outbox.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM chunks').get() as { n: number }).n
   const formed = (outbox.prepare('SELECT count(*) AS n FROM batches').get() as { n: number }).n
   outbox.close()
   t.ok(unsent > 0 && unsent <= 50_000, `the agent was killed with ${unsent} records unsent, ${formed} batches formed`)

@@ -169,7 +169,9 @@ for (const damage of ['truncated', 'byte-flipped'] as const) {
     if (damage === 'truncated') truncateSync(path, Math.floor(statSync(path).size / 3))
     else {
       const buf = readFileSync(path)
-      for (let i = 4096; i < buf.length; i += 4096) buf[i + 100] = buf[i + 100]! ^ 0xff // every page after the first
+      // A page's head (a B-tree page's type and first freeblock, an overflow page's next page) and
+      // a byte of its content, every 4 KiB after the first. SQLite checks structure, not content.
+      for (let i = 4096; i < buf.length; i += 4096) for (const at of [1, 100]) buf[i + at] = buf[i + at]! ^ 0xff
       writeFileSync(path, buf)
     }
     const box = outbox(t, dir)

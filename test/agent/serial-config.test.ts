@@ -16,9 +16,9 @@ t.test('a serial source with only a path and a stream gets the documented defaul
 })
 
 t.test('serial readings are flushed to the outbox every second unless configured otherwise', async (t) => {
-  t.same(validateAgentConfig(base({})).serial, { flushMs: 1000 })
+  t.same(validateAgentConfig(base({})).serial, { flushMs: 5000 })
   t.same(validateAgentConfig(base({}, { serial: { flushMs: 0 } })).serial, { flushMs: 0 })
-  t.throws(() => validateAgentConfig(base({}, { serial: { flushMs: -1 } })), /serial\.flushMs: must be between 0 and 10000/)
+  t.throws(() => validateAgentConfig(base({}, { serial: { flushMs: -1 } })), /serial\.flushMs: must be between 0 and 60000/)
 })
 
 t.test('parsers by name or as a mapping; byte options as text with escapes or hex', async (t) => {

@@ -11,6 +11,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { Records } from '../../agent/outbox/records.js'
 import { ROOT, freePort, spawnUntilReady } from '../helpers/relay.js'
 import { writeAgentConfig, putRecords } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -190,7 +191,8 @@ t.test('SIGTERM commits every line read before it, in order, and exits well with
   t.equal(code, 0)
   t.ok(took < 5000, `stopped in ${Math.round(took)} ms`)
   const db = new Database(outbox, { readonly: true })
-  const rows = (db.prepare('SELECT data FROM records ORDER BY id').all() as { data: Buffer }[]).map((r) => Number(r.data.toString().split(' ')[1]))
+  const records = new Records(db)
+  const rows = records.perStream().flatMap((s) => records.range(s.stream, 0, Number.MAX_SAFE_INTEGER)).sort((a, b) => a.id - b.id).map((r) => Number(r.data.toString().split(' ')[1]))
   db.close()
   t.same(rows, Array.from({ length: rows.length }, (_, i) => i), 'a gapless prefix, in order')
   t.ok(rows.length >= written - 3, `${rows.length} of ${written} lines committed (only lines still in the pty may be missing)`)
