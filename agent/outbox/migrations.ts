@@ -78,7 +78,8 @@ function moveRecords(db: Database.Database): void {
         const run = rows.slice(start, end)
         const records = run.map((r) => ({ stream: r.stream, partitionKey: r.partition_key, data: r.data, capturedMs: r.captured_ms, clockSynced: r.clock_synced === 1, ...(r.explicit_hash_key ? { explicitHashKey: r.explicit_hash_key } : {}) }))
         const sizes = run.map((r) => r.size)
-        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, first.captured_ms, encodeSizes(sizes, records.map((r) => !!r.explicitHashKey)), encodeBody(records, first.captured_ms))
+        const wall = Math.floor(first.captured_ms)
+        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, wall, encodeSizes(sizes, records.map((r) => !!r.explicitHashKey)), encodeBody(records, wall))
         start = end
       }
       remove.run(rows[rows.length - 1]!.id)

@@ -89,7 +89,7 @@ const zigzag = (n: number) => (n >= 0 ? n * 2 : -n * 2 - 1)
 const unzigzag = (n: number) => (n % 2 === 0 ? n / 2 : -(n + 1) / 2)
 
 /** A capture time stored as a varint delta from the chunk's wall time: whole milliseconds within 2^40 of it. */
-const deltaFits = (captured: number, wall: number) => Number.isInteger(captured) && Math.abs(captured - wall) < 2 ** 40
+const deltaFits = (captured: number, wall: number) => Number.isInteger(captured) && Number.isInteger(wall) && Math.abs(captured - wall) < 2 ** 40
 
 export function encodeBody(rows: readonly OutboxInput[], wallMs: number): Buffer {
   let bytes = 0

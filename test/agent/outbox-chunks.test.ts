@@ -30,7 +30,7 @@ t.test('every field of every record comes back as stored, across chunk cuts', as
   const random = seeded(7)
   let made: { id: number; stream: string; partitionKey: string; explicitHashKey: string | null; data: Buffer; capturedMs: number; clockSynced: boolean }[] = []
   for (let commit = 0; commit < 40; commit++) {
-    const wall = 1_700_000_000_000 + commit * 1000
+    const wall = 1_700_000_000_000 + commit * 1000 + (commit % 4 === 0 ? 0.5 : 0) // a fractional commit time now and then
     const rows = Array.from({ length: 1 + Math.floor(random() * 30) }, (_, i) => {
       const kind = Math.floor(random() * 5)
       return {
@@ -39,7 +39,7 @@ t.test('every field of every record comes back as stored, across chunk cuts', as
         data: Buffer.from(Array.from({ length: Math.floor(random() * 300) }, () => Math.floor(random() * 256))),
         ...(kind === 1 ? { explicitHashKey: '340282366920938463463374607431768211455' } : {}),
         // A capture time far from the commit's, a fractional one, one before it, none (the commit's).
-        ...(kind === 2 ? { capturedMs: 12.5 } : kind === 3 ? { capturedMs: wall - 86_400_000 } : kind === 4 ? {} : { capturedMs: wall + 3 }),
+        ...(kind === 2 ? { capturedMs: 12.5 } : kind === 3 ? { capturedMs: wall - 86_400_000 } : kind === 4 ? {} : { capturedMs: Math.floor(wall) + 3 }),
         ...(random() < 0.2 ? { clockSynced: false } : {}),
       }
     })
