@@ -7,7 +7,11 @@
  * then. A transaction that rolls back leaves nothing to undo: its draft is simply dropped.
  */
 import type Database from 'better-sqlite3'
+import { ChunkDamagedError } from './records.js'
 import type { DropReason, FormedBatch } from './types.js'
+
+/** Damaged chunks dropped in one change before it gives up (each drop removes one: it always progresses). */
+const MAX_REPAIRS = 1000
 
 export interface StreamTally {
   count: number
@@ -61,13 +65,19 @@ export class Ledger {
   private readonly announce: (event: OutboxEvent) => void
 
   private readonly settle: (draft: LedgerState) => void
+  private readonly dropDamaged: (draft: LedgerState, err: ChunkDamagedError) => void
 
-  /** `settle` runs at the end of every transaction, inside it, on the draft as it will commit. */
-  constructor(db: Database.Database, initial: LedgerState, announce: (event: OutboxEvent) => void, settle: (draft: LedgerState) => void = () => {}) {
+  /**
+   * `settle` runs at the end of every transaction, inside it, on the draft as it will commit.
+   * `dropDamaged` removes a chunk found damaged (in a transaction of its own), after which the
+   * change that found it runs again.
+   */
+  constructor(db: Database.Database, initial: LedgerState, announce: (event: OutboxEvent) => void, settle: (draft: LedgerState) => void = () => {}, dropDamaged: (draft: LedgerState, err: ChunkDamagedError) => void = () => {}) {
     this.db = db
     this.current = initial
     this.announce = announce
     this.settle = settle
+    this.dropDamaged = dropDamaged
   }
 
   /** The committed state: read it, never change it (changes go through `transact`). */
@@ -75,8 +85,27 @@ export class Ledger {
     return this.current
   }
 
-  /** Runs `change` in one transaction on a draft; the draft becomes the state only if it commits. */
+  /**
+   * Runs `change` in one transaction on a draft; the draft becomes the state only if it commits. A
+   * damaged chunk met on the way is dropped (counted) and the change runs again from the start.
+   */
   transact<T>(change: (draft: LedgerState) => T): T {
+    for (let repairs = 0; ; repairs++) {
+      try {
+        return this.once(change)
+      } catch (err) {
+        if (!(err instanceof ChunkDamagedError) || repairs >= MAX_REPAIRS) throw err
+        this.repair(err)
+      }
+    }
+  }
+
+  /** Drops the damaged chunk `err` names, in a transaction of its own. */
+  repair(err: ChunkDamagedError): void {
+    this.once((draft) => this.dropDamaged(draft, err))
+  }
+
+  private once<T>(change: (draft: LedgerState) => T): T {
     const draft = this.current.copy()
     const result = this.db.transaction(() => {
       const r = change(draft)

@@ -5,7 +5,7 @@
  * its own, each a transaction that leaves the file consistent, and bumps the version in its last.
  */
 import type Database from 'better-sqlite3'
-import { encodeBody, encodeSizes } from './records.js'
+import { chunkCrc, encodeBody, encodeSizes } from './records.js'
 
 type Migration = string | ((db: Database.Database) => void)
 
@@ -53,7 +53,7 @@ export const MIGRATIONS: readonly Migration[] = [
   (db) => {
     db.exec(`CREATE TABLE IF NOT EXISTS chunks (
       id INTEGER PRIMARY KEY, stream TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL,
-      mono_ms REAL NOT NULL, wall_ms REAL NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL);
+      mono_ms REAL NOT NULL, wall_ms REAL NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL, crc INTEGER NOT NULL);
      CREATE INDEX IF NOT EXISTS chunks_by_stream ON chunks (stream, id);`)
     moveRecords(db)
   },
@@ -64,7 +64,7 @@ function moveRecords(db: Database.Database): void {
   const hasRecords = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'records'").get()
   if (!hasRecords) return
   const take = db.prepare('SELECT * FROM records ORDER BY id LIMIT ?')
-  const insert = db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  const insert = db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
   const remove = db.prepare('DELETE FROM records WHERE id <= ?')
   for (;;) {
     const rows = take.all(MOVE_STEP) as OldRecord[]
@@ -79,7 +79,9 @@ function moveRecords(db: Database.Database): void {
         const records = run.map((r) => ({ stream: r.stream, partitionKey: r.partition_key, data: r.data, capturedMs: r.captured_ms, clockSynced: r.clock_synced === 1, ...(r.explicit_hash_key ? { explicitHashKey: r.explicit_hash_key } : {}) }))
         const sizes = run.map((r) => r.size)
         const wall = Math.floor(first.captured_ms)
-        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, wall, encodeSizes(sizes, records.map((r) => !!r.explicitHashKey)), encodeBody(records, wall))
+        const sizeTable = encodeSizes(sizes, records.map((r) => !!r.explicitHashKey))
+        const body = encodeBody(records, wall)
+        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, wall, sizeTable, body, chunkCrc(sizeTable, body))
         start = end
       }
       remove.run(rows[rows.length - 1]!.id)

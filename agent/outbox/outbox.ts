@@ -13,14 +13,14 @@
 import { EventEmitter } from 'node:events'
 import { ErrorCode, TributaryError } from '../../shared/errors.js'
 import type { StreamPolicy } from '../config.js'
-import { runningTime, systemClock } from '../../hardware/index.js'
+import { runningTime, systemClock, type Clock } from '../../hardware/index.js'
 import { Batches } from './batches.js'
 import { GroupCommit, type BatchFormer } from './commit.js'
 import { DeadLetters } from './dead-letters.js'
 import { Drops } from './drops.js'
 import { Ledger, LedgerState, type OutboxEvent } from './ledger.js'
 import { Policy } from './policy.js'
-import { Records } from './records.js'
+import { ChunkDamagedError, Records } from './records.js'
 import { outboxStats, type OutboxStats } from './stats.js'
 import { Store } from './store.js'
 import type { LogFn } from '../log.js'
@@ -46,11 +46,13 @@ export class Outbox extends EventEmitter {
   private readonly batches: Batches
   private readonly committer: GroupCommit
   private readonly log: LogFn
+  private readonly clock: Clock
   private closed = false
 
   constructor(options: OutboxOptions) {
     super()
     const clock = options.clock ?? systemClock
+    this.clock = clock
     this.log = options.log ?? (() => {})
     this.path = options.path
     this.store = new Store({ path: options.path, maxBytes: options.maxBytes, synchronous: options.synchronous, clock, log: this.log })
@@ -72,7 +74,7 @@ export class Outbox extends EventEmitter {
       const s = state.stream(b.stream)
       s.formedUpTo = Math.max(s.formedUpTo, b.lastId)
     }
-    this.ledger = new Ledger(db, state, (event) => this.announce(event), (draft) => this.batches.settle(draft))
+    this.ledger = new Ledger(db, state, (event) => this.announce(event), (draft) => this.batches.settle(draft), (draft, err) => this.dropDamaged(draft, err))
 
     this.committer = new GroupCommit({
       commitIntervalMs: options.commitIntervalMs, commitRows: options.commitRows, maxBytes: options.maxBytes, ackHoldMs: options.ackHoldMs, clock, monoNow: this.monoNow, log: this.log,
@@ -111,8 +113,16 @@ export class Outbox extends EventEmitter {
     return this.batches.form(this.ledger, maxRecords, maxBytes)
   }
 
+  /** The batch's records; a damaged chunk among them is dropped (counted), so a batch may come back with fewer, or none. */
   rows(batch: FormedBatch): BatchRow[] {
-    return this.batches.rows(batch)
+    for (;;) {
+      try {
+        return this.batches.rows(batch)
+      } catch (err) {
+        if (!(err instanceof ChunkDamagedError)) throw err
+        this.ledger.repair(err)
+      }
+    }
   }
 
   /**
@@ -160,6 +170,23 @@ export class Outbox extends EventEmitter {
     this.closed = true
     try { this.store.setMeta('mono_ms', String(this.monoNow())) } catch { /* the chunks carry the clock too */ }
     this.store.close()
+  }
+
+  /**
+   * Inside a transaction: a chunk whose bytes changed on the storage since they were committed is
+   * dropped whole, counted under the reason `damaged`, logged and raised as the OUTBOX_DAMAGED alarm.
+   */
+  private dropDamaged(draft: LedgerState, err: ChunkDamagedError): void {
+    const { n, bytes } = this.records.dropChunk(err.chunkId)
+    const s = draft.stream(err.stream)
+    s.count -= n
+    s.bytes -= bytes
+    this.drops.count(err.stream, 'damaged', n)
+    draft.events.push({ kind: 'dropped', stream: err.stream, reason: 'damaged', n })
+    this.log('outbox_chunk_damaged', { stream: err.stream, chunk: err.chunkId, records: n, error: err.message })
+    if (!this.alarms.some((a) => a.code === 'OUTBOX_DAMAGED')) {
+      this.alarms.push({ code: 'OUTBOX_DAMAGED', message: `${err.message}; its ${n} records were dropped (counted as damaged). The storage may be failing`, atMs: this.clock.wallMs() })
+    }
   }
 
   private announce(event: OutboxEvent): void {

@@ -16,7 +16,24 @@
  * Sizes, per record: varint (frame bytes × 2 + 1 when an explicit hash key is set).
  */
 import type Database from 'better-sqlite3'
+import { ErrorCode, TributaryError } from '../../shared/errors.js'
+import { codec } from '../../hardware/index.js'
 import type { BatchRow, OutboxInput } from './types.js'
+
+/**
+ * A chunk failed its checksum or cannot be read: its bytes changed on the storage since they were
+ * committed (SQLite checks its pages' structure, not their content). The outbox drops it, counted.
+ */
+export class ChunkDamagedError extends TributaryError {
+  constructor(readonly stream: string, readonly chunkId: number, why: string) {
+    super(ErrorCode.LOG_CORRUPT, `outbox chunk ${chunkId} of stream ${stream} is damaged: ${why}`)
+  }
+}
+
+/** The chunk's checksum: CRC-32C of its sizes table, then its body. */
+export function chunkCrc(sizes: Buffer, body: Buffer): number {
+  return codec.crc32c(body, codec.crc32c(sizes, 0, 0, sizes.length), 0, body.length) >>> 0
+}
 
 export interface StoredSize {
   id: number
@@ -34,15 +51,16 @@ export interface SizedRecord extends StoredSize {
 
 interface ChunkHead {
   id: number
+  stream: string
   count: number
   mono: number
   sizes: Buffer
 }
 
 interface Chunk extends ChunkHead {
-  stream: string
   wall: number
   body: Buffer
+  crc: number
 }
 
 interface Decoded {
@@ -70,18 +88,31 @@ function putVarint(buf: Buffer, at: number, n: number): number {
   return at
 }
 
+/** Reads a chunk's sizes or body; running past its end (a damaged chunk) throws. */
 class Reader {
   at = 0
-  constructor(readonly buf: Buffer) {}
+  constructor(readonly buf: Buffer, private readonly damaged: (why: string) => Error) {}
+  byte(): number {
+    if (this.at >= this.buf.length) throw this.damaged(`read past its end at byte ${this.at}`)
+    return this.buf[this.at++]!
+  }
+  /** Skips `n` bytes, returning where they start. */
+  skip(n: number): number {
+    if (this.at + n > this.buf.length) throw this.damaged(`a length of ${n} at byte ${this.at} runs past its end`)
+    const at = this.at
+    this.at += n
+    return at
+  }
   varint(): number {
     let n = 0
     let scale = 1
-    for (;;) {
-      const b = this.buf[this.at++]!
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte()
       n += (b & 0x7f) * scale
       if (b < 0x80) return n
       scale *= 128
     }
+    throw this.damaged(`a varint at byte ${this.at} is too long`)
   }
 }
 
@@ -129,8 +160,11 @@ export function encodeSizes(sizes: readonly number[], hashed: readonly boolean[]
   return buf
 }
 
-function decodeSizes(buf: Buffer, count: number): { size: number; hashed: number }[] {
-  const r = new Reader(buf)
+const damage = (chunk: ChunkHead) => (why: string) => new ChunkDamagedError(chunk.stream, chunk.id, why)
+
+function decodeSizes(chunk: ChunkHead): { size: number; hashed: number }[] {
+  const { sizes: buf, count } = chunk
+  const r = new Reader(buf, damage(chunk))
   const out = new Array<{ size: number; hashed: number }>(count)
   for (let i = 0; i < count; i++) {
     const v = r.varint()
@@ -139,29 +173,26 @@ function decodeSizes(buf: Buffer, count: number): { size: number; hashed: number
   return out
 }
 
-/** The records of a chunk, `from` to `to` (indexes within it, inclusive). */
+/** The records of a chunk, `from` to `to` (indexes within it, inclusive), once its checksum holds. */
 function decodeBody(chunk: Chunk, from: number, to: number): Decoded[] {
-  const r = new Reader(chunk.body)
+  if (chunkCrc(chunk.sizes, chunk.body) !== chunk.crc) throw damage(chunk)('its checksum does not match')
+  const r = new Reader(chunk.body, damage(chunk))
   const out: Decoded[] = []
   for (let i = 0; i <= to; i++) {
     const keyLength = r.varint()
-    const keyAt = r.at
-    r.at += keyLength
-    const flags = chunk.body[r.at++]!
+    const keyAt = r.skip(keyLength)
+    const flags = r.byte()
     let hashAt = 0
     let hashLength = 0
     if (flags & HASHED) {
-      hashLength = chunk.body[r.at++]!
-      hashAt = r.at
-      r.at += hashLength
+      hashLength = r.byte()
+      hashAt = r.skip(hashLength)
     }
     const dataLength = r.varint()
-    const dataAt = r.at
-    r.at += dataLength
+    const dataAt = r.skip(dataLength)
     let capturedMs: number
     if (flags & FLOAT_TIME) {
-      capturedMs = chunk.body.readDoubleLE(r.at)
-      r.at += 8
+      capturedMs = chunk.body.readDoubleLE(r.skip(8))
     } else {
       capturedMs = chunk.wall + unzigzag(r.varint())
     }
@@ -192,10 +223,11 @@ export class Records {
   private nextId: number
 
   constructor(db: Database.Database) {
-    const head = 'id, count, mono_ms AS mono, sizes'
-    const whole = 'id, stream, count, mono_ms AS mono, wall_ms AS wall, sizes, body'
+    const head = 'id, stream, count, mono_ms AS mono, sizes'
+    const whole = 'id, stream, count, mono_ms AS mono, wall_ms AS wall, sizes, body, crc'
     this.s = {
-      insert: db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      insert: db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      tally: db.prepare('SELECT count, bytes FROM chunks WHERE id = ?'),
       delete: db.prepare('DELETE FROM chunks WHERE id = ?'),
       // The chunks holding ids first..last of a stream: the one that starts at or before `first`, and those after.
       overlapping: db.prepare(`SELECT ${whole} FROM chunks WHERE stream = ? AND id <= ? AND id >= COALESCE((SELECT id FROM chunks WHERE stream = ? AND id <= ? ORDER BY id DESC LIMIT 1), 0) ORDER BY id`),
@@ -231,7 +263,7 @@ export class Records {
       const id = this.nextId
       this.nextId += part.length
       const partSizes = sizes.slice(start, end)
-      this.s.insert.run(id, stream, part.length, bytes, monoMs, wallMs, encodeSizes(partSizes, part.map((r) => !!r.explicitHashKey)), encodeBody(part, wallMs))
+      this.put(id, stream, part.length, bytes, monoMs, wallMs, encodeSizes(partSizes, part.map((r) => !!r.explicitHashKey)), encodeBody(part, wallMs))
       for (let i = start; i < end; i++) ids[i] = id + i - start
       start = end
     }
@@ -257,7 +289,7 @@ export class Records {
     let n = 0
     let bytes = 0
     for (const chunk of this.overlapping(stream, firstId, lastId)) {
-      const sizes = decodeSizes(chunk.sizes, chunk.count)
+      const sizes = decodeSizes(chunk)
       for (let i = Math.max(0, firstId - chunk.id); i < chunk.count && chunk.id + i <= lastId; i++) {
         n++
         bytes += sizes[i]!.size
@@ -271,7 +303,7 @@ export class Records {
     const out: SizedRecord[] = []
     // A chunk holds at least one record: `limit` chunks are enough.
     for (const head of this.s.headsAfter.all(stream, stream, afterId, limit + 1) as ChunkHead[]) {
-      const sizes = decodeSizes(head.sizes, head.count)
+      const sizes = decodeSizes(head)
       for (let i = Math.max(0, afterId + 1 - head.id); i < head.count; i++) {
         out.push({ id: head.id + i, size: sizes[i]!.size, hashed: sizes[i]!.hashed, mono: head.mono, end: i === head.count - 1 })
         if (out.length === limit) return out
@@ -307,7 +339,7 @@ export class Records {
     const chunk = this.s.holding.get(id) as Chunk | undefined
     if (!chunk || id >= chunk.id + chunk.count) return undefined
     const [r] = decodeBody(chunk, id - chunk.id, id - chunk.id)
-    return { partitionKey: r!.partitionKey, data: r!.data, capturedMs: r!.capturedMs, size: decodeSizes(chunk.sizes, chunk.count)[id - chunk.id]!.size }
+    return { partitionKey: r!.partitionKey, data: r!.data, capturedMs: r!.capturedMs, size: decodeSizes(chunk)[id - chunk.id]!.size }
   }
 
   perStream(): { stream: string; count: number; bytes: number }[] {
@@ -326,9 +358,21 @@ export class Records {
   /** Writes records `from`..`to` of a deleted chunk back as a chunk of their own, under their ids. */
   private rewrite(chunk: Chunk, from: number, to: number): void {
     const records = decodeBody(chunk, from, to)
-    const sizes = decodeSizes(chunk.sizes, chunk.count).slice(from, to + 1)
+    const sizes = decodeSizes(chunk).slice(from, to + 1)
     const bytes = sizes.reduce((n, s) => n + s.size, 0)
     const rows: OutboxInput[] = records.map((r) => ({ stream: chunk.stream, partitionKey: r.partitionKey, data: r.data, capturedMs: r.capturedMs, clockSynced: r.clockSynced, ...(r.explicitHashKey ? { explicitHashKey: r.explicitHashKey } : {}) }))
-    this.s.insert.run(chunk.id + from, chunk.stream, rows.length, bytes, chunk.mono, chunk.wall, encodeSizes(sizes.map((s) => s.size), sizes.map((s) => s.hashed === 1)), encodeBody(rows, chunk.wall))
+    this.put(chunk.id + from, chunk.stream, rows.length, bytes, chunk.mono, chunk.wall, encodeSizes(sizes.map((s) => s.size), sizes.map((s) => s.hashed === 1)), encodeBody(rows, chunk.wall))
+  }
+
+  private put(id: number, stream: string, count: number, bytes: number, mono: number, wall: number, sizes: Buffer, body: Buffer): void {
+    this.s.insert.run(id, stream, count, bytes, mono, wall, sizes, body, chunkCrc(sizes, body))
+  }
+
+  /** Deletes a damaged chunk whole; returns how many records and bytes it held (from its row, not its blobs). */
+  dropChunk(id: number): { n: number; bytes: number } {
+    const row = this.s.tally.get(id) as { count: number; bytes: number } | undefined
+    if (!row) return { n: 0, bytes: 0 }
+    this.s.delete.run(id)
+    return { n: row.count, bytes: row.bytes }
   }
 }

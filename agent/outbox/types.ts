@@ -48,7 +48,7 @@ export interface OutboxOptions extends OutboxConfig {
 }
 
 /** Why records left without being delivered; each is counted under its stream. */
-export type DropReason = 'stream-cap' | 'outbox-full' | 'expired' | 'dead-letter-cap'
+export type DropReason = 'stream-cap' | 'outbox-full' | 'expired' | 'dead-letter-cap' | 'damaged'
 
 export interface Alarm {
   code: string

@@ -258,6 +258,11 @@ export class Uplink {
 
   private send(client: UplinkClient, batch: FormedBatch): void {
     const rows = this.outbox.rows(batch)
+    // Every record of it was in damaged chunks (dropped and counted): nothing to send, and it leaves.
+    if (!rows.length) {
+      this.outbox.ack(batch.seq)
+      return
+    }
     const frame = this.codec.encodeBatch({
       epoch: this.outbox.epoch,
       sequence: batch.seq,

@@ -130,7 +130,9 @@ t.test('the batch sequence and the outbox clock carry on across a power cut, wit
   t.teardown(() => a.close())
   t.equal(a.formedBatches().map((b) => b.seq).join(), '4', 'the unacknowledged batch is there to resend')
   t.ok(a.monoNow() >= 5000, `the clock carries on from the last chunk (${a.monoNow()} ms)`)
-  await a.enqueue([{ stream: 's', partitionKey: 'k', data: Buffer.from('after') }])
+  const stored = a.enqueue([{ stream: 's', partitionKey: 'k', data: Buffer.from('after') }])
+  a.commit()
+  await stored
   t.equal(a.formBatch(10, 1 << 20)!.seq, 5, 'the next batch takes the next sequence')
 
   const b = open(cutEmpty, { clock })
@@ -141,4 +143,50 @@ t.test('the batch sequence and the outbox clock carry on across a power cut, wit
   b.commit()
   await q
   t.equal(b.formBatch(10, 1 << 20)!.seq, 5, 'no sequence the relay has seen is sent again')
+})
+
+t.test('a chunk whose bytes changed on the storage is dropped, counted and raised; the rest flows on', async (t) => {
+  const path = join(tempDir(t), 'outbox.db')
+  const a = open(path)
+  for (let c = 0; c < 4; c++) {
+    const p = a.enqueue(Array.from({ length: 5 }, (_, i) => ({ stream: 's', partitionKey: 'k', data: Buffer.from(`c${c}-r${i}`) })))
+    a.commit()
+    await p
+  }
+  // The fourth chunk goes into a batch before the damage: a formed batch all of whose records are lost.
+  a.formBatch(5, 1 << 20)
+  a.close()
+  const db = new Database(path)
+  const chunks = db.prepare('SELECT id, body FROM chunks ORDER BY id').all() as { id: number; body: Buffer }[]
+  t.equal(chunks.length, 4)
+  const flipped = Buffer.from(chunks[1]!.body)
+  flipped[flipped.length - 3] ^= 0x20 // a data byte: only the checksum tells
+  db.prepare('UPDATE chunks SET body = ? WHERE id = ?').run(flipped, chunks[1]!.id)
+  db.prepare("UPDATE chunks SET sizes = x'ffff' WHERE id = ?").run(chunks[2]!.id) // a sizes table that runs off its end
+  const first = Buffer.from(chunks[0]!.body)
+  first[0] = 0x7f // the first key's length now runs past the body
+  db.prepare('UPDATE chunks SET body = ? WHERE id = ?').run(first, chunks[0]!.id)
+  db.close()
+
+  const logged: string[] = []
+  const box = open(path, { log: (event) => { logged.push(event) } })
+  t.teardown(() => box.close())
+  const dropped: [string, string, number][] = []
+  box.on('dropped', (stream, reason, n) => dropped.push([stream, reason, n]))
+  const formed = box.formedBatches()
+  t.equal(formed.length, 1, 'the batch formed before the damage')
+  // The formed batch is chunk 0 (5 records): its key length is damaged, so nothing of it can be sent.
+  t.same(box.rows(formed[0]!), [], 'a batch whose every chunk is damaged comes back empty')
+  box.ack(formed[0]!.seq)
+  const next = box.formBatch(100, 1 << 20)!
+  t.same(box.rows(next).map((r) => r.data.toString()), ['c3-r0', 'c3-r1', 'c3-r2', 'c3-r3', 'c3-r4'], 'the undamaged chunk is sent')
+  t.same(dropped, [['s', 'damaged', 5], ['s', 'damaged', 5], ['s', 'damaged', 5]], 'each damaged chunk is dropped and counted')
+  t.match(box.alarms, [{ code: 'OUTBOX_DAMAGED' }])
+  t.ok(logged.includes('outbox_chunk_damaged'))
+  t.match(box.stats(), { drops: [{ stream: 's', reason: 'damaged', count: 15 }] })
+  box.ack(next.seq)
+  const p = box.enqueue([{ stream: 's', partitionKey: 'k', data: Buffer.from('after') }])
+  box.commit()
+  await p
+  t.equal(box.backlog(), 1, 'new records are stored; the damaged and the sent are gone')
 })

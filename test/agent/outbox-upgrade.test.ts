@@ -115,7 +115,7 @@ t.test('a move into chunks cut off between its steps carries on at the next star
   const old = oldOutbox(path, 30_000)
   // The state a power cut leaves after the first step: the chunk table made, ids 1..20,000 moved.
   old.exec(`CREATE TABLE chunks (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    mono_ms REAL NOT NULL, wall_ms REAL NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL);
+    mono_ms REAL NOT NULL, wall_ms REAL NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL, crc INTEGER NOT NULL);
     CREATE INDEX chunks_by_stream ON chunks (stream, id);`)
   const moved = new Records(old)
   const rows = old.prepare('SELECT * FROM records WHERE id <= 20000 ORDER BY id').all() as { id: number; stream: string; partition_key: string; explicit_hash_key: string | null; data: Buffer; captured_ms: number; clock_synced: number; mono_ms: number; size: number }[]
