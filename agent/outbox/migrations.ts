@@ -9,8 +9,12 @@ import { chunkCrc, encodeBody, encodeSizes } from './records.js'
 
 type Migration = string | ((db: Database.Database) => void)
 
-/** Old records moved into chunks per transaction: a large backlog is moved without a WAL of its size. */
+/**
+ * Old records moved into chunks per transaction, at most this many and about this many bytes of
+ * data (records reach 1 MB): a large backlog is moved without a WAL, or a heap, of its size.
+ */
 const MOVE_STEP = 20_000
+const MOVE_STEP_BYTES = 16 * 1024 * 1024
 
 /** The records the first schema kept one row each. */
 interface OldRecord {
@@ -63,12 +67,21 @@ export const MIGRATIONS: readonly Migration[] = [
 function moveRecords(db: Database.Database): void {
   const hasRecords = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'records'").get()
   if (!hasRecords) return
-  const take = db.prepare('SELECT * FROM records ORDER BY id LIMIT ?')
+  const sizes = db.prepare('SELECT id, size FROM records ORDER BY id LIMIT ?')
+  const take = db.prepare('SELECT * FROM records WHERE id <= ? ORDER BY id')
   const insert = db.prepare('INSERT INTO chunks (id, stream, count, bytes, mono_ms, wall_ms, sizes, body, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
   const remove = db.prepare('DELETE FROM records WHERE id <= ?')
   for (;;) {
-    const rows = take.all(MOVE_STEP) as OldRecord[]
-    if (!rows.length) break
+    const heads = sizes.all(MOVE_STEP) as { id: number; size: number }[]
+    if (!heads.length) break
+    let upTo = 0
+    let bytes = 0
+    for (const h of heads) {
+      if (upTo > 0 && bytes + h.size > MOVE_STEP_BYTES) break
+      upTo = h.id
+      bytes += h.size
+    }
+    const rows = take.all(upTo) as OldRecord[]
     db.transaction(() => {
       let start = 0
       while (start < rows.length) {

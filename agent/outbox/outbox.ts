@@ -115,11 +115,12 @@ export class Outbox extends EventEmitter {
 
   /** The batch's records; a damaged chunk among them is dropped (counted), so a batch may come back with fewer, or none. */
   rows(batch: FormedBatch): BatchRow[] {
-    for (;;) {
+    // Each repair removes one chunk of the batch's (a batch holds at most as many as it has records).
+    for (let repairs = 0; ; repairs++) {
       try {
         return this.batches.rows(batch)
       } catch (err) {
-        if (!(err instanceof ChunkDamagedError)) throw err
+        if (!(err instanceof ChunkDamagedError) || repairs > batch.count) throw err
         this.ledger.repair(err)
       }
     }

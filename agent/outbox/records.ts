@@ -351,8 +351,9 @@ export class Records {
     return (this.s.maxMono.get() as number | null) ?? 0
   }
 
+  /** The chunks holding any of ids first..last (the one found at or before `first` may end before it). */
   private overlapping(stream: string, firstId: number, lastId: number): Chunk[] {
-    return this.s.overlapping.all(stream, lastId, stream, firstId) as Chunk[]
+    return (this.s.overlapping.all(stream, lastId, stream, firstId) as Chunk[]).filter((c) => c.id + c.count > firstId)
   }
 
   /** Writes records `from`..`to` of a deleted chunk back as a chunk of their own, under their ids. */

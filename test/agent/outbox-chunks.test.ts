@@ -190,3 +190,34 @@ t.test('a chunk whose bytes changed on the storage is dropped, counted and raise
   await p
   t.equal(box.backlog(), 1, 'new records are stored; the damaged and the sent are gone')
 })
+
+t.test('acknowledging a batch whose chunks were dropped as damaged leaves the batch before it whole', async (t) => {
+  const path = join(tempDir(t), 'outbox.db')
+  const a = open(path)
+  // Two chunks of 5 with a record between them that no batch can hold: it is dead-lettered when the
+  // second batch is formed, leaving a gap in the ids between the two batches' chunks.
+  for (const rows of [[0, 5], [1, 1], [2, 5]]) {
+    const [c, n] = rows as [number, number]
+    const p = a.enqueue(Array.from({ length: n }, (_, i) => ({ stream: 's', partitionKey: 'k', data: c === 1 ? Buffer.alloc(1000) : Buffer.from(`c${c}-r${i}`) })))
+    a.commit()
+    await p
+  }
+  const first = a.formBatch(5, 400)!
+  const second = a.formBatch(5, 400)!
+  t.equal(second.firstId, first.lastId + 2, 'a gap of one id between the batches')
+  a.close()
+  const db = new Database(path)
+  const [, damaged] = db.prepare('SELECT id, body FROM chunks ORDER BY id').all() as { id: number; body: Buffer }[]
+  const body = Buffer.from(damaged!.body)
+  body[body.length - 2] ^= 1
+  db.prepare('UPDATE chunks SET body = ? WHERE id = ?').run(body, damaged!.id)
+  db.close()
+  const box = open(path)
+  t.teardown(() => box.close())
+  t.same(box.rows(second), [], 'the second batch lost its only chunk')
+  box.ack(second.seq)
+  box.commit()
+  t.same(box.rows(first).map((r) => r.data.toString()), ['c0-r0', 'c0-r1', 'c0-r2', 'c0-r3', 'c0-r4'], 'the first batch is whole')
+  t.same(box.stats().drops, [{ stream: 's', reason: 'damaged', count: 5 }], 'only the damaged chunk was dropped')
+  t.equal(box.backlog(), 5)
+})

@@ -130,3 +130,22 @@ t.test('a move into chunks cut off between its steps carries on at the next star
   t.equal(box.backlog(), 30_000, 'every record, once')
   t.same(readAll(box), expected(30_000), 'every field of every record')
 })
+
+t.test('records of up to a megabyte move into chunks a bounded number of bytes at a time, each kept', async (t) => {
+  const path = join(tempDir(t), 'outbox.db')
+  const old = new Database(path)
+  old.pragma('journal_mode = WAL')
+  for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) { old.exec(sql as string); old.pragma(`user_version = ${v + 1}`) }
+  const insert = old.prepare("INSERT INTO records (stream, partition_key, explicit_hash_key, data, captured_ms, clock_synced, mono_ms, size) VALUES ('big', 'k', NULL, ?, 1, 1, 1, ?)")
+  const big = (i: number) => Buffer.alloc(1_000_000, i)
+  for (let i = 1; i <= 40; i++) insert.run(big(i), 1_000_000 + 20)
+  old.close()
+  const box = open(path)
+  t.teardown(() => box.close())
+  t.equal(box.backlog(), 40)
+  const all = readAll(box).get('big')!
+  t.equal(all.length, 40)
+  const batch = box.formedBatches()
+  const rows = batch.flatMap((b) => box.rows(b))
+  t.ok(rows.every((r, i) => r.data.equals(big(i + 1))), 'every megabyte as it was')
+})
