@@ -18,6 +18,7 @@ import { openDeliveries, readDeliveryFile, type Deliveries } from './delivery/in
 import { DeviceCa } from './device-ca.js'
 import { DeviceCertificates } from './device-certs.js'
 import { Devices } from './devices.js'
+import { Fleet } from './fleet.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
 import { FirehoseApi } from './firehose/index.js'
@@ -216,6 +217,9 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     onLatency: (s) => metrics.ingestLatency.observe(s, { source: 'mqtt' }),
     onRejected: rejected,
   })
+  // What each device's agent last said (its retained status, or its will): the console's devices page.
+  const fleet = new Fleet(now)
+  fleet.attach(broker.aedes)
 
   const guard = new HttpGuard({
     idleMs: config.httpIdleMs, minBodyBytesPerSecond: config.httpMinBodyRate, maxBodyBytesInFlight: config.httpMaxBodyBytesInFlight,
@@ -227,7 +231,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     kinesis, firehose, video: video.api, putMedia: video.putMedia, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
-    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard }),
+    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices } }),
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [

@@ -73,7 +73,7 @@ t.test('the page and its assets are served; without a cookie the page is the log
   t.equal((await fetch(`${relay.endpoint}/console/assets/nothing.js`)).status, 404)
   const root = await fetch(`${relay.endpoint}/console`, { redirect: 'manual' })
   t.equal(root.status, 302)
-  t.equal(root.headers.get('location'), '/console/video')
+  t.equal(root.headers.get('location'), '/console/devices', 'the console opens on its devices page')
 
   const noCookie = await api(relay.endpoint, 'streams', {})
   t.equal(noCookie.status, 401)

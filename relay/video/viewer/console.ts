@@ -21,6 +21,9 @@ import type { VideoStore } from '../store.js'
 import type { VideoStreams } from '../streams.js'
 import { VideoApiError } from '../errors.js'
 import { LOGIN_HTML, LOGIN_JS, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './assets.js'
+import { DEVICES_CSS, DEVICES_HTML, DEVICES_JS } from './devices-assets.js'
+import type { Fleet } from '../../fleet.js'
+import type { Devices } from '../../devices.js'
 import { ConsoleCookies, cookieOf } from './cookie.js'
 import { timelineOf } from './timeline.js'
 
@@ -49,7 +52,14 @@ const PAGE_HEADERS = {
   'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 }
 
+/** Pushed-event streams open at once (each a browser tab on a console page). */
+const MAX_EVENT_STREAMS = 64
+/** A comment line on every event stream this often, so that no proxy or guard takes it for idle. */
+const EVENT_HEARTBEAT_MS = 10_000
+
 export interface ConsoleOptions {
+  /** The devices page: registered devices and what their agents last said. */
+  fleet?: { fleet: Fleet; devices: Devices }
   api: VideoApi
   store: VideoStore
   streams: VideoStreams
@@ -63,6 +73,7 @@ export class VideoConsole {
   private readonly cookies: ConsoleCookies
   private readonly token: Buffer
   private hls: Buffer | null = null
+  private eventStreams = 0
 
   constructor(private readonly o: ConsoleOptions) {
     this.cookies = new ConsoleCookies(o.adminToken, o.now)
@@ -104,6 +115,7 @@ export class VideoConsole {
     if (login) return this.login(res, body, secure)
     if (path === '/console/logout') return send(res, 204, 'text/plain', '', { 'set-cookie': this.cookies.clear(secure) })
     if (path === '/console/api/timeline') return this.timeline(res, body)
+    if (path === '/console/api/devices') return this.devices(res)
     const action = ACTIONS[path]
     if (!action) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console route POST ${path}` })
     return this.o.api.serve(req, res, action, body)
@@ -115,16 +127,53 @@ export class VideoConsole {
     switch (path) {
       case '/console':
       case '/console/':
-        return send(res, 302, 'text/plain', '', { location: '/console/video' })
+        return send(res, 302, 'text/plain', '', { location: this.o.fleet ? '/console/devices' : '/console/video' })
       case '/console/video':
         return page(this.signedIn(req) ? VIEWER_HTML : LOGIN_HTML)
+      case '/console/devices':
+        if (!this.o.fleet) break
+        return page(this.signedIn(req) ? DEVICES_HTML : LOGIN_HTML)
+      case '/console/api/events':
+        return this.events(req, res)
+      case '/console/assets/devices.js': return asset('text/javascript; charset=utf-8', DEVICES_JS)
       case '/console/assets/login.js': return asset('text/javascript; charset=utf-8', LOGIN_JS)
       case '/console/assets/viewer.js': return asset('text/javascript; charset=utf-8', VIEWER_JS)
-      case '/console/assets/viewer.css': return asset('text/css; charset=utf-8', VIEWER_CSS)
+      case '/console/assets/viewer.css': return asset('text/css; charset=utf-8', VIEWER_CSS + DEVICES_CSS)
       case '/console/assets/hls.min.js': return asset('text/javascript; charset=utf-8', this.hlsJs())
-      default:
-        return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console page ${path}` })
     }
+    return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console page ${path}` })
+  }
+
+  private async devices(res: AnyResponse): Promise<void> {
+    if (!this.o.fleet) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no devices page' })
+    sendJson(res, 200, { now: this.o.now(), devices: await this.o.fleet.fleet.list(this.o.fleet.devices) })
+  }
+
+  /**
+   * Server-sent events (`GET /console/api/events`, the session cookie): `event: device` with the
+   * device's id whenever its status changes. A GET, but it only reads, and the cookie is SameSite=Strict.
+   */
+  private events(req: AnyRequest, res: AnyResponse): void {
+    if (!this.signedIn(req)) return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' })
+    if (!this.o.fleet) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no devices page' })
+    if (this.eventStreams >= MAX_EVENT_STREAMS) return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: `${MAX_EVENT_STREAMS} console event streams are open; close a tab` }, 'application/json', { 'retry-after': '5' })
+    this.eventStreams++
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    // Either protocol's response writes a string the same way.
+    const write = (text: string) => (res as { write(chunk: string): boolean }).write(text)
+    write('retry: 3000\n\n')
+    const unsubscribe = this.o.fleet.fleet.subscribe((device) => { write(`event: device\ndata: ${JSON.stringify({ device })}\n\n`) })
+    const heartbeat = setInterval(() => write(': \n\n'), EVENT_HEARTBEAT_MS)
+    let ended = false
+    const end = () => {
+      if (ended) return
+      ended = true
+      this.eventStreams--
+      unsubscribe()
+      clearInterval(heartbeat)
+    }
+    res.once('close', end)
+    req.once('close', end)
   }
 
   private login(res: AnyResponse, body: Buffer, secure: boolean): void {

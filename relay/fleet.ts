@@ -1,0 +1,125 @@
+/**
+ * What the relay knows of each device's agent, for the console: the last status document the agent
+ * published (retained, on `tributary/v1/{device}/status`; its MQTT will publishes `online: false` when
+ * the connection is lost), when that was, and the figures an operator looks for in it. Kept in memory
+ * from the broker's own publish events, so it costs nothing on the ingest path; after a restart the
+ * agents reconnect and publish again.
+ */
+import type { Aedes, PublishPacket } from 'aedes'
+import { parseTopic } from '../shared/topics.js'
+import type { Devices } from './devices.js'
+
+/** Devices a relay keeps the status of; past this the longest silent go first. */
+const MAX_TRACKED = 100_000
+/** A status document larger than this is not kept (the agent's are a few KB). */
+const MAX_STATUS_BYTES = 256 * 1024
+
+export interface DeviceView {
+  id: string
+  /** Registered with a secret (`tributary devices add`); an anonymous relay also shows unregistered agents. */
+  registered: boolean
+  createdMs: number | null
+  rotatedMs: number | null
+  /** null: the relay has not heard from it since it started. */
+  online: boolean | null
+  /** When the relay last received its status (relay clock, ms). */
+  lastSeenMs: number | null
+  backlog: number | null
+  oldestAgeMs: number | null
+  drops: Record<string, number>
+  deadLetters: number
+  link: string | null
+  lastPubackMs: number | null
+  version: string | null
+  serial: { name: string; state: string; readings: number }[]
+  cameras: { name: string; state: string }[]
+  alarms: string[]
+}
+
+interface Seen {
+  doc: Record<string, unknown>
+  atMs: number
+}
+
+type Obj = Record<string, unknown>
+const obj = (v: unknown): Obj => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {})
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null)
+
+export class Fleet {
+  private readonly seen = new Map<string, Seen>()
+  private readonly listeners = new Set<(device: string) => void>()
+
+  constructor(private readonly now: () => number) {}
+
+  /** Follows the broker's status topics. */
+  attach(aedes: Aedes): void {
+    aedes.on('publish', (packet: PublishPacket) => {
+      const parsed = parseTopic(packet.topic)
+      if (parsed?.kind === 'status') this.status(parsed.device, packet.payload as Buffer)
+    })
+  }
+
+  /** A status document arrived for `device` (one that is not JSON is ignored: a device's mistake, not the console's). */
+  status(device: string, payload: Buffer | string): void {
+    if (payload.length > MAX_STATUS_BYTES) return
+    let doc: unknown
+    try {
+      doc = JSON.parse(payload.toString())
+    } catch {
+      return
+    }
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return
+    this.seen.delete(device)
+    this.seen.set(device, { doc: doc as Obj, atMs: this.now() })
+    if (this.seen.size > MAX_TRACKED) this.seen.delete(this.seen.keys().next().value!)
+    for (const fn of this.listeners) fn(device)
+  }
+
+  /** `fn` runs whenever a device's status changes; returns the unsubscribe. */
+  subscribe(fn: (device: string) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  /** Every registered device, and every device heard from, with what its status says. */
+  async list(devices: Devices): Promise<DeviceView[]> {
+    const registered = await devices.list()
+    const out = new Map<string, DeviceView>()
+    for (const d of registered) out.set(d.id, this.view(d.id, true, d.createdMs, d.rotatedMs))
+    for (const id of this.seen.keys()) if (!out.has(id)) out.set(id, this.view(id, false, null, null))
+    return [...out.values()].sort((a, b) => a.id.localeCompare(b.id))
+  }
+
+  private view(id: string, registered: boolean, createdMs: number | null, rotatedMs: number | null): DeviceView {
+    const seen = this.seen.get(id)
+    const doc = seen?.doc ?? {}
+    const outbox = obj(doc.outbox)
+    const link = obj(doc.link)
+    const drops: Record<string, number> = {}
+    for (const d of Array.isArray(outbox.drops) ? outbox.drops : []) {
+      const reason = str(obj(d).reason)
+      const count = num(obj(d).count)
+      if (reason && count !== null) drops[reason] = (drops[reason] ?? 0) + count
+    }
+    let deadLetters = 0
+    for (const d of Array.isArray(outbox.deadLetters) ? outbox.deadLetters : []) deadLetters += num(obj(d).count) ?? 0
+    const ages = Object.values(obj(outbox.streams)).map((s) => num(obj(s).oldestAgeSeconds)).filter((a): a is number => a !== null)
+    const video = obj(doc.video)
+    return {
+      id, registered, createdMs, rotatedMs,
+      online: seen ? doc.online === true : null,
+      lastSeenMs: seen?.atMs ?? null,
+      backlog: num(outbox.backlog),
+      oldestAgeMs: ages.length ? Math.round(Math.max(...ages) * 1000) : null,
+      drops,
+      deadLetters,
+      link: str(link.state),
+      lastPubackMs: num(link.lastPubackWallMs) || null,
+      version: str(doc.version),
+      serial: Object.entries(obj(doc.serial)).map(([name, s]) => ({ name, state: str(obj(obj(s).link).state) ?? 'unknown', readings: num(obj(s).readings) ?? 0 })),
+      cameras: Object.entries(obj(video.cameras)).map(([name, c]) => ({ name, state: str(obj(c).state) ?? 'unknown' })),
+      alarms: (Array.isArray(outbox.alarms) ? outbox.alarms : []).map((a) => str(obj(a).code)).filter((c): c is string => c !== null),
+    }
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The console's devices page (`/console/devices`): every device with online or offline (from its
+ * retained status and MQTT will), when it was last heard from, its backlog and oldest record, drops,
+ * dead letters, link state, serial sensors and cameras. Sortable by any column, filtered by a text
+ * box; updated when the relay pushes a change (server-sent events on `/console/api/events`), not
+ * polled. Plain HTML and browser JavaScript with no inline script, as the video page.
+ *
+ * The page's state is on `window.devicesPage` (`rows`: the devices as last fetched; `updates`: how
+ * many pushes arrived), which tests read.
+ */
+
+export const DEVICES_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tributary · devices</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/console/assets/viewer.css"></head>
+<body>
+<header>
+  <h1>Devices</h1>
+  <nav><a href="/console/devices" aria-current="page">Devices</a> <a href="/console/video">Video</a></nav>
+  <label>Filter <input id="filter" type="search" placeholder="device, state, sensor"></label>
+  <span id="summary" role="status"></span>
+  <button id="logout" type="button">Sign out</button>
+</header>
+<main>
+  <table id="devices">
+    <thead><tr>
+      <th scope="col" data-key="id" aria-sort="ascending"><button type="button">Device</button></th>
+      <th scope="col" data-key="online"><button type="button">State</button></th>
+      <th scope="col" data-key="lastSeenMs"><button type="button">Last seen</button></th>
+      <th scope="col" data-key="backlog" class="num"><button type="button">Backlog</button></th>
+      <th scope="col" data-key="oldestAgeMs" class="num"><button type="button">Oldest</button></th>
+      <th scope="col" data-key="dropped" class="num"><button type="button">Dropped</button></th>
+      <th scope="col" data-key="deadLetters" class="num"><button type="button">Dead letters</button></th>
+      <th scope="col" data-key="link"><button type="button">Link</button></th>
+      <th scope="col">Sensors and cameras</th>
+    </tr></thead>
+    <tbody></tbody>
+  </table>
+  <p id="error" role="alert"></p>
+</main>
+<script src="/console/assets/devices.js"></script>
+</body></html>
+`
+
+export const DEVICES_CSS = `
+nav a { color: #9cf; margin-right: 8px; }
+nav a[aria-current] { color: #fff; font-weight: 600; text-decoration: none; }
+table#devices { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+#devices th, #devices td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #333; white-space: nowrap; }
+#devices th.num, #devices td.num { text-align: right; }
+#devices th button { font: inherit; font-weight: 600; color: inherit; background: none; border: 0; padding: 0; cursor: pointer; }
+#devices th[aria-sort="ascending"] button::after { content: " ▲"; }
+#devices th[aria-sort="descending"] button::after { content: " ▼"; }
+.state { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; }
+.state.online { background: #1f5a33; color: #d6f5df; }
+.state.offline { background: #6b2424; color: #fbdada; }
+.state.unknown { background: #444; color: #ddd; }
+.chip { display: inline-block; margin-right: 6px; font-size: 12px; color: #bbb; }
+.chip.bad { color: #f99; }
+#error { color: #e77; }
+@media (prefers-color-scheme: light) {
+  body { background: #fafafa; color: #222; }
+  header { background: #eee; }
+  nav a { color: #0645ad; }
+  nav a[aria-current] { color: #000; }
+  #devices th, #devices td { border-bottom-color: #ddd; }
+  .chip { color: #555; }
+  .chip.bad { color: #b00; }
+}
+`
+
+export const DEVICES_JS = `'use strict';
+(function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var state = window.devicesPage = { rows: [], updates: 0, sort: { key: 'id', dir: 1 } };
+
+  function api(name, body) {
+    return fetch('/console/api/' + name, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', 'x-tributary-console': '1' },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
+      return r.json().then(function (j) { if (!r.ok) throw new Error(j.message || ('HTTP ' + r.status)); return j; });
+    });
+  }
+
+  function ago(ms) {
+    if (ms === null || ms === undefined) return '–';
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+    return Math.floor(s / 86400) + ' d';
+  }
+  function count(n) { return n === null || n === undefined ? '–' : n.toLocaleString(); }
+  function stateOf(d) { return d.online === true ? 'online' : d.online === false ? 'offline' : 'unknown'; }
+  function dropped(d) { var n = 0; for (var k in d.drops) n += d.drops[k]; return n; }
+  function cell(row, text, cls, title) {
+    var td = document.createElement('td');
+    td.textContent = text;
+    if (cls) td.className = cls;
+    if (title) td.title = title;
+    row.appendChild(td);
+    return td;
+  }
+
+  function render() {
+    var now = state.now || Date.now();
+    var filter = $('filter').value.trim().toLowerCase();
+    var key = state.sort.key, dir = state.sort.dir;
+    var rows = state.rows.map(function (d) { return Object.assign({ dropped: dropped(d) }, d); }).filter(function (d) {
+      if (!filter) return true;
+      var text = [d.id, stateOf(d), d.link || ''].concat(d.serial.map(function (s) { return s.name + ' ' + s.state; }), d.cameras.map(function (c) { return c.name + ' ' + c.state; })).join(' ').toLowerCase();
+      return text.indexOf(filter) >= 0;
+    });
+    rows.sort(function (a, b) {
+      var x = a[key], y = b[key];
+      if (x === y) return a.id < b.id ? -1 : 1;
+      if (x === null || x === undefined) return 1;
+      if (y === null || y === undefined) return -1;
+      return (x < y ? -1 : 1) * dir;
+    });
+    var body = document.createElement('tbody');
+    rows.forEach(function (d) {
+      var tr = document.createElement('tr');
+      tr.dataset.device = d.id;
+      var th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = d.id + (d.registered ? '' : ' (unregistered)');
+      tr.appendChild(th);
+      var st = cell(tr, '');
+      var badge = document.createElement('span');
+      badge.className = 'state ' + stateOf(d);
+      badge.textContent = stateOf(d);
+      st.appendChild(badge);
+      cell(tr, d.lastSeenMs === null ? 'never' : ago(now - d.lastSeenMs) + ' ago', '', d.lastSeenMs === null ? '' : new Date(d.lastSeenMs).toISOString());
+      cell(tr, count(d.backlog), 'num');
+      cell(tr, d.oldestAgeMs === null ? '–' : ago(d.oldestAgeMs), 'num');
+      cell(tr, count(d.dropped), 'num', Object.keys(d.drops).map(function (k) { return k + ': ' + d.drops[k]; }).join(', '));
+      cell(tr, count(d.deadLetters), 'num');
+      cell(tr, d.link || '–');
+      var parts = cell(tr, '');
+      d.serial.concat(d.cameras).forEach(function (p) {
+        var chip = document.createElement('span');
+        chip.className = 'chip' + (p.state === 'open' || p.state === 'capturing' || p.state === 'running' ? '' : ' bad');
+        chip.textContent = p.name + ': ' + p.state;
+        parts.appendChild(chip);
+      });
+      d.alarms.forEach(function (a) {
+        var chip = document.createElement('span');
+        chip.className = 'chip bad';
+        chip.textContent = a;
+        parts.appendChild(chip);
+      });
+      body.appendChild(tr);
+    });
+    var table = $('devices');
+    table.replaceChild(body, table.tBodies[0]);
+    var online = state.rows.filter(function (d) { return d.online === true; }).length;
+    $('summary').textContent = state.rows.length + (state.rows.length === 1 ? ' device, ' : ' devices, ') + online + ' online' + (rows.length !== state.rows.length ? ', ' + rows.length + ' shown' : '');
+  }
+
+  var loading = null, again = false;
+  function load() {
+    if (loading) { again = true; return; }
+    loading = api('devices').then(function (j) {
+      state.rows = j.devices; state.now = j.now; state.loadedAt = Date.now();
+      $('error').textContent = '';
+      render();
+    }, function (err) { $('error').textContent = 'could not load the devices: ' + err.message; }).then(function () {
+      loading = null;
+      if (again) { again = false; load(); }
+    });
+  }
+
+  document.querySelectorAll('#devices th[data-key] button').forEach(function (b) {
+    b.addEventListener('click', function () {
+      var th = b.parentNode, key = th.dataset.key;
+      state.sort = { key: key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+      document.querySelectorAll('#devices th[data-key]').forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', state.sort.dir === 1 ? 'ascending' : 'descending');
+      render();
+    });
+  });
+  $('filter').addEventListener('input', render);
+  $('logout').addEventListener('click', function () {
+    fetch('/console/logout', { method: 'POST', credentials: 'same-origin', headers: { 'x-tributary-console': '1' } }).then(function () { location.reload(); });
+  });
+
+  // Pushed: the relay says which device changed; the list is fetched again (coalesced while a fetch runs).
+  var events = new EventSource('/console/api/events');
+  events.addEventListener('device', function () { state.updates++; load(); });
+  events.addEventListener('open', load);
+  // "Last seen" ages between pushes.
+  setInterval(function () { if (state.loadedAt) { state.now += Date.now() - state.loadedAt; state.loadedAt = Date.now(); render(); } }, 5000);
+  load();
+})();
+`

@@ -1,0 +1,111 @@
+/**
+ * The console's devices page in a real browser (Debian's headless `chromium` driven by
+ * playwright-core, kept off the network): sign in with the admin token, see a real agent online with
+ * its serial-free put API, kill -9 it and see it offline within 10 s (its MQTT will, pushed to the
+ * page), start it again on the same outbox and see it online with its backlog drained. Screenshots at
+ * 1280×800 are saved under .ci/out/screenshots when that folder can be made.
+ */
+import t from 'tap'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { ROOT, testRelay } from '../helpers/relay.js'
+import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
+import { tempDir } from '../helpers/tmp.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+interface Row { id: string; online: boolean | null; backlog: number | null }
+declare const window: { devicesPage: { rows: Row[]; updates: number } }
+
+async function until<T>(what: string, check: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await sleep(100)
+  }
+}
+
+t.test('the devices page shows an agent go offline within 10 s of kill -9 and back online, drained, after its restart', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+  const dir = tempDir(t)
+  const relay = await testRelay(t, { allowAnonymous: false, httpHost: '127.0.0.1' })
+  const added = await fetch(`${relay.endpoint}/admin/devices`, { method: 'POST', headers: { authorization: `Bearer ${relay.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: 'well-3' }) })
+  const { secret } = (await added.json()) as { secret: string }
+  const config = writeAgentConfig(dir, {
+    device: 'well-3',
+    relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}`, username: 'well-3', password: secret },
+    outbox: { path: join(dir, 'agent', 'outbox.db') },
+    status: { port: 0, publishIntervalMs: 1000 },
+    streams: { readings: {} },
+    sources: [{ type: 'put-api', port: 0 }],
+    // A backlog drains slowly enough for the page to watch it go.
+    uplink: { drainRatePerSecond: 100, batchRecords: 50 },
+  })
+  let agent = await spawnAgent(config)
+  t.teardown(() => { agent.process.kill('SIGKILL') })
+
+  const context: BrowserContext = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    viewport: { width: 1280, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
+  })
+  t.teardown(() => context.close())
+  const page: Page = await context.newPage()
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => pageErrors.push(err.message))
+  const shots = join(ROOT, '.ci', 'out', 'screenshots')
+  const shot = async (name: string) => {
+    try { mkdirSync(shots, { recursive: true }) } catch { return }
+    await page.screenshot({ path: join(shots, `${name}.png`) })
+  }
+
+  await page.goto(`${relay.endpoint}/console/devices`)
+  await shot('console-login')
+  await page.fill('#token', relay.adminToken)
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')])
+  await page.waitForSelector('#devices tbody tr[data-device="well-3"]')
+  const state = () => page.evaluate(() => window.devicesPage.rows.find((r) => r.id === 'well-3') ?? null)
+  await until('well-3 shows online', async () => (await state())?.online === true, 15_000)
+  t.match(await page.textContent('#devices tbody tr[data-device="well-3"] .state'), 'online', 'the row says online')
+  await shot('console-devices')
+
+  // kill -9: no goodbye from the agent; the broker publishes its will when the connection drops.
+  const killedAt = Date.now()
+  agent.process.kill('SIGKILL')
+  await agent.exited
+  await until('well-3 shows offline', async () => (await state())?.online === false, 10_000)
+  const offlineAfter = Date.now() - killedAt
+  t.ok(offlineAfter <= 10_000, `offline on the page ${offlineAfter} ms after kill -9`)
+  t.match(await page.textContent('#devices tbody tr[data-device="well-3"] .state'), 'offline')
+  await shot('console-device-offline')
+
+  // It comes back on the same outbox, takes a backlog and drains it (100 records/s) while the page watches.
+  agent = await spawnAgent(config)
+  for (let n = 0; n < 6; n++) {
+    const put = await putRecords(agent.putApiPort!, 'readings', Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, data: `r${n}-${i}` })))
+    t.equal(put.status, 200)
+  }
+  const behind = await until('well-3 shows a backlog', async () => {
+    const s = await state()
+    return s?.online === true && (s.backlog ?? 0) > 0 ? s : null
+  }, 15_000)
+  t.ok(behind.backlog! > 0, `the page shows its backlog (${behind.backlog} records)`)
+  await shot('console-device-draining')
+  const back = await until('well-3 online and drained', async () => {
+    const s = await state()
+    return s?.online === true && s.backlog === 0 ? s : null
+  }, 30_000)
+  t.same([back.online, back.backlog], [true, 0], 'online again, backlog drained')
+  const updates = await page.evaluate(() => window.devicesPage.updates)
+  t.ok(updates >= 3, `the page was told of the changes (pushed, not polled): ${updates} pushes`)
+
+  // Sorting and filtering.
+  await page.fill('#filter', 'nothing-matches')
+  t.equal(await page.locator('#devices tbody tr').count(), 0, 'a filter with no match shows no rows')
+  await page.fill('#filter', 'well')
+  t.equal(await page.locator('#devices tbody tr').count(), 1)
+  t.same(pageErrors, [], 'no script errors on the page')
+})
