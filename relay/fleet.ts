@@ -76,6 +76,12 @@ export class Fleet {
     for (const fn of this.listeners) fn(device)
   }
 
+  /** A device was added, rotated or removed (its status, if any, is forgotten on removal). */
+  changed(device: string, removed = false): void {
+    if (removed) this.seen.delete(device)
+    for (const fn of this.listeners) fn(device)
+  }
+
   /** `fn` runs whenever a device's status changes; returns the unsubscribe. */
   subscribe(fn: (device: string) => void): () => void {
     this.listeners.add(fn)
@@ -104,7 +110,8 @@ export class Fleet {
     }
     let deadLetters = 0
     for (const d of Array.isArray(outbox.deadLetters) ? outbox.deadLetters : []) deadLetters += num(obj(d).count) ?? 0
-    const ages = Object.values(obj(outbox.streams)).map((s) => num(obj(s).oldestAgeSeconds)).filter((a): a is number => a !== null)
+    // The oldest record among streams that hold any.
+    const ages = Object.values(obj(outbox.streams)).filter((s) => (num(obj(s).backlog) ?? 0) > 0).map((s) => num(obj(s).oldestAgeSeconds)).filter((a): a is number => a !== null)
     const video = obj(doc.video)
     return {
       id, registered, createdMs, rotatedMs,

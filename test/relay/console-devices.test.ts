@@ -115,3 +115,36 @@ t.test('devices with their agents\' status, online until the will says offline, 
   await until('pump-7 offline', async () => (await devices(relay.endpoint, cookie)).find((d) => d.id === 'pump-7')!.online === false)
   t.pass('offline once the will is published')
 })
+
+t.test('devices are added, rotated and removed from the console, the secret shown once, with clear errors', async (t) => {
+  const relay = await testRelay(t, { allowAnonymous: false, httpHost: '127.0.0.1' })
+  const cookie = await signIn(relay.endpoint, relay.adminToken)
+  const call = async (op: string, body: unknown, headers: Record<string, string> = { ...HEADER, cookie }) => {
+    const r = await fetch(`${relay.endpoint}/console/api/devices/${op}`, { method: 'POST', headers, body: JSON.stringify(body) })
+    return { status: r.status, json: (await r.json()) as Record<string, unknown> }
+  }
+  t.equal((await call('add', { id: 'x' }, HEADER)).status, 401, 'not without the cookie')
+  t.equal((await call('add', { id: 'x' }, { 'content-type': 'application/json', cookie })).status, 403, 'not without the CSRF header')
+  const added = await call('add', { id: 'tank-2' })
+  t.equal(added.status, 201)
+  t.match(added.json, { id: 'tank-2', secret: /^[A-Za-z0-9_-]{32}$/ })
+  t.match(await call('add', { id: 'tank-2' }), { status: 409, json: { code: 'CONFLICT', message: /already exists/ } })
+  t.match(await call('add', { id: 'bad id!' }), { status: 400, json: { code: 'CONFIG_INVALID', message: /must match/ } })
+  t.match(await call('add', {}), { status: 400, json: { code: 'REQUEST_INVALID' } })
+  t.match(await call('frobnicate', { id: 'tank-2' }), { status: 404 })
+
+  // The secret shown connects; a rotation's new one does, the old one no longer.
+  const connect = (password: string) => mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: 'tank-2', username: 'tank-2', password, reconnectPeriod: 0, connectTimeout: 5000 })
+  const first = await connect(added.json.secret as string)
+  await first.endAsync()
+  const rotated = await call('rotate', { id: 'tank-2' })
+  t.equal(rotated.status, 200)
+  t.not(rotated.json.secret, added.json.secret)
+  await t.rejects(connect(added.json.secret as string), 'the old secret is refused after a rotation')
+  const second = await connect(rotated.json.secret as string)
+  await second.endAsync()
+  t.ok((await devices(relay.endpoint, cookie)).some((d) => d.id === 'tank-2' && d.registered))
+  t.match(await call('remove', { id: 'tank-2' }), { status: 200, json: { removed: true } })
+  t.notOk((await devices(relay.endpoint, cookie)).some((d) => d.id === 'tank-2'), 'gone from the list')
+  t.match(await call('remove', { id: 'tank-2' }), { status: 404, json: { code: 'NOT_FOUND' } })
+})

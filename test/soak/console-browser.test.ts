@@ -102,10 +102,34 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   const updates = await page.evaluate(() => window.devicesPage.updates)
   t.ok(updates >= 3, `the page was told of the changes (pushed, not polled): ${updates} pushes`)
 
+  // A device added from the page connects with the secret the page showed (once).
+  await page.fill('#new-id', 'well-4')
+  await page.click('#add-device button[type=submit]')
+  await page.waitForSelector('#secret:not([hidden])')
+  const shown = (await page.textContent('#secret-value'))!.trim()
+  t.match(shown, /^[A-Za-z0-9_-]{32}$/, 'the new secret is shown')
+  await shot('console-device-added')
+  await page.click('#secret-done')
+  t.equal((await page.textContent('#secret-value'))!.trim(), '', 'and forgotten by the page when dismissed')
+  const second = await spawnAgent(writeAgentConfig(dir, {
+    device: 'well-4',
+    relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}`, username: 'well-4', password: shown },
+    outbox: { path: join(dir, 'agent-4', 'outbox.db') },
+    status: { port: 0 },
+    streams: {},
+    sources: [{ type: 'put-api', port: 0 }],
+  }))
+  t.teardown(() => { second.process.kill('SIGKILL') })
+  await until('well-4 online', async () => (await page.evaluate(() => window.devicesPage.rows.find((r) => r.id === 'well-4') ?? null))?.online === true, 15_000)
+  t.pass('the device added from the page is online with the secret it showed')
+
   // Sorting and filtering.
   await page.fill('#filter', 'nothing-matches')
   t.equal(await page.locator('#devices tbody tr').count(), 0, 'a filter with no match shows no rows')
-  await page.fill('#filter', 'well')
+  await page.fill('#filter', 'well-3')
   t.equal(await page.locator('#devices tbody tr').count(), 1)
+  await page.fill('#filter', '')
+  await page.click('#devices th[data-key="id"] button')
+  t.same(await page.locator('#devices tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { device: string } }).dataset.device)), ['well-4', 'well-3'], 'sorted by device, descending')
   t.same(pageErrors, [], 'no script errors on the page')
 })

@@ -116,6 +116,7 @@ export class VideoConsole {
     if (path === '/console/logout') return send(res, 204, 'text/plain', '', { 'set-cookie': this.cookies.clear(secure) })
     if (path === '/console/api/timeline') return this.timeline(res, body)
     if (path === '/console/api/devices') return this.devices(res)
+    if (path.startsWith('/console/api/devices/')) return this.manage(res, path.slice('/console/api/devices/'.length), body)
     const action = ACTIONS[path]
     if (!action) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console route POST ${path}` })
     return this.o.api.serve(req, res, action, body)
@@ -147,6 +148,47 @@ export class VideoConsole {
   private async devices(res: AnyResponse): Promise<void> {
     if (!this.o.fleet) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no devices page' })
     sendJson(res, 200, { now: this.o.now(), devices: await this.o.fleet.fleet.list(this.o.fleet.devices) })
+  }
+
+  /**
+   * Adds, rotates or removes a device (`/console/api/devices/add|rotate|remove`, `{"id": …}`, for
+   * rotate also `graceSeconds`): what `tributary devices` does through the admin API. A new secret
+   * is in the answer, once; it is never stored.
+   */
+  private async manage(res: AnyResponse, op: string, body: Buffer): Promise<void> {
+    const fleet = this.o.fleet
+    if (!fleet || !['add', 'rotate', 'remove'].includes(op)) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console route POST /console/api/devices/${op}` })
+    let r: { id?: unknown; graceSeconds?: unknown }
+    try {
+      r = JSON.parse(body.toString() || '{}') as typeof r
+    } catch {
+      return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'the body must be JSON: {"id": "<device id>"}' })
+    }
+    const id = r?.id
+    if (typeof id !== 'string') return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'the body must be {"id": "<device id>"}' })
+    const grace = r.graceSeconds ?? 0
+    if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0) return sendJson(res, 400, { code: 'REQUEST_INVALID', message: 'graceSeconds must be a whole number of seconds' })
+    try {
+      if (op === 'add') {
+        const secret = await fleet.devices.add(id)
+        fleet.fleet.changed(id)
+        return sendJson(res, 201, { id, secret })
+      }
+      if (op === 'rotate') {
+        const { secret, previousUntilMs } = await fleet.devices.rotate(id, grace * 1000)
+        fleet.fleet.changed(id)
+        return sendJson(res, 200, { id, secret, previousValidUntil: previousUntilMs === null ? null : new Date(previousUntilMs).toISOString() })
+      }
+      await fleet.devices.remove(id)
+      fleet.fleet.changed(id, true)
+      return sendJson(res, 200, { id, removed: true })
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'CONFIG_INVALID') return sendJson(res, 400, { code, message: (err as Error).message })
+      if (code === 'CONFLICT') return sendJson(res, 409, { code, message: (err as Error).message })
+      if (code === 'NOT_FOUND') return sendJson(res, 404, { code, message: (err as Error).message })
+      throw err
+    }
   }
 
   /**

@@ -19,9 +19,14 @@ export const DEVICES_HTML = `<!doctype html>
   <nav><a href="/console/devices" aria-current="page">Devices</a> <a href="/console/video">Video</a></nav>
   <label>Filter <input id="filter" type="search" placeholder="device, state, sensor"></label>
   <span id="summary" role="status"></span>
+  <form id="add-device"><label>New device <input id="new-id" required maxlength="128" placeholder="pump-station-8"></label> <button type="submit">Add</button></form>
   <button id="logout" type="button">Sign out</button>
 </header>
 <main>
+  <section id="secret" hidden aria-live="polite">
+    <p>The secret of <strong id="secret-device"></strong>, shown this once (the relay keeps only its hash):
+    <code id="secret-value"></code> <button id="secret-done" type="button">Done</button></p>
+  </section>
   <table id="devices">
     <thead><tr>
       <th scope="col" data-key="id" aria-sort="ascending"><button type="button">Device</button></th>
@@ -33,6 +38,7 @@ export const DEVICES_HTML = `<!doctype html>
       <th scope="col" data-key="deadLetters" class="num"><button type="button">Dead letters</button></th>
       <th scope="col" data-key="link"><button type="button">Link</button></th>
       <th scope="col">Sensors and cameras</th>
+      <th scope="col">Actions</th>
     </tr></thead>
     <tbody></tbody>
   </table>
@@ -58,12 +64,17 @@ table#devices { border-collapse: collapse; width: 100%; font-variant-numeric: ta
 .chip { display: inline-block; margin-right: 6px; font-size: 12px; color: #bbb; }
 .chip.bad { color: #f99; }
 #error { color: #e77; }
+#add-device { display: inline-flex; gap: 6px; align-items: center; }
+#secret { margin: 0 0 12px; padding: 8px 12px; border: 1px solid #7a6a20; background: #2a2610; }
+#secret code { font-size: 15px; user-select: all; }
+#devices td button { margin-right: 4px; }
 @media (prefers-color-scheme: light) {
   body { background: #fafafa; color: #222; }
   header { background: #eee; }
   nav a { color: #0645ad; }
   nav a[aria-current] { color: #000; }
   #devices th, #devices td { border-bottom-color: #ddd; }
+  #secret { background: #fff8d6; border-color: #c8a800; }
   .chip { color: #555; }
   .chip.bad { color: #b00; }
 }
@@ -153,6 +164,17 @@ export const DEVICES_JS = `'use strict';
         chip.textContent = a;
         parts.appendChild(chip);
       });
+      var actions = cell(tr, '');
+      if (d.registered) {
+        actions.appendChild(button('Rotate', 'rotate the secret of ' + d.id, function () {
+          if (!confirm('Rotate the secret of ' + d.id + '? The old one stops working at once.')) return;
+          api('devices/rotate', { id: d.id }).then(function (j) { showSecret(j.id, j.secret); load(); }, fail);
+        }));
+        actions.appendChild(button('Remove', 'remove ' + d.id, function () {
+          if (!confirm('Remove ' + d.id + '? It is disconnected and can no longer connect.')) return;
+          api('devices/remove', { id: d.id }).then(load, fail);
+        }));
+      }
       body.appendChild(tr);
     });
     var table = $('devices');
@@ -160,6 +182,27 @@ export const DEVICES_JS = `'use strict';
     var online = state.rows.filter(function (d) { return d.online === true; }).length;
     $('summary').textContent = state.rows.length + (state.rows.length === 1 ? ' device, ' : ' devices, ') + online + ' online' + (rows.length !== state.rows.length ? ', ' + rows.length + ' shown' : '');
   }
+
+  function button(text, label, onClick) {
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.setAttribute('aria-label', label);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+  function fail(err) { $('error').textContent = err.message; }
+  function showSecret(id, secret) {
+    $('secret-device').textContent = id;
+    $('secret-value').textContent = secret;
+    $('secret').hidden = false;
+  }
+  $('secret-done').addEventListener('click', function () { $('secret-value').textContent = ''; $('secret').hidden = true; });
+  $('add-device').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var id = $('new-id').value.trim();
+    api('devices/add', { id: id }).then(function (j) { $('new-id').value = ''; $('error').textContent = ''; showSecret(j.id, j.secret); load(); }, fail);
+  });
 
   var loading = null, again = false;
   function load() {
