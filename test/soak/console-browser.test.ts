@@ -6,7 +6,8 @@
  * 1280×800 are saved under .ci/out/screenshots when that folder can be made.
  */
 import t from 'tap'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { ROOT, testRelay } from '../helpers/relay.js'
@@ -18,6 +19,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 interface Row { id: string; online: boolean | null; backlog: number | null }
 declare const window: { devicesPage: { rows: Row[]; updates: number } }
+
+/**
+ * axe-core's serious and critical violations on the page as it is now, each as "rule: the elements".
+ * Run through DevTools' evaluate, which the page's Content-Security-Policy does not govern.
+ */
+async function seriousViolations(page: Page): Promise<string[]> {
+  await page.evaluate(readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'))
+  const violations = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe
+    return (await axe.run()).violations
+  })
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
+}
 
 async function until<T>(what: string, check: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
   const deadline = Date.now() + ms
@@ -64,6 +78,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
 
   await page.goto(`${relay.endpoint}/console/devices`)
   await shot('console-login')
+  t.same(await seriousViolations(page), [], 'the login page: no serious or critical accessibility violations (axe-core)')
   await page.fill('#token', relay.adminToken)
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')])
   await page.waitForSelector('#devices tbody tr[data-device="well-3"]')
@@ -131,5 +146,11 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   await page.fill('#filter', '')
   await page.click('#devices th[data-key="id"] button')
   t.same(await page.locator('#devices tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { device: string } }).dataset.device)), ['well-4', 'well-3'], 'sorted by device, descending')
+  t.same(await seriousViolations(page), [], 'the devices page: no serious or critical accessibility violations (axe-core)')
+  // Dark follows the system's setting: the same checks on the dark page.
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await shot('console-devices-dark')
+  t.same(await seriousViolations(page), [], 'the devices page, dark: no serious or critical accessibility violations')
+  await page.emulateMedia({ colorScheme: 'light' })
   t.same(pageErrors, [], 'no script errors on the page')
 })

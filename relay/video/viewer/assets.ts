@@ -14,7 +14,7 @@ export const LOGIN_HTML = `<!doctype html>
 <link rel="stylesheet" href="/console/assets/viewer.css"></head>
 <body class="login">
 <form id="login">
-  <h1>Tributary video console</h1>
+  <h1>Tributary console</h1>
   <p>Sign in with the relay's admin token (the file <code>admin.token</code> in its data directory).</p>
   <label for="token">Admin token</label>
   <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>

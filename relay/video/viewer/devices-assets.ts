@@ -13,7 +13,7 @@ export const DEVICES_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tributary · devices</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/console/assets/viewer.css"></head>
-<body>
+<body class="devices">
 <header>
   <h1>Devices</h1>
   <nav><a href="/console/devices" aria-current="page">Devices</a> <a href="/console/video">Video</a></nav>
@@ -68,11 +68,12 @@ table#devices { border-collapse: collapse; width: 100%; font-variant-numeric: ta
 #secret { margin: 0 0 12px; padding: 8px 12px; border: 1px solid #7a6a20; background: #2a2610; }
 #secret code { font-size: 15px; user-select: all; }
 #devices td button { margin-right: 4px; }
+/* The devices and sign-in pages follow the system's light or dark setting (the video page stays dark). */
 @media (prefers-color-scheme: light) {
-  body { background: #fafafa; color: #222; }
-  header { background: #eee; }
-  nav a { color: #0645ad; }
-  nav a[aria-current] { color: #000; }
+  body.devices, body.login { background: #fafafa; color: #222; }
+  body.devices header { background: #eee; }
+  body.devices nav a { color: #0645ad; }
+  body.devices nav a[aria-current] { color: #000; }
   #devices th, #devices td { border-bottom-color: #ddd; }
   #secret { background: #fff8d6; border-color: #c8a800; }
   .chip { color: #555; }
