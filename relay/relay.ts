@@ -19,6 +19,7 @@ import { DeviceCa } from './device-ca.js'
 import { DeviceCertificates } from './device-certs.js'
 import { Devices } from './devices.js'
 import { Fleet } from './fleet.js'
+import { RATE_STEP_MS, StreamRates, streamViews } from './stream-rates.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
 import { FirehoseApi } from './firehose/index.js'
@@ -167,6 +168,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     }),
     disconnect: (device) => broker?.disconnect(device),
   })
+  // Each stream's incoming records and bytes over the last hour (the console's chart).
+  const rates = new StreamRates()
   const ingest = new Ingest({
     streams, router, now,
     // The data directory's cap counts video too.
@@ -179,6 +182,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     onStored: (stream, records, bytes, source) => {
       metrics.recordsIn.inc({ stream, source }, records)
       metrics.bytesIn.inc({ stream, source }, bytes)
+      rates.add(stream, records, bytes)
     },
     onRejected: rejected,
     placement: cluster?.placement,
@@ -231,10 +235,11 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     kinesis, firehose, video: video.api, putMedia: video.putMedia, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
-    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices } }),
+    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices }, dataStreams: { views: () => streamViews(streams.list(), rates, (id) => settings.isEncrypted(id)), rates } }),
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [
+    every(clock, RATE_STEP_MS, () => rates.step()),
     every(clock, 60_000, () => {
       logs.enforceRetention((id) => streams.retentionMs(id)).then((freed) => freed && log('retention', { freedBytes: freed }), (err: Error) => log('retention_error', { error: err.message }))
       streams.expireClosedShards().then((n) => n && log('retention', { expiredShards: n }), (err: Error) => log('retention_error', { error: err.message }))

@@ -152,5 +152,21 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   await shot('console-devices-dark')
   t.same(await seriousViolations(page), [], 'the devices page, dark: no serious or critical accessibility violations')
   await page.emulateMedia({ colorScheme: 'light' })
-  t.same(pageErrors, [], 'no script errors on the page')
+
+  // The streams page: the stream the agent's records went to, its shards' picture, and the chart of
+  // its incoming records once the relay's ten-second step has passed (pushed).
+  await page.goto(`${relay.endpoint}/console/streams`)
+  await page.waitForSelector('section.stream[data-stream="readings"] .shard')
+  const shardBoxes = await page.locator('section.stream[data-stream="readings"] .shard').count()
+  t.ok(shardBoxes >= 1, `the shard picture draws ${shardBoxes} shards`)
+  const stepped = await until('a rates step with the drained records', () => page.evaluate(() => {
+    const p = (window as unknown as { streamsPage: { updates: number; streams: { name: string; incoming: { recordsPerSecond: number[] } }[] } }).streamsPage
+    const s = p.streams.find((x) => x.name === 'readings')
+    return p.updates > 0 && s && s.incoming.recordsPerSecond.some((v) => v > 0) ? s.incoming.recordsPerSecond : null
+  }), 25_000)
+  t.ok(stepped.some((v) => v > 0), 'the chart has the records that flowed')
+  t.match(await page.getAttribute('section.stream[data-stream="readings"] svg.chart', 'aria-label'), /records per second/)
+  await shot('console-streams')
+  t.same(await seriousViolations(page), [], 'the streams page: no serious or critical accessibility violations')
+  t.same(pageErrors, [], 'no script errors on the pages')
 })

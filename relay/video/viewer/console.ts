@@ -24,6 +24,8 @@ import { LOGIN_HTML, LOGIN_JS, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './asse
 import { DEVICES_CSS, DEVICES_HTML, DEVICES_JS } from './devices-assets.js'
 import type { Fleet } from '../../fleet.js'
 import type { Devices } from '../../devices.js'
+import type { StreamRates, StreamView } from '../../stream-rates.js'
+import { STREAMS_CSS, STREAMS_HTML, STREAMS_JS } from './streams-assets.js'
 import { ConsoleCookies, cookieOf } from './cookie.js'
 import { timelineOf } from './timeline.js'
 
@@ -60,6 +62,8 @@ const EVENT_HEARTBEAT_MS = 10_000
 export interface ConsoleOptions {
   /** The devices page: registered devices and what their agents last said. */
   fleet?: { fleet: Fleet; devices: Devices }
+  /** The streams page: each data stream's shards and incoming rates. */
+  dataStreams?: { views: () => StreamView[]; rates: StreamRates }
   api: VideoApi
   store: VideoStore
   streams: VideoStreams
@@ -116,6 +120,10 @@ export class VideoConsole {
     if (path === '/console/logout') return send(res, 204, 'text/plain', '', { 'set-cookie': this.cookies.clear(secure) })
     if (path === '/console/api/timeline') return this.timeline(res, body)
     if (path === '/console/api/devices') return this.devices(res)
+    if (path === '/console/api/streams-overview') {
+      if (!this.o.dataStreams) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no streams page' })
+      return sendJson(res, 200, { now: this.o.now(), streams: this.o.dataStreams.views() })
+    }
     if (path.startsWith('/console/api/devices/')) return this.manage(res, path.slice('/console/api/devices/'.length), body)
     const action = ACTIONS[path]
     if (!action) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console route POST ${path}` })
@@ -134,12 +142,16 @@ export class VideoConsole {
       case '/console/devices':
         if (!this.o.fleet) break
         return page(this.signedIn(req) ? DEVICES_HTML : LOGIN_HTML)
+      case '/console/streams':
+        if (!this.o.dataStreams) break
+        return page(this.signedIn(req) ? STREAMS_HTML : LOGIN_HTML)
+      case '/console/assets/streams.js': return asset('text/javascript; charset=utf-8', STREAMS_JS)
       case '/console/api/events':
         return this.events(req, res)
       case '/console/assets/devices.js': return asset('text/javascript; charset=utf-8', DEVICES_JS)
       case '/console/assets/login.js': return asset('text/javascript; charset=utf-8', LOGIN_JS)
       case '/console/assets/viewer.js': return asset('text/javascript; charset=utf-8', VIEWER_JS)
-      case '/console/assets/viewer.css': return asset('text/css; charset=utf-8', VIEWER_CSS + DEVICES_CSS)
+      case '/console/assets/viewer.css': return asset('text/css; charset=utf-8', VIEWER_CSS + DEVICES_CSS + STREAMS_CSS)
       case '/console/assets/hls.min.js': return asset('text/javascript; charset=utf-8', this.hlsJs())
     }
     return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console page ${path}` })
@@ -204,7 +216,10 @@ export class VideoConsole {
     // Either protocol's response writes a string the same way.
     const write = (text: string) => (res as { write(chunk: string): boolean }).write(text)
     write('retry: 3000\n\n')
-    const unsubscribe = this.o.fleet.fleet.subscribe((device) => { write(`event: device\ndata: ${JSON.stringify({ device })}\n\n`) })
+    const unsubscribeDevices = this.o.fleet.fleet.subscribe((device) => { write(`event: device\ndata: ${JSON.stringify({ device })}\n\n`) })
+    // Each rates step (10 s): the streams page fetches its figures again.
+    const unsubscribeStreams = this.o.dataStreams?.rates.onStep(() => { write('event: streams\ndata: {}\n\n') }) ?? (() => {})
+    const unsubscribe = () => { unsubscribeDevices(); unsubscribeStreams() }
     const heartbeat = setInterval(() => write(': \n\n'), EVENT_HEARTBEAT_MS)
     let ended = false
     const end = () => {

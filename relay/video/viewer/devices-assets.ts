@@ -16,7 +16,7 @@ export const DEVICES_HTML = `<!doctype html>
 <body class="devices">
 <header>
   <h1>Devices</h1>
-  <nav><a href="/console/devices" aria-current="page">Devices</a> <a href="/console/video">Video</a></nav>
+  <nav><a href="/console/devices" aria-current="page">Devices</a> <a href="/console/streams">Streams</a> <a href="/console/video">Video</a></nav>
   <label>Filter <input id="filter" type="search" placeholder="device, state, sensor"></label>
   <span id="summary" role="status"></span>
   <form id="add-device"><label>New device <input id="new-id" required maxlength="128" placeholder="pump-station-8"></label> <button type="submit">Add</button></form>

@@ -1,0 +1,131 @@
+/**
+ * The console's streams page (`/console/streams`): each data stream with its status, retention and
+ * encryption, a picture of its shards' hash-key ranges (open shards on top, the closed parents of
+ * splits and merges below them, each as wide as its range), and its incoming records per second over
+ * the last hour (a small chart from the relay's ring of ten-second steps). Fetched again when the
+ * relay pushes a step (server-sent events), not polled.
+ *
+ * The page's state is on `window.streamsPage` (`streams`: as last fetched; `updates`: pushes seen).
+ */
+
+export const STREAMS_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tributary · streams</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/console/assets/viewer.css"></head>
+<body class="devices">
+<header>
+  <h1>Streams</h1>
+  <nav><a href="/console/devices">Devices</a> <a href="/console/streams" aria-current="page">Streams</a> <a href="/console/video">Video</a></nav>
+  <span id="summary" role="status"></span>
+</header>
+<main>
+  <div id="streams"></div>
+  <p id="error" role="alert"></p>
+</main>
+<script src="/console/assets/streams.js"></script>
+</body></html>
+`
+
+export const STREAMS_CSS = `
+.stream { margin: 0 0 20px; padding: 10px 14px; border: 1px solid #333; border-radius: 6px; }
+.stream h2 { font-size: 15px; margin: 0 0 6px; }
+.stream .facts { color: #bbb; font-size: 13px; margin: 0 0 8px; font-variant-numeric: tabular-nums; }
+.shards { position: relative; height: 44px; margin: 4px 0 10px; }
+.shard { position: absolute; height: 20px; box-sizing: border-box; border: 1px solid #0d1a12; background: #2f7d4a; color: #eafff0; font-size: 11px; overflow: hidden; white-space: nowrap; padding: 2px 4px; }
+.shard.closed { top: 23px; background: #555; color: #eee; }
+.chart { width: 100%; max-width: 720px; height: 60px; display: block; }
+.chart polyline { fill: none; stroke: #6cf; stroke-width: 1.5; }
+.chart line { stroke: #444; }
+@media (prefers-color-scheme: light) {
+  .stream { border-color: #ddd; }
+  .stream .facts { color: #444; }
+  .shard.closed { background: #767676; }
+  .chart polyline { stroke: #0a5ca8; }
+  .chart line { stroke: #ccc; }
+}
+`
+
+export const STREAMS_JS = `'use strict';
+(function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var state = window.streamsPage = { streams: [], updates: 0 };
+  var SVG = 'http://www.w3.org/2000/svg';
+
+  function api(name) {
+    return fetch('/console/api/' + name, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', 'x-tributary-console': '1' }, body: '{}'
+    }).then(function (r) {
+      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
+      return r.json().then(function (j) { if (!r.ok) throw new Error(j.message || ('HTTP ' + r.status)); return j; });
+    });
+  }
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+  function rate(n) { return n >= 1000 ? (n / 1000).toFixed(1) + 'k' : n.toFixed(n < 10 ? 1 : 0); }
+
+  function chart(series) {
+    var svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('class', 'chart');
+    svg.setAttribute('viewBox', '0 0 360 60');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    svg.setAttribute('role', 'img');
+    var values = series.recordsPerSecond;
+    var max = Math.max.apply(null, values.concat([1]));
+    var last = values.length ? values[values.length - 1] : 0;
+    svg.setAttribute('aria-label', 'records per second over the last hour; now ' + rate(last) + ', at most ' + rate(max));
+    var base = document.createElementNS(SVG, 'line');
+    base.setAttribute('x1', '0'); base.setAttribute('x2', '360'); base.setAttribute('y1', '59'); base.setAttribute('y2', '59');
+    svg.appendChild(base);
+    var line = document.createElementNS(SVG, 'polyline');
+    var offset = 360 - values.length;
+    line.setAttribute('points', values.map(function (v, i) { return (offset + i) + ',' + (58 - (v / max) * 54).toFixed(1); }).join(' '));
+    svg.appendChild(line);
+    return svg;
+  }
+
+  function render() {
+    var root = $('streams');
+    var out = document.createDocumentFragment();
+    state.streams.forEach(function (s) {
+      var box = el('section', 'stream');
+      box.dataset.stream = s.name;
+      box.appendChild(el('h2', '', s.name));
+      var open = s.shards.filter(function (sh) { return sh.open; });
+      var rates = s.incoming.recordsPerSecond;
+      box.appendChild(el('p', 'facts', s.status + ' · ' + s.mode + ' · ' + open.length + (open.length === 1 ? ' open shard of ' : ' open shards of ') + s.shards.length + ' · retention ' + s.retentionHours + ' h · ' +
+        (s.encrypted ? 'encrypted' : 'not encrypted') + ' · now ' + rate(rates.length ? rates[rates.length - 1] : 0) + ' records/s'));
+      var shards = el('div', 'shards');
+      shards.setAttribute('role', 'list');
+      shards.setAttribute('aria-label', 'shards by hash-key range');
+      s.shards.forEach(function (sh) {
+        var d = el('div', 'shard' + (sh.open ? '' : ' closed'), sh.shardId.replace('shardId-', ''));
+        d.setAttribute('role', 'listitem');
+        d.dataset.shard = sh.shardId;
+        d.style.left = (sh.from * 100).toFixed(4) + '%';
+        d.style.width = ((sh.to - sh.from) * 100).toFixed(4) + '%';
+        d.title = sh.shardId + (sh.open ? ' (open)' : ' (closed)') + ', ' + sh.records + ' records' + (sh.parent ? ', from ' + sh.parent + (sh.adjacentParent ? ' and ' + sh.adjacentParent : '') : '');
+        shards.appendChild(d);
+      });
+      box.appendChild(shards);
+      box.appendChild(chart(s.incoming));
+      out.appendChild(box);
+    });
+    root.replaceChildren(out);
+    $('summary').textContent = state.streams.length + (state.streams.length === 1 ? ' stream' : ' streams');
+  }
+
+  var loading = null, again = false;
+  function load() {
+    if (loading) { again = true; return; }
+    loading = api('streams-overview').then(function (j) { state.streams = j.streams; $('error').textContent = ''; render(); },
+      function (err) { $('error').textContent = 'could not load the streams: ' + err.message; }).then(function () {
+      loading = null;
+      if (again) { again = false; load(); }
+    });
+  }
+  var events = new EventSource('/console/api/events');
+  events.addEventListener('streams', function () { state.updates++; load(); });
+  events.addEventListener('open', load);
+  load();
+})();
+`

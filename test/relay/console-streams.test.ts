@@ -1,0 +1,68 @@
+/**
+ * The console's streams page (`/console/streams`) without a browser: each data stream's shards with
+ * their hash-key ranges (a split shows its closed parent and two children covering its range), its
+ * incoming records and bytes per second in ten-second steps on the relay's clock, retention, and a
+ * pushed `streams` event at each step. Nothing of it answers without the session cookie.
+ */
+import t from 'tap'
+import { CreateStreamCommand, KinesisClient, PutRecordsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis'
+import { manualClock, testRelay } from '../helpers/relay.js'
+
+const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
+
+interface Shard { shardId: string; from: number; to: number; open: boolean; parent: string | null; records: number }
+interface StreamView { name: string; status: string; retentionHours: number; encrypted: boolean; shards: Shard[]; incoming: { stepMs: number; recordsPerSecond: number[]; bytesPerSecond: number[] } }
+
+t.test('streams with their shards and incoming rates, stepped on the relay clock and pushed', async (t) => {
+  const clock = manualClock()
+  const relay = await testRelay(t, { httpHost: '127.0.0.1' }, { clock })
+  const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1 })
+  t.teardown(() => client.destroy())
+  const login = await fetch(`${relay.endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token: relay.adminToken }) })
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+  const overview = async (): Promise<StreamView[]> => {
+    const r = await fetch(`${relay.endpoint}/console/api/streams-overview`, { method: 'POST', headers: { ...HEADER, cookie }, body: '{}' })
+    t.equal(r.status, 200)
+    return ((await r.json()) as { streams: StreamView[] }).streams
+  }
+  t.equal((await fetch(`${relay.endpoint}/console/api/streams-overview`, { method: 'POST', headers: HEADER, body: '{}' })).status, 401, 'not without the cookie')
+  t.match(await (await fetch(`${relay.endpoint}/console/streams`)).text(), /<form id="login">/)
+  t.match(await (await fetch(`${relay.endpoint}/console/streams`, { headers: { cookie } })).text(), /<div id="streams">/)
+
+  await client.send(new CreateStreamCommand({ StreamName: 'flow', ShardCount: 2 }))
+  const created = (await overview()).find((s) => s.name === 'flow')!
+  t.match(created, { status: 'ACTIVE', retentionHours: 24, encrypted: false })
+  t.same(created.shards.map((s) => [s.shardId, s.from, s.to, s.open]), [['shardId-000000000000', 0, 0.5, true], ['shardId-000000000001', 0.5, 1, true]], 'two shards, each half of the hash-key space')
+
+  // A pushed event at each step.
+  const abort = new AbortController()
+  t.teardown(() => abort.abort())
+  const events = await fetch(`${relay.endpoint}/console/api/events`, { headers: { cookie }, signal: abort.signal })
+  const reader = events.body!.getReader()
+  let text = ''
+  const nextStreamsEvent = async () => {
+    while (!/event: streams\n/.test(text)) text += Buffer.from((await reader.read()).value!).toString()
+    text = text.replace(/[^]*?event: streams\n/, '')
+  }
+
+  for (let i = 0; i < 4; i++) {
+    await client.send(new PutRecordsCommand({ StreamName: 'flow', Records: Array.from({ length: 50 }, (_, j) => ({ PartitionKey: `k${j}`, Data: Buffer.alloc(100, j) })) }))
+  }
+  clock.advance(10_000)
+  await nextStreamsEvent()
+  const flowing = (await overview()).find((s) => s.name === 'flow')!
+  t.equal(flowing.incoming.stepMs, 10_000)
+  t.equal(flowing.incoming.recordsPerSecond.at(-1), 20, '200 records in the last 10 s step: 20 records/s')
+  t.equal(flowing.incoming.bytesPerSecond.at(-1), 2000, 'and 2,000 bytes/s')
+  t.equal(flowing.shards.reduce((n, s) => n + s.records, 0), 200, 'the shards hold them')
+  clock.advance(10_000)
+  await nextStreamsEvent()
+  t.same((await overview()).find((s) => s.name === 'flow')!.incoming.recordsPerSecond.slice(-2), [20, 0], 'a quiet step reads 0')
+
+  await client.send(new SplitShardCommand({ StreamName: 'flow', ShardToSplit: 'shardId-000000000000', NewStartingHashKey: (1n << 126n).toString() }))
+  const split = (await overview()).find((s) => s.name === 'flow')!
+  const open = split.shards.filter((s) => s.open)
+  t.same(open.map((s) => [s.from, s.to]).sort(), [[0, 0.25], [0.25, 0.5], [0.5, 1]], 'the open shards cover the space once, the split one in two quarters')
+  t.match(split.shards.find((s) => s.shardId === 'shardId-000000000000'), { open: false, from: 0, to: 0.5 }, 'the parent is kept, closed')
+  t.ok(open.filter((s) => s.parent === 'shardId-000000000000').length === 2, 'the children name it')
+})
