@@ -10,7 +10,7 @@ import { parseTopic } from '../shared/topics.js'
 import type { Devices } from './devices.js'
 
 /** Devices a relay keeps the status of; past this the longest silent go first. */
-const MAX_TRACKED = 100_000
+const MAX_TRACKED = 20_000
 /** A status document larger than this is not kept (the agent's are a few KB). */
 const MAX_STATUS_BYTES = 256 * 1024
 
@@ -36,8 +36,11 @@ export interface DeviceView {
   alarms: string[]
 }
 
+/** What is kept of a device's last status: the figures the page shows, not the whole document. */
+type Summary = Omit<DeviceView, 'id' | 'registered' | 'createdMs' | 'rotatedMs' | 'lastSeenMs'>
+
 interface Seen {
-  doc: Record<string, unknown>
+  summary: Summary
   atMs: number
 }
 
@@ -55,6 +58,8 @@ export class Fleet {
   /** Follows the broker's status topics. */
   attach(aedes: Aedes): void {
     aedes.on('publish', (packet: PublishPacket) => {
+      // Every message passes here, device batches too: only a status topic is parsed.
+      if (!packet.topic.endsWith('/status')) return
       const parsed = parseTopic(packet.topic)
       if (parsed?.kind === 'status') this.status(parsed.device, packet.payload as Buffer)
     })
@@ -71,7 +76,7 @@ export class Fleet {
     }
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return
     this.seen.delete(device)
-    this.seen.set(device, { doc: doc as Obj, atMs: this.now() })
+    this.seen.set(device, { summary: summarize(doc as Obj), atMs: this.now() })
     if (this.seen.size > MAX_TRACKED) this.seen.delete(this.seen.keys().next().value!)
     for (const fn of this.listeners) fn(device)
   }
@@ -99,34 +104,39 @@ export class Fleet {
 
   private view(id: string, registered: boolean, createdMs: number | null, rotatedMs: number | null): DeviceView {
     const seen = this.seen.get(id)
-    const doc = seen?.doc ?? {}
-    const outbox = obj(doc.outbox)
-    const link = obj(doc.link)
-    const drops: Record<string, number> = {}
-    for (const d of Array.isArray(outbox.drops) ? outbox.drops : []) {
-      const reason = str(obj(d).reason)
-      const count = num(obj(d).count)
-      if (reason && count !== null) drops[reason] = (drops[reason] ?? 0) + count
-    }
-    let deadLetters = 0
-    for (const d of Array.isArray(outbox.deadLetters) ? outbox.deadLetters : []) deadLetters += num(obj(d).count) ?? 0
-    // The oldest record among streams that hold any.
-    const ages = Object.values(obj(outbox.streams)).filter((s) => (num(obj(s).backlog) ?? 0) > 0).map((s) => num(obj(s).oldestAgeSeconds)).filter((a): a is number => a !== null)
-    const video = obj(doc.video)
-    return {
-      id, registered, createdMs, rotatedMs,
-      online: seen ? doc.online === true : null,
-      lastSeenMs: seen?.atMs ?? null,
-      backlog: num(outbox.backlog),
-      oldestAgeMs: ages.length ? Math.round(Math.max(...ages) * 1000) : null,
-      drops,
-      deadLetters,
-      link: str(link.state),
-      lastPubackMs: num(link.lastPubackWallMs) || null,
-      version: str(doc.version),
-      serial: Object.entries(obj(doc.serial)).map(([name, s]) => ({ name, state: str(obj(obj(s).link).state) ?? 'unknown', readings: num(obj(s).readings) ?? 0 })),
-      cameras: Object.entries(obj(video.cameras)).map(([name, c]) => ({ name, state: str(obj(c).state) ?? 'unknown' })),
-      alarms: (Array.isArray(outbox.alarms) ? outbox.alarms : []).map((a) => str(obj(a).code)).filter((c): c is string => c !== null),
-    }
+    const summary = seen?.summary ?? summarize(null)
+    return { id, registered, createdMs, rotatedMs, lastSeenMs: seen?.atMs ?? null, ...summary }
+  }
+}
+
+/** The page's figures from an agent's status document (`null`: never heard from). */
+function summarize(doc: Obj | null): Summary {
+  const d = doc ?? {}
+  const outbox = obj(d.outbox)
+  const link = obj(d.link)
+  const drops: Record<string, number> = {}
+  for (const x of Array.isArray(outbox.drops) ? outbox.drops : []) {
+    const reason = str(obj(x).reason)
+    const count = num(obj(x).count)
+    if (reason && count !== null) drops[reason] = (drops[reason] ?? 0) + count
+  }
+  let deadLetters = 0
+  for (const x of Array.isArray(outbox.deadLetters) ? outbox.deadLetters : []) deadLetters += num(obj(x).count) ?? 0
+  // The oldest record among streams that hold any.
+  const ages = Object.values(obj(outbox.streams)).filter((s) => (num(obj(s).backlog) ?? 0) > 0).map((s) => num(obj(s).oldestAgeSeconds)).filter((a): a is number => a !== null)
+  const video = obj(d.video)
+  return {
+    online: doc ? d.online === true : null,
+    backlog: num(outbox.backlog),
+    oldestAgeMs: ages.length ? Math.round(Math.max(...ages) * 1000) : null,
+    drops,
+    deadLetters,
+    link: str(link.state),
+    lastPubackMs: num(link.lastPubackWallMs) || null,
+    version: str(d.version),
+    // At most 64 of each: a status document is the device's to write.
+    serial: Object.entries(obj(d.serial)).slice(0, 64).map(([name, s]) => ({ name, state: str(obj(obj(s).link).state) ?? 'unknown', readings: num(obj(s).readings) ?? 0 })),
+    cameras: Object.entries(obj(video.cameras)).slice(0, 64).map(([name, c]) => ({ name, state: str(obj(c).state) ?? 'unknown' })),
+    alarms: (Array.isArray(outbox.alarms) ? outbox.alarms : []).slice(0, 64).map((a) => str(obj(a).code)).filter((c): c is string => c !== null),
   }
 }

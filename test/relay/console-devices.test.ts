@@ -121,13 +121,14 @@ t.test('devices are added, rotated and removed from the console, the secret show
   const cookie = await signIn(relay.endpoint, relay.adminToken)
   const call = async (op: string, body: unknown, headers: Record<string, string> = { ...HEADER, cookie }) => {
     const r = await fetch(`${relay.endpoint}/console/api/devices/${op}`, { method: 'POST', headers, body: JSON.stringify(body) })
-    return { status: r.status, json: (await r.json()) as Record<string, unknown> }
+    return { status: r.status, json: (await r.json()) as Record<string, unknown>, cache: r.headers.get('cache-control') }
   }
   t.equal((await call('add', { id: 'x' }, HEADER)).status, 401, 'not without the cookie')
   t.equal((await call('add', { id: 'x' }, { 'content-type': 'application/json', cookie })).status, 403, 'not without the CSRF header')
   const added = await call('add', { id: 'tank-2' })
   t.equal(added.status, 201)
   t.match(added.json, { id: 'tank-2', secret: /^[A-Za-z0-9_-]{32}$/ })
+  t.equal(added.cache, 'no-store', 'no cache keeps the answer with the secret')
   t.match(await call('add', { id: 'tank-2' }), { status: 409, json: { code: 'CONFLICT', message: /already exists/ } })
   t.match(await call('add', { id: 'bad id!' }), { status: 400, json: { code: 'CONFIG_INVALID', message: /must match/ } })
   t.match(await call('add', {}), { status: 400, json: { code: 'REQUEST_INVALID' } })

@@ -54,6 +54,8 @@ const PAGE_HEADERS = {
   'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 }
 
+/** A secret in an answer is kept by no cache. */
+const NO_STORE = { 'cache-control': 'no-store' }
 /** Pushed-event streams open at once (each a browser tab on a console page). */
 const MAX_EVENT_STREAMS = 64
 /** A comment line on every event stream this often, so that no proxy or guard takes it for idle. */
@@ -184,12 +186,12 @@ export class VideoConsole {
       if (op === 'add') {
         const secret = await fleet.devices.add(id)
         fleet.fleet.changed(id)
-        return sendJson(res, 201, { id, secret })
+        return sendJson(res, 201, { id, secret }, 'application/json', NO_STORE)
       }
       if (op === 'rotate') {
         const { secret, previousUntilMs } = await fleet.devices.rotate(id, grace * 1000)
         fleet.fleet.changed(id)
-        return sendJson(res, 200, { id, secret, previousValidUntil: previousUntilMs === null ? null : new Date(previousUntilMs).toISOString() })
+        return sendJson(res, 200, { id, secret, previousValidUntil: previousUntilMs === null ? null : new Date(previousUntilMs).toISOString() }, 'application/json', NO_STORE)
       }
       await fleet.devices.remove(id)
       fleet.fleet.changed(id, true)
