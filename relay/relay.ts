@@ -235,7 +235,11 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     kinesis, firehose, video: video.api, putMedia: video.putMedia, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
-    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices }, dataStreams: { views: () => streamViews(streams.list(), rates, (id) => settings.isEncrypted(id)), rates } }),
+    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices }, dataStreams: {
+      views: () => streamViews(streams.list(), rates, (id) => settings.isEncrypted(id)),
+      rates,
+      openShards: (name) => streams.get(name)?.open.map((s) => ({ shardId: s.meta.shardId, log: s.log })) ?? null,
+    } }),
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [

@@ -66,3 +66,43 @@ t.test('streams with their shards and incoming rates, stepped on the relay clock
   t.match(split.shards.find((s) => s.shardId === 'shardId-000000000000'), { open: false, from: 0, to: 0.5 }, 'the parent is kept, closed')
   t.ok(open.filter((s) => s.parent === 'shardId-000000000000').length === 2, 'the children name it')
 })
+
+t.test('a live tail sends a stream\'s records as they arrive, from its end, within 2 s', async (t) => {
+  const relay = await testRelay(t, { httpHost: '127.0.0.1' })
+  const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1 })
+  t.teardown(() => client.destroy())
+  const login = await fetch(`${relay.endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token: relay.adminToken }) })
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+  await client.send(new CreateStreamCommand({ StreamName: 'tailed', ShardCount: 2 }))
+  await client.send(new PutRecordsCommand({ StreamName: 'tailed', Records: [{ PartitionKey: 'before', Data: Buffer.from('not shown: before the tail') }] }))
+
+  t.equal((await fetch(`${relay.endpoint}/console/api/tail?stream=tailed`)).status, 401, 'not without the cookie')
+  t.equal((await fetch(`${relay.endpoint}/console/api/tail?stream=nothing`, { headers: { cookie } })).status, 404, 'a stream that does not exist')
+  const abort = new AbortController()
+  t.teardown(() => abort.abort())
+  const r = await fetch(`${relay.endpoint}/console/api/tail?stream=tailed`, { headers: { cookie }, signal: abort.signal })
+  t.equal(r.status, 200)
+  t.match(r.headers.get('content-type'), /^text\/event-stream/)
+  const reader = r.body!.getReader()
+  let text = ''
+  const records: { partitionKey: string; data: string; shardId: string }[] = []
+  const read = async (n: number, ms: number) => {
+    const deadline = Date.now() + ms
+    while (records.length < n) {
+      if (Date.now() > deadline) throw new Error(`${records.length} of ${n} records within ${ms} ms`)
+      const chunk = await reader.read()
+      text += Buffer.from(chunk.value!).toString()
+      for (let m = /event: record\ndata: (.*)\n\n/.exec(text); m; m = /event: record\ndata: (.*)\n\n/.exec(text)) {
+        records.push(JSON.parse(m[1]!) as { partitionKey: string; data: string; shardId: string })
+        text = text.slice(m.index + m[0].length)
+      }
+    }
+  }
+  // Give the tail one look at the ends before putting.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const putAt = Date.now()
+  await client.send(new PutRecordsCommand({ StreamName: 'tailed', Records: [{ PartitionKey: 'a', Data: Buffer.from('hello tail') }, { PartitionKey: 'zz', Data: Buffer.from([0, 1, 2, 255]) }] }))
+  await read(2, 2000)
+  t.ok(Date.now() - putAt < 2000, `both records on the tail ${Date.now() - putAt} ms after the put`)
+  t.same(records.map((x) => [x.partitionKey, Buffer.from(x.data, 'base64').toString('hex')]).sort(), [['a', Buffer.from('hello tail').toString('hex')], ['zz', '000102ff']], 'the records put, not the one before; data as base64')
+})

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis'
 import { ROOT, testRelay } from '../helpers/relay.js'
 import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -166,6 +167,18 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   }), 25_000)
   t.ok(stepped.some((v) => v > 0), 'the chart has the records that flowed')
   t.match(await page.getAttribute('section.stream[data-stream="readings"] svg.chart', 'aria-label'), /records per second/)
+  // The live tail: a record put through the AWS SDK shows within 2 s.
+  await page.click('section.stream[data-stream="readings"] button')
+  await page.waitForSelector('#tail:not([hidden])')
+  await sleep(400)
+  const kinesis = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1 })
+  t.teardown(() => kinesis.destroy())
+  const putAt = Date.now()
+  await kinesis.send(new PutRecordCommand({ StreamName: 'readings', PartitionKey: 'console', Data: Buffer.from('seen on the tail') }))
+  await page.waitForSelector('#tail-records li:has-text("seen on the tail")', { timeout: 2000 })
+  t.ok(Date.now() - putAt <= 2000, `the tail showed the record ${Date.now() - putAt} ms after the SDK's put`)
+  await page.check('#tail-hex')
+  t.match(await page.textContent('#tail-records li'), /73 65 65 6e/, 'and as hex')
   await shot('console-streams')
   t.same(await seriousViolations(page), [], 'the streams page: no serious or critical accessibility violations')
   t.same(pageErrors, [], 'no script errors on the pages')

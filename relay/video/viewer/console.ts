@@ -25,6 +25,7 @@ import { DEVICES_CSS, DEVICES_HTML, DEVICES_JS } from './devices-assets.js'
 import type { Fleet } from '../../fleet.js'
 import type { Devices } from '../../devices.js'
 import type { StreamRates, StreamView } from '../../stream-rates.js'
+import type { ShardLog } from '../../log/types.js'
 import { STREAMS_CSS, STREAMS_HTML, STREAMS_JS } from './streams-assets.js'
 import { ConsoleCookies, cookieOf } from './cookie.js'
 import { timelineOf } from './timeline.js'
@@ -54,6 +55,12 @@ const PAGE_HEADERS = {
   'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 }
 
+/** Live tails open at once, how often each looks for new records, and how many it sends a look per shard (the rest are skipped, counted). */
+const MAX_TAILS = 8
+const TAIL_POLL_MS = 250
+const TAIL_RECORDS = 100
+/** Data shown of a tailed record: its first bytes. */
+const TAIL_DATA_BYTES = 2048
 /** A secret in an answer is kept by no cache. */
 const NO_STORE = { 'cache-control': 'no-store' }
 /** Pushed-event streams open at once (each a browser tab on a console page). */
@@ -64,8 +71,8 @@ const EVENT_HEARTBEAT_MS = 10_000
 export interface ConsoleOptions {
   /** The devices page: registered devices and what their agents last said. */
   fleet?: { fleet: Fleet; devices: Devices }
-  /** The streams page: each data stream's shards and incoming rates. */
-  dataStreams?: { views: () => StreamView[]; rates: StreamRates }
+  /** The streams page: each data stream's shards and incoming rates, and its open shards' logs for a live tail. */
+  dataStreams?: { views: () => StreamView[]; rates: StreamRates; openShards: (stream: string) => { shardId: string; log: ShardLog }[] | null }
   api: VideoApi
   store: VideoStore
   streams: VideoStreams
@@ -80,6 +87,7 @@ export class VideoConsole {
   private readonly token: Buffer
   private hls: Buffer | null = null
   private eventStreams = 0
+  private tails = 0
 
   constructor(private readonly o: ConsoleOptions) {
     this.cookies = new ConsoleCookies(o.adminToken, o.now)
@@ -150,6 +158,8 @@ export class VideoConsole {
       case '/console/assets/streams.js': return asset('text/javascript; charset=utf-8', STREAMS_JS)
       case '/console/api/events':
         return this.events(req, res)
+      case '/console/api/tail':
+        return this.tail(req, res)
       case '/console/assets/devices.js': return asset('text/javascript; charset=utf-8', DEVICES_JS)
       case '/console/assets/login.js': return asset('text/javascript; charset=utf-8', LOGIN_JS)
       case '/console/assets/viewer.js': return asset('text/javascript; charset=utf-8', VIEWER_JS)
@@ -162,6 +172,62 @@ export class VideoConsole {
   private async devices(res: AnyResponse): Promise<void> {
     if (!this.o.fleet) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no devices page' })
     sendJson(res, 200, { now: this.o.now(), devices: await this.o.fleet.fleet.list(this.o.fleet.devices) })
+  }
+
+  /**
+   * A live tail of one data stream (`GET /console/api/tail?stream=NAME`, the session cookie): its
+   * records as they arrive, from the end of each open shard (a shard made by a split later is
+   * followed from its start), as server-sent `record` events with the first 2 KiB of their data in
+   * base64. Looked for every 250 ms, only while someone is looking; past 100 records a look in a
+   * shard the rest are skipped (a `skipped` event says how many) so the tail never falls behind.
+   */
+  private tail(req: AnyRequest, res: AnyResponse): void {
+    if (!this.signedIn(req)) return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' })
+    const streams = this.o.dataStreams
+    if (!streams) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no streams page' })
+    const name = new URL(req.url ?? '/', 'http://relay').searchParams.get('stream') ?? ''
+    const first = streams.openShards(name)
+    if (!first) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no data stream ${JSON.stringify(name)}` })
+    if (this.tails >= MAX_TAILS) return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: `${MAX_TAILS} live tails are open; close one` }, 'application/json', { 'retry-after': '5' })
+    this.tails++
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    const write = (text: string) => (res as { write(chunk: string): boolean }).write(text)
+    write('retry: 3000\n\n')
+    // Where each shard is read from next: the end of those open now; a shard seen later, from its start.
+    const next = new Map(first.map((s) => [s.shardId, s.log.endOffset()]))
+    let ended = false
+    let looking = false
+    const look = async () => {
+      if (looking || ended) return
+      looking = true
+      try {
+        for (const { shardId, log } of streams.openShards(name) ?? []) {
+          const from = next.get(shardId) ?? log.startOffset()
+          const end = log.endOffset()
+          if (end <= from) { next.set(shardId, from); continue }
+          const { records, nextOffset } = await log.read(from, TAIL_RECORDS, 1024 * 1024)
+          for (const r of records) {
+            write(`event: record\ndata: ${JSON.stringify({ shardId, offset: r.offset, arrivalMs: r.arrivalMs, partitionKey: r.partitionKey, bytes: r.data.length, data: r.data.subarray(0, TAIL_DATA_BYTES).toString('base64') })}\n\n`)
+          }
+          const behind = end - nextOffset
+          if (behind > 0) write(`event: skipped\ndata: ${JSON.stringify({ shardId, records: behind })}\n\n`)
+          next.set(shardId, Math.max(nextOffset, end))
+        }
+      } catch {
+        // A shard deleted or expired under the tail: the next look takes the stream as it is then.
+      } finally {
+        looking = false
+      }
+    }
+    const timer = setInterval(() => { void look() }, TAIL_POLL_MS)
+    const end = () => {
+      if (ended) return
+      ended = true
+      this.tails--
+      clearInterval(timer)
+    }
+    res.once('close', end)
+    req.once('close', end)
   }
 
   /**

@@ -19,6 +19,13 @@ export const STREAMS_HTML = `<!doctype html>
   <span id="summary" role="status"></span>
 </header>
 <main>
+  <section id="tail" hidden aria-label="live tail">
+    <h2>Live tail of <span id="tail-stream"></span></h2>
+    <label><input id="tail-hex" type="checkbox"> data as hex</label>
+    <button id="tail-stop" type="button">Stop</button>
+    <span id="tail-count" role="status"></span>
+    <ol id="tail-records"></ol>
+  </section>
   <div id="streams"></div>
   <p id="error" role="alert"></p>
 </main>
@@ -36,7 +43,15 @@ export const STREAMS_CSS = `
 .chart { width: 100%; max-width: 720px; height: 60px; display: block; }
 .chart polyline { fill: none; stroke: #6cf; stroke-width: 1.5; }
 .chart line { stroke: #444; }
+#tail { margin: 0 0 16px; padding: 8px 12px; border: 1px solid #335; }
+#tail h2 { font-size: 15px; margin: 0 0 6px; }
+#tail-records { list-style: none; padding: 0; margin: 8px 0 0; max-height: 320px; overflow-y: auto; font: 12px ui-monospace, monospace; }
+#tail-records li { padding: 2px 0; border-bottom: 1px solid #2a2a2a; white-space: pre-wrap; word-break: break-all; }
+#tail-records .meta { color: #9ab; margin-right: 8px; }
 @media (prefers-color-scheme: light) {
+  #tail { border-color: #99b; }
+  #tail-records li { border-bottom-color: #eee; }
+  #tail-records .meta { color: #335; }
   .stream { border-color: #ddd; }
   .stream .facts { color: #444; }
   .shard.closed { background: #767676; }
@@ -90,6 +105,11 @@ export const STREAMS_JS = `'use strict';
       var box = el('section', 'stream');
       box.dataset.stream = s.name;
       box.appendChild(el('h2', '', s.name));
+      var tailButton = el('button', '', 'Tail');
+      tailButton.type = 'button';
+      tailButton.setAttribute('aria-label', 'live tail of ' + s.name);
+      tailButton.addEventListener('click', function () { startTail(s.name); });
+      box.appendChild(tailButton);
       var open = s.shards.filter(function (sh) { return sh.open; });
       var rates = s.incoming.recordsPerSecond;
       box.appendChild(el('p', 'facts', s.status + ' · ' + s.mode + ' · ' + open.length + (open.length === 1 ? ' open shard of ' : ' open shards of ') + s.shards.length + ' · retention ' + s.retentionHours + ' h · ' +
@@ -113,6 +133,44 @@ export const STREAMS_JS = `'use strict';
     root.replaceChildren(out);
     $('summary').textContent = state.streams.length + (state.streams.length === 1 ? ' stream' : ' streams');
   }
+
+  // The live tail: one stream at a time, the newest record first, at most 200 kept on the page.
+  var tail = state.tail = { source: null, stream: null, records: [] };
+  function hex(bytes) { var out = []; for (var i = 0; i < bytes.length; i++) out.push((bytes.charCodeAt(i) < 16 ? '0' : '') + bytes.charCodeAt(i).toString(16)); return out.join(' '); }
+  function shown(r) {
+    var raw = atob(r.data);
+    if ($('tail-hex').checked) return hex(raw);
+    try { return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(raw, function (c) { return c.charCodeAt(0); })); } catch (e) { return hex(raw); }
+  }
+  function drawTail() {
+    var list = document.createDocumentFragment();
+    tail.records.forEach(function (r) {
+      var li = el('li');
+      if (r.skipped) { li.textContent = r.skipped + ' records skipped in ' + r.shardId + ' (the tail keeps up with the newest)'; list.appendChild(li); return; }
+      li.appendChild(el('span', 'meta', new Date(r.arrivalMs).toISOString().slice(11, 23) + ' ' + r.shardId.replace('shardId-', '') + ' #' + r.offset + ' ' + r.partitionKey + ' (' + r.bytes + ' B)'));
+      li.appendChild(document.createTextNode(shown(r)));
+      list.appendChild(li);
+    });
+    $('tail-records').replaceChildren(list);
+    $('tail-count').textContent = tail.seen + ' records since the tail began';
+  }
+  function stopTail() { if (tail.source) tail.source.close(); tail.source = null; $('tail').hidden = true; }
+  function startTail(name) {
+    stopTail();
+    tail.stream = name; tail.records = []; tail.seen = 0;
+    $('tail-stream').textContent = name;
+    $('tail').hidden = false;
+    drawTail();
+    tail.source = new EventSource('/console/api/tail?stream=' + encodeURIComponent(name));
+    tail.source.addEventListener('record', function (e) {
+      tail.records.unshift(JSON.parse(e.data)); tail.seen++;
+      if (tail.records.length > 200) tail.records.length = 200;
+      drawTail();
+    });
+    tail.source.addEventListener('skipped', function (e) { var j = JSON.parse(e.data); tail.records.unshift({ skipped: j.records, shardId: j.shardId }); drawTail(); });
+  }
+  $('tail-stop').addEventListener('click', stopTail);
+  $('tail-hex').addEventListener('change', drawTail);
 
   var loading = null, again = false;
   function load() {
