@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis'
+import { KinesisClient, PutRecordCommand, SplitShardCommand } from '@aws-sdk/client-kinesis'
 import { ROOT, testRelay } from '../helpers/relay.js'
 import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -179,6 +179,12 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   t.ok(Date.now() - putAt <= 2000, `the tail showed the record ${Date.now() - putAt} ms after the SDK's put`)
   await page.check('#tail-hex')
   t.match(await page.textContent('#tail-records li'), /73 65 65 6e/, 'and as hex')
+  // A split shows in the shard picture (by the next step's push at the latest): the parent closed
+  // below, two children above covering its range.
+  await page.click('#tail-stop')
+  await kinesis.send(new SplitShardCommand({ StreamName: 'readings', ShardToSplit: 'shardId-000000000000', NewStartingHashKey: (1n << 127n).toString() }))
+  await until('the split in the picture', async () => (await page.locator('section.stream[data-stream="readings"] .shard').count()) === 3, 15_000)
+  t.equal(await page.locator('section.stream[data-stream="readings"] .shard.closed').count(), 1, 'the split shard is drawn closed, its two children open')
   await shot('console-streams')
   t.same(await seriousViolations(page), [], 'the streams page: no serious or critical accessibility violations')
   t.same(pageErrors, [], 'no script errors on the pages')

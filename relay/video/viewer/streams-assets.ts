@@ -54,7 +54,7 @@ export const STREAMS_CSS = `
   #tail-records .meta { color: #335; }
   .stream { border-color: #ddd; }
   .stream .facts { color: #444; }
-  .shard.closed { background: #767676; }
+  .shard.closed { background: #595959; color: #fff; }
   .chart polyline { stroke: #0a5ca8; }
   .chart line { stroke: #ccc; }
 }
