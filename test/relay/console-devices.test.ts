@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import mqtt from 'mqtt'
+import { gzipSync } from 'node:zlib'
 import { testRelay } from '../helpers/relay.js'
 
 const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
@@ -148,4 +149,16 @@ t.test('devices are added, rotated and removed from the console, the secret show
   t.match(await call('remove', { id: 'tank-2' }), { status: 200, json: { removed: true } })
   t.notOk((await devices(relay.endpoint, cookie)).some((d) => d.id === 'tank-2'), 'gone from the list')
   t.match(await call('remove', { id: 'tank-2' }), { status: 404, json: { code: 'NOT_FOUND' } })
+})
+
+t.test('what the console serves stays under 1 MB gzipped', async (t) => {
+  const relay = await testRelay(t, { httpHost: '127.0.0.1' })
+  const cookie = await signIn(relay.endpoint, relay.adminToken)
+  let gzipped = 0
+  for (const path of ['/console/devices', '/console/streams', '/console/video', '/console/assets/login.js', '/console/assets/viewer.js', '/console/assets/viewer.css', '/console/assets/devices.js', '/console/assets/streams.js', '/console/assets/hls.min.js']) {
+    const r = await fetch(`${relay.endpoint}${path}`, { headers: { cookie } })
+    t.equal(r.status, 200, path)
+    gzipped += gzipSync(Buffer.from(await r.arrayBuffer()), { level: 9 }).length
+  }
+  t.ok(gzipped < 1024 * 1024, `${Math.round(gzipped / 1024)} KiB gzipped in all`)
 })
