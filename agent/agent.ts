@@ -10,6 +10,7 @@ import { Registry, CONTENT_TYPE } from '../shared/metrics.js'
 import type { AgentConfig } from './config.js'
 import { every, systemClock, type Clock } from '../hardware/index.js'
 import { ACK_HOLD_MS, Outbox, OutboxFullError, type OutboxInput } from './outbox/index.js'
+import { AGENT_VERSION } from './version.js'
 import { Uplink, relayTransport, type Transport } from './uplink/index.js'
 import { startSimulated, type Source } from './sources/simulated.js'
 import { startPutApi, type PutApi } from './sources/putapi.js'
@@ -56,6 +57,8 @@ export interface AgentStatus {
   device: string
   online: boolean
   at: string
+  /** The agent's version (its package's). */
+  version: string
   link: Uplink['stats']
   outbox: ReturnType<Outbox['stats']>
   /** While a backlog drains: records delivered since it began, records left, and the rate. */
@@ -184,6 +187,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       device: config.device,
       online: connected,
       at: new Date(clock.wallMs()).toISOString(),
+      version: AGENT_VERSION,
       link: { ...uplink.stats },
       outbox: o,
       memory: (({ rss, heapUsed, external }) => ({ rssBytes: rss, heapUsedBytes: heapUsed, externalBytes: external }))(process.memoryUsage()),

@@ -86,6 +86,8 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   const state = () => page.evaluate(() => window.devicesPage.rows.find((r) => r.id === 'well-3') ?? null)
   await until('well-3 shows online', async () => (await state())?.online === true, 15_000)
   t.match(await page.textContent('#devices tbody tr[data-device="well-3"] .state'), 'online', 'the row says online')
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+  t.match(await page.textContent('#devices tbody tr[data-device="well-3"]'), version, `the row shows the agent's version (${version})`)
   await shot('console-devices')
 
   // kill -9: no goodbye from the agent; the broker publishes its will when the connection drops.

@@ -37,6 +37,7 @@ export const DEVICES_HTML = `<!doctype html>
       <th scope="col" data-key="dropped" class="num"><button type="button">Dropped</button></th>
       <th scope="col" data-key="deadLetters" class="num"><button type="button">Dead letters</button></th>
       <th scope="col" data-key="link"><button type="button">Link</button></th>
+      <th scope="col" data-key="version"><button type="button">Version</button></th>
       <th scope="col">Sensors and cameras</th>
       <th scope="col">Actions</th>
     </tr></thead>
@@ -152,6 +153,7 @@ export const DEVICES_JS = `'use strict';
       cell(tr, count(d.dropped), 'num', Object.keys(d.drops).map(function (k) { return k + ': ' + d.drops[k]; }).join(', '));
       cell(tr, count(d.deadLetters), 'num');
       cell(tr, d.link || '–');
+      cell(tr, d.version || '–');
       var parts = cell(tr, '');
       d.serial.concat(d.cameras).forEach(function (p) {
         var chip = document.createElement('span');
