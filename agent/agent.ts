@@ -225,10 +225,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const byStream = new Map<string, typeof queue>()
     for (const q of queue) {
       const stream = q.rows[0]?.stream ?? ''
-      const same = q.rows.every((r) => r.stream === stream) ? byStream.get(stream) : undefined
-      if (same) same.push(q)
-      else if (q.rows.every((r) => r.stream === stream)) byStream.set(stream, [q])
-      else store(q.rows).then(q.resolve, q.reject)
+      if (!q.rows.every((r) => r.stream === stream)) {
+        store(q.rows).then(q.resolve, q.reject)
+        continue
+      }
+      const group = byStream.get(stream)
+      if (group) group.push(q)
+      else byStream.set(stream, [q])
     }
     for (const group of byStream.values()) {
       store(group.flatMap((q) => q.rows)).then((ids) => {
