@@ -224,6 +224,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
   // What each device's agent last said (its retained status, or its will): the console's devices page.
   const fleet = new Fleet(now)
   fleet.attach(broker.aedes)
+  // A device added, rotated or removed (the console, the admin API, the CLI): the page hears of it.
+  devices.onChange(async (id) => fleet.changed(id, !(await devices.isRegistered(id))))
 
   const guard = new HttpGuard({
     idleMs: config.httpIdleMs, minBodyBytesPerSecond: config.httpMinBodyRate, maxBodyBytesInFlight: config.httpMaxBodyBytesInFlight,

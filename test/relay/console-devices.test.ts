@@ -115,6 +115,12 @@ t.test('devices with their agents\' status, online until the will says offline, 
   t.equal(await events.next(), 'pump-7', 'the will is pushed')
   await until('pump-7 offline', async () => (await devices(relay.endpoint, cookie)).find((d) => d.id === 'pump-7')!.online === false)
   t.pass('offline once the will is published')
+
+  // A change made elsewhere (the admin API, as `tributary devices remove` does) reaches the page too.
+  const removed = await fetch(`${relay.endpoint}/admin/devices/pump-7`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })
+  t.equal(removed.status, 200)
+  t.equal(await events.next(), 'pump-7', 'the removal is pushed')
+  t.same((await devices(relay.endpoint, cookie)).map((d) => d.id), ['silent-1'], 'and the device, with what it last said, is gone')
 })
 
 t.test('devices are added, rotated and removed from the console, the secret shown once, with clear errors', async (t) => {

@@ -251,16 +251,14 @@ export class VideoConsole {
     try {
       if (op === 'add') {
         const secret = await fleet.devices.add(id)
-        fleet.fleet.changed(id)
         return sendJson(res, 201, { id, secret }, 'application/json', NO_STORE)
       }
       if (op === 'rotate') {
         const { secret, previousUntilMs } = await fleet.devices.rotate(id, grace * 1000)
-        fleet.fleet.changed(id)
         return sendJson(res, 200, { id, secret, previousValidUntil: previousUntilMs === null ? null : new Date(previousUntilMs).toISOString() }, 'application/json', NO_STORE)
       }
+      // The fleet hears of each change from the device registry (relay.ts), whoever made it.
       await fleet.devices.remove(id)
-      fleet.fleet.changed(id, true)
       return sendJson(res, 200, { id, removed: true })
     } catch (err) {
       const code = (err as { code?: string }).code
