@@ -3,6 +3,7 @@
  * of 360 ten-second steps per stream. Fed once per stored batch (a map lookup and two additions, not
  * per record), stepped by the relay's clock.
  */
+import type { StreamState } from './streams.js'
 
 export const RATE_STEP_MS = 10_000
 export const RATE_STEPS = 360
@@ -84,8 +85,8 @@ export interface StreamView {
 
 const SPACE = 2 ** 128
 
-/** The views of `streams` (from relay/streams.ts's state), newest data first in nothing: by name. */
-export function streamViews(list: readonly { meta: { name: string; id: string; status: string; mode: string; retentionHours: number }; shards: readonly { meta: { shardId: string; parentShardId: string | null; adjacentParentShardId: string | null; endOffset: number | null }; start: bigint; end: bigint; log: { endOffset(): number } }[] }[], rates: StreamRates, encrypted: (streamId: string) => boolean): StreamView[] {
+/** What the console shows of each stream, by name. */
+export function streamViews(list: readonly StreamState[], rates: StreamRates, encrypted: (streamId: string) => boolean): StreamView[] {
   return [...list].sort((a, b) => a.meta.name.localeCompare(b.meta.name)).map((s) => ({
     name: s.meta.name,
     status: s.meta.status,

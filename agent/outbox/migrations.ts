@@ -5,7 +5,7 @@
  * its own, each a transaction that leaves the file consistent, and bumps the version in its last.
  */
 import type Database from 'better-sqlite3'
-import { chunkCrc, encodeBody, encodeSizes } from './records.js'
+import { packChunk } from './records.js'
 
 type Migration = string | ((db: Database.Database) => void)
 
@@ -92,9 +92,8 @@ function moveRecords(db: Database.Database): void {
         const records = run.map((r) => ({ stream: r.stream, partitionKey: r.partition_key, data: r.data, capturedMs: r.captured_ms, clockSynced: r.clock_synced === 1, ...(r.explicit_hash_key ? { explicitHashKey: r.explicit_hash_key } : {}) }))
         const sizes = run.map((r) => r.size)
         const wall = Math.floor(first.captured_ms)
-        const sizeTable = encodeSizes(sizes, records.map((r) => !!r.explicitHashKey))
-        const body = encodeBody(records, wall)
-        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, wall, sizeTable, body, chunkCrc(sizeTable, body))
+        const packed = packChunk(records, sizes, wall)
+        insert.run(first.id, first.stream, run.length, sizes.reduce((n, s) => n + s, 0), first.mono_ms, wall, packed.sizes, packed.body, packed.crc)
         start = end
       }
       remove.run(rows[rows.length - 1]!.id)

@@ -61,7 +61,7 @@ export class Outbox extends EventEmitter {
     const db = this.store.db
     this.records = new Records(db)
     // The clock carries on from the meta row or the latest chunk, whichever is further on.
-    this.monoNow = runningTime(clock, Math.max(Number(this.store.meta('mono_ms') ?? '0'), this.records.maxMono()))
+    this.monoNow = runningTime(clock, Math.max(Number(this.store.meta('mono_ms') ?? '0'), this.records.maxMono))
     this.drops = new Drops(db)
     this.policies = new Policy(options.policies, this.records, this.drops)
     this.dead = new DeadLetters(db, this.records, this.drops, options.maxBytes, clock)

@@ -31,8 +31,15 @@ export class ChunkDamagedError extends TributaryError {
 }
 
 /** The chunk's checksum: CRC-32C of its sizes table, then its body. */
-export function chunkCrc(sizes: Buffer, body: Buffer): number {
+function chunkCrc(sizes: Buffer, body: Buffer): number {
   return codec.crc32c(body, codec.crc32c(sizes, 0, 0, sizes.length), 0, body.length) >>> 0
+}
+
+/** A run of one stream's records as a chunk's blobs and checksum (`sizes`: their frame bytes; `wallMs`: the base of their capture times). */
+export function packChunk(rows: readonly OutboxInput[], sizes: readonly number[], wallMs: number): { sizes: Buffer; body: Buffer; crc: number } {
+  const table = encodeSizes(sizes, rows.map((r) => !!r.explicitHashKey))
+  const body = encodeBody(rows, wallMs)
+  return { sizes: table, body, crc: chunkCrc(table, body) }
 }
 
 export interface StoredSize {
@@ -122,7 +129,7 @@ const unzigzag = (n: number) => (n % 2 === 0 ? n / 2 : -(n + 1) / 2)
 /** A capture time stored as a varint delta from the chunk's wall time: whole milliseconds within 2^40 of it. */
 const deltaFits = (captured: number, wall: number) => Number.isInteger(captured) && Number.isInteger(wall) && Math.abs(captured - wall) < 2 ** 40
 
-export function encodeBody(rows: readonly OutboxInput[], wallMs: number): Buffer {
+function encodeBody(rows: readonly OutboxInput[], wallMs: number): Buffer {
   let bytes = 0
   for (const r of rows) {
     const key = Buffer.byteLength(r.partitionKey)
@@ -151,7 +158,7 @@ export function encodeBody(rows: readonly OutboxInput[], wallMs: number): Buffer
   return buf
 }
 
-export function encodeSizes(sizes: readonly number[], hashed: readonly boolean[]): Buffer {
+function encodeSizes(sizes: readonly number[], hashed: readonly boolean[]): Buffer {
   let bytes = 0
   for (let i = 0; i < sizes.length; i++) bytes += varintBytes(sizes[i]! * 2 + (hashed[i] ? 1 : 0))
   const buf = Buffer.allocUnsafe(bytes)
@@ -221,6 +228,8 @@ export class Records {
   private readonly s
   /** The next record id: past every id a chunk or a formed batch holds. */
   private nextId: number
+  /** The latest outbox clock a chunk held at start (the clock carries on from at least there after a crash). */
+  readonly maxMono: number
 
   constructor(db: Database.Database) {
     const head = 'id, stream, count, mono_ms AS mono, sizes'
@@ -237,11 +246,12 @@ export class Records {
       firstMono: db.prepare('SELECT mono_ms AS mono FROM chunks WHERE stream = ? ORDER BY id LIMIT 1'),
       holding: db.prepare(`SELECT ${whole} FROM chunks WHERE id <= ? ORDER BY id DESC LIMIT 1`),
       perStream: db.prepare('SELECT stream, SUM(count) AS count, SUM(bytes) AS bytes FROM chunks GROUP BY stream'),
-      lastId: db.prepare('SELECT COALESCE(MAX(id + count - 1), 0) FROM chunks').pluck(),
-      lastBatchId: db.prepare('SELECT COALESCE(MAX(last_id), 0) FROM batches').pluck(),
-      maxMono: db.prepare('SELECT MAX(mono_ms) FROM chunks').pluck(),
     }
-    this.nextId = Math.max(this.s.lastId.get() as number, this.s.lastBatchId.get() as number) + 1
+    // One pass over the chunks at start: where ids go on, and the latest outbox clock they hold.
+    const ends = db.prepare('SELECT COALESCE(MAX(id + count - 1), 0) AS lastId, COALESCE(MAX(mono_ms), 0) AS mono FROM chunks').get() as { lastId: number; mono: number }
+    const lastBatchId = db.prepare('SELECT COALESCE(MAX(last_id), 0) FROM batches').pluck().get() as number
+    this.nextId = Math.max(ends.lastId, lastBatchId) + 1
+    this.maxMono = ends.mono
   }
 
   /**
@@ -263,7 +273,7 @@ export class Records {
       const id = this.nextId
       this.nextId += part.length
       const partSizes = sizes.slice(start, end)
-      this.put(id, stream, part.length, bytes, monoMs, wallMs, encodeSizes(partSizes, part.map((r) => !!r.explicitHashKey)), encodeBody(part, wallMs))
+      this.put(id, stream, part.length, bytes, monoMs, wallMs, packChunk(part, partSizes, wallMs))
       for (let i = start; i < end; i++) ids[i] = id + i - start
       start = end
     }
@@ -346,10 +356,6 @@ export class Records {
     return this.s.perStream.all() as { stream: string; count: number; bytes: number }[]
   }
 
-  /** The latest outbox clock a chunk holds (the clock carries on from at least there after a crash). */
-  maxMono(): number {
-    return (this.s.maxMono.get() as number | null) ?? 0
-  }
 
   /** The chunks holding any of ids first..last (the one found at or before `first` may end before it). */
   private overlapping(stream: string, firstId: number, lastId: number): Chunk[] {
@@ -362,11 +368,11 @@ export class Records {
     const sizes = decodeSizes(chunk).slice(from, to + 1)
     const bytes = sizes.reduce((n, s) => n + s.size, 0)
     const rows: OutboxInput[] = records.map((r) => ({ stream: chunk.stream, partitionKey: r.partitionKey, data: r.data, capturedMs: r.capturedMs, clockSynced: r.clockSynced, ...(r.explicitHashKey ? { explicitHashKey: r.explicitHashKey } : {}) }))
-    this.put(chunk.id + from, chunk.stream, rows.length, bytes, chunk.mono, chunk.wall, encodeSizes(sizes.map((s) => s.size), sizes.map((s) => s.hashed === 1)), encodeBody(rows, chunk.wall))
+    this.put(chunk.id + from, chunk.stream, rows.length, bytes, chunk.mono, chunk.wall, packChunk(rows, sizes.map((s) => s.size), chunk.wall))
   }
 
-  private put(id: number, stream: string, count: number, bytes: number, mono: number, wall: number, sizes: Buffer, body: Buffer): void {
-    this.s.insert.run(id, stream, count, bytes, mono, wall, sizes, body, chunkCrc(sizes, body))
+  private put(id: number, stream: string, count: number, bytes: number, mono: number, wall: number, packed: ReturnType<typeof packChunk>): void {
+    this.s.insert.run(id, stream, count, bytes, mono, wall, packed.sizes, packed.body, packed.crc)
   }
 
   /** Deletes a damaged chunk whole; returns how many records and bytes it held (from its row, not its blobs). */

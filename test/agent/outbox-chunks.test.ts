@@ -160,7 +160,7 @@ t.test('a chunk whose bytes changed on the storage is dropped, counted and raise
   const chunks = db.prepare('SELECT id, body FROM chunks ORDER BY id').all() as { id: number; body: Buffer }[]
   t.equal(chunks.length, 4)
   const flipped = Buffer.from(chunks[1]!.body)
-  flipped[flipped.length - 3] ^= 0x20 // a data byte: only the checksum tells
+  flipped[flipped.length - 3] = flipped[flipped.length - 3]! ^ 0x20 // a data byte: only the checksum tells
   db.prepare('UPDATE chunks SET body = ? WHERE id = ?').run(flipped, chunks[1]!.id)
   db.prepare("UPDATE chunks SET sizes = x'ffff' WHERE id = ?").run(chunks[2]!.id) // a sizes table that runs off its end
   const first = Buffer.from(chunks[0]!.body)
@@ -209,7 +209,7 @@ t.test('acknowledging a batch whose chunks were dropped as damaged leaves the ba
   const db = new Database(path)
   const [, damaged] = db.prepare('SELECT id, body FROM chunks ORDER BY id').all() as { id: number; body: Buffer }[]
   const body = Buffer.from(damaged!.body)
-  body[body.length - 2] ^= 1
+  body[body.length - 2] = body[body.length - 2]! ^ 1
   db.prepare('UPDATE chunks SET body = ? WHERE id = ?').run(body, damaged!.id)
   db.close()
   const box = open(path)

@@ -18,6 +18,14 @@ const pageSize = (path: string) => {
   try { return db.pragma('page_size', { simple: true }) as number } finally { db.close() }
 }
 
+/** An outbox file of the schema before records moved into chunks (the first two migrations), empty. */
+function oldSchema(path: string): Database.Database {
+  const old = new Database(path)
+  old.pragma('journal_mode = WAL')
+  for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) { old.exec(sql as string); old.pragma(`user_version = ${v + 1}`) }
+  return old
+}
+
 t.test('a new outbox file has 1 KiB pages', async (t) => {
   const path = join(tempDir(t), 'outbox.db')
   const box = open(path)
@@ -29,10 +37,7 @@ t.test('a new outbox file has 1 KiB pages', async (t) => {
 
 t.test('an outbox made before (4 KiB pages, records, a formed batch, a dead letter) opens with nothing lost and goes on', async (t) => {
   const path = join(tempDir(t), 'outbox.db')
-  const old = new Database(path)
-  old.pragma('journal_mode = WAL')
-  // The schema as it was before records moved into chunks: the first two migrations.
-  for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) { old.exec(sql as string); old.pragma(`user_version = ${v + 1}`) }
+  const old = oldSchema(path)
   const insert = old.prepare('INSERT INTO records (stream, partition_key, explicit_hash_key, data, captured_ms, clock_synced, mono_ms, size) VALUES (?, ?, NULL, ?, ?, 1, ?, ?)')
   for (let i = 1; i <= 3000; i++) insert.run(i % 2 ? 'a' : 'b', `k${i % 7}`, Buffer.from(`reading-${i}`), 1_700_000_000_000 + i, i, 20 + String(i).length)
   old.prepare('INSERT INTO batches (seq, stream, first_id, last_id, count, bytes) VALUES (41, ?, 1, 99, 50, 1400)').run('a')
@@ -61,9 +66,7 @@ t.test('an outbox made before (4 KiB pages, records, a formed batch, a dead lett
 
 /** An outbox file of the schema before chunks (the first two migrations), with `n` records of streams a and b. */
 function oldOutbox(path: string, n: number): Database.Database {
-  const old = new Database(path)
-  old.pragma('journal_mode = WAL')
-  for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) { old.exec(sql as string); old.pragma(`user_version = ${v + 1}`) }
+  const old = oldSchema(path)
   const insert = old.prepare('INSERT INTO records (stream, partition_key, explicit_hash_key, data, captured_ms, clock_synced, mono_ms, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
   old.transaction(() => {
     for (let i = 1; i <= n; i++) {
@@ -133,9 +136,7 @@ t.test('a move into chunks cut off between its steps carries on at the next star
 
 t.test('records of up to a megabyte move into chunks a bounded number of bytes at a time, each kept', async (t) => {
   const path = join(tempDir(t), 'outbox.db')
-  const old = new Database(path)
-  old.pragma('journal_mode = WAL')
-  for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) { old.exec(sql as string); old.pragma(`user_version = ${v + 1}`) }
+  const old = oldSchema(path)
   const insert = old.prepare("INSERT INTO records (stream, partition_key, explicit_hash_key, data, captured_ms, clock_synced, mono_ms, size) VALUES ('big', 'k', NULL, ?, 1, 1, 1, ?)")
   const big = (i: number) => Buffer.alloc(1_000_000, i)
   for (let i = 1; i <= 40; i++) insert.run(big(i), 1_000_000 + 20)

@@ -105,4 +105,15 @@ t.test('a live tail sends a stream\'s records as they arrive, from its end, with
   await read(2, 2000)
   t.ok(Date.now() - putAt < 2000, `both records on the tail ${Date.now() - putAt} ms after the put`)
   t.same(records.map((x) => [x.partitionKey, Buffer.from(x.data, 'base64').toString('hex')]).sort(), [['a', Buffer.from('hello tail').toString('hex')], ['zz', '000102ff']], 'the records put, not the one before; data as base64')
+
+  // More than a look takes (100 a shard): the rest is skipped and said, so the tail stays at the newest.
+  records.length = 0
+  await client.send(new PutRecordsCommand({ StreamName: 'tailed', Records: Array.from({ length: 500 }, (_, i) => ({ PartitionKey: 'one-key', Data: Buffer.from(`burst ${i}`) })) }))
+  const deadline = Date.now() + 3000
+  while (!/event: skipped\ndata: /.test(text)) {
+    if (Date.now() > deadline) throw new Error('no skipped event')
+    text += Buffer.from((await reader.read()).value!).toString()
+  }
+  const skipped = JSON.parse(/event: skipped\ndata: (.*)\n\n/.exec(text)![1]!) as { records: number }
+  t.equal(skipped.records, 400, '100 records sent from the burst of 500 in one shard, 400 skipped and said')
 })

@@ -6,16 +6,16 @@
  * 1280×800 are saved under .ci/out/screenshots when that folder can be made.
  */
 import t from 'tap'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { chromiumMissing, launchChromium, until } from '../helpers/browser.js'
 import { KinesisClient, PutRecordCommand, SplitShardCommand } from '@aws-sdk/client-kinesis'
 import { ROOT, testRelay } from '../helpers/relay.js'
 import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 interface Row { id: string; online: boolean | null; backlog: number | null }
@@ -34,17 +34,7 @@ async function seriousViolations(page: Page): Promise<string[]> {
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
 }
 
-async function until<T>(what: string, check: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await sleep(100)
-  }
-}
-
-t.test('the devices page shows an agent go offline within 10 s of kill -9 and back online, drained, after its restart', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+t.test('the devices page shows an agent go offline within 10 s of kill -9 and back online, drained, after its restart', { skip: chromiumMissing }, async (t) => {
   const dir = tempDir(t)
   const relay = await testRelay(t, { allowAnonymous: false, httpHost: '127.0.0.1' })
   const added = await fetch(`${relay.endpoint}/admin/devices`, { method: 'POST', headers: { authorization: `Bearer ${relay.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: 'well-3' }) })
@@ -62,12 +52,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   let agent = await spawnAgent(config)
   t.teardown(() => { agent.process.kill('SIGKILL') })
 
-  const context: BrowserContext = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  })
-  t.teardown(() => context.close())
+  const context = await launchChromium(t, dir, { viewport: { width: 1280, height: 800 } })
   const page: Page = await context.newPage()
   const pageErrors: string[] = []
   page.on('pageerror', (err) => pageErrors.push(err.message))

@@ -11,18 +11,17 @@
  * Soak tier (a browser, tens of seconds): `npm run test:soak`.
  */
 import t, { type Test } from 'tap'
-import { existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { chromiumMissing, launchChromium } from '../helpers/browser.js'
 import { testRelay } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import type { ClientSettings, CommandName, Outcome } from './kinesis-browser-page.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const PAGE_ENTRY = fileURLToPath(new URL('./kinesis-browser-page.ts', import.meta.url))
 const KEY = { accessKeyId: 'AKIDBROWSERKINESIS', secretAccessKey: 'browser-kinesis-secret' }
 /** What the SDK signs with when the relay asks for no keys (it signs every request all the same). */
@@ -81,18 +80,13 @@ async function preflightsOf(page: Page): Promise<Exchange[]> {
   return answered
 }
 
-t.test('the AWS SDK in a browser page lists, creates, puts and gets binary records on the relay across origins', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+t.test('the AWS SDK in a browser page lists, creates, puts and gets binary records on the relay across origins', { skip: chromiumMissing }, async (t) => {
   const dir = tempDir(t)
   const origin = await pageServer(t, await bundle())
   const open = await testRelay(t, { httpHost: '127.0.0.1' })
   const keyed = await testRelay(t, { accessKeys: [KEY], httpHost: '127.0.0.1' })
 
-  // A fresh user-data-dir (playwright passes it as --user-data-dir).
-  const context: BrowserContext = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  })
-  t.teardown(() => context.close())
+  const context = await launchChromium(t, dir)
   const page: Page = await context.newPage()
   const exchanges: Exchange[] = []
   const pending = new Set<Promise<void>>()

@@ -11,16 +11,15 @@
  * Soak tier (real time, about a minute): `npm run test:soak`.
  */
 import t from 'tap'
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { chromiumMissing, launchChromium, until } from '../helpers/browser.js'
 import { CreateStreamCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video'
 import { testRelay } from '../helpers/relay.js'
 import { spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
 import { chunksOf, clip, videoDevice } from '../relay/video-fixtures.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const KEY = { accessKeyId: 'AKIDBROWSERTEST', secretAccessKey: 'browser-secret' }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -29,19 +28,9 @@ interface Viewer { errors: ViewerError[]; mode: string | null; ready?: boolean; 
 declare const window: { viewer: Viewer; viewerPlay(mode: string, fromMs?: number): Promise<void> }
 declare const document: { getElementById(id: string): { currentTime: number; paused: boolean; ended: boolean } | null; querySelectorAll(s: string): { length: number } }
 
-async function until<T>(what: string, check: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await sleep(250)
-  }
-}
-
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
 
-t.test('the console plays LIVE within 8 s of the camera, moving, and ON_DEMAND across a session change with no error', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+t.test('the console plays LIVE within 8 s of the camera, moving, and ON_DEMAND across a session change with no error', { skip: chromiumMissing }, async (t) => {
   const dir = tempDir(t)
   const relay = await testRelay(t, { accessKeys: [KEY], httpHost: '127.0.0.1' })
   const kvs = new KinesisVideoClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: KEY, maxAttempts: 1 })
@@ -75,12 +64,7 @@ t.test('the console plays LIVE within 8 s of the camera, moving, and ON_DEMAND a
   const agent = await spawnAgent(config)
   t.teardown(() => { agent.process.kill('SIGKILL') })
 
-  // A fresh user-data-dir (playwright passes it as --user-data-dir).
-  const context: BrowserContext = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage', '--autoplay-policy=no-user-gesture-required'],
-  })
-  t.teardown(() => context.close())
+  const context = await launchChromium(t, dir, { args: ['--autoplay-policy=no-user-gesture-required'] })
   const page: Page = await context.newPage()
   const pageErrors: string[] = []
   page.on('pageerror', (err) => pageErrors.push(err.message))

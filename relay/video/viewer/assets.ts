@@ -8,6 +8,37 @@
  * `latencyMs()`: now minus the playhead's EXT-X-PROGRAM-DATE-TIME), which the soak test reads.
  */
 
+/**
+ * Every console page's call to its API: a JSON POST with the CSRF header; signed out (401), the page
+ * reloads into the sign-in form; an error answer throws its message (and status).
+ */
+export const CONSOLE_API_JS = `  function api(name, body) {
+    return fetch('/console/api/' + name, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', 'x-tributary-console': '1' },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
+      return r.json().then(function (j) {
+        if (!r.ok) { var e = new Error(j.message || j.Message || ('HTTP ' + r.status)); e.status = r.status; throw e; }
+        return j;
+      });
+    });
+  }`
+
+/** The head and top of a console page with the navigation between its pages (`current`: this page's). */
+export function consolePage(title: string, current: 'Devices' | 'Streams'): string {
+  const link = (name: string) => `<a href="/console/${name.toLowerCase()}"${name === current ? ' aria-current="page"' : ''}>${name}</a>`
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tributary · ${title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/console/assets/viewer.css"></head>
+<body class="devices">
+<header>
+  <h1>${current}</h1>
+  <nav>${['Devices', 'Streams', 'Video'].map(link).join(' ')}</nav>`
+}
+
 export const LOGIN_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tributary · sign in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -102,19 +133,7 @@ export const VIEWER_JS = `'use strict';
 
   function status(text, isError) { $('status').textContent = text; $('status').className = isError ? 'error' : ''; }
 
-  function api(name, body) {
-    return fetch('/console/api/' + name, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'content-type': 'application/json', 'x-tributary-console': '1' },
-      body: JSON.stringify(body || {})
-    }).then(function (r) {
-      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
-      return r.json().then(function (j) {
-        if (!r.ok) { var e = new Error(j.message || j.Message || ('HTTP ' + r.status)); e.status = r.status; throw e; }
-        return j;
-      });
-    });
-  }
+${CONSOLE_API_JS}
 
   function stopPlayer() {
     if (state.hls) { state.hls.destroy(); state.hls = null; }

@@ -8,15 +8,9 @@
  * The page's state is on `window.devicesPage` (`rows`: the devices as last fetched; `updates`: how
  * many pushes arrived), which tests read.
  */
+import { CONSOLE_API_JS, consolePage } from './assets.js'
 
-export const DEVICES_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tributary · devices</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/console/assets/viewer.css"></head>
-<body class="devices">
-<header>
-  <h1>Devices</h1>
-  <nav><a href="/console/devices" aria-current="page">Devices</a> <a href="/console/streams">Streams</a> <a href="/console/video">Video</a></nav>
+export const DEVICES_HTML = `${consolePage('devices', 'Devices')}
   <label>Filter <input id="filter" type="search" placeholder="device, state, sensor"></label>
   <span id="summary" role="status"></span>
   <form id="add-device"><label>New device <input id="new-id" required maxlength="128" placeholder="pump-station-8"></label> <button type="submit">Add</button></form>
@@ -87,16 +81,7 @@ export const DEVICES_JS = `'use strict';
   var $ = function (id) { return document.getElementById(id); };
   var state = window.devicesPage = { rows: [], updates: 0, sort: { key: 'id', dir: 1 } };
 
-  function api(name, body) {
-    return fetch('/console/api/' + name, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'content-type': 'application/json', 'x-tributary-console': '1' },
-      body: JSON.stringify(body || {})
-    }).then(function (r) {
-      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
-      return r.json().then(function (j) { if (!r.ok) throw new Error(j.message || ('HTTP ' + r.status)); return j; });
-    });
-  }
+${CONSOLE_API_JS}
 
   function ago(ms) {
     if (ms === null || ms === undefined) return '–';

@@ -7,15 +7,9 @@
  *
  * The page's state is on `window.streamsPage` (`streams`: as last fetched; `updates`: pushes seen).
  */
+import { CONSOLE_API_JS, consolePage } from './assets.js'
 
-export const STREAMS_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tributary · streams</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/console/assets/viewer.css"></head>
-<body class="devices">
-<header>
-  <h1>Streams</h1>
-  <nav><a href="/console/devices">Devices</a> <a href="/console/streams" aria-current="page">Streams</a> <a href="/console/video">Video</a></nav>
+export const STREAMS_HTML = `${consolePage('streams', 'Streams')}
   <span id="summary" role="status"></span>
 </header>
 <main>
@@ -66,15 +60,7 @@ export const STREAMS_JS = `'use strict';
   var state = window.streamsPage = { streams: [], updates: 0 };
   var SVG = 'http://www.w3.org/2000/svg';
 
-  function api(name) {
-    return fetch('/console/api/' + name, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'content-type': 'application/json', 'x-tributary-console': '1' }, body: '{}'
-    }).then(function (r) {
-      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
-      return r.json().then(function (j) { if (!r.ok) throw new Error(j.message || ('HTTP ' + r.status)); return j; });
-    });
-  }
+${CONSOLE_API_JS}
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
   function rate(n) { return n >= 1000 ? (n / 1000).toFixed(1) + 'k' : n.toFixed(n < 10 ? 1 : 0); }
 
