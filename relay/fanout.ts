@@ -79,6 +79,9 @@ export interface Subscription {
 interface Running extends Subscription {
   key: string
   consumerArn: string
+  shardId: string
+  /** Where the subscription reads next (the console's lag). */
+  offset: number
   startedMs: number
   ended: boolean
   /** Wakes the loop's wait early. */
@@ -169,7 +172,7 @@ export class Fanout {
     let sink: FanoutSink | null = null
     let reason: EndReason | undefined
     const sub: Running = {
-      key, consumerArn: consumer.arn, startedMs: now, ended: false,
+      key, consumerArn: consumer.arn, shardId, offset, startedMs: now, ended: false,
       end: (why) => {
         if (sub.ended) return
         sub.ended = true
@@ -186,6 +189,13 @@ export class Fanout {
     }
     this.subscriptions.set(key, sub)
     return sub
+  }
+
+  /** Where each open subscription of a consumer reads next, by shard. */
+  positions(consumerArn: string): { shardId: string; offset: number }[] {
+    const out: { shardId: string; offset: number }[] = []
+    for (const sub of this.subscriptions.values()) if (sub.consumerArn === consumerArn) out.push({ shardId: sub.shardId, offset: sub.offset })
+    return out
   }
 
   private async run(sub: Running, sink: FanoutSink, streamId: string, shardId: string, start: number): Promise<void> {
@@ -217,6 +227,7 @@ export class Fanout {
           if (records.length) this.o.onRead?.(state.meta.name, records.length, records.reduce((n, r) => n + r.data.length, 0))
         }
         offset = page.nextOffset
+        sub.offset = offset
         if (page.shardEnded) break
         if (records.length && offset < shard.log.endOffset()) continue
         await this.waitForRecords(shard.log, offset, Math.max(1, Math.min(heartbeat - (this.now() - lastEventMs), deadline - this.now())), sub,

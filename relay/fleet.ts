@@ -8,33 +8,12 @@
 import type { Aedes, PublishPacket } from 'aedes'
 import { parseTopic } from '../shared/topics.js'
 import type { Devices } from './devices.js'
+import type { DeviceView } from './console/views.js'
 
 /** Devices a relay keeps the status of; past this the longest silent go first. */
 const MAX_TRACKED = 20_000
 /** A status document larger than this is not kept (the agent's are a few KB). */
 const MAX_STATUS_BYTES = 256 * 1024
-
-export interface DeviceView {
-  id: string
-  /** Registered with a secret (`tributary devices add`); an anonymous relay also shows unregistered agents. */
-  registered: boolean
-  createdMs: number | null
-  rotatedMs: number | null
-  /** null: the relay has not heard from it since it started. */
-  online: boolean | null
-  /** When the relay last received its status (relay clock, ms). */
-  lastSeenMs: number | null
-  backlog: number | null
-  oldestAgeMs: number | null
-  drops: Record<string, number>
-  deadLetters: number
-  link: string | null
-  lastPubackMs: number | null
-  version: string | null
-  serial: { name: string; state: string; readings: number }[]
-  cameras: { name: string; state: string }[]
-  alarms: string[]
-}
 
 /** What is kept of a device's last status: the figures the page shows, not the whole document. */
 type Summary = Omit<DeviceView, 'id' | 'registered' | 'createdMs' | 'rotatedMs' | 'lastSeenMs'>

@@ -19,7 +19,7 @@ import { DeviceCa } from './device-ca.js'
 import { DeviceCertificates } from './device-certs.js'
 import { Devices } from './devices.js'
 import { Fleet } from './fleet.js'
-import { RATE_STEP_MS, StreamRates, streamViews } from './stream-rates.js'
+import { RATE_STEP_MS, StreamRates } from './stream-rates.js'
 import { LocalKeyCipher } from './encryption.js'
 import { Fanout } from './fanout.js'
 import { FirehoseApi } from './firehose/index.js'
@@ -40,7 +40,7 @@ import { looseKeyWarning, readAccessKeysFile } from './secrets.js'
 import { StreamSettingsRegistry } from './settings.js'
 import { Streams, type ReshardStep } from './streams.js'
 import { countingVideo, openVideo, type VideoService } from './video/index.js'
-import { VideoConsole } from './video/viewer/index.js'
+import { ConsoleServer, streamViews } from './console/index.js'
 import { topics } from '../shared/topics.js'
 import { fileLimit, openSegmentsFor } from './filelimit.js'
 import { watchStorage } from './storage-watch.js'
@@ -237,11 +237,15 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     kinesis, firehose, video: video.api, putMedia: video.putMedia, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
-    console: new VideoConsole({ api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices }, dataStreams: {
-      views: () => streamViews(streams.list(), rates, (id) => settings.isEncrypted(id)),
-      rates,
-      openShards: (name) => streams.get(name)?.open.map((s) => ({ shardId: s.meta.shardId, log: s.log })) ?? null,
-    } }),
+    console: new ConsoleServer({
+      api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices },
+      dataStreams: {
+        views: () => streamViews({ streams: () => streams.list(), rates, encrypted: (id) => settings.isEncrypted(id), consumers, fanout, meta, deliveries: () => delivery.list(), now }),
+        rates,
+        openShards: (name) => streams.get(name)?.open.map((s) => ({ shardId: s.meta.shardId, log: s.log })) ?? null,
+      },
+      deliveries: () => delivery.list(),
+    }),
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [

@@ -3,7 +3,7 @@
  * checkpoints (`/checkpoints/…`), the Kinesis API and the Firehose API (`POST /`, told apart by
  * X-Amz-Target, behind AWS's front door: relay/kinesis/frontdoor.ts), the Kinesis Video API (`POST /createStream`, `/listFragments`, …: relay/video/api.ts; `POST /putMedia`, streamed:
  * relay/video/putmedia.ts; `GET /hls/v1/…`, authenticated by the HLS session token:
- * relay/video/playback/; `/console/…`, the video console with its session cookie: relay/video/viewer/). Request bodies
+ * relay/video/playback/; `/console/…`, the web console with its session cookie: relay/console/). Request bodies
  * are read here, within the HTTP guard's caps, and only once the headers have passed what can be
  * checked without them (the admin token; SigV4's key id, scope and date): a caller without
  * credentials is answered at once and its body is never read — except a Kinesis request's first
@@ -24,7 +24,7 @@ import { AMZ_JSON, protocolOf } from './kinesis/protocol.js'
 import { checkSigV4Headers, kinesisPolicy, verifySigV4 } from './kinesis/sigv4.js'
 import type { LogStore } from './log/types.js'
 import type { LogFn, RelayMetrics } from './observe.js'
-import { VideoConsole } from './video/viewer/index.js'
+import { ConsoleServer } from './console/index.js'
 import { HLS_PREFIX, VIDEO_API_PATHS, VideoApiError, sendVideoError, videoPolicy, type PutMedia, type VideoApi, type VideoErrorType } from './video/index.js'
 
 const MAX_BODY = 12 * 1024 * 1024
@@ -63,7 +63,7 @@ export interface RoutesOptions {
   adminToken: string
   guard: HttpGuard
   /** The video console (`/console/…`: its page, assets and cookie-authenticated API). */
-  console?: VideoConsole
+  console?: ConsoleServer
 }
 
 /** Seconds a client is told to wait when a cap on held body bytes refuses it. */
@@ -225,7 +225,7 @@ export function routes(o: RoutesOptions): RequestHandler {
     // HLS playlists and media: their session token is the credential (as AWS's), not SigV4.
     if (path.startsWith(HLS_PREFIX)) return o.video.serveHls(req, res)
     // The console: its own auth (the admin token once, then a session cookie), never SigV4.
-    if (o.console && VideoConsole.owns(path)) return o.console.serve(req, res, path)
+    if (o.console && ConsoleServer.owns(path)) return o.console.serve(req, res, path)
     const admission = preflight(req, res, path)
     if (!admission) return
     const kinesis = isKinesis(req, path)

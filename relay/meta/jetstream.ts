@@ -615,9 +615,10 @@ export class JetStreamMetadataStore implements MetadataStore {
     }))
   }
 
-  async listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]> {
-    return this.run('listCheckpoints', async () => (await this.parsed<CheckpointMeta>(`checkpoint.${token(streamId)}.${token(consumer)}.*`))
-      .sort((a, b) => byteOrder(a.shardId, b.shardId)))
+  async listCheckpoints(streamId: string, consumer?: string): Promise<CheckpointMeta[]> {
+    const key = consumer === undefined ? `checkpoint.${token(streamId)}.*.*` : `checkpoint.${token(streamId)}.${token(consumer)}.*`
+    return this.run('listCheckpoints', async () => (await this.parsed<CheckpointMeta>(key))
+      .sort((a, b) => byteOrder(a.consumer, b.consumer) || byteOrder(a.shardId, b.shardId)))
   }
 
   async deleteCheckpoints(streamId: string, consumer: string): Promise<number> {

@@ -243,10 +243,10 @@ export class MemoryMetadataStore implements MetadataStore {
     t.checkpoints.set(key, copyCheckpoint(cp))
   }
 
-  async listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]> {
+  async listCheckpoints(streamId: string, consumer?: string): Promise<CheckpointMeta[]> {
     return [...this.tables.checkpoints.values()]
-      .filter((c) => c.streamId === streamId && c.consumer === consumer)
-      .sort((a, b) => byteOrder(a.shardId, b.shardId))
+      .filter((c) => c.streamId === streamId && (consumer === undefined || c.consumer === consumer))
+      .sort((a, b) => byteOrder(a.consumer, b.consumer) || byteOrder(a.shardId, b.shardId))
       .map(copyCheckpoint)
   }
 

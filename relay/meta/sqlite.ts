@@ -301,8 +301,10 @@ export class SqliteMetadataStore implements MetadataStore {
     })()
   }
 
-  async listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]> {
-    const rows = this.db.prepare('SELECT * FROM checkpoints WHERE stream_id = ? AND consumer = ? ORDER BY shard_id').all(streamId, consumer) as { stream_id: string; consumer: string; shard_id: string; sequence_number: string; updated_ms: number }[]
+  async listCheckpoints(streamId: string, consumer?: string): Promise<CheckpointMeta[]> {
+    const rows = (consumer === undefined
+      ? this.db.prepare('SELECT * FROM checkpoints WHERE stream_id = ? ORDER BY consumer, shard_id').all(streamId)
+      : this.db.prepare('SELECT * FROM checkpoints WHERE stream_id = ? AND consumer = ? ORDER BY shard_id').all(streamId, consumer)) as { stream_id: string; consumer: string; shard_id: string; sequence_number: string; updated_ms: number }[]
     return rows.map((r) => ({ streamId: r.stream_id, consumer: r.consumer, shardId: r.shard_id, sequenceNumber: r.sequence_number, updatedMs: r.updated_ms }))
   }
 

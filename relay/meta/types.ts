@@ -145,7 +145,8 @@ export interface MetadataStore {
 
   /** Stores a checkpoint; with `expected`, only if the stored one is that (null: none), else CONFLICT. */
   putCheckpoint(checkpoint: CheckpointMeta, expected?: string | null): Promise<void>
-  listCheckpoints(streamId: string, consumer: string): Promise<CheckpointMeta[]>
+  /** A consumer's checkpoints by shard; without `consumer`, every consumer's of the stream, by consumer then shard. */
+  listCheckpoints(streamId: string, consumer?: string): Promise<CheckpointMeta[]>
   /** Removes a consumer's checkpoints on every shard of a stream (a delivery stream deleted); how many there were. */
   deleteCheckpoints(streamId: string, consumer: string): Promise<number>
 

@@ -74,6 +74,12 @@ export class MemoryVideoCatalog implements VideoCatalog {
     })
   }
 
+  newest(streamId: string): FragmentRecord | undefined {
+    let newest: FragmentRecord | undefined
+    for (const r of this.rows.values()) if (r.streamId === streamId && r.sequence > 0 && (!newest || r.id > newest.id)) newest = r
+    return newest && { ...newest }
+  }
+
   listFragments(q: FragmentQuery): FragmentRecord[] {
     const at = (r: FragmentRecord) => (q.by === 'producer' ? r.producerMs : q.by === 'server' ? r.serverMs : r.id)
     const picked = [...this.rows.values()].filter((r) => r.streamId === q.streamId && r.sequence > 0 &&

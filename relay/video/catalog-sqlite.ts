@@ -150,6 +150,11 @@ export class SqliteVideoCatalog implements VideoCatalog {
     return out
   }
 
+  newest(streamId: string): FragmentRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM video_fragments WHERE stream_id = ? AND sequence > 0 ORDER BY id DESC LIMIT 1').get(streamId) as FragmentRow | undefined
+    return row && toFragment(row)
+  }
+
   listFragments(q: FragmentQuery): FragmentRecord[] {
     const column = COLUMN[q.by]
     const where = ['stream_id = ?', 'sequence > 0']

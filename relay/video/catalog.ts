@@ -95,6 +95,8 @@ export interface VideoCatalog {
    * holding it; a row whose stream is gone answers { row: null }.
    */
   insertFragments(rows: readonly NewFragment[]): Inserted[]
+  /** The media fragment stored last (the highest id), if any: the console's camera tiles. */
+  newest(streamId: string): FragmentRecord | undefined
   /** Media fragments (sequence ≥ 1) in the query's order: by time then id, or by id. */
   listFragments(query: FragmentQuery): FragmentRecord[]
   /**

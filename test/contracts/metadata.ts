@@ -171,6 +171,8 @@ export function metadataContract(t: Test, name: string, factory: MetadataStoreFa
     t.same(await store.getTags('g.1'), { b: '3' })
     t.same(await store.listCheckpoints('g.1', 'app'), [{ ...cp, sequenceNumber: '6', updatedMs: 2 }])
     t.same(await store.listCheckpoints('g.1', 'other'), [{ ...cp, consumer: 'other', sequenceNumber: '2' }], 'a write without a condition replaces')
+    t.same(await store.listCheckpoints('g.1'), [{ ...cp, sequenceNumber: '6', updatedMs: 2 }, { ...cp, consumer: 'other', sequenceNumber: '2' }],
+      "without a consumer: every consumer's of the stream, by consumer, and no other stream's")
     await store.putCheckpoint({ ...cp, consumer: 'gone', shardId: 'shardId-000000000000' })
     await store.putCheckpoint({ ...cp, consumer: 'gone', shardId: 'shardId-000000000001' })
     t.equal(await store.deleteCheckpoints('g.1', 'gone'), 2, "deleting a consumer's checkpoints removes each of its shards'")

@@ -161,7 +161,9 @@ t.test('what the console serves stays under 1 MB gzipped', async (t) => {
   const relay = await testRelay(t, { httpHost: '127.0.0.1' })
   const cookie = await signIn(relay.endpoint, relay.adminToken)
   let gzipped = 0
-  for (const path of ['/console/devices', '/console/streams', '/console/video', '/console/assets/login.js', '/console/assets/viewer.js', '/console/assets/viewer.css', '/console/assets/devices.js', '/console/assets/streams.js', '/console/assets/hls.min.js']) {
+  const pages = ['devices', 'streams', 'cameras', 'delivery', 'video'].map((p) => `/console/${p}`)
+  const assets = ['login', 'devices', 'streams', 'cameras', 'delivery', 'video', 'hls.min'].map((a) => `/console/assets/${a}.js`)
+  for (const path of [...pages, ...assets, '/console/assets/console.css']) {
     const r = await fetch(`${relay.endpoint}${path}`, { headers: { cookie } })
     t.equal(r.status, 200, path)
     gzipped += gzipSync(Buffer.from(await r.arrayBuffer()), { level: 9 }).length

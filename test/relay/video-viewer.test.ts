@@ -69,7 +69,7 @@ t.test('the page and its assets are served; without a cookie the page is the log
   t.match(hls.headers.get('content-type'), /^text\/javascript/)
   const body = await hls.text()
   t.ok(body.length > 100_000 && body.includes('Hls'), `hls.js from node_modules (${body.length} bytes)`)
-  for (const asset of ['login.js', 'viewer.js', 'viewer.css']) t.equal((await fetch(`${relay.endpoint}/console/assets/${asset}`)).status, 200, asset)
+  for (const asset of ['login.js', 'video.js', 'console.css']) t.equal((await fetch(`${relay.endpoint}/console/assets/${asset}`)).status, 200, asset)
   t.equal((await fetch(`${relay.endpoint}/console/assets/nothing.js`)).status, 404)
   const root = await fetch(`${relay.endpoint}/console`, { redirect: 'manual' })
   t.equal(root.status, 302)

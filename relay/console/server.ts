@@ -1,34 +1,34 @@
 /**
- * The relay's video console (`/console/video`): a page that lists the video streams, plays one LIVE or
- * from a chosen time with hls.js (served from node_modules, never a CDN), draws where fragments exist
- * and where the gaps are, and shows GetImages thumbnails.
+ * The relay's web console (`/console/…`): the devices, streams, cameras and delivery pages, and the
+ * video player. The pages are in pages.ts, their scripts in client/ (built by build.ts).
  *
  * Auth, always (with or without access keys): the admin token (DATA_DIR/admin.token) is given once
  * on a login form, and the relay answers with a session cookie (HttpOnly, SameSite=Strict,
- * Path=/console, 12 hours on the relay's clock, HMAC-signed: cookie.ts). The page's JSON calls go to
+ * Path=/console, 12 hours on the relay's clock, HMAC-signed: cookie.ts). The pages' JSON calls go to
  * `POST /console/api/…`, which need the cookie and the header `X-Tributary-Console: 1` (a cross-site
  * form cannot send a custom header; SameSite=Strict keeps the cookie off cross-site requests anyway)
- * and call the Kinesis Video API in-process — the browser never signs SigV4. The HLS URL the page gets
- * carries its own expiring session token, as AWS's does. The static assets (page script, style,
- * hls.js) hold no data and are served without the cookie, so the login page can load its script.
+ * and call the relay in-process — the browser never signs SigV4. The HLS URL the player gets carries
+ * its own expiring session token, as AWS's does. Pushed updates and the live tail are server-sent
+ * events (`GET`, the cookie). The static assets (scripts, style, hls.js) hold no data and are served
+ * without the cookie, so the login page can load its script.
  */
 import { timingSafeEqual } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, type AnyRequest, type AnyResponse, type HttpGuard } from '../../http.js'
-import type { VideoApi } from '../api.js'
-import type { VideoStore } from '../store.js'
-import type { VideoStreams } from '../streams.js'
-import { VideoApiError } from '../errors.js'
-import { LOGIN_HTML, LOGIN_JS, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './assets.js'
-import { DEVICES_CSS, DEVICES_HTML, DEVICES_JS } from './devices-assets.js'
-import type { Fleet } from '../../fleet.js'
-import type { Devices } from '../../devices.js'
-import type { StreamRates, StreamView } from '../../stream-rates.js'
-import type { ShardLog } from '../../log/types.js'
-import { STREAMS_CSS, STREAMS_HTML, STREAMS_JS } from './streams-assets.js'
+import { BodyBudgetError, BodyTimeoutError, readBody, send, sendJson, type AnyRequest, type AnyResponse, type HttpGuard } from '../http.js'
+import type { VideoApi } from '../video/api.js'
+import type { VideoStore } from '../video/store.js'
+import type { VideoStreams } from '../video/streams.js'
+import { VideoApiError } from '../video/errors.js'
+import type { Fleet } from '../fleet.js'
+import type { Devices } from '../devices.js'
+import type { StreamRates } from '../stream-rates.js'
+import type { ShardLog } from '../log/types.js'
+import type { DeliveryStreamDescription } from '../delivery/types.js'
+import { ConsoleAssets } from './assets.js'
 import { ConsoleCookies, cookieOf } from './cookie.js'
+import { deliveryViews } from './overview.js'
+import { CAMERAS_HTML, DELIVERY_HTML, DEVICES_HTML, LOGIN_HTML, STREAMS_HTML, VIDEO_HTML } from './pages.js'
 import { timelineOf } from './timeline.js'
+import type { CameraView, StreamView } from './views.js'
 
 export const CONSOLE_PREFIX = '/console'
 /** The header every console POST must carry (CSRF: a cross-site form cannot set it). */
@@ -67,12 +67,15 @@ const NO_STORE = { 'cache-control': 'no-store' }
 const MAX_EVENT_STREAMS = 64
 /** A comment line on every event stream this often, so that no proxy or guard takes it for idle. */
 const EVENT_HEARTBEAT_MS = 10_000
+const ASSETS = '/console/assets/'
 
 export interface ConsoleOptions {
   /** The devices page: registered devices and what their agents last said. */
   fleet?: { fleet: Fleet; devices: Devices }
-  /** The streams page: each data stream's shards and incoming rates, and its open shards' logs for a live tail. */
-  dataStreams?: { views: () => StreamView[]; rates: StreamRates; openShards: (stream: string) => { shardId: string; log: ShardLog }[] | null }
+  /** The streams page: each data stream's shards, incoming rates and readers, and its open shards' logs for a live tail. */
+  dataStreams?: { views: () => Promise<StreamView[]>; rates: StreamRates; openShards: (stream: string) => { shardId: string; log: ShardLog }[] | null }
+  /** The delivery page. */
+  deliveries?: () => DeliveryStreamDescription[]
   api: VideoApi
   store: VideoStore
   streams: VideoStreams
@@ -82,10 +85,10 @@ export interface ConsoleOptions {
   guard: HttpGuard
 }
 
-export class VideoConsole {
+export class ConsoleServer {
   private readonly cookies: ConsoleCookies
   private readonly token: Buffer
-  private hls: Buffer | null = null
+  private readonly assets = new ConsoleAssets()
   private eventStreams = 0
   private tails = 0
 
@@ -97,11 +100,6 @@ export class VideoConsole {
   /** Whether `path` is the console's. */
   static owns(path: string): boolean {
     return path === CONSOLE_PREFIX || path.startsWith(`${CONSOLE_PREFIX}/`)
-  }
-
-  private hlsJs(): Buffer {
-    this.hls ??= readFileSync(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js'))
-    return this.hls
   }
 
   private signedIn(req: AnyRequest): boolean {
@@ -132,41 +130,52 @@ export class VideoConsole {
     if (path === '/console/api/devices') return this.devices(res)
     if (path === '/console/api/streams-overview') {
       if (!this.o.dataStreams) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no streams page' })
-      return sendJson(res, 200, { now: this.o.now(), streams: this.o.dataStreams.views() })
+      return sendJson(res, 200, { now: this.o.now(), streams: await this.o.dataStreams.views() })
     }
+    if (path === '/console/api/deliveries') {
+      if (!this.o.deliveries) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no delivery page' })
+      return sendJson(res, 200, { now: this.o.now(), deliveries: deliveryViews(this.o.deliveries()) })
+    }
+    if (path === '/console/api/cameras') return sendJson(res, 200, { now: this.o.now(), cameras: this.cameras() })
     if (path.startsWith('/console/api/devices/')) return this.manage(res, path.slice('/console/api/devices/'.length), body)
     const action = ACTIONS[path]
     if (!action) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console route POST ${path}` })
     return this.o.api.serve(req, res, action, body)
   }
 
-  private get(req: AnyRequest, res: AnyResponse, path: string): void {
-    const page = (html: string) => send(res, 200, 'text/html; charset=utf-8', html, PAGE_HEADERS)
-    const asset = (type: string, body: string | Buffer) => send(res, 200, type, body, { 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' })
+  private async get(req: AnyRequest, res: AnyResponse, path: string): Promise<void> {
+    const page = (html: string) => send(res, 200, 'text/html; charset=utf-8', this.signedIn(req) ? html : LOGIN_HTML, PAGE_HEADERS)
     switch (path) {
       case '/console':
       case '/console/':
-        return send(res, 302, 'text/plain', '', { location: this.o.fleet ? '/console/devices' : '/console/video' })
-      case '/console/video':
-        return page(this.signedIn(req) ? VIEWER_HTML : LOGIN_HTML)
+        return send(res, 302, 'text/plain', '', { location: this.o.fleet ? '/console/devices' : '/console/cameras' })
+      case '/console/video': return page(VIDEO_HTML)
+      case '/console/cameras': return page(CAMERAS_HTML)
       case '/console/devices':
         if (!this.o.fleet) break
-        return page(this.signedIn(req) ? DEVICES_HTML : LOGIN_HTML)
+        return page(DEVICES_HTML)
       case '/console/streams':
         if (!this.o.dataStreams) break
-        return page(this.signedIn(req) ? STREAMS_HTML : LOGIN_HTML)
-      case '/console/assets/streams.js': return asset('text/javascript; charset=utf-8', STREAMS_JS)
-      case '/console/api/events':
-        return this.events(req, res)
-      case '/console/api/tail':
-        return this.tail(req, res)
-      case '/console/assets/devices.js': return asset('text/javascript; charset=utf-8', DEVICES_JS)
-      case '/console/assets/login.js': return asset('text/javascript; charset=utf-8', LOGIN_JS)
-      case '/console/assets/viewer.js': return asset('text/javascript; charset=utf-8', VIEWER_JS)
-      case '/console/assets/viewer.css': return asset('text/css; charset=utf-8', VIEWER_CSS + DEVICES_CSS + STREAMS_CSS)
-      case '/console/assets/hls.min.js': return asset('text/javascript; charset=utf-8', this.hlsJs())
+        return page(STREAMS_HTML)
+      case '/console/delivery':
+        if (!this.o.deliveries) break
+        return page(DELIVERY_HTML)
+      case '/console/api/events': return this.events(req, res)
+      case '/console/api/tail': return this.tail(req, res)
+    }
+    if (path.startsWith(ASSETS)) {
+      const asset = await this.assets.get(path.slice(ASSETS.length))
+      if (asset) return send(res, 200, asset.type, asset.body, { 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' })
     }
     return sendJson(res, 404, { code: 'NOT_FOUND', message: `no console page ${path}` })
+  }
+
+  /** Every video stream with its newest fragment (one indexed row each): the cameras page's tiles. */
+  private cameras(): CameraView[] {
+    return this.o.streams.list().filter((s) => s.status !== 'DELETING').sort((a, b) => a.name.localeCompare(b.name)).map((s) => {
+      const newest = this.o.store.catalog.newest(s.id)
+      return { name: s.name, device: s.deviceName, newest: newest ? { producerMs: newest.producerMs, serverMs: newest.serverMs, durationMs: newest.durationMs } : null }
+    })
   }
 
   private async devices(res: AnyResponse): Promise<void> {

@@ -3,7 +3,7 @@
  * producer time merged into spans (a fragment that starts within GAP_TOLERANCE_MS of where the last
  * ended continues its span), and the gaps between the spans.
  */
-import type { VideoStore } from '../store.js'
+import type { VideoStore } from '../video/store.js'
 
 /** Jitter between one fragment's end and the next one's start that is not a gap. */
 export const GAP_TOLERANCE_MS = 500

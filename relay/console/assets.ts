@@ -1,0 +1,35 @@
+/**
+ * The console's static files: the pages' scripts and style sheet built from client/ (build.ts), and
+ * hls.js from its package (never a CDN). A built relay reads them from beside its compiled code; a
+ * relay run from its sources bundles them once, at the first request for one.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { bundleConsole, SCRIPTS, STYLE } from './build.js'
+
+const TYPES: Record<string, string> = { js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' }
+
+export interface Asset { type: string; body: Buffer }
+
+export class ConsoleAssets {
+  private files: Promise<Map<string, Buffer>> | null = null
+
+  /** The file `name` (`devices.js`, `console.css`, `hls.min.js`), or undefined when the console has none of that name. */
+  async get(name: string): Promise<Asset | undefined> {
+    this.files ??= this.load()
+    const body = (await this.files).get(name)
+    return body && { type: TYPES[name.slice(name.lastIndexOf('.') + 1)] ?? 'application/octet-stream', body }
+  }
+
+  private async load(): Promise<Map<string, Buffer>> {
+    const dir = fileURLToPath(new URL('./client/', import.meta.url))
+    const names = [...SCRIPTS.map((s) => `${s}.js`), STYLE]
+    const built = existsSync(join(dir, 'login.js'))
+      ? new Map(names.map((n) => [n, readFileSync(join(dir, n))]))
+      : await bundleConsole(dir)
+    built.set('hls.min.js', readFileSync(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js')))
+    return built
+  }
+}
