@@ -165,6 +165,14 @@ t.test('the API lists streams and fragments, draws the timeline\'s gaps, and ans
   const empty = await (await api(relay.endpoint, 'timeline', { StreamName: 'yard', StartTimestamp: t0 / 1000, EndTimestamp: t0 / 1000 + 60 }, cookie)).json()
   t.match(empty, { fragments: 0, spans: [], gaps: [] })
 
+  // The cameras page: each stream's newest fragment, from which its tile's still is taken.
+  const cameras = await (await api(relay.endpoint, 'cameras', {}, cookie)).json() as { now: number; cameras: { name: string; newest: { producerMs: number; serverMs: number; durationMs: number } | null }[] }
+  t.equal(cameras.now, clock.now(), "the relay's clock, against which the page ages the newest video")
+  t.same(cameras.cameras.map((c) => c.name), ['porch', 'yard'])
+  t.same(cameras.cameras[0]!.newest, { producerMs: t0 + 11_000, serverMs: clock.now(), durationMs: 1000 }, 'porch: the last fragment sent')
+  t.equal(cameras.cameras[1]!.newest, null, 'yard: no video yet')
+  t.equal((await api(relay.endpoint, 'cameras', {})).status, 401, 'not without the cookie')
+
   const hls = await api(relay.endpoint, 'hls', {
     StreamName: 'porch', PlaybackMode: 'ON_DEMAND', DisplayFragmentTimestamp: 'ALWAYS',
     HLSFragmentSelector: { FragmentSelectorType: 'PRODUCER_TIMESTAMP', TimestampRange: { StartTimestamp: t0 / 1000, EndTimestamp: (t0 + 60_000) / 1000 } },
