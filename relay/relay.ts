@@ -168,8 +168,8 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     }),
     disconnect: (device) => broker?.disconnect(device),
   })
-  // Each stream's incoming records and bytes over the last hour (the console's chart).
-  const rates = new StreamRates()
+  // Each stream's incoming records and bytes over the last hour (the console's chart); none without a console.
+  const rates = config.console ? new StreamRates() : null
   const ingest = new Ingest({
     streams, router, now,
     // The data directory's cap counts video too.
@@ -182,7 +182,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     onStored: (stream, records, bytes, source) => {
       metrics.recordsIn.inc({ stream, source }, records)
       metrics.bytesIn.inc({ stream, source }, bytes)
-      rates.add(stream, records, bytes)
+      rates?.add(stream, records, bytes)
     },
     onRejected: rejected,
     placement: cluster?.placement,
@@ -222,10 +222,13 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     onRejected: rejected,
   })
   // What each device's agent last said (its retained status, or its will): the console's devices page.
-  const fleet = new Fleet(now)
-  fleet.attach(broker.aedes)
-  // A device added, rotated or removed (the console, the admin API, the CLI): the page hears of it.
-  devices.onChange(async (id) => fleet.changed(id, !(await devices.isRegistered(id))))
+  // Followed only for a console: without one, the broker's publishes pass nothing more.
+  const fleet = config.console ? new Fleet(now) : null
+  if (fleet) {
+    fleet.attach(broker.aedes)
+    // A device added, rotated or removed (the console, the admin API, the CLI): the page hears of it.
+    devices.onChange(async (id) => fleet.changed(id, !(await devices.isRegistered(id))))
+  }
 
   const guard = new HttpGuard({
     idleMs: config.httpIdleMs, minBodyBytesPerSecond: config.httpMinBodyRate, maxBodyBytesInFlight: config.httpMaxBodyBytesInFlight,
@@ -237,7 +240,7 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
     kinesis, firehose, video: video.api, putMedia: video.putMedia, checkpoints, logs, metrics, log, now, guard, adminToken, region: config.region,
     admin: adminRoutes({ token: adminToken, devices, certificates, onRejected: (code) => rejected(code, 1) }),
     accessKeys,
-    console: new ConsoleServer({
+    console: fleet && rates ? new ConsoleServer({
       api: video.api, store: video.store, streams: video.streams, adminToken, now, guard, fleet: { fleet, devices },
       dataStreams: {
         views: () => streamViews({ streams: () => streams.list(), rates, encrypted: (id) => settings.isEncrypted(id), consumers, fanout, meta, deliveries: () => delivery.list(), now }),
@@ -245,11 +248,11 @@ export async function startRelay(config: RelayConfig, log: LogFn = jsonLogger(co
         openShards: (name) => streams.get(name)?.open.map((s) => ({ shardId: s.meta.shardId, log: s.log })) ?? null,
       },
       deliveries: () => delivery.list(),
-    }),
+    }) : undefined,
   }), { guard, tls: httpsTls, onGuard: (event, fields) => log(`http_${event}`, fields) })
 
   const timers = [
-    every(clock, RATE_STEP_MS, () => rates.step()),
+    ...(rates ? [every(clock, RATE_STEP_MS, () => rates.step())] : []),
     every(clock, 60_000, () => {
       logs.enforceRetention((id) => streams.retentionMs(id)).then((freed) => freed && log('retention', { freedBytes: freed }), (err: Error) => log('retention_error', { error: err.message }))
       streams.expireClosedShards().then((n) => n && log('retention', { expiredShards: n }), (err: Error) => log('retention_error', { error: err.message }))

@@ -225,7 +225,10 @@ export function routes(o: RoutesOptions): RequestHandler {
     // HLS playlists and media: their session token is the credential (as AWS's), not SigV4.
     if (path.startsWith(HLS_PREFIX)) return o.video.serveHls(req, res)
     // The console: its own auth (the admin token once, then a session cookie), never SigV4.
-    if (o.console && ConsoleServer.owns(path)) return o.console.serve(req, res, path)
+    if (ConsoleServer.owns(path)) {
+      if (o.console) return o.console.serve(req, res, path)
+      return sendJson(res, 404, { code: ErrorCode.NOT_FOUND, message: 'this relay serves no console (it runs with --console false)' })
+    }
     const admission = preflight(req, res, path)
     if (!admission) return
     const kinesis = isKinesis(req, path)

@@ -36,6 +36,7 @@ export interface RelayConfig {
   httpHost: string
   httpPort: number
   allowAnonymous: boolean
+  console: boolean
   autoCreateStreams: boolean
   autoCreateShardCount: number
   retentionHours: number
@@ -97,6 +98,7 @@ export const relaySchema: Record<keyof RelayConfig, Field> = {
   httpHost: { type: 'string', default: '', env: 'TRIBUTARY_HTTP_HOST', flag: 'http-host', help: 'address the HTTP API binds; default 0.0.0.0 with access keys, 127.0.0.1 without' },
   httpPort: { type: 'integer', default: 4567, env: 'TRIBUTARY_HTTP_PORT', flag: 'http-port', min: 0, max: 65535, help: 'Kinesis API, admin, /metrics and /healthz' },
   allowAnonymous: { type: 'boolean', default: false, env: 'TRIBUTARY_ALLOW_ANONYMOUS', flag: 'allow-anonymous', help: 'accept MQTT clients without credentials' },
+  console: { type: 'boolean', default: true, env: 'TRIBUTARY_CONSOLE', flag: 'console', help: 'serve the web console under /console/ (off: no console, and nothing of it runs)' },
   autoCreateStreams: { type: 'boolean', default: true, env: 'TRIBUTARY_AUTO_CREATE_STREAMS', flag: 'auto-create-streams', help: 'create a stream (data or video) a device names on first use' },
   autoCreateShardCount: { type: 'integer', default: 1, env: 'TRIBUTARY_AUTO_CREATE_SHARDS', flag: 'auto-create-shards', min: 1, max: 1000, help: 'shards of an auto-created stream' },
   retentionHours: { type: 'integer', default: 24, env: 'TRIBUTARY_RETENTION_HOURS', flag: 'retention-hours', min: 1, max: 8760, help: 'default retention of new streams (and of video streams devices create; CreateStream\'s video default is 0, the live buffer)' },

@@ -170,3 +170,15 @@ t.test('what the console serves stays under 1 MB gzipped', async (t) => {
   }
   t.ok(gzipped < 1024 * 1024, `${Math.round(gzipped / 1024)} KiB gzipped in all`)
 })
+
+t.test('with --console false the relay serves no console and follows no status for it', async (t) => {
+  const relay = await testRelay(t, { httpHost: '127.0.0.1', console: false })
+  for (const path of ['/console', '/console/devices', '/console/assets/devices.js']) {
+    const r = await fetch(`${relay.endpoint}${path}`)
+    t.equal(r.status, 404, path)
+    t.match(await r.json(), { code: 'NOT_FOUND', message: /no console \(it runs with --console false\)/ })
+  }
+  const login = await fetch(`${relay.endpoint}/console/login`, { method: 'POST', headers: { 'x-tributary-console': '1', 'content-type': 'application/json' }, body: JSON.stringify({ token: relay.adminToken }) })
+  t.equal(login.status, 404, 'not even a sign-in')
+  t.equal((await fetch(`${relay.endpoint}/healthz`)).status, 200, 'the rest of the relay answers')
+})

@@ -1,17 +1,25 @@
 /**
- * The console's devices page in a real browser (Debian's headless `chromium` driven by
- * playwright-core, kept off the network): sign in with the admin token, see a real agent online with
- * its serial-free put API, kill -9 it and see it offline within 10 s (its MQTT will, pushed to the
- * page), start it again on the same outbox and see it online with its backlog drained. Screenshots at
- * 1280×800 are saved under .ci/out/screenshots when that folder can be made.
+ * The console in a real browser (Debian's headless `chromium` driven by playwright-core, kept off the
+ * network).
+ * - Devices: sign in with the admin token, see a real agent online with its serial-free put API, kill
+ *   -9 it and see it offline within 10 s (its MQTT will, pushed to the page), start it again on the
+ *   same outbox and see it online with its backlog drained; add a device and connect with its secret.
+ * - Streams: the shard picture after a split, the charts after a step, the live tail, a reader's lag.
+ * - Cameras: a real agent's synthetic camera gets a tile whose still changes as video arrives; the
+ *   tile opens the player.
+ * - Delivery: a delivery stream's records delivered, and one whose sink fails with its failures.
+ * Every page passes axe-core's serious and critical checks, light and dark. Screenshots at 1280×800
+ * are saved under .ci/out/screenshots when that folder can be made.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { chromiumMissing, launchChromium, until } from '../helpers/browser.js'
-import { KinesisClient, PutRecordCommand, SplitShardCommand } from '@aws-sdk/client-kinesis'
+import { KinesisClient, PutRecordCommand, PutRecordsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis'
+import { CreateDeliveryStreamCommand, FirehoseClient, PutRecordBatchCommand } from '@aws-sdk/client-firehose'
+import { writeFileSync } from 'node:fs'
 import { ROOT, testRelay } from '../helpers/relay.js'
 import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -32,6 +40,24 @@ async function seriousViolations(page: Page): Promise<string[]> {
     return (await axe.run()).violations
   })
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
+}
+
+/** A browser page signed in to the console, its script errors collected, and a screenshot taker. */
+async function signedIn(t: Test, dir: string, relay: { endpoint: string; adminToken: string }, first: string) {
+  const context = await launchChromium(t, dir, { viewport: { width: 1280, height: 800 } })
+  const page: Page = await context.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(`${relay.endpoint}${first}`)
+  await page.fill('#token', relay.adminToken)
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')])
+  return { page, errors }
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  const shots = join(ROOT, '.ci', 'out', 'screenshots')
+  try { mkdirSync(shots, { recursive: true }) } catch { return }
+  await page.screenshot({ path: join(shots, `${name}.png`) })
 }
 
 t.test('the devices page shows an agent go offline within 10 s of kill -9 and back online, drained, after its restart', { skip: chromiumMissing }, async (t) => {
@@ -56,14 +82,9 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   const page: Page = await context.newPage()
   const pageErrors: string[] = []
   page.on('pageerror', (err) => pageErrors.push(err.message))
-  const shots = join(ROOT, '.ci', 'out', 'screenshots')
-  const shot = async (name: string) => {
-    try { mkdirSync(shots, { recursive: true }) } catch { return }
-    await page.screenshot({ path: join(shots, `${name}.png`) })
-  }
 
   await page.goto(`${relay.endpoint}/console/devices`)
-  await shot('console-login')
+  await screenshot(page, 'console-login')
   t.same(await seriousViolations(page), [], 'the login page: no serious or critical accessibility violations (axe-core)')
   await page.fill('#token', relay.adminToken)
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')])
@@ -73,7 +94,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   t.match(await page.textContent('#devices tbody tr[data-device="well-3"] .state'), 'online', 'the row says online')
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
   t.match(await page.textContent('#devices tbody tr[data-device="well-3"]'), version, `the row shows the agent's version (${version})`)
-  await shot('console-devices')
+  await screenshot(page, 'console-devices')
 
   // kill -9: no goodbye from the agent; the broker publishes its will when the connection drops.
   const killedAt = Date.now()
@@ -83,7 +104,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   const offlineAfter = Date.now() - killedAt
   t.ok(offlineAfter <= 10_000, `offline on the page ${offlineAfter} ms after kill -9`)
   t.match(await page.textContent('#devices tbody tr[data-device="well-3"] .state'), 'offline')
-  await shot('console-device-offline')
+  await screenshot(page, 'console-device-offline')
 
   // It comes back on the same outbox, takes a backlog and drains it (100 records/s) while the page watches.
   agent = await spawnAgent(config)
@@ -96,7 +117,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
     return s?.online === true && (s.backlog ?? 0) > 0 ? s : null
   }, 15_000)
   t.ok(behind.backlog! > 0, `the page shows its backlog (${behind.backlog} records)`)
-  await shot('console-device-draining')
+  await screenshot(page, 'console-device-draining')
   const back = await until('well-3 online and drained', async () => {
     const s = await state()
     return s?.online === true && s.backlog === 0 ? s : null
@@ -111,7 +132,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   await page.waitForSelector('#secret:not([hidden])')
   const shown = (await page.textContent('#secret-value'))!.trim()
   t.match(shown, /^[A-Za-z0-9_-]{32}$/, 'the new secret is shown')
-  await shot('console-device-added')
+  await screenshot(page, 'console-device-added')
   await page.click('#secret-done')
   t.equal((await page.textContent('#secret-value'))!.trim(), '', 'and forgotten by the page when dismissed')
   const second = await spawnAgent(writeAgentConfig(dir, {
@@ -137,7 +158,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   t.same(await seriousViolations(page), [], 'the devices page: no serious or critical accessibility violations (axe-core)')
   // Dark follows the system's setting: the same checks on the dark page.
   await page.emulateMedia({ colorScheme: 'dark' })
-  await shot('console-devices-dark')
+  await screenshot(page, 'console-devices-dark')
   t.same(await seriousViolations(page), [], 'the devices page, dark: no serious or critical accessibility violations')
   await page.emulateMedia({ colorScheme: 'light' })
 
@@ -172,7 +193,92 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   await kinesis.send(new SplitShardCommand({ StreamName: 'readings', ShardToSplit: 'shardId-000000000000', NewStartingHashKey: (1n << 127n).toString() }))
   await until('the split in the picture', async () => (await page.locator('section.stream[data-stream="readings"] .shard').count()) === 3, 15_000)
   t.equal(await page.locator('section.stream[data-stream="readings"] .shard.closed').count(), 1, 'the split shard is drawn closed, its two children open')
-  await shot('console-streams')
+  await screenshot(page, 'console-streams')
   t.same(await seriousViolations(page), [], 'the streams page: no serious or critical accessibility violations')
   t.same(pageErrors, [], 'no script errors on the pages')
+})
+
+t.test('the cameras page shows a live camera whose tile updates and opens the player; the delivery page shows deliveries and failures; a reader\'s lag shows', { skip: chromiumMissing }, async (t) => {
+  const dir = tempDir(t)
+  const broken = join(dir, 'a-file')
+  writeFileSync(broken, 'not a directory')
+  const deliveryFile = join(dir, 'delivery.json')
+  writeFileSync(deliveryFile, JSON.stringify({ buckets: { landing: { type: 'files', directory: join(dir, 'landing') }, broken: { type: 'files', directory: join(broken, 'bucket') } } }))
+  const relay = await testRelay(t, { httpHost: '127.0.0.1', deliveryFile })
+  const credentials = { accessKeyId: 'x', secretAccessKey: 'y' }
+
+  // A real agent with a synthetic camera, 1 s fragments.
+  const agent = await spawnAgent(writeAgentConfig(dir, {
+    device: 'gate-1',
+    relay: { url: `mqtt://127.0.0.1:${relay.mqttPort}` },
+    outbox: { path: join(dir, 'agent', 'outbox.db') },
+    status: { port: 0 },
+    streams: {},
+    sources: [{ type: 'camera', name: 'gate', stream: 'gate-cam', input: 'synthetic', width: 320, height: 240, fps: 10, bitrateKbps: 300, fragmentMs: 1000 }],
+  }))
+  t.teardown(() => { agent.process.kill('SIGKILL') })
+
+  const { page, errors } = await signedIn(t, dir, relay, '/console/cameras')
+  const camerasPage = () => page.evaluate(() => (window as unknown as { camerasPage: { images: Record<string, number>; refreshes: number } }).camerasPage)
+  await page.waitForSelector('.tile[data-camera="gate-cam"]', { timeout: 20_000 })
+  await until('a first still of the camera', async () => ((await camerasPage()).images['gate-cam'] ?? 0) >= 1, 20_000)
+  const firstStill = await page.getAttribute('.tile[data-camera="gate-cam"] img', 'src')
+  await until('the tile to update with newer video', async () => ((await camerasPage()).images['gate-cam'] ?? 0) >= 2, 20_000)
+  t.not(await page.getAttribute('.tile[data-camera="gate-cam"] img', 'src'), firstStill, 'the tile shows a newer still as video arrives')
+  t.match(await page.textContent('.tile[data-camera="gate-cam"] .tile-caption'), /gate-1 · video \d+ s ago/, 'the device and how fresh its video is')
+  t.notOk(await page.locator('.tile[data-camera="gate-cam"].stale').count(), 'not stale while it sends')
+  await screenshot(page, 'console-cameras')
+  t.same(await seriousViolations(page), [], 'the cameras page: no serious or critical accessibility violations')
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await screenshot(page, 'console-cameras-dark')
+  t.same(await seriousViolations(page), [], 'the cameras page, dark: no serious or critical accessibility violations')
+  await page.emulateMedia({ colorScheme: 'light' })
+  // The tile opens the player, LIVE.
+  await Promise.all([page.waitForNavigation(), page.click('.tile[data-camera="gate-cam"]')])
+  t.match(page.url(), /\/console\/video\?stream=gate-cam&mode=LIVE$/)
+  await until('the player to load fragments', () => page.evaluate(() => (window as unknown as { viewer: { fragmentsLoaded: number } }).viewer.fragmentsLoaded > 0), 20_000)
+  t.pass('the player plays the camera LIVE')
+
+  // Delivery: one stream delivering into a directory, one whose directory cannot be made.
+  const firehose = new FirehoseClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 })
+  t.teardown(() => firehose.destroy())
+  for (const [name, bucket] of [['to-landing', 'landing'], ['to-broken', 'broken']]) {
+    await firehose.send(new CreateDeliveryStreamCommand({
+      DeliveryStreamName: name, DeliveryStreamType: 'DirectPut',
+      ExtendedS3DestinationConfiguration: { RoleARN: 'arn:aws:iam::000000000000:role/firehose', BucketARN: `arn:aws:s3:::${bucket}`, BufferingHints: { SizeInMBs: 1, IntervalInSeconds: 0 } },
+    }))
+    await firehose.send(new PutRecordBatchCommand({ DeliveryStreamName: name, Records: Array.from({ length: 30 }, (_, i) => ({ Data: Buffer.from(`{"n":${i}}\n`) })) }))
+  }
+  await page.goto(`${relay.endpoint}/console/delivery`)
+  await page.waitForSelector('#deliveries tr[data-delivery="to-landing"]')
+  const deliveryRow = (name: string) => page.evaluate((n) => (window as unknown as { deliveryPage: { deliveries: { name: string; recordsDelivered: number; failuresByCode: Record<string, number> }[] } }).deliveryPage.deliveries.find((d) => d.name === n), name)
+  // Pushed at the relay's next ten-second step.
+  await until('the deliveries and the failures on the page', async () => (await deliveryRow('to-landing'))?.recordsDelivered === 30 && Object.keys((await deliveryRow('to-broken'))?.failuresByCode ?? {}).length > 0, 25_000)
+  t.match(await page.textContent('#deliveries tr[data-delivery="to-landing"]'), /caught up.*30 \(/, 'delivered and caught up')
+  t.match(await page.textContent('#deliveries tr[data-delivery="to-broken"]'), /Files\.WriteFailed: \d+/, 'the failing one shows its failures by code')
+  t.match(await page.textContent('#deliveries tr[data-delivery="to-broken"]'), /last: Files\.WriteFailed/, 'and its last error')
+  await screenshot(page, 'console-delivery')
+  t.same(await seriousViolations(page), [], 'the delivery page: no serious or critical accessibility violations')
+  await page.emulateMedia({ colorScheme: 'dark' })
+  t.same(await seriousViolations(page), [], 'the delivery page, dark: no serious or critical accessibility violations')
+  await page.emulateMedia({ colorScheme: 'light' })
+
+  // A reader's lag on the streams page: a consumer checkpointed at the first of 50 records.
+  const kinesis = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 })
+  t.teardown(() => kinesis.destroy())
+  const put = await kinesis.send(new PutRecordsCommand({ StreamName: 'firehose.to-landing', Records: Array.from({ length: 50 }, (_, i) => ({ PartitionKey: `k${i}`, Data: Buffer.from(`{"m":${i}}`) })) }))
+  const first = put.Records!.find((r) => r.ShardId === 'shardId-000000000000')!
+  const behind = put.Records!.filter((r) => r.ShardId === first.ShardId).length - 1
+  t.equal((await fetch(`${relay.endpoint}/checkpoints/firehose.to-landing/dashboard/${first.ShardId}`, { method: 'PUT', body: JSON.stringify({ SequenceNumber: first.SequenceNumber }) })).status, 200)
+  await page.goto(`${relay.endpoint}/console/streams`)
+  const dashboard = 'section.stream[data-stream="firehose.to-landing"] table.readers tr[data-consumer="dashboard"]'
+  await page.waitForSelector(dashboard)
+  t.match(await page.textContent(dashboard), new RegExp(`checkpoints.*ACTIVE.*1.*${behind}`), `the reader ${behind} records behind`)
+  t.ok(await page.locator('section.stream[data-stream="firehose.to-landing"] table.readers tr[data-consumer="to-landing"]').count(), 'the delivery stream is a reader of its backing stream')
+  t.ok(await page.locator('section.stream[data-stream="firehose.to-landing"] svg.chart.bytes-per-second').count(), 'and the bytes per second chart is drawn')
+  await screenshot(page, 'console-streams-readers')
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await screenshot(page, 'console-streams-dark')
+  t.same(await seriousViolations(page), [], 'the streams page, dark: no serious or critical accessibility violations')
+  t.same(errors, [], 'no script errors on the pages')
 })
