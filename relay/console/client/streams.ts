@@ -28,7 +28,10 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<st
   return e
 }
 
-/** One series over the hour as a line, the newest step at the right edge, scaled to its own largest value. */
+/**
+ * One series over the hour as a bar per ten-second step (a stream that began a minute ago shows six),
+ * the newest at the right edge, scaled to its own largest value.
+ */
 function chart(values: number[], what: string, format: (n: number) => string): HTMLElement {
   const figure = el('figure', 'chart-box')
   const max = Math.max(1, ...values)
@@ -36,7 +39,11 @@ function chart(values: number[], what: string, format: (n: number) => string): H
   const box = svg('svg', { class: `chart ${what.replace(/\W+/g, '-')}`, viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': `${what} over the last hour; now ${format(last)}, at most ${format(max)}` })
   box.appendChild(svg('line', { x1: '0', x2: String(WIDTH), y1: String(HEIGHT - 1), y2: String(HEIGHT - 1) }))
   const offset = WIDTH - values.length
-  box.appendChild(svg('polyline', { points: values.map((v, i) => `${offset + i},${(HEIGHT - 2 - (v / max) * (HEIGHT - 6)).toFixed(1)}`).join(' ') }))
+  values.forEach((v, i) => {
+    if (v <= 0) return
+    const h = Math.max(1, (v / max) * (HEIGHT - 6))
+    box.appendChild(svg('rect', { x: String(offset + i), y: (HEIGHT - 1 - h).toFixed(1), width: '1', height: h.toFixed(1) }))
+  })
   figure.appendChild(box)
   figure.appendChild(el('figcaption', '', `${what}: now ${format(last)}, peak ${format(max)}`))
   return figure
