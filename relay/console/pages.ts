@@ -143,5 +143,5 @@ export const VIDEO_HTML = page({
   <div id="status" role="status"></div>
   <div id="timeline" title="click to play from that time"><div id="playhead"></div></div>
   <div id="timeline-labels"><span id="tl-from"></span><span id="tl-to"></span></div>
-  <div id="thumbs"></div>`,
+  <div id="thumbs" tabindex="0" role="region" aria-label="stills of the recorded video: choose one to play from its time"></div>`,
 })

@@ -23,6 +23,8 @@ import { writeFileSync } from 'node:fs'
 import { ROOT, testRelay } from '../helpers/relay.js'
 import { putRecords, spawnAgent, writeAgentConfig } from '../helpers/agent.js'
 import { tempDir } from '../helpers/tmp.js'
+import mqtt from 'mqtt'
+import { topics } from '../../shared/topics.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -175,6 +177,7 @@ t.test('the devices page shows an agent go offline within 10 s of kill -9 and ba
   }), 25_000)
   t.ok(stepped.some((v) => v > 0), 'the chart has the records that flowed')
   t.match(await page.getAttribute('section.stream[data-stream="readings"] svg.chart', 'aria-label'), /records per second/)
+  t.ok(await page.locator('section.stream[data-stream="readings"] svg.chart rect').count() > 0, 'the chart draws the steps with records')
   // The live tail: a record put through the AWS SDK shows within 2 s.
   await page.click('section.stream[data-stream="readings"] button')
   await page.waitForSelector('#tail:not([hidden])')
@@ -238,6 +241,8 @@ t.test('the cameras page shows a live camera whose tile updates and opens the pl
   t.match(page.url(), /\/console\/video\?stream=gate-cam&mode=LIVE$/)
   await until('the player to load fragments', () => page.evaluate(() => (window as unknown as { viewer: { fragmentsLoaded: number } }).viewer.fragmentsLoaded > 0), 20_000)
   t.pass('the player plays the camera LIVE')
+  await screenshot(page, 'console-video')
+  t.same(await seriousViolations(page), [], 'the player page: no serious or critical accessibility violations')
 
   // Delivery: one stream delivering into a directory, one whose directory cannot be made.
   const firehose = new FirehoseClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 })
@@ -281,4 +286,41 @@ t.test('the cameras page shows a live camera whose tile updates and opens the pl
   await screenshot(page, 'console-streams-dark')
   t.same(await seriousViolations(page), [], 'the streams page, dark: no serious or critical accessibility violations')
   t.same(errors, [], 'no script errors on the pages')
+})
+
+t.test('1,000 devices: listed, sorted by backlog and filtered on the page', { skip: chromiumMissing }, async (t) => {
+  const dir = tempDir(t)
+  const relay = await testRelay(t, { httpHost: '127.0.0.1', allowAnonymous: true })
+  const ids = Array.from({ length: 1000 }, (_, i) => `site-${String(i).padStart(4, '0')}`)
+  // Each device's retained status, as its agent publishes it (backlog i × 7 mod 1,000: no two alike).
+  for (let at = 0; at < ids.length; at += 50) {
+    await Promise.all(ids.slice(at, at + 50).map(async (id, k) => {
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${relay.mqttPort}`, { clientId: id, reconnectPeriod: 0 })
+      const backlog = ((at + k) * 7) % 1000
+      await client.publishAsync(topics.status(id), JSON.stringify({ device: id, online: true, version: '0.1.0', outbox: { backlog } }), { qos: 1, retain: true })
+      await client.endAsync()
+    }))
+  }
+  const { page, errors } = await signedIn(t, dir, relay, '/console/devices')
+  const shown = () => page.evaluate(() => document.querySelectorAll('#devices tbody tr').length)
+  await until('1,000 rows', async () => (await shown()) === 1000, 20_000)
+  t.pass('the page lists all 1,000 devices')
+  // Sorted twice (ascending, then descending), timed in the page: the sort, the rows and their layout.
+  const sortMs = await page.evaluate(() => {
+    const started = performance.now()
+    const button = document.querySelector<HTMLButtonElement>('#devices th[data-key="backlog"] button')!
+    button.click()
+    button.click()
+    void document.body.offsetHeight
+    return performance.now() - started
+  })
+  t.comment(`two sorts of 1,000 rows, drawn and laid out, in ${Math.round(sortMs)} ms`)
+  t.equal(await page.getAttribute('#devices tbody tr:first-child', 'data-device'), ids[ids.findIndex((_, i) => (i * 7) % 1000 === 999)], 'sorted by backlog, descending: the largest first')
+  t.equal(await page.getAttribute('#devices th[data-key="backlog"]', 'aria-sort'), 'descending')
+  await page.fill('#filter', 'site-0420')
+  t.equal(await shown(), 1, 'the filter finds one device among 1,000')
+  t.match(await page.textContent('#summary'), /1,?000 devices, 1,?000 online, 1 shown/)
+  await page.fill('#filter', '')
+  await screenshot(page, 'console-devices-1000')
+  t.same(errors, [], 'no script errors')
 })

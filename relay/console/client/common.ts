@@ -62,18 +62,32 @@ export function pushed(handlers: Partial<Record<'device' | 'streams', () => void
 }
 
 /**
- * `load` at most once at a time: a call while one runs makes one more run after it, however many
- * calls came (pushes arrive faster than a fetch on a slow link).
+ * `load` at most once at a time, and runs started at least `minGapMs` apart: a call while one runs
+ * or waits makes one more run after it, however many calls came (a fleet's status changes arrive far
+ * faster than a page needs to fetch the list again).
  */
-export function coalesced(load: () => Promise<void>): () => void {
+export function coalesced(load: () => Promise<void>, minGapMs = 0): () => void {
   let running = false
   let again = false
+  let waiting = false
+  let lastStart = -Infinity
   const run = (): void => {
     if (running) {
       again = true
       return
     }
+    if (waiting) return
+    const wait = lastStart + minGapMs - Date.now()
+    if (wait > 0) {
+      waiting = true
+      setTimeout(() => {
+        waiting = false
+        run()
+      }, wait)
+      return
+    }
     running = true
+    lastStart = Date.now()
     void load().finally(() => {
       running = false
       if (again) {

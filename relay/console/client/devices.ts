@@ -118,13 +118,14 @@ $('add-device').addEventListener('submit', (e) => {
   }, fail)
 })
 
+// At most one fetch of the list a second: with a thousand agents a status changes several times a second.
 const load = coalesced(() => api<{ now: number; devices: DeviceView[] }>('devices').then((j) => {
   state.rows = j.devices
   state.now = j.now
   state.loadedAt = Date.now()
   $('error').textContent = ''
   render()
-}, (err: Error) => { $('error').textContent = `could not load the devices: ${err.message}` }))
+}, (err: Error) => { $('error').textContent = `could not load the devices: ${err.message}` }), 1000)
 
 for (const b of document.querySelectorAll<HTMLButtonElement>('#devices th[data-key] button')) {
   b.addEventListener('click', () => {

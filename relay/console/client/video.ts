@@ -168,13 +168,14 @@ function drawThumbs(fromMs?: number): void {
     if (shown !== state.stream || generation !== thumbsGeneration) return
     for (const img of r.Images ?? []) {
       if (!img.ImageContent) continue
-      const fig = el('figure')
+      const fig = el('button', 'still')
+      fig.type = 'button'
       const image = el('img')
       image.src = `data:image/jpeg;base64,${img.ImageContent}`
       const at = typeof img.TimeStamp === 'number' ? img.TimeStamp * 1000 : Date.parse(img.TimeStamp)
       image.alt = `${shown} at ${new Date(at).toLocaleTimeString()}`
       fig.appendChild(image)
-      fig.appendChild(el('figcaption', '', new Date(at).toLocaleTimeString()))
+      fig.appendChild(el('span', '', new Date(at).toLocaleTimeString()))
       fig.addEventListener('click', () => { void play('ON_DEMAND', at) })
       strip.appendChild(fig)
       state.images++
