@@ -65,8 +65,10 @@ function cycles(graph: Map<string, string[]>): string[][] {
 
 /**
  * The layer of a source file; a file may import only from its own layer or lower ones. Within the
- * relay: its transports and APIs (MQTT broker, HTTP routes, the Kinesis API, the video viewer's
- * pages, the CLI and the assembly) above the stream and video domain, the domain above storage (shard logs, metadata).
+ * relay: its transports and APIs (MQTT broker, HTTP routes, the Kinesis API, the web console, the CLI
+ * and the assembly) above the stream and video domain, the domain above storage (shard logs,
+ * metadata). The console's answer shapes (relay/console/views.ts, types only) are the domain's: the
+ * fleet and the rates produce them.
  */
 function layerOf(file: string): { name: string; rank: number } {
   const top = file.split('/')[0]
@@ -74,7 +76,8 @@ function layerOf(file: string): { name: string; rank: number } {
   if (top === 'hardware') return { name: 'hardware', rank: 1 }
   if (top === 'agent') return { name: 'agent', rank: 2 }
   if (/^relay\/(log|meta)\//.test(file)) return { name: 'relay storage', rank: 2 }
-  if (/^relay\/(kinesis|firehose|cli|video\/viewer)\//.test(file) || /^relay\/(relay|routes|admin|http|broker|packet-guard|demo)\.ts$/.test(file)) return { name: 'relay API and transports', rank: 4 }
+  if (file === 'relay/console/views.ts') return { name: 'relay domain', rank: 3 }
+  if (/^relay\/(kinesis|firehose|cli|console)\//.test(file) || /^relay\/(relay|routes|admin|http|broker|packet-guard|demo)\.ts$/.test(file)) return { name: 'relay API and transports', rank: 4 }
   return { name: 'relay domain', rank: 3 }
 }
 

@@ -67,6 +67,12 @@ t.test('the relay image builds, runs as non-root, keeps its records across docke
   t.same(before.map((r) => r.data).sort(), ['device a', 'device b', 'device c', 'from the sdk'], 'the batch (acknowledged by its PUBACK) and the put are readable')
   const description = await sdk.send(new DescribeStreamSummaryCommand({ StreamName: 'readings' }))
   t.equal(description.StreamDescriptionSummary?.RetentionPeriodHours, 48, 'TRIBUTARY_RETENTION_HOURS reached the relay')
+  // The console's scripts were built into the image (esbuild, a development dependency, is not in it).
+  for (const asset of ['devices.js', 'streams.js', 'cameras.js', 'console.css']) {
+    const r = await fetch(`${started.endpoint}/console/assets/${asset}`)
+    t.equal(r.status, 200, `the console's ${asset} is served from the image`)
+    t.ok((await r.text()).length > 200, `and is not empty (${asset})`)
+  }
 
   t.comment('waiting for the HEALTHCHECK')
   await waitHealthy(t, docker)
