@@ -15,7 +15,8 @@ interface TailRecord { shardId: string; offset: number; arrivalMs: number; parti
 type TailEntry = TailRecord | { skipped: number; shardId: string }
 
 const tail = { source: null as EventSource | null, stream: null as string | null, records: [] as TailEntry[], seen: 0 }
-const state = { streams: [] as StreamView[], updates: 0, tail }
+/** `now`: the relay's clock when the streams were fetched, against which positions are aged. */
+const state = { streams: [] as StreamView[], now: 0, updates: 0, tail }
 ;(window as unknown as { streamsPage: typeof state }).streamsPage = state
 
 const SVG = 'http://www.w3.org/2000/svg'
@@ -79,7 +80,7 @@ function readers(s: StreamView): HTMLElement {
   }
   table.appendChild(el('thead')).appendChild(head)
   const body = table.appendChild(el('tbody'))
-  const now = Date.now()
+  const now = state.now
   for (const c of s.consumers) {
     const tr = el('tr', behindClass(c))
     tr.dataset.consumer = c.name
@@ -198,8 +199,9 @@ $('tail-stop').addEventListener('click', stopTail)
 $('tail-hex').addEventListener('change', drawTail)
 wireLogout()
 
-const load = coalesced(() => api<{ streams: StreamView[] }>('streams-overview').then((j) => {
+const load = coalesced(() => api<{ now: number; streams: StreamView[] }>('streams-overview').then((j) => {
   state.streams = j.streams
+  state.now = j.now
   $('error').textContent = ''
   render()
 }, (err: Error) => { $('error').textContent = `could not load the streams: ${err.message}` }))
