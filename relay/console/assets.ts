@@ -18,7 +18,11 @@ export class ConsoleAssets {
 
   /** The file `name` (`devices.js`, `console.css`, `hls.min.js`), or undefined when the console has none of that name. */
   async get(name: string): Promise<Asset | undefined> {
-    this.files ??= this.load()
+    // A failed load (sources without their development dependencies) is tried again at the next request.
+    this.files ??= this.load().catch((err: Error) => {
+      this.files = null
+      throw new Error(`the console's scripts are not built and cannot be bundled here (run npm run build): ${err.message}`, { cause: err })
+    })
     const body = (await this.files).get(name)
     return body && { type: TYPES[name.slice(name.lastIndexOf('.') + 1)] ?? 'application/octet-stream', body }
   }
