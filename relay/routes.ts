@@ -62,7 +62,7 @@ export interface RoutesOptions {
   /** The admin API's bearer token, checked here before a body is read (and again by the admin routes). */
   adminToken: string
   guard: HttpGuard
-  /** The video console (`/console/…`: its page, assets and cookie-authenticated API). */
+  /** The web console (`/console/…`: its pages, assets and cookie-authenticated API); absent with --console false. */
   console?: ConsoleServer
 }
 

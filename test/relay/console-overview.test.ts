@@ -16,6 +16,7 @@ import { CreateDeliveryStreamCommand, FirehoseClient, PutRecordBatchCommand } fr
 import { manualClock, testRelay, type TestClock } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
 import { Fleet } from '../../relay/fleet.js'
+import { RATE_STEPS, StreamRates } from '../../relay/stream-rates.js'
 import type { ConsumerView, DeliveryView, StreamView } from '../../relay/console/views.js'
 
 const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
@@ -187,4 +188,19 @@ t.test("the fleet keeps at most 20,000 devices' status, the longest silent go fi
   fleet.status('newcomer', big)
   t.match((await fleet.list(devices)).find((d) => d.id === 'newcomer'), { backlog: 1 }, 'a status over 256 KB is not kept')
   t.same(heard, [], 'nor pushed')
+})
+
+t.test("a stream's rates are kept while anything was stored within the hour, and dropped after a whole quiet hour", async (t) => {
+  const rates = new StreamRates()
+  rates.add('gone', 100, 1000)
+  rates.step()
+  t.same(rates.of('gone').recordsPerSecond, [10])
+  for (let i = 1; i < RATE_STEPS; i++) rates.step()
+  t.equal(rates.of('gone').recordsPerSecond.length, RATE_STEPS, 'an hour of steps, the first with records')
+  t.equal(rates.of('gone').recordsPerSecond[0], 10)
+  rates.step()
+  t.same(rates.of('gone'), { stepMs: 10_000, recordsPerSecond: [], bytesPerSecond: [] }, 'a whole hour with nothing stored: the series is dropped (a deleted stream\'s goes so)')
+  rates.add('gone', 5, 50)
+  rates.step()
+  t.same(rates.of('gone').recordsPerSecond, [0.5], 'a stream stored to again starts a new series')
 })
