@@ -132,12 +132,12 @@ async function mqttRate(relays: { mqtt: number }[]): Promise<number> {
     const id = `dev-${c}-${d}`
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${r.mqtt}`, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 })
     // The stream is created by the first batch; the clock starts after it.
-    await client.publishAsync(topics.records(id, 'batches'), codec.encodeBatch({ epoch: 1n, sequence: 0, records: [{ partitionKey: 'warm', data, producerTimeMs: Date.now(), flags: 0 }] }), { qos: 1 })
+    await client.publishAsync(topics.records(id, 'batches'), codec.encodeBatch({ epoch: 1n, sequence: 0, records: [{ partitionKey: 'warm', data, producerTimeMs: Date.now(), clockSynced: false }] }), { qos: 1 })
     started ||= performance.now()
     let seq = 1
     const inflight: Promise<unknown>[] = []
     while (Date.now() < deadline) {
-      const frame = codec.encodeBatch({ epoch: 1n, sequence: seq, records: Array.from({ length: 500 }, (_, i) => ({ partitionKey: `${id}-${seq}-${i}`, data, producerTimeMs: Date.now(), flags: 0 })) })
+      const frame = codec.encodeBatch({ epoch: 1n, sequence: seq, records: Array.from({ length: 500 }, (_, i) => ({ partitionKey: `${id}-${seq}-${i}`, data, producerTimeMs: Date.now(), clockSynced: false })) })
       seq++
       inflight.push(client.publishAsync(topics.records(id, 'batches'), frame, { qos: 1 }).then(() => { stored += 500 }))
       if (inflight.length >= 4) await inflight.shift()

@@ -9,34 +9,23 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { execFile } from 'node:child_process'
+import { join } from 'node:path'
 import { codec } from '../hardware/index.js'
 import { resolveRelayConfig } from '../shared/config.js'
 import { startRelay } from '../relay/relay.js'
+import { publish } from './processes.js'
+import { consoleCookie } from '../test/helpers/console.js'
 
 const rounds = Number(process.argv[2] ?? 3)
 const seconds = Number(process.argv[3] ?? 5)
 const publishers = Number(process.argv[4] ?? 4)
-const here = dirname(fileURLToPath(import.meta.url))
 
 type Variant = 'off' | 'nobody-looking' | 'looking'
 const VARIANTS: Variant[] = ['off', 'nobody-looking', 'looking']
 
-function publish(port: number): Promise<{ records: number; seconds: number }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', join(here, 'mqtt-publishers.ts'), String(port), String(publishers), String(seconds)], (err, stdout) => {
-      if (err) reject(err)
-      else resolve(JSON.parse(stdout.trim().split('\n').pop()!))
-    })
-  })
-}
-
 /** Opens what a browser on the streams page holds open: the pushed events and a tail of `stream`. */
 async function look(endpoint: string, adminToken: string, stream: string): Promise<() => void> {
-  const login = await fetch(`${endpoint}/console/login`, { method: 'POST', headers: { 'x-tributary-console': '1', 'content-type': 'application/json' }, body: JSON.stringify({ token: adminToken }) })
-  const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+  const cookie = await consoleCookie(endpoint, adminToken)
   const abort = new AbortController()
   const drain = async (path: string) => {
     const r = await fetch(`${endpoint}${path}`, { headers: { cookie }, signal: abort.signal })
@@ -60,7 +49,7 @@ async function run(variant: Variant): Promise<number> {
     await relay.streams.create('bench', 4)
     stop = await look(`http://127.0.0.1:${relay.httpPort}`, relay.adminToken, 'bench')
   }
-  const r = await publish(relay.mqttPort)
+  const r = await publish(relay.mqttPort, publishers, seconds)
   stop()
   await relay.close()
   rmSync(dataDir, { recursive: true, force: true })

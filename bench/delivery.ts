@@ -17,7 +17,7 @@
  * (bench/delivery-format.ts measures the conversion alone). CSV on stdout, progress on stderr.
  * Usage: npx tsx bench/delivery.ts [records=400000] [seconds=10]
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -27,6 +27,7 @@ import pg from 'pg'
 import type { Test } from 'tap'
 import { KinesisClient } from '../relay/kinesis/client.js'
 import { startSwift, swiftMissing } from '../test/helpers/swift.js'
+import { publish } from './processes.js'
 
 const root = join(fileURLToPath(import.meta.url), '..', '..')
 const N = Number(process.argv[2] ?? 400_000)
@@ -178,12 +179,7 @@ async function main(): Promise<void> {
       await sleep(1500)
       progress(`ingest with ${count} delivery streams: ${SECONDS} s`)
       // Devices' path: MQTT publishers in their own process (bench/mqtt-publishers.ts), JSON records.
-      const { records: n, seconds } = await new Promise<{ records: number; seconds: number }>((resolve, reject) => {
-        execFile(process.execPath, ['--import', 'tsx', join(root, 'bench/mqtt-publishers.ts'), String(relay.mqttPort), '4', String(SECONDS), 'json'], (err, stdout) => {
-          if (err) return reject(err)
-          resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as { records: number; seconds: number })
-        })
-      })
+      const { records: n, seconds } = await publish(relay.mqttPort, 4, SECONDS, 'json')
       const rate = n / seconds
       if (!withDelivery) baseline = rate
       console.log(`${withDelivery ? `delivering to ${live.slice(0, count).map((l) => l.name.slice(5)).join(' + ')}` : 'no delivery'},${n},${seconds.toFixed(2)},${Math.round(rate)},${(rate / baseline).toFixed(2)}`)

@@ -21,7 +21,7 @@ const logs = new FileLogStore({ root: join(dir, 'streams'), groupCommitMs: 0 })
 const streams = new Streams({ meta, logs, region: 'us-east-1', accountId: '000000000000', retentionHours: 24 })
 await streams.init()
 await streams.ensure('bench', 4)
-const ingest = new Ingest({ streams, logs, autoCreateStreams: true, autoCreateShardCount: 4, maxBatchRecords: 10000, maxDataBytes: 0 })
+const ingest = new Ingest({ streams, logs, autoCreateStreams: true, autoCreateShardCount: 4, autoCreateMaxPerDevice: 100, maxBatchRecords: 10000, maxDataBytes: 0 })
 const payload = Buffer.alloc(100, 0x61)
 const frames = Array.from({ length: batches }, (_, k) => codec.encodeBatch({
   epoch: 1n, sequence: k,

@@ -8,31 +8,20 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { execFile } from 'node:child_process'
+import { join } from 'node:path'
 import { codec } from '../hardware/index.js'
 import { resolveRelayConfig } from '../shared/config.js'
 import { startRelay } from '../relay/relay.js'
+import { publish } from './processes.js'
 
 const publishers = Number(process.argv[2] ?? 4)
 const seconds = Number(process.argv[3] ?? 5)
-const here = dirname(fileURLToPath(import.meta.url))
-
-function publish(port: number, mode: '' | 'plain'): Promise<{ records: number; seconds: number }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', join(here, 'mqtt-publishers.ts'), String(port), String(publishers), String(seconds), mode], (err, stdout) => {
-      if (err) reject(err)
-      else resolve(JSON.parse(stdout.trim().split('\n').pop()!))
-    })
-  })
-}
 
 async function run(mode: '' | 'plain'): Promise<{ records: number; seconds: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tributary-bench-'))
   const relay = await startRelay(resolveRelayConfig({}, process.env, { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, allowAnonymous: true, autoCreateShardCount: 4 }), () => {})
   try {
-    return await publish(relay.mqttPort, mode)
+    return await publish(relay.mqttPort, publishers, seconds, mode)
   } finally {
     await relay.close()
     rmSync(dataDir, { recursive: true, force: true })

@@ -68,6 +68,8 @@ const MAX_EVENT_STREAMS = 64
 /** A comment line on every event stream this often, so that no proxy or guard takes it for idle. */
 const EVENT_HEARTBEAT_MS = 10_000
 const ASSETS = '/console/assets/'
+const NOT_SIGNED_IN = { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' }
+const EVENT_STREAM_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }
 
 export interface ConsoleOptions {
   /** The devices page: registered devices and what their agents last said. */
@@ -89,8 +91,8 @@ export class ConsoleServer {
   private readonly cookies: ConsoleCookies
   private readonly token: Buffer
   private readonly assets = new ConsoleAssets()
-  private eventStreams = 0
-  private tails = 0
+  /** Server-sent event streams open now, by kind. */
+  private readonly open = { tails: 0, events: 0 }
 
   constructor(private readonly o: ConsoleOptions) {
     this.cookies = new ConsoleCookies(o.adminToken, o.now)
@@ -113,7 +115,7 @@ export class ConsoleServer {
     // Checked on the headers, before a byte of the body is read.
     if (req.headers[CSRF_HEADER] !== '1') return sendJson(res, 403, { code: 'AUTH_FAILED', message: `console POSTs need the header ${CSRF_HEADER}: 1` })
     const login = path === '/console/login'
-    if (!login && path !== '/console/logout' && !this.signedIn(req)) return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' })
+    if (!login && path !== '/console/logout' && !this.signedIn(req)) return sendJson(res, 401, NOT_SIGNED_IN)
     let body: Buffer | null
     try {
       body = await readBody(req, MAX_BODY, this.o.guard)
@@ -172,7 +174,8 @@ export class ConsoleServer {
 
   /** Every video stream with its newest fragment (one indexed row each): the cameras page's tiles. */
   private cameras(): CameraView[] {
-    return this.o.streams.list().filter((s) => s.status !== 'DELETING').sort((a, b) => a.name.localeCompare(b.name)).map((s) => {
+    // By name, as VideoStreams lists them.
+    return this.o.streams.list().filter((s) => s.status !== 'DELETING').map((s) => {
       const newest = this.o.store.catalog.newest(s.id)
       return { name: s.name, device: s.deviceName, newest: newest ? { producerMs: newest.producerMs, serverMs: newest.serverMs, durationMs: newest.durationMs } : null }
     })
@@ -191,20 +194,21 @@ export class ConsoleServer {
    * shard the rest are skipped (a `skipped` event says how many) so the tail never falls behind.
    */
   private tail(req: AnyRequest, res: AnyResponse): void {
-    if (!this.signedIn(req)) return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' })
+    if (!this.signedIn(req)) return sendJson(res, 401, NOT_SIGNED_IN)
     const streams = this.o.dataStreams
     if (!streams) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no streams page' })
     const name = new URL(req.url ?? '/', 'http://relay').searchParams.get('stream') ?? ''
     const first = streams.openShards(name)
     if (!first) return sendJson(res, 404, { code: 'NOT_FOUND', message: `no data stream ${JSON.stringify(name)}` })
-    if (this.tails >= MAX_TAILS) return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: `${MAX_TAILS} live tails are open; close one` }, 'application/json', { 'retry-after': '5' })
-    this.tails++
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
-    const write = (text: string) => (res as { write(chunk: string): boolean }).write(text)
-    write('retry: 3000\n\n')
+    let ended = false
+    let timer: NodeJS.Timeout | undefined
+    const write = this.eventStream(req, res, 'tails', `${MAX_TAILS} live tails are open; close one`, () => {
+      ended = true
+      clearInterval(timer)
+    })
+    if (!write) return
     // Where each shard is read from next: the end of those open now; a shard seen later, from its start.
     const next = new Map(first.map((s) => [s.shardId, s.log.endOffset()]))
-    let ended = false
     let looking = false
     const look = async () => {
       if (looking || ended) return
@@ -228,15 +232,7 @@ export class ConsoleServer {
         looking = false
       }
     }
-    const timer = setInterval(() => { void look() }, TAIL_POLL_MS)
-    const end = () => {
-      if (ended) return
-      ended = true
-      this.tails--
-      clearInterval(timer)
-    }
-    res.once('close', end)
-    req.once('close', end)
+    timer = setInterval(() => { void look() }, TAIL_POLL_MS)
   }
 
   /**
@@ -283,29 +279,45 @@ export class ConsoleServer {
    * device's id whenever its status changes. A GET, but it only reads, and the cookie is SameSite=Strict.
    */
   private events(req: AnyRequest, res: AnyResponse): void {
-    if (!this.signedIn(req)) return sendJson(res, 401, { code: 'AUTH_FAILED', message: 'not signed in to the console (or the session expired): sign in with the admin token' })
+    if (!this.signedIn(req)) return sendJson(res, 401, NOT_SIGNED_IN)
     if (!this.o.fleet) return sendJson(res, 404, { code: 'NOT_FOUND', message: 'this relay has no devices page' })
-    if (this.eventStreams >= MAX_EVENT_STREAMS) return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: `${MAX_EVENT_STREAMS} console event streams are open; close a tab` }, 'application/json', { 'retry-after': '5' })
-    this.eventStreams++
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
-    // Either protocol's response writes a string the same way.
-    const write = (text: string) => (res as { write(chunk: string): boolean }).write(text)
-    write('retry: 3000\n\n')
-    const unsubscribeDevices = this.o.fleet.fleet.subscribe((device) => { write(`event: device\ndata: ${JSON.stringify({ device })}\n\n`) })
-    // Each rates step (10 s): the streams page fetches its figures again.
+    const stop: (() => void)[] = []
+    const write = this.eventStream(req, res, 'events', `${MAX_EVENT_STREAMS} console event streams are open; close a tab`, () => { for (const fn of stop) fn() })
+    if (!write) return
+    const fleet = this.o.fleet.fleet
+    const unsubscribeDevices = fleet.subscribe((device) => { write(`event: device\ndata: ${JSON.stringify({ device })}\n\n`) })
+    // Each rates step (10 s): the streams and delivery pages fetch their figures again.
     const unsubscribeStreams = this.o.dataStreams?.rates.onStep(() => { write('event: streams\ndata: {}\n\n') }) ?? (() => {})
-    const unsubscribe = () => { unsubscribeDevices(); unsubscribeStreams() }
     const heartbeat = setInterval(() => write(': \n\n'), EVENT_HEARTBEAT_MS)
+    stop.push(unsubscribeDevices, unsubscribeStreams, () => clearInterval(heartbeat))
+  }
+
+  /**
+   * Starts a server-sent event stream of `kind` (at most MAX_TAILS tails, MAX_EVENT_STREAMS event
+   * streams open at once; past that 503 with `refusal`): its writer, or null when refused. `onEnd`
+   * runs once, when either side closes it.
+   */
+  private eventStream(req: AnyRequest, res: AnyResponse, kind: 'tails' | 'events', refusal: string, onEnd: () => void): ((text: string) => void) | null {
+    const limit = kind === 'tails' ? MAX_TAILS : MAX_EVENT_STREAMS
+    if (this.open[kind] >= limit) {
+      sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: refusal }, 'application/json', { 'retry-after': '5' })
+      return null
+    }
+    this.open[kind]++
+    res.writeHead(200, EVENT_STREAM_HEADERS)
+    // Either protocol's response writes a string the same way.
+    const write = (text: string) => { (res as { write(chunk: string): boolean }).write(text) }
+    write('retry: 3000\n\n')
     let ended = false
     const end = () => {
       if (ended) return
       ended = true
-      this.eventStreams--
-      unsubscribe()
-      clearInterval(heartbeat)
+      this.open[kind]--
+      onEnd()
     }
     res.once('close', end)
     req.once('close', end)
+    return write
   }
 
   private login(res: AnyResponse, body: Buffer, secure: boolean): void {

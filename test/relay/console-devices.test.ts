@@ -8,21 +8,14 @@ import t from 'tap'
 import mqtt from 'mqtt'
 import { gzipSync } from 'node:zlib'
 import { testRelay } from '../helpers/relay.js'
-
-const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
-
-async function signIn(endpoint: string, token: string): Promise<string> {
-  const r = await fetch(`${endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token }) })
-  if (r.status !== 204) throw new Error(`login answered ${r.status}`)
-  return r.headers.get('set-cookie')!.split(';')[0]!
-}
+import { CONSOLE_HEADERS as HEADER, consoleCookie as signIn } from '../helpers/console.js'
+import type { DeviceView as View } from '../../relay/console/views.js'
 
 async function addDevice(endpoint: string, token: string, id: string): Promise<string> {
   const r = await fetch(`${endpoint}/admin/devices`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ id }) })
   return ((await r.json()) as { secret: string }).secret
 }
 
-interface View { id: string; registered: boolean; online: boolean | null; lastSeenMs: number | null; backlog: number | null; oldestAgeMs: number | null; drops: Record<string, number>; deadLetters: number; link: string | null; serial: { name: string; state: string; readings: number }[]; cameras: { name: string; state: string }[]; alarms: string[] }
 
 async function devices(endpoint: string, cookie: string): Promise<View[]> {
   const r = await fetch(`${endpoint}/console/api/devices`, { method: 'POST', headers: { ...HEADER, cookie }, body: '{}' })

@@ -7,19 +7,15 @@
 import t from 'tap'
 import { CreateStreamCommand, KinesisClient, PutRecordsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis'
 import { manualClock, testRelay } from '../helpers/relay.js'
-
-const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
-
-interface Shard { shardId: string; from: number; to: number; open: boolean; parent: string | null; records: number }
-interface StreamView { name: string; status: string; retentionHours: number; encrypted: boolean; shards: Shard[]; incoming: { stepMs: number; recordsPerSecond: number[]; bytesPerSecond: number[] } }
+import { CONSOLE_HEADERS as HEADER, consoleCookie } from '../helpers/console.js'
+import type { StreamView } from '../../relay/console/views.js'
 
 t.test('streams with their shards and incoming rates, stepped on the relay clock and pushed', async (t) => {
   const clock = manualClock()
   const relay = await testRelay(t, { httpHost: '127.0.0.1' }, { clock })
   const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1 })
   t.teardown(() => client.destroy())
-  const login = await fetch(`${relay.endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token: relay.adminToken }) })
-  const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+  const cookie = await consoleCookie(relay.endpoint, relay.adminToken)
   const overview = async (): Promise<StreamView[]> => {
     const r = await fetch(`${relay.endpoint}/console/api/streams-overview`, { method: 'POST', headers: { ...HEADER, cookie }, body: '{}' })
     t.equal(r.status, 200)
@@ -71,8 +67,7 @@ t.test('a live tail sends a stream\'s records as they arrive, from its end, with
   const relay = await testRelay(t, { httpHost: '127.0.0.1' })
   const client = new KinesisClient({ endpoint: relay.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1 })
   t.teardown(() => client.destroy())
-  const login = await fetch(`${relay.endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token: relay.adminToken }) })
-  const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+  const cookie = await consoleCookie(relay.endpoint, relay.adminToken)
   await client.send(new CreateStreamCommand({ StreamName: 'tailed', ShardCount: 2 }))
   await client.send(new PutRecordsCommand({ StreamName: 'tailed', Records: [{ PartitionKey: 'before', Data: Buffer.from('not shown: before the tail') }] }))
 

@@ -12,10 +12,10 @@ import { promisify } from 'node:util'
 import { CreateStreamCommand, KinesisVideoClient } from '@aws-sdk/client-kinesis-video'
 import { manualClock, testRelay, type TestClock } from '../helpers/relay.js'
 import { chunksOf, clip, videoDevice, type VideoDevice } from './video-fixtures.js'
+import { CONSOLE_HEADERS as HEADER, consoleCookie as signIn } from '../helpers/console.js'
 
 const exec = promisify(execFile)
 const KEY = { accessKeyId: 'AKIDVIEWERTEST', secretAccessKey: 'viewer-secret' }
-const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
 
 async function setup(t: Test, withKeys = true) {
   const clock = manualClock()
@@ -29,12 +29,6 @@ async function login(endpoint: string, token: string): Promise<Response> {
   return fetch(`${endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token }) })
 }
 
-/** The cookie's name=value from a successful login. */
-async function signIn(endpoint: string, token: string): Promise<string> {
-  const r = await login(endpoint, token)
-  if (r.status !== 204) throw new Error(`login answered ${r.status}`)
-  return r.headers.get('set-cookie')!.split(';')[0]!
-}
 
 function api(endpoint: string, name: string, body: unknown, cookie?: string, headers: Record<string, string> = HEADER): Promise<Response> {
   return fetch(`${endpoint}/console/api/${name}`, { method: 'POST', headers: { ...headers, ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) })
