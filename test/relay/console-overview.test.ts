@@ -15,16 +15,18 @@ import {
 import { CreateDeliveryStreamCommand, FirehoseClient, PutRecordBatchCommand } from '@aws-sdk/client-firehose'
 import { manualClock, testRelay, type TestClock } from '../helpers/relay.js'
 import { tempDir } from '../helpers/tmp.js'
+import { until } from '../helpers/browser.js'
+import { CONSOLE_HEADERS as HEADER, consoleCookie } from '../helpers/console.js'
 import { Fleet } from '../../relay/fleet.js'
 import { RATE_STEPS, StreamRates } from '../../relay/stream-rates.js'
 import type { ConsumerView, DeliveryView, StreamView } from '../../relay/console/views.js'
+import { deliveryViews } from '../../relay/console/overview.js'
+import type { DeliveryStreamDescription, SinkTarget } from '../../relay/delivery/types.js'
 
-const HEADER = { 'x-tributary-console': '1', 'content-type': 'application/json' }
 const KEY = { accessKeyId: 'x', secretAccessKey: 'y' }
 
 async function consoleOf(t: Test, endpoint: string, adminToken: string) {
-  const login = await fetch(`${endpoint}/console/login`, { method: 'POST', headers: HEADER, body: JSON.stringify({ token: adminToken }) })
-  const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+  const cookie = await consoleCookie(endpoint, adminToken)
   const call = async <T>(name: string): Promise<T> => {
     const r = await fetch(`${endpoint}/console/api/${name}`, { method: 'POST', headers: { ...HEADER, cookie }, body: '{}' })
     t.equal(r.status, 200, name)
@@ -34,14 +36,6 @@ async function consoleOf(t: Test, endpoint: string, adminToken: string) {
     cookie,
     readers: async (stream: string): Promise<ConsumerView[]> => (await call<{ streams: StreamView[] }>('streams-overview')).streams.find((s) => s.name === stream)?.consumers ?? [],
     deliveries: async (): Promise<DeliveryView[]> => (await call<{ deliveries: DeliveryView[] }>('deliveries')).deliveries,
-  }
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
   }
 }
 
@@ -66,7 +60,7 @@ t.test("a stream's readers: a checkpointing consumer's records and time behind, 
 
   const { Consumer } = await client.send(new RegisterStreamConsumerCommand({ StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/read', ConsumerName: 'fan' }))
   // Registration takes a few seconds on the relay's clock, as on AWS.
-  await until('the consumer to be active', async () => (clock.advance(1000), true) && (await client.send(new DescribeStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN! }))).ConsumerDescription?.ConsumerStatus === 'ACTIVE')
+  await until('the consumer to be active', async () => (clock.advance(1000), true) && (await client.send(new DescribeStreamConsumerCommand({ ConsumerARN: Consumer!.ConsumerARN! }))).ConsumerDescription?.ConsumerStatus === 'ACTIVE', 20_000)
   t.match((await readers('read')).find((r) => r.name === 'fan'), { kind: 'fan-out', status: 'ACTIVE', shardsFollowed: 0, behindRecords: 0, updatedMs: null }, 'registered, not subscribed')
 
   const abort = new AbortController()
@@ -76,7 +70,7 @@ t.test("a stream's readers: a checkpointing consumer's records and time behind, 
   const reading = (async () => {
     for await (const ev of sub.EventStream!) received += ev.SubscribeToShardEvent?.Records?.length ?? 0
   })().catch(() => {})
-  await until('the subscription to read the 10 records', async () => received >= 10)
+  await until('the subscription to read the 10 records', async () => received >= 10, 20_000)
   t.match((await readers('read')).find((r) => r.name === 'fan'), { kind: 'fan-out', shardsFollowed: 1, behindRecords: 0, behindMs: 0 }, 'subscribed and caught up')
   abort.abort()
   await reading
@@ -105,7 +99,7 @@ t.test('delivery streams: delivered, backlog and freshness, failures by code; a 
   await until('the good one to deliver and the bad one to fail', async () => {
     const list = await deliveries()
     return list.find((d) => d.name === 'good')?.recordsDelivered === 20 && Object.keys(list.find((d) => d.name === 'bad')?.failuresByCode ?? {}).length > 0
-  })
+  }, 20_000)
   const [bad, good] = await deliveries()
   t.match(good, { name: 'good', status: 'ACTIVE', source: 'direct put', destination: `files in ${join(dir, 'landing')}`, recordsDelivered: 20, backlogRecords: 0, freshnessSeconds: 0, failuresByCode: {} })
   t.ok(good!.lastDeliveryMs !== null && good!.bytesDelivered > 0)
@@ -139,7 +133,7 @@ t.test('pushed-event streams and live tails are bounded; a closed one frees its 
     t.equal(refused.headers.get('retry-after'), '5')
     t.match(await refused.json(), { code: 'SERVICE_UNAVAILABLE' })
     opened[0]!.close()
-    await until('a place to be freed', async () => (await open(path)).status === 200)
+    await until('a place to be freed', async () => (await open(path)).status === 200, 20_000)
     for (const o of opened) o.close()
   }
   // Reading, the tail still answers what it sees: a record put while a tail is open arrives.
@@ -157,7 +151,7 @@ t.test('pushed-event streams and live tails are bounded; a closed one frees its 
     }
     await r.body?.cancel()
     return false
-  })
+  }, 20_000)
   // GetRecords still reads what the tail showed: a tail takes nothing from the stream.
   const { ShardIterator } = await client.send(new GetShardIteratorCommand({ StreamName: 'tailed', ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }))
   t.equal((await client.send(new GetRecordsCommand({ ShardIterator }))).Records?.length, 1)
@@ -203,4 +197,16 @@ t.test("a stream's rates are kept while anything was stored within the hour, and
   rates.add('gone', 5, 50)
   rates.step()
   t.same(rates.of('gone').recordsPerSecond, [0.5], 'a stream stored to again starts a new series')
+})
+
+t.test("the delivery page names each sink without what may be secret: a connection string's password, a URL's user or query", async (t) => {
+  const stats = { recordsDelivered: 0, bytesDelivered: 0, batchesDelivered: 0, recordsFailed: {}, failuresByCode: {}, backlogRecords: 0, freshnessSeconds: 0, lastDeliveryMs: null, lastError: null }
+  const of = (sink: Partial<SinkTarget>) => deliveryViews([{ config: { name: 'd', source: { type: 'direct' }, sink }, status: 'ACTIVE', stats } as unknown as DeliveryStreamDescription])[0]!.destination
+  t.equal(of({ type: 'files', directory: '/data/out' }), 'files in /data/out')
+  t.equal(of({ type: 's3', bucket: 'landing', endpoint: 'http://key:secret@swift:8080/path?x=1' }), 's3://landing at http://swift:8080')
+  t.equal(of({ type: 's3', bucket: 'landing' }), 's3://landing')
+  t.equal(of({ type: 'postgres', connectionString: 'postgres://app:hunter2@db/test', table: 'events' }), 'PostgreSQL table events')
+  t.equal(of({ type: 'http', url: 'https://user:pw@collector.example:9443/in?token=abc', name: 'collector' }), 'HTTP endpoint collector at https://collector.example:9443')
+  t.equal(of({ type: 'splunk', url: 'https://splunk:8088', token: 'hec-token' }), 'Splunk at https://splunk:8088')
+  t.equal(of({ type: 'http', url: 'not a url' }), 'HTTP endpoint at (an invalid URL)')
 })
